@@ -1,0 +1,6 @@
+"""The factorizations of the analogy table behind one protocol (see ``_protocol``)."""
+
+from ._protocol import Factorization, autograd_loss_and_grad, generators, loss_and_grad
+from .matrix import MatrixFactorization
+
+__all__ = ["Factorization", "MatrixFactorization", "autograd_loss_and_grad", "generators", "loss_and_grad"]

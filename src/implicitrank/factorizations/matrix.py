@@ -1,0 +1,184 @@
+"""Deep matrix factorization W = W_N ⋯ W_1 (Arora, Cohen, Hu & Luo, NeurIPS 2019).
+
+Every factor carries a leading run dimension B: ``params[j]`` has shape ``(B, d_{j+1}, d_j)`` with
+``d_0 = n`` (columns), ``d_N = m`` (rows) and hidden widths ``d_1 … d_{N-1}`` (default
+``min(m, n)``, which does not constrain the rank). Depth 1 is gradient descent on W itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ._protocol import batched_normal
+
+INITS = ("gaussian", "balanced", "identity", "orthogonal")
+
+
+@dataclass(frozen=True)
+class MatrixFactorization:
+    """Depth-``depth`` factorization of an ``rows x cols`` matrix.
+
+    Parameters
+    ----------
+    rows, cols : the shape of the end-to-end matrix W.
+    depth : N >= 1, the number of factors.
+    widths : hidden widths d_1..d_{N-1}; ``None`` means ``min(rows, cols)`` each.
+    init : ``gaussian`` (i.i.d. N(0, s^2), s = init_scale^(1/N)/sqrt(min(m,n)), so that
+        ||W(0)||_F ≈ init_scale·sqrt(min(m,n)) as in Arora et al. 2019 §5); ``balanced`` (a Gaussian
+        end-to-end matrix of that norm split by SVD into exactly balanced factors,
+        W_{j+1}^T W_{j+1} = W_j W_j^T); ``identity`` (W(0) = init_scale·I, each factor
+        init_scale^(1/N) times a rectangular identity, also balanced); ``orthogonal`` (each factor
+        init_scale^(1/N) times a random matrix with orthonormal rows or columns).
+    """
+
+    rows: int
+    cols: int
+    depth: int = 3
+    widths: tuple[int, ...] | None = None
+    init_method: str = "gaussian"
+    quantity_name: str = "singular_values"
+
+    def __post_init__(self) -> None:
+        if self.rows < 1 or self.cols < 1:
+            raise ValueError(f"shape must be positive, got rows={self.rows}, cols={self.cols}")
+        if self.depth < 1:
+            raise ValueError(f"depth must be >= 1, got {self.depth}")
+        if self.init_method not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {self.init_method!r}")
+        if self.widths is not None:
+            if len(self.widths) != self.depth - 1:
+                raise ValueError(f"widths must have depth-1 = {self.depth - 1} entries, got {len(self.widths)}")
+            if any(w < 1 for w in self.widths):
+                raise ValueError(f"widths must be positive, got {self.widths}")
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.rows, self.cols)
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        """(d_0, ..., d_N): d_0 = cols, d_N = rows."""
+        hidden = self.widths if self.widths is not None else (min(self.rows, self.cols),) * (self.depth - 1)
+        return (self.cols, *hidden, self.rows)
+
+    def init(
+        self,
+        batch: int,
+        init_scale: Tensor,
+        generator: Sequence[torch.Generator],
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+    ) -> list[Tensor]:
+        gens = list(generator)
+        if len(gens) != batch:
+            raise ValueError(f"need one generator per run: batch={batch}, generators={len(gens)}")
+        scale = torch.as_tensor(init_scale, dtype=torch.float64).reshape(-1)
+        if scale.numel() == 1:
+            scale = scale.expand(batch)
+        if scale.numel() != batch or bool((scale <= 0).any()):
+            raise ValueError(f"init_scale must be positive, one per run (batch={batch}), got {scale.tolist()}")
+        dims, n_min, N = self.dims, min(self.rows, self.cols), self.depth
+        per_factor = scale ** (1.0 / N)
+        params: list[Tensor]
+        if self.init_method == "gaussian":
+            s = (per_factor / n_min**0.5).view(-1, 1, 1)
+            params = [s * batched_normal(gens, (dims[j + 1], dims[j]), dtype=torch.float64, device="cpu")
+                      for j in range(N)]
+        elif self.init_method == "identity":
+            params = [per_factor.view(-1, 1, 1) * torch.eye(dims[j + 1], dims[j], dtype=torch.float64).expand(
+                batch, -1, -1) for j in range(N)]
+        elif self.init_method == "orthogonal":
+            params = []
+            for j in range(N):
+                a = batched_normal(gens, (max(dims[j + 1], dims[j]), min(dims[j + 1], dims[j])),
+                                   dtype=torch.float64, device="cpu")
+                q = torch.linalg.qr(a).Q
+                q = q if dims[j + 1] >= dims[j] else q.transpose(1, 2)
+                params.append(per_factor.view(-1, 1, 1) * q)
+        else:
+            params = self._balanced(gens, scale)
+        return [p.to(dtype=dtype, device=device).contiguous() for p in params]
+
+    def _balanced(self, gens: list[torch.Generator], scale: Tensor) -> list[Tensor]:
+        """Split a Gaussian end-to-end matrix of norm init_scale·sqrt(min(m,n)) into balanced factors.
+
+        With W = U S V^T (thin SVD, k = min(m,n)) take W_1 = S^(1/N) V^T (padded), W_j = S^(1/N) for the
+        middle factors and W_N = U S^(1/N); then W_{j+1}^T W_{j+1} = W_j W_j^T for every j.
+        """
+        dims, N, k = self.dims, self.depth, min(self.rows, self.cols)
+        if any(w < k for w in dims[1:-1]):
+            raise ValueError(f"balanced init needs every width >= min(rows, cols) = {k}, got {dims[1:-1]}")
+        target = batched_normal(gens, (self.rows, self.cols), dtype=torch.float64, device="cpu")
+        target = target * (scale * k**0.5 / torch.linalg.matrix_norm(target)).view(-1, 1, 1)
+        if N == 1:
+            return [target]
+        u, s, vh = torch.linalg.svd(target, full_matrices=False)
+        root = torch.diag_embed(s ** (1.0 / N))
+        batch = target.shape[0]
+        params = []
+        for j in range(N):
+            d_out, d_in = dims[j + 1], dims[j]
+            block = torch.zeros(batch, d_out, d_in, dtype=torch.float64)
+            if j == 0:
+                block[:, :k, :] = root @ vh
+            elif j == N - 1:
+                block[:, :, :k] = u @ root
+            else:
+                block[:, :k, :k] = root
+            params.append(block)
+        return params
+
+    def end_to_end(self, params: list[Tensor]) -> Tensor:
+        """W = W_N ⋯ W_1, shape (B, rows, cols)."""
+        product = params[0]
+        for factor in params[1:]:
+            product = factor @ product
+        return product
+
+    def evaluate(self, params: list[Tensor], indices: Tensor) -> Tensor:
+        """Entries W[i, j] at ``indices`` of shape (M, 2) or (B, M, 2); returns (B, M)."""
+        w = self.end_to_end(params)
+        flat = indices[..., 0] * self.cols + indices[..., 1]
+        if flat.dim() == 1:
+            flat = flat.expand(w.shape[0], -1)
+        return w.reshape(w.shape[0], -1).gather(1, flat)
+
+    def quantities(self, params: list[Tensor]) -> Tensor:
+        """Singular values of W, (B, min(m, n)), descending."""
+        return torch.linalg.svdvals(self.end_to_end(params))
+
+    def loss_and_grad(
+        self, params: list[Tensor], dense_loss_and_grad: Callable[[Tensor], tuple[Tensor, Tensor]]
+    ) -> tuple[Tensor, list[Tensor]]:
+        """Loss and closed-form gradients: dL/dW_j = (W_N⋯W_{j+1})^T ∇L(W) (W_{j-1}⋯W_1)^T.
+
+        Prefix products are kept from the forward pass; the backward pass carries
+        A_j = (W_N⋯W_{j+1})^T ∇L(W) down the chain, so a step costs 3(N-1) matmuls, like autograd but
+        without its bookkeeping.
+        """
+        prefixes = [params[0]]
+        for factor in params[1:]:
+            prefixes.append(factor @ prefixes[-1])
+        loss, grad_w = dense_loss_and_grad(prefixes[-1])
+        grads: list[Tensor] = [grad_w] * len(params)
+        carried = grad_w
+        for j in range(len(params) - 1, 0, -1):
+            grads[j] = carried @ prefixes[j - 1].transpose(1, 2)
+            carried = params[j].transpose(1, 2) @ carried
+        grads[0] = carried
+        return loss, grads
+
+    def balancedness(self, params: list[Tensor]) -> Tensor:
+        """max_j ||W_{j+1}^T W_{j+1} − W_j W_j^T||_F per run, (B,); zero at a balanced point and
+        conserved by gradient flow (Arora et al. 2018, Thm. 1)."""
+        if len(params) == 1:
+            return torch.zeros(params[0].shape[0], dtype=params[0].dtype, device=params[0].device)
+        gaps = [torch.linalg.matrix_norm(params[j + 1].transpose(1, 2) @ params[j + 1]
+                                         - params[j] @ params[j].transpose(1, 2))
+                for j in range(len(params) - 1)]
+        return torch.stack(gaps, dim=1).amax(dim=1)

@@ -1,0 +1,66 @@
+"""Spectral measurements of (batched) matrices: norms, effective rank, numerical rank, errors.
+
+All functions take singular values or matrices with a leading run dimension and return one number
+per run.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def singular_values(w: Tensor, top: int | None = None) -> Tensor:
+    """Singular values of (B, m, n) matrices, descending, (B, min(m,n)) or the top ``top``."""
+    s = torch.linalg.svdvals(w)
+    return s if top is None else s[..., :top]
+
+
+def effective_rank(values: Tensor) -> Tensor:
+    """Effective rank exp(H(p)), p_i = σ_i/Σ_j σ_j, H the Shannon entropy (Roy & Vetterli 2007).
+
+    ``values`` are nonnegative (singular values, component norms), (..., K). All-zero gives 0.
+    """
+    total = values.sum(-1, keepdim=True)
+    p = values / total.clamp_min(torch.finfo(values.dtype).tiny)
+    entropy = -(p * torch.log(p.clamp_min(torch.finfo(values.dtype).tiny))).sum(-1)
+    return torch.where(total.squeeze(-1) > 0, entropy.exp(), torch.zeros_like(entropy))
+
+
+def numerical_rank(values: Tensor, tol: float = 1e-3, relative: bool = True) -> Tensor:
+    """Number of values above ``tol`` (times the largest one when ``relative``), (...,)."""
+    if tol <= 0:
+        raise ValueError(f"tol must be positive, got {tol}")
+    cut = tol * values.amax(-1, keepdim=True) if relative else torch.full_like(values[..., :1], tol)
+    return (values > cut).sum(-1)
+
+
+def schatten_norm(values: Tensor, p: float) -> Tensor:
+    """Schatten-p norm (Σ σ_i^p)^(1/p); p = 1 nuclear, 2 Frobenius, inf spectral."""
+    if p == float("inf"):
+        return values.amax(-1)
+    if p <= 0:
+        raise ValueError(f"p must be positive, got {p}")
+    return values.pow(p).sum(-1).pow(1.0 / p)
+
+
+def nuclear_norm(values: Tensor) -> Tensor:
+    return values.sum(-1)
+
+
+def frobenius_norm(values: Tensor) -> Tensor:
+    return values.pow(2).sum(-1).sqrt()
+
+
+def spectral_norm(values: Tensor) -> Tensor:
+    return values.amax(-1)
+
+
+def relative_error(w: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
+    """||W − W*||_F / ||W*||_F per run (restricted to ``mask`` where given). Its square is the
+    "reconstruction error" of Arora et al. 2019 (the mean of (W−W*)² when ||W*||_F² = m·n)."""
+    diff, ref = (w - target).flatten(1), target.flatten(1).expand_as((w - target).flatten(1))
+    if mask is not None:
+        keep = mask.flatten(1).expand_as(diff)
+        diff, ref = diff * keep, ref * keep
+    return torch.linalg.vector_norm(diff, dim=1) / torch.linalg.vector_norm(ref, dim=1).clamp_min(1e-30)

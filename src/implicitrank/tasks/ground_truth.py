@@ -1,0 +1,27 @@
+"""Ground-truth generators: random low-rank matrices (Arora et al. 2019 §5)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def low_rank_matrix(
+    rows: int, cols: int, rank: int, *, seed: int = 0, frobenius_norm: float | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> Tensor:
+    """W* = U V^T with U ∈ R^{rows×rank}, V ∈ R^{cols×rank} i.i.d. N(0, 1), rescaled so that
+    ||W*||_F = ``frobenius_norm`` (default sqrt(rows·cols): entries of RMS 1, i.e. ||W*||_F = n = 100
+    for the papers' 100×100 target)."""
+    if rows < 1 or cols < 1:
+        raise ValueError(f"shape must be positive, got {rows}x{cols}")
+    if not 1 <= rank <= min(rows, cols):
+        raise ValueError(f"rank must be in [1, min(rows, cols)] = [1, {min(rows, cols)}], got {rank}")
+    g = torch.Generator().manual_seed(int(seed))
+    u = torch.randn(rows, rank, generator=g, dtype=torch.float64)
+    v = torch.randn(cols, rank, generator=g, dtype=torch.float64)
+    w = u @ v.T
+    norm = (rows * cols) ** 0.5 if frobenius_norm is None else float(frobenius_norm)
+    if norm <= 0:
+        raise ValueError(f"frobenius_norm must be positive, got {frobenius_norm}")
+    return (w * (norm / torch.linalg.matrix_norm(w))).to(dtype)

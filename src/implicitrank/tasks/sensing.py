@@ -1,0 +1,65 @@
+"""Matrix sensing: y_i = <A_i, W*> with Gaussian measurement matrices (Arora et al. 2019 §5).
+
+Loss: the mean over measurements of (<A_i, W> − y_i)², no ½. The measurements are stored as one
+(M, m·n) matrix A (shared by the runs), so the prediction is the matrix–vector product A vec(W) and
+the gradient Aᵀ(2r/M): no B×M×m×n product is ever formed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class Sensing:
+    shape: tuple[int, ...]
+    measurements: Tensor  # (M, numel), rows are vec(A_i)
+    values: Tensor  # (B, M)
+    target: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        numel = math.prod(self.shape)
+        if self.measurements.dim() != 2 or self.measurements.shape[1] != numel:
+            raise ValueError(f"measurements must be (M, {numel}), got {tuple(self.measurements.shape)}")
+        if self.values.dim() != 2 or self.values.shape[1] != self.measurements.shape[0]:
+            raise ValueError(f"values must be (B, M={self.measurements.shape[0]}), got {tuple(self.values.shape)}")
+        if self.values.shape[1] == 0:
+            raise ValueError("the measurement set is empty: num_observations must be >= 1")
+
+    @property
+    def batch(self) -> int:
+        return self.values.shape[0]
+
+    @property
+    def num_observations(self) -> int:
+        return self.values.shape[1]
+
+    def to(self, device: torch.device | str, dtype: torch.dtype) -> Sensing:
+        target = None if self.target is None else self.target.to(device=device, dtype=dtype)
+        return Sensing(self.shape, self.measurements.to(device=device, dtype=dtype),
+                       self.values.to(device=device, dtype=dtype), target)
+
+    def loss(self, model, params: list[Tensor]) -> Tensor:
+        w = model.end_to_end(params).reshape(self.batch, -1)
+        return (w @ self.measurements.T - self.values).pow(2).mean(dim=1)
+
+    def dense_loss_and_grad(self, w: Tensor) -> tuple[Tensor, Tensor]:
+        residual = w.reshape(w.shape[0], -1) @ self.measurements.T - self.values
+        grad = (residual * (2.0 / self.num_observations)) @ self.measurements
+        return residual.pow(2).mean(dim=1), grad.view_as(w)
+
+
+def gaussian_sensing(target: Tensor, num_observations: int, seed: int = 0, batch: int = 1) -> Sensing:
+    """Measurement matrices with i.i.d. N(0, 1/n²) entries, n = the number of columns (papers.md §1)."""
+    if num_observations < 1:
+        raise ValueError(f"num_observations must be >= 1, got {num_observations}")
+    shape = tuple(target.shape)
+    g = torch.Generator().manual_seed(int(seed))
+    a = torch.randn(num_observations, math.prod(shape), generator=g, dtype=torch.float64) / shape[-1]
+    a = a.to(target.device)
+    values = (a @ target.reshape(-1).to(a.dtype)).expand(batch, -1)
+    return Sensing(shape, a, values, target=target.expand(batch, *shape))

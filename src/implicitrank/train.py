@@ -1,0 +1,182 @@
+"""The training loop: B runs in one tensor program, each stopping on its own.
+
+Each iteration evaluates the per-run loss and gradient at the current parameters (``step`` updates
+applied so far), updates each run's status on the device (no host synchronization: converged and
+diverged runs are masked out of the update, their step recorded), records metrics on a schedule, and
+applies the optimizer's update to the runs still active. The host looks at the status only every
+``sync_every`` steps and at recorded steps. A run whose loss becomes NaN/inf stops there with a
+message naming the step; what was recorded until then is kept.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from .factorizations import loss_and_grad
+from .optim import Optimizer, per_run
+
+Measure = Callable[[list[Tensor], Tensor], dict[str, Tensor]]
+LossAndGrad = Callable[[list[Tensor]], tuple[Tensor, list[Tensor]]]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """When to stop, record and checkpoint.
+
+    max_steps : at most this many updates per run.
+    loss_threshold : a run converges (and freezes) once its train loss is <= this.
+    record_every : record metrics every k steps (0: off).
+    record_per_decade : also record at about this many log-spaced steps per decade (0: off).
+    sync_every : how often the host checks whether every run has stopped.
+    checkpoint_every : call the checkpoint hook every k steps (0: never).
+    """
+
+    max_steps: int = 100_000
+    loss_threshold: float = 1e-6
+    record_every: int = 0
+    record_per_decade: int = 20
+    sync_every: int = 100
+    checkpoint_every: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_steps < 0:
+            raise ValueError(f"max_steps must be >= 0, got {self.max_steps}")
+        if not self.loss_threshold >= 0:
+            raise ValueError(f"loss_threshold must be >= 0, got {self.loss_threshold}")
+        for name in ("record_every", "record_per_decade", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.sync_every < 1:
+            raise ValueError(f"sync_every must be >= 1, got {self.sync_every}")
+
+    def records_at(self, step: int) -> bool:
+        """Whether metrics are recorded at ``step`` (step 0 and the last step always are)."""
+        if step == 0 or step == self.max_steps:
+            return True
+        if self.record_every and step % self.record_every == 0:
+            return True
+        if self.record_per_decade:
+            k = round(self.record_per_decade * math.log10(step))
+            return step == round(10 ** (k / self.record_per_decade))
+        return False
+
+
+@dataclass
+class TrainState:
+    """Everything needed to continue a batch of runs exactly where it stopped."""
+
+    step: int
+    params: list[Tensor]
+    optimizer_state: dict
+    active: Tensor  # (B,) bool: still updating
+    converged_at: Tensor  # (B,) long, -1 if not converged
+    diverged_at: Tensor  # (B,) long, -1 if not diverged
+    loss: Tensor  # (B,) latest train loss
+    records: list[dict[str, Tensor]] = field(default_factory=list)
+
+    @property
+    def steps(self) -> Tensor:
+        """Updates each run made: until it converged or diverged, else all."""
+        stop = torch.where(self.converged_at >= 0, self.converged_at, self.diverged_at)
+        return torch.where(stop >= 0, stop, torch.full_like(stop, self.step))
+
+    def messages(self) -> list[str]:
+        return [f"run {b}: train loss became NaN/inf at step {int(s)}; the run stopped there and the metrics "
+                f"recorded until then are kept" for b, s in enumerate(self.diverged_at.tolist()) if s >= 0]
+
+
+def start(params: list[Tensor], optimizer: Optimizer) -> TrainState:
+    """The state before the first step."""
+    batch, device = params[0].shape[0], params[0].device
+    never = torch.full((batch,), -1, dtype=torch.long, device=device)
+    return TrainState(0, params, optimizer.init(params), torch.ones(batch, dtype=torch.bool, device=device),
+                      never.clone(), never.clone(), torch.full((batch,), math.inf, device=device))
+
+
+def mark_status(state: TrainState, loss: Tensor, threshold: float) -> None:
+    """Update the per-run status from the loss at ``state.step``, on the device (no sync)."""
+    finite = torch.isfinite(loss)
+    reached = finite & (loss <= threshold)
+    state.diverged_at = torch.where(state.active & ~finite, state.step, state.diverged_at)
+    state.converged_at = torch.where(state.active & reached, state.step, state.converged_at)
+    state.active = state.active & finite & ~reached
+    state.loss = loss
+
+
+def record(state: TrainState, measure: Measure | None) -> None:
+    """Append the metrics at the current step (moved to the CPU) to ``state.records``."""
+    if state.records and state.records[-1]["step"] == state.step:
+        return
+    row: dict = {"step": state.step, "train_loss": state.loss.detach().cpu()}
+    if measure is not None:
+        row.update({k: v.detach().cpu() for k, v in measure(state.params, state.loss).items()})
+    state.records.append(row)
+
+
+def train(
+    model,
+    task,
+    params: list[Tensor],
+    optimizer: Optimizer,
+    lr: Tensor,
+    config: TrainConfig,
+    *,
+    measure: Measure | None = None,
+    state: TrainState | None = None,
+    on_checkpoint: Callable[[TrainState], None] | None = None,
+    objective: LossAndGrad | None = None,
+) -> TrainState:
+    """Train B runs of ``model`` on ``task`` until each converges, diverges or reaches ``max_steps``.
+
+    lr : (B,) learning rates, one per run. ``state`` continues a checkpointed batch (then ``params``
+    is ignored). ``objective`` overrides the loss-and-gradient function (default: the model's closed
+    form where it has one, else autograd).
+    """
+    lr = torch.as_tensor(lr, dtype=params[0].dtype, device=params[0].device).reshape(-1)
+    if state is None:
+        state = start(params, optimizer)
+    if lr.numel() != state.active.numel() or not bool((lr > 0).all()):
+        raise ValueError(f"lr must be positive, one per run ({state.active.numel()}), got {lr.tolist()}")
+    objective = objective or (lambda p: loss_and_grad(model, p, task))
+    bar = _progress(config, state.step)
+    try:
+        while True:
+            if on_checkpoint and config.checkpoint_every and state.step and state.step % config.checkpoint_every == 0:
+                on_checkpoint(state)
+            loss, grads = objective(state.params)
+            mark_status(state, loss, config.loss_threshold)
+            if config.records_at(state.step):
+                record(state, measure)
+            if state.step >= config.max_steps:
+                break
+            if state.step % config.sync_every == 0:
+                if bar is not None:
+                    bar.update(state.step - bar.n)
+                    bar.set_postfix(loss=f"{float(loss.nan_to_num(nan=math.inf).max()):.3g}",
+                                    active=int(state.active.sum()))
+                if not bool(state.active.any()):
+                    break
+            updates, state.optimizer_state = optimizer.update(grads, state.optimizer_state, lr)
+            state.params = [torch.where(per_run(state.active, p), p - u, p) for p, u in zip(state.params, updates)]
+            state.step += 1
+        record(state, measure)
+    finally:
+        if bar is not None:
+            bar.close()
+    return state
+
+
+def _progress(config: TrainConfig, initial: int):
+    if not config.progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=config.max_steps, initial=initial, unit="step", file=sys.stderr, leave=False,
+                dynamic_ncols=True)
