@@ -1,0 +1,17 @@
+"""Factorized layers for real networks: the implicit rank bias of depth put to work, then collapsed and compressed.
+
+``DeepLinear`` and ``DeepConv2d`` are drop-in ``nn.Linear``/``nn.Conv2d`` stored as deep matrix
+factorizations (Arora et al., NeurIPS 2019; ExpandNets, Guo et al., NeurIPS 2020). After training,
+``collapse`` turns them back into plain layers, ``compress`` truncates every layer's SVD into two thin
+layers, and ``layer_spectra`` / ``SpectraLog`` watch each layer's effective rank.
+"""
+
+from .collapse import CompressionReport, LayerCompression, collapse, compress
+from .deep_conv import DeepConv2d
+from .deep_linear import DeepLinear
+from .spectra import LayerSpectrum, SpectraLog, layer_spectra
+
+__all__ = [
+    "CompressionReport", "DeepConv2d", "DeepLinear", "LayerCompression", "LayerSpectrum", "SpectraLog", "collapse",
+    "compress", "layer_spectra",
+]

@@ -1,0 +1,118 @@
+"""A convolution stored as a k×k convolution followed by 1×1 convolutions (ExpandNets-style expansion).
+
+A 1×1 convolution mixes channels at each position, so it commutes with the spatial part of the k×k one:
+the stack is exactly one k×k convolution whose kernel, per group and flattened to a matrix
+``(out/g) x (in/g·k·k)``, is the product W_N ⋯ W_1 of the flattened kernels — a deep matrix
+factorization (Arora et al., NeurIPS 2019) of every group's kernel matrix (Guo, Alvarez & Salzmann,
+"ExpandNets", NeurIPS 2020, §3.1).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from ..factorizations import MatrixFactorization
+from ._init import matrix_factors
+
+Pair = int | tuple[int, int]
+
+
+def _pair(value: Pair, name: str) -> tuple[int, int]:
+    pair = (value, value) if isinstance(value, int) else tuple(value)
+    if len(pair) != 2 or any(not isinstance(v, int) for v in pair):
+        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+    return pair
+
+
+class DeepConv2d(nn.Module):
+    """A k×k ``groups``-grouped convolution ``in -> width`` then ``depth - 1`` grouped 1×1 convolutions
+    ``width -> … -> out`` (bias, if any, once at the end); mathematically one ``nn.Conv2d``.
+
+    Parameters
+    ----------
+    in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias : as ``nn.Conv2d``
+        (zero padding; ``padding`` may also be ``"same"`` or ``"valid"``).
+    depth : N >= 1 convolutions in the stack (1 is a plain convolution).
+    width : channels between the convolutions, a multiple of ``groups``; ``None`` means ``out_channels``,
+        which leaves each group's kernel rank unconstrained.
+    init_scale, init, generator : per group as in :class:`~implicitrank.nn.DeepLinear`.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Pair,
+        depth: int,
+        width: int | None = None,
+        *,
+        stride: Pair = 1,
+        padding: Pair | str = 0,
+        dilation: Pair = 1,
+        groups: int = 1,
+        bias: bool = True,
+        init_scale: float = 1.0,
+        init: str = "gaussian",
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        if groups < 1:
+            raise ValueError(f"groups must be >= 1, got {groups}")
+        width = out_channels if width is None else width
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("width", width)):
+            if value < 1 or value % groups:
+                raise ValueError(f"{name} must be a positive multiple of groups={groups}, got {value}")
+        if isinstance(padding, str) and padding not in ("same", "valid"):
+            raise ValueError(f"padding must be an int, a pair of ints, 'same' or 'valid', got {padding!r}")
+        self.in_channels, self.out_channels, self.depth, self.width, self.groups = (
+            in_channels, out_channels, depth, width, groups)
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.stride, self.dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
+        self.padding = padding if isinstance(padding, str) else _pair(padding, "padding")
+        kh, kw = self.kernel_size
+        rows, cols = out_channels // groups, in_channels // groups * kh * kw
+        self.factorization = MatrixFactorization(
+            rows, cols, depth=depth, widths=None if depth == 1 else (width // groups,) * (depth - 1))
+        factors = matrix_factors(rows, cols, depth, width // groups, init=init, init_scale=init_scale,
+                                 groups=groups, generator=generator, dtype=dtype, device=device)
+        first = factors[0].reshape(-1, in_channels // groups, kh, kw)
+        rest = [f.reshape(-1, f.shape[-1], 1, 1) for f in factors[1:]]
+        self.kernels = nn.ParameterList([nn.Parameter(k.contiguous()) for k in (first, *rest)])
+        self.bias = nn.Parameter(torch.zeros(out_channels, dtype=first.dtype, device=first.device)) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        last = len(self.kernels) - 1
+        x = F.conv2d(x, self.kernels[0], self.bias if last == 0 else None, self.stride, self.padding,
+                     self.dilation, self.groups)
+        for j in range(1, last + 1):
+            x = F.conv2d(x, self.kernels[j], self.bias if j == last else None, groups=self.groups)
+        return x
+
+    def end_to_end(self) -> Tensor:
+        """The equivalent kernel, shape (out_channels, in_channels/groups, kh, kw): per group the product
+        of the flattened kernels, W_N ⋯ W_1 with W_1 of shape (width/g, in/g·kh·kw)."""
+        g = self.groups
+        matrices = [k.reshape(g, k.shape[0] // g, -1) for k in self.kernels]
+        product = self.factorization.end_to_end(matrices)
+        return product.reshape(self.out_channels, self.in_channels // g, *self.kernel_size)
+
+    def collapsed(self) -> nn.Conv2d:
+        """The equivalent ``nn.Conv2d`` (a copy)."""
+        weight = self.end_to_end().detach()
+        plain = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size, stride=self.stride,
+                          padding=self.padding, dilation=self.dilation, groups=self.groups,
+                          bias=self.bias is not None, device=weight.device, dtype=weight.dtype)
+        with torch.no_grad():
+            plain.weight.copy_(weight)
+            if self.bias is not None:
+                plain.bias.copy_(self.bias)
+        return plain
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, depth={self.depth}, "
+                f"width={self.width}, stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
+                f"groups={self.groups}, bias={self.bias is not None}")

@@ -1,0 +1,90 @@
+"""A linear layer stored as a deep matrix factorization, y = W_N ⋯ W_1 x + b.
+
+Same function class as ``nn.Linear`` (the hidden widths default to ``min(in, out)``, which leaves the
+rank unconstrained), but gradient descent on the factors drives the end-to-end matrix towards low rank:
+its singular values move as σ̇ ∝ σ^{2−2/N} and are learned one at a time from a small initialization
+(Arora, Cohen, Hu & Luo, NeurIPS 2019, Thm. 3). Linear over-parameterization of this kind is what
+ExpandNets (Guo, Alvarez & Salzmann, NeurIPS 2020) collapse after training.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from ..factorizations import MatrixFactorization
+from ._init import matrix_factors
+
+
+class DeepLinear(nn.Module):
+    """y = W_N ⋯ W_1 x + b with W_j of shape (d_j, d_{j-1}), d_0 = ``in_features``, d_N = ``out_features``.
+
+    Parameters
+    ----------
+    in_features, out_features : the shape of the end-to-end map.
+    depth : N >= 1 factors (1 is a plain linear layer).
+    width : every hidden width d_1..d_{N-1}; ``None`` means ``min(in, out)`` (rank unconstrained).
+    init_scale : the scale of the end-to-end matrix at initialization, ||W(0)||_F ≈ init_scale·sqrt(min(in, out))
+        for the ``gaussian`` and ``balanced`` schemes (see :class:`MatrixFactorization`); small values
+        (e.g. 1e-3) bring out the implicit low-rank bias, ~1 matches common network initializations.
+    init : one of :data:`implicitrank.factorizations.matrix.INITS`.
+    bias : learn an additive bias b (initialized to zero), applied once after the product.
+    generator : the source of randomness; ``None`` draws from torch's global RNG.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        depth: int,
+        width: int | None = None,
+        *,
+        init_scale: float = 1.0,
+        init: str = "gaussian",
+        bias: bool = True,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        if in_features < 1 or out_features < 1:
+            raise ValueError(f"in_features and out_features must be >= 1, got {in_features}, {out_features}")
+        factors = matrix_factors(out_features, in_features, depth, width, init=init, init_scale=init_scale,
+                                 generator=generator, dtype=dtype, device=device)
+        self.in_features, self.out_features, self.depth = in_features, out_features, depth
+        self.factorization = MatrixFactorization(out_features, in_features, depth=depth,
+                                                 widths=None if width is None else (width,) * (depth - 1))
+        self.factors = nn.ParameterList([nn.Parameter(f[0]) for f in factors])
+        self.bias = nn.Parameter(torch.zeros(out_features, dtype=factors[0].dtype, device=factors[0].device)) \
+            if bias else None
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """(d_0, ..., d_N)."""
+        return self.factorization.dims
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Apply the factors one after another (never forming W), then the bias."""
+        for factor in self.factors:
+            x = F.linear(x, factor)
+        return x if self.bias is None else x + self.bias
+
+    def end_to_end(self) -> Tensor:
+        """The end-to-end matrix W = W_N ⋯ W_1, shape (out_features, in_features)."""
+        return self.factorization.end_to_end([f.unsqueeze(0) for f in self.factors])[0]
+
+    def collapsed(self) -> nn.Linear:
+        """The equivalent ``nn.Linear`` (a copy: later training of either leaves the other alone)."""
+        weight = self.end_to_end().detach()
+        plain = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None,
+                          device=weight.device, dtype=weight.dtype)
+        with torch.no_grad():
+            plain.weight.copy_(weight)
+            if self.bias is not None:
+                plain.bias.copy_(self.bias)
+        return plain
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, depth={self.depth}, "
+                f"widths={self.widths}, bias={self.bias is not None}")
