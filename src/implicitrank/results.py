@@ -1,0 +1,100 @@
+"""Run directories: ``config.json``, ``metrics.jsonl``, ``summary.json``, ``factors.pt``,
+``checkpoint.pt`` and plots, written atomically (temporary file + rename) so nothing is half-written.
+
+A rerun into an existing directory refuses or resumes; it never overwrites silently.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+CONFIG, METRICS, SUMMARY, FACTORS, CHECKPOINT = "config.json", "metrics.jsonl", "summary.json", "factors.pt", \
+    "checkpoint.pt"
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def to_jsonable(value: Any) -> Any:
+    """Tensors and numbers to plain JSON values (non-finite floats become null)."""
+    if isinstance(value, Tensor):
+        value = value.tolist()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+def write_json(path: Path, obj: Any) -> None:
+    text = json.dumps(to_jsonable(obj), indent=2, sort_keys=True) + "\n"
+    _atomic_write(path, lambda h: h.write(text.encode()))
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def write_metrics(path: Path, rows: Iterable[dict]) -> None:
+    text = "".join(json.dumps(to_jsonable(row)) + "\n" for row in rows)
+    _atomic_write(path, lambda h: h.write(text.encode()))
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    path = Path(run_dir) / METRICS
+    if not path.is_file():
+        raise FileNotFoundError(f"run_dir: no {METRICS} in {str(run_dir)!r}")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def save_torch(path: Path, obj: Any) -> None:
+    _atomic_write(path, lambda h: torch.save(obj, h))
+
+
+def load_torch(path: Path) -> Any:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def prepare_run_dir(run_dir: str | Path, config: dict, *, resume: bool) -> Path:
+    """Create ``run_dir`` for a new run, or check it for resuming.
+
+    Refuses (``FileExistsError``) a finished run, a directory of another configuration, a checkpoint
+    without ``resume``, and a non-empty directory that is not a run of ours.
+    """
+    run_dir = Path(run_dir)
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if (run_dir / SUMMARY).exists():
+            raise FileExistsError(f"out: {run_dir} holds a finished run (summary.json); choose another --out")
+        if not (run_dir / CONFIG).exists():
+            raise FileExistsError(f"out: {run_dir} is not empty and not a run directory; choose another --out")
+        if read_json(run_dir / CONFIG) != json.loads(json.dumps(to_jsonable(config))):
+            raise FileExistsError(f"out: {run_dir} holds a run of another configuration; choose another --out")
+        if not resume:
+            raise FileExistsError(f"out: {run_dir} holds an unfinished run; pass --resume to continue it")
+        return run_dir
+    write_json(run_dir / CONFIG, config)
+    return run_dir
+
+
+def is_finished(run_dir: str | Path) -> bool:
+    return (Path(run_dir) / SUMMARY).is_file()

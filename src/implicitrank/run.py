@@ -1,0 +1,367 @@
+"""One configuration in, one run directory out: the layer the command line and sweeps stand on.
+
+``RunConfig`` describes a single run. ``run_batch(configs, run_dirs)`` trains runs that differ only
+in per-run values (seed, data seed, init scale, learning rate) as one batched tensor program, writes
+each run's directory (see ``results``) and returns their summaries. Models are looked up in
+``MODELS`` (name -> ``ModelEntry``): every factorization of the analogy table plugs in there, so the
+rest — tasks, training, measurements, results, plots, the command line — is written once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from . import results
+from .factorizations import Factorization, MatrixFactorization, generators
+from .measure import effective_rank, relative_error
+from .optim import OPTIMIZERS, make_optimizer
+from .tasks import (
+    Completion,
+    complete_from_target,
+    gaussian_sensing,
+    load_npz_completion,
+    low_rank_matrix,
+    movielens_completion,
+)
+from .train import TrainConfig, TrainState, train
+
+METHODS = (*OPTIMIZERS, "gradient-flow")
+TASKS = ("completion", "sensing")
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+PER_RUN_FIELDS = ("seed", "data_seed", "init_scale", "lr")
+DENSE_LIMIT = 10_000_000  # largest end-to-end tensor (entries) formed for measurements
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A single run: model, task, optimizer, stopping and recording (validated on construction).
+
+    Loss: the mean over observations of the squared error, with no ½ (papers.md, conventions).
+    ``init_scale`` is the model's init scale (matrix: ||W(0)||_F ≈ init_scale·sqrt(min(m,n)); tensor
+    models: the std of factor entries). ``seed`` seeds the initialization, ``data_seed`` the
+    observation set, ``truth_seed`` the ground truth.
+    """
+
+    model: str = "matrix"
+    task: str = "completion"
+    shape: tuple[int, ...] = (100, 100)
+    rank: int = 5
+    num_observations: int = 2000
+    target_norm: float | None = None
+    data: str | None = None
+    depth: int = 3
+    width: int | None = None
+    components: int | None = None
+    tree: str = "balanced"
+    init: str = "gaussian"
+    init_scale: float = 1e-3
+    init_mean: float = 0.0
+    optimizer: str = "global-rmsprop"
+    lr: float = 1e-2
+    eps: float = 1e-4
+    rtol: float = 1e-4
+    atol: float = 1e-9
+    max_steps: int = 100_000
+    loss_threshold: float = 1e-6
+    seed: int = 0
+    data_seed: int = 0
+    truth_seed: int = 0
+    dtype: str = "float32"
+    device: str = "auto"
+    record_every: int = 0
+    record_per_decade: int = 20
+    checkpoint_every: int = 2000
+    top: int = 10
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
+        _choice("model", self.model, tuple(MODELS))
+        _choice("task", self.task, TASKS)
+        _choice("optimizer", self.optimizer, METHODS)
+        _choice("dtype", self.dtype, tuple(DTYPES))
+        _choice("device", self.device.split(":")[0], ("auto", "cpu", "cuda"))
+        if not self.shape or any(s < 1 for s in self.shape):
+            raise ValueError(f"shape must be positive mode sizes, got {self.shape}")
+        if self.model == "matrix" and len(self.shape) != 2:
+            raise ValueError(f"shape must be (rows, cols) for model 'matrix', got {self.shape}")
+        numel = math.prod(self.shape)
+        if self.data is None:
+            limit = min(self.shape) if self.model == "matrix" else numel
+            if not 1 <= self.rank <= limit:
+                raise ValueError(f"rank must be in [1, {limit}] for shape {self.shape}, got {self.rank}")
+            if self.task == "completion" and not 1 <= self.num_observations <= numel:
+                raise ValueError(f"num_observations must be in [1, {numel}] (the number of entries), "
+                                 f"got {self.num_observations}")
+        if self.num_observations < 1:
+            raise ValueError(f"num_observations must be >= 1, got {self.num_observations}")
+        for name in ("lr", "init_scale", "eps", "rtol", "atol"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.depth < 1:
+            raise ValueError(f"depth must be >= 1, got {self.depth}")
+        if self.components is not None and self.components < 1:
+            raise ValueError(f"components must be >= 1, got {self.components}")
+        if self.target_norm is not None and not self.target_norm > 0:
+            raise ValueError(f"target_norm must be positive, got {self.target_norm}")
+        if self.max_steps < 0 or self.top < 1:
+            raise ValueError(f"max_steps must be >= 0 and top >= 1, got {self.max_steps}, {self.top}")
+        if self.data is not None and self.task != "completion":
+            raise ValueError("data: files hold completion problems; use task='completion'")
+        TrainConfig(self.max_steps, self.loss_threshold, self.record_every, self.record_per_decade, 100,
+                    self.checkpoint_every)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> RunConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown config fields {unknown}; allowed: {sorted(known)}")
+        values = dict(values)
+        if "shape" in values:
+            values["shape"] = tuple(values["shape"])
+        return cls(**values)
+
+    @property
+    def run_id(self) -> str:
+        """A stable id: a hash of the validated configuration."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def per_run_fields(self) -> tuple[str, ...]:
+        """Fields that may differ between runs of one batch (the data seed only for sampled completion)."""
+        if self.task == "completion" and self.data is None:
+            return PER_RUN_FIELDS
+        return tuple(f for f in PER_RUN_FIELDS if f != "data_seed")
+
+    def batch_key(self) -> str:
+        """Runs with equal keys train together in one batched program."""
+        shared = {k: v for k, v in self.to_dict().items() if k not in self.per_run_fields()}
+        return json.dumps(shared, sort_keys=True)
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """How a model name becomes a factorization and a ground truth of the configured rank."""
+
+    build: Callable[[RunConfig], Factorization]
+    ground_truth: Callable[[RunConfig], Tensor]
+
+
+def _matrix(config: RunConfig) -> MatrixFactorization:
+    widths = None if config.width is None else (config.width,) * (config.depth - 1)
+    return MatrixFactorization(config.shape[0], config.shape[1], config.depth, widths, config.init)
+
+
+def _matrix_truth(config: RunConfig) -> Tensor:
+    return low_rank_matrix(*config.shape, config.rank, seed=config.truth_seed, frobenius_norm=config.target_norm)
+
+
+MODELS: dict[str, ModelEntry] = {"matrix": ModelEntry(_matrix, _matrix_truth)}
+
+
+def device_of(config: RunConfig) -> torch.device:
+    if config.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if config.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("device: 'cuda' was asked for but no CUDA device is available; use 'auto' or 'cpu'")
+    return torch.device(config.device)
+
+
+def build_task(configs: list[RunConfig]):
+    """The batched task of runs sharing a batch key (run b's per-run values from ``configs[b]``)."""
+    first, batch = configs[0], len(configs)
+    if first.data is not None:
+        if first.data.endswith(".npz"):
+            return load_npz_completion(first.data, batch=batch)
+        return movielens_completion(first.data, first.num_observations, seed=first.data_seed, batch=batch)
+    target = MODELS[first.model].ground_truth(first)
+    if first.task == "sensing":
+        return gaussian_sensing(target, first.num_observations, seed=first.data_seed, batch=batch)
+    return complete_from_target(target, first.num_observations, [c.data_seed for c in configs])
+
+
+def make_measure(model: Factorization, task, top: int) -> Callable[[list[Tensor], Tensor], dict[str, Tensor]]:
+    """Metrics recorded on the schedule: the model's quantities (top ``top``), their effective rank,
+    norms, and reconstruction errors (relative Frobenius, its square, and on unobserved entries)."""
+    dense = math.prod(model.shape) <= DENSE_LIMIT
+    target = getattr(task, "target", None)
+    unobserved = None
+    if dense and target is not None and isinstance(task, Completion):
+        unobserved = ~task.observed_mask()
+
+    def measure(params: list[Tensor], loss: Tensor) -> dict[str, Tensor]:
+        q = model.quantities(params)
+        out = {model.quantity_name: q[:, :top], "effective_rank": effective_rank(q)}
+        if model.quantity_name == "singular_values":
+            out.update(nuclear_norm=q.sum(1), spectral_norm=q[:, 0])
+        if dense:
+            w = model.end_to_end(params)
+            out["frobenius_norm"] = torch.linalg.vector_norm(w.flatten(1), dim=1)
+            if target is not None:
+                out["reconstruction_error"] = relative_error(w, target)
+                out["reconstruction_error_squared"] = out["reconstruction_error"].pow(2)
+                if unobserved is not None:
+                    out["unobserved_error"] = relative_error(w, target, unobserved)
+        test_indices = getattr(task, "test_indices", None)
+        if test_indices is not None:
+            pred = model.evaluate(params, test_indices)
+            out["test_mse"] = (pred - task.test_values).pow(2).mean(1)
+        return out
+
+    return measure
+
+
+def train_configured(model, task, params, config: RunConfig, measure, state, on_checkpoint, lr: Tensor,
+                     progress: bool = True) -> TrainState:
+    """Dispatch to the optimizer loop or to gradient-flow integration."""
+    train_config = TrainConfig(config.max_steps, config.loss_threshold, config.record_every,
+                               config.record_per_decade, 100, config.checkpoint_every, progress=progress)
+    if config.optimizer == "gradient-flow":
+        from .optim.flow import integrate
+
+        return integrate(model, task, params, train_config, rtol=config.rtol, atol=config.atol, measure=measure,
+                         state=state, on_checkpoint=on_checkpoint)
+    options = {"eps": config.eps} if config.optimizer == "global-rmsprop" else {}
+    return train(model, task, params, make_optimizer(config.optimizer, **options), lr, train_config,
+                 measure=measure, state=state, on_checkpoint=on_checkpoint)
+
+
+@dataclass
+class BatchResult:
+    summaries: list[dict]
+    state: TrainState
+    model: Factorization
+    task: object = field(repr=False)
+
+
+def run_batch(configs: list[RunConfig], run_dirs: list[str | Path], *, resume: bool = False,
+              progress: bool = True) -> BatchResult:
+    """Train ``configs`` (equal batch keys) together; write and return each run's summary."""
+    if not configs or len(configs) != len(run_dirs):
+        raise ValueError(f"need one run directory per config, got {len(configs)} configs, {len(run_dirs)} dirs")
+    keys = {c.batch_key() for c in configs}
+    if len(keys) != 1:
+        raise ValueError("configs of one batch may differ only in " + ", ".join(configs[0].per_run_fields()))
+    dirs = [results.prepare_run_dir(d, c.to_dict(), resume=resume) for c, d in zip(configs, run_dirs)]
+    first = configs[0]
+    device, dtype = device_of(first), DTYPES[first.dtype]
+    model = MODELS[first.model].build(first)
+    task = build_task(configs).to(device, dtype)
+    lr = torch.tensor([c.lr for c in configs], dtype=dtype, device=device)
+    state = _load_checkpoints(dirs, device) if resume else None
+    params = None
+    if state is None:
+        params = model.init(len(configs), torch.tensor([c.init_scale for c in configs]),
+                            generators([c.seed for c in configs]), dtype=dtype, device=device)
+    measure = make_measure(model, task, first.top)
+    started = time.perf_counter()
+    state = train_configured(model, task, params, first, measure, state,
+                             lambda s: _save_checkpoints(s, dirs), lr, progress)
+    seconds = time.perf_counter() - started
+    summaries = [_finish(state, b, d, c, seconds) for b, (d, c) in enumerate(zip(dirs, configs))]
+    return BatchResult(summaries, state, model, task)
+
+
+def _slice(value, b: int, batch: int):
+    """Run b's part of batched state, keeping a leading dimension of 1 (shared scalars stay as they are)."""
+    if isinstance(value, Tensor):
+        return value[b:b + 1].clone() if value.dim() and value.shape[0] == batch else value.clone()
+    if isinstance(value, list):
+        return [_slice(v, b, batch) for v in value]
+    if isinstance(value, dict):
+        return {k: _slice(v, b, batch) for k, v in value.items()}
+    return value
+
+
+def _stack(values: list, device: torch.device):
+    """Inverse of ``_slice`` over runs: concatenate per-run parts, keep shared scalars once."""
+    first = values[0]
+    if isinstance(first, Tensor):
+        return (torch.cat(values) if first.dim() else first).to(device)
+    if isinstance(first, list):
+        return [_stack([v[i] for v in values], device) for i in range(len(first))]
+    if isinstance(first, dict):
+        return {k: _stack([v[k] for v in values], device) for k in first}
+    return first
+
+
+def _run_state(state: TrainState, b: int) -> dict:
+    batch = state.active.shape[0]
+    status = {k: getattr(state, k) for k in ("active", "converged_at", "diverged_at", "loss")}
+    return {"step": state.step, **_slice({"params": state.params, "optimizer_state": state.optimizer_state,
+                                          "status": status, "records": state.records}, b, batch)}
+
+
+def _metric_rows(records: list[dict]) -> list[dict]:
+    return [{k: v[0] if isinstance(v, Tensor) and v.dim() else v for k, v in row.items()} for row in records]
+
+
+def _save_checkpoints(state: TrainState, dirs: list[Path]) -> None:
+    for b, d in enumerate(dirs):
+        run = _run_state(state, b)
+        results.save_torch(d / results.CHECKPOINT, run)
+        results.write_metrics(d / results.METRICS, _metric_rows(run["records"]))
+
+
+def _load_checkpoints(dirs: list[Path], device: torch.device) -> TrainState | None:
+    paths = [d / results.CHECKPOINT for d in dirs]
+    if not any(p.exists() for p in paths):
+        return None
+    if not all(p.exists() for p in paths):
+        raise ValueError("resume: some runs of this batch have a checkpoint and some do not; resume them apart")
+    runs = [results.load_torch(p) for p in paths]
+    if len({r["step"] for r in runs}) != 1:
+        raise ValueError("resume: the runs of this batch were checkpointed at different steps; resume them apart")
+    merged = _stack([{k: r[k] for k in ("params", "optimizer_state", "status", "records")} for r in runs], device)
+    status = merged["status"]
+    return TrainState(runs[0]["step"], merged["params"], merged["optimizer_state"], status["active"],
+                      status["converged_at"], status["diverged_at"], status["loss"], merged["records"])
+
+
+def _finish(state: TrainState, b: int, run_dir: Path, config: RunConfig, seconds: float) -> dict:
+    """Write run b's metrics, final factors, summary and plots; remove its checkpoint."""
+    run = _run_state(state, b)
+    rows = _metric_rows(run["records"])
+    last = rows[-1]
+    diverged_at, converged_at = int(state.diverged_at[b]), int(state.converged_at[b])
+    summary = {
+        "run_id": config.run_id,
+        "status": "diverged" if diverged_at >= 0 else "converged" if converged_at >= 0 else "max_steps",
+        "converged": converged_at >= 0,
+        "steps": int(state.steps[b]),
+        "train_loss": float(state.loss[b]),
+        "seconds": seconds,
+    }
+    for key in ("reconstruction_error", "reconstruction_error_squared", "unobserved_error", "effective_rank",
+                "nuclear_norm", "frobenius_norm", "spectral_norm", "test_mse", "time"):
+        summary[key] = float(last[key]) if key in last else None
+    if diverged_at >= 0:
+        summary["diverged_at_step"] = diverged_at
+        summary["message"] = (f"train loss became NaN/inf at step {diverged_at}; the run stopped there and the "
+                              "metrics recorded until then are kept")
+    results.write_metrics(run_dir / results.METRICS, rows)
+    results.save_torch(run_dir / results.FACTORS, [p[0] for p in run["params"]])
+    from .plots import plot_run
+
+    plot_run(run_dir, rows)
+    results.write_json(run_dir / results.SUMMARY, summary)
+    (run_dir / results.CHECKPOINT).unlink(missing_ok=True)
+    return summary
