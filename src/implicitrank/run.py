@@ -174,6 +174,10 @@ def _matrix_truth(config: RunConfig) -> Tensor:
     return low_rank_matrix(*config.shape, config.rank, seed=config.truth_seed, frobenius_norm=config.target_norm)
 
 
+# To plug in a factorization: write ``build(config) -> Factorization`` (reading config.shape, and e.g.
+# config.components, config.init_mean, config.tree) whose ``init(batch, init_scale, generators)`` takes
+# the per-run init scales, and ``ground_truth(config) -> Tensor`` of shape config.shape with rank
+# config.rank and Frobenius norm config.target_norm (None: sqrt(numel)), seeded by config.truth_seed.
 MODELS: dict[str, ModelEntry] = {"matrix": ModelEntry(_matrix, _matrix_truth)}
 
 
