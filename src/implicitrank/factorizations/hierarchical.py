@@ -1,0 +1,468 @@
+"""Hierarchical tensor factorization over a mode tree (Razin, Maman & Cohen, ICML 2022).
+
+Node ν of the mode tree (``mode_tree.ModeTree``) holds a weight matrix W^(ν) ∈ R^{R_ν × R_Pa(ν)}, with
+R_n = D_n at the leaf of mode n and parent width 1 at the root. Bottom-up,
+
+    W_{n,r} = W^(n)[:, r]  (leaves),    W_{ν,r} = Σ_{r'} W^(ν)[r', r] · ⊗_{c ∈ children(ν)} W_{c,r'},
+
+and the end tensor is W = W_{root,1}. ``params[ν]`` has shape (B, R_ν, R_Pa(ν)), in the tree's node order
+(leaves = modes first, root last); B independent runs train at once.
+
+Local component (ν, r) of an internal node ν, r ∈ [R_ν]: the r-th row of W^(ν) together with the r-th
+column of every child's matrix — K_ν = |children(ν)| + 1 vectors, whose norms multiply to its norm σ_{ν,r}.
+W is multilinear in those K vectors (they enter only through the r' = r term above), so with γ_{ν,r} the
+projection of −∇L(W) on that term with unit vectors, gradient flow from a balanced init gives
+(Razin et al. 2022, Thm. 1)
+
+    σ̇_{ν,r} = K_ν · γ_{ν,r} · σ_{ν,r}^(2 − 2/K_ν):
+
+local components are learned one at a time, which lowers the hierarchical tensor rank (the matricization
+ranks over the tree's nodes; the rank at ν is at most min(R_ν, R_Pa(ν))).
+
+HTF is a deep convolutional arithmetic circuit: an entry W[i] is computed without forming W by feeding
+the one-hot vectors of i_1..i_N to the leaves and, level by level, product pooling over siblings then a
+locally-connected 1×1 map (``evaluate``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import torch
+from torch import Tensor
+
+from ._protocol import batched_normal
+from .mode_tree import ModeTree, Nested, balanced_binary_tree
+
+INITS = ("gaussian", "balanced")
+
+
+@dataclass(frozen=True)
+class HierarchicalFactorization:
+    """Hierarchical tensor factorization of a tensor of shape ``shape`` over the mode tree ``tree``.
+
+    Parameters
+    ----------
+    shape : mode sizes (D_1, ..., D_N).
+    tree : a ``ModeTree`` (or its nested tuples) over the N modes; default the balanced binary tree over
+        adjacent modes.
+    widths : R_ν of the internal nodes, one int for all or a tuple in ``tree.internal_nodes`` order;
+        ``None``: every R_ν as large as can matter, capped at ``width_cap`` (see ``default_widths``).
+    init_method : ``gaussian`` (entries i.i.d. N(init_mean, init_scale²), ``init_scale`` the std as in
+        Razin et al. 2022) or ``balanced`` (entries ±α/√(R_ν·R_Pa(ν)) with random signs: every local
+        component's K vectors have the same norm; α gives the Gaussian init's root-mean-square entry).
+    """
+
+    shape: tuple[int, ...]
+    tree: ModeTree | Nested | None = None
+    widths: int | tuple[int, ...] | None = None
+    width_cap: int = 512
+    init_method: str = "gaussian"
+    init_mean: float = 0.0
+    quantity_name: str = "local_component_norms"
+
+    def __post_init__(self) -> None:
+        shape = tuple(int(d) for d in self.shape)
+        if not shape or any(d < 1 for d in shape):
+            raise ValueError(f"shape must be a non-empty tuple of positive mode sizes, got {self.shape}")
+        object.__setattr__(self, "shape", shape)
+        tree = self.tree if self.tree is not None else balanced_binary_tree(len(shape))
+        tree = tree if isinstance(tree, ModeTree) else ModeTree(tree)
+        if tree.num_modes != len(shape):
+            raise ValueError(f"tree must be over the {len(shape)} modes of shape {shape}, got a tree over "
+                             f"{tree.num_modes} modes: {tree.nested!r}")
+        object.__setattr__(self, "tree", tree)
+        if self.width_cap < 1:
+            raise ValueError(f"width_cap must be >= 1, got {self.width_cap}")
+        if self.init_method not in INITS:
+            raise ValueError(f"init_method must be one of {INITS}, got {self.init_method!r}")
+        if not math.isfinite(self.init_mean):
+            raise ValueError(f"init_mean must be finite, got {self.init_mean}")
+        if self.init_method == "balanced" and self.init_mean != 0:
+            raise ValueError(f"init_mean applies to the gaussian init only; balanced needs 0, got {self.init_mean}")
+        if isinstance(self.widths, (list, tuple)):
+            object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+            if len(self.widths) != len(tree.internal_nodes):
+                raise ValueError(f"widths must have one entry per internal node ({len(tree.internal_nodes)}), "
+                                 f"got {len(self.widths)}")
+        if self.widths is not None and min(self._given_widths()) < 1:
+            raise ValueError(f"widths (R_ν) must be >= 1, got {self.widths}")
+
+    def _given_widths(self) -> tuple[int, ...]:
+        count = len(self.tree.internal_nodes)
+        return (int(self.widths),) * count if isinstance(self.widths, int) else tuple(self.widths)
+
+    @property
+    def order(self) -> int:
+        return len(self.shape)
+
+    @cached_property
+    def node_widths(self) -> tuple[int, ...]:
+        """R_ν of every node (leaves: D_n), in node order."""
+        internal = self._given_widths() if self.widths is not None else self.default_widths()
+        return (*self.shape, *internal)
+
+    def default_widths(self) -> tuple[int, ...]:
+        """For each internal node, the product of all but the largest of m_Pa, m_c1, ..., m_ck (capped at
+        ``width_cap``), where m_c = min(Π_{n∈c} D_n, Π_{n∉c} D_n) bounds the matricization rank at child c
+        and m_Pa that at ν itself (1 at the root). The local tensor at ν is a CP decomposition with R_ν terms
+        of a tensor of those dimensions, whose CP rank is at most that product: wider changes nothing."""
+        tree, cap, total = self.tree, self.width_cap, math.prod(self.shape)
+
+        def bound(node: int) -> int:
+            if node == tree.root:
+                return 1
+            inside = math.prod(self.shape[m] for m in tree.modes[node])
+            return min(inside, total // inside, cap)
+
+        widths = []
+        for node in tree.internal_nodes:
+            dims = sorted([bound(node), *(bound(c) for c in tree.children[node])])
+            widths.append(min(cap, math.prod(dims[:-1])) if len(dims) > 1 else 1)
+        return tuple(widths)
+
+    def parent_width(self, node: int) -> int:
+        """R_Pa(ν): the number of columns of W^(ν) (1 at the root)."""
+        parent = self.tree.parent[node]
+        return 1 if parent < 0 else self.node_widths[parent]
+
+    def local_order(self, node: int) -> int:
+        """K_ν = |children(ν)| + 1, the number of vectors of a local component at ν."""
+        return len(self.tree.children[node]) + 1
+
+    def init(
+        self,
+        batch: int,
+        init_scale: Tensor,
+        generator: Sequence[torch.Generator],
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+    ) -> list[Tensor]:
+        gens = list(generator)
+        if len(gens) != batch:
+            raise ValueError(f"need one generator per run: batch={batch}, generators={len(gens)}")
+        std = torch.as_tensor(init_scale, dtype=torch.float64).reshape(-1)
+        if std.numel() == 1:
+            std = std.expand(batch)
+        if std.numel() != batch or bool((std <= 0).any()):
+            raise ValueError(f"init_scale (std) must be positive, one per run (batch={batch}), got {std.tolist()}")
+        sizes = [(self.node_widths[v], self.parent_width(v)) for v in range(self.tree.num_nodes)]
+        noise = [batched_normal(gens, size, dtype=torch.float64, device="cpu") for size in sizes]
+        if self.init_method == "gaussian":
+            params = [self.init_mean + std.view(-1, 1, 1) * z for z in noise]
+        else:
+            alpha = std * math.sqrt(sum(a * b for a, b in sizes) / len(sizes))
+            params = [(alpha / math.sqrt(a * b)).view(-1, 1, 1) * z.sign() for (a, b), z in zip(sizes, noise)]
+        return [p.to(dtype=dtype, device=device).contiguous() for p in params]
+
+    # ----- the end tensor and its entries -------------------------------------------------------------
+
+    def end_to_end(self, params: list[Tensor]) -> Tensor:
+        """W = W_{root,1} as a dense (B, *shape) tensor, bottom-up over the tree. Small tensors only."""
+        tree, batch = self.tree, params[0].shape[0]
+        dense: list[Tensor] = list(params[:self.order])  # W_{ν,r} for r ∈ [R_Pa(ν)], (B, Π D over ν, R_Pa(ν))
+        mode_order: list[tuple[int, ...]] = [(n,) for n in range(self.order)]
+        for node in tree.internal_nodes:
+            kids = tree.children[node]
+            pooled = dense[kids[0]]
+            for child in kids[1:]:
+                pooled = (pooled.unsqueeze(2) * dense[child].unsqueeze(1)).flatten(1, 2)
+            dense.append(pooled @ params[node])
+            mode_order.append(tuple(m for child in kids for m in mode_order[child]))
+        order = mode_order[tree.root]
+        w = dense[tree.root].reshape(batch, *(self.shape[m] for m in order))
+        return w.permute(0, *(1 + order.index(m) for m in range(self.order)))
+
+    def evaluate(self, params: list[Tensor], indices: Tensor) -> Tensor:
+        """Entries W[i] at integer ``indices`` (M, N) or (B, M, N), as (B, M), without forming W.
+
+        The ConvAC view: the leaf of mode n reads row i_n of W^(n) (its one-hot input times W^(n)); each
+        internal node multiplies its children's outputs entrywise (product pooling) and applies W^(ν)
+        (a 1×1 locally-connected map). Nodes of one tree level with equal widths run as one batched op.
+        """
+        self._check_indices(indices)
+        idx = indices.long()
+        if idx.dim() == 2:
+            idx = idx.unsqueeze(0).expand(params[0].shape[0], -1, -1)
+
+        def leaves(nodes: tuple[int, ...], weights: Tensor) -> Tensor:
+            rows = idx[..., list(nodes)].permute(2, 0, 1)  # (G, B, M)
+            return weights.gather(2, rows.unsqueeze(-1).expand(-1, -1, -1, weights.shape[-1]))
+
+        return self._contract(params, leaves)
+
+    def inner_rank_one(self, params: list[Tensor], vectors: Sequence[Tensor]) -> Tensor:
+        """<A_i, W> for rank-one A_i = a_i^1 ⊗ ⋯ ⊗ a_i^N, ``vectors[n]`` (M, D_n); (B, M).
+
+        The same circuit as ``evaluate`` with the leaf of mode n reading a_i^n W^(n) instead of a row.
+        """
+        if len(vectors) != self.order or any(v.dim() != 2 or v.shape[-1] != d for v, d in zip(vectors, self.shape)):
+            raise ValueError(f"vectors must be {self.order} matrices (M, D_n) with D_n = {self.shape}, got "
+                             f"{[tuple(v.shape) for v in vectors]}")
+
+        def leaves(nodes: tuple[int, ...], weights: Tensor) -> Tensor:
+            a = torch.stack([vectors[n] for n in nodes]).to(weights.dtype)  # (G, M, D)
+            return torch.einsum("gmd,gbdr->gbmr", a, weights)
+
+        return self._contract(params, leaves)
+
+    def _contract(self, params: list[Tensor], leaves: Callable[[tuple[int, ...], Tensor], Tensor]) -> Tensor:
+        """Run the circuit bottom-up from the leaf outputs ``leaves(nodes, stacked W^(n))`` (G, B, M, R_Pa).
+
+        Every node's output is divided by its largest magnitude per entry (a constant: detached) and the
+        logarithm of that scale is carried, so products over many levels neither overflow nor underflow;
+        the result, and so its gradient, is exactly that of the plain circuit.
+        """
+        hidden: list[Tensor | None] = [None] * self.tree.num_nodes
+        log_scale: list[Tensor | None] = [None] * self.tree.num_nodes
+
+        def store(nodes: tuple[int, ...], out: Tensor, logs: Tensor) -> None:
+            scale = out.detach().abs().amax(-1).clamp_min(torch.finfo(out.dtype).tiny)
+            out, logs = out / scale.unsqueeze(-1), logs + scale.log()
+            for g, node in enumerate(nodes):
+                hidden[node], log_scale[node] = out[g], logs[g]
+
+        for nodes in self._plan[0]:
+            out = leaves(nodes, torch.stack([params[n] for n in nodes]))
+            store(nodes, out, torch.zeros(out.shape[:-1], dtype=out.dtype, device=out.device))
+        for nodes, kids in self._plan[1]:
+            pooled = torch.stack([hidden[c] for c in kids[0]])
+            logs = torch.stack([log_scale[c] for c in kids[0]])
+            for column in kids[1:]:
+                pooled = pooled * torch.stack([hidden[c] for c in column])
+                logs = logs + torch.stack([log_scale[c] for c in column])
+            store(nodes, pooled @ torch.stack([params[v] for v in nodes]), logs)
+        root = self.tree.root
+        return hidden[root][..., 0] * log_scale[root].exp()
+
+    @cached_property
+    def _plan(self) -> tuple[list[tuple[int, ...]], list[tuple[tuple[int, ...], tuple[tuple[int, ...], ...]]]]:
+        """Groups of nodes evaluated together: leaves by (D_n, R_Pa); internal nodes by (height, number of
+        children, R_ν, R_Pa), lower levels first; each internal group with its children by position."""
+        tree, leaf_groups, internal_groups = self.tree, {}, {}
+        for n in range(self.order):
+            leaf_groups.setdefault((self.shape[n], self.parent_width(n)), []).append(n)
+        for v in tree.internal_nodes:
+            key = (tree.height[v], len(tree.children[v]), self.node_widths[v], self.parent_width(v))
+            internal_groups.setdefault(key, []).append(v)
+        internal = [(tuple(nodes), tuple(zip(*(tree.children[v] for v in nodes))))
+                    for _, nodes in sorted(internal_groups.items())]
+        return [tuple(nodes) for nodes in leaf_groups.values()], internal
+
+    def _check_indices(self, indices: Tensor) -> None:
+        if indices.dtype.is_floating_point or indices.dtype.is_complex or indices.dtype == torch.bool:
+            raise ValueError(f"indices must have an integer dtype, got {indices.dtype}")
+        if indices.dim() not in (2, 3) or indices.shape[-1] != self.order:
+            raise ValueError(f"indices must be (M, {self.order}) or (B, M, {self.order}) for a tensor of order "
+                             f"{self.order}, got shape {tuple(indices.shape)}")
+        sizes = torch.tensor(self.shape, device=indices.device)
+        if bool(((indices < 0) | (indices >= sizes)).any()):
+            raise ValueError(f"indices out of range for a tensor of shape {self.shape}")
+
+    # ----- local components -------------------------------------------------------------------------
+
+    def local_component_norms(self, params: list[Tensor], node: int | None = None) -> Tensor:
+        """σ_{ν,r} = ||W^(ν)[r, :]|| · Π_{c ∈ children(ν)} ||W^(c)[:, r]|| by fixed index r, (B, R_ν);
+        ``node`` defaults to the root."""
+        node = self._internal(node)
+        norms = torch.linalg.vector_norm(params[node], dim=2)
+        for child in self.tree.children[node]:
+            norms = norms * torch.linalg.vector_norm(params[child], dim=1)
+        return norms
+
+    def quantities(self, params: list[Tensor]) -> Tensor:
+        """The root's local component norms, sorted descending, (B, R_root)."""
+        return self.local_component_norms(params).sort(dim=-1, descending=True).values
+
+    def local_component_tensor(self, params: list[Tensor], node: int, r: int) -> Tensor:
+        """The term of W that local component (ν, r) carries, (B, *shape): W with row r of W^(ν) kept and
+        its other rows zeroed (W is linear in W^(ν), and only row r meets the component's child columns).
+        Divided by σ_{ν,r} it is the unit-vector term Δ_{ν,r} whose projection gives γ_{ν,r}."""
+        node = self._internal(node)
+        if not 0 <= r < self.node_widths[node]:
+            raise ValueError(f"r must be in [0, {self.node_widths[node]}) at node {node}, got {r}")
+        keep = torch.zeros_like(params[node])
+        keep[:, r] = 1
+        return self.end_to_end([p * keep if v == node else p for v, p in enumerate(params)])
+
+    def unbalancedness(self, params: list[Tensor]) -> Tensor:
+        """max over local components of max_{j,j'} | ||a_j||² − ||a_j'||² | over its K vectors, per run
+        (B,); zero at a balanced init and conserved by gradient flow, since d||a_j||²/dt = 2σγ for every
+        vector of a component."""
+        gaps = []
+        for node in self.tree.internal_nodes:
+            sq = [params[node].pow(2).sum(2)] + [params[c].pow(2).sum(1) for c in self.tree.children[node]]
+            sq = torch.stack(sq)
+            gaps.append((sq.amax(0) - sq.amin(0)).amax(-1))
+        return torch.stack(gaps, dim=1).amax(1)
+
+    def _internal(self, node: int | None) -> int:
+        node = self.tree.root if node is None else int(node)
+        if node not in self.tree.internal_nodes:
+            raise ValueError(f"node must be an internal node id in {self.tree.internal_nodes}, got {node}")
+        return node
+
+    # ----- matricizations ---------------------------------------------------------------------------
+
+    def matricization_singular_values(self, params: list[Tensor]) -> list[Tensor]:
+        """Singular values (descending, float64) of W's matricization at every node — rows the node's
+        modes — without forming W: one (B, k_ν) tensor per node, k_ν = min(R_Pa(ν), Π_{n∈ν} D_n, Π_{n∉ν} D_n).
+
+        With W = Σ_r W_{ν,r} ⊗ Ψ_{ν,r}, the matricization is Σ_r vec(W_{ν,r}) vec(Ψ_{ν,r})ᵀ, so its squared
+        singular values are the eigenvalues of G_ν^½ H_ν G_ν^½ with the Gram matrices
+            G_n = W^(n)ᵀ W^(n),  G_ν = W^(ν)ᵀ (⊙_c G_c) W^(ν)                      (bottom-up),
+            H_root = [1],        H_c = (W^(ν) H_ν W^(ν)ᵀ) ⊙ (⊙_{c' ≠ c} G_c')         (top-down),
+        ⊙ the entrywise product (the Gram recursions of the hierarchical Tucker format, Hackbusch 2012,
+        "Tensor Spaces and Numerical Tensor Calculus"). Each Gram is kept divided by its largest entry,
+        its log scale carried, so deep trees neither overflow nor underflow.
+        """
+        tree = self.tree
+        p = [w.detach().double() for w in params]
+        gram: list[tuple[Tensor, Tensor]] = [_normalized(w.transpose(1, 2) @ w) for w in p[:self.order]]
+        for node in tree.internal_nodes:
+            inner, logs = _hadamard([gram[c] for c in tree.children[node]])
+            g, lg = _normalized(p[node].transpose(1, 2) @ inner @ p[node])
+            gram.append((g, lg + logs))
+        ones = torch.ones(p[0].shape[0], 1, 1, dtype=torch.float64, device=p[0].device)
+        outside: list[tuple[Tensor, Tensor] | None] = [None] * tree.num_nodes
+        outside[tree.root] = (ones, torch.zeros_like(ones[:, 0, 0]))
+        for node in reversed(tree.internal_nodes):
+            h, lh = outside[node]
+            above, la = _normalized(p[node] @ h @ p[node].transpose(1, 2))
+            kids = tree.children[node]
+            for child in kids:
+                outside[child] = _hadamard([(above, la + lh), *(gram[c] for c in kids if c != child)])
+        values = []
+        total = math.prod(self.shape)
+        for node in range(tree.num_nodes):
+            (g, lg), (h, lh) = gram[node], outside[node]
+            evals, evecs = torch.linalg.eigh(g)
+            root_g = evecs @ torch.diag_embed(evals.clamp_min(0).sqrt()) @ evecs.transpose(1, 2)
+            sq = torch.linalg.eigvalsh(root_g @ h @ root_g).clamp_min(0).flip(-1)
+            inside = math.prod(self.shape[m] for m in tree.modes[node])
+            k = min(sq.shape[-1], inside, total // inside)
+            values.append(sq[:, :k].sqrt() * (0.5 * (lg + lh)).exp().unsqueeze(-1))
+        return values
+
+    def matricization_ranks(
+        self, params: list[Tensor], *, tol: float = 1e-3, extra: Sequence[Sequence[int]] = ()
+    ) -> MatricizationRanks:
+        """Numerical ranks (singular values above ``tol`` times the largest) and effective ranks of W's
+        matricizations at every non-root tree node — the hierarchical tensor rank — followed by those at
+        the ``extra`` mode sets (computed from the dense W: small tensors only)."""
+        # imported here: measure imports train, which imports this package
+        from ..measure.spectra import effective_rank, numerical_rank
+
+        for modes in extra:
+            if not modes or len(set(modes)) != len(modes) or not set(modes) < set(range(self.order)):
+                raise ValueError(f"extra must hold non-empty proper subsets of the modes 0..{self.order - 1} "
+                                 f"without repeats, got {tuple(modes)}")
+        node_values = self.matricization_singular_values(params)
+        nodes = [v for v in range(self.tree.num_nodes) if v != self.tree.root]
+        spectra = [node_values[v] for v in nodes]
+        mode_sets = [self.tree.modes[v] for v in nodes]
+        if extra:
+            w = self.end_to_end([p.detach().double() for p in params])
+            for modes in extra:
+                spectra.append(torch.linalg.svdvals(matricize(w, modes)))
+                mode_sets.append(tuple(sorted(int(m) for m in modes)))
+        ranks = torch.stack([numerical_rank(s, tol) for s in spectra], dim=1)
+        effective = torch.stack([effective_rank(s) for s in spectra], dim=1)
+        return MatricizationRanks(tuple(mode_sets), ranks, effective)
+
+
+@dataclass(frozen=True)
+class MatricizationRanks:
+    """Matricization ranks per run: ``ranks`` and ``effective_ranks`` are (B, P), column p for the
+    matricization whose rows are the modes ``modes[p]``."""
+
+    modes: tuple[tuple[int, ...], ...]
+    ranks: Tensor
+    effective_ranks: Tensor
+
+
+def matricize(w: Tensor, modes: Sequence[int]) -> Tensor:
+    """The matricization of a dense (B, *shape) tensor with rows indexed by ``modes`` (in increasing
+    order) and columns by the other modes, (B, Π_{n∈modes} D_n, Π_{n∉modes} D_n)."""
+    order = w.dim() - 1
+    rows = sorted(int(m) for m in modes)
+    cols = [m for m in range(order) if m not in rows]
+    permuted = w.permute(0, *(1 + m for m in rows), *(1 + m for m in cols))
+    return permuted.reshape(w.shape[0], math.prod(w.shape[1 + m] for m in rows), -1)
+
+
+def _normalized(gram: Tensor) -> tuple[Tensor, Tensor]:
+    """(gram / s, log s) with s its largest magnitude per run (1 where it is zero)."""
+    scale = gram.abs().amax(dim=(-2, -1))
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    return gram / scale.view(-1, 1, 1), scale.log()
+
+
+def _hadamard(grams: Sequence[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
+    """The entrywise product of normalized Grams (gram, log scale), normalized again, with its log scale."""
+    product, logs = grams[0]
+    for g, lg in grams[1:]:
+        product, logs = product * g, logs + lg
+    product, lp = _normalized(product)
+    return product, lp + logs
+
+
+# ----- theory check: local component dynamics (Razin et al. 2022, Thm. 1) ------------------------------
+
+
+def predicted_local_component_rates(
+    model: HierarchicalFactorization, params: list[Tensor], gradient: Tensor, node: int | None = None
+) -> tuple[Tensor, Tensor]:
+    """(σ_{ν,r}, the predicted σ̇_{ν,r} = K·γ·σ^(2−2/K)) for every r at ``node`` (default the root), (B, R_ν)
+    each, with ``gradient`` = ∇L(W) of shape (B, *shape).
+
+    γ_{ν,r} = <−∇L(W), T_{ν,r}>/σ_{ν,r}, T_{ν,r} the component's term of W (``local_component_tensor``), so
+    the prediction is K·<−∇L(W), T_{ν,r}>·σ^(1−2/K) (finite at σ = 0).
+    """
+    node = model._internal(node)
+    sigma = model.local_component_norms(params, node)
+    inner = torch.stack([(-gradient * model.local_component_tensor(params, node, r)).flatten(1).sum(1)
+                         for r in range(model.node_widths[node])], dim=1)
+    k = model.local_order(node)
+    return sigma, k * inner * sigma.pow(1.0 - 2.0 / k)
+
+
+def check_local_component_dynamics(
+    model: HierarchicalFactorization, task, params: list[Tensor], lr: float, steps: int,
+    node: int | None = None, every: int = 1,
+) -> Tensor:
+    """Relative error between measured and predicted local component rates at ``node``, per run, (B,).
+
+    Runs plain gradient descent (time t = lr·step) for ``steps`` steps; measured rates are finite
+    differences (σ(t_{i+1}) − σ(t_i))/(t_{i+1} − t_i), predictions the trapezoid average of
+    ``predicted_local_component_rates`` at both ends; the error is ||measured − predicted|| / ||predicted||
+    over all intervals and components. The theory assumes a balanced init (``init_method="balanced"``) and
+    gradient flow (small ``lr``); the task needs ``dense_loss_and_grad`` (small tensors).
+    """
+    # imported here: train imports this package
+    from ..optim import gradient_descent
+    from ..train import TrainConfig, train
+
+    def snapshot(p: list[Tensor], loss: Tensor) -> dict[str, Tensor]:
+        gradient = task.dense_loss_and_grad(model.end_to_end(p))[1]
+        sigma, rate = predicted_local_component_rates(model, p, gradient, node)
+        return {"sigma": sigma, "rate": rate}
+
+    if steps < every or every < 1:
+        raise ValueError(f"need steps >= every >= 1, got steps={steps}, every={every}")
+    lrs = torch.full((params[0].shape[0],), lr, dtype=params[0].dtype)
+    config = TrainConfig(max_steps=steps, loss_threshold=0.0, record_every=every, record_per_decade=0,
+                         progress=False)
+    rows = [r for r in train(model, task, params, gradient_descent(), lrs, config, measure=snapshot).records
+            if r["step"] % every == 0]
+    times = torch.tensor([lr * r["step"] for r in rows], dtype=torch.float64).view(-1, 1, 1)
+    sigma = torch.stack([r["sigma"] for r in rows]).double()
+    rate = torch.stack([r["rate"] for r in rows]).double()
+    measured = (sigma[1:] - sigma[:-1]) / (times[1:] - times[:-1])
+    predicted = 0.5 * (rate[1:] + rate[:-1])
+    return (torch.linalg.vector_norm(measured - predicted, dim=(0, 2))
+            / torch.linalg.vector_norm(predicted, dim=(0, 2)).clamp_min(1e-300))
