@@ -257,8 +257,9 @@ class BatchResult:
 
 
 def run_batch(configs: list[RunConfig], run_dirs: list[str | Path], *, resume: bool = False,
-              progress: bool = True) -> BatchResult:
-    """Train ``configs`` (equal batch keys) together; write and return each run's summary."""
+              progress: bool = True, plots: bool = True) -> BatchResult:
+    """Train ``configs`` (equal batch keys) together; write and return each run's summary (and, with
+    ``plots``, each run's plots; sweeps skip them, ``implicitrank plot`` draws them later)."""
     if not configs or len(configs) != len(run_dirs):
         raise ValueError(f"need one run directory per config, got {len(configs)} configs, {len(run_dirs)} dirs")
     keys = {c.batch_key() for c in configs}
@@ -280,7 +281,7 @@ def run_batch(configs: list[RunConfig], run_dirs: list[str | Path], *, resume: b
     state = train_configured(model, task, params, first, measure, state,
                              lambda s: _save_checkpoints(s, dirs), lr, progress)
     seconds = time.perf_counter() - started
-    summaries = [_finish(state, b, d, c, seconds) for b, (d, c) in enumerate(zip(dirs, configs))]
+    summaries = [_finish(state, b, d, c, seconds, plots) for b, (d, c) in enumerate(zip(dirs, configs))]
     return BatchResult(summaries, state, model, task)
 
 
@@ -340,8 +341,8 @@ def _load_checkpoints(dirs: list[Path], device: torch.device) -> TrainState | No
                       status["converged_at"], status["diverged_at"], status["loss"], merged["records"])
 
 
-def _finish(state: TrainState, b: int, run_dir: Path, config: RunConfig, seconds: float) -> dict:
-    """Write run b's metrics, final factors, summary and plots; remove its checkpoint."""
+def _finish(state: TrainState, b: int, run_dir: Path, config: RunConfig, seconds: float, plots: bool) -> dict:
+    """Write run b's metrics, final factors, summary and (with ``plots``) plots; remove its checkpoint."""
     run = _run_state(state, b)
     rows = _metric_rows(run["records"])
     last = rows[-1]
@@ -363,9 +364,10 @@ def _finish(state: TrainState, b: int, run_dir: Path, config: RunConfig, seconds
                               "metrics recorded until then are kept")
     results.write_metrics(run_dir / results.METRICS, rows)
     results.save_torch(run_dir / results.FACTORS, [p[0] for p in run["params"]])
-    from .plots import plot_run
+    if plots:
+        from .plots import plot_run
 
-    plot_run(run_dir, rows)
+        plot_run(run_dir, rows)
     results.write_json(run_dir / results.SUMMARY, summary)
     (run_dir / results.CHECKPOINT).unlink(missing_ok=True)
     return summary
