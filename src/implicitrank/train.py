@@ -123,7 +123,7 @@ def record(state: TrainState, measure: Measure | None) -> None:
 def train(
     model,
     task,
-    params: list[Tensor],
+    params: list[Tensor] | None,
     optimizer: Optimizer,
     lr: Tensor,
     config: TrainConfig,
@@ -139,9 +139,10 @@ def train(
     is ignored). ``objective`` overrides the loss-and-gradient function (default: the model's closed
     form where it has one, else autograd).
     """
-    lr = torch.as_tensor(lr, dtype=params[0].dtype, device=params[0].device).reshape(-1)
     if state is None:
         state = start(params, optimizer)
+    reference = state.params[0]
+    lr = torch.as_tensor(lr, dtype=reference.dtype, device=reference.device).reshape(-1)
     if lr.numel() != state.active.numel() or not bool((lr > 0).all()):
         raise ValueError(f"lr must be positive, one per run ({state.active.numel()}), got {lr.tolist()}")
     objective = objective or (lambda p: loss_and_grad(model, p, task))

@@ -1,0 +1,105 @@
+import pytest
+import torch
+
+from implicitrank.factorizations import MatrixFactorization, autograd_loss_and_grad, generators, loss_and_grad
+from implicitrank.tasks import complete_from_target, gaussian_sensing, low_rank_matrix
+
+
+def _task(kind: str, rows: int, cols: int, batch: int):
+    target = low_rank_matrix(rows, cols, 2, seed=1)
+    if kind == "completion":
+        return complete_from_target(target, rows * cols // 3, list(range(batch))).to("cpu", torch.float64)
+    return gaussian_sensing(target, 40, seed=2, batch=batch).to("cpu", torch.float64)
+
+
+@pytest.mark.parametrize("kind", ["completion", "sensing"])
+@pytest.mark.parametrize("depth", [1, 2, 3, 4])
+def test_closed_form_gradient_equals_autograd(kind, depth):
+    model = MatrixFactorization(7, 5, depth, widths=(6,) * (depth - 1))
+    params = model.init(3, torch.tensor([0.5, 1.0, 2.0]), generators([0, 1, 2]), dtype=torch.float64)
+    task = _task(kind, 7, 5, 3)
+    loss, grads = loss_and_grad(model, params, task)
+    ref_loss, ref_grads = autograd_loss_and_grad(model, params, task)
+    torch.testing.assert_close(loss, ref_loss)
+    for g, r in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-12)
+
+
+def test_gradient_matches_finite_differences():
+    model = MatrixFactorization(4, 3, 3)
+    params = model.init(1, torch.tensor([1.0]), generators([5]), dtype=torch.float64)
+    task = _task("completion", 4, 3, 1)
+    _, grads = loss_and_grad(model, params, task)
+    h = 1e-6
+    for j, p in enumerate(params):
+        for idx in [(0, 0, 0), (0, p.shape[1] - 1, p.shape[2] - 1)]:
+            plus = [q.clone() for q in params]
+            minus = [q.clone() for q in params]
+            plus[j][idx] += h
+            minus[j][idx] -= h
+            numeric = (task.loss(model, plus) - task.loss(model, minus)) / (2 * h)
+            assert float(numeric) == pytest.approx(float(grads[j][idx]), rel=1e-5, abs=1e-9)
+
+
+def test_gaussian_init_has_the_papers_scale():
+    model = MatrixFactorization(100, 100, 3)
+    params = model.init(4, torch.tensor([1e-3] * 4), generators(range(4)), dtype=torch.float64)
+    norms = torch.linalg.matrix_norm(model.end_to_end(params))
+    expected = 1e-3 * 100**0.5
+    # Product of three Gaussian factors: the norm concentrates around init_scale * sqrt(n) within ~20%.
+    assert torch.all((norms > 0.7 * expected) & (norms < 1.3 * expected))
+
+
+@pytest.mark.parametrize("depth", [2, 3, 4])
+def test_balanced_init_is_exactly_balanced_with_the_requested_norm(depth):
+    model = MatrixFactorization(6, 4, depth, init_method="balanced")
+    params = model.init(2, torch.tensor([1e-2, 1.0]), generators([0, 1]), dtype=torch.float64)
+    assert float(model.balancedness(params).max()) < 1e-12
+    norms = torch.linalg.matrix_norm(model.end_to_end(params))
+    torch.testing.assert_close(norms, torch.tensor([1e-2, 1.0], dtype=torch.float64) * 2.0)
+
+
+def test_identity_and_orthogonal_inits():
+    ident = MatrixFactorization(5, 5, 3, init_method="identity")
+    w = ident.end_to_end(ident.init(1, torch.tensor([0.1]), generators([0]), dtype=torch.float64))
+    torch.testing.assert_close(w[0], 0.1 * torch.eye(5, dtype=torch.float64))
+    orth = MatrixFactorization(6, 4, 2, init_method="orthogonal")
+    params = orth.init(1, torch.tensor([1.0]), generators([0]), dtype=torch.float64)
+    for p in params:
+        gram = p[0].T @ p[0] if p.shape[1] >= p.shape[2] else p[0] @ p[0].T
+        torch.testing.assert_close(gram, torch.eye(gram.shape[0], dtype=torch.float64))
+
+
+def test_evaluate_equals_entries_of_end_to_end():
+    model = MatrixFactorization(5, 7, 2)
+    params = model.init(2, torch.tensor([1.0, 1.0]), generators([0, 1]), dtype=torch.float64)
+    idx = torch.tensor([[0, 0], [4, 6], [2, 3]])
+    w = model.end_to_end(params)
+    torch.testing.assert_close(model.evaluate(params, idx), w[:, idx[:, 0], idx[:, 1]])
+
+
+def test_same_seed_same_init_and_runs_are_independent_of_their_batch():
+    model = MatrixFactorization(8, 8, 3)
+    batch = model.init(3, torch.tensor([1.0, 2.0, 3.0]), generators([7, 8, 9]))
+    alone = model.init(1, torch.tensor([2.0]), generators([8]))
+    for b, a in zip(batch, alone, strict=True):
+        torch.testing.assert_close(b[1:2], a)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"rows": 3, "cols": 3, "depth": 0}, "depth"),
+        ({"rows": 0, "cols": 3}, "shape"),
+        ({"rows": 3, "cols": 3, "init_method": "xavier"}, "init"),
+        ({"rows": 3, "cols": 3, "depth": 3, "widths": (2,)}, "widths"),
+    ],
+)
+def test_bad_model_arguments_are_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        MatrixFactorization(**kwargs)
+
+
+def test_non_positive_init_scale_is_rejected():
+    with pytest.raises(ValueError, match="init_scale"):
+        MatrixFactorization(3, 3).init(1, torch.tensor([0.0]), generators([0]))

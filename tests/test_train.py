@@ -1,0 +1,144 @@
+import math
+
+import pytest
+import torch
+
+from implicitrank import run as run_module
+from implicitrank.factorizations import MatrixFactorization, generators
+from implicitrank.optim import adam, global_rmsprop, gradient_descent, make_optimizer
+from implicitrank.results import load_torch, read_json, read_metrics
+from implicitrank.run import RunConfig, run_batch
+from implicitrank.tasks import complete_from_target, low_rank_matrix
+from implicitrank.train import TrainConfig, train
+
+SMALL = dict(shape=(12, 10), rank=2, num_observations=70, depth=3, max_steps=400, checkpoint_every=100,
+             record_per_decade=5, dtype="float64")
+
+
+def _problem(batch=2, depth=2):
+    target = low_rank_matrix(10, 8, 2, seed=0)
+    task = complete_from_target(target, 40, [0] * batch).to("cpu", torch.float64)
+    model = MatrixFactorization(10, 8, depth)
+    params = model.init(batch, torch.tensor([0.1] * batch), generators(range(batch)), dtype=torch.float64)
+    return model, task, params
+
+
+def test_a_converged_run_freezes_while_the_others_go_on():
+    model, task, params = _problem()
+    lr = torch.tensor([0.05, 0.005], dtype=torch.float64)
+    config = TrainConfig(max_steps=3000, loss_threshold=1e-3, sync_every=10, progress=False)
+    state = train(model, task, params, gradient_descent(), lr, config)
+    fast, slow = state.converged_at.tolist()
+    assert 0 < fast < slow or slow == -1
+    assert float(state.loss[0]) <= 1e-3
+    # The fast run's parameters are those at its convergence step: rerunning it alone to that step agrees.
+    _, task_alone, _ = _problem(batch=1)
+    alone = train(model, task_alone, [p[:1] for p in params], gradient_descent(), lr[:1],
+                  TrainConfig(max_steps=fast, loss_threshold=0.0, progress=False))
+    for p, q in zip(state.params, alone.params, strict=True):
+        torch.testing.assert_close(p[:1], q)
+
+
+def test_divergence_stops_the_run_names_the_step_and_keeps_the_records():
+    model, task, params = _problem()
+    lr = torch.tensor([1e-3, 1e3], dtype=torch.float64)
+    config = TrainConfig(max_steps=200, loss_threshold=0.0, record_every=1, record_per_decade=0, progress=False)
+    state = train(model, task, params, gradient_descent(), lr, config)
+    step = int(state.diverged_at[1])
+    assert step > 0 and int(state.diverged_at[0]) == -1
+    assert f"step {step}" in state.messages()[0]
+    finite = [r for r in state.records if math.isfinite(float(r["train_loss"][1]))]
+    assert len(finite) == step  # every step before the divergence was recorded and kept
+    assert int(state.steps[0]) == 200
+
+
+def test_global_rmsprop_follows_its_formula():
+    opt = global_rmsprop(decay=0.9, eps=1e-3)
+    g = [torch.tensor([[[3.0, 4.0]]]), torch.tensor([[[0.0]]])]
+    state = opt.init(g)
+    upd, state = opt.update(g, state, torch.tensor([0.5]))
+    s = 0.1 * 25.0
+    expected = 0.5 / (math.sqrt(s / 0.1) + 1e-3)
+    torch.testing.assert_close(upd[0], expected * g[0])
+    upd2, _ = opt.update(g, state, torch.tensor([0.5]))
+    s2 = 0.9 * s + 0.1 * 25.0
+    torch.testing.assert_close(upd2[0], 0.5 / (math.sqrt(s2 / (1 - 0.81)) + 1e-3) * g[0])
+
+
+def test_adam_matches_torch_adam():
+    model, task, params = _problem(batch=1)
+    ours = train(model, task, params, adam(), torch.tensor([1e-2], dtype=torch.float64),
+                 TrainConfig(max_steps=50, loss_threshold=0.0, progress=False)).params
+    leaves = [p[0].clone().requires_grad_(True) for p in params]
+    ref = torch.optim.Adam(leaves, lr=1e-2)
+    for _ in range(50):
+        ref.zero_grad()
+        task.loss(model, [leaf[None] for leaf in leaves]).sum().backward()
+        ref.step()
+    for p, leaf in zip(ours, leaves, strict=True):
+        torch.testing.assert_close(p[0], leaf.detach(), rtol=1e-6, atol=1e-9)
+
+
+def test_unknown_optimizer_is_named():
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        make_optimizer("sgdw")
+
+
+def test_batched_runs_equal_the_same_runs_done_one_by_one(tmp_path):
+    configs = [RunConfig(**SMALL, seed=s, init_scale=i, lr=lr, data_seed=ds)
+               for s, i, lr, ds in [(0, 1e-2, 1e-2, 0), (1, 1e-3, 3e-3, 1)]]
+    batch = run_batch(configs, [tmp_path / "b0", tmp_path / "b1"], progress=False)
+    for k, config in enumerate(configs):
+        alone = run_batch([config], [tmp_path / f"a{k}"], progress=False)
+        assert alone.summaries[0]["steps"] == batch.summaries[k]["steps"]
+        for x, y in zip(load_torch(tmp_path / f"a{k}" / "factors.pt"), load_torch(tmp_path / f"b{k}" / "factors.pt"),
+                        strict=True):
+            torch.testing.assert_close(x, y, rtol=1e-9, atol=1e-12)
+
+
+def test_same_seed_same_result(tmp_path):
+    config = RunConfig(**SMALL)
+    a = run_batch([config], [tmp_path / "a"], progress=False).summaries[0]
+    b = run_batch([config], [tmp_path / "b"], progress=False).summaries[0]
+    assert a["reconstruction_error"] == b["reconstruction_error"] and a["steps"] == b["steps"]
+
+
+def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path, monkeypatch):
+    configs = [RunConfig(**SMALL, seed=s) for s in (0, 1)]
+    whole = run_batch(configs, [tmp_path / "w0", tmp_path / "w1"], progress=False)
+
+    save = run_module._save_checkpoints
+
+    def crash_after_second_checkpoint(state, dirs):
+        save(state, dirs)
+        if state.step == 200:
+            raise KeyboardInterrupt("simulated crash")
+
+    monkeypatch.setattr(run_module, "_save_checkpoints", crash_after_second_checkpoint)
+    dirs = [tmp_path / "r0", tmp_path / "r1"]
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(configs, dirs, progress=False)
+    monkeypatch.setattr(run_module, "_save_checkpoints", save)
+    assert (dirs[0] / "checkpoint.pt").exists() and not (dirs[0] / "summary.json").exists()
+    with pytest.raises(FileExistsError, match="--resume"):
+        run_batch(configs, dirs, progress=False)
+    resumed = run_batch(configs, dirs, resume=True, progress=False)
+    for k in range(2):
+        for key in ("steps", "train_loss", "reconstruction_error", "effective_rank"):
+            assert resumed.summaries[k][key] == whole.summaries[k][key]
+        assert read_metrics(dirs[k]) == read_metrics(tmp_path / f"w{k}")
+        assert not (dirs[k] / "checkpoint.pt").exists()
+
+
+def test_run_directory_holds_every_result(tmp_path):
+    run_batch([RunConfig(**SMALL)], [tmp_path / "r"], progress=False)
+    files = {p.name for p in (tmp_path / "r").iterdir()}
+    assert {"config.json", "metrics.jsonl", "summary.json", "factors.pt", "quantities.png", "errors.png"} <= files
+    summary = read_json(tmp_path / "r" / "summary.json")
+    for key in ("reconstruction_error", "effective_rank", "nuclear_norm", "train_loss", "steps", "converged"):
+        assert key in summary
+    factors = load_torch(tmp_path / "r" / "factors.pt")
+    assert [tuple(f.shape) for f in factors] == [(10, 10), (10, 10), (12, 10)]
+    assert RunConfig.from_dict(read_json(tmp_path / "r" / "config.json")) == RunConfig(**SMALL)
+    with pytest.raises(FileExistsError, match="finished run"):
+        run_batch([RunConfig(**SMALL)], [tmp_path / "r"], progress=False)
