@@ -1,0 +1,52 @@
+"""Labelled image sources for the Is Same Class task: scikit-learn's digits (built in) and CIFAR-10 (user's path)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+SPLITS = ("train", "test")
+DIGITS_TRAIN_SIZE = 1200  # of scikit-learn's 1797 digits; the rest are the test split
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    """Images stored as integers, (N, C, h, w) uint8, read as ``images * scale`` in [0, 1]; labels (N,) long."""
+
+    images: Tensor
+    labels: Tensor
+    scale: float
+
+    def __post_init__(self) -> None:
+        if self.images.dim() != 4 or self.images.dtype != torch.uint8:
+            raise ValueError(f"images must be a (N, C, h, w) uint8 tensor, got {tuple(self.images.shape)} "
+                             f"{self.images.dtype}")
+        if self.labels.shape != (self.images.shape[0],):
+            raise ValueError(f"labels must have shape ({self.images.shape[0]},), got {tuple(self.labels.shape)}")
+        if len(torch.unique(self.labels)) < 2:
+            raise ValueError("labels must hold at least two classes")
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+
+
+def digits_source(split: str) -> ImageSource:
+    """scikit-learn's 8×8 handwritten digits (values 0..16, 10 classes), split by a fixed seed-0 permutation:
+    the first 1200 are the train split, the other 597 the test split."""
+    from sklearn.datasets import load_digits
+
+    _check_split(split)
+    digits = load_digits()
+    order = np.random.default_rng(0).permutation(len(digits.target))
+    chosen = order[:DIGITS_TRAIN_SIZE] if split == "train" else order[DIGITS_TRAIN_SIZE:]
+    images = torch.from_numpy(digits.images[chosen].astype(np.uint8)).unsqueeze(1)
+    return ImageSource(images, torch.from_numpy(digits.target[chosen]).long(), 1 / 16)

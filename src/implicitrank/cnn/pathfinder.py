@@ -1,0 +1,292 @@
+"""Pathfinder images (Linsley et al. 2018), generated here, as used by Razin, Maman & Cohen 2022, §5.
+
+Each image holds two target "snakes" of L short segments (``segment_length`` px long, ``thickness`` px thick, each
+turning by at most ``max_turn`` from the previous one), starting ``start_distance`` px apart at points p and q,
+plus ``n_distractors`` snakes of ``distractor_length`` segments, and two disc markers (radius ``marker_radius``):
+one at p, the other at the far end of the snake from p (label 1, same snake) or at the far end of the snake from q
+(label 0). Classes are exactly balanced. The paper: 300×300 images resized to 150×150, L ∈ {3, 5, 7, 9},
+90/L distractors of int(L/3) segments, start distance 27, markers of radius 3, 10k train and 10k test images per L.
+
+Labels are right by construction: every snake keeps its centre line at least ``marker_radius + thickness/2 +
+clearance`` px away from the centre lines of the snakes drawn before it (targets first, then distractors, which may
+cross each other but never touch a target), so after resizing by an integer factor the two targets' pixels and the
+markers on them are connected within a target and never across targets (``clearance`` exceeds √2·(2f − 1) for the
+resize factor f). Generation is vectorized over images and over distractors with NumPy; results are cached as
+compressed .npz arrays keyed by the configuration, size and seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .regularizer import Box, random_patch_pair
+
+CHUNK = 128
+TRIES = 10
+
+
+@dataclass(frozen=True)
+class PathfinderConfig:
+    """Geometry of Pathfinder images; the defaults are the paper's (n_distractors = 90 // L and
+    distractor_length = max(1, L // 3) when left as None)."""
+
+    length: int = 9
+    image_size: int = 300
+    output_size: int = 150
+    segment_length: float = 5.0
+    thickness: float = 2.0
+    start_distance: float = 27.0
+    marker_radius: float = 3.0
+    max_turn: float = math.pi / 6
+    clearance: float = 5.0
+    n_distractors: int | None = None
+    distractor_length: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.length < 1:
+            raise ValueError(f"length L must be >= 1, got {self.length}")
+        if self.output_size < 1 or self.image_size % self.output_size:
+            raise ValueError(f"output_size must divide image_size, got {self.output_size} and {self.image_size}")
+        for name in ("segment_length", "thickness", "start_distance", "marker_radius"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0 <= self.max_turn <= math.pi:
+            raise ValueError(f"max_turn must be in [0, pi], got {self.max_turn}")
+        factor = self.image_size // self.output_size
+        if not self.clearance > math.sqrt(2) * (2 * factor - 1):
+            raise ValueError(f"clearance must exceed sqrt(2)*(2*{factor}-1) = {math.sqrt(2) * (2 * factor - 1):.2f} "
+                             f"so that snakes stay apart after resizing by {factor}, got {self.clearance}")
+        if self.n_distractors is not None and self.n_distractors < 0:
+            raise ValueError(f"n_distractors must be >= 0, got {self.n_distractors}")
+        if self.distractor_length is not None and self.distractor_length < 1:
+            raise ValueError(f"distractor_length must be >= 1, got {self.distractor_length}")
+        if self.start_distance <= self.block_radius:
+            raise ValueError(f"start_distance must exceed marker_radius + thickness/2 + clearance + 3 = "
+                             f"{self.block_radius:.1f}, got {self.start_distance}")
+        if 2 * self._border + self.start_distance >= self.image_size:
+            raise ValueError(f"image_size {self.image_size} is too small for start_distance {self.start_distance}")
+
+    @property
+    def distractors(self) -> int:
+        return 90 // self.length if self.n_distractors is None else self.n_distractors
+
+    @property
+    def distractor_segments(self) -> int:
+        return max(1, self.length // 3) if self.distractor_length is None else self.distractor_length
+
+    @property
+    def block_radius(self) -> float:
+        """How close (centre line to centre line) a later snake may come to an earlier one; +3 px absorb the
+        rounding of drawn and checked points to the pixel grid."""
+        return self.marker_radius + self.thickness / 2 + self.clearance + 3
+
+    @property
+    def _border(self) -> float:
+        return self.marker_radius + 1
+
+    def key(self, n: int, seed: int) -> str:
+        text = json.dumps({**asdict(self), "n": n, "seed": seed, "version": 1}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _disc(radius: float) -> np.ndarray:
+    """Integer offsets (K, 2) within ``radius`` of the origin."""
+    r = math.floor(radius)
+    dy, dx = np.mgrid[-r:r + 1, -r:r + 1]
+    inside = dy ** 2 + dx ** 2 <= radius ** 2
+    return np.stack([dy[inside], dx[inside]], 1)
+
+
+def _stamp(canvas: np.ndarray, image: np.ndarray, points: np.ndarray, valid: np.ndarray, radius: float,
+           stride: int = 1) -> None:
+    """Set the pixels within ``radius`` of every ``stride``-th valid point (rounded to the pixel grid); points
+    (N, P, 2) as (row, col), ``image`` (N,) the canvas index of each row of points."""
+    take = np.unique(np.r_[np.arange(0, points.shape[1], stride), points.shape[1] - 1])
+    points, valid = points[:, take], valid[:, take]
+    pix = np.rint(points[valid]).astype(np.int64)[:, None, :] + _disc(radius)[None]  # (V, K, 2)
+    which = np.broadcast_to(np.broadcast_to(image[:, None], valid.shape)[valid][:, None], pix.shape[:2])
+    size = canvas.shape[1]
+    inside = (pix >= 0).all(-1) & (pix < size).all(-1)
+    canvas[which[inside], pix[..., 0][inside], pix[..., 1][inside]] = True
+
+
+def _blocked(block: np.ndarray, image: np.ndarray, points: np.ndarray, border: float) -> np.ndarray:
+    """(N,) whether any of the points (N, P, 2) leaves the allowed area or lands on a blocked pixel."""
+    size = block.shape[1]
+    outside = ((points < border) | (points > size - 1 - border)).any(axis=(1, 2))
+    pix = np.clip(np.rint(points).astype(np.int64), 0, size - 1)
+    return outside | block[image[:, None], pix[..., 0], pix[..., 1]].any(1)
+
+
+def _grow(starts: np.ndarray, image: np.ndarray, block: np.ndarray, segments: int, config: PathfinderConfig,
+          rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Grow snakes of ``segments`` segments from ``starts`` (N, 2) avoiding ``block``.
+
+    Returns the centre-line points (N, segments·m + 1, 2), which of them were drawn (N, segments·m + 1), and
+    whether all segments were drawn (N,); a snake that finds no free direction in TRIES tries stops there.
+    """
+    n = len(starts)
+    m = max(2, math.ceil(2 * config.segment_length))
+    t = np.arange(1, m + 1) / m
+    points = np.repeat(starts[:, None, :], segments * m + 1, axis=1).astype(np.float64)
+    drawn = np.zeros((n, segments * m + 1), dtype=bool)
+    drawn[:, 0] = True
+    heading = np.zeros(n)
+    alive = np.ones(n, dtype=bool)
+    current = starts.astype(np.float64)
+    for k in range(segments):
+        pending = alive.copy()
+        accepted_heading = heading.copy()
+        for _ in range(TRIES):
+            idx = np.flatnonzero(pending)
+            if idx.size == 0:
+                break
+            if k == 0:
+                proposal = rng.uniform(0, 2 * math.pi, idx.size)
+            else:
+                proposal = heading[idx] + rng.uniform(-config.max_turn, config.max_turn, idx.size)
+            direction = np.stack([np.sin(proposal), np.cos(proposal)], 1) * config.segment_length
+            seg = current[idx, None, :] + t[None, :, None] * direction[:, None, :]
+            ok = ~_blocked(block, image[idx], seg, config._border)
+            good = idx[ok]
+            points[good, 1 + k * m:1 + (k + 1) * m] = seg[ok]
+            drawn[good, 1 + k * m:1 + (k + 1) * m] = True
+            accepted_heading[good] = proposal[ok]
+            pending[good] = False
+        alive &= ~pending
+        heading = accepted_heading
+        current = points[np.arange(n), k * m + m]
+    complete = drawn[:, -1].copy()
+    return points, drawn, complete
+
+
+def _generate_chunk(config: PathfinderConfig, labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Images (n, output, output) uint8 for the given labels (1: markers on the same snake)."""
+    n, size = len(labels), config.image_size
+    images = np.zeros((n, size, size), dtype=bool)
+    todo = np.arange(n)
+    while todo.size:
+        k = todo.size
+        block = np.zeros((k, size, size), dtype=bool)
+        ids = np.arange(k)
+        lo, hi = config._border, size - 1 - config._border
+        p = rng.uniform(lo, hi, (k, 2))
+        angle = rng.uniform(0, 2 * math.pi, k)
+        q = p + config.start_distance * np.stack([np.sin(angle), np.cos(angle)], 1)
+        ok = ((q >= lo) & (q <= hi)).all(1)
+        path_a, drawn_a, done_a = _grow(p, ids, block, config.length, config, rng)
+        _stamp(block, ids, path_a, drawn_a, config.block_radius, stride=4)
+        ok &= done_a & ~_blocked(block, ids, q[:, None, :], config._border)
+        path_b, drawn_b, done_b = _grow(q, ids, block, config.length, config, rng)
+        ok &= done_b
+        _stamp(block, ids, path_b, drawn_b, config.block_radius, stride=4)
+        ink = np.zeros((k, size, size), dtype=bool)
+        _stamp(ink, ids, path_a, drawn_a, config.thickness / 2)
+        _stamp(ink, ids, path_b, drawn_b, config.thickness / 2)
+        same = labels[todo] == 1
+        far = np.where(same[:, None], path_a[:, -1], path_b[:, -1])
+        _stamp(ink, ids, np.stack([p, far], 1), np.ones((k, 2), dtype=bool), config.marker_radius)
+        if config.distractors:
+            owner = np.repeat(ids, config.distractors)
+            starts = rng.uniform(lo, hi, (owner.size, 2))
+            free = ~_blocked(block, owner, starts[:, None, :], config._border)
+            path_d, drawn_d, _ = _grow(starts[free], owner[free], block, config.distractor_segments, config, rng)
+            _stamp(ink, owner[free], path_d, drawn_d, config.thickness / 2)
+        images[todo[ok]] = ink[ok]
+        todo = todo[~ok]
+    factor = size // config.output_size
+    pooled = images.reshape(n, config.output_size, factor, config.output_size, factor).mean(axis=(2, 4))
+    return np.rint(pooled * 255).astype(np.uint8)
+
+
+def _chunk(config: PathfinderConfig, count: int, stream: np.random.SeedSequence) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(stream)
+    labels = rng.permutation(np.arange(count) % 2)
+    return _generate_chunk(config, labels, rng), labels
+
+
+def generate_pathfinder(config: PathfinderConfig, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` images (n, output, output) uint8 and labels (n,) int64, from ``seed``.
+
+    Chunks of CHUNK images draw from independent streams of ``np.random.SeedSequence(seed)``; each chunk is half
+    positive (an odd last chunk has one more negative).
+    """
+    return cached_pathfinder(config, n, seed, None)
+
+
+def cached_pathfinder(config: PathfinderConfig, n: int, seed: int, cache_dir: str | Path | None,
+                      progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``generate_pathfinder`` read from (or written to) ``cache_dir/pathfinder-L<L>-<key>.npz`` when a directory
+    is given; the key hashes the configuration, ``n`` and ``seed``."""
+    if n < 2:
+        raise ValueError(f"n must be >= 2, got {n}")
+    path = None if cache_dir is None else Path(cache_dir) / f"pathfinder-L{config.length}-{config.key(n, seed)}.npz"
+    if path is not None and path.is_file():
+        with np.load(path) as stored:
+            return stored["images"], stored["labels"]
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n, unit="image", desc=f"Pathfinder L={config.length}", leave=False)
+    images, labels = [], []
+    streams = np.random.SeedSequence(seed).spawn(math.ceil(n / CHUNK))
+    for i, stream in enumerate(streams):
+        count = min(CHUNK, n - i * CHUNK)
+        chunk_images, chunk_labels = _chunk(config, count, stream)
+        images.append(chunk_images)
+        labels.append(chunk_labels)
+        if progress:
+            bar.update(count)
+    if progress:
+        bar.close()
+    result = np.concatenate(images), np.concatenate(labels)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial.npz")
+        np.savez_compressed(partial, images=result[0], labels=result[1])
+        partial.replace(path)
+    return result
+
+
+@dataclass(frozen=True)
+class Pathfinder:
+    """Pathfinder images (n, 1, H, W) uint8 with labels (n,) float; patches I, J of the regularizer are random
+    non-overlapping ``patch_size``×``patch_size`` squares, drawn anew for every batch (the paper: 2×2)."""
+
+    images: Tensor
+    labels: Tensor
+    patch_size: int = 2
+
+    def __post_init__(self) -> None:
+        if self.images.dim() != 4 or self.images.dtype != torch.uint8:
+            raise ValueError(f"images must be (n, 1, H, W) uint8, got {tuple(self.images.shape)} {self.images.dtype}")
+        if self.labels.shape != (self.images.shape[0],):
+            raise ValueError(f"labels must have shape ({self.images.shape[0]},), got {tuple(self.labels.shape)}")
+        random_patch_pair(tuple(self.images.shape[2:]), self.patch_size, torch.Generator().manual_seed(0))
+
+    @classmethod
+    def generate(cls, config: PathfinderConfig, n: int, seed: int, cache_dir: str | Path | None = None,
+                 patch_size: int = 2, progress: bool = False) -> Pathfinder:
+        images, labels = cached_pathfinder(config, n, seed, cache_dir, progress)
+        return cls(torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels).float(), patch_size)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def patches(self, generator: torch.Generator) -> tuple[Box, Box]:
+        return random_patch_pair(tuple(self.images.shape[2:]), self.patch_size, generator)
+
+    def to(self, device: torch.device | str) -> Pathfinder:
+        return Pathfinder(self.images.to(device), self.labels.to(device), self.patch_size)
+
+    def batch(self, index: Tensor) -> tuple[Tensor, Tensor]:
+        """Images (b, 1, H, W) float in [0, 1] and labels (b,)."""
+        return self.images[index].float() / 255, self.labels[index]

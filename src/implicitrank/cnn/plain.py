@@ -1,0 +1,38 @@
+"""A small plain convolutional network with one logit, for tests and quick runs.
+
+``depth`` blocks of 3×3 convolution (stride 2 from the second block on), batch normalization and ReLU, then global
+average pooling and a linear map to one logit. Each stride-2 block doubles the receptive field, so a deep enough
+network sees the whole canvas, while its hierarchy still favours local interactions (Razin, Maman & Cohen 2022).
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+class PlainCNN(nn.Module):
+    """conv-BN-ReLU blocks (channel count ``width``·2^⌊i/2⌋), global average pooling, one logit."""
+
+    def __init__(self, *, in_channels: int = 1, width: int = 16, depth: int = 4, batch_norm: bool = True) -> None:
+        super().__init__()
+        if in_channels < 1:
+            raise ValueError(f"in_channels must be >= 1, got {in_channels}")
+        if width < 1:
+            raise ValueError(f"width must be >= 1, got {width}")
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, got {depth}")
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for i in range(depth):
+            out_channels = width * 2 ** (i // 2)
+            layers.append(nn.Conv2d(channels, out_channels, 3, 1 if i == 0 else 2, 1, bias=not batch_norm))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(out_channels))
+            layers.append(nn.ReLU())
+            channels = out_channels
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(channels, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """The logit f(x), shape (batch,)."""
+        return self.head(self.features(x).mean(dim=(2, 3))).squeeze(1)

@@ -1,0 +1,85 @@
+"""ResNet18 and ResNet34 (He et al. 2016) with a width multiplier, any number of input channels and one logit.
+
+Written here so the package needs no torchvision. ``stem="imagenet"`` is the standard 7×7 stride-2 convolution and
+3×3 max-pool (the network Razin, Maman & Cohen 2022 §5 trained on 224×224 canvases); ``stem="small"`` is a 3×3
+stride-1 convolution without pooling, for small canvases. The head is global average pooling and a linear map to a
+single logit f(x), trained with binary cross-entropy.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+STEMS = ("imagenet", "small")
+STAGE_WIDTHS = (64, 128, 256, 512)
+
+
+class BasicBlock(nn.Module):
+    """Two 3×3 convolutions with batch normalization and an identity (or 1×1 projection) shortcut."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.shortcut = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                                          nn.BatchNorm2d(out_channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.bn1(self.conv1(x)).relu()
+        out = self.bn2(self.conv2(out))
+        return (out + self.shortcut(x)).relu()
+
+
+class ResNet(nn.Module):
+    """A ResNet of basic blocks: stem, four stages (strides 1, 2, 2, 2), global average pooling, one logit.
+
+    blocks : number of basic blocks per stage, e.g. (2, 2, 2, 2) for ResNet18.
+    width : multiplier of the stage widths 64, 128, 256, 512 (each rounded, at least 1).
+    """
+
+    def __init__(self, blocks: tuple[int, ...], *, width: float = 1.0, in_channels: int = 3,
+                 stem: str = "imagenet") -> None:
+        super().__init__()
+        if len(blocks) != 4 or min(blocks) < 1:
+            raise ValueError(f"blocks must be four positive block counts, got {blocks}")
+        if not width > 0:
+            raise ValueError(f"width must be > 0, got {width}")
+        if in_channels < 1:
+            raise ValueError(f"in_channels must be >= 1, got {in_channels}")
+        if stem not in STEMS:
+            raise ValueError(f"stem must be one of {STEMS}, got {stem!r}")
+        widths = [max(1, round(w * width)) for w in STAGE_WIDTHS]
+        if stem == "imagenet":
+            self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 7, 2, 3, bias=False),
+                                      nn.BatchNorm2d(widths[0]), nn.ReLU(), nn.MaxPool2d(3, 2, 1))
+        else:
+            self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False),
+                                      nn.BatchNorm2d(widths[0]), nn.ReLU())
+        layers, channels = [], widths[0]
+        for stage, (count, out_channels) in enumerate(zip(blocks, widths)):
+            for i in range(count):
+                layers.append(BasicBlock(channels, out_channels, 2 if (i == 0 and stage > 0) else 1))
+                channels = out_channels
+        self.stages = nn.Sequential(*layers)
+        self.head = nn.Linear(channels, 1)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: Tensor) -> Tensor:
+        """The logit f(x), shape (batch,)."""
+        return self.head(self.stages(self.stem(x)).mean(dim=(2, 3))).squeeze(1)
+
+
+def resnet18(*, width: float = 1.0, in_channels: int = 3, stem: str = "imagenet") -> ResNet:
+    """ResNet18: basic blocks (2, 2, 2, 2)."""
+    return ResNet((2, 2, 2, 2), width=width, in_channels=in_channels, stem=stem)
+
+
+def resnet34(*, width: float = 1.0, in_channels: int = 3, stem: str = "imagenet") -> ResNet:
+    """ResNet34: basic blocks (3, 4, 6, 3)."""
+    return ResNet((3, 4, 6, 3), width=width, in_channels=in_channels, stem=stem)
