@@ -1,0 +1,116 @@
+"""``implicitrank sweep SPEC.toml``: run a grid of runs (resumable, on every core or on Slurm);
+``implicitrank sweep status DIR``: what is done, running, failed or pending;
+``implicitrank collect DIR``: one tidy table of the finished runs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..sweeps.collect import collect, write_table
+from ..sweeps.executors import EXECUTORS, SlurmOptions, make_executor
+from ..sweeps.plan import format_plan
+from ..sweeps.runner import run_sweep
+from ..sweeps.spec import load_spec, parse_spec
+from ..sweeps.state import count, read_sweep, sweep_status
+
+SWEEP_HELP = """\
+Run every run of a sweep spec that is not done yet. Runs that differ only in per-run values (seed, init
+scale, learning rate, observation-set seed) train together as one batched job. Finished runs are never
+rerun, interrupted runs resume from their checkpoints, failed runs record error.json and are rerun only
+with --retry-failed: after any failure, run the same command again.
+
+  implicitrank sweep SPEC.toml [--executor serial|local|slurm] [--out DIR]
+  implicitrank sweep DIR              rerun the sweep stored in DIR (its sweep.json)
+  implicitrank sweep status DIR       done / running / failed / pending
+
+A spec is TOML: [base] (any run config field), [axes] (Cartesian: depth = [2, 3], seed = "0..4"),
+[[zip]] (axes moving together, equal lengths) and [slurm] (defaults of the slurm options below);
+see examples/sweeps/arora2019-small.toml."""
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("sweep", help="run a resumable grid of runs (serial, local cores or Slurm)",
+                              description=SWEEP_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("target", nargs="+", metavar="TARGET",
+                   help="SPEC.toml (run it), a sweep DIR (rerun it), or: status DIR")
+    p.add_argument("--executor", choices=EXECUTORS, default="serial", help="where the jobs run (default: serial)")
+    p.add_argument("--out", type=Path, default=None, help="sweep directory (default: runs/<spec name>)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan (runs, jobs, grouping); run nothing")
+    p.add_argument("--retry-failed", action="store_true", help="also rerun the runs that failed before")
+    p.add_argument("--no-batch", action="store_true", help="one job per run (no batched training)")
+    p.add_argument("--max-batch", type=int, default=None, help="at most this many runs per batched job")
+    p.add_argument("--workers", type=int, default=None, help="local: worker processes (default: one per core)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads per worker (local default: cores // workers; serial default: torch's)")
+    p.add_argument("--plots", action="store_true", help="draw each run's plots (slow; `implicitrank plot` later)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--all", action="store_true", help="status: list every run, not only the unfinished")
+    s = p.add_argument_group("slurm executor (override the spec's [slurm] table)")
+    d = SlurmOptions()
+    s.add_argument("--partition", default=None, help="partition (default: the cluster's default)")
+    s.add_argument("--time", type=int, default=None, help=f"time limit per job in minutes (default {d.time}); "
+                   "a job reaching it is requeued and resumes from its checkpoints")
+    s.add_argument("--cpus", type=int, default=None, help=f"CPUs per job (default {d.cpus})")
+    s.add_argument("--gpus", type=int, default=None, help=f"GPUs per job (default {d.gpus})")
+    s.add_argument("--mem-gb", type=float, default=None, help="memory per job in GB (default: the partition's)")
+    s.add_argument("--array-parallelism", type=int, default=None,
+                   help=f"at most this many jobs of the array at once (default {d.array_parallelism})")
+    p.set_defaults(func=sweep_command)
+
+    c = subparsers.add_parser("collect", help="write one table (CSV, Parquet with pyarrow) of a sweep's runs",
+                              description="Write DIR/results.csv (and DIR/results.parquet when pyarrow is "
+                                          "installed): one row per finished run, config fields + summary numbers.")
+    c.add_argument("dir", type=Path, help="a sweep directory")
+    c.set_defaults(func=collect_command)
+
+
+def sweep_command(args: argparse.Namespace) -> int:
+    target = args.target
+    if target[0] == "status":
+        if len(target) != 2:
+            raise ValueError("usage: implicitrank sweep status DIR")
+        return status_command(Path(target[1]), args.all)
+    if len(target) != 1:
+        raise ValueError(f"expected one spec or sweep directory, got {target}; for the status: sweep status DIR")
+    path = Path(target[0])
+    if path.is_dir():
+        spec, out = parse_spec(read_sweep(path)["spec"]), args.out or path
+    else:
+        spec, out = load_spec(path), args.out
+    flags = {"partition": args.partition, "time": args.time, "cpus": args.cpus, "gpus": args.gpus,
+             "mem_gb": args.mem_gb, "array_parallelism": args.array_parallelism}
+    slurm = SlurmOptions.from_dict({**spec.slurm, **{k: v for k, v in flags.items() if v is not None}})
+    executor = make_executor(args.executor, workers=args.workers, threads=args.threads, slurm=slurm)
+    report = run_sweep(spec, out, executor, retry_failed=args.retry_failed, batch=not args.no_batch,
+                       max_batch=args.max_batch, plots=args.plots, progress=not args.no_progress,
+                       dry_run=args.dry_run)
+    if args.dry_run:
+        print(format_plan(report.plan, report.jobs, count(report.before)))
+        return 0
+    print(report.summary())
+    print("table: " + ", ".join(map(str, write_table(report.plan.out))))
+    return 0 if report.complete else 1
+
+
+def status_command(out: Path, show_all: bool) -> int:
+    sweep = read_sweep(out)
+    states = sweep_status(out)
+    fields = [*sweep["spec"]["axes"], *(k for group in sweep["spec"]["zip"] for k in group)]
+    counts = count(states)
+    print(f"sweep {sweep['spec']['name']!r} in {out}: {len(states)} runs: "
+          + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    for state in states:
+        if show_all or state.status != "done":
+            config = sweep["configs"][state.run_id]
+            values = " ".join(f"{k}={config[k]}" for k in fields)
+            print(f"  {state.status:<8} {state.run_id} {values}" + (f": {state.detail}" if state.detail else ""))
+    return 0
+
+
+def collect_command(args: argparse.Namespace) -> int:
+    rows = collect(args.dir)
+    total = len(read_sweep(args.dir)["run_ids"])
+    paths = write_table(args.dir, rows)
+    print(f"{len(rows)} of {total} runs finished; wrote " + ", ".join(map(str, paths)))
+    return 0

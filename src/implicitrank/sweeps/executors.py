@@ -1,0 +1,250 @@
+"""Executors: where jobs run. ``serial`` (this process), ``local`` (a process pool over the cores) and
+``slurm`` (job arrays on a Slurm cluster through submitit).
+
+Each has ``check()`` (raises ``ValueError`` before anything is submitted when it cannot run here),
+``slots`` (how many jobs run at once, so the planner splits batches until every core has work) and
+``run(jobs, out, advance) -> outcomes``, where a job that stops outside its runs' code (a worker killed,
+a Slurm job cancelled or timed out) is recorded in its runs' directories and reported, not raised.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import multiprocessing
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import submitit
+from submitit.core.utils import FailedJobError, UncompletedJobError
+
+from .jobs import Job, RunOutcome, run_job, stopped_early
+from .threads import available_cores, pin_threads, thread_environment
+
+EXECUTORS = ("serial", "local", "slurm")
+Advance = Callable[[int], object]
+
+
+class Executor(Protocol):
+    name: str
+    slots: int
+
+    def check(self) -> None: ...
+
+    def run(self, jobs: Sequence[Job], out: Path, advance: Advance) -> list[RunOutcome]: ...
+
+
+class SerialExecutor:
+    """Jobs one after another in this process (torch capped at ``threads`` meanwhile, when given)."""
+
+    name, slots = "serial", 1
+
+    def __init__(self, threads: int | None = None) -> None:
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be >= 1 (or None: torch's default), got {threads}")
+        self.threads = threads
+
+    def check(self) -> None:
+        return None
+
+    def run(self, jobs: Sequence[Job], out: Path, advance: Advance) -> list[RunOutcome]:
+        import torch
+
+        previous = torch.get_num_threads()
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+        try:
+            outcomes = []
+            for job in jobs:
+                outcomes += run_job(job)
+                advance(len(job.configs))
+            return outcomes
+        finally:
+            torch.set_num_threads(previous)
+
+
+class LocalExecutor:
+    """A pool of ``workers`` processes (default: one per core), each pinned to ``threads`` threads
+    (default: its share of the cores) before it imports torch."""
+
+    name = "local"
+
+    def __init__(self, workers: int | None = None, threads: int | None = None) -> None:
+        cores = available_cores()
+        self.workers = cores if workers is None else workers
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1 (or None: one per core), got {workers}")
+        self.threads = max(1, cores // self.workers) if threads is None else threads
+        if self.threads < 1:
+            raise ValueError(f"threads must be >= 1 (or None: cores // workers), got {threads}")
+        self.slots = self.workers
+
+    def check(self) -> None:
+        return None
+
+    def run(self, jobs: Sequence[Job], out: Path, advance: Advance) -> list[RunOutcome]:
+        if not jobs:
+            return []
+        # spawn, not fork: a fresh interpreter whose initializer sets the thread caps before torch loads
+        pool = ProcessPoolExecutor(max_workers=min(self.workers, len(jobs)),
+                                   mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=pin_threads, initargs=(self.threads,))
+        outcomes: list[RunOutcome] = []
+        try:
+            futures = {pool.submit(run_job, job): job for job in jobs}
+            for future in as_completed(futures):
+                job = futures[future]
+                try:
+                    outcomes += future.result()
+                except BrokenProcessPool as err:
+                    outcomes += stopped_early(job, f"a worker process died before the job finished ({err})")
+                except Exception as err:
+                    outcomes += stopped_early(job, f"the job crashed: {type(err).__name__}: {err}", failed=True,
+                                              trace="".join(traceback.format_exception(err)))
+                advance(len(job.configs))
+        except BaseException:  # interrupted: drop the queued jobs, leave the running ones to their checkpoints
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
+        return outcomes
+
+
+@dataclass(frozen=True)
+class SlurmOptions:
+    """Resources of each Slurm job (one job = one batch of runs).
+
+    time : the time limit in minutes; a job that reaches it is requeued (at most ``max_requeues``
+    times) and resumes from its runs' checkpoints, as is a preempted job.
+    """
+
+    partition: str | None = None
+    time: int = 60
+    cpus: int = 1
+    gpus: int = 0
+    mem_gb: float | None = None
+    array_parallelism: int = 256
+    max_requeues: int = 3
+    account: str | None = None
+
+    def __post_init__(self) -> None:
+        for name, low in (("time", 1), ("cpus", 1), ("gpus", 0), ("array_parallelism", 1), ("max_requeues", 0)):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < low:
+                raise ValueError(f"slurm.{name} must be an integer >= {low}, got {getattr(self, name)!r}")
+        if self.mem_gb is not None and not self.mem_gb > 0:
+            raise ValueError(f"slurm.mem_gb must be positive (or None: the partition's default), got {self.mem_gb}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SlurmOptions:
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(f"slurm: unknown options {unknown}; allowed: {known}")
+        return cls(**values)
+
+    def parameters(self, name: str) -> dict[str, Any]:
+        """submitit ``SlurmExecutor`` parameters; each job's BLAS pools are capped at its CPUs."""
+        params: dict[str, Any] = {
+            "job_name": name, "time": self.time, "cpus_per_task": self.cpus,
+            "array_parallelism": self.array_parallelism,
+            "setup": [f"export {k}={v}" for k, v in thread_environment(self.cpus).items()],
+        }
+        optional = {"partition": self.partition, "account": self.account, "gpus_per_node": self.gpus or None,
+                    "mem": None if self.mem_gb is None else f"{math.ceil(self.mem_gb * 1024)}M"}
+        return params | {k: v for k, v in optional.items() if v is not None}
+
+
+class SlurmJob(submitit.helpers.Checkpointable):
+    """``run_job`` on a Slurm node. Preempted or timed out, submitit requeues the same call, which
+    skips the runs finished meanwhile and resumes the others from their last checkpoints."""
+
+    def __call__(self, job: Job) -> list[RunOutcome]:
+        return run_job(job)
+
+
+class SlurmExecutor:
+    """Jobs as one Slurm job array through submitit; logs in ``OUT/slurm``."""
+
+    name, slots = "slurm", 1
+
+    def __init__(self, options: SlurmOptions | None = None, poll_seconds: float = 1.0) -> None:
+        self.options = options or SlurmOptions()
+        self.poll_seconds = poll_seconds
+
+    def check(self) -> None:
+        """A reachable cluster (``sinfo`` answers) with the asked-for partition."""
+        sinfo = shutil.which("sinfo")
+        hint = "start one (e.g. .ci/start-slurm) or use --executor local"
+        if sinfo is None:
+            raise ValueError(f"executor: 'slurm' needs Slurm's commands (sinfo, sbatch) on PATH; none found; {hint}")
+        try:
+            answer = subprocess.run([sinfo, "-h", "-o", "%P"], capture_output=True, text=True, timeout=30)
+        except subprocess.TimeoutExpired as err:
+            raise ValueError(f"executor: 'slurm': sinfo did not answer in 30 s; {hint}") from err
+        if answer.returncode != 0:
+            raise ValueError(f"executor: 'slurm' cannot reach a Slurm cluster (sinfo: {answer.stderr.strip()}); {hint}")
+        partitions = [p.rstrip("*") for p in answer.stdout.split()]
+        if self.options.partition is not None and self.options.partition not in partitions:
+            raise ValueError(f"slurm.partition must be one of {partitions}, got {self.options.partition!r}")
+
+    def submit(self, jobs: Sequence[Job], out: Path) -> list[submitit.Job]:
+        """Submit ``jobs`` as one array; returns submitit's handles (``.job_id`` as ``scancel`` takes it)."""
+        executor = submitit.SlurmExecutor(folder=out / "slurm" / "%j", max_num_timeout=self.options.max_requeues)
+        executor.update_parameters(**self.options.parameters(f"implicitrank-{out.name}"))
+        with executor.batch():
+            handles = [executor.submit(SlurmJob(), job) for job in jobs]
+        return handles
+
+    def wait(self, handles: Sequence[submitit.Job], jobs: Sequence[Job], advance: Advance) -> list[RunOutcome]:
+        """Collect each job's outcomes as it ends; a cancelled, timed-out or killed job is recorded as
+        interrupted (its runs resume next time), a crashed one as failed."""
+        outcomes: list[RunOutcome] = []
+        pending = list(zip(handles, jobs))
+        try:
+            while pending:
+                running = []
+                for handle, job in pending:
+                    if not handle.done():
+                        running.append((handle, job))
+                        continue
+                    try:
+                        outcomes += handle.result()
+                    except UncompletedJobError as err:
+                        reason = str(err).splitlines()[0] if str(err) else "did not finish"
+                        outcomes += stopped_early(job, f"slurm job {handle.job_id} ({handle.state}): {reason}")
+                    except FailedJobError as err:
+                        outcomes += stopped_early(job, f"slurm job {handle.job_id} crashed", failed=True,
+                                                  trace=str(err))
+                    advance(len(job.configs))
+                pending = running
+                if pending:
+                    time.sleep(self.poll_seconds)
+        except KeyboardInterrupt:
+            ids = " ".join(h.job_id for h, _ in pending)
+            print(f"\nthe submitted Slurm jobs keep running ({ids}); `scancel` them or watch them with "
+                  "`implicitrank sweep status OUT`", file=sys.stderr)
+            raise
+        return outcomes
+
+    def run(self, jobs: Sequence[Job], out: Path, advance: Advance) -> list[RunOutcome]:
+        return self.wait(self.submit(jobs, out), jobs, advance) if jobs else []
+
+
+def make_executor(name: str, *, workers: int | None = None, threads: int | None = None,
+                  slurm: SlurmOptions | None = None) -> Executor:
+    """An executor by name: serial | local | slurm."""
+    if name == "serial":
+        return SerialExecutor(threads)
+    if name == "local":
+        return LocalExecutor(workers, threads)
+    if name == "slurm":
+        return SlurmExecutor(slurm)
+    raise ValueError(f"executor must be one of {list(EXECUTORS)}, got {name!r}")

@@ -1,0 +1,121 @@
+"""A job: runs trained together, run the same way by every executor (in-process, pool worker, Slurm).
+
+``run_job`` takes each run's lock (a run locked by another process is left to it), skips finished
+runs, resumes unfinished ones from their checkpoints, and records a failure in the failing runs'
+directories instead of raising, so one bad run never stops the others. Runs of one job checkpoint at
+the same steps; a job killed between two runs' checkpoint writes leaves them at different steps, so
+the runs are resumed in groups of equal checkpoint step (per-run results do not depend on the grouping).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import results
+from ..run import RunConfig
+from .state import (
+    clear_marks,
+    describe_holder,
+    hold_lock,
+    lock_holder,
+    record_error,
+    record_interrupted,
+    run_lock_path,
+)
+
+
+@dataclass(frozen=True)
+class Job:
+    """Runs of equal batch keys, their directories, where their locks live, and whether to plot."""
+
+    configs: tuple[RunConfig, ...]
+    run_dirs: tuple[Path, ...]
+    lock_dir: Path
+    plots: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.configs or len(self.configs) != len(self.run_dirs):
+            raise ValueError(f"configs and run_dirs must be non-empty and match, got {len(self.configs)} "
+                             f"and {len(self.run_dirs)}")
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What one attempt did with a run.
+
+    status : done (trained now or earlier), failed (error recorded), running (another process holds
+    it), interrupted (the job stopped early: cancelled, killed, timed out; the run resumes next time).
+    """
+
+    run_id: str
+    status: str
+    message: str = ""
+    resumed_from: int | None = None
+    threads: int | None = None
+
+
+def run_job(job: Job) -> list[RunOutcome]:
+    """Train the job's unfinished runs (resuming from checkpoints); never raise for a run's error."""
+    import torch
+    from submitit.core.utils import UncompletedJobError
+
+    from ..run import run_batch
+
+    threads = torch.get_num_threads()
+    outcomes: list[RunOutcome] = []
+    with contextlib.ExitStack() as stack:
+        todo: dict[int | None, list[tuple[RunConfig, Path]]] = {}
+        for config, run_dir in zip(job.configs, job.run_dirs):
+            lock = run_lock_path(job.lock_dir, config.run_id)
+            if not stack.enter_context(hold_lock(lock)):
+                holder = describe_holder(lock_holder(lock) or {})
+                outcomes.append(RunOutcome(config.run_id, "running", f"held by {holder}"))
+                continue
+            if results.is_finished(run_dir):
+                outcomes.append(RunOutcome(config.run_id, "done", "finished earlier"))
+                continue
+            clear_marks(run_dir)
+            todo.setdefault(_checkpoint_step(run_dir), []).append((config, run_dir))
+        for step, runs in todo.items():
+            configs, dirs = [c for c, _ in runs], [d for _, d in runs]
+            started = time.perf_counter()
+            try:
+                run_batch(configs, dirs, resume=True, progress=False, plots=job.plots)
+            except UncompletedJobError:  # submitit's signal handler giving up on requeueing: not the run's fault
+                raise
+            except Exception as err:
+                for run_dir in dirs:
+                    record_error(run_dir, err)
+                outcomes += [RunOutcome(c.run_id, "failed", f"{type(err).__name__}: {err}", step, threads)
+                             for c in configs]
+            else:
+                took = f"trained in {time.perf_counter() - started:.1f}s"
+                outcomes += [RunOutcome(c.run_id, "done", took, step, threads) for c in configs]
+    return outcomes
+
+
+def stopped_early(job: Job, reason: str, *, failed: bool = False, trace: str | None = None) -> list[RunOutcome]:
+    """Record that ``job`` stopped outside of its runs' code (worker killed, job cancelled or crashed).
+
+    Unfinished runs get ``interrupted.json`` (they resume on the next sweep) or, with ``failed``,
+    ``error.json`` (rerun by ``--retry-failed``); finished runs stay done.
+    """
+    outcomes = []
+    for config, run_dir in zip(job.configs, job.run_dirs):
+        if results.is_finished(run_dir):
+            outcomes.append(RunOutcome(config.run_id, "done", "finished before the job stopped"))
+        elif failed:
+            record_error(run_dir, reason, trace)
+            outcomes.append(RunOutcome(config.run_id, "failed", reason))
+        else:
+            record_interrupted(run_dir, reason)
+            outcomes.append(RunOutcome(config.run_id, "interrupted", reason))
+    return outcomes
+
+
+def _checkpoint_step(run_dir: Path) -> int | None:
+    path = run_dir / results.CHECKPOINT
+    return int(results.load_torch(path)["step"]) if path.is_file() else None

@@ -1,0 +1,183 @@
+"""Sweep specs: a base configuration and the axes to vary, read from TOML.
+
+    name = "arora2019-small"    # optional; default: the file name
+
+    [base]                      # any RunConfig field (implicitrank.run.RunConfig)
+    shape = [12, 12]
+    max_steps = 300
+
+    [axes]                      # Cartesian product: every combination of these values
+    depth = [2, 3, 4]
+    init_scale = [1e-3, 1e-4]
+    seed = "0..4"               # an inclusive integer range: 0, 1, 2, 3, 4
+
+    [[zip]]                     # zipped axes: the i-th values go together (equal lengths);
+    shape = [[12, 12], [16, 16]]    # each [[zip]] group is then crossed with the other axes
+    num_observations = [60, 100]
+
+    [slurm]                     # defaults of the slurm executor (command-line options override them)
+    partition = "debug"
+    time = 60
+
+Every combination is validated as a ``RunConfig`` when the spec is expanded, so a bad value is
+reported, with the axis values that produced it, before anything runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..run import RunConfig
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+SECTIONS = ("name", "base", "axes", "zip", "slurm")
+RANGE = re.compile(r"^\s*(-?\d+)\s*\.\.\s*(-?\d+)\s*$")
+FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(RunConfig)}
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A base configuration, Cartesian axes and zipped axis groups (values already expanded).
+
+    The runs are the Cartesian product of the groups: each Cartesian axis is a group of one field,
+    each zipped group moves its fields together. Axis values override ``base``.
+    """
+
+    name: str
+    base: dict[str, Any] = field(default_factory=dict)
+    axes: dict[str, list] = field(default_factory=dict)
+    zips: list[dict[str, list]] = field(default_factory=list)
+    slurm: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.name or not isinstance(self.name, str):
+            raise ValueError(f"name must be a non-empty string, got {self.name!r}")
+        for key, value in self.base.items():
+            _check_value("base", key, value)
+        seen: dict[str, str] = {}
+        for where, group in [("axes", self.axes)] + [(f"zip[{i}]", g) for i, g in enumerate(self.zips)]:
+            if where != "axes" and not group:
+                raise ValueError(f"{where} is empty; give it at least one field")
+            for key, values in group.items():
+                if key in seen:
+                    raise ValueError(f"{where}.{key}: the field is already an axis in {seen[key]}; vary it once")
+                seen[key] = where
+                if not isinstance(values, list) or not values:
+                    raise ValueError(f"{where}.{key} is empty; give it a non-empty list of values or a range 'A..B'")
+                for value in values:
+                    _check_value(where, key, value)
+            lengths = {key: len(values) for key, values in group.items()}
+            if where != "axes" and len(set(lengths.values())) > 1:
+                raise ValueError(f"{where}: zipped axes must have equal lengths, got {lengths}")
+        from .executors import SlurmOptions
+
+        SlurmOptions.from_dict(self.slurm)
+
+    def groups(self) -> list[list[dict[str, Any]]]:
+        """Each group as its list of assignments (field -> value)."""
+        groups = [[{key: v} for v in values] for key, values in self.axes.items()]
+        groups += [[dict(zip(group, values)) for values in zip(*group.values())] for group in self.zips]
+        return groups
+
+    def assignments(self) -> list[dict[str, Any]]:
+        """Every run's axis values, in the order of the axes (the last axis varies fastest)."""
+        return [{k: v for part in combo for k, v in part.items()} for combo in itertools.product(*self.groups())]
+
+    def configs(self) -> list[RunConfig]:
+        """Every run's validated configuration; a bad combination is named, duplicates are refused."""
+        configs, ids = [], {}
+        for values in self.assignments():
+            try:
+                config = RunConfig.from_dict(_as_declared({**self.base, **values}))
+            except ValueError as err:
+                raise ValueError(f"the run with {values} is not a valid configuration: {err}") from err
+            if config.run_id in ids:
+                raise ValueError(f"the runs with {ids[config.run_id]} and {values} are the same run; "
+                                 "remove the repeated axis values")
+            ids[config.run_id] = values
+            configs.append(config)
+        return configs
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "base": self.base, "axes": self.axes, "zip": self.zips, "slurm": self.slurm}
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """Read and validate a TOML sweep spec."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"spec: no such file {str(path)!r}")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"spec: {path} is not valid TOML: {err}") from err
+    return parse_spec(data, default_name=path.stem)
+
+
+def parse_spec(data: dict[str, Any], default_name: str = "sweep") -> SweepSpec:
+    """A spec from its TOML tables (see the module docstring); ranges 'A..B' are expanded."""
+    unknown = sorted(set(data) - set(SECTIONS))
+    if unknown:
+        raise ValueError(f"spec: unknown sections {unknown}; allowed: {list(SECTIONS)}")
+    for section in ("base", "axes", "slurm"):
+        if not isinstance(data.get(section, {}), dict):
+            raise ValueError(f"spec: [{section}] must be a table")
+    zips = data.get("zip", [])
+    zips = [zips] if isinstance(zips, dict) else zips
+    if not isinstance(zips, list) or not all(isinstance(g, dict) for g in zips):
+        raise ValueError("spec: zip must be a table [zip] or an array of tables [[zip]]")
+    return SweepSpec(
+        name=data.get("name", default_name),
+        base=dict(data.get("base", {})),
+        axes={k: _axis_values(f"axes.{k}", v) for k, v in data.get("axes", {}).items()},
+        zips=[{k: _axis_values(f"zip[{i}].{k}", v) for k, v in g.items()} for i, g in enumerate(zips)],
+        slurm=dict(data.get("slurm", {})),
+    )
+
+
+def _axis_values(where: str, values: Any) -> list:
+    """A list as it is; 'A..B' as the integers A, A+1, ..., B."""
+    if isinstance(values, str):
+        match = RANGE.match(values)
+        if match is None:
+            raise ValueError(f"{where}: expected a list of values or an integer range 'A..B', got {values!r}")
+        lo, hi = int(match.group(1)), int(match.group(2))
+        if hi < lo:
+            raise ValueError(f"{where}: the range {values!r} is empty (B < A)")
+        return list(range(lo, hi + 1))
+    if not isinstance(values, list):
+        raise ValueError(f"{where}: expected a list of values or an integer range 'A..B', got {values!r}; "
+                         "put single values in [base]")
+    return list(values)
+
+
+def _check_value(where: str, key: str, value: Any) -> None:
+    """Refuse unknown fields and values of the wrong kind (a float for an int field, ...)."""
+    if key not in FIELD_TYPES:
+        raise ValueError(f"{where}.{key}: unknown config field; allowed: {sorted(FIELD_TYPES)}")
+    kind = FIELD_TYPES[key]
+    ok = {
+        "str": isinstance(value, str),
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+        "tuple[int, ...]": isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool)
+                                                         for v in value),
+    }
+    base, _, optional = kind.partition(" | ")
+    if not (ok[base] or (optional == "None" and value is None)):
+        raise ValueError(f"{where}.{key}: expected {kind}, got {value!r}")
+
+
+def _as_declared(values: dict[str, Any]) -> dict[str, Any]:
+    """Integers given for float fields as floats, so that ``1`` and ``1.0`` name the same run."""
+    return {k: float(v) if FIELD_TYPES[k].startswith("float") and isinstance(v, int) else v for k, v in values.items()}

@@ -1,0 +1,186 @@
+"""What a sweep directory says about its runs: done, running, failed or pending; and its locks.
+
+    OUT/sweep.json             the spec, the run ids in order, and every run's configuration
+    OUT/runs/<run_id>/         the run directory (``implicitrank.results``), plus
+        error.json             a failed attempt: error, traceback, where and when
+        interrupted.json       why the last attempt stopped early (cancelled, worker killed, ...)
+    OUT/.locks/sweep.lock      held by the sweep process writing OUT
+    OUT/.locks/<run_id>.lock   held by the process training that run
+
+A run is *done* once it has ``summary.json`` (written last, atomically) and is never rerun;
+*running* while a process holds its lock; *failed* with ``error.json`` (rerun by ``--retry-failed``);
+else *pending*, resuming from its ``checkpoint.pt`` when it has one. Locks are ``flock``s on files:
+the kernel drops them when their process dies, however it dies, so a killed sweep leaves no stale lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import results
+
+SWEEP, RUNS, LOCKS = "sweep.json", "runs", ".locks"
+ERROR, INTERRUPTED = "error.json", "interrupted.json"
+STATUSES = ("done", "running", "failed", "pending")
+
+
+@dataclass(frozen=True)
+class RunState:
+    """A run's status and the detail behind it (error, lock holder, why it was interrupted)."""
+
+    run_id: str
+    status: str
+    detail: str = ""
+    resumable: bool = False
+
+
+def holder() -> dict:
+    """Who holds a lock: host, pid, Slurm job (as ``scancel`` names it), since when."""
+    array = os.environ.get("SLURM_ARRAY_JOB_ID")
+    job = f"{array}_{os.environ['SLURM_ARRAY_TASK_ID']}" if array else os.environ.get("SLURM_JOB_ID")
+    return {"host": socket.gethostname(), "pid": os.getpid(), "slurm_job": job, "since": time.time()}
+
+
+def describe_holder(info: dict) -> str:
+    text = f"pid {info.get('pid')} on {info.get('host')}"
+    return text + (f" (slurm job {info['slurm_job']})" if info.get("slurm_job") else "")
+
+
+@contextlib.contextmanager
+def hold_lock(path: Path, wait: float = 1.0) -> Iterator[bool]:
+    """Hold an exclusive ``flock`` on ``path`` for the block; yields whether it was acquired.
+
+    Waits up to ``wait`` seconds (a status probe holds a lock for microseconds) before giving up.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(holder()).encode(), 0)
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def lock_holder(path: Path) -> dict | None:
+    """The holder of the lock at ``path``, or None when nobody holds it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                return json.loads(os.pread(fd, 4096, 0) or b"{}")
+            except json.JSONDecodeError:
+                return {}
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def sweep_lock(out: Path) -> Iterator[None]:
+    """Refuse (``FileExistsError``) to write ``out`` while another sweep writes it."""
+    with hold_lock(out / LOCKS / "sweep.lock", wait=0.0) as acquired:
+        if not acquired:
+            info = lock_holder(out / LOCKS / "sweep.lock") or {}
+            raise FileExistsError(f"out: {out} is being written by another sweep ({describe_holder(info)}); "
+                                  "wait for it to finish or choose another --out")
+        yield
+
+
+def run_lock_path(lock_dir: Path, run_id: str) -> Path:
+    return lock_dir / f"{run_id}.lock"
+
+
+def write_sweep(out: Path, spec: dict, configs: dict[str, dict], *, dry_run: bool = False) -> None:
+    """Record the sweep (spec and run configs by id) in ``out``; refuse (``FileExistsError``) a
+    directory holding other runs or something else. ``dry_run``: only check."""
+    path = out / SWEEP
+    if path.exists():
+        if set(results.read_json(path)["run_ids"]) != set(configs):
+            raise FileExistsError(f"out: {out} holds a sweep of other runs; choose another --out")
+    elif out.exists() and any(p.name != LOCKS for p in out.iterdir()):
+        raise FileExistsError(f"out: {out} is not empty and holds no {SWEEP}; choose another --out")
+    if not dry_run:
+        results.write_json(path, {"spec": spec, "run_ids": list(configs), "configs": configs})
+
+
+def read_sweep(out: str | Path) -> dict:
+    path = Path(out) / SWEEP
+    if not path.is_file():
+        raise FileNotFoundError(f"dir: {str(out)!r} is not a sweep directory (no {SWEEP})")
+    return results.read_json(path)
+
+
+def run_state(out: Path, run_id: str) -> RunState:
+    run_dir = out / RUNS / run_id
+    if results.is_finished(run_dir):
+        return RunState(run_id, "done")
+    info = lock_holder(run_lock_path(out / LOCKS, run_id))
+    resumable = (run_dir / results.CHECKPOINT).is_file()
+    if info is not None:
+        return RunState(run_id, "running", describe_holder(info), resumable)
+    if (run_dir / ERROR).is_file():
+        error = results.read_json(run_dir / ERROR)
+        return RunState(run_id, "failed", f"{error['type']}: {error['message']}", resumable)
+    details = ["resumes from its checkpoint"] if resumable else []
+    if (run_dir / INTERRUPTED).is_file():
+        details.insert(0, f"interrupted: {results.read_json(run_dir / INTERRUPTED)['reason']}")
+    return RunState(run_id, "pending", "; ".join(details), resumable)
+
+
+def sweep_status(out: str | Path) -> list[RunState]:
+    """Every run's state, in the order of the sweep."""
+    out = Path(out)
+    return [run_state(out, run_id) for run_id in read_sweep(out)["run_ids"]]
+
+
+def count(states: list[RunState]) -> dict[str, int]:
+    return {s: sum(r.status == s for r in states) for s in STATUSES}
+
+
+def record_error(run_dir: Path, error: BaseException | str, trace: str | None = None) -> None:
+    """Write ``error.json``: the error, its traceback, and where and when it happened."""
+    if isinstance(error, BaseException):
+        kind, message = type(error).__name__, str(error)
+        trace = trace or "".join(traceback.format_exception(error))
+    else:
+        kind, message = "JobError", error
+    results.write_json(run_dir / ERROR, {"type": kind, "message": message, "traceback": trace, **holder()})
+
+
+def record_interrupted(run_dir: Path, reason: str) -> None:
+    results.write_json(run_dir / INTERRUPTED, {"reason": reason, **holder()})
+
+
+def clear_marks(run_dir: Path) -> None:
+    """Forget the last attempt's error and interruption (a new attempt starts)."""
+    for name in (ERROR, INTERRUPTED):
+        (run_dir / name).unlink(missing_ok=True)
