@@ -11,6 +11,7 @@ import sys
 
 COMMAND_MODULES: tuple[str, ...] = (
     "implicitrank.commands.factorize",
+    "implicitrank.commands.sweep",
 )
 
 
