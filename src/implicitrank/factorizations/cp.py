@@ -1,0 +1,248 @@
+"""CP tensor factorization W = Σ_r w_r^1 ⊗ ⋯ ⊗ w_r^N (Razin & Cohen 2020; Razin, Maman & Cohen 2021).
+
+The parameters are one tensor ``params[0]`` of shape ``(B, N, D, R)`` with D = max_n D_n: run b's
+factor vector w_r^n is ``params[0][b, n, :D_n, r]``. Rows ``D_n..D-1`` of a mode with D_n < D are padding:
+they start at zero and no entry ever reads them, so their gradient is zero and they stay zero under
+gradient descent, global RMSprop and Adam; norms are unaffected. One stacked tensor (not N small ones)
+keeps an order-784 factorization a handful of tensor operations per step.
+
+Evaluation at integer multi-indices never forms the tensor: W[i] = Σ_r Π_n w_r^n[i_n]. For orders up to
+``DIRECT_MAX_ORDER`` the product is taken directly; above, it is taken in the log domain with a sign
+(a product of 784 factors overflows or underflows float32), in chunks of modes so memory stays
+O(B·M·R·chunk), with a closed-form backward
+    ∂W[i]/∂w_r^n[i_n] = Π_{n'≠n} w_r^{n'}[i_{n'}] = sign · exp(Σ_{n'} log|w_r^{n'}[i_{n'}]| − log|w_r^n[i_n]|).
+
+Tracked quantities: component norms σ_r = Π_n ||w_r^n||, which under gradient flow from a balanced
+init obey σ̇_r = N·γ_r·σ_r^(2−2/N), γ_r = <−∇L(W), ⊗_n ŵ_r^n> (Razin et al. 2021, Thm. 1).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ._protocol import batched_normal
+
+DIRECT_MAX_ORDER = 8
+CHUNK_ELEMENTS = 1 << 22  # gathered entries per mode chunk: 16 MB in float32
+MAX_DEFAULT_COMPONENTS = 100_000
+
+
+def cp_to_tensor(factors: Sequence[Tensor]) -> Tensor:
+    """Σ_r w_r^1 ⊗ ⋯ ⊗ w_r^N from factor matrices ``(..., D_n, R)``; returns ``(..., D_1, ..., D_N)``.
+
+    Built as an iterated Khatri–Rao product, so memory is that of the result times R.
+    """
+    product = factors[0]
+    for factor in factors[1:]:
+        product = (product.unsqueeze(-2) * factor.unsqueeze(-3)).flatten(-3, -2)
+    return product.sum(-1).reshape(*product.shape[:-2], *(f.shape[-2] for f in factors))
+
+
+@dataclass(frozen=True)
+class CPFactorization:
+    """CP factorization of a tensor of shape ``shape`` with ``components`` = R rank-one terms.
+
+    Parameters
+    ----------
+    shape : mode sizes (D_1, ..., D_N), N >= 1.
+    components : R >= 1; ``None`` means the product of all mode sizes but the largest, which does not
+        constrain the tensor rank (Razin & Cohen 2020: 64 for 8×8×8, 512 for 8^4).
+    init_mean : mean of the i.i.d. N(init_mean, init_scale²) factor entries (``init_scale`` is the std,
+        as in Razin et al. 2021); the order-784 natural-data experiment uses mean 1.
+    """
+
+    shape: tuple[int, ...]
+    components: int | None = None
+    init_mean: float = 0.0
+    quantity_name: str = "component_norms"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
+        if len(self.shape) < 1 or any(d < 1 for d in self.shape):
+            raise ValueError(f"shape must be a non-empty tuple of positive mode sizes, got {self.shape}")
+        if self.components is None:
+            default = math.prod(self.shape) // max(self.shape)
+            if default > MAX_DEFAULT_COMPONENTS:
+                raise ValueError(f"components must be given for shape of order {len(self.shape)}: the default "
+                                 f"(product of all mode sizes but the largest) is {default:.3g} > "
+                                 f"{MAX_DEFAULT_COMPONENTS}")
+        elif self.components < 1:
+            raise ValueError(f"components (R) must be >= 1, got {self.components}")
+        if not math.isfinite(self.init_mean):
+            raise ValueError(f"init_mean must be finite, got {self.init_mean}")
+
+    @property
+    def order(self) -> int:
+        return len(self.shape)
+
+    @property
+    def num_components(self) -> int:
+        return self.components if self.components is not None else math.prod(self.shape) // max(self.shape)
+
+    def init(
+        self,
+        batch: int,
+        init_scale: Tensor | float,
+        generator: Sequence[torch.Generator],
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+    ) -> list[Tensor]:
+        """Factor entries i.i.d. N(init_mean, init_scale²), run b drawn from ``generator[b]``."""
+        gens = list(generator)
+        if len(gens) != batch:
+            raise ValueError(f"need one generator per run: batch={batch}, generators={len(gens)}")
+        std = torch.as_tensor(init_scale, dtype=torch.float64).reshape(-1)
+        if std.numel() == 1:
+            std = std.expand(batch)
+        if std.numel() != batch or bool((std <= 0).any()):
+            raise ValueError(f"init_scale (std) must be positive, one per run (batch={batch}), got {std.tolist()}")
+        noise = batched_normal(gens, (self.order, max(self.shape), self.num_components),
+                               dtype=torch.float64, device="cpu")
+        factors = (self.init_mean + std.view(-1, 1, 1, 1) * noise) * self._valid_rows(torch.float64, "cpu")
+        return [factors.to(dtype=dtype, device=device).contiguous()]
+
+    def _valid_rows(self, dtype: torch.dtype, device: torch.device | str) -> Tensor:
+        """(N, D, 1) mask: 1 on rows i < D_n of mode n, 0 on padding."""
+        rows = torch.arange(max(self.shape), device=device)
+        sizes = torch.tensor(self.shape, device=device)
+        return (rows < sizes.unsqueeze(1)).to(dtype).unsqueeze(-1)
+
+    def factor_matrices(self, params: list[Tensor]) -> list[Tensor]:
+        """The factor matrices [w_1^n … w_R^n] of each mode, (B, D_n, R) views."""
+        return [params[0][:, n, :d, :] for n, d in enumerate(self.shape)]
+
+    def end_to_end(self, params: list[Tensor]) -> Tensor:
+        """W = Σ_r ⊗_n w_r^n, shape (B, *shape). Small tensors only (it has ∏ D_n entries)."""
+        return cp_to_tensor(self.factor_matrices(params))
+
+    def evaluate(self, params: list[Tensor], indices: Tensor) -> Tensor:
+        """Entries W[i] = Σ_r Π_n w_r^n[i_n] at ``indices`` (M, N) or (B, M, N), any integer dtype; (B, M).
+
+        Never forms W (see the module docstring for the log-domain path of large orders).
+        """
+        factors = params[0]
+        self._check_indices(indices)
+        if self.order <= DIRECT_MAX_ORDER:
+            return _gather(factors, indices, 0, self.order).prod(2).sum(-1)
+        return _LogDomainEvaluate.apply(factors, indices)
+
+    def _check_indices(self, indices: Tensor) -> None:
+        if indices.dtype.is_floating_point or indices.dtype.is_complex or indices.dtype == torch.bool:
+            raise ValueError(f"indices must have an integer dtype, got {indices.dtype}")
+        if indices.dim() not in (2, 3) or indices.shape[-1] != self.order:
+            raise ValueError(f"indices must be (M, {self.order}) or (B, M, {self.order}) for a tensor of order "
+                             f"{self.order}, got shape {tuple(indices.shape)}")
+        flat = indices.reshape(-1, self.order)
+        if flat.shape[0] and (bool((flat.amin(0) < 0).any())
+                              or bool((flat.amax(0).long() >= torch.tensor(self.shape, device=indices.device)).any())):
+            raise ValueError(f"indices out of range for a tensor of shape {self.shape}")
+
+    def inner_rank_one(self, params: list[Tensor], vectors: Sequence[Tensor]) -> Tensor:
+        """<A_i, W> for rank-one A_i = a_i^1 ⊗ ⋯ ⊗ a_i^N given as ``vectors[n]`` (M, D_n); (B, M).
+
+        <A_i, W> = Σ_r Π_n <a_i^n, w_r^n>, so no A_i and no W is formed.
+        """
+        if len(vectors) != self.order or any(v.shape[-1] != d for v, d in zip(vectors, self.shape)):
+            raise ValueError(f"vectors must be {self.order} matrices (M, D_n) with D_n = {self.shape}, got "
+                             f"{[tuple(v.shape) for v in vectors]}")
+        projections = [torch.einsum("md,bdr->bmr", v.to(params[0].dtype), f)
+                       for v, f in zip(vectors, self.factor_matrices(params))]
+        return torch.stack(projections, dim=2).prod(2).sum(-1)
+
+    def factor_column_norms(self, params: list[Tensor]) -> Tensor:
+        """||w_r^n|| for every mode and component, (B, N, R)."""
+        return torch.linalg.vector_norm(params[0], dim=2)
+
+    def log_component_norms(self, params: list[Tensor]) -> Tensor:
+        """log σ_r = Σ_n log ||w_r^n||, by fixed component index, (B, R), float64 (no overflow at order 784)."""
+        return self.factor_column_norms(params).double().log().sum(1)
+
+    def component_norms(self, params: list[Tensor]) -> Tensor:
+        """σ_r = Π_n ||w_r^n|| by fixed component index r, (B, R), float64 (papers.md, conventions)."""
+        return self.log_component_norms(params).exp()
+
+    def quantities(self, params: list[Tensor]) -> Tensor:
+        """Component norms sorted descending, (B, R), float64."""
+        return self.component_norms(params).sort(dim=-1, descending=True).values
+
+    def unbalancedness(self, params: list[Tensor]) -> Tensor:
+        """ε = max_r max_{n,n'} | ||w_r^n||² − ||w_r^{n'}||² | per run, (B,); conserved by gradient flow
+        (Razin et al. 2021, Lemma 1)."""
+        sq = self.factor_column_norms(params).pow(2)
+        return (sq.amax(1) - sq.amin(1)).amax(-1)
+
+    def balanced(self, params: list[Tensor]) -> list[Tensor]:
+        """The same tensor with each component's factors rescaled to equal norms σ_r^(1/N) (ε = 0).
+
+        Directions and signs are kept; a component with a zero factor is left as it is.
+        """
+        norms = self.factor_column_norms(params)
+        target = norms.log().mean(1, keepdim=True).exp()
+        scale = torch.where(norms > 0, target / norms.clamp_min(torch.finfo(norms.dtype).tiny), 1.0)
+        return [params[0] * scale.unsqueeze(2)]
+
+
+def _gather(factors: Tensor, indices: Tensor, start: int, stop: int) -> Tensor:
+    """table[b, n, i_n, :] for modes start..stop-1: (B, M, stop-start, C) from a table (B, N, D, C)."""
+    batch, _, rows, components = factors.shape
+    block = factors[:, start:stop].reshape(batch, -1, components)
+    offsets = torch.arange(stop - start, device=factors.device) * rows
+    local = indices[..., start:stop].long() + offsets
+    if local.dim() == 2:
+        return block[:, local]
+    runs = torch.arange(batch, device=factors.device).view(-1, 1, 1)
+    return block[runs, local]
+
+
+def _mode_chunks(factors: Tensor, indices: Tensor):
+    """Mode ranges [start, stop) holding about CHUNK_ELEMENTS gathered entries each."""
+    batch, order, _, components = factors.shape
+    size = max(1, CHUNK_ELEMENTS // max(1, batch * indices.shape[-2] * components))
+    return [(s, min(s + size, order)) for s in range(0, order, size)]
+
+
+class _LogDomainEvaluate(torch.autograd.Function):
+    """Σ_r Π_n w_r^n[i_n] as Σ_r sign_r · exp(Σ_n log|w_r^n[i_n]|), chunked over modes, closed-form backward.
+
+    Entries are gathered from a small table [log|w|, 1{w < 0}] of shape (B, N·D, 2R), so each chunk is one
+    gather and one sum; the sign is the parity of the count of negative factors. |w| is clamped at the
+    dtype's ``tiny``, which keeps a zero factor's partial products finite (exact up to 1e-38).
+    """
+
+    @staticmethod
+    def forward(ctx, factors: Tensor, indices: Tensor) -> Tensor:
+        table = _log_sign_table(factors)
+        components = factors.shape[-1]
+        totals = sum(_gather(table, indices, start, stop).sum(2) for start, stop in _mode_chunks(factors, indices))
+        log_abs, sign = totals[..., :components], 1.0 - 2.0 * torch.remainder(totals[..., components:], 2.0)
+        ctx.save_for_backward(factors, indices, log_abs, sign)
+        return (sign * log_abs.exp()).sum(-1)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        factors, indices, log_abs, sign = ctx.saved_tensors
+        table = _log_sign_table(factors)
+        batch, order, rows, components = factors.shape
+        grad = torch.zeros_like(factors).view(-1, components)
+        runs = torch.arange(batch, device=factors.device).view(-1, 1, 1) * (order * rows)
+        log_abs, weight = log_abs.unsqueeze(2), (grad_out.unsqueeze(-1) * sign).unsqueeze(2)  # (B, M, 1, R)
+        for start, stop in _mode_chunks(factors, indices):
+            entries = _gather(table, indices, start, stop)
+            # ∂/∂w_r^n[i_n] of Π_n' w_r^n'[i_n'] = (the product's sign · sign w) · exp(log|product| − log|w|)
+            others = (log_abs - entries[..., :components]).exp() * (1.0 - 2.0 * entries[..., components:])
+            modes = torch.arange(start, stop, device=factors.device) * rows
+            flat = runs + (indices[..., start:stop].long() + modes).expand(batch, -1, -1)
+            grad.index_add_(0, flat.reshape(-1), (weight * others).reshape(-1, components))
+        return grad.view_as(factors), None
+
+
+def _log_sign_table(factors: Tensor) -> Tensor:
+    """[log|w|, 1{w < 0}] along the component axis, (B, N, D, 2R)."""
+    log_abs = factors.abs().clamp_min(torch.finfo(factors.dtype).tiny).log()
+    return torch.cat([log_abs, (factors < 0).to(factors.dtype)], dim=-1)
