@@ -12,6 +12,7 @@ import sys
 COMMAND_MODULES: tuple[str, ...] = (
     "implicitrank.commands.factorize",
     "implicitrank.commands.sweep",
+    "implicitrank.commands.locality",
 )
 
 

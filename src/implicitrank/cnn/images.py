@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -42,11 +43,16 @@ def _check_split(split: str) -> None:
 def digits_source(split: str) -> ImageSource:
     """scikit-learn's 8×8 handwritten digits (values 0..16, 10 classes), split by a fixed seed-0 permutation:
     the first 1200 are the train split, the other 597 the test split."""
+    _check_split(split)
+    images, labels = _digits()
+    order = np.random.default_rng(0).permutation(len(labels))
+    chosen = order[:DIGITS_TRAIN_SIZE] if split == "train" else order[DIGITS_TRAIN_SIZE:]
+    return ImageSource(torch.from_numpy(images[chosen]).unsqueeze(1), torch.from_numpy(labels[chosen]).long(), 1 / 16)
+
+
+@lru_cache(maxsize=1)
+def _digits() -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits
 
-    _check_split(split)
     digits = load_digits()
-    order = np.random.default_rng(0).permutation(len(digits.target))
-    chosen = order[:DIGITS_TRAIN_SIZE] if split == "train" else order[DIGITS_TRAIN_SIZE:]
-    images = torch.from_numpy(digits.images[chosen].astype(np.uint8)).unsqueeze(1)
-    return ImageSource(images, torch.from_numpy(digits.target[chosen]).long(), 1 / 16)
+    return digits.images.astype(np.uint8), digits.target

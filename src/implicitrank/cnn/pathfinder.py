@@ -168,10 +168,13 @@ def _grow(starts: np.ndarray, image: np.ndarray, block: np.ndarray, segments: in
     return points, drawn, complete
 
 
-def _generate_chunk(config: PathfinderConfig, labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Images (n, output, output) uint8 for the given labels (1: markers on the same snake)."""
+def _generate_chunk(config: PathfinderConfig, labels: np.ndarray,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Images (n, output, output) uint8 for the given labels (1: markers on the same snake) and the marker
+    centres (n, 2, 2) as (row, col) in generated pixels."""
     n, size = len(labels), config.image_size
     images = np.zeros((n, size, size), dtype=bool)
+    markers = np.zeros((n, 2, 2))
     todo = np.arange(n)
     while todo.size:
         k = todo.size
@@ -193,7 +196,8 @@ def _generate_chunk(config: PathfinderConfig, labels: np.ndarray, rng: np.random
         _stamp(ink, ids, path_b, drawn_b, config.thickness / 2)
         same = labels[todo] == 1
         far = np.where(same[:, None], path_a[:, -1], path_b[:, -1])
-        _stamp(ink, ids, np.stack([p, far], 1), np.ones((k, 2), dtype=bool), config.marker_radius)
+        marked = np.stack([p, far], 1)
+        _stamp(ink, ids, marked, np.ones((k, 2), dtype=bool), config.marker_radius)
         if config.distractors:
             owner = np.repeat(ids, config.distractors)
             starts = rng.uniform(lo, hi, (owner.size, 2))
@@ -201,20 +205,16 @@ def _generate_chunk(config: PathfinderConfig, labels: np.ndarray, rng: np.random
             path_d, drawn_d, _ = _grow(starts[free], owner[free], block, config.distractor_segments, config, rng)
             _stamp(ink, owner[free], path_d, drawn_d, config.thickness / 2)
         images[todo[ok]] = ink[ok]
+        markers[todo[ok]] = marked[ok]
         todo = todo[~ok]
     factor = size // config.output_size
     pooled = images.reshape(n, config.output_size, factor, config.output_size, factor).mean(axis=(2, 4))
-    return np.rint(pooled * 255).astype(np.uint8)
+    return np.rint(pooled * 255).astype(np.uint8), markers
 
 
-def _chunk(config: PathfinderConfig, count: int, stream: np.random.SeedSequence) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(stream)
-    labels = rng.permutation(np.arange(count) % 2)
-    return _generate_chunk(config, labels, rng), labels
-
-
-def generate_pathfinder(config: PathfinderConfig, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` images (n, output, output) uint8 and labels (n,) int64, from ``seed``.
+def generate_pathfinder(config: PathfinderConfig, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n`` images (n, output, output) uint8, labels (n,) int64 and marker centres (n, 2, 2) as (row, col) in
+    generated pixels (divide by image_size // output_size for output pixels), from ``seed``.
 
     Chunks of CHUNK images draw from independent streams of ``np.random.SeedSequence(seed)``; each chunk is half
     positive (an odd last chunk has one more negative).
@@ -223,7 +223,7 @@ def generate_pathfinder(config: PathfinderConfig, n: int, seed: int) -> tuple[np
 
 
 def cached_pathfinder(config: PathfinderConfig, n: int, seed: int, cache_dir: str | Path | None,
-                      progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                      progress: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``generate_pathfinder`` read from (or written to) ``cache_dir/pathfinder-L<L>-<key>.npz`` when a directory
     is given; the key hashes the configuration, ``n`` and ``seed``."""
     if n < 2:
@@ -231,27 +231,29 @@ def cached_pathfinder(config: PathfinderConfig, n: int, seed: int, cache_dir: st
     path = None if cache_dir is None else Path(cache_dir) / f"pathfinder-L{config.length}-{config.key(n, seed)}.npz"
     if path is not None and path.is_file():
         with np.load(path) as stored:
-            return stored["images"], stored["labels"]
+            return stored["images"], stored["labels"], stored["markers"]
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=n, unit="image", desc=f"Pathfinder L={config.length}", leave=False)
-    images, labels = [], []
+    images, labels, markers = [], [], []
     streams = np.random.SeedSequence(seed).spawn(math.ceil(n / CHUNK))
     for i, stream in enumerate(streams):
         count = min(CHUNK, n - i * CHUNK)
-        chunk_images, chunk_labels = _chunk(config, count, stream)
+        rng = np.random.default_rng(stream)
+        labels.append(rng.permutation(np.arange(count) % 2))
+        chunk_images, chunk_markers = _generate_chunk(config, labels[-1], rng)
         images.append(chunk_images)
-        labels.append(chunk_labels)
+        markers.append(chunk_markers)
         if progress:
             bar.update(count)
     if progress:
         bar.close()
-    result = np.concatenate(images), np.concatenate(labels)
+    result = np.concatenate(images), np.concatenate(labels), np.concatenate(markers)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".partial.npz")
-        np.savez_compressed(partial, images=result[0], labels=result[1])
+        np.savez_compressed(partial, images=result[0], labels=result[1], markers=result[2])
         partial.replace(path)
     return result
 
@@ -275,7 +277,7 @@ class Pathfinder:
     @classmethod
     def generate(cls, config: PathfinderConfig, n: int, seed: int, cache_dir: str | Path | None = None,
                  patch_size: int = 2, progress: bool = False) -> Pathfinder:
-        images, labels = cached_pathfinder(config, n, seed, cache_dir, progress)
+        images, labels, _ = cached_pathfinder(config, n, seed, cache_dir, progress)
         return cls(torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels).float(), patch_size)
 
     def __len__(self) -> int:

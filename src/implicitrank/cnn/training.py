@@ -9,7 +9,6 @@ exactly as it would have.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
@@ -21,9 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..results import CHECKPOINT, CONFIG, METRICS, SUMMARY, load_torch, save_torch, write_json, write_metrics
 from .regularizer import Box, derangement, interaction_regularizer
-
-CHECKPOINT = "checkpoint.pt"
 
 
 class LocalityDataset(Protocol):
@@ -129,7 +127,7 @@ def train_classifier(model: nn.Module, train: LocalityDataset, test: LocalityDat
     """Train ``model`` on ``train`` and return the summary (last/best test accuracy, epochs, fit epoch, time).
 
     With ``run_dir``: writes config.json, a checkpoint every ``checkpoint_every`` epochs (resumed from if present),
-    metrics.json (one row per epoch) and summary.json.
+    metrics.jsonl (one row per epoch) and summary.json.
     """
     device = config.torch_device()
     model.to(device).train()
@@ -141,10 +139,9 @@ def train_classifier(model: nn.Module, train: LocalityDataset, test: LocalityDat
     elapsed = 0.0
     run_path = Path(run_dir) if run_dir is not None else None
     if run_path is not None:
-        run_path.mkdir(parents=True, exist_ok=True)
-        (run_path / "config.json").write_text(json.dumps(asdict(config), indent=2))
+        write_json(run_path / CONFIG, asdict(config))
         if (run_path / CHECKPOINT).is_file():
-            saved = torch.load(run_path / CHECKPOINT, map_location=device, weights_only=False)
+            saved = load_torch(run_path / CHECKPOINT)
             model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
             history, fit_epoch, elapsed = saved["history"], saved["fit_epoch"], saved["elapsed"]
@@ -194,8 +191,8 @@ def train_classifier(model: nn.Module, train: LocalityDataset, test: LocalityDat
                 bar.update(1)
                 bar.set_postfix(train=f"{train_acc:.3f}", test=f"{row.get('test_acc', float('nan')):.3f}")
             if run_path is not None and config.checkpoint_every and (epoch + 1) % config.checkpoint_every == 0:
-                torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "history": history,
-                            "fit_epoch": fit_epoch, "elapsed": elapsed}, run_path / CHECKPOINT)
+                save_torch(run_path / CHECKPOINT, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                                   "history": history, "fit_epoch": fit_epoch, "elapsed": elapsed})
     finally:
         if bar is not None:
             bar.close()
@@ -206,8 +203,8 @@ def train_classifier(model: nn.Module, train: LocalityDataset, test: LocalityDat
                "epochs": len(history), "fit_epoch": None if fit_epoch is None else fit_epoch + 1,
                "seconds": elapsed, "train_images_per_second": len(history) * n / max(elapsed, 1e-9)}
     if run_path is not None:
-        (run_path / "metrics.json").write_text(json.dumps(history, indent=1))
-        (run_path / "summary.json").write_text(json.dumps(summary, indent=2))
+        write_metrics(run_path / METRICS, history)
+        write_json(run_path / SUMMARY, summary)
     return summary
 
 

@@ -1,0 +1,329 @@
+"""The locality-bias figure of Razin, Maman & Cohen 2022, §5: test accuracy against difficulty, one curve per λ.
+
+Difficulty is the gap d between the two images (Is Same Class) or the snake length L (Pathfinder). For every
+(λ, difficulty, seed) one network is trained (``implicitrank.cnn.train_classifier``) into
+``out_dir/<task>/lam=<λ>/<d|L>=<value>/seed=<seed>``; finished runs are skipped and unfinished ones resume from
+their checkpoint. ``out_dir/<task>`` then holds ``runs.csv`` (one row per run), ``summary.csv`` / ``summary.md``
+(mean ± standard deviation over seeds of the last test accuracy) and ``accuracy.png`` (error bars over seeds).
+
+Scales: ``paper`` is the published set-up (CIFAR-10 Is Same Class on 3×224×224 or 150×150 Pathfinder, ResNet18,
+SGD lr 0.01 momentum 0.9, batch 64, ≤ 150 epochs, stop 20 epochs after 100% train accuracy); ``quick`` runs on two
+CPU cores in minutes (digits on a 1×8×56 canvas or 48×48 Pathfinder, a small plain CNN); ``test`` is a few seconds.
+
+Claims (``run_locality_experiment``'s return value): a list of dicts with keys
+    claim (str), paper_value (float, percent or percentage points), our_value (float, same unit),
+    tolerance (float, same unit), passed (bool).
+At paper scale, one row per (λ, difficulty) of the published table: |ours − paper| ≤ tolerance. At every scale,
+the qualitative claims of the figure: without the regularizer accuracy falls towards chance as the difficulty
+grows; with the largest λ it recovers part of the gap at the largest difficulty; at the smallest difficulty
+the regularizer changes accuracy little.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import statistics
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from ..cnn import (
+    IsSameClass,
+    Pathfinder,
+    PathfinderConfig,
+    PlainCNN,
+    TrainingConfig,
+    cifar10_source,
+    digits_source,
+    resnet18,
+    resnet34,
+    train_classifier,
+)
+from ..results import SUMMARY, read_json
+
+TASKS = ("is-same-class", "pathfinder")
+SCALES = ("test", "quick", "paper")
+MODELS = ("plain", "resnet18", "resnet34")
+SOURCES = ("digits", "cifar10")
+
+# Test accuracy (%) read off the paper's figure (≈ ±0.5), keyed by λ then difficulty (d or L).
+PUBLISHED = {
+    "is-same-class": {0.0: {0: 61.2, 40: 59.9, 80: 55.8, 120: 50.0, 160: 50.4},
+                      0.1: {0: 61.4, 40: 60.4, 80: 58.3, 120: 52.3, 160: 49.9},
+                      1.0: {0: 61.2, 40: 61.2, 80: 60.5, 120: 58.8, 160: 58.4}},
+    "pathfinder": {0.0: {3: 98.3, 5: 96.0, 7: 68.7, 9: 50.5},
+                   3.0: {3: 98.5, 5: 96.7, 7: 89.5, 9: 63.5},
+                   9.0: {3: 98.3, 5: 96.7, 7: 91.7, 9: 85.5}},
+}
+
+
+@dataclass(frozen=True)
+class LocalitySetup:
+    """Everything one figure needs besides the seeds.
+
+    difficulties : gaps d (Is Same Class) or snake lengths L (Pathfinder).
+    canvas_hw : Is Same Class canvas (height, width). pathfinder : geometry of Pathfinder images (its ``length`` is
+    replaced by each difficulty). patch_size : side of the regularizer's random patches (Pathfinder).
+    width : ResNet width multiplier, or the plain CNN's first channel count; depth : plain CNN blocks.
+    """
+
+    task: str
+    difficulties: tuple[int, ...]
+    reg_weights: tuple[float, ...]
+    n_train: int
+    n_test: int
+    model: str = "resnet18"
+    width: float = 1.0
+    depth: int = 5
+    stem: str = "imagenet"
+    source: str = "digits"
+    cifar_path: str | None = None
+    canvas_hw: tuple[int, int] = (8, 56)
+    pathfinder: PathfinderConfig = field(default_factory=PathfinderConfig)
+    patch_size: int = 2
+    cache_dir: str | None = None
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        if not self.difficulties:
+            raise ValueError("difficulties must not be empty")
+        if self.task == "pathfinder" and min(self.difficulties) < 1:
+            raise ValueError(f"Pathfinder lengths L must be >= 1, got {self.difficulties}")
+        if not self.reg_weights or min(self.reg_weights) < 0 or not all(map(math.isfinite, self.reg_weights)):
+            raise ValueError(f"reg_weights (λ) must be finite and >= 0, got {self.reg_weights}")
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        if self.source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
+        if self.task == "is-same-class" and self.source == "cifar10" and not self.cifar_path:
+            raise ValueError("cifar_path is required with source 'cifar10' (the directory of the python batches)")
+        if self.n_train < 2 or self.n_test < 2:
+            raise ValueError(f"n_train and n_test must be >= 2, got {self.n_train}, {self.n_test}")
+
+    @property
+    def difficulty_name(self) -> str:
+        return "d" if self.task == "is-same-class" else "L"
+
+
+def setup_for(task: str, scale: str) -> LocalitySetup:
+    """The set-up of ``task`` at ``scale`` (see the module docstring)."""
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    if scale == "paper":
+        if task == "is-same-class":
+            return LocalitySetup(task, (0, 40, 80, 120, 160), (0.0, 0.1, 1.0), 5000, 10000, source="cifar10",
+                                 cifar_path="data/cifar-10-batches-py", canvas_hw=(224, 224))
+        return LocalitySetup(task, (3, 5, 7, 9), (0.0, 3.0, 9.0), 10000, 10000, cache_dir="data/pathfinder")
+    quick_training = TrainingConfig(max_epochs=30, epochs_after_fit=3, eval_every=100)
+    if task == "is-same-class":
+        quick = LocalitySetup(task, (0, 8, 16, 32), (0.0, 0.3), 1000, 1000, model="plain", width=16, depth=5,
+                              canvas_hw=(8, 56), training=quick_training)
+        if scale == "quick":
+            return quick
+        return replace(quick, difficulties=(0, 32), reg_weights=(0.0, 1.0), n_train=64, n_test=64,
+                       training=replace(quick_training, max_epochs=2))
+    small = PathfinderConfig(length=3, image_size=48, output_size=48, segment_length=4, thickness=2,
+                             start_distance=14, marker_radius=2, clearance=2, n_distractors=12)
+    quick = LocalitySetup(task, (2, 4, 6), (0.0, 3.0), 2000, 1000, model="plain", width=16, depth=5,
+                          pathfinder=small, patch_size=4, training=quick_training)
+    if scale == "quick":
+        return quick
+    return replace(quick, difficulties=(2, 4), reg_weights=(0.0, 1.0), n_train=64, n_test=64,
+                   training=replace(quick_training, max_epochs=2))
+
+
+def build_model(setup: LocalitySetup, in_channels: int) -> torch.nn.Module:
+    if setup.model == "plain":
+        return PlainCNN(in_channels=in_channels, width=int(setup.width), depth=setup.depth)
+    factory = resnet18 if setup.model == "resnet18" else resnet34
+    return factory(width=setup.width, in_channels=in_channels, stem=setup.stem)
+
+
+def build_data(setup: LocalitySetup, difficulty: int, seed: int, progress: bool = False):
+    """(train, test) datasets of one difficulty; data seeds are shared by all λ so curves compare like with like."""
+    if setup.task == "is-same-class":
+        if setup.source == "digits":
+            train_source, test_source = digits_source("train"), digits_source("test")
+        else:
+            train_source, test_source = cifar10_source(setup.cifar_path, "train"), cifar10_source(setup.cifar_path,
+                                                                                                   "test")
+        return (IsSameClass.generate(train_source, setup.n_train, setup.canvas_hw, difficulty, 2 * seed),
+                IsSameClass.generate(test_source, setup.n_test, setup.canvas_hw, difficulty, 2 * seed + 1))
+    config = replace(setup.pathfinder, length=difficulty)
+    return (Pathfinder.generate(config, setup.n_train, 2 * seed, setup.cache_dir, setup.patch_size, progress),
+            Pathfinder.generate(config, setup.n_test, 2 * seed + 1, setup.cache_dir, setup.patch_size, progress))
+
+
+def run_dir_for(out_dir: str | Path, setup: LocalitySetup, reg_weight: float, difficulty: int, seed: int) -> Path:
+    return Path(out_dir) / setup.task / f"lam={reg_weight:g}" / f"{setup.difficulty_name}={difficulty}" / f"seed={seed}"
+
+
+def run_sweep(setup: LocalitySetup, out_dir: str | Path, seeds: tuple[int, ...] | list[int],
+              progress: bool = True) -> list[dict]:
+    """Train every (λ, difficulty, seed), skipping finished runs; write the tables and plot; return one row a run."""
+    if not seeds:
+        raise ValueError("seeds must not be empty")
+    jobs = [(d, lam, s) for d in setup.difficulties for s in seeds for lam in setup.reg_weights]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(jobs), unit="run", desc=setup.task)
+    rows, data_key, data = [], None, None
+    try:
+        for difficulty, reg_weight, seed in jobs:
+            run_dir = run_dir_for(out_dir, setup, reg_weight, difficulty, seed)
+            if (run_dir / SUMMARY).is_file():
+                summary = read_json(run_dir / SUMMARY)
+            else:
+                if data_key != (difficulty, seed):
+                    data, data_key = build_data(setup, difficulty, seed, progress), (difficulty, seed)
+                torch.manual_seed(seed)
+                train, test = data
+                model = build_model(setup, train.batch(torch.arange(1))[0].shape[1])
+                config = replace(setup.training, reg_weight=reg_weight, seed=seed, progress=progress)
+                summary = train_classifier(model, train, test, config, run_dir)
+            rows.append({"task": setup.task, "difficulty": difficulty, "reg_weight": reg_weight, "seed": seed,
+                         **summary})
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix({setup.difficulty_name: difficulty, "λ": reg_weight,
+                                 "test": f"{summary['last_test_acc']:.3f}"})
+    finally:
+        if bar is not None:
+            bar.close()
+    write_tables(setup, rows, Path(out_dir) / setup.task)
+    return rows
+
+
+def aggregate(rows: list[dict]) -> list[dict]:
+    """Mean and standard deviation over seeds of the last (and best) test accuracy, in percent, per (λ, difficulty)."""
+    groups: dict[tuple[float, int], list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["reg_weight"], row["difficulty"]), []).append(row)
+    table = []
+    for (reg_weight, difficulty), group in sorted(groups.items()):
+        last = [100 * r["last_test_acc"] for r in group]
+        best = [100 * r["best_test_acc"] for r in group]
+        table.append({"reg_weight": reg_weight, "difficulty": difficulty, "seeds": len(group),
+                      "test_acc_mean": statistics.fmean(last), "test_acc_std": statistics.stdev(last)
+                      if len(last) > 1 else 0.0, "best_test_acc_mean": statistics.fmean(best),
+                      "epochs_mean": statistics.fmean(r["epochs"] for r in group)})
+    return table
+
+
+def write_tables(setup: LocalitySetup, rows: list[dict], directory: Path) -> list[dict]:
+    """runs.csv, summary.csv, summary.md and accuracy.png into ``directory``; returns the summary rows."""
+    directory.mkdir(parents=True, exist_ok=True)
+    table = aggregate(rows)
+    for name, content in (("runs.csv", rows), ("summary.csv", table)):
+        with open(directory / name, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(content[0]))
+            writer.writeheader()
+            writer.writerows(content)
+    (directory / "summary.md").write_text(summary_markdown(setup, table))
+    plot_accuracy(setup, table, directory / "accuracy.png")
+    return table
+
+
+def summary_markdown(setup: LocalitySetup, table: list[dict]) -> str:
+    """Rows λ, columns difficulty, cells mean ± std of the last test accuracy (%)."""
+    difficulties = sorted({r["difficulty"] for r in table})
+    cells = {(r["reg_weight"], r["difficulty"]): r for r in table}
+    head = f"| {setup.task}, {setup.difficulty_name} | " + " | ".join(map(str, difficulties)) + " |"
+    lines = [head, "|---" * (len(difficulties) + 1) + "|"]
+    for reg_weight in sorted({r["reg_weight"] for r in table}):
+        values = [cells.get((reg_weight, d)) for d in difficulties]
+        lines.append(f"| λ = {reg_weight:g} | " + " | ".join(
+            "" if v is None else f"{v['test_acc_mean']:.1f} ± {v['test_acc_std']:.1f}" for v in values) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_accuracy(setup: LocalitySetup, table: list[dict], path: Path) -> None:
+    """Test accuracy against difficulty, one curve per λ, error bars = standard deviation over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for reg_weight in sorted({r["reg_weight"] for r in table}):
+        curve = sorted((r for r in table if r["reg_weight"] == reg_weight), key=lambda r: r["difficulty"])
+        ax.errorbar([r["difficulty"] for r in curve], [r["test_acc_mean"] for r in curve],
+                    yerr=[r["test_acc_std"] for r in curve], marker="o", capsize=3, label=f"λ = {reg_weight:g}")
+    ax.axhline(50, color="gray", ls=":", lw=1)
+    xlabel = "distance between images d" if setup.task == "is-same-class" else "path length L"
+    ax.set(xlabel=xlabel, ylabel="test accuracy (%)", title=f"{setup.task} ({setup.model})")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def claims(setup: LocalitySetup, table: list[dict], scale: str) -> list[dict]:
+    """The figure's claims as rows {claim, paper_value, our_value, tolerance, passed} (percent / points)."""
+    published = PUBLISHED[setup.task]
+    cell = {(r["reg_weight"], r["difficulty"]): r["test_acc_mean"] for r in table}
+    near, far = min(setup.difficulties), max(setup.difficulties)
+    top = max(setup.reg_weights)
+    paper_top, paper_near, paper_far = max(published), min(published[0.0]), max(published[0.0])
+    name = setup.difficulty_name
+    rows = []
+    if scale == "paper":
+        for reg_weight, values in published.items():
+            for difficulty, value in values.items():
+                if (reg_weight, difficulty) in cell:
+                    ours = cell[(reg_weight, difficulty)]
+                    rows.append(_claim(f"test accuracy at λ={reg_weight:g}, {name}={difficulty}", value, ours, 3.0,
+                                       abs(ours - value) <= 3.0))
+    drop = cell[(0.0, near)] - cell[(0.0, far)] if (0.0, near) in cell and (0.0, far) in cell else math.nan
+    paper_drop = published[0.0][paper_near] - published[0.0][paper_far]
+    rows.append(_claim(f"λ=0: accuracy falls from {name}={near} to {name}={far} (points)", paper_drop, drop,
+                       5.0, drop >= 5.0))
+    chance = cell.get((0.0, far), math.nan)
+    rows.append(_claim(f"λ=0: accuracy at {name}={far} is near chance (50%)", published[0.0][paper_far], chance,
+                       5.0, abs(chance - 50) <= 5.0))
+    if top > 0:
+        gain = cell.get((top, far), math.nan) - chance
+        paper_gain = published[paper_top][paper_far] - published[0.0][paper_far]
+        rows.append(_claim(f"λ={top:g} recovers accuracy at {name}={far} (points over λ=0)", paper_gain, gain, 3.0,
+                           gain >= 3.0))
+        change = cell.get((top, near), math.nan) - cell.get((0.0, near), math.nan)
+        paper_change = published[paper_top][paper_near] - published[0.0][paper_near]
+        rows.append(_claim(f"λ={top:g} leaves {name}={near} unchanged (points vs λ=0)", paper_change, change, 5.0,
+                           abs(change) <= 5.0))
+    return rows
+
+
+def _claim(claim: str, paper_value: float, our_value: float, tolerance: float, passed: bool) -> dict:
+    return {"claim": claim, "paper_value": float(paper_value), "our_value": float(our_value),
+            "tolerance": float(tolerance), "passed": bool(passed and math.isfinite(our_value))}
+
+
+def run_locality_experiment(task: str, scale: str, out_dir: str | Path, seeds: tuple[int, ...] | list[int],
+                            progress: bool = True, **overrides) -> list[dict]:
+    """The whole figure for ``task`` at ``scale``: train, write tables and plot under ``out_dir``, return claims.
+
+    ``overrides`` replace fields of the scale's ``LocalitySetup`` (e.g. ``cifar_path=...`` at paper scale).
+    Claims rows are dicts with keys claim, paper_value, our_value, tolerance, passed (see the module docstring);
+    they are also written to ``out_dir/<task>/claims.csv``.
+    """
+    setup = replace(setup_for(task, scale), **overrides)
+    rows = run_sweep(setup, out_dir, seeds, progress)
+    result = claims(setup, aggregate(rows), scale)
+    with open(Path(out_dir) / setup.task / "claims.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(result[0]))
+        writer.writeheader()
+        writer.writerows(result)
+    return result
+
+
+def setup_dict(setup: LocalitySetup) -> dict:
+    return asdict(setup)

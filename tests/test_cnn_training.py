@@ -1,0 +1,66 @@
+"""Training on the locality tasks: regularized steps, early stopping, checkpoint/resume, the sweep's tables."""
+
+import json
+
+import pytest
+import torch
+
+from implicitrank.cnn import IsSameClass, PlainCNN, TrainingConfig, digits_source, train_classifier, training_step
+from implicitrank.cnn.regularizer import derangement
+from implicitrank.experiments.locality import run_locality_experiment, setup_for
+
+
+def _data(n, seed, distance=4):
+    source = digits_source("train" if seed % 2 == 0 else "test")
+    return IsSameClass.generate(source, n, (8, 24), distance, seed)
+
+
+def test_regularized_loss_is_bce_plus_lambda_times_r_and_lambda_zero_skips_r():
+    torch.manual_seed(0)
+    model = PlainCNN(in_channels=1, width=4, depth=3).double()
+    x, y = _data(16, 0).batch(torch.arange(16))
+    x = x.double()
+    first, second = _data(16, 0).slots
+    perm = derangement(16, torch.Generator().manual_seed(0))
+    loss, bce, reg, _ = training_step(model, x.clone(), y.double(), (first, second), perm, 0.7, 1e-8)
+    assert float(loss.detach()) == pytest.approx(float(bce.detach()) + 0.7 * float(reg.detach()), rel=1e-12)
+    assert 0 < float(reg.detach()) < 1
+    with torch.no_grad():
+        _, plain_bce, plain_reg, _ = training_step(model, x.clone(), y.double(), (first, second), perm, 0.0, 1e-8)
+    assert float(plain_bce) == pytest.approx(float(bce.detach()), rel=1e-12) and float(plain_reg) == 0
+
+
+def test_bad_training_settings_are_refused():
+    with pytest.raises(ValueError, match="reg_weight"):
+        TrainingConfig(reg_weight=-0.1)
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainingConfig(batch_size=1)
+    with pytest.raises(ValueError, match="device must be one of"):
+        TrainingConfig(device="tpu")
+
+
+def test_training_stops_a_given_number_of_epochs_after_fitting_and_resumes_exactly(tmp_path):
+    train, test = _data(32, 0), _data(32, 1)
+    config = TrainingConfig(lr=0.05, batch_size=16, max_epochs=40, epochs_after_fit=2, progress=False)
+    torch.manual_seed(0)
+    full = train_classifier(PlainCNN(in_channels=1, width=8, depth=3), train, test, config, tmp_path / "full")
+    assert full["fit_epoch"] is not None and full["epochs"] == full["fit_epoch"] + 2
+    rows = [json.loads(line) for line in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[full["fit_epoch"] - 1]["train_acc"] == 1.0 and full["last_test_acc"] == rows[-1]["test_acc"]
+
+    torch.manual_seed(0)
+    short = TrainingConfig(**{**config.__dict__, "max_epochs": 3})
+    train_classifier(PlainCNN(in_channels=1, width=8, depth=3), train, test, short, tmp_path / "split")
+    torch.manual_seed(123)  # the resumed run must not depend on the fresh initialization
+    resumed = train_classifier(PlainCNN(in_channels=1, width=8, depth=3), train, test, config, tmp_path / "split")
+    assert resumed["epochs"] == full["epochs"] and resumed["last_test_acc"] == full["last_test_acc"]
+
+
+def test_test_scale_experiment_writes_runs_tables_plot_and_claims(tmp_path):
+    claims = run_locality_experiment("is-same-class", "test", tmp_path, seeds=[0], progress=False)
+    assert {"claim", "paper_value", "our_value", "tolerance", "passed"} == set(claims[0])
+    base = tmp_path / "is-same-class"
+    assert (base / "summary.md").is_file() and (base / "accuracy.png").is_file() and (base / "runs.csv").is_file()
+    setup = setup_for("is-same-class", "test")
+    assert len((base / "runs.csv").read_text().splitlines()) == 1 + len(setup.difficulties) * len(setup.reg_weights)
+    assert (base / "lam=1" / "d=32" / "seed=0" / "summary.json").is_file()
