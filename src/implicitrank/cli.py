@@ -11,6 +11,8 @@ import sys
 
 COMMAND_MODULES: tuple[str, ...] = (
     "implicitrank.commands.factorize",
+    "implicitrank.commands.baseline",
+    "implicitrank.commands.demo",
     "implicitrank.commands.sweep",
     "implicitrank.commands.locality",
 )

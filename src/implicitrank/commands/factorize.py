@@ -33,7 +33,8 @@ def register(subparsers) -> None:
     p.set_defaults(func=lambda a: print("\n".join(map(str, plot_run(a.run_dir)))) or 0)
 
 
-def add_run_arguments(p: argparse.ArgumentParser, model: str) -> None:
+def add_data_arguments(p: argparse.ArgumentParser, model: str) -> None:
+    """The arguments that say which problem is solved (shared by the factorizations and baselines)."""
     d = RunConfig(model="matrix")
     data = p.add_argument_group("data")
     default_shape = list(d.shape) if model == "matrix" else [8, 8, 8]
@@ -48,6 +49,11 @@ def add_run_arguments(p: argparse.ArgumentParser, model: str) -> None:
                       help="a completion problem from a file: .npz with 'matrix' and 'mask', or MovieLens u.data")
     data.add_argument("--data-seeds", type=int_list, default=[0], help="observation-set seeds (one run each)")
     data.add_argument("--truth-seed", type=int, default=0, help="seed of the generated ground truth")
+
+
+def add_run_arguments(p: argparse.ArgumentParser, model: str) -> None:
+    d = RunConfig(model="matrix")
+    add_data_arguments(p, model)
     m = p.add_argument_group("model")
     if model == "matrix":
         m.add_argument("--depth", type=int, default=d.depth, help="number of factors N")

@@ -1,0 +1,70 @@
+"""``implicitrank nnm``: minimum nuclear norm subject to the observations, on the same data as ``mf``."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import torch
+
+from .. import results
+from ..baselines import nuclear_norm_min
+from ..measure import effective_rank, relative_error
+from ..run import RunConfig, build_task
+from ._common import default_out, format_table
+from .factorize import add_data_arguments
+
+COLUMNS = ("run", "reconstruction_error", "reconstruction_error_squared", "nuclear_norm", "effective_rank",
+           "constraint_residual", "iterations", "seconds")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "nnm", help="minimum nuclear norm completion/sensing (the baseline)",
+        description="Minimize ||X||_* subject to the observations (|X_ij - y_ij| <= eps), by ADMM or cvxpy.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_data_arguments(p, "matrix")
+    p.add_argument("--eps-constraint", type=float, default=0.0,
+                   help="allowed violation per observation (Arora et al. 2019 used 1e-3)")
+    p.add_argument("--method", choices=("admm", "cvxpy"), default="admm")
+    p.add_argument("--tol", type=float, default=1e-7, help="relative stopping tolerance")
+    p.add_argument("--max-iter", type=int, default=20_000)
+    p.add_argument("--out", type=Path, default=None, help="output directory (default: runs/nnm-TIME)")
+    p.set_defaults(func=run_nnm)
+
+
+def solve_and_save(config: RunConfig, run_dir: Path, **options) -> dict:
+    """Solve run 0 of ``config``'s problem, write ``config.json``, ``solution.pt`` and ``summary.json``."""
+    results.prepare_run_dir(run_dir, {"baseline": "nuclear_norm_min", **options, **config.to_dict()}, resume=False)
+    task = build_task([config]).to("cpu", torch.float64)
+    solved = nuclear_norm_min(task, 0, **options)
+    x = solved.solution.double()[None]
+    summary = {"nuclear_norm": solved.nuclear_norm, "constraint_residual": solved.constraint_residual,
+               "iterations": solved.iterations, "converged": solved.converged, "seconds": solved.seconds,
+               "effective_rank": float(effective_rank(torch.linalg.svdvals(x))[0])}
+    target = getattr(task, "target", None)
+    if target is not None:
+        error = float(relative_error(x, target[:1]))
+        summary.update(reconstruction_error=error, reconstruction_error_squared=error**2)
+        if hasattr(task, "observed_mask"):
+            summary["unobserved_error"] = float(relative_error(x, target[:1], ~task.observed_mask()[:1]))
+    if getattr(task, "test_indices", None) is not None:
+        idx = task.test_indices.long()
+        summary["test_mse"] = float((x[0][idx[:, 0], idx[:, 1]] - task.test_values[0]).pow(2).mean())
+    results.save_torch(run_dir / "solution.pt", solved.solution)
+    results.write_json(run_dir / results.SUMMARY, summary)
+    return summary
+
+
+def run_nnm(args: argparse.Namespace) -> int:
+    fields = {k: v for k, v in vars(args).items() if k in RunConfig.__dataclass_fields__}
+    config = RunConfig(**{**fields, "shape": tuple(args.shape), "data_seed": args.data_seeds[0], "dtype": "float64"})
+    if not math.isfinite(args.eps_constraint) or args.eps_constraint < 0:
+        raise ValueError(f"eps_constraint must be >= 0, got {args.eps_constraint}")
+    out = args.out or default_out("nnm")
+    summary = solve_and_save(config, out, eps_constraint=args.eps_constraint, method=args.method, tol=args.tol,
+                             max_iter=args.max_iter)
+    print(format_table([{"run": out.name, **summary}], COLUMNS))
+    print(f"results in {out}")
+    return 0
