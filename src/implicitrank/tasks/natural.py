@@ -1,0 +1,205 @@
+"""Natural data as tensor completion (Razin, Maman & Cohen 2021 §5.2): one-vs-all image classification.
+
+An image with P pixels quantized to k gray levels is a multi-index of an order-P tensor with k values per
+mode; its label (``label_value`` = 2 for the chosen class, 0 otherwise) is the observed entry. Fitting
+the labels with a CP factorization of R components asks whether the data is fit at low tensor rank.
+Variants: ``original``; ``random-labels`` (the labels permuted); ``random-images`` (pixels replaced by
+uniformly random gray levels). Reported error = MSE/4 (labels rescaled to 0/1); on test data the squared
+error of each sample is capped at 4 first.
+
+Data: scikit-learn's built-in 8×8 digits (order 64) and MNIST / Fashion-MNIST IDX files from a user's
+path (order 784), gzipped or not. Indices are stored as uint8 (60,000 × 784 = 47 MB), never one-hot.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..optim import Optimizer
+from .completion import Completion
+
+VARIANTS = ("original", "random-labels", "random-images")
+IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+LABEL_VALUE = 2.0
+TEST_LOSS_CAP = 4.0
+
+
+def read_idx(path: str | Path, argument: str = "path") -> np.ndarray:
+    """An array from an IDX file (LeCun's MNIST format), gzipped (by its magic bytes) or not.
+
+    Layout: two zero bytes, a type code (0x08 uint8 … 0x0E float64), the number of dimensions, each
+    dimension as a big-endian int32, then the data, big-endian, row-major.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{argument}: no such file {str(path)!r}")
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as err:
+            raise ValueError(f"{argument}: {path} is a corrupt gzip file ({err})") from err
+    if len(raw) < 4 or raw[:2] != b"\x00\x00" or raw[2] not in IDX_DTYPES or raw[3] == 0:
+        raise ValueError(f"{argument}: {path} is not an IDX file (expected magic 00 00 <type in "
+                         f"{[hex(t) for t in IDX_DTYPES]}> <ndim >= 1>, got {raw[:4].hex(' ')})")
+    ndim, dtype = raw[3], np.dtype(IDX_DTYPES[raw[2]])
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(f"{argument}: {path} is truncated inside its IDX header")
+    dims = tuple(int(d) for d in np.frombuffer(raw[4:header], dtype=">i4"))
+    expected = header + math.prod(dims) * dtype.itemsize
+    if len(raw) != expected:
+        raise ValueError(f"{argument}: {path} has {len(raw)} bytes, but its IDX header {dims} needs {expected}")
+    return np.frombuffer(raw[header:], dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
+
+
+def quantize(images: np.ndarray, levels: int) -> np.ndarray:
+    """Gray levels min(⌊p·k⌋, k−1) of intensities p in [0, 1], as uint8 (k = 2 binarizes at 0.5)."""
+    if not 2 <= levels <= 256:
+        raise ValueError(f"levels must be in [2, 256], got {levels}")
+    return np.minimum(np.floor(np.asarray(images, dtype=np.float64) * levels), levels - 1).astype(np.uint8)
+
+
+def one_vs_all_completion(
+    pixels: np.ndarray, labels: np.ndarray, *, levels: int, target_class: int, variant: str = "original",
+    seed: int = 0, batch: int = 1, test_pixels: np.ndarray | None = None, test_labels: np.ndarray | None = None,
+) -> Completion:
+    """Completion of the order-P tensor over {0..k−1}^P from images (K, P) in [0, 1] and labels (K,)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {list(VARIANTS)}, got {variant!r}")
+    pixels = np.asarray(pixels).reshape(len(pixels), -1)
+    labels = np.asarray(labels).reshape(-1)
+    if len(pixels) == 0 or len(labels) != len(pixels):
+        raise ValueError(f"need as many labels as images (>= 1), got {len(labels)} labels, {len(pixels)} images")
+    if target_class not in set(labels.tolist()):
+        raise ValueError(f"target_class {target_class} does not occur; labels are {sorted(set(labels.tolist()))}")
+    rng = np.random.default_rng(seed)
+    indices = quantize(pixels, levels)
+    if variant == "random-images":
+        indices = rng.integers(0, levels, size=indices.shape, dtype=np.uint8)
+    targets = np.where(labels == target_class, LABEL_VALUE, 0.0)
+    if variant == "random-labels":
+        targets = rng.permutation(targets)
+    test_idx = test_val = None
+    if test_pixels is not None and test_labels is not None:
+        test_pixels = np.asarray(test_pixels).reshape(len(test_pixels), -1)
+        if test_pixels.shape[1] != pixels.shape[1] or len(test_labels) != len(test_pixels):
+            raise ValueError(f"test images must be (K, {pixels.shape[1]}) with one label each, got "
+                             f"{test_pixels.shape} and {len(test_labels)} labels")
+        test_idx = torch.from_numpy(quantize(test_pixels, levels))
+        test_val = torch.from_numpy(np.where(np.asarray(test_labels) == target_class, LABEL_VALUE, 0.0))
+        test_val = test_val.expand(batch, -1).clone()
+    values = torch.from_numpy(targets).expand(batch, -1).clone()
+    return Completion((levels,) * pixels.shape[1], torch.from_numpy(indices), values,
+                      test_indices=test_idx, test_values=test_val)
+
+
+def digits_one_vs_all(
+    target_class: int = 6, *, levels: int = 2, variant: str = "original", seed: int = 0, batch: int = 1,
+    test_fraction: float = 0.0,
+) -> Completion:
+    """scikit-learn's 1,797 8×8 digits (intensities 0..16, divided by 16) as an order-64 completion; the
+    last ``test_fraction`` of a seeded shuffle is held out (test_indices/test_values)."""
+    from sklearn.datasets import load_digits
+
+    if not 0.0 <= test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
+    digits = load_digits()
+    order = np.random.default_rng(seed).permutation(len(digits.target))
+    images, labels = digits.data[order] / 16.0, digits.target[order]
+    train = len(labels) - int(round(test_fraction * len(labels)))
+    test = {} if train == len(labels) else {"test_pixels": images[train:], "test_labels": labels[train:]}
+    return one_vs_all_completion(images[:train], labels[:train], levels=levels, target_class=target_class,
+                                 variant=variant, seed=seed, batch=batch, **test)
+
+
+def mnist_one_vs_all(
+    images: str | Path, labels: str | Path, *, test_images: str | Path | None = None,
+    test_labels: str | Path | None = None, target_class: int = 6, levels: int = 2, variant: str = "original",
+    seed: int = 0, batch: int = 1,
+) -> Completion:
+    """MNIST or Fashion-MNIST (IDX files, e.g. train-images-idx3-ubyte[.gz]) as an order-784 completion;
+    intensities are divided by 255, then quantized (k = 2: binarized at 0.5, as in Razin et al. 2021)."""
+    pixels, classes = _idx_pair(images, labels, "images", "labels")
+    test = {}
+    if (test_images is None) != (test_labels is None):
+        raise ValueError("test_images and test_labels must be given together")
+    if test_images is not None:
+        test_pixels, test_classes = _idx_pair(test_images, test_labels, "test_images", "test_labels")
+        test = {"test_pixels": test_pixels, "test_labels": test_classes}
+    return one_vs_all_completion(pixels, classes, levels=levels, target_class=target_class, variant=variant,
+                                 seed=seed, batch=batch, **test)
+
+
+def _idx_pair(images: str | Path, labels: str | Path, image_arg: str, label_arg: str) -> tuple[np.ndarray, np.ndarray]:
+    pixels, classes = read_idx(images, image_arg), read_idx(labels, label_arg)
+    if pixels.ndim != 3 or pixels.dtype != np.uint8:
+        raise ValueError(f"{image_arg}: expected uint8 images (K, rows, cols), got {pixels.dtype} {pixels.shape}")
+    if classes.ndim != 1 or len(classes) != len(pixels):
+        raise ValueError(f"{label_arg}: expected {len(pixels)} labels (one per image), got shape {classes.shape}")
+    return pixels.reshape(len(pixels), -1) / 255.0, classes.astype(np.int64)
+
+
+def one_vs_all_error(model, params: list[Tensor], indices: Tensor, values: Tensor, *, cap: bool = False,
+                     chunk: int = 10_000) -> Tensor:
+    """Mean of min((W[i] − y)², 4 if ``cap``)/4 over the given entries, in chunks; (B,)."""
+    total = values.new_zeros(values.shape[0])
+    with torch.no_grad():
+        for start in range(0, indices.shape[-2], chunk):
+            pred = model.evaluate(params, indices[..., start:start + chunk, :])
+            sq = (pred - values[:, start:start + chunk]).pow(2)
+            total += (sq.clamp_max(TEST_LOSS_CAP) if cap else sq).sum(1)
+    return total / (4.0 * values.shape[1])
+
+
+@dataclass
+class MinibatchFit:
+    """Final parameters and, at the evaluated epochs, train error and (if the task has test entries) test
+    error, each (B,)."""
+
+    params: list[Tensor]
+    epochs: list[int]
+    train_error: list[Tensor]
+    test_error: list[Tensor]
+
+
+def fit_minibatch(
+    model, task: Completion, params: list[Tensor], optimizer: Optimizer, lr: float, *, epochs: int,
+    batch_size: int = 5000, seed: int = 0, eval_every: int = 1,
+) -> MinibatchFit:
+    """Minibatch training (each epoch a seeded shuffle of the observed entries, shared by the runs) of the
+    mean squared error; errors are MSE/4 (test capped at 4 per sample) every ``eval_every`` epochs and
+    after the last one."""
+    if tuple(task.shape) != tuple(model.shape):
+        raise ValueError(f"task shape {task.shape} does not match model shape {model.shape}")
+    if epochs < 1 or batch_size < 1 or eval_every < 1:
+        raise ValueError(f"epochs, batch_size and eval_every must be >= 1, got {epochs}, {batch_size}, {eval_every}")
+    gen = torch.Generator().manual_seed(int(seed))
+    lrs = torch.full((task.batch,), lr, dtype=params[0].dtype, device=params[0].device)
+    state, params = optimizer.init(params), [p.detach() for p in params]
+    evaluated, train_error, test_error = [], [], []
+    for epoch in range(1, epochs + 1):
+        order = torch.randperm(task.num_observations, generator=gen).to(task.values.device)
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            idx = task.indices[..., rows, :]
+            with torch.enable_grad():
+                leaves = [p.requires_grad_(True) for p in params]
+                loss = (model.evaluate(leaves, idx) - task.values[:, rows]).pow(2).mean(1)
+                grads = torch.autograd.grad(loss.sum(), leaves)
+            updates, state = optimizer.update(list(grads), state, lrs)
+            params = [(p - u).detach() for p, u in zip(params, updates)]
+        if epoch % eval_every and epoch != epochs:
+            continue
+        evaluated.append(epoch)
+        train_error.append(one_vs_all_error(model, params, task.indices, task.values))
+        if task.test_indices is not None:
+            test_error.append(one_vs_all_error(model, params, task.test_indices, task.test_values, cap=True))
+    return MinibatchFit(params, evaluated, train_error, test_error)
