@@ -25,12 +25,15 @@ def load_npz_completion(path: str | Path, batch: int = 1) -> Completion:
     errors when it is fully finite) and ``mask`` (m×n booleans, True where observed)."""
     path = _existing(path, "data")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if "matrix" not in archive or "mask" not in archive:
-                raise ValueError(f"data: {path} must contain arrays 'matrix' and 'mask', has {sorted(archive.files)}")
-            matrix, mask = np.asarray(archive["matrix"], dtype=np.float64), np.asarray(archive["mask"], dtype=bool)
-    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        archive = np.load(path, allow_pickle=False)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
         raise ValueError(f"data: {path} is not a readable .npz file ({err})") from err
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ValueError(f"data: {path} is a single array, not an .npz archive with 'matrix' and 'mask'")
+    with archive:
+        if "matrix" not in archive.files or "mask" not in archive.files:
+            raise ValueError(f"data: {path} must contain arrays 'matrix' and 'mask', has {sorted(archive.files)}")
+        matrix, mask = np.asarray(archive["matrix"], dtype=np.float64), np.asarray(archive["mask"], dtype=bool)
     if matrix.ndim != 2 or mask.shape != matrix.shape:
         raise ValueError(f"data: 'matrix' must be 2-D and 'mask' the same shape, got {matrix.shape} and {mask.shape}")
     if not mask.any():

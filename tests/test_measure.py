@@ -1,0 +1,43 @@
+import pytest
+import torch
+
+from implicitrank.measure import (
+    effective_rank,
+    frobenius_norm,
+    nuclear_norm,
+    numerical_rank,
+    relative_error,
+    schatten_norm,
+    spectral_norm,
+)
+
+
+def test_effective_rank_of_k_equal_values_is_k_and_of_one_value_is_one():
+    values = torch.tensor([[1.0, 1.0, 1.0, 0.0], [5.0, 0.0, 0.0, 0.0]])
+    torch.testing.assert_close(effective_rank(values), torch.tensor([3.0, 1.0]))
+
+
+def test_norms_agree_with_torch_linalg():
+    w = torch.randn(3, 6, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    s = torch.linalg.svdvals(w)
+    torch.testing.assert_close(nuclear_norm(s), torch.linalg.matrix_norm(w, ord="nuc"))
+    torch.testing.assert_close(frobenius_norm(s), torch.linalg.matrix_norm(w))
+    torch.testing.assert_close(spectral_norm(s), torch.linalg.matrix_norm(w, ord=2))
+    torch.testing.assert_close(schatten_norm(s, 2.0), frobenius_norm(s))
+    torch.testing.assert_close(schatten_norm(s, float("inf")), spectral_norm(s))
+    with pytest.raises(ValueError, match="p must be positive"):
+        schatten_norm(s, 0.0)
+
+
+def test_numerical_rank_counts_values_above_tolerance():
+    s = torch.tensor([10.0, 1.0, 1e-3, 1e-6])
+    assert int(numerical_rank(s, tol=1e-4)) == 3
+    assert int(numerical_rank(s, tol=0.5, relative=False)) == 2
+
+
+def test_relative_error_overall_and_on_a_mask():
+    target = torch.ones(1, 2, 2)
+    w = torch.tensor([[[1.0, 1.0], [1.0, 3.0]]])
+    assert float(relative_error(w, target)) == pytest.approx(2 / 2)
+    mask = torch.tensor([[[True, True], [True, False]]])
+    assert float(relative_error(w, target, mask)) == pytest.approx(0.0)

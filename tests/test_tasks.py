@@ -1,0 +1,106 @@
+import numpy as np
+import pytest
+import torch
+
+from implicitrank.tasks import (
+    Completion,
+    complete_from_target,
+    gaussian_sensing,
+    load_npz_completion,
+    low_rank_matrix,
+    movielens_completion,
+    sample_observations,
+)
+
+
+def test_ground_truth_has_the_requested_rank_and_norm():
+    w = low_rank_matrix(20, 15, 3, seed=4, frobenius_norm=7.0)
+    s = torch.linalg.svdvals(w)
+    assert int((s > 1e-9 * s[0]).sum()) == 3
+    assert float(torch.linalg.matrix_norm(w)) == pytest.approx(7.0)
+    assert float(torch.linalg.matrix_norm(low_rank_matrix(20, 15, 3))) == pytest.approx(300**0.5)
+
+
+def test_observations_are_distinct_seeded_and_differ_between_seeds():
+    a = sample_observations(100, 40, [0, 1])
+    assert all(len(set(row.tolist())) == 40 for row in a)
+    torch.testing.assert_close(a, sample_observations(100, 40, [0, 1]))
+    assert not torch.equal(a[0], a[1])
+
+
+def test_completion_values_are_the_target_at_the_indices_and_mask_agrees():
+    target = low_rank_matrix(6, 5, 2)
+    task = complete_from_target(target, 12, [3])
+    assert torch.equal(task.values[0], target[task.indices[0, :, 0], task.indices[0, :, 1]])
+    assert int(task.observed_mask().sum()) == 12
+
+
+def test_sensing_uses_gaussian_measurements_of_variance_one_over_n_squared():
+    target = low_rank_matrix(30, 30, 2)
+    task = gaussian_sensing(target, 500, seed=1)
+    assert float(task.measurements.std()) == pytest.approx(1 / 30, rel=0.02)
+    torch.testing.assert_close(task.values[0], task.measurements @ target.reshape(-1))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"rows": 5, "cols": 5, "rank": 6}, "rank"),
+        ({"rows": 5, "cols": 5, "rank": 0}, "rank"),
+    ],
+)
+def test_bad_ground_truth_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        low_rank_matrix(**kwargs)
+
+
+def test_too_many_observations_and_nan_values_are_rejected():
+    with pytest.raises(ValueError, match="num_observations"):
+        sample_observations(10, 11, [0])
+    with pytest.raises(ValueError, match="NaN"):
+        Completion((2, 2), torch.tensor([[0, 0]]), torch.tensor([[float("nan")]]))
+    with pytest.raises(ValueError, match="out of range"):
+        Completion((2, 2), torch.tensor([[0, 2]]), torch.tensor([[1.0]]))
+
+
+def test_npz_loader_reads_matrix_and_mask(tmp_path):
+    matrix = np.arange(12, dtype=float).reshape(3, 4)
+    mask = np.zeros((3, 4), dtype=bool)
+    mask[0, 1] = mask[2, 3] = True
+    np.savez(tmp_path / "p.npz", matrix=matrix, mask=mask)
+    task = load_npz_completion(tmp_path / "p.npz")
+    assert task.shape == (3, 4) and task.values.tolist() == [[1.0, 11.0]]
+    torch.testing.assert_close(task.target[0], torch.from_numpy(matrix))
+
+
+def test_npz_loader_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="data"):
+        load_npz_completion(tmp_path / "missing.npz")
+    np.savez(tmp_path / "bad.npz", matrix=np.ones((2, 2)))
+    with pytest.raises(ValueError, match="mask"):
+        load_npz_completion(tmp_path / "bad.npz")
+    (tmp_path / "garbage.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="npz"):
+        load_npz_completion(tmp_path / "garbage.npz")
+    np.savez(tmp_path / "nan.npz", matrix=np.full((2, 2), np.nan), mask=np.ones((2, 2), dtype=bool))
+    with pytest.raises(ValueError, match="NaN"):
+        load_npz_completion(tmp_path / "nan.npz")
+
+
+def test_movielens_loader_splits_ratings_into_train_and_held_out(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = [f"{rng.integers(1, 944)}\t{rng.integers(1, 1683)}\t{rng.integers(1, 6)}\t88125{k}" for k in range(50)]
+    (tmp_path / "u.data").write_text("\n".join(rows) + "\n")
+    task = movielens_completion(tmp_path / "u.data", num_observations=30, seed=0)
+    assert task.shape == (943, 1682)
+    assert task.num_observations == 30 and task.test_values.shape == (1, 20)
+    assert set(task.values[0].tolist()) <= {1.0, 2.0, 3.0, 4.0, 5.0}
+
+
+def test_movielens_loader_errors(tmp_path):
+    (tmp_path / "u.data").write_text("1\t2\t3\n")
+    with pytest.raises(ValueError, match="4 columns"):
+        movielens_completion(tmp_path / "u.data")
+    (tmp_path / "v.data").write_text("a\tb\tc\td\n")
+    with pytest.raises(ValueError, match="MovieLens"):
+        movielens_completion(tmp_path / "v.data")
