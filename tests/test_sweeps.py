@@ -1,0 +1,280 @@
+"""Sweeps: specs and their bad input, grouping into batched jobs, resume after a kill, failures, locks.
+
+Tiny runs (12×12, rank 1, 60 observations, a few hundred steps) keep these fast; the Slurm executor
+is tested against a real cluster in test_sweeps_slurm.py.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from implicitrank import results
+from implicitrank.cli import main
+from implicitrank.sweeps import (
+    LocalExecutor,
+    SerialExecutor,
+    collect_rows,
+    group_runs,
+    load_spec,
+    parse_spec,
+    plan_sweep,
+    run_job,
+    run_sweep,
+    sweep_status,
+)
+from implicitrank.sweeps.state import hold_lock, run_lock_path, sweep_lock
+from implicitrank.sweeps.threads import thread_environment
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {"shape": [12, 12], "rank": 1, "num_observations": 60, "max_steps": 300, "checkpoint_every": 50,
+        "record_per_decade": 5}
+
+
+def tiny(name: str = "tiny", base: dict | None = None, **sections):
+    return parse_spec({"name": name, "base": {**TINY, **(base or {})}, **sections})
+
+
+def table(out: Path) -> list[dict]:
+    """The collected table without wall-clock times (the only column that may differ between two runs)."""
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in collect_rows(out)]
+
+
+SERIAL = SerialExecutor(threads=1)
+
+
+# --- specs -----------------------------------------------------------------------------------------------
+
+def test_spec_crosses_cartesian_axes_with_zipped_groups_and_expands_ranges():
+    spec = tiny(axes={"depth": [2, 3], "seed": "0..2"},
+                zip=[{"shape": [[12, 12], [10, 14]], "num_observations": [60, 70]}])
+    configs = spec.configs()
+    assert len(configs) == 2 * 3 * 2
+    combos = {(c.depth, c.seed, c.shape, c.num_observations) for c in configs}
+    assert combos == {(d, s, shape, k) for d in (2, 3) for s in (0, 1, 2)
+                      for shape, k in (((12, 12), 60), ((10, 14), 70))}
+    assert all(c.max_steps == 300 and c.rank == 1 for c in configs)  # the base
+    assert len({c.run_id for c in configs}) == len(configs)
+
+
+def test_run_ids_do_not_depend_on_how_the_spec_is_written():
+    as_ints = tiny(axes={"init_scale": [1, 2], "seed": "0..1"}).configs()
+    as_floats = tiny(axes={"seed": [0, 1], "init_scale": [1.0, 2.0]}).configs()
+    assert {c.run_id for c in as_ints} == {c.run_id for c in as_floats}
+
+
+def test_example_spec_loads():
+    spec = load_spec(REPO / "examples" / "sweeps" / "arora2019-small.toml")
+    assert spec.name == "arora2019-small"
+    assert len(spec.configs()) == 3 * 2 * 2 * 3
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"base": {"depht": 3}}, "base.depht: unknown config field"),
+    ({"axes": {"sede": [1, 2]}}, "axes.sede: unknown config field"),
+    ({"axes": {"seed": []}}, "axes.seed is empty"),
+    ({"axes": {"seed": "4..0"}}, "is empty (B < A)"),
+    ({"axes": {"seed": "a few"}}, "integer range 'A..B'"),
+    ({"axes": {"seed": 3}}, "put single values in [base]"),
+    ({"axes": {"depth": ["3"]}}, "axes.depth: expected int"),
+    ({"axes": {"lr": [True]}}, "axes.lr: expected float"),
+    ({"zip": [{"depth": [2, 3], "seed": [0, 1, 2]}]}, "zipped axes must have equal lengths"),
+    ({"zip": [{}]}, "zip[0] is empty"),
+    ({"axes": {"seed": [0, 1]}, "zip": {"seed": [2, 3]}}, "already an axis"),
+    ({"axes": {"rank": [1, 20]}}, "the run with {'rank': 20} is not a valid configuration"),
+    ({"axes": {"seed": [0, 0]}}, "are the same run"),
+    ({"sweep": {}}, "unknown sections ['sweep']"),
+    ({"slurm": {"partitoin": "x"}}, "slurm: unknown options ['partitoin']"),
+    ({"slurm": {"cpus": 0}}, "slurm.cpus must be an integer >= 1"),
+])
+def test_bad_specs_are_refused_naming_the_problem(data, message):
+    with pytest.raises(ValueError) as err:
+        parse_spec({"base": TINY, **data}).configs()
+    assert message in str(err.value)
+
+
+def test_bad_files_and_executors_are_refused(tmp_path):
+    with pytest.raises(FileNotFoundError, match="spec: no such file"):
+        load_spec(tmp_path / "missing.toml")
+    (tmp_path / "broken.toml").write_text("[axes\n")
+    with pytest.raises(ValueError, match="not valid TOML"):
+        load_spec(tmp_path / "broken.toml")
+    with pytest.raises(ValueError, match=r"executor must be one of \['serial', 'local', 'slurm'\]"):
+        run_sweep(tiny(), tmp_path / "out", "cluster")
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        LocalExecutor(workers=0)
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        thread_environment(0)
+    assert not (tmp_path / "out").exists()
+
+
+def test_slurm_executor_without_slurm_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(ValueError, match="executor: 'slurm' needs Slurm's commands"):
+        run_sweep(tiny(axes={"seed": [0, 1]}), tmp_path / "out", "slurm")
+    assert not (tmp_path / "out").exists()
+
+
+# --- planning --------------------------------------------------------------------------------------------
+
+def test_grouping_puts_runs_differing_only_in_per_run_values_into_one_job(tmp_path):
+    spec = tiny(axes={"depth": [2, 3], "num_observations": [60, 80], "seed": "0..2", "init_scale": [1e-3, 1e-2],
+                      "lr": [1e-2, 5e-3], "data_seed": [0, 1]})
+    plan = plan_sweep(spec, tmp_path)
+    jobs = plan.jobs(plan.configs)
+    assert len(jobs) == 4  # depth × number of observations
+    for job in jobs:
+        assert len(job.configs) == 3 * 2 * 2 * 2
+        assert len({(c.depth, c.num_observations) for c in job.configs}) == 1
+        assert job.run_dirs == tuple(tmp_path / "runs" / c.run_id for c in job.configs)
+    assert sorted(c.run_id for j in jobs for c in j.configs) == sorted(c.run_id for c in plan.configs)
+
+    assert [len(j) for j in group_runs(plan.configs, max_batch=10)] == [10, 10, 4] * 4
+    assert [len(j) for j in group_runs(plan.configs, batch=False)] == [1] * 96
+    filled = group_runs(plan.configs[:24], min_jobs=5)  # one batch key halved until 5 cores have work
+    assert sorted(len(j) for j in filled) == [3, 3, 6, 6, 6]
+    with pytest.raises(ValueError, match="max_batch must be >= 1"):
+        group_runs(plan.configs, max_batch=0)
+
+
+def test_sensing_runs_with_different_data_seeds_are_not_batched(tmp_path):
+    """A sensing batch shares one measurement set, so its data seed is not a per-run value."""
+    plan = plan_sweep(tiny(base={"task": "sensing"}, axes={"data_seed": [0, 1], "seed": [0, 1]}), tmp_path)
+    assert sorted(len(j.configs) for j in plan.jobs(plan.configs)) == [2, 2]
+
+
+def test_batched_results_equal_separate_runs(tmp_path):
+    spec = tiny(axes={"depth": [2, 3], "seed": [0, 1], "init_scale": [1e-3, 1e-2]})
+    batched = run_sweep(spec, tmp_path / "batched", SERIAL, progress=False)
+    separate = run_sweep(spec, tmp_path / "separate", SERIAL, batch=False, progress=False)
+    assert len(batched.jobs) == 2 and len(separate.jobs) == 8
+    assert batched.complete and separate.complete
+    rows = table(tmp_path / "batched")
+    assert len(rows) == 8 and rows == table(tmp_path / "separate")
+
+
+# --- resume, failures, locks ------------------------------------------------------------------------------
+
+def test_killed_local_sweep_reruns_to_the_same_table_with_no_run_lost_or_duplicated(tmp_path):
+    spec_path = tmp_path / "kill.toml"
+    spec_path.write_text('name = "kill"\n[base]\nshape = [12, 12]\nrank = 1\nnum_observations = 60\n'
+                         'max_steps = 2000\ncheckpoint_every = 50\nrecord_per_decade = 5\n'
+                         '[axes]\ndepth = [2, 3]\nseed = "0..2"\n')
+    out, runs = tmp_path / "killed", tmp_path / "killed" / "runs"
+    command = [sys.executable, "-m", "implicitrank.cli", "sweep", str(spec_path), "--out", str(out),
+               "--executor", "local", "--workers", "2", "--no-batch", "--no-progress"]
+    log = tmp_path / "killed.log"
+    with log.open("w") as stream:
+        sweep = subprocess.Popen(command, start_new_session=True, stdout=stream, stderr=stream)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and sweep.poll() is None:
+            done = {p.parent.name for p in runs.glob("*/summary.json")}
+            started = {p.parent.name for p in runs.glob("*/checkpoint.pt")} - done
+            if done and started:  # halfway: a run finished and another one is checkpointed mid-way
+                break
+            time.sleep(0.05)
+    finally:
+        os.killpg(sweep.pid, signal.SIGKILL)  # the sweep and its workers
+        sweep.wait()
+        while _group_alive(sweep.pid):  # the workers, orphaned, may take a moment to go
+            time.sleep(0.05)
+    assert done and started, f"the sweep ended before it could be killed halfway: {log.read_text()}"
+    assert len(done) < 6
+
+    rerun = run_sweep(spec_path, out, LocalExecutor(workers=2), batch=False, progress=False)
+    assert rerun.complete, rerun.summary()
+    assert {o.run_id for o in rerun.outcomes} == {c.run_id for c in rerun.plan.configs} - done
+    assert all(o.threads == 1 for o in rerun.outcomes if o.status == "done")  # each worker pinned to its core
+    resumed = {o.run_id: o.resumed_from for o in rerun.outcomes}
+    assert all(resumed[run_id] > 0 for run_id in started)
+
+    reference = run_sweep(spec_path, tmp_path / "uninterrupted", SERIAL, progress=False)
+    rows = table(out)
+    assert len(rows) == 6 and len({r["run_id"] for r in rows}) == 6
+    assert sorted(p.name for p in runs.iterdir()) == sorted(c.run_id for c in reference.plan.configs)
+    assert rows == table(tmp_path / "uninterrupted")
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_failed_run_records_its_error_and_only_retry_failed_reruns_it(tmp_path):
+    data = tmp_path / "observed.npz"
+    spec = tiny(axes={"data": [None, str(data)]})
+    out = tmp_path / "sweep"
+    first = run_sweep(spec, out, SERIAL, progress=False)
+    assert [o.status for o in first.outcomes] == ["done", "failed"]
+    failed_id = first.outcomes[1].run_id
+    error = results.read_json(out / "runs" / failed_id / "error.json")
+    assert error["type"] == "FileNotFoundError" and "observed.npz" in error["message"]
+    assert "Traceback" in error["traceback"] and "load_npz_completion" in error["traceback"]
+    assert [s.status for s in sweep_status(out)] == ["done", "failed"]
+
+    assert run_sweep(spec, out, SERIAL, progress=False).jobs == []  # a failed run is not retried by default
+
+    rng = np.random.default_rng(0)
+    matrix = np.outer(rng.standard_normal(12), rng.standard_normal(12))
+    np.savez(data, matrix=matrix, mask=rng.random((12, 12)) < 0.5)
+    retried = run_sweep(spec, out, SERIAL, retry_failed=True, progress=False)
+    assert [(o.run_id, o.status) for o in retried.outcomes] == [(failed_id, "done")]
+    assert retried.complete and not (out / "runs" / failed_id / "error.json").exists()
+
+
+def test_two_sweeps_cannot_write_one_directory_and_locked_runs_are_left_to_their_holder(tmp_path):
+    spec = tiny(axes={"seed": [0, 1]}, base={"max_steps": 20})
+    out = tmp_path / "sweep"
+    run_sweep(spec, out, SERIAL, dry_run=True, progress=False)
+    assert not out.exists()  # a dry run writes nothing
+    out.mkdir()
+    with sweep_lock(out):
+        with pytest.raises(FileExistsError, match=f"pid {os.getpid()}"):
+            run_sweep(spec, out, SERIAL, progress=False)
+    plan = plan_sweep(spec, out)
+    busy = plan.configs[1].run_id
+    with hold_lock(run_lock_path(out / ".locks", busy)):
+        report = run_sweep(spec, out, SERIAL, progress=False)  # the planner leaves a locked run alone
+        assert [o.run_id for o in report.outcomes] == [plan.configs[0].run_id]
+        assert {s.run_id: s.status for s in sweep_status(out)}[busy] == "running"
+        assert f"pid {os.getpid()}" in sweep_status(out)[1].detail
+        # and so does a job that finds it locked only when it starts
+        assert [o.status for o in run_job(plan.jobs(plan.configs[1:])[0])] == ["running"]
+    assert run_sweep(spec, out, SERIAL, progress=False).complete
+
+    other = tmp_path / "other"
+    (other / "notes").mkdir(parents=True)
+    with pytest.raises(FileExistsError, match="not empty and holds no sweep.json"):
+        run_sweep(spec, other, SERIAL, progress=False)
+    with pytest.raises(FileExistsError, match="holds a sweep of other runs"):
+        run_sweep(tiny(axes={"seed": [5]}), out, SERIAL, progress=False)
+
+
+def test_command_line_runs_reports_and_collects(tmp_path, capsys):
+    spec_path = tmp_path / "cli.toml"
+    spec_path.write_text('[base]\nshape = [12, 12]\nrank = 1\nnum_observations = 60\nmax_steps = 50\n'
+                         '[axes]\ndepth = [2, 3]\nseed = "0..1"\n')
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(spec_path), "--out", str(out), "--dry-run"]) == 0
+    assert "4 runs" in capsys.readouterr().out and not out.exists()
+    assert main(["sweep", str(spec_path), "--out", str(out), "--threads", "1", "--no-progress"]) == 0
+    assert main(["sweep", "status", str(out)]) == 0
+    assert "4 done, 0 running, 0 failed, 0 pending" in capsys.readouterr().out
+    (out / "results.csv").unlink()
+    assert main(["collect", str(out)]) == 0
+    assert len((out / "results.csv").read_text().splitlines()) == 1 + 4
+    assert main(["sweep", str(out), "--no-progress"]) == 0  # a directory reruns its stored sweep
+    assert "nothing to run" in capsys.readouterr().out
+    assert main(["sweep", "status", str(tmp_path)]) == 2
+    assert "not a sweep directory" in capsys.readouterr().err

@@ -1,0 +1,97 @@
+"""The slurm executor against a real Slurm cluster (munge, slurmdbd, MariaDB, slurmctld, slurmd).
+
+Start one with ``.ci/start-slurm`` (CI does, before pytest); without a reachable cluster these tests
+skip, saying so. Each test cancels whatever jobs it left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from implicitrank.sweeps import SerialExecutor, SlurmExecutor, SlurmOptions, collect_rows, parse_spec, run_sweep
+from implicitrank.sweeps.state import lock_holder, run_lock_path, sweep_status
+
+pytestmark = pytest.mark.slurm
+ENV_FILE = Path(os.environ.get("IMPLICITRANK_SLURM_ROOT", "/tmp/implicitrank-slurm")) / "env"
+TINY = {"shape": [12, 12], "rank": 1, "num_observations": 60, "record_per_decade": 5}
+
+
+@pytest.fixture(scope="module")
+def slurm():
+    """A reachable cluster (SLURM_CONF from the environment, else from .ci/start-slurm's env file)."""
+    if "SLURM_CONF" not in os.environ and ENV_FILE.is_file():
+        os.environ["SLURM_CONF"] = ENV_FILE.read_text().strip().removeprefix("export SLURM_CONF=")
+    if shutil.which("sinfo") is None:
+        pytest.skip("no Slurm here (sinfo not on PATH); start one with .ci/start-slurm")
+    answer = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=30)
+    if answer.returncode != 0:
+        pytest.skip(f"no Slurm cluster reachable (sinfo: {answer.stderr.strip()}); start one with .ci/start-slurm")
+
+
+def cancel_leftovers(out: Path) -> None:
+    subprocess.run(["scancel", "--name", f"implicitrank-{out.name}"], check=False, timeout=30)
+
+
+def table(out: Path) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in collect_rows(out)]
+
+
+def test_slurm_sweep_runs_a_job_array_and_matches_a_serial_sweep(slurm, tmp_path):
+    spec = parse_spec({"name": "array", "base": {**TINY, "max_steps": 200},
+                       "axes": {"depth": [2, 3], "seed": [0, 1]}})
+    out = tmp_path / "slurm-array"
+    try:
+        report = run_sweep(spec, out, SlurmExecutor(SlurmOptions(time=5), poll_seconds=0.5), progress=False)
+    finally:
+        cancel_leftovers(out)
+    assert report.complete, report.summary()
+    assert len(report.jobs) == 2 and [o.status for o in report.outcomes] == ["done"] * 4
+    tasks = sorted(p.parent.name.split("_") for p in (out / "slurm").glob("*/*_log.out"))  # submitit's logs
+    assert len(tasks) == 2 and tasks[0][0] == tasks[1][0] and [t[1] for t in tasks] == ["0", "1"]  # one array
+    run_sweep(spec, tmp_path / "serial", SerialExecutor(threads=1), progress=False)
+    assert table(out) == table(tmp_path / "serial")
+
+
+def test_cancelled_slurm_job_is_reported_and_its_run_resumes_from_its_checkpoint(slurm, tmp_path):
+    # two jobs: a long run (cancelled once checkpointed) and a short one that finishes
+    spec = parse_spec({"name": "cancel", "base": {**TINY, "loss_threshold": 0.0, "checkpoint_every": 100},
+                       "zip": {"max_steps": [8000, 100], "depth": [2, 3]}})
+    out = tmp_path / "slurm-cancel"
+    long_run = spec.configs()[0]
+    reports = []
+    sweep = threading.Thread(target=lambda: reports.append(
+        run_sweep(spec, out, SlurmExecutor(SlurmOptions(time=5), poll_seconds=0.5), progress=False)))
+    sweep.start()
+    try:
+        checkpoint = out / "runs" / long_run.run_id / "checkpoint.pt"
+        deadline = time.monotonic() + 120
+        while not checkpoint.exists() and sweep.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        holder = lock_holder(run_lock_path(out / ".locks", long_run.run_id))
+        assert holder and holder["slurm_job"], "the long run never started on the cluster"
+        subprocess.run(["scancel", holder["slurm_job"]], check=True, timeout=30)
+        sweep.join(timeout=120)
+        assert not sweep.is_alive(), "the sweep did not notice the cancelled job"
+    finally:
+        cancel_leftovers(out)
+        sweep.join(timeout=60)
+
+    outcomes = {o.run_id: o for o in reports[0].outcomes}
+    assert outcomes[long_run.run_id].status == "interrupted"
+    assert "CANCELLED" in outcomes[long_run.run_id].message
+    assert outcomes[spec.configs()[1].run_id].status == "done"
+    state = {s.run_id: s for s in sweep_status(out)}[long_run.run_id]
+    assert state.status == "pending" and state.resumable and "CANCELLED" in state.detail
+
+    rerun = run_sweep(spec, out, SerialExecutor(threads=1), progress=False)
+    assert [(o.run_id, o.status) for o in rerun.outcomes] == [(long_run.run_id, "done")]
+    assert rerun.outcomes[0].resumed_from >= 100  # from the checkpoint, not from the start
+    assert rerun.complete
+    assert [row["steps"] for row in collect_rows(out)] == [8000, 100]
