@@ -54,20 +54,26 @@ def test_mnist_one_vs_all_binarizes_pixels_and_labels_the_class_two(tiny_mnist):
                             test_labels=path / "test-labels", target_class=6)
     assert task.shape == (2,) * 16 and task.indices.dtype == torch.uint8
     assert np.array_equal(task.indices.numpy(), (images.reshape(10, 16) / 255.0 >= 0.5).astype(np.uint8))
+    gray = mnist_one_vs_all(path / "train-images.gz", path / "train-labels.gz", levels=3)
+    assert np.array_equal(gray.indices.numpy(), np.minimum(np.floor(images.reshape(10, 16) / 255.0 * 3), 2))
     assert task.values[0].tolist() == [2.0 if c == 6 else 0.0 for c in labels]
     assert task.test_indices.shape == (4, 16) and task.test_values.shape == (1, 4)
 
 
 def test_k_gray_levels_split_intensities_evenly():
-    assert quantize(np.array([0.0, 0.24, 0.26, 0.5, 0.74, 0.99, 1.0]), 4).tolist() == [0, 0, 1, 2, 2, 3, 3]
-    assert quantize(np.array([0.49, 0.5]), 2).tolist() == [0, 1]
+    assert quantize(np.array([0, 63, 64, 128, 191, 192, 255]), 4, 255).tolist() == [0, 0, 1, 2, 2, 3, 3]
+    assert quantize(np.array([127, 128]), 2, 255).tolist() == [0, 1]  # binarized at 0.5
+    assert quantize(np.array([7, 8, 16]), 2, 16).tolist() == [0, 1, 1]
+    with pytest.raises(ValueError, match="intensities"):
+        quantize(np.array([0.5]), 2, 1)
 
 
 def test_random_labels_permute_the_labels_and_random_images_replace_the_pixels():
-    pixels, labels = np.random.default_rng(0).random((50, 9)), np.arange(50) % 5
-    original = one_vs_all_completion(pixels, labels, levels=3, target_class=2)
-    shuffled = one_vs_all_completion(pixels, labels, levels=3, target_class=2, variant="random-labels", seed=1)
-    noise = one_vs_all_completion(pixels, labels, levels=3, target_class=2, variant="random-images", seed=1)
+    pixels, labels = np.random.default_rng(0).integers(0, 256, (50, 9)), np.arange(50) % 5
+    common = {"max_value": 255, "levels": 3, "target_class": 2}
+    original = one_vs_all_completion(pixels, labels, **common)
+    shuffled = one_vs_all_completion(pixels, labels, **common, variant="random-labels", seed=1)
+    noise = one_vs_all_completion(pixels, labels, **common, variant="random-images", seed=1)
     assert torch.equal(shuffled.indices, original.indices)
     assert sorted(shuffled.values[0].tolist()) == sorted(original.values[0].tolist())
     assert not torch.equal(shuffled.values, original.values)

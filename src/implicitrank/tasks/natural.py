@@ -29,6 +29,7 @@ VARIANTS = ("original", "random-labels", "random-images")
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 LABEL_VALUE = 2.0
 TEST_LOSS_CAP = 4.0
+QUANTIZE_ROWS = 10_000
 
 
 def read_idx(path: str | Path, argument: str = "path") -> np.ndarray:
@@ -60,18 +61,29 @@ def read_idx(path: str | Path, argument: str = "path") -> np.ndarray:
     return np.frombuffer(raw[header:], dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
 
 
-def quantize(images: np.ndarray, levels: int) -> np.ndarray:
-    """Gray levels min(⌊p·k⌋, k−1) of intensities p in [0, 1], as uint8 (k = 2 binarizes at 0.5)."""
+def quantize(intensities: np.ndarray, levels: int, max_value: int) -> np.ndarray:
+    """Gray levels min(⌊k·p/max_value⌋, k−1) of integer intensities p in [0, max_value], as uint8, exact in
+    integer arithmetic and in row chunks (no float copy of 60,000 images); k = 2 binarizes at p/max_value ≥ 0.5."""
     if not 2 <= levels <= 256:
         raise ValueError(f"levels must be in [2, 256], got {levels}")
-    return np.minimum(np.floor(np.asarray(images, dtype=np.float64) * levels), levels - 1).astype(np.uint8)
+    intensities = np.asarray(intensities)
+    if intensities.dtype.kind not in "iu" or (intensities.size and (intensities.min() < 0
+                                                                    or intensities.max() > max_value)):
+        raise ValueError(f"intensities must be integers in [0, {max_value}], got dtype {intensities.dtype}")
+    out = np.empty(intensities.shape, dtype=np.uint8)
+    for start in range(0, len(intensities), QUANTIZE_ROWS):
+        rows = intensities[start:start + QUANTIZE_ROWS].astype(np.int32)
+        out[start:start + QUANTIZE_ROWS] = np.minimum(rows * levels // max_value, levels - 1)
+    return out
 
 
 def one_vs_all_completion(
-    pixels: np.ndarray, labels: np.ndarray, *, levels: int, target_class: int, variant: str = "original",
-    seed: int = 0, batch: int = 1, test_pixels: np.ndarray | None = None, test_labels: np.ndarray | None = None,
+    pixels: np.ndarray, labels: np.ndarray, *, max_value: int, levels: int, target_class: int,
+    variant: str = "original", seed: int = 0, batch: int = 1, test_pixels: np.ndarray | None = None,
+    test_labels: np.ndarray | None = None,
 ) -> Completion:
-    """Completion of the order-P tensor over {0..k−1}^P from images (K, P) in [0, 1] and labels (K,)."""
+    """Completion of the order-P tensor over {0..k−1}^P from integer images (K, P) with intensities in
+    [0, max_value] and labels (K,)."""
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {list(VARIANTS)}, got {variant!r}")
     pixels = np.asarray(pixels).reshape(len(pixels), -1)
@@ -81,7 +93,7 @@ def one_vs_all_completion(
     if target_class not in set(labels.tolist()):
         raise ValueError(f"target_class {target_class} does not occur; labels are {sorted(set(labels.tolist()))}")
     rng = np.random.default_rng(seed)
-    indices = quantize(pixels, levels)
+    indices = quantize(pixels, levels, max_value)
     if variant == "random-images":
         indices = rng.integers(0, levels, size=indices.shape, dtype=np.uint8)
     targets = np.where(labels == target_class, LABEL_VALUE, 0.0)
@@ -93,7 +105,7 @@ def one_vs_all_completion(
         if test_pixels.shape[1] != pixels.shape[1] or len(test_labels) != len(test_pixels):
             raise ValueError(f"test images must be (K, {pixels.shape[1]}) with one label each, got "
                              f"{test_pixels.shape} and {len(test_labels)} labels")
-        test_idx = torch.from_numpy(quantize(test_pixels, levels))
+        test_idx = torch.from_numpy(quantize(test_pixels, levels, max_value))
         test_val = torch.from_numpy(np.where(np.asarray(test_labels) == target_class, LABEL_VALUE, 0.0))
         test_val = test_val.expand(batch, -1).clone()
     values = torch.from_numpy(targets).expand(batch, -1).clone()
@@ -105,19 +117,19 @@ def digits_one_vs_all(
     target_class: int = 6, *, levels: int = 2, variant: str = "original", seed: int = 0, batch: int = 1,
     test_fraction: float = 0.0,
 ) -> Completion:
-    """scikit-learn's 1,797 8×8 digits (intensities 0..16, divided by 16) as an order-64 completion; the
-    last ``test_fraction`` of a seeded shuffle is held out (test_indices/test_values)."""
+    """scikit-learn's 1,797 8×8 digits (integer intensities 0..16) as an order-64 completion; the last
+    ``test_fraction`` of a seeded shuffle is held out (test_indices/test_values)."""
     from sklearn.datasets import load_digits
 
     if not 0.0 <= test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
     digits = load_digits()
     order = np.random.default_rng(seed).permutation(len(digits.target))
-    images, labels = digits.data[order] / 16.0, digits.target[order]
+    images, labels = digits.data[order].astype(np.int64), digits.target[order]
     train = len(labels) - int(round(test_fraction * len(labels)))
     test = {} if train == len(labels) else {"test_pixels": images[train:], "test_labels": labels[train:]}
-    return one_vs_all_completion(images[:train], labels[:train], levels=levels, target_class=target_class,
-                                 variant=variant, seed=seed, batch=batch, **test)
+    return one_vs_all_completion(images[:train], labels[:train], max_value=16, levels=levels,
+                                 target_class=target_class, variant=variant, seed=seed, batch=batch, **test)
 
 
 def mnist_one_vs_all(
@@ -126,7 +138,7 @@ def mnist_one_vs_all(
     seed: int = 0, batch: int = 1,
 ) -> Completion:
     """MNIST or Fashion-MNIST (IDX files, e.g. train-images-idx3-ubyte[.gz]) as an order-784 completion;
-    intensities are divided by 255, then quantized (k = 2: binarized at 0.5, as in Razin et al. 2021)."""
+    intensities (0..255) are quantized relative to 255 (k = 2: binarized at 0.5, as in Razin et al. 2021)."""
     pixels, classes = _idx_pair(images, labels, "images", "labels")
     test = {}
     if (test_images is None) != (test_labels is None):
@@ -134,8 +146,8 @@ def mnist_one_vs_all(
     if test_images is not None:
         test_pixels, test_classes = _idx_pair(test_images, test_labels, "test_images", "test_labels")
         test = {"test_pixels": test_pixels, "test_labels": test_classes}
-    return one_vs_all_completion(pixels, classes, levels=levels, target_class=target_class, variant=variant,
-                                 seed=seed, batch=batch, **test)
+    return one_vs_all_completion(pixels, classes, max_value=255, levels=levels, target_class=target_class,
+                                 variant=variant, seed=seed, batch=batch, **test)
 
 
 def _idx_pair(images: str | Path, labels: str | Path, image_arg: str, label_arg: str) -> tuple[np.ndarray, np.ndarray]:
@@ -144,7 +156,7 @@ def _idx_pair(images: str | Path, labels: str | Path, image_arg: str, label_arg:
         raise ValueError(f"{image_arg}: expected uint8 images (K, rows, cols), got {pixels.dtype} {pixels.shape}")
     if classes.ndim != 1 or len(classes) != len(pixels):
         raise ValueError(f"{label_arg}: expected {len(pixels)} labels (one per image), got shape {classes.shape}")
-    return pixels.reshape(len(pixels), -1) / 255.0, classes.astype(np.int64)
+    return pixels.reshape(len(pixels), -1), classes.astype(np.int64)
 
 
 def one_vs_all_error(model, params: list[Tensor], indices: Tensor, values: Tensor, *, cap: bool = False,
