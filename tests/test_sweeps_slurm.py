@@ -15,7 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from implicitrank.sweeps import SerialExecutor, SlurmExecutor, SlurmOptions, collect_rows, parse_spec, run_sweep
+from implicitrank import results
+from implicitrank.sweeps import (
+    SerialExecutor,
+    SlurmExecutor,
+    SlurmOptions,
+    collect_rows,
+    parse_spec,
+    plan_sweep,
+    run_sweep,
+)
 from implicitrank.sweeps.state import lock_holder, run_lock_path, sweep_status
 
 pytestmark = pytest.mark.slurm
@@ -95,3 +104,27 @@ def test_cancelled_slurm_job_is_reported_and_its_run_resumes_from_its_checkpoint
     assert rerun.outcomes[0].resumed_from >= 100  # from the checkpoint, not from the start
     assert rerun.complete
     assert [row["steps"] for row in collect_rows(out)] == [8000, 100]
+
+
+@pytest.mark.slow
+def test_preempted_slurm_job_is_requeued_and_resumes_from_its_checkpoint(slurm, tmp_path):
+    spec = parse_spec({"name": "preempt", "base": {**TINY, "loss_threshold": 0.0, "checkpoint_every": 100,
+                                                   "max_steps": 8000}})
+    out = tmp_path / "slurm-preempt"
+    plan = plan_sweep(spec, out)
+    jobs = plan.jobs(plan.configs)
+    executor = SlurmExecutor(SlurmOptions(time=5), poll_seconds=0.5)
+    try:
+        handles = executor.submit(jobs, out)
+        checkpoint = plan.run_dir(plan.configs[0]) / "checkpoint.pt"
+        deadline = time.monotonic() + 120
+        while not checkpoint.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert checkpoint.exists(), "the run never checkpointed on the cluster"
+        handles[0]._interrupt()  # what Slurm sends on preemption: SIGTERM, then submitit's USR signal
+        outcomes = executor.wait(handles, jobs, lambda n: None)
+    finally:
+        cancel_leftovers(out)
+    assert [o.status for o in outcomes] == ["done"]
+    assert outcomes[0].resumed_from >= 100  # the requeued job went on from the checkpoint
+    assert results.read_json(plan.run_dir(plan.configs[0]) / "summary.json")["steps"] == 8000
