@@ -1,0 +1,127 @@
+"""Baselines: minimum nuclear norm (ADMM against cvxpy) and minimum Frobenius norm (what depth-1 GD reaches)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from implicitrank.baselines import min_frobenius, nuclear_norm_min
+from implicitrank.factorizations import MatrixFactorization, generators
+from implicitrank.optim import gradient_descent
+from implicitrank.tasks import Completion, complete_from_target, gaussian_sensing, low_rank_matrix
+from implicitrank.train import TrainConfig, train
+
+
+def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(torch.linalg.matrix_norm(a - b) / torch.linalg.matrix_norm(b))
+
+
+@pytest.fixture(scope="module")
+def small_completion() -> Completion:
+    """12x12 rank 2 with 70 of 144 entries observed: under-sampled enough that the solution is not the truth."""
+    return complete_from_target(low_rank_matrix(12, 12, 2, seed=1), 70, [3])
+
+
+@pytest.mark.parametrize("eps", [0.0, 1e-2])
+def test_admm_agrees_with_cvxpy_on_small_completion(small_completion: Completion, eps: float) -> None:
+    ours = nuclear_norm_min(small_completion, eps_constraint=eps, tol=1e-8)
+    reference = nuclear_norm_min(small_completion, eps_constraint=eps, method="cvxpy", solver="CLARABEL")
+    assert ours.converged and reference.converged
+    assert ours.constraint_residual <= 1e-8
+    assert abs(ours.nuclear_norm - reference.nuclear_norm) <= 1e-6 * reference.nuclear_norm
+    assert _relative(ours.solution, reference.solution) <= 1e-4
+
+
+def test_admm_agrees_with_cvxpy_on_sensing() -> None:
+    task = gaussian_sensing(low_rank_matrix(8, 8, 1, seed=1), 30, seed=2)
+    ours = nuclear_norm_min(task, tol=1e-8)
+    reference = nuclear_norm_min(task, method="cvxpy", solver="CLARABEL")
+    assert ours.converged and ours.constraint_residual <= 1e-8
+    assert abs(ours.nuclear_norm - reference.nuclear_norm) <= 1e-6 * reference.nuclear_norm
+    assert _relative(ours.solution, reference.solution) <= 1e-4
+
+
+def test_reported_residual_and_norm_match_the_returned_solution(small_completion: Completion) -> None:
+    result = nuclear_norm_min(small_completion, tol=1e-6)
+    observed = result.solution.reshape(-1)[small_completion.flat_indices()[0]]
+    y = small_completion.values[0]
+    assert result.constraint_residual == pytest.approx(float((observed - y).norm() / y.norm()), rel=1e-9, abs=1e-15)
+    assert result.constraint_residual <= 1e-6
+    assert result.nuclear_norm == pytest.approx(float(torch.linalg.svdvals(result.solution).sum()), rel=1e-12)
+
+
+def test_minimum_nuclear_norm_is_at_most_the_truths(small_completion: Completion) -> None:
+    """The ground truth is feasible, so the minimum cannot exceed its nuclear norm."""
+    result = nuclear_norm_min(small_completion, tol=1e-8)
+    truth = small_completion.target[0]
+    assert result.nuclear_norm <= float(torch.linalg.svdvals(truth).sum()) * (1 + 1e-8)
+
+
+def test_nuclear_norm_recovers_a_well_sampled_low_rank_matrix() -> None:
+    """Candès & Recht (2009): enough random entries of an incoherent low-rank matrix determine it."""
+    truth = low_rank_matrix(20, 20, 1, seed=4)
+    result = nuclear_norm_min(complete_from_target(truth, 200, [5]), tol=1e-8)
+    assert _relative(result.solution, truth) <= 1e-5
+
+
+def test_each_run_of_a_batched_task_is_solved_with_its_own_observations() -> None:
+    truth = low_rank_matrix(10, 10, 2, seed=6)
+    batched = complete_from_target(truth, 50, [7, 8])
+    for run, seed in enumerate([7, 8]):
+        alone = nuclear_norm_min(complete_from_target(truth, 50, [seed]), tol=1e-8)
+        assert _relative(nuclear_norm_min(batched, run, tol=1e-8).solution, alone.solution) <= 1e-12
+
+
+def _depth_one_gd(task, lr: float, steps: int) -> torch.Tensor:
+    model = MatrixFactorization(*task.shape, depth=1)
+    params = model.init(task.batch, torch.tensor(1e-8), generators(list(range(task.batch))), dtype=torch.float64)
+    config = TrainConfig(max_steps=steps, loss_threshold=0.0, record_per_decade=0, progress=False)
+    state = train(model, task, params, gradient_descent(), torch.full((task.batch,), lr), config)
+    return model.end_to_end(state.params)
+
+
+def test_depth_one_gd_from_tiny_init_reaches_minimum_frobenius_completion() -> None:
+    task = complete_from_target(low_rank_matrix(15, 15, 2, seed=0), 60, [1, 2])
+    # Loss = mean over M of squared errors: each observed entry contracts by 1 − 2·lr/M per step.
+    reached = _depth_one_gd(task, lr=task.num_observations / 4, steps=60)
+    expected = min_frobenius(task)
+    assert torch.equal(expected.reshape(2, -1).count_nonzero(dim=1), torch.tensor([60, 60]))
+    assert float((reached - expected).norm() / expected.norm()) <= 1e-6
+
+
+def test_depth_one_gd_from_tiny_init_reaches_minimum_frobenius_sensing() -> None:
+    task = gaussian_sensing(low_rank_matrix(6, 6, 1, seed=0), 20, seed=1)
+    a = task.measurements
+    eigenvalues = torch.linalg.eigvalsh(a @ a.T)
+    # GD contracts the residual along A Aᵀ's eigenvectors by 1 − 2·lr·λ/M per step.
+    lr = task.num_observations / (2 * float(eigenvalues.max()))
+    steps = int(20 * float(eigenvalues.max() / eigenvalues.min()))
+    reached = _depth_one_gd(task, lr=lr, steps=steps)
+    expected = min_frobenius(task)
+    assert float((reached - expected).norm() / expected.norm()) <= 1e-6
+    assert float((expected.reshape(1, -1) @ a.T - task.values).abs().max()) <= 1e-10
+
+
+@pytest.mark.parametrize(("options", "named"), [
+    ({"method": "newton"}, "method"),
+    ({"eps_constraint": -1.0}, "eps_constraint"),
+    ({"tol": 0.0}, "tol"),
+    ({"max_iter": 0}, "max_iter"),
+    ({"memory": -1}, "memory"),
+    ({"run": 1}, "run"),
+])
+def test_bad_arguments_are_named(small_completion: Completion, options: dict, named: str) -> None:
+    with pytest.raises(ValueError, match=named):
+        nuclear_norm_min(small_completion, **options)
+
+
+def test_bad_tasks_are_refused() -> None:
+    with pytest.raises(ValueError, match="eps_constraint"):
+        nuclear_norm_min(gaussian_sensing(low_rank_matrix(4, 4, 1), 5), eps_constraint=1e-3)
+    cube = Completion((3, 3, 3), torch.tensor([[0, 1, 2]]), torch.tensor([[1.0]]))
+    with pytest.raises(ValueError, match="matrix task"):
+        nuclear_norm_min(cube)
+    with pytest.raises(ValueError, match="task"):
+        nuclear_norm_min(torch.zeros(3, 3))
+    with pytest.raises(ValueError, match="task"):
+        min_frobenius(torch.zeros(3, 3))
