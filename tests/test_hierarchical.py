@@ -174,39 +174,46 @@ def test_matricization_ranks_cover_tree_nodes_and_extra_mode_sets():
 
 
 def test_from_small_init_root_local_components_are_learned_one_at_a_time_and_the_tensor_is_recovered():
+    """HT rank 3 target (root local components in ratio 3:2:1), 180 of 256 entries, init std 0.1, global
+    RMSprop: each of the three root local components takes off (reaches half its final norm) well after the
+    previous one, the other five stay an order of magnitude below, and the tensor is recovered."""
     shape = (4, 4, 4, 4)
-    target = low_hierarchical_rank_tensor(shape, 3, seed=0, frobenius_norm=16.0)
-    task = complete_from_target(target, 150, [0]).to("cpu", torch.float32)
-    model = HierarchicalFactorization(shape, width_cap=16)
-    params = model.init(1, torch.tensor(1e-2), generators([0]))
+    target = low_hierarchical_rank_tensor(shape, 3, seed=0, frobenius_norm=16.0, root_spectrum=(3, 2, 1))
+    task = complete_from_target(target, 180, [0]).to("cpu", torch.float32)
+    model = HierarchicalFactorization(shape, width_cap=8)
+    params = model.init(1, torch.tensor(0.1), generators([0]))
 
     def measure(p, loss):
         return {"root": model.local_component_norms(p)}
 
-    config = TrainConfig(max_steps=6000, loss_threshold=1e-5, record_every=50, record_per_decade=0,
-                         progress=False)
+    config = TrainConfig(max_steps=3000, loss_threshold=1e-5, record_every=20, record_per_decade=0, progress=False)
     state = train(model, task, params, global_rmsprop(eps=1e-6), torch.tensor([1e-2]), config, measure=measure)
     final = state.records[-1]["root"][0]
     order = final.argsort(descending=True)
-    learned = final[order[:3]]
-    assert bool((final[order[3:]] < 0.05 * learned[-1]).all())  # the rest stay near zero
+    assert bool((final[order[3:]] < 0.1 * final[order[2]]).all())
     takeoff = [next(r["step"] for r in state.records if r["root"][0, k] > 0.5 * final[k]) for k in order[:3]]
-    assert takeoff == sorted(takeoff) and takeoff[0] < takeoff[1] < takeoff[2]
+    assert takeoff[1] - takeoff[0] >= 200 and takeoff[2] - takeoff[1] >= 200, takeoff
     assert relative_error(model.end_to_end(state.params).double(), target[None]).item() < 0.05
 
 
 def test_local_component_rates_agree_with_the_theory_on_a_small_lr_balanced_run():
-    """σ̇_{ν,r} = K·γ·σ^(2−2/K) at the root (K = 3) and at an internal node with three children (K = 4)."""
+    """σ̇_{ν,r} = K·γ·σ^(2−2/K) at the root (K = 3) and at a node with three children (K = 4), over a gradient
+    descent run (lr 0.03, 1000 steps) in which the components move from 0.35 to between 0.17 and 1; from an
+    unbalanced (Gaussian) init the same formula is far off."""
     shape = (2, 3, 2, 2, 3)
     tree = ((0, (1, 2)), 4, 3)
-    model = HierarchicalFactorization(shape, tree, widths=3, init_method="balanced")
     target = low_hierarchical_rank_tensor(shape, 2, tree, seed=2, frobenius_norm=4.0)
     task = complete_from_target(target, 50, [0])
+    model = HierarchicalFactorization(shape, tree, widths=3, init_method="balanced")
     params = model.init(1, torch.tensor(0.5), generators([0]), dtype=torch.float64)
     assert model.unbalancedness(params).item() < 1e-12
     for node in (model.tree.root, model.tree.node_of((0, 1, 2))):
-        error = check_local_component_dynamics(model, task, params, lr=1e-3, steps=200, node=node, every=10)
+        error = check_local_component_dynamics(model, task, params, lr=3e-2, steps=1000, node=node, every=50)
         assert error.item() < 0.03, node
+    unbalanced = HierarchicalFactorization(shape, tree, widths=3)
+    params = unbalanced.init(1, torch.tensor(0.5), generators([0]), dtype=torch.float64)
+    error = check_local_component_dynamics(unbalanced, task, params, lr=3e-2, steps=100, every=10)
+    assert error.item() > 0.3
 
 
 @pytest.mark.parametrize(
