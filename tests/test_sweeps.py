@@ -6,6 +6,7 @@ is tested against a real cluster in test_sweeps_slurm.py.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import implicitrank.run
 from implicitrank import results
 from implicitrank.cli import main
 from implicitrank.sweeps import (
@@ -203,6 +205,32 @@ def test_killed_local_sweep_reruns_to_the_same_table_with_no_run_lost_or_duplica
     assert rows == table(tmp_path / "uninterrupted")
 
 
+def test_batch_killed_between_two_runs_checkpoints_resumes_each_run_from_its_own(tmp_path, monkeypatch):
+    """A job killed after writing one run's checkpoint but not the next run's leaves them at different
+    steps; the runs resume in groups of equal step and end exactly as an uninterrupted batch."""
+    plan = plan_sweep(tiny(axes={"seed": [0, 1]}), tmp_path / "killed")
+    job = plan.jobs(plan.configs)[0]
+    save = implicitrank.run._save_checkpoints
+
+    def killed_after_the_first_run(state, dirs):
+        save(state, dirs[:1])
+        raise KeyboardInterrupt  # the kill, before the second run's checkpoint was written
+
+    monkeypatch.setattr(implicitrank.run, "_save_checkpoints", killed_after_the_first_run)
+    with pytest.raises(KeyboardInterrupt):
+        run_job(job)
+    monkeypatch.setattr(implicitrank.run, "_save_checkpoints", save)
+    assert [(d / "checkpoint.pt").exists() for d in job.run_dirs] == [True, False]
+
+    assert [(o.status, o.resumed_from) for o in run_job(job)] == [("done", 50), ("done", None)]
+    reference = run_sweep(plan.spec, tmp_path / "uninterrupted", SERIAL, progress=False)
+    assert reference.complete
+    for config in plan.configs:
+        resumed, uninterrupted = (results.read_metrics(d / "runs" / config.run_id)
+                                  for d in (tmp_path / "killed", tmp_path / "uninterrupted"))
+        assert resumed == uninterrupted
+
+
 def _group_alive(group: int) -> bool:
     try:
         os.killpg(group, 0)
@@ -274,6 +302,7 @@ def test_command_line_runs_reports_and_collects(tmp_path, capsys):
     (out / "results.csv").unlink()
     assert main(["collect", str(out)]) == 0
     assert len((out / "results.csv").read_text().splitlines()) == 1 + 4
+    assert (out / "results.parquet").exists() == (importlib.util.find_spec("pyarrow") is not None)
     assert main(["sweep", str(out), "--no-progress"]) == 0  # a directory reruns its stored sweep
     assert "nothing to run" in capsys.readouterr().out
     assert main(["sweep", "status", str(tmp_path)]) == 2

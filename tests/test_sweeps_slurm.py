@@ -96,11 +96,17 @@ def test_cancelled_slurm_job_is_reported_and_its_run_resumes_from_its_checkpoint
     assert outcomes[long_run.run_id].status == "interrupted"
     assert "CANCELLED" in outcomes[long_run.run_id].message
     assert outcomes[spec.configs()[1].run_id].status == "done"
+    # Slurm reports CANCELLED at once, but the job's process gets SIGKILL only after KillWait: until then
+    # it still holds the run's lock (the run shows as running) and nobody else may write the run
+    lock = run_lock_path(out / ".locks", long_run.run_id)
+    deadline = time.monotonic() + 60
+    while lock_holder(lock) is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
     state = {s.run_id: s for s in sweep_status(out)}[long_run.run_id]
-    assert state.status == "pending" and state.resumable and "CANCELLED" in state.detail
+    assert state.status == "pending" and state.resumable and "CANCELLED" in state.detail, state
 
     rerun = run_sweep(spec, out, SerialExecutor(threads=1), progress=False)
-    assert [(o.run_id, o.status) for o in rerun.outcomes] == [(long_run.run_id, "done")]
+    assert [(o.run_id, o.status) for o in rerun.outcomes] == [(long_run.run_id, "done")], rerun.summary()
     assert rerun.outcomes[0].resumed_from >= 100  # from the checkpoint, not from the start
     assert rerun.complete
     assert [row["steps"] for row in collect_rows(out)] == [8000, 100]

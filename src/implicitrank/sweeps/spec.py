@@ -170,8 +170,8 @@ def _check_value(where: str, key: str, value: Any) -> None:
         "str": isinstance(value, str),
         "int": isinstance(value, int) and not isinstance(value, bool),
         "float": isinstance(value, (int, float)) and not isinstance(value, bool),
-        "tuple[int, ...]": isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool)
-                                                         for v in value),
+        "tuple[int, ...]": isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool)
+                                                                  for v in value),
     }
     base, _, optional = kind.partition(" | ")
     if not (ok[base] or (optional == "None" and value is None)):
