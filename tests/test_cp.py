@@ -13,7 +13,8 @@ def all_indices(shape, dtype=torch.int64):
     return torch.stack(torch.unravel_index(torch.arange(math.prod(shape)), shape), dim=-1).to(dtype)
 
 
-@pytest.mark.parametrize("shape", [(5,), (3, 4), (3, 4, 5), (2, 3, 2, 2), (2,) * 10, (3, 2, 2, 3, 2, 2, 2, 2, 2)])
+@pytest.mark.parametrize("shape", [(5,), (3, 4), (3, 4, 5), (2, 3, 2, 2), (2,) * 10, (3, 2, 2, 3, 2, 2, 2, 2, 2),
+                                   (17, 2, 2, 2, 2, 2, 2, 2, 2)])  # order > 8: log domain; D = 17: gathered
 @pytest.mark.parametrize("index_dtype", [torch.uint8, torch.int16, torch.int64])
 def test_evaluation_at_indices_equals_the_full_tensor(shape, index_dtype):
     model = CPFactorization(shape, components=3, init_mean=0.2)
@@ -42,7 +43,7 @@ def test_end_to_end_is_the_sum_of_outer_products():
     assert torch.allclose(cp_to_tensor([a, b, c]), expected)
 
 
-@pytest.mark.parametrize("shape", [(3, 4, 2), (2,) * 11])
+@pytest.mark.parametrize("shape", [(3, 4, 2), (2,) * 11, (17, 2, 2, 2, 2, 2, 2, 2, 2)])
 def test_gradients_of_a_completion_loss_match_autograd_through_the_dense_tensor(shape):
     model = CPFactorization(shape, components=3, init_mean=0.3)
     params = model.init(2, 0.6, generators([4, 5]), dtype=torch.float64)
@@ -193,3 +194,22 @@ def test_bad_indices_and_init_are_refused():
         model.init(1, 0.0, generators([0]))
     with pytest.raises(ValueError, match="one generator per run"):
         model.init(2, 0.1, generators([0]))
+
+
+def test_one_hot_and_gathered_routes_give_the_same_values_and_gradients(monkeypatch):
+    import implicitrank.factorizations.cp as cp
+
+    model = CPFactorization((2, 3) * 6, components=4, init_mean=0.8)
+    params = model.init(2, 0.4, generators([0, 1]), dtype=torch.float64)
+    indices = torch.stack([torch.randint(0, d, (60,), generator=torch.Generator().manual_seed(d)) for d in model.shape],
+                          dim=-1)
+
+    def value_and_grad():
+        leaf = params[0].clone().requires_grad_(True)
+        values = model.evaluate([leaf], indices)
+        return values.detach(), torch.autograd.grad((values * torch.arange(60.0)).sum(), leaf)[0]
+
+    one_hot = value_and_grad()
+    monkeypatch.setattr(cp, "ONE_HOT_MAX_MODE_SIZE", 0)
+    gathered = value_and_grad()
+    assert torch.allclose(one_hot[0], gathered[0], rtol=1e-12) and torch.allclose(one_hot[1], gathered[1], rtol=1e-10)

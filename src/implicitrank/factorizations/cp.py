@@ -30,6 +30,8 @@ from ._protocol import batched_normal
 DIRECT_MAX_ORDER = 8
 CHUNK_ELEMENTS = 1 << 22  # gathered entries per mode chunk: 16 MB in float32
 MAX_DEFAULT_COMPONENTS = 100_000
+ONE_HOT_MAX_MODE_SIZE = 16  # up to this mode size, sums over modes are one-hot matrix products
+UNDERFLOW_FRACTION = 0.9
 
 
 def cp_to_tensor(factors: Sequence[Tensor]) -> Tensor:
@@ -208,18 +210,30 @@ def _mode_chunks(factors: Tensor, indices: Tensor):
 
 
 class _LogDomainEvaluate(torch.autograd.Function):
-    """Σ_r Π_n w_r^n[i_n] as Σ_r sign_r · exp(Σ_n log|w_r^n[i_n]|), chunked over modes, closed-form backward.
+    """Σ_r Π_n w_r^n[i_n] as Σ_r sign_r · exp(L_r), L_r = Σ_n log|w_r^n[i_n]|, with a closed-form backward.
 
-    Entries are gathered from a small table [log|w|, 1{w < 0}] of shape (B, N·D, 2R), so each chunk is one
-    gather and one sum; the sign is the parity of the count of negative factors. |w| is clamped at the
-    dtype's ``tiny``, which keeps a zero factor's partial products finite (exact up to 1e-38).
+    L and the count of negative factors (whose parity is the sign) are sums over modes of a small table
+    T = [log|w|, 1{w < 0}] of shape (B, N·D, 2R). For small mode sizes (D <= ONE_HOT_MAX_MODE_SIZE) the
+    sums are matrix products onehot(i) @ T over chunks of rows (the one-hot rows are built per chunk,
+    never cached); otherwise T is gathered chunk by chunk over the modes. |w| is clamped at the dtype's
+    ``tiny``, which keeps a zero factor's partial products finite (exact up to 1e-38).
+
+    Backward: ∂W[i]/∂w_r^n[i_n] = sign_r · sgn(w_r^n[i_n]) · exp(L_r − log|w_r^n[i_n]|). With shared
+    scales K_r = max_m L_{m,r} it is sgn(w)·exp(K_r − log|w|) · Σ_{m: i_{m,n} = d} g_m sign_{m,r} exp(L_{m,r} − K_r),
+    one product onehot^T @ c. That form is used when no exp(L − K) underflows (L within
+    UNDERFLOW_FRACTION·log(1/tiny) of K_r); otherwise each partial product is formed in the log domain.
     """
 
     @staticmethod
     def forward(ctx, factors: Tensor, indices: Tensor) -> Tensor:
         table = _log_sign_table(factors)
         components = factors.shape[-1]
-        totals = sum(_gather(table, indices, start, stop).sum(2) for start, stop in _mode_chunks(factors, indices))
+        if factors.shape[2] <= ONE_HOT_MAX_MODE_SIZE:
+            flat_table = table.flatten(1, 2)
+            totals = torch.cat([_rows_times(_one_hot(indices[..., rows, :], factors.shape[2], table.dtype), flat_table)
+                                for rows in _row_chunks(factors, indices)], dim=-2)
+        else:
+            totals = sum(_gather(table, indices, start, stop).sum(2) for start, stop in _mode_chunks(factors, indices))
         log_abs, sign = totals[..., :components], 1.0 - 2.0 * torch.remainder(totals[..., components:], 2.0)
         ctx.save_for_backward(factors, indices, log_abs, sign)
         return (sign * log_abs.exp()).sum(-1)
@@ -228,18 +242,61 @@ class _LogDomainEvaluate(torch.autograd.Function):
     def backward(ctx, grad_out: Tensor):
         factors, indices, log_abs, sign = ctx.saved_tensors
         table = _log_sign_table(factors)
-        batch, order, rows, components = factors.shape
-        grad = torch.zeros_like(factors).view(-1, components)
-        runs = torch.arange(batch, device=factors.device).view(-1, 1, 1) * (order * rows)
-        log_abs, weight = log_abs.unsqueeze(2), (grad_out.unsqueeze(-1) * sign).unsqueeze(2)  # (B, M, 1, R)
-        for start, stop in _mode_chunks(factors, indices):
-            entries = _gather(table, indices, start, stop)
-            # ∂/∂w_r^n[i_n] of Π_n' w_r^n'[i_n'] = (the product's sign · sign w) · exp(log|product| − log|w|)
-            others = (log_abs - entries[..., :components]).exp() * (1.0 - 2.0 * entries[..., components:])
-            modes = torch.arange(start, stop, device=factors.device) * rows
-            flat = runs + (indices[..., start:stop].long() + modes).expand(batch, -1, -1)
-            grad.index_add_(0, flat.reshape(-1), (weight * others).reshape(-1, components))
-        return grad.view_as(factors), None
+        shift = log_abs.amax(dim=-2, keepdim=True)  # K_r, (B, 1, R)
+        margin = UNDERFLOW_FRACTION * -math.log(torch.finfo(factors.dtype).tiny)
+        if factors.shape[2] <= ONE_HOT_MAX_MODE_SIZE and bool((log_abs >= shift - margin).all()):
+            return _one_hot_backward(factors, indices, table, grad_out.unsqueeze(-1) * sign, log_abs, shift), None
+        return _gathered_backward(factors, indices, table, grad_out.unsqueeze(-1) * sign, log_abs), None
+
+
+def _one_hot_backward(factors, indices, table, weight, log_abs, shift) -> Tensor:
+    batch, order, rows, components = factors.shape
+    scaled = weight * (log_abs - shift).exp()  # g_m sign_{m,r} exp(L_{m,r} − K_r), (B, M, R)
+    sums = sum(_transposed_rows_times(_one_hot(indices[..., chunk, :], rows, factors.dtype), scaled[:, chunk])
+               for chunk in _row_chunks(factors, indices))  # (B, N·D, R)
+    sums = sums.view(batch, order, rows, components)
+    partial = (shift.unsqueeze(1) - table[..., :components]).exp() * (1.0 - 2.0 * table[..., components:])
+    # a row no entry reads (padding, an unobserved value) has sum 0: keep its gradient 0 even if `partial` is inf
+    return torch.where(sums == 0, 0.0, sums * partial)
+
+
+def _gathered_backward(factors, indices, table, weight, log_abs) -> Tensor:
+    batch, order, rows, components = factors.shape
+    grad = torch.zeros_like(factors).view(-1, components)
+    runs = torch.arange(batch, device=factors.device).view(-1, 1, 1) * (order * rows)
+    log_abs, weight = log_abs.unsqueeze(2), weight.unsqueeze(2)  # (B, M, 1, R)
+    for start, stop in _mode_chunks(factors, indices):
+        entries = _gather(table, indices, start, stop)
+        others = (log_abs - entries[..., :components]).exp() * (1.0 - 2.0 * entries[..., components:])
+        modes = torch.arange(start, stop, device=factors.device) * rows
+        flat = runs + (indices[..., start:stop].long() + modes).expand(batch, -1, -1)
+        grad.index_add_(0, flat.reshape(-1), (weight * others).reshape(-1, components))
+    return grad.view_as(factors)
+
+
+def _one_hot(indices: Tensor, size: int, dtype: torch.dtype) -> Tensor:
+    """(..., M, N) integer indices -> (..., M, N·size) one-hot rows (mode n's block is n·size … n·size+size−1)."""
+    values = torch.arange(size, device=indices.device).to(indices.dtype)
+    return (indices.unsqueeze(-1) == values).to(dtype).flatten(-2)
+
+
+def _rows_times(hot: Tensor, table: Tensor) -> Tensor:
+    """hot @ table[b] for every run: (M, K) or (B, M, K) with (B, K, C) -> (B, M, C); a shared ``hot`` is
+    multiplied once against all runs' columns instead of being copied per run."""
+    return torch.einsum("mk,bkc->bmc", hot, table) if hot.dim() == 2 else torch.bmm(hot, table)
+
+
+def _transposed_rows_times(hot: Tensor, values: Tensor) -> Tensor:
+    """hot^T @ values[b] for every run: (M, K) or (B, M, K) with (B, M, C) -> (B, K, C)."""
+    return torch.einsum("mk,bmc->bkc", hot, values) if hot.dim() == 2 else torch.bmm(hot.transpose(1, 2), values)
+
+
+def _row_chunks(factors: Tensor, indices: Tensor) -> list[slice]:
+    """Row ranges whose one-hot block has about CHUNK_ELEMENTS entries."""
+    batch, order, rows, _ = factors.shape
+    per_row = order * rows * (batch if indices.dim() == 3 else 1)
+    size = max(1, CHUNK_ELEMENTS // per_row)
+    return [slice(s, s + size) for s in range(0, indices.shape[-2], size)]
 
 
 def _log_sign_table(factors: Tensor) -> Tensor:
