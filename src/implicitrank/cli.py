@@ -14,6 +14,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "implicitrank.commands.baseline",
     "implicitrank.commands.demo",
     "implicitrank.commands.sweep",
+    "implicitrank.commands.layers",
     "implicitrank.commands.locality",
 )
 
