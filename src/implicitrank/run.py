@@ -289,7 +289,7 @@ def _slice(value, b: int, batch: int):
     """Run b's part of batched state, keeping a leading dimension of 1 (shared scalars stay as they are)."""
     if isinstance(value, Tensor):
         return value[b:b + 1].clone() if value.dim() and value.shape[0] == batch else value.clone()
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [_slice(v, b, batch) for v in value]
     if isinstance(value, dict):
         return {k: _slice(v, b, batch) for k, v in value.items()}
@@ -310,7 +310,7 @@ def _stack(values: list, device: torch.device):
 
 def _run_state(state: TrainState, b: int) -> dict:
     batch = state.active.shape[0]
-    status = {k: getattr(state, k) for k in ("active", "converged_at", "diverged_at", "loss")}
+    status = {k: getattr(state, k) for k in ("active", "stopped_at", "loss")}
     return {"step": state.step, **_slice({"params": state.params, "optimizer_state": state.optimizer_state,
                                           "status": status, "records": state.records}, b, batch)}
 
@@ -338,7 +338,7 @@ def _load_checkpoints(dirs: list[Path], device: torch.device) -> TrainState | No
     merged = _stack([{k: r[k] for k in ("params", "optimizer_state", "status", "records")} for r in runs], device)
     status = merged["status"]
     return TrainState(runs[0]["step"], merged["params"], merged["optimizer_state"], status["active"],
-                      status["converged_at"], status["diverged_at"], status["loss"], merged["records"])
+                      status["stopped_at"], status["loss"], merged["records"])
 
 
 def _finish(state: TrainState, b: int, run_dir: Path, config: RunConfig, seconds: float, plots: bool) -> dict:

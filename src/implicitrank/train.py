@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from .factorizations import loss_and_grad
-from .optim import Optimizer, per_run
+from .optim import Optimizer
 
 Measure = Callable[[list[Tensor], Tensor], dict[str, Tensor]]
 LossAndGrad = Callable[[list[Tensor]], tuple[Tensor, list[Tensor]]]
@@ -76,16 +76,24 @@ class TrainState:
     params: list[Tensor]
     optimizer_state: dict
     active: Tensor  # (B,) bool: still updating
-    converged_at: Tensor  # (B,) long, -1 if not converged
-    diverged_at: Tensor  # (B,) long, -1 if not diverged
-    loss: Tensor  # (B,) latest train loss
+    stopped_at: Tensor  # (B,) long: the step at which the run stopped, -1 while active
+    loss: Tensor  # (B,) latest train loss (a stopped run is frozen, so its loss stays as it stopped)
     records: list[dict[str, Tensor]] = field(default_factory=list)
 
     @property
+    def converged_at(self) -> Tensor:
+        """(B,) step at which the loss reached the threshold, -1 if it did not."""
+        return torch.where((self.stopped_at >= 0) & torch.isfinite(self.loss), self.stopped_at, -1)
+
+    @property
+    def diverged_at(self) -> Tensor:
+        """(B,) step at which the loss became NaN/inf, -1 if it did not."""
+        return torch.where((self.stopped_at >= 0) & ~torch.isfinite(self.loss), self.stopped_at, -1)
+
+    @property
     def steps(self) -> Tensor:
-        """Updates each run made: until it converged or diverged, else all."""
-        stop = torch.where(self.converged_at >= 0, self.converged_at, self.diverged_at)
-        return torch.where(stop >= 0, stop, torch.full_like(stop, self.step))
+        """Updates each run made: until it stopped, else all."""
+        return torch.where(self.stopped_at >= 0, self.stopped_at, self.step)
 
     def messages(self) -> list[str]:
         return [f"run {b}: train loss became NaN/inf at step {int(s)}; the run stopped there and the metrics "
@@ -95,18 +103,20 @@ class TrainState:
 def start(params: list[Tensor], optimizer: Optimizer) -> TrainState:
     """The state before the first step."""
     batch, device = params[0].shape[0], params[0].device
-    never = torch.full((batch,), -1, dtype=torch.long, device=device)
     return TrainState(0, params, optimizer.init(params), torch.ones(batch, dtype=torch.bool, device=device),
-                      never.clone(), never.clone(), torch.full((batch,), math.inf, device=device))
+                      torch.full((batch,), -1, dtype=torch.long, device=device),
+                      torch.full((batch,), math.inf, dtype=params[0].dtype, device=device))
 
 
 def mark_status(state: TrainState, loss: Tensor, threshold: float) -> None:
-    """Update the per-run status from the loss at ``state.step``, on the device (no sync)."""
-    finite = torch.isfinite(loss)
-    reached = finite & (loss <= threshold)
-    state.diverged_at = torch.where(state.active & ~finite, state.step, state.diverged_at)
-    state.converged_at = torch.where(state.active & reached, state.step, state.converged_at)
-    state.active = state.active & finite & ~reached
+    """Stop the runs whose loss at ``state.step`` reached ``threshold`` or is NaN/inf, on the device (no sync).
+
+    ``loss > threshold`` is False both for a converged and for a non-finite loss; which of the two
+    it was is read off the frozen loss later (``converged_at``/``diverged_at``).
+    """
+    going = loss > threshold
+    state.stopped_at = torch.where(state.active & ~going, state.step, state.stopped_at)
+    state.active = state.active & going
     state.loss = loss
 
 
@@ -164,8 +174,9 @@ def train(
                                     active=int(state.active.sum()))
                 if not bool(state.active.any()):
                     break
-            updates, state.optimizer_state = optimizer.update(grads, state.optimizer_state, lr)
-            state.params = [torch.where(per_run(state.active, p), p - u, p) for p, u in zip(state.params, updates)]
+            # Stopped runs get a zero step size: every optimizer's update is proportional to lr.
+            updates, state.optimizer_state = optimizer.update(grads, state.optimizer_state, lr * state.active)
+            state.params = list(torch._foreach_sub(state.params, updates))
             state.step += 1
         record(state, measure)
     finally:

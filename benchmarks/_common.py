@@ -1,0 +1,37 @@
+"""Helpers shared by the benchmark scripts: timing and JSON output under benchmarks/results/."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def best_seconds(fn: Callable[[], object], repeats: int = 3) -> float:
+    """The best of ``repeats`` wall times of ``fn()`` (after one warm-up call)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def write_results(name: str, payload: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    payload = {"machine": {"python": platform.python_version(), "torch": torch.__version__,
+                           "threads": torch.get_num_threads(), "processor": platform.processor() or platform.machine(),
+                           "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
+               **payload}
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path
