@@ -13,6 +13,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "implicitrank.commands.factorize",
     "implicitrank.commands.baseline",
     "implicitrank.commands.demo",
+    "implicitrank.commands.reproduce",
     "implicitrank.commands.sweep",
     "implicitrank.commands.layers",
     "implicitrank.commands.locality",

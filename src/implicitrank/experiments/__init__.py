@@ -1,0 +1,7 @@
+"""Reproductions of the four papers' figures, each checked against the published numbers."""
+
+from .claims import Claim, check, check_close, check_order_of_magnitude, not_run, write_claims
+from .registry import MODULES, SCALE_NAMES, experiment, reproduce
+
+__all__ = ["MODULES", "SCALE_NAMES", "Claim", "check", "check_close", "check_order_of_magnitude", "experiment",
+           "not_run", "reproduce", "write_claims"]

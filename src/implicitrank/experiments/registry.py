@@ -1,0 +1,42 @@
+"""The reproducible experiments, by name.
+
+Each experiment is a module with ``NAME``, ``TITLE``, ``SCALES`` (``test``, ``quick``, ``paper``) and
+``run(scale: str, out_dir: Path, seeds: int, data: str | None) -> list[Claim]``, which writes its
+figure(s) as PNG and the tidy table behind them as CSV into ``out_dir`` (claims are written by the
+caller). ``test`` takes seconds (the test suite), ``quick`` minutes on 2 CPU cores, ``paper`` the
+published sizes.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from types import ModuleType
+
+from .claims import Claim, write_claims
+
+MODULES = {
+    # name -> module under implicitrank.experiments
+}
+SCALE_NAMES = ("test", "quick", "paper")
+
+
+def experiment(name: str) -> ModuleType:
+    if name not in MODULES:
+        raise ValueError(f"experiment must be one of {sorted(MODULES)} or 'all', got {name!r}")
+    return importlib.import_module(f"implicitrank.experiments.{MODULES[name]}")
+
+
+def reproduce(name: str, scale: str, out_dir: str | Path, seeds: int | None = None,
+              data: str | None = None) -> list[Claim]:
+    """Run one experiment at ``scale`` into ``out_dir`` and write its claims.json and claims.md."""
+    if scale not in SCALE_NAMES:
+        raise ValueError(f"scale must be one of {SCALE_NAMES}, got {scale!r}")
+    if seeds is not None and seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {seeds}")
+    module = experiment(name)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    claims = module.run(scale, out_dir, seeds, data)
+    write_claims(out_dir, name, scale, claims)
+    return claims
