@@ -78,7 +78,8 @@ def main() -> None:
         if args.slurm_runs and slurm_up():
             small = grid(args.slurm_runs, args.max_steps, "slurm")
             serial = timed(small, SerialExecutor(threads=1), False, root)
-            on_slurm = timed(small, SlurmExecutor(SlurmOptions(time=10, array_parallelism=1), poll_seconds=0.2),
+            on_slurm = timed(small, SlurmExecutor(SlurmOptions(time=10, array_parallelism=1), poll_seconds=0.2,
+                                                   sacct_seconds=5),
                              False, root)
             slurm = {"runs": args.slurm_runs, "serial_seconds": serial, "slurm_seconds": on_slurm,
                      "overhead_per_run_s": (on_slurm - serial) / args.slurm_runs}

@@ -44,6 +44,10 @@ def slurm():
         pytest.skip(f"no Slurm cluster reachable (sinfo: {answer.stderr.strip()}); start one with .ci/start-slurm")
 
 
+def executor() -> SlurmExecutor:
+    return SlurmExecutor(SlurmOptions(time=5), poll_seconds=0.5, sacct_seconds=1)
+
+
 def cancel_leftovers(out: Path) -> None:
     subprocess.run(["scancel", "--name", f"implicitrank-{out.name}"], check=False, timeout=30)
 
@@ -57,7 +61,7 @@ def test_slurm_sweep_runs_a_job_array_and_matches_a_serial_sweep(slurm, tmp_path
                        "axes": {"depth": [2, 3], "seed": [0, 1]}})
     out = tmp_path / "slurm-array"
     try:
-        report = run_sweep(spec, out, SlurmExecutor(SlurmOptions(time=5), poll_seconds=0.5), progress=False)
+        report = run_sweep(spec, out, executor(), progress=False)
     finally:
         cancel_leftovers(out)
     assert report.complete, report.summary()
@@ -69,14 +73,15 @@ def test_slurm_sweep_runs_a_job_array_and_matches_a_serial_sweep(slurm, tmp_path
 
 
 def test_cancelled_slurm_job_is_reported_and_its_run_resumes_from_its_checkpoint(slurm, tmp_path):
-    # two jobs: a long run (cancelled once checkpointed) and a short one that finishes
+    # two jobs: a long run (cancelled once checkpointed) and a short one that finishes. The long run must
+    # outlast the KillWait (1 s in .ci/start-slurm) during which a cancelled job's process keeps training
     spec = parse_spec({"name": "cancel", "base": {**TINY, "loss_threshold": 0.0, "checkpoint_every": 100},
-                       "zip": {"max_steps": [8000, 100], "depth": [2, 3]}})
+                       "zip": {"max_steps": [20000, 100], "depth": [2, 3]}})
     out = tmp_path / "slurm-cancel"
     long_run = spec.configs()[0]
     reports = []
     sweep = threading.Thread(target=lambda: reports.append(
-        run_sweep(spec, out, SlurmExecutor(SlurmOptions(time=5), poll_seconds=0.5), progress=False)))
+        run_sweep(spec, out, executor(), progress=False)))
     sweep.start()
     try:
         checkpoint = out / "runs" / long_run.run_id / "checkpoint.pt"
@@ -109,7 +114,7 @@ def test_cancelled_slurm_job_is_reported_and_its_run_resumes_from_its_checkpoint
     assert [(o.run_id, o.status) for o in rerun.outcomes] == [(long_run.run_id, "done")], rerun.summary()
     assert rerun.outcomes[0].resumed_from >= 100  # from the checkpoint, not from the start
     assert rerun.complete
-    assert [row["steps"] for row in collect_rows(out)] == [8000, 100]
+    assert [row["steps"] for row in collect_rows(out)] == [20000, 100]
 
 
 @pytest.mark.slow
@@ -119,16 +124,16 @@ def test_preempted_slurm_job_is_requeued_and_resumes_from_its_checkpoint(slurm, 
     out = tmp_path / "slurm-preempt"
     plan = plan_sweep(spec, out)
     jobs = plan.jobs(plan.configs)
-    executor = SlurmExecutor(SlurmOptions(time=5), poll_seconds=0.5)
+    slurm_executor = executor()
     try:
-        handles = executor.submit(jobs, out)
+        handles = slurm_executor.submit(jobs, out)
         checkpoint = plan.run_dir(plan.configs[0]) / "checkpoint.pt"
         deadline = time.monotonic() + 120
         while not checkpoint.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert checkpoint.exists(), "the run never checkpointed on the cluster"
         handles[0]._interrupt()  # what Slurm sends on preemption: SIGTERM, then submitit's USR signal
-        outcomes = executor.wait(handles, jobs, lambda n: None)
+        outcomes = slurm_executor.wait(handles, jobs, lambda n: None)
     finally:
         cancel_leftovers(out)
     assert [o.status for o in outcomes] == ["done"]

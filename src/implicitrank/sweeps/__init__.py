@@ -35,7 +35,7 @@ _EXPORTS = {
     "sweep_status": "state",
     "SweepReport": "runner",
     "run_sweep": "runner",
-    "collect": "collect",
+    "collect_rows": "collect",
     "write_table": "collect",
 }
 __all__ = sorted(_EXPORTS)

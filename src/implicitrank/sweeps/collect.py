@@ -20,7 +20,7 @@ CSV, PARQUET = "results.csv", "results.parquet"
 FIELDS = [f.name for f in dataclasses.fields(RunConfig)]
 
 
-def collect(out: str | Path) -> list[dict[str, Any]]:
+def collect_rows(out: str | Path) -> list[dict[str, Any]]:
     """The finished runs of the sweep in ``out``: ``run_id``, config fields, then summary values."""
     out = Path(out)
     sweep = read_sweep(out)
@@ -38,7 +38,7 @@ def collect(out: str | Path) -> list[dict[str, Any]]:
 def write_table(out: str | Path, rows: list[dict[str, Any]] | None = None) -> list[Path]:
     """Write ``results.csv`` (and ``results.parquet`` with pyarrow) into ``out``; return the paths."""
     out = Path(out)
-    rows = collect(out) if rows is None else rows
+    rows = collect_rows(out) if rows is None else rows
     columns = list(dict.fromkeys(k for row in rows for k in row))
     text = io.StringIO()
     writer = csv.DictWriter(text, columns, lineterminator="\n")

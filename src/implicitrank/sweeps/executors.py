@@ -175,9 +175,14 @@ class SlurmExecutor:
 
     name, slots = "slurm", 1
 
-    def __init__(self, options: SlurmOptions | None = None, poll_seconds: float = 1.0) -> None:
+    def __init__(self, options: SlurmOptions | None = None, poll_seconds: float = 1.0,
+                 sacct_seconds: float = 10.0) -> None:
+        """poll_seconds : how often to look for finished jobs' results; sacct_seconds : how often to ask
+        Slurm (one ``sacct`` for all jobs) for their states, to notice cancelled, timed-out or killed jobs."""
+        if not (poll_seconds > 0 and sacct_seconds > 0):
+            raise ValueError(f"poll_seconds and sacct_seconds must be positive, got {poll_seconds}, {sacct_seconds}")
         self.options = options or SlurmOptions()
-        self.poll_seconds = poll_seconds
+        self.poll_seconds, self.sacct_seconds = poll_seconds, sacct_seconds
 
     def check(self) -> None:
         """A reachable cluster (``sinfo`` answers) with the asked-for partition."""
@@ -208,8 +213,12 @@ class SlurmExecutor:
         interrupted (its runs resume next time), a crashed one as failed."""
         outcomes: list[RunOutcome] = []
         pending = list(zip(handles, jobs))
+        asked = time.monotonic()
         try:
             while pending:
+                if time.monotonic() - asked >= self.sacct_seconds:
+                    pending[0][0].watcher.update()  # one sacct for all jobs (submitit alone backs off to 10 min)
+                    asked = time.monotonic()
                 running = []
                 for handle, job in pending:
                     if not handle.done():
@@ -217,9 +226,9 @@ class SlurmExecutor:
                         continue
                     try:
                         outcomes += handle.result()
-                    except UncompletedJobError as err:
-                        reason = str(err).splitlines()[0] if str(err) else "did not finish"
-                        outcomes += stopped_early(job, f"slurm job {handle.job_id} ({handle.state}): {reason}")
+                    except UncompletedJobError:
+                        outcomes += stopped_early(job, f"slurm job {handle.job_id} ended {handle.state} before "
+                                                       "its runs finished")
                     except FailedJobError as err:
                         outcomes += stopped_early(job, f"slurm job {handle.job_id} crashed", failed=True,
                                                   trace=str(err))

@@ -14,8 +14,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+from submitit.core.utils import UncompletedJobError
+
 from .. import results
-from ..run import RunConfig
+from ..run import RunConfig, run_batch
 from .state import (
     clear_marks,
     describe_holder,
@@ -59,11 +62,6 @@ class RunOutcome:
 
 def run_job(job: Job) -> list[RunOutcome]:
     """Train the job's unfinished runs (resuming from checkpoints); never raise for a run's error."""
-    import torch
-    from submitit.core.utils import UncompletedJobError
-
-    from ..run import run_batch
-
     threads = torch.get_num_threads()
     outcomes: list[RunOutcome] = []
     with contextlib.ExitStack() as stack:
@@ -78,7 +76,13 @@ def run_job(job: Job) -> list[RunOutcome]:
                 outcomes.append(RunOutcome(config.run_id, "done", "finished earlier"))
                 continue
             clear_marks(run_dir)
-            todo.setdefault(_checkpoint_step(run_dir), []).append((config, run_dir))
+            try:
+                step = _checkpoint_step(run_dir)
+            except Exception as err:  # an unreadable checkpoint fails its run only
+                record_error(run_dir, err)
+                outcomes.append(RunOutcome(config.run_id, "failed", f"{type(err).__name__}: {err}"))
+                continue
+            todo.setdefault(step, []).append((config, run_dir))
         for step, runs in todo.items():
             configs, dirs = [c for c, _ in runs], [d for _, d in runs]
             started = time.perf_counter()
