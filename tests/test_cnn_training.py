@@ -1,6 +1,7 @@
 """Training on the locality tasks: regularized steps, early stopping, checkpoint/resume, the sweep's tables."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -63,4 +64,15 @@ def test_test_scale_experiment_writes_runs_tables_plot_and_claims(tmp_path):
     assert (base / "summary.md").is_file() and (base / "accuracy.png").is_file() and (base / "runs.csv").is_file()
     setup = setup_for("is-same-class", "test")
     assert len((base / "runs.csv").read_text().splitlines()) == 1 + len(setup.difficulties) * len(setup.reg_weights)
-    assert (base / "lam=1" / "d=32" / "seed=0" / "summary.json").is_file()
+    assert (base / "lam=1" / "d=40" / "seed=0" / "summary.json").is_file()
+
+
+def test_bad_sweep_settings_are_refused_before_any_training():
+    with pytest.raises(ValueError, match="distance 60 does not fit"):
+        replace(setup_for("is-same-class", "quick"), difficulties=(0, 60))
+    with pytest.raises(ValueError, match="lengths L must be >= 1"):
+        replace(setup_for("pathfinder", "quick"), difficulties=(0, 3))
+    with pytest.raises(ValueError, match="reg_weights"):
+        replace(setup_for("pathfinder", "quick"), reg_weights=(0.0, -1.0))
+    with pytest.raises(ValueError, match="scale must be one of"):
+        setup_for("is-same-class", "huge")

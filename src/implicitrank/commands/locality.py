@@ -50,6 +50,7 @@ def register(subparsers) -> None:
         sub.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default auto: CUDA when present")
         sub.add_argument("--out", type=Path, help="output directory (default runs/locality-<time>); finished runs "
                                                   "in it are skipped, unfinished ones resumed")
+        sub.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; use 1 on a shared machine)")
         sub.add_argument("--no-progress", action="store_true", help="no progress bars")
         sub.set_defaults(func=run_locality)
 
@@ -57,6 +58,12 @@ def register(subparsers) -> None:
 def run_locality(args: argparse.Namespace) -> int:
     from ..experiments.locality import aggregate, claims, run_sweep, setup_for, summary_markdown
 
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     setup = setup_for(args.task, args.scale)
     fields = {"reg_weights": args.reg_weights, "model": args.model, "width": args.width, "n_train": args.n_train,
               "n_test": args.n_test}

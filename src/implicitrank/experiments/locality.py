@@ -24,7 +24,8 @@ from __future__ import annotations
 import csv
 import math
 import statistics
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -37,6 +38,7 @@ from ..cnn import (
     TrainingConfig,
     cifar10_source,
     digits_source,
+    pair_slots,
     resnet18,
     resnet34,
     train_classifier,
@@ -47,6 +49,7 @@ TASKS = ("is-same-class", "pathfinder")
 SCALES = ("test", "quick", "paper")
 MODELS = ("plain", "resnet18", "resnet34")
 SOURCES = ("digits", "cifar10")
+SOURCE_IMAGE_HW = {"digits": (8, 8), "cifar10": (32, 32)}
 
 # Test accuracy (%) read off the paper's figure (≈ ±0.5), keyed by λ then difficulty (d or L).
 PUBLISHED = {
@@ -101,6 +104,9 @@ class LocalitySetup:
             raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
         if self.task == "is-same-class" and self.source == "cifar10" and not self.cifar_path:
             raise ValueError("cifar_path is required with source 'cifar10' (the directory of the python batches)")
+        if self.task == "is-same-class":
+            for distance in self.difficulties:
+                pair_slots(SOURCE_IMAGE_HW[self.source], self.canvas_hw, distance)
         if self.n_train < 2 or self.n_test < 2:
             raise ValueError(f"n_train and n_test must be >= 2, got {self.n_train}, {self.n_test}")
 
@@ -122,15 +128,15 @@ def setup_for(task: str, scale: str) -> LocalitySetup:
         return LocalitySetup(task, (3, 5, 7, 9), (0.0, 3.0, 9.0), 10000, 10000, cache_dir="data/pathfinder")
     quick_training = TrainingConfig(max_epochs=30, epochs_after_fit=3, eval_every=100)
     if task == "is-same-class":
-        quick = LocalitySetup(task, (0, 8, 16, 32), (0.0, 0.3), 1000, 1000, model="plain", width=16, depth=5,
+        quick = LocalitySetup(task, (0, 20, 40), (0.0, 0.1), 1000, 1000, model="plain", width=16, depth=6,
                               canvas_hw=(8, 56), training=quick_training)
         if scale == "quick":
             return quick
-        return replace(quick, difficulties=(0, 32), reg_weights=(0.0, 1.0), n_train=64, n_test=64,
+        return replace(quick, difficulties=(0, 40), reg_weights=(0.0, 1.0), n_train=64, n_test=64,
                        training=replace(quick_training, max_epochs=2))
     small = PathfinderConfig(length=3, image_size=48, output_size=48, segment_length=4, thickness=1,
                              start_distance=14, marker_radius=2, clearance=2, n_distractors=12)
-    quick = LocalitySetup(task, (2, 4, 6), (0.0, 3.0), 2000, 1000, model="plain", width=16, depth=5,
+    quick = LocalitySetup(task, (2, 4, 6), (0.0, 3.0), 2000, 1000, model="plain", width=16, depth=6,
                           pathfinder=small, patch_size=4, training=quick_training)
     if scale == "quick":
         return quick
@@ -148,16 +154,18 @@ def build_model(setup: LocalitySetup, in_channels: int) -> torch.nn.Module:
 def build_data(setup: LocalitySetup, difficulty: int, seed: int, progress: bool = False):
     """(train, test) datasets of one difficulty; data seeds are shared by all λ so curves compare like with like."""
     if setup.task == "is-same-class":
-        if setup.source == "digits":
-            train_source, test_source = digits_source("train"), digits_source("test")
-        else:
-            train_source, test_source = cifar10_source(setup.cifar_path, "train"), cifar10_source(setup.cifar_path,
-                                                                                                   "test")
+        train_source, test_source = _source(setup.source, setup.cifar_path, "train"), _source(setup.source,
+                                                                                              setup.cifar_path, "test")
         return (IsSameClass.generate(train_source, setup.n_train, setup.canvas_hw, difficulty, 2 * seed),
                 IsSameClass.generate(test_source, setup.n_test, setup.canvas_hw, difficulty, 2 * seed + 1))
     config = replace(setup.pathfinder, length=difficulty)
     return (Pathfinder.generate(config, setup.n_train, 2 * seed, setup.cache_dir, setup.patch_size, progress),
             Pathfinder.generate(config, setup.n_test, 2 * seed + 1, setup.cache_dir, setup.patch_size, progress))
+
+
+@lru_cache(maxsize=2)
+def _source(source: str, cifar_path: str | None, split: str):
+    return digits_source(split) if source == "digits" else cifar10_source(cifar_path, split)
 
 
 def run_dir_for(out_dir: str | Path, setup: LocalitySetup, reg_weight: float, difficulty: int, seed: int) -> Path:
@@ -323,7 +331,3 @@ def run_locality_experiment(task: str, scale: str, out_dir: str | Path, seeds: t
         writer.writeheader()
         writer.writerows(result)
     return result
-
-
-def setup_dict(setup: LocalitySetup) -> dict:
-    return asdict(setup)
