@@ -12,6 +12,7 @@ from implicitrank.measure import effective_rank, relative_error
 from implicitrank.measure.tensor import (
     check_component_norm_dynamics,
     component_gammas,
+    cp_metrics,
     matricization_effective_ranks,
     matricization_ranks,
     matricize,
@@ -20,7 +21,7 @@ from implicitrank.measure.tensor import (
     tensor_rank_by_als,
     tensor_rank_by_pruning,
 )
-from implicitrank.optim import global_rmsprop
+from implicitrank.optim import global_rmsprop, gradient_descent
 from implicitrank.tasks.completion import Completion
 from implicitrank.tasks.tensors import (
     RankOneSensing,
@@ -214,6 +215,21 @@ def test_component_norm_dynamics_match_theorem_one_on_a_small_lr_balanced_run():
     moved = (trajectory.norms[-1] - trajectory.norms[0]).abs() / trajectory.norms[0]
     assert moved.max() > 0.02  # the norms really move during the check
     assert check_component_norm_dynamics(trajectory).max() < 0.02
+
+
+def test_unbalancedness_is_conserved_by_small_step_gradient_descent():
+    shape = (4, 4, 4)
+    task = prefix_completion(low_rank_tensor(shape, 2, seed=0, frobenius_norm=8.0), 30, batch=2)
+    model = CPFactorization(shape, components=4)
+    params = model.init(2, 0.3, generators([0, 1]), dtype=torch.float64)
+    config = TrainConfig(max_steps=100, loss_threshold=0.0, record_per_decade=0, progress=False)
+    records = train(model, task, params, gradient_descent(), torch.full((2,), 3e-3), config,
+                    measure=cp_metrics(model)).records
+    first, last = records[0], records[-1]
+    assert first["factor_column_norms"].shape == (2, 3, 4) and first["component_norms_by_index"].shape == (2, 4)
+    moved = (last["component_norms_by_index"] - first["component_norms_by_index"]).abs().amax(1)
+    assert (moved > 0.02 * first["component_norms_by_index"].amax(1)).all()
+    assert torch.allclose(last["unbalancedness"], first["unbalancedness"], rtol=1e-3)
 
 
 def test_gammas_are_projections_of_the_negative_gradient_on_normalized_components():

@@ -8,9 +8,10 @@ keeps an order-784 factorization a handful of tensor operations per step.
 
 Evaluation at integer multi-indices never forms the tensor: W[i] = Σ_r Π_n w_r^n[i_n]. For orders up to
 ``DIRECT_MAX_ORDER`` the product is taken directly; above, it is taken in the log domain with a sign
-(a product of 784 factors overflows or underflows float32), in chunks of modes so memory stays
-O(B·M·R·chunk), with a closed-form backward
-    ∂W[i]/∂w_r^n[i_n] = Π_{n'≠n} w_r^{n'}[i_{n'}] = sign · exp(Σ_{n'} log|w_r^{n'}[i_{n'}]| − log|w_r^n[i_n]|).
+(a product of 784 factors overflows or underflows float32), in chunks (of rows or of modes) so memory
+stays about CHUNK_ELEMENTS numbers, with a closed-form backward
+    ∂W[i]/∂w_r^n[i_n] = Π_{n'≠n} w_r^{n'}[i_{n'}] = sign · exp(Σ_{n'} log|w_r^{n'}[i_{n'}]| − log|w_r^n[i_n]|)
+(see ``_LogDomainEvaluate``).
 
 Tracked quantities: component norms σ_r = Π_n ||w_r^n||, which under gradient flow from a balanced
 init obey σ̇_r = N·γ_r·σ_r^(2−2/N), γ_r = <−∇L(W), ⊗_n ŵ_r^n> (Razin et al. 2021, Thm. 1).
@@ -130,9 +131,9 @@ class CPFactorization:
         """
         factors = params[0]
         self._check_indices(indices)
-        if self.order <= DIRECT_MAX_ORDER:
-            return _gather(factors, indices, 0, self.order).prod(2).sum(-1)
-        return _LogDomainEvaluate.apply(factors, indices)
+        if self.order > DIRECT_MAX_ORDER:
+            return _LogDomainEvaluate.apply(factors, indices)
+        return _gather(factors, indices, 0, self.order).prod(2).sum(-1)
 
     def _check_indices(self, indices: Tensor) -> None:
         if indices.dtype.is_floating_point or indices.dtype.is_complex or indices.dtype == torch.bool:

@@ -98,6 +98,19 @@ def tensor_rank_by_als(
     return None
 
 
+def cp_metrics(model: CPFactorization) -> Callable[[list[Tensor], Tensor], dict[str, Tensor]]:
+    """A ``measure`` for ``train`` recording what Razin et al. 2021 track: component norms sorted and by
+    fixed index, factor column norms (B, N, R), unbalancedness ε and the effective rank of the norms."""
+
+    def measure(params: list[Tensor], loss: Tensor) -> dict[str, Tensor]:
+        by_index = model.component_norms(params)
+        return {"component_norms": by_index.sort(dim=-1, descending=True).values,
+                "component_norms_by_index": by_index, "factor_column_norms": model.factor_column_norms(params),
+                "unbalancedness": model.unbalancedness(params), "effective_rank": effective_rank(by_index)}
+
+    return measure
+
+
 def component_gammas(model: CPFactorization, task, params: list[Tensor]) -> Tensor:
     """γ_r = <−∇L(W), ⊗_n ŵ_r^n> per component by fixed index, (B, R).
 
