@@ -1,0 +1,142 @@
+"""Pieces shared by the tensor experiments (Razin & Cohen 2020; Razin, Maman & Cohen 2021, 2022): batched
+training with the papers' global RMSprop, stacking single-run tasks into one batch, per-run summaries of
+curves (take-off steps, quartiles over repetitions), the tidy CSV and paper-styled figures."""
+
+from __future__ import annotations
+
+import csv
+import math
+import statistics
+from collections.abc import Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ..optim import global_rmsprop
+from ..tasks.completion import Completion
+from ..train import Measure, TrainConfig, TrainState, train
+
+RMSPROP_EPS = 1e-6  # Razin et al. 2021/2022 (papers.md, common conventions)
+
+
+def train_rmsprop(model, task, params: list[Tensor], lr: float, *, max_steps: int, loss_threshold: float,
+                  record_every: int = 0, measure: Measure | None = None, progress: bool = False) -> TrainState:
+    """Full-batch global RMSprop (eps 1e-6) on every run of the batch until each reaches ``loss_threshold``
+    (mean squared error over observations, no ½) or ``max_steps``; metrics every ``record_every`` steps."""
+    config = TrainConfig(max_steps=max_steps, loss_threshold=loss_threshold, record_every=record_every,
+                         record_per_decade=0, progress=progress)
+    lrs = torch.full((params[0].shape[0],), lr, dtype=params[0].dtype)
+    return train(model, task, params, global_rmsprop(eps=RMSPROP_EPS), lrs, config, measure=measure)
+
+
+def stack_completions(tasks: Sequence[Completion]) -> Completion:
+    """One batched completion whose run b is ``tasks[b]`` (single-run tasks with equal numbers of observations)."""
+    if len({t.num_observations for t in tasks}) != 1 or any(t.batch != 1 for t in tasks):
+        raise ValueError("tasks must be single-run completions with equal numbers of observations")
+    first = tasks[0]
+
+    def per_run(t: Tensor) -> Tensor:
+        return t if t.dim() == 3 else t.unsqueeze(0)
+
+    target = None if first.target is None else torch.cat([t.target for t in tasks])
+    return Completion(first.shape, torch.cat([per_run(t.indices) for t in tasks]),
+                      torch.cat([t.values for t in tasks]), target=target)
+
+
+def mean_squared_error(w: Tensor, target: Tensor) -> Tensor:
+    """Mean over all entries of (W − W*)², per run (B,): the "reconstruction error" of Razin & Cohen 2020
+    (for ||W*||_F = 1 it is the squared relative Frobenius error divided by the number of entries)."""
+    return (w - target).pow(2).flatten(1).mean(1)
+
+
+def takeoff_steps(steps: Sequence[int], curves: Tensor, fraction: float = 0.5) -> list[int]:
+    """For each curve (column of ``curves``, (T, K)), the first recorded step at which it reaches ``fraction``
+    of its final value: when that quantity was learned."""
+    steps = list(steps)
+    out = []
+    for k in range(curves.shape[1]):
+        above = (curves[:, k] >= fraction * curves[-1, k]).nonzero()
+        out.append(int(steps[int(above[0])]) if len(above) else -1)
+    return out
+
+
+def quartiles(values: Sequence[float]) -> tuple[float, float, float]:
+    """(25th percentile, median, 75th percentile) of the repetitions (the papers' error bars)."""
+    values = sorted(float(v) for v in values)
+    if len(values) == 1:
+        return values[0], values[0], values[0]
+    q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q1, median, q3
+
+
+def write_csv(path: Path, rows: list[dict]) -> Path:
+    """The tidy table behind a figure: one row per observation, columns the union of the rows' keys."""
+    fields: list[str] = []
+    for row in rows:
+        fields += [k for k in row if k not in fields]
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    pyplot().close(fig)
+    return path
+
+
+def finite(value: float) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def epsilon_rank_lower_bound(tensor: Tensor, mse: float) -> int:
+    """A lower bound on the ε-rank of one dense tensor: the smallest r with a CP fit of mean squared error
+    <= ``mse`` over all entries. If ||T − X||_F² <= δ² = mse·numel and X has CP rank r, every matricization
+    of X has rank <= r, so Σ_{i>r} σ_i² <= δ² for the singular values σ of every matricization of T; the
+    bound is the largest such r over the matricizations by one mode (and, from order 4, by pairs of modes)."""
+    from ..measure.tensor import matricize
+
+    budget = mse * tensor.numel()
+    order = tensor.dim()
+    row_sets = [(n,) for n in range(order)]
+    if order >= 4:
+        row_sets += [(0, n) for n in range(1, order)]
+    bound = 0
+    for rows in row_sets:
+        squared = torch.linalg.svdvals(matricize(tensor.double().unsqueeze(0), rows)[0]).pow(2)
+        tails = squared.flip(0).cumsum(0).flip(0)  # tails[k] = Σ_{i>=k} σ_i²
+        bound = max(bound, int((tails > budget).sum()))
+    return bound
+
+
+@contextmanager
+def torch_threads(count: int | None):
+    """Run with ``count`` intra-op threads (None: leave as is), restoring the setting afterwards. These
+    problems are small: on a shared 2-core machine, one thread was 50x faster than two (spinning workers)."""
+    previous = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def threads_for(scale: str) -> int | None:
+    """One thread at the small scales, torch's default at paper scale (larger problems, a bigger machine)."""
+    return None if scale == "paper" else 1
