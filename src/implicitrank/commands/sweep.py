@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..sweeps.collect import collect, write_table
+from ..sweeps.collect import collect_rows, write_table
 from ..sweeps.executors import EXECUTORS, SlurmOptions, make_executor
 from ..sweeps.plan import format_plan
 from ..sweeps.runner import run_sweep
@@ -109,7 +109,7 @@ def status_command(out: Path, show_all: bool) -> int:
 
 
 def collect_command(args: argparse.Namespace) -> int:
-    rows = collect(args.dir)
+    rows = collect_rows(args.dir)
     total = len(read_sweep(args.dir)["run_ids"])
     paths = write_table(args.dir, rows)
     print(f"{len(rows)} of {total} runs finished; wrote " + ", ".join(map(str, paths)))
