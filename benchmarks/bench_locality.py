@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -26,6 +27,7 @@ from implicitrank.cnn import (
     resnet18,
     training_step,
 )
+from implicitrank.experiments.locality import setup_for
 
 
 def step_rate(model, x, y, patches, reg_weight, seconds) -> float:
@@ -81,9 +83,7 @@ def main() -> None:
     generation = []
     configs = [("paper L=9, 300->150", PathfinderConfig(length=9), 128 if args.quick else 256),
                ("paper L=3, 300->150", PathfinderConfig(length=3), 128 if args.quick else 256),
-               ("quick L=6, 48x48", PathfinderConfig(length=6, image_size=48, output_size=48, segment_length=4,
-                                                     start_distance=14, marker_radius=2, clearance=2,
-                                                     n_distractors=12), 512)]
+               ("quick L=6, 32x32", replace(setup_for("pathfinder", "quick").pathfinder, length=6), 512)]
     for name, config, n in configs:
         start = time.perf_counter()
         generate_pathfinder(config, n, seed=0)

@@ -8,7 +8,7 @@ their checkpoint. ``out_dir/<task>`` then holds ``runs.csv`` (one row per run), 
 
 Scales: ``paper`` is the published set-up (CIFAR-10 Is Same Class on 3×224×224 or 150×150 Pathfinder, ResNet18,
 SGD lr 0.01 momentum 0.9, batch 64, ≤ 150 epochs, stop 20 epochs after 100% train accuracy); ``quick`` runs on two
-CPU cores in minutes (digits on a 1×8×56 canvas or 48×48 Pathfinder, a small plain CNN); ``test`` is a few seconds.
+CPU cores in minutes (digits on a 1×8×56 canvas or 32×32 Pathfinder, a 6-layer plain CNN); ``test`` is a few seconds.
 
 Claims (``run_locality_experiment``'s return value): a list of dicts with keys
     claim (str), paper_value (float, percent or percentage points), our_value (float, same unit),
@@ -134,10 +134,10 @@ def setup_for(task: str, scale: str) -> LocalitySetup:
             return quick
         return replace(quick, difficulties=(0, 40), reg_weights=(0.0, 1.0), n_train=64, n_test=64,
                        training=replace(quick_training, max_epochs=2))
-    small = PathfinderConfig(length=3, image_size=48, output_size=48, segment_length=4, thickness=1,
-                             start_distance=14, marker_radius=2, clearance=2, n_distractors=12)
-    quick = LocalitySetup(task, (2, 4, 6), (0.0, 3.0), 2000, 1000, model="plain", width=16, depth=6,
-                          pathfinder=small, patch_size=4, training=quick_training)
+    small = PathfinderConfig(length=3, image_size=32, output_size=32, segment_length=3, thickness=1,
+                             start_distance=10, marker_radius=1.5, clearance=2, n_distractors=6)
+    quick = LocalitySetup(task, (2, 4, 6), (0.0, 3.0), 1000, 500, model="plain", width=16, depth=6,
+                          pathfinder=small, patch_size=4, training=replace(quick_training, max_epochs=20))
     if scale == "quick":
         return quick
     return replace(quick, difficulties=(2, 4), reg_weights=(0.0, 1.0), n_train=64, n_test=64,
