@@ -41,7 +41,8 @@ def slurm():
         pytest.skip("no Slurm here (sinfo not on PATH); start one with .ci/start-slurm")
     answer = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=30)
     if answer.returncode != 0:
-        pytest.skip(f"no Slurm cluster reachable (sinfo: {answer.stderr.strip()}); start one with .ci/start-slurm")
+        reason = (answer.stderr.strip().splitlines() or ["failed"])[-1]
+        pytest.skip(f"no Slurm cluster reachable (sinfo: {reason}); start one with .ci/start-slurm")
 
 
 def executor() -> SlurmExecutor:
