@@ -1,7 +1,8 @@
 """Factorized layers for real networks: the implicit rank bias of depth put to work, then collapsed and compressed.
 
 ``DeepLinear`` and ``DeepConv2d`` are drop-in ``nn.Linear``/``nn.Conv2d`` stored as deep matrix
-factorizations (Arora et al., NeurIPS 2019; ExpandNets, Guo et al., NeurIPS 2020). After training,
+factorizations (Arora et al., NeurIPS 2019; ExpandNets, Guo et al., NeurIPS 2020); ``TensorizedLinear``
+holds a large weight's tensorization as a CP or hierarchical tensor factorization. After training,
 ``collapse`` turns them back into plain layers, ``compress`` truncates every layer's SVD into two thin
 layers, and ``layer_spectra`` / ``SpectraLog`` watch each layer's effective rank.
 """
@@ -10,8 +11,9 @@ from .collapse import CompressionReport, LayerCompression, collapse, compress
 from .deep_conv import DeepConv2d
 from .deep_linear import DeepLinear
 from .spectra import LayerSpectrum, SpectraLog, layer_spectra
+from .tensorized import TensorizedLinear
 
 __all__ = [
     "CompressionReport", "DeepConv2d", "DeepLinear", "LayerCompression", "LayerSpectrum", "SpectraLog", "collapse",
-    "compress", "layer_spectra",
+    "TensorizedLinear", "compress", "layer_spectra",
 ]

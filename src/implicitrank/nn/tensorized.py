@@ -1,0 +1,179 @@
+"""A linear layer whose weight is a tensor held as a CP or hierarchical tensor factorization.
+
+With ``out = o_1⋯o_K`` and ``in = i_1⋯i_K``, the weight matrix is read as the order-K tensor
+T[(o_1,i_1), …, (o_K,i_K)] = W[(o_1,…,o_K), (i_1,…,i_K)] (mode k pairs the k-th output and input
+digits, as in tensorized networks: Novikov et al., NeurIPS 2015), and T is a CP factorization
+(Razin, Maman & Cohen, ICML 2021) or a hierarchical tensor factorization over a mode tree (Razin, Maman &
+Cohen, ICML 2022) — the package's ``CPFactorization`` / ``HierarchicalFactorization``. Gradient descent
+on their factors learns components one at a time (σ̇ ∝ σ^{2−2/K}), lowering the tensor (or hierarchical
+tensor) rank: the tensor analogue of :class:`DeepLinear`'s low matrix rank.
+
+The forward pass never forms W: per mode it applies each leaf's (o_k × i_k) slices to the input's k-th
+digit, carrying one channel index per open node of the tree (memory about batch × max(in, out) × the
+product of the widths on a root-to-leaf path; CP is the one-level case).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..factorizations import CPFactorization, HierarchicalFactorization
+from ._init import child_generators
+
+FORMATS = ("cp", "hierarchical")
+LETTERS = "defghijklmnopqstuvwxyz"  # mode subscripts for einsum (a, b, c, r reserved)
+
+
+class TensorizedLinear(nn.Module):
+    """y = W x + b with W (out x in) a CP or hierarchical factorization of its order-K tensorization.
+
+    Parameters
+    ----------
+    in_shape, out_shape : (i_1, …, i_K) and (o_1, …, o_K), the same length K; in = Π i_k, out = Π o_k.
+    format : ``cp`` or ``hierarchical``.
+    rank : CP: the number of components R; hierarchical: the width of every internal node (or a tuple in
+        the tree's internal-node order). ``None``: the factorization's default (as large as can matter).
+    tree : the mode tree (nested tuples over modes 0..K-1) of the hierarchical format; default balanced
+        binary.
+    init_scale : every factor entry i.i.d. Gaussian with the std that gives the end-to-end weight
+        E||W(0)||_F² = init_scale²·min(in, out), as :class:`DeepLinear` (1 is a standard scale; small
+        values bring out the implicit rank bias).
+    bias, generator : as :class:`DeepLinear`.
+    """
+
+    def __init__(
+        self,
+        in_shape: Sequence[int],
+        out_shape: Sequence[int],
+        format: str = "cp",
+        rank: int | tuple[int, ...] | None = None,
+        *,
+        tree: object = None,
+        init_scale: float = 1.0,
+        bias: bool = True,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        in_shape, out_shape = tuple(int(d) for d in in_shape), tuple(int(d) for d in out_shape)
+        if not in_shape or len(in_shape) != len(out_shape) or min(in_shape + out_shape) < 1:
+            raise ValueError(f"in_shape and out_shape must be non-empty, of equal length and positive, got "
+                             f"{in_shape} and {out_shape}")
+        if format not in FORMATS:
+            raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+        if len(in_shape) > len(LETTERS):
+            raise ValueError(f"at most {len(LETTERS)} modes, got {len(in_shape)}")
+        if not init_scale > 0:
+            raise ValueError(f"init_scale must be positive, got {init_scale}")
+        if format == "cp" and tree is not None:
+            raise ValueError("tree applies to the hierarchical format only")
+        self.in_shape, self.out_shape, self.format = in_shape, out_shape, format
+        self.in_features, self.out_features = math.prod(in_shape), math.prod(out_shape)
+        shape = tuple(o * i for o, i in zip(out_shape, in_shape))
+        if format == "cp":
+            if isinstance(rank, tuple):
+                raise ValueError(f"rank of the cp format must be one int (components), got {rank}")
+            self.factorization = CPFactorization(shape, components=rank)
+        else:
+            if len(shape) < 2:
+                raise ValueError(f"the hierarchical format needs at least 2 modes, got in_shape={in_shape}")
+            self.factorization = HierarchicalFactorization(shape, tree=tree, widths=rank)
+        target_variance = init_scale**2 * min(self.in_features, self.out_features) / (
+            self.in_features * self.out_features)
+        std = (target_variance / self._variance_gain()) ** (1.0 / (2 * self._factors_per_entry()))
+        dtype = dtype or torch.get_default_dtype()
+        params = self.factorization.init(1, torch.tensor(std), child_generators(generator, 1), dtype=dtype,
+                                         device=device or "cpu")
+        self.factors = nn.ParameterList([nn.Parameter(p) for p in params])
+        self.bias = nn.Parameter(torch.zeros(self.out_features, dtype=dtype, device=device)) if bias else None
+
+    def _factors_per_entry(self) -> int:
+        """How many factor entries multiply in each term of a weight entry: K for CP, every node for HTF."""
+        if self.format == "cp":
+            return len(self.in_shape)
+        return self.factorization.tree.num_nodes
+
+    def _variance_gain(self) -> float:
+        """Var(W entry) / std^(2·factors_per_entry) for i.i.d. zero-mean factors: the number of terms."""
+        if self.format == "cp":
+            return float(self.factorization.num_components)
+        widths = self.factorization.node_widths
+        return float(math.prod(widths[v] for v in self.factorization.tree.internal_nodes))
+
+    def forward(self, x: Tensor) -> Tensor:
+        lead = x.shape[:-1]
+        t = x.reshape(-1, 1, *self.in_shape)
+        if self.format == "cp":
+            t = self._cp_apply(t)
+        else:
+            t = self._tree_apply(self.factorization.tree.root, t, 1)
+        y = t.reshape(*lead, self.out_features)
+        return y if self.bias is None else y + self.bias
+
+    def _leaf(self, mode: int, params: Tensor) -> Tensor:
+        """Leaf matrix (D_k, R) of mode k as (R, o_k, i_k)."""
+        return params.reshape(self.out_shape[mode], self.in_shape[mode], -1).permute(2, 0, 1)
+
+    def _mode_product(self, t: Tensor, mode: int, leaf: Tensor) -> Tensor:
+        """t (B, C, R, d_1..d_K) with digit ``mode`` an input digit; for each channel r apply leaf[r]
+        (o_k x i_k) to it. Diagonal in r."""
+        modes = LETTERS[: len(self.in_shape)]
+        out = modes.replace(modes[mode], "a")
+        return torch.einsum(f"bcr{modes},ra{modes[mode]}->bcr{out}", t, leaf)
+
+    def _cp_apply(self, t: Tensor) -> Tensor:
+        """Σ_r (⊗_k A_r^k) x: open the component channel r, apply every mode, sum over r."""
+        factors = self.factorization.factor_matrices(list(self.factors))
+        components = factors[0].shape[-1]
+        t = t.unsqueeze(2).expand(-1, -1, components, *self.in_shape)
+        for mode, matrix in enumerate(factors):
+            t = self._mode_product(t, mode, self._leaf(mode, matrix[0]))
+        return t.sum(2)
+
+    def _tree_apply(self, node: int, t: Tensor, width: int) -> Tensor:
+        """Apply M_{ν,r} (the operator of node ν's column r, r < ``width`` = R_Pa(ν)) to t (B, C·width, digits),
+        diagonal in the last channel: M_{n,r} = leaf slices; M_{ν,r} = Σ_{r'} W^(ν)[r', r] ⊗_c M_{c,r'}."""
+        tree, params = self.factorization.tree, self.factors
+        batch, digits = t.shape[0], t.shape[2:]
+        if not tree.children[node]:
+            t = t.reshape(batch, -1, width, *digits)
+            return self._mode_product(t, node, self._leaf(node, params[node][0])).flatten(1, 2)
+        inner = self.factorization.node_widths[node]
+        t = t.unsqueeze(2).expand(-1, -1, inner, *digits).flatten(1, 2)
+        for child in tree.children[node]:
+            t = self._tree_apply(child, t, inner)
+        t = t.reshape(batch, -1, width, inner, *t.shape[2:])
+        return torch.einsum("bcqr...,rq->bcq...", t, params[node][0]).flatten(1, 2)
+
+    def end_to_end(self) -> Tensor:
+        """The weight matrix (out_features, in_features), formed from the factorization's end tensor."""
+        k = len(self.in_shape)
+        tensor = self.factorization.end_to_end(list(self.factors))[0]
+        paired = tensor.reshape(*(d for pair in zip(self.out_shape, self.in_shape) for d in pair))
+        order = [2 * j for j in range(k)] + [2 * j + 1 for j in range(k)]
+        return paired.permute(order).reshape(self.out_features, self.in_features)
+
+    def quantities(self) -> Tensor:
+        """The factorization's tracked quantities: component norms (CP) or local component norms
+        (hierarchical), descending; their number above a threshold estimates the (hierarchical) tensor rank."""
+        return self.factorization.quantities(list(self.factors))[0]
+
+    def collapsed(self) -> nn.Linear:
+        """The equivalent ``nn.Linear`` (a copy)."""
+        weight = self.end_to_end().detach()
+        plain = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None, device=weight.device,
+                          dtype=weight.dtype)
+        with torch.no_grad():
+            plain.weight.copy_(weight)
+            if self.bias is not None:
+                plain.bias.copy_(self.bias)
+        return plain
+
+    def extra_repr(self) -> str:
+        return (f"in_shape={self.in_shape}, out_shape={self.out_shape}, format={self.format!r}, "
+                f"parameters={sum(p.numel() for p in self.factors)}, bias={self.bias is not None}")
