@@ -9,13 +9,14 @@
 
 Each case runs in a fresh subprocess so its peak memory is its own.
 
-    python benchmarks/bench_tensor.py [--device cpu|cuda] [--steps 100]
+    python benchmarks/bench_tensor.py [--device cpu|cuda] [--steps 30]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -52,17 +53,18 @@ def order_784_epoch(device: torch.device) -> dict:
     task = Completion((2,) * 784, images, labels.to(device))
     model = CPFactorization(task.shape, components=15, init_mean=1.0)
     params = model.init(1, 1e-3, generators([0]), device=device)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     result = fit_minibatch(model, task, params, adam(), 5e-4, epochs=1, batch_size=5000)
     _sync(device)
-    epoch = time.perf_counter() - start
-    start = time.perf_counter()
+    epoch, epoch_cpu = time.perf_counter() - start, time.process_time() - cpu
+    start, cpu = time.perf_counter(), time.process_time()
     one_vs_all_error(model, result.params, task.indices, task.values)
     _sync(device)
-    error_pass = time.perf_counter() - start
+    error_pass, error_cpu = time.perf_counter() - start, time.process_time() - cpu
     out = {"epoch_seconds_with_error_pass": epoch, "error_pass_seconds": error_pass,
-           "train_seconds": epoch - error_pass, "steps": 12, "train_error": float(result.train_error[-1][0]),
-           "peak_rss_mb": peak_rss_mb(), "rss_after_imports_mb": baseline}
+           "train_seconds": epoch - error_pass, "train_cpu_seconds": epoch_cpu - error_cpu, "steps": 12,
+           "train_error": float(result.train_error[-1][0]), "peak_rss_mb": peak_rss_mb(),
+           "rss_after_imports_mb": baseline}
     if device.type == "cuda":
         out["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return out
@@ -80,11 +82,12 @@ def order_4_steps(device: torch.device, steps: int) -> dict:
                              progress=False)
         warm_up = TrainConfig(max_steps=3, loss_threshold=0.0, record_per_decade=0, progress=False)
         train(model, batched, params, global_rmsprop(eps=1e-6), torch.full((batch,), 1e-2), warm_up)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         train(model, batched, params, global_rmsprop(eps=1e-6), torch.full((batch,), 1e-2), config)
         _sync(device)
-        seconds = time.perf_counter() - start
-        out[f"batch_{batch}"] = {"steps_per_second": steps / seconds, "run_steps_per_second": batch * steps / seconds}
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
+        out[f"batch_{batch}"] = {"steps_per_second": steps / seconds, "run_steps_per_second": batch * steps / seconds,
+                                 "cpu_seconds_per_step": cpu_seconds / steps}
     out["peak_rss_mb"] = peak_rss_mb()
     return out
 
@@ -113,17 +116,20 @@ def main() -> None:
         done = subprocess.run(command, capture_output=True, text=True, check=True)
         results[case] = json.loads(done.stdout.strip().splitlines()[-1])
     big, small = results["order784"], results["order4"]
-    print(f"device {args.device}, torch threads {torch.get_num_threads()}")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"device {args.device}, torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs, "
+          f"load average {load:.1f} (wall times on a shared machine; CPU seconds are the process's own)")
     print("| case | measure | value |\n|---|---|---|")
-    print(f"| order 784, R=15, 60k entries, batch 5000 | one epoch (12 Adam steps) | {big['train_seconds']:.2f} s |")
+    print(f"| order 784, R=15, 60k entries, batch 5000 | one epoch (12 Adam steps) | {big['train_seconds']:.2f} s "
+          f"({big['train_cpu_seconds']:.2f} CPU s) |")
     print(f"| | train-error pass over 60k entries | {big['error_pass_seconds']:.2f} s |")
     print(f"| | peak RSS of the process (after imports: {big['rss_after_imports_mb']:.0f} MB) | "
           f"{big['peak_rss_mb']:.0f} MB |")
     for batch in (1, 4):
         row = small[f"batch_{batch}"]
-        print(f"| order 4, dims 10, R=1000, 2000 obs, B={batch} | steps/s (run-steps/s) | "
-              f"{row['steps_per_second']:.1f} ({row['run_steps_per_second']:.1f}) |")
-    path = write_results("bench_tensor", {"device": args.device, **results})
+        print(f"| order 4, dims 10, R=1000, 2000 obs, B={batch} | steps/s (run-steps/s; CPU s per step) | "
+              f"{row['steps_per_second']:.1f} ({row['run_steps_per_second']:.1f}; {row['cpu_seconds_per_step']:.2f}) |")
+    path = write_results("bench_tensor", {"device": args.device, "load_average": load, **results})
     print(f"wrote {path}")
 
 
