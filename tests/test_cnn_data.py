@@ -1,6 +1,7 @@
 """Is Same Class pairs (digits, CIFAR-10 pickles) and Pathfinder images: labels right by construction."""
 
 import pickle
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from implicitrank.cnn import (
     generate_pathfinder,
     pair_slots,
 )
+from implicitrank.experiments.locality import setup_for
 
 
 def test_is_same_class_pairs_are_balanced_and_labelled_by_class_equality():
@@ -100,7 +102,10 @@ SMALL = PathfinderConfig(length=4, image_size=64, output_size=32, segment_length
                          marker_radius=2, clearance=4.5, n_distractors=6, distractor_length=2)
 
 
-@pytest.mark.parametrize("config", [SMALL, PathfinderConfig(length=9, image_size=120, output_size=60)])
+QUICK = replace(setup_for("pathfinder", "quick").pathfinder, length=6)
+
+
+@pytest.mark.parametrize("config", [SMALL, QUICK, PathfinderConfig(length=9, image_size=120, output_size=60)])
 def test_pathfinder_labels_match_connectivity_of_the_markers_through_the_drawn_snake(config):
     images, labels, markers = generate_pathfinder(config, 64, seed=0)
     assert images.shape == (64, config.output_size, config.output_size) and images.dtype == np.uint8

@@ -31,6 +31,7 @@ from .regularizer import Box, random_patch_pair
 
 CHUNK = 128
 TRIES = 10
+RETRY_COPIES = 4
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ class PathfinderConfig:
         return self.marker_radius + 1
 
     def key(self, n: int, seed: int) -> str:
-        text = json.dumps({**asdict(self), "n": n, "seed": seed, "version": 1}, sort_keys=True)
+        text = json.dumps({**asdict(self), "n": n, "seed": seed, "version": 2}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -127,8 +128,9 @@ def _blocked(block: np.ndarray, image: np.ndarray, points: np.ndarray, border: f
 
 
 def _grow(starts: np.ndarray, image: np.ndarray, block: np.ndarray, segments: int, config: PathfinderConfig,
-          rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Grow snakes of ``segments`` segments from ``starts`` (N, 2) avoiding ``block``.
+          rng: np.random.Generator, away_from: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Grow snakes of ``segments`` segments from ``starts`` (N, 2) avoiding ``block``; with ``away_from`` (N, 2)
+    the first segment heads within 90° of the direction from that point to the start.
 
     Returns the centre-line points (N, segments·m + 1, 2), which of them were drawn (N, segments·m + 1), and
     whether all segments were drawn (N,); a snake that finds no free direction in TRIES tries stops there.
@@ -149,7 +151,10 @@ def _grow(starts: np.ndarray, image: np.ndarray, block: np.ndarray, segments: in
             idx = np.flatnonzero(pending)
             if idx.size == 0:
                 break
-            if k == 0:
+            if k == 0 and away_from is not None:
+                away = starts[idx] - away_from[idx]
+                proposal = np.arctan2(away[:, 0], away[:, 1]) + rng.uniform(-math.pi / 2, math.pi / 2, idx.size)
+            elif k == 0:
                 proposal = rng.uniform(0, 2 * math.pi, idx.size)
             else:
                 proposal = heading[idx] + rng.uniform(-config.max_turn, config.max_turn, idx.size)
@@ -171,42 +176,55 @@ def _grow(starts: np.ndarray, image: np.ndarray, block: np.ndarray, segments: in
 def _generate_chunk(config: PathfinderConfig, labels: np.ndarray,
                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Images (n, output, output) uint8 for the given labels (1: markers on the same snake) and the marker
-    centres (n, 2, 2) as (row, col) in generated pixels."""
+    centres (n, 2, 2) as (row, col) in generated pixels.
+
+    The two targets are drawn first, each starting away from the other's start; images whose targets found no
+    room are retried with RETRY_COPIES candidates each, keeping the first that fits. Then markers and distractors.
+    """
     n, size = len(labels), config.image_size
-    images = np.zeros((n, size, size), dtype=bool)
-    markers = np.zeros((n, 2, 2))
-    todo = np.arange(n)
+    lo, hi = config._border, size - 1 - config._border
+    block = np.zeros((n, size, size), dtype=bool)
+    starts = np.zeros((n, 2, 2))
+    paths: list[np.ndarray] = []
+    todo, copies = np.arange(n), 1
     while todo.size:
-        k = todo.size
-        block = np.zeros((k, size, size), dtype=bool)
-        ids = np.arange(k)
-        lo, hi = config._border, size - 1 - config._border
+        slot = np.repeat(todo, copies)
+        k, ids = slot.size, np.arange(slot.size)
+        candidate_block = np.zeros((k, size, size), dtype=bool)
         p = rng.uniform(lo, hi, (k, 2))
         angle = rng.uniform(0, 2 * math.pi, k)
         q = p + config.start_distance * np.stack([np.sin(angle), np.cos(angle)], 1)
         ok = ((q >= lo) & (q <= hi)).all(1)
-        path_a, drawn_a, done_a = _grow(p, ids, block, config.length, config, rng)
-        _stamp(block, ids, path_a, drawn_a, config.block_radius, stride=4)
-        ok &= done_a & ~_blocked(block, ids, q[:, None, :], config._border)
-        path_b, drawn_b, done_b = _grow(q, ids, block, config.length, config, rng)
+        path_a, drawn_a, done_a = _grow(p, ids, candidate_block, config.length, config, rng, away_from=q)
+        _stamp(candidate_block, ids, path_a, drawn_a, config.block_radius, stride=4)
+        ok &= done_a & ~_blocked(candidate_block, ids, q[:, None, :], config._border)
+        path_b, drawn_b, done_b = _grow(q, ids, candidate_block, config.length, config, rng, away_from=p)
         ok &= done_b
-        _stamp(block, ids, path_b, drawn_b, config.block_radius, stride=4)
-        ink = np.zeros((k, size, size), dtype=bool)
-        _stamp(ink, ids, path_a, drawn_a, config.thickness / 2)
-        _stamp(ink, ids, path_b, drawn_b, config.thickness / 2)
-        same = labels[todo] == 1
-        far = np.where(same[:, None], path_a[:, -1], path_b[:, -1])
-        marked = np.stack([p, far], 1)
-        _stamp(ink, ids, marked, np.ones((k, 2), dtype=bool), config.marker_radius)
-        if config.distractors:
-            owner = np.repeat(ids, config.distractors)
-            starts = rng.uniform(lo, hi, (owner.size, 2))
-            free = ~_blocked(block, owner, starts[:, None, :], config._border)
-            path_d, drawn_d, _ = _grow(starts[free], owner[free], block, config.distractor_segments, config, rng)
-            _stamp(ink, owner[free], path_d, drawn_d, config.thickness / 2)
-        images[todo[ok]] = ink[ok]
-        markers[todo[ok]] = marked[ok]
-        todo = todo[~ok]
+        _stamp(candidate_block, ids, path_b, drawn_b, config.block_radius, stride=4)
+        if not paths:
+            paths = [np.zeros((n, *path_a.shape[1:])) for _ in range(2)]
+        fitting = np.flatnonzero(ok)
+        placed, first = np.unique(slot[fitting], return_index=True)
+        chosen = fitting[first]
+        block[placed] = candidate_block[chosen]
+        starts[placed] = np.stack([p, q], 1)[chosen]
+        paths[0][placed], paths[1][placed] = path_a[chosen], path_b[chosen]
+        todo, copies = np.setdiff1d(todo, placed), RETRY_COPIES
+    ids = np.arange(n)
+    drawn = np.ones(paths[0].shape[:2], dtype=bool)
+    ink = np.zeros((n, size, size), dtype=bool)
+    _stamp(ink, ids, paths[0], drawn, config.thickness / 2)
+    _stamp(ink, ids, paths[1], drawn, config.thickness / 2)
+    far = np.where((labels == 1)[:, None], paths[0][:, -1], paths[1][:, -1])
+    markers = np.stack([starts[:, 0], far], 1)
+    _stamp(ink, ids, markers, np.ones((n, 2), dtype=bool), config.marker_radius)
+    if config.distractors:
+        owner = np.repeat(ids, config.distractors)
+        begin = rng.uniform(lo, hi, (owner.size, 2))
+        free = ~_blocked(block, owner, begin[:, None, :], config._border)
+        path_d, drawn_d, _ = _grow(begin[free], owner[free], block, config.distractor_segments, config, rng)
+        _stamp(ink, owner[free], path_d, drawn_d, config.thickness / 2)
+    images = ink
     factor = size // config.output_size
     pooled = images.reshape(n, config.output_size, factor, config.output_size, factor).mean(axis=(2, 4))
     return np.rint(pooled * 255).astype(np.uint8), markers
