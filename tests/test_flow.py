@@ -171,6 +171,7 @@ def test_finite_time_blow_up_stops_that_run_as_diverged() -> None:
 @pytest.mark.parametrize(("options", "named"), [
     ({"method": "euler"}, "method"),
     ({"rtol": 0.0}, "rtol"),
+    ({"rtol": 1e-9}, "rtol"),  # below float32's roundoff
     ({"atol": -1.0}, "atol"),
     ({"first_step": 0.0}, "first_step"),
 ])

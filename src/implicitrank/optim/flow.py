@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from ..factorizations import loss_and_grad
-from ..train import LossAndGrad, Measure, TrainConfig, TrainState, mark_status, record
+from ..train import LossAndGrad, Measure, TrainConfig, TrainState, mark_status, record, start
 from ._optimizers import Optimizer, per_run
 
 
@@ -123,11 +123,16 @@ def integrate(
         raise ValueError(f"rtol and atol must be positive, got rtol={rtol}, atol={atol}")
     if first_step is not None and not first_step > 0:
         raise ValueError(f"first_step must be positive, got {first_step}")
+    if state is None and params is None:
+        raise ValueError("params must be given unless a state is resumed")
+    dtype = (state.params if state is not None else params)[0].dtype
+    if rtol < 10 * torch.finfo(dtype).eps:
+        # Below this the error estimate is roundoff: every step would be rejected until h underflows.
+        raise ValueError(f"rtol must be >= 10x the machine epsilon of {dtype} ({10 * torch.finfo(dtype).eps:.1e}), "
+                         f"got {rtol}; use float64 parameters for tighter tolerances")
     tableau = TABLEAUS[method]
     objective = objective or (lambda p: loss_and_grad(model, p, task))
     if state is None:
-        if params is None:
-            raise ValueError("params must be given unless a state is resumed")
         state = _start(params, objective, tableau, rtol, atol, first_step)
     flow = state.optimizer_state
     bar = _progress(config, state.step)
@@ -155,8 +160,6 @@ def integrate(
 
 def _start(params: list[Tensor], objective: LossAndGrad, tableau: Tableau, rtol: float, atol: float,
            first_step: float | None) -> TrainState:
-    from ..train import start
-
     state = start(params, _flow_optimizer())
     loss, grads = objective(params)
     derivative = [-g for g in grads]
