@@ -1,0 +1,127 @@
+"""The tensor experiments of ``implicitrank reproduce`` at their test scale: each writes its figures, the
+table behind them and claims, and its claims hold where the phenomenon survives the size."""
+
+import gzip
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from implicitrank.experiments import MODULES, experiment, reproduce
+from implicitrank.experiments._tensor_common import epsilon_rank_lower_bound, takeoff_steps
+from implicitrank.experiments.razin2021_natural import find_idx_sets
+from implicitrank.experiments.razin2022_locality import run_task, to_claim
+from implicitrank.tasks.tensors import low_rank_tensor
+
+TENSOR_EXPERIMENTS = ("razin2020-tensor-completion", "razin2021-incremental", "razin2021-natural",
+                      "razin2022-dynamics", "razin2022-locality")
+
+
+def statuses(claims) -> dict[str, str]:
+    return {c.claim: c.status for c in claims}
+
+
+def test_every_tensor_experiment_is_registered_with_the_module_interface():
+    for name in TENSOR_EXPERIMENTS:
+        assert name in MODULES
+        module = experiment(name)
+        assert module.NAME == name and module.TITLE and set(module.SCALES) == {"test", "quick", "paper"}
+
+
+def test_tensor_completion_from_small_init_learns_rank_one_and_recovers_from_few_observations(tmp_path):
+    claims = reproduce("razin2020-tensor-completion", "test", tmp_path)
+    assert not [c for c in claims if c.status == "fail"], [c for c in claims if c.status == "fail"]
+    ran = statuses(claims)
+    assert ran["order 3, rank 1, init 1e-3: learned tensor rank at every # observations >= 100"] == "pass"
+    assert ran["order 3, rank 1, init 1e-3: reconstruction error at 200 observations"] == "pass"
+    assert ran["order 4, rank 1, init 1e-3: reconstruction error from 1000 observations (median)"] == "not run"
+    for name in ("runs.csv", "order3_rank1.png", "claims.json", "claims.md"):
+        assert (tmp_path / name).is_file()
+    header = (tmp_path / "runs.csv").read_text().splitlines()[0].split(",")
+    assert {"observations", "method", "reconstruction_error", "tensor_rank"} <= set(header)
+
+
+def test_cp_components_are_learned_one_at_a_time_and_smaller_init_recovers_better(tmp_path):
+    claims = reproduce("razin2021-incremental", "test", tmp_path)
+    ran = statuses(claims)
+    assert ran["init std 0.001: number of components learned (final norm > 10% of the largest)"] == "pass"
+    assert ran["init std 0.001: the 3 components take off one at a time (steps to half their final norm)"] == "pass"
+    assert ran["smaller init ⇒ lower final error (stds ascending)"] == "pass"
+    assert all(c.status == "not run" for c in claims if "final reconstruction error" in c.claim)  # not the paper's size
+    for name in ("curves.csv", "component_norms.png", "reconstruction_error.png"):
+        assert (tmp_path / name).is_file()
+
+
+def test_matrix_cp_and_hierarchical_factorizations_all_learn_incrementally(tmp_path):
+    claims = reproduce("razin2022-dynamics", "test", tmp_path)
+    assert not [c for c in claims if c.status == "fail"], [c for c in claims if c.status == "fail"]
+    ran = statuses(claims)
+    for kind in ("matrix: singular values", "cp: component norms", "hierarchical: root local component norms"):
+        assert ran[f"{kind}: learned one at a time (steps to half the final value)"] == "pass"
+    assert ran["HT: rank of the matricization at a non-node"] == "pass"
+    for name in ("curves.csv", "dynamics.png", "hierarchical_matricizations.png"):
+        assert (tmp_path / name).is_file()
+
+
+def test_digits_are_fit_at_rank_one_random_data_is_not_and_mnist_claims_need_data(tmp_path):
+    claims = reproduce("razin2021-natural", "test", tmp_path)
+    digits = [c for c in claims if c.claim.startswith("digits")]
+    assert len(digits) == 4 and all(c.status == "pass" for c in digits), digits
+    mnist = [c for c in claims if not c.claim.startswith("digits")]
+    assert mnist and all(c.status == "not run" and "needs --data" in c.our_value for c in mnist)
+    assert (tmp_path / "digits.png").is_file() and (tmp_path / "errors.csv").is_file()
+    written = json.loads((tmp_path / "claims.json").read_text())["claims"]
+    assert [c["status"] for c in written].count("not run") == len(mnist)
+
+
+def write_idx(path, array: np.ndarray) -> None:
+    codes = {np.dtype(np.uint8): 0x08}
+    header = bytes([0, 0, codes[array.dtype], array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(gzip.compress(header + array.tobytes()))
+
+
+def test_mnist_claims_are_checked_when_idx_files_are_given(tmp_path):
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data" / "mnist"
+    data.mkdir(parents=True)
+    for split, count in (("train", 60), ("t10k", 20)):
+        labels = np.arange(count, dtype=np.uint8) % 10
+        images = (rng.random((count, 28, 28)) * 255).astype(np.uint8)
+        write_idx(data / f"{split}-images-idx3-ubyte.gz", images)
+        write_idx(data / f"{split}-labels-idx1-ubyte.gz", labels)
+    assert set(find_idx_sets(str(tmp_path / "data"))) == {"mnist"}
+    claims = reproduce("razin2021-natural", "test", tmp_path / "out", data=str(tmp_path / "data"))
+    mnist = [c for c in claims if c.claim.startswith("mnist")]
+    assert mnist and {c.status for c in mnist} <= {"pass", "fail", "not run"}
+    assert any(c.status != "not run" for c in mnist)  # R=1 is in the test sweep: checked, never skipped
+    assert all(c.status == "not run" for c in claims if c.claim.startswith("fashion-mnist"))
+    with pytest.raises(FileNotFoundError, match="data"):
+        find_idx_sets(str(tmp_path / "out"))
+
+
+def test_locality_adapter_turns_the_experiment_rows_into_claims(tmp_path):
+    row = {"claim": "λ=0: accuracy falls", "paper_value": 47.8, "our_value": 1.5, "tolerance": 5.0, "passed": False}
+    claim = to_claim("pathfinder", row)
+    assert claim.status == "fail" and claim.claim == "pathfinder: λ=0: accuracy falls" and claim.paper_value == "47.8"
+    assert to_claim("pathfinder", row | {"passed": True}).status == "pass"
+    assert to_claim("pathfinder", row | {"our_value": math.nan, "passed": True}).status == "fail"
+    claims = run_task("pathfinder", "test", tmp_path, 1, None)
+    written = (tmp_path / "pathfinder" / "claims.csv").read_text().splitlines()
+    assert len(claims) == len(written) - 1 and all(c.claim.startswith("pathfinder: ") for c in claims)
+    assert (tmp_path / "pathfinder" / "accuracy.png").is_file()
+
+
+def test_epsilon_rank_lower_bound_is_the_rank_of_an_exact_low_rank_tensor():
+    for rank in (1, 3):
+        w = low_rank_tensor((5, 6, 7), rank, seed=1)
+        assert epsilon_rank_lower_bound(w, 1e-12) == rank
+    w4 = low_rank_tensor((4, 4, 4, 4), 2, seed=0)
+    assert epsilon_rank_lower_bound(w4, 1e-12) == 2
+    assert epsilon_rank_lower_bound(w4, 1.0) == 0  # a budget above ||W||² allows the zero tensor
+
+
+def test_takeoff_step_is_when_a_curve_first_reaches_half_its_final_value():
+    curves = torch.tensor([[0.0, 0.0], [0.6, 0.1], [1.0, 0.4], [1.0, 1.0]])
+    assert takeoff_steps([0, 10, 20, 30], curves) == [10, 30]
