@@ -217,41 +217,62 @@ class HierarchicalFactorization:
         logarithm of that scale is carried, so products over many levels neither overflow nor underflow;
         the result, and so its gradient, is exactly that of the plain circuit.
         """
-        hidden: list[Tensor | None] = [None] * self.tree.num_nodes
-        log_scale: list[Tensor | None] = [None] * self.tree.num_nodes
+        plan = self._plan
+        outputs: list[tuple[Tensor, Tensor]] = []  # per group: outputs (G, B, M, R_Pa) and log scales (G, B, M)
 
-        def store(nodes: tuple[int, ...], out: Tensor, logs: Tensor) -> None:
-            scale = out.detach().abs().amax(-1).clamp_min(torch.finfo(out.dtype).tiny)
-            out, logs = out / scale.unsqueeze(-1), logs + scale.log()
-            for g, node in enumerate(nodes):
-                hidden[node], log_scale[node] = out[g], logs[g]
+        def store(out: Tensor, logs: Tensor) -> None:
+            scale = torch.linalg.vector_norm(out.detach(), ord=math.inf, dim=-1).clamp_min(torch.finfo(out.dtype).tiny)
+            outputs.append((out / scale.unsqueeze(-1), logs + scale.log()))
 
-        for nodes in self._plan[0]:
+        def gather(column: tuple[tuple[int, tuple[int, ...] | None], ...]) -> tuple[Tensor, Tensor]:
+            if len(column) == 1:  # the children at this position all come from one group
+                group, positions = column[0]
+                out, logs = outputs[group]
+                if positions is None:
+                    return out, logs
+                index = torch.tensor(positions, device=out.device)
+                return out.index_select(0, index), logs.index_select(0, index)
+            return (torch.stack([outputs[g][0][k] for g, (k,) in column]),
+                    torch.stack([outputs[g][1][k] for g, (k,) in column]))
+
+        for nodes in plan.leaf_groups:
             out = leaves(nodes, torch.stack([params[n] for n in nodes]))
-            store(nodes, out, torch.zeros(out.shape[:-1], dtype=out.dtype, device=out.device))
-        for nodes, kids in self._plan[1]:
-            pooled = torch.stack([hidden[c] for c in kids[0]])
-            logs = torch.stack([log_scale[c] for c in kids[0]])
-            for column in kids[1:]:
-                pooled = pooled * torch.stack([hidden[c] for c in column])
-                logs = logs + torch.stack([log_scale[c] for c in column])
-            store(nodes, pooled @ torch.stack([params[v] for v in nodes]), logs)
-        root = self.tree.root
-        return hidden[root][..., 0] * log_scale[root].exp()
+            store(out, torch.zeros(out.shape[:-1], dtype=out.dtype, device=out.device))
+        for nodes, columns in plan.internal_groups:
+            pooled, logs = gather(columns[0])
+            for column in columns[1:]:
+                hidden, more = gather(column)
+                pooled, logs = pooled * hidden, logs + more
+            store(pooled @ torch.stack([params[v] for v in nodes]), logs)
+        out, logs = outputs[-1]
+        return out[0, ..., 0] * logs[0].exp()
 
     @cached_property
-    def _plan(self) -> tuple[list[tuple[int, ...]], list[tuple[tuple[int, ...], tuple[tuple[int, ...], ...]]]]:
+    def _plan(self) -> _Plan:
         """Groups of nodes evaluated together: leaves by (D_n, R_Pa); internal nodes by (height, number of
-        children, R_ν, R_Pa), lower levels first; each internal group with its children by position."""
+        children, R_ν, R_Pa), lower levels first (the root last)."""
         tree, leaf_groups, internal_groups = self.tree, {}, {}
         for n in range(self.order):
             leaf_groups.setdefault((self.shape[n], self.parent_width(n)), []).append(n)
         for v in tree.internal_nodes:
             key = (tree.height[v], len(tree.children[v]), self.node_widths[v], self.parent_width(v))
             internal_groups.setdefault(key, []).append(v)
-        internal = [(tuple(nodes), tuple(zip(*(tree.children[v] for v in nodes))))
-                    for _, nodes in sorted(internal_groups.items())]
-        return [tuple(nodes) for nodes in leaf_groups.values()], internal
+        groups = [tuple(nodes) for nodes in leaf_groups.values()]
+        groups += [tuple(nodes) for _, nodes in sorted(internal_groups.items())]
+        where = {node: (g, k) for g, nodes in enumerate(groups) for k, node in enumerate(nodes)}
+        internal = []
+        for nodes in groups[len(leaf_groups):]:
+            columns = []
+            for kids in zip(*(tree.children[v] for v in nodes)):
+                sources = {where[c][0] for c in kids}
+                if len(sources) == 1:
+                    group, positions = sources.pop(), tuple(where[c][1] for c in kids)
+                    whole = positions == tuple(range(len(groups[group])))
+                    columns.append(((group, None if whole else positions),))
+                else:
+                    columns.append(tuple((where[c][0], (where[c][1],)) for c in kids))
+            internal.append((nodes, tuple(columns)))
+        return _Plan(groups[:len(leaf_groups)], internal)
 
     def _check_indices(self, indices: Tensor) -> None:
         if indices.dtype.is_floating_point or indices.dtype.is_complex or indices.dtype == torch.bool:
@@ -373,6 +394,16 @@ class HierarchicalFactorization:
         ranks = torch.stack([numerical_rank(s, tol) for s in spectra], dim=1)
         effective = torch.stack([effective_rank(s) for s in spectra], dim=1)
         return MatricizationRanks(tuple(mode_sets), ranks, effective)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The circuit's schedule: leaf groups, then internal groups, each with its children by position: a
+    column is ((source group, positions in it or None for all of it),) when one group holds them all, else
+    one (group, (position,)) per child."""
+
+    leaf_groups: list[tuple[int, ...]]
+    internal_groups: list[tuple[tuple[int, ...], tuple[tuple[tuple[int, tuple[int, ...] | None], ...], ...]]]
 
 
 @dataclass(frozen=True)
