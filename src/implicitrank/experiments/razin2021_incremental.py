@@ -7,8 +7,8 @@ Figures: component norms σ_r = Π_n ||w_r^n|| against iterations for the smalle
 a time: σ̇_r = N·γ_r·σ_r^(2−2/N), Thm. 1), and the reconstruction error ||W − W*||_F / ||W*||_F against
 iterations for every std (smaller init ⇒ more incremental ⇒ better recovery).
 
-``quick`` keeps the paper's tensor problem and uses R = 100 components (R only has to exceed the rank the
-run reaches; at small init the extra components stay near zero) and fewer iterations.
+``quick`` keeps the paper's tensor problem and uses R = 50 components (R only has to exceed the rank the
+run reaches; at small init the extra components stay near zero) and at most 15,000 iterations.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class Setup:
 SCALES = {
     "test": Setup(3, 6, 3, 100, 36, (1e-2, 1e-3), max_steps=2000, record_every=10, target_norm=6**1.5, lr=2e-2,
                   loss_threshold=1e-7),
-    "quick": Setup(4, 10, 5, 2000, 100, (5e-2, 1e-2, 5e-3), max_steps=25_000, record_every=100),
+    "quick": Setup(4, 10, 5, 2000, 50, (5e-2, 1e-2, 5e-3), max_steps=15_000, record_every=100),
     "paper": Setup(4, 10, 5, 2000, 1000, (5e-2, 1e-2, 5e-3), max_steps=1_000_000, record_every=100),
 }
 
