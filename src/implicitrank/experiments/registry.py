@@ -17,6 +17,11 @@ from .claims import Claim, write_claims
 
 MODULES = {
     # name -> module under implicitrank.experiments
+    "razin2020-tensor-completion": "razin2020_tensor_completion",
+    "razin2021-incremental": "razin2021_incremental",
+    "razin2021-natural": "razin2021_natural",
+    "razin2022-dynamics": "razin2022_dynamics",
+    "razin2022-locality": "razin2022_locality",
 }
 SCALE_NAMES = ("test", "quick", "paper")
 
