@@ -1,0 +1,37 @@
+"""``implicitrank layers demo``: runs end to end on digits (tiny settings) and refuses bad input."""
+
+import json
+
+import pytest
+
+from implicitrank.cli import main
+from implicitrank.nn.digits_experiment import DigitsConfig
+
+TINY = ["--architectures", "mlp,cnn", "--depths", "1,2", "--epochs", "1", "--hidden", "16", "--kept-ranks", "1,4",
+        "--latent", "8", "--autoencoder-depths", "1,2", "--autoencoder-epochs", "1", "--no-progress"]
+
+
+def test_demo_writes_its_table_plots_and_results(tmp_path, capsys):
+    assert main(["layers", "demo", "--out", str(tmp_path), *TINY]) == 0
+    assert {"config.json", "results.json", "table.txt", "compression.png", "ranks.png"} <= {
+        p.name for p in tmp_path.iterdir()}
+    results = json.loads((tmp_path / "results.json").read_text())
+    depth_two = [s for s in results["classifiers"] if s["depth"] == 2]
+    assert [s["architecture"] for s in depth_two] == ["mlp", "cnn"]
+    for summary in depth_two:
+        assert summary["params_trained"] > summary["params_collapsed"], "over-parameterized, then collapsed"
+        assert [p["kept_rank"] for p in summary["compression"]] == [1, 4]
+    assert [a["depth"] for a in results["autoencoders"]] == [1, 2]
+    assert "latent_effective_rank" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argument, value", [("--architectures", "rnn"), ("--depths", "0,2"),
+                                             ("--kept-ranks", "0"), ("--lr", "-1")])
+def test_demo_refuses_bad_arguments_by_name(tmp_path, capsys, argument, value):
+    assert main(["layers", "demo", "--out", str(tmp_path), *TINY, argument, value]) == 2
+    assert argument.strip("-").replace("-", "_") in capsys.readouterr().err
+
+
+def test_config_refuses_a_channels_pair_of_the_wrong_length():
+    with pytest.raises(ValueError, match="channels"):
+        DigitsConfig(channels=(8,))
