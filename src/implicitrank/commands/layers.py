@@ -145,15 +145,19 @@ def plot_compression(path: Path, classifiers: list[dict]) -> None:
 
 
 def plot_ranks(path: Path, histories: dict[str, dict]) -> None:
-    layer_names = sorted({name for h in histories.values() for name in h["effective_ranks"]})
-    fig, axes = plt.subplots(1, len(histories), figsize=(4 * len(histories), 3.5), squeeze=False, sharey=True)
-    for ax, (label, history) in zip(axes[0], histories.items()):
-        for name in layer_names:
-            if name in history["effective_ranks"]:
-                ax.plot(history["epochs"], history["effective_ranks"][name], label=f"layer {name}")
-        ax.set(xlabel="epoch", title=label)
+    """Effective rank of every layer per epoch; one row per architecture, one column per depth."""
+    labels = list(histories)
+    rows = list(dict.fromkeys(label.split()[0] for label in labels))
+    cols = list(dict.fromkeys(label.split(maxsplit=1)[1] for label in labels))
+    fig, axes = plt.subplots(len(rows), len(cols), figsize=(4 * len(cols), 3.2 * len(rows)), squeeze=False,
+                             sharey="row")
+    for label, history in histories.items():
+        architecture, depth = label.split(maxsplit=1)
+        ax = axes[rows.index(architecture)][cols.index(depth)]
+        for name, ranks in history["effective_ranks"].items():
+            ax.plot(history["epochs"], ranks, label=f"layer {name}")
+        ax.set(xlabel="epoch", ylabel="effective rank", title=label)
         ax.legend(fontsize=8)
-    axes[0][0].set_ylabel("effective rank")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
