@@ -26,8 +26,8 @@ class DeepLinear(nn.Module):
     depth : N >= 1 factors (1 is a plain linear layer).
     width : every hidden width d_1..d_{N-1}; ``None`` means ``min(in, out)`` (rank unconstrained).
     init_scale : the scale of the end-to-end matrix at initialization, ||W(0)||_F ≈ init_scale·sqrt(min(in, out))
-        for the ``gaussian`` and ``balanced`` schemes (see :class:`MatrixFactorization`); small values
-        (e.g. 1e-3) bring out the implicit low-rank bias, ~1 matches common network initializations.
+        for the ``gaussian`` (with the default widths) and ``balanced`` schemes (see :class:`MatrixFactorization`);
+        small values (e.g. 1e-3) bring out the implicit low-rank bias, ~1 matches common network initializations.
     init : one of :data:`implicitrank.factorizations.matrix.INITS`.
     bias : learn an additive bias b (initialized to zero), applied once after the product.
     generator : the source of randomness; ``None`` draws from torch's global RNG.
