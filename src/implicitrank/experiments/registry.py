@@ -17,6 +17,11 @@ from .claims import Claim, write_claims
 
 MODULES = {
     # name -> module under implicitrank.experiments
+    "arora2019-completion": "arora2019_completion",
+    "arora2019-observations": "arora2019_observations",
+    "arora2019-dynamics": "arora2019_dynamics",
+    "arora2019-depth-invariance": "arora2019_depth_invariance",
+    "razin2020-norms": "razin2020_norms",
     "razin2020-tensor-completion": "razin2020_tensor_completion",
     "razin2021-incremental": "razin2021_incremental",
     "razin2021-natural": "razin2021_natural",
