@@ -20,7 +20,7 @@ and B = 16 runs of depth-3 100×100 completion, against the matmul-bound limit =
 throughput (torch.bmm, same shapes and dtype) / FLOPs per step (6(N−1)n³ per run for depth N: N−1 products
 forward, 2(N−1) backward).
 
-    python benchmarks/bench_speed.py [--threads 2] [--depths 2 3] [--gd-lrs 1 0.3 0.1] [--gd-cap 50000]
+    python benchmarks/bench_speed.py [--threads 2] [--depths 2 3] [--gd-lrs 1 0.3 0.1 0.03] [--gd-cap 50000]
 
 Prints tables and writes benchmarks/results/bench_speed.json.
 """
@@ -169,7 +169,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--depths", type=int, nargs="+", default=[2, 3])
-    parser.add_argument("--gd-lrs", type=float, nargs="+", default=[1.0, 0.3, 0.1],
+    parser.add_argument("--gd-lrs", type=float, nargs="+", default=[1.0, 0.3, 0.1, 0.03],
                         help="GD learning rates to try, largest first; the first that tracks the flow is used")
     parser.add_argument("--gd-cap", type=int, default=50_000, help="GD steps actually run (more are extrapolated)")
     parser.add_argument("--rmsprop-cap", type=int, default=1_000_000, help="global RMSprop step cap")
