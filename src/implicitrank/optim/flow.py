@@ -11,7 +11,10 @@ by error control:
 
 where e is the difference of the two embedded solutions; a step is accepted when err_b <= 1 and the
 next step is h_b·clamp(0.9·err_b^(−1/(q+1)), 0.2, 10) (q the lower order; Hairer, Nørsett & Wanner,
-Solving ODEs I, §II.4). Steps therefore shrink where singular values take off and grow on plateaus.
+Solving ODEs I, §II.4). Steps therefore shrink where singular values take off and grow on plateaus;
+once large singular values have been learned, the step is capped instead by the explicit method's
+stability limit h·λ_max(∇²L) ≈ 3.3 (dopri5; ≈ 2.5 for bosh3), which then sets the pace of later
+plateaus and of the final convergence (the problem is stiff there).
 
 One ``TrainState.step`` is one accepted step of every active run: a run whose attempt is rejected
 retries with a smaller step (the others idle at h = 0) until all active runs have accepted, so the
@@ -228,7 +231,6 @@ def _attempt(params: list[Tensor], derivative: list[Tensor], h: Tensor, objectiv
     """One Runge–Kutta step of size h (B,) from params; returns the new point, its loss and derivative
     (the last stage, FSAL) and the embedded error estimate."""
     stages = [derivative]
-    loss = None
     for row in tableau.a:
         point = [p + per_run(h, p) * sum(c * k[i] for c, k in zip(row, stages) if c != 0.0)
                  for i, p in enumerate(params)]
