@@ -3,7 +3,9 @@
 Ground truth W* = UVᵀ (n×n, rank r, ‖W*‖_F = n), completion from M random entries (two values of M) and sensing
 from M Gaussian measurements; depths 2, 3, 4 from the "gaussian" init with ‖W(0)‖_F ≈ init_scale·√n, trained with
 global RMSprop (eps 1e-4) until the loss (mean over observations of the squared error, no ½) is ≤ 1e-6; against
-minimum nuclear norm (completion: |X_ij − y_ij| ≤ 1e-3; sensing: A(X) = y; ``baselines.nuclear_norm_min``).
+minimum nuclear norm (|A(X) − y| ≤ 1e-3: observed entries for completion, as published, and the same slack on
+the sensing measurements, whose published baseline error ≈7.5e-4 is that of a relaxed fit;
+``baselines.nuclear_norm_min``).
 Reported per run: the paper's reconstruction error, mean over all n² entries of (W − W*)² = ‖W − W*‖_F²/‖W*‖_F²
 (the squared relative Frobenius error), the nuclear norm and the effective rank of W.
 
@@ -28,12 +30,14 @@ import torch
 from ..baselines import nuclear_norm_min
 from ..measure import effective_rank
 from ..run import RunConfig, build_task
-from ._matrix_common import BASELINE_COLOR, DEPTH_COLORS, median, panels, run_grid, save, write_csv
+from ._matrix_common import BASELINE_COLOR, DEPTH_COLORS, median, panels, run_grid, save, single_thread, write_csv
 from .claims import Claim, check, check_order_of_magnitude
 
 NAME = "arora2019-completion"
 TITLE = "Arora et al. 2019, Fig. 2: depths 2-4 vs min nuclear norm across init scales (completion, sensing)"
-NUCLEAR_EPS = 1e-3  # |X_ij − y_ij| <= 1e-3 on observed entries, as published
+# |X_ij − y_ij| <= 1e-3 on observed entries, as published; the same slack on sensing measurements (the published
+# sensing baseline error ≈7.5e-4 is that of a relaxed, not an exact, fit).
+NUCLEAR_EPS = 1e-3
 RECOVERED = 1e-3  # squared relative error counted as "≈ ground truth" at reduced scales
 FAILED = 1e-2  # squared relative error counted as "fails"
 
@@ -88,13 +92,12 @@ def factorization_rows(configs: list[RunConfig], label: dict, progress: bool) ->
 
 
 def baseline_rows(config: RunConfig, seeds: int, label: dict) -> list[dict]:
-    """Minimum nuclear norm for each seed's observations (completion: |X_ij − y_ij| <= 1e-3; sensing: equality)."""
+    """Minimum nuclear norm for each seed's observations, |A(X) − y| <= 1e-3 (completion: A(X) = observed entries)."""
     rows = []
     for k in range(seeds):
         seeded = RunConfig.from_dict(config.to_dict() | {"seed": k, "data_seed": k})
         task = build_task([seeded]).to("cpu", torch.float64)
-        eps = NUCLEAR_EPS if config.task == "completion" else 0.0
-        result = nuclear_norm_min(task, 0, eps_constraint=eps)
+        result = nuclear_norm_min(task, 0, eps_constraint=NUCLEAR_EPS)
         x, target = result.solution, task.target[0]
         error = float((x - target).pow(2).sum() / target.pow(2).sum())
         rows.append(label | {"method": "nuclear norm", "depth": 0, "init_scale": None, "init_norm": None, "seed": k,
@@ -112,6 +115,11 @@ def truth_effective_rank(size: int, rank: int) -> float:
 
 
 def run(scale: str, out_dir: Path, seeds: int | None, data: str | None) -> list[Claim]:
+    with single_thread():
+        return _run(scale, out_dir, seeds, data)
+
+
+def _run(scale: str, out_dir: Path, seeds: int | None, data: str | None) -> list[Claim]:
     cfg = SCALES[scale]
     seeds = seeds or cfg.seeds
     progress = scale != "test"
