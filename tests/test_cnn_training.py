@@ -6,7 +6,15 @@ from dataclasses import replace
 import pytest
 import torch
 
-from implicitrank.cnn import IsSameClass, PlainCNN, TrainingConfig, digits_source, train_classifier, training_step
+from implicitrank.cnn import (
+    IsSameClass,
+    PlainCNN,
+    TrainingConfig,
+    digits_source,
+    measure_interaction,
+    train_classifier,
+    training_step,
+)
 from implicitrank.cnn.regularizer import derangement
 from implicitrank.experiments.locality import run_locality_experiment, setup_for
 
@@ -76,3 +84,12 @@ def test_bad_sweep_settings_are_refused_before_any_training():
         replace(setup_for("pathfinder", "quick"), reg_weights=(0.0, -1.0))
     with pytest.raises(ValueError, match="scale must be one of"):
         setup_for("is-same-class", "huge")
+
+
+def test_measured_interaction_is_one_for_a_network_too_local_to_see_both_images():
+    data = _data(40, 1, distance=8)
+    torch.manual_seed(0)
+    local = PlainCNN(in_channels=1, width=4, depth=1)  # one 3×3 convolution, then global average pooling
+    deep = PlainCNN(in_channels=1, width=4, depth=5)
+    assert measure_interaction(local, data) == pytest.approx(1.0, abs=1e-4)
+    assert measure_interaction(deep, data) < 0.999

@@ -18,7 +18,7 @@ from .regularizer import (
     random_patch_pair,
 )
 from .resnet import ResNet, resnet18, resnet34
-from .training import TrainingConfig, accuracy, train_classifier, training_step
+from .training import TrainingConfig, accuracy, measure_interaction, train_classifier, training_step
 
 __all__ = [
     "Box",
@@ -37,6 +37,7 @@ __all__ = [
     "frozen_batchnorm_statistics",
     "generate_pathfinder",
     "interaction_regularizer",
+    "measure_interaction",
     "normalized_patch_gradient",
     "pair_slots",
     "random_patch_pair",

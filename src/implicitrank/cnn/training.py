@@ -122,9 +122,32 @@ def accuracy(model: nn.Module, data: LocalityDataset, batch_size: int = 512) -> 
     return correct / len(data)
 
 
+def measure_interaction(model: nn.Module, data: LocalityDataset, seed: int = 0, batch_size: int = 256,
+                        eps: float = 1e-8) -> float:
+    """The regularizer R = mean_b |⟨ĝ_b, g̃_b⟩| over ``data`` with the model in eval mode: 1 when f ignores the
+    interaction between patches I and J, lower the more the gradient on I depends on patch J."""
+    was_training = model.training
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    total, count = 0.0, 0
+    for start in range(0, len(data) - 1, batch_size):
+        index = torch.arange(start, min(start + batch_size, len(data)), device=data.labels.device)
+        if len(index) < 2:
+            break
+        x, _ = data.batch(index)
+        x.requires_grad_(True)
+        permutation = derangement(len(index), generator, x.device)
+        reg = interaction_regularizer(model, x, model(x), *data.patches(generator), permutation, eps)
+        total += float(reg.detach()) * len(index)
+        count += len(index)
+    model.train(was_training)
+    return total / count
+
+
 def train_classifier(model: nn.Module, train: LocalityDataset, test: LocalityDataset, config: TrainingConfig,
                      run_dir: str | Path | None = None) -> dict:
-    """Train ``model`` on ``train`` and return the summary (last/best test accuracy, epochs, fit epoch, time).
+    """Train ``model`` on ``train`` and return the summary (last/best test accuracy, the final regularizer value R on
+    the test set, epochs, fit epoch, time).
 
     With ``run_dir``: writes config.json, a checkpoint every ``checkpoint_every`` epochs (resumed from if present),
     metrics.jsonl (one row per epoch) and summary.json.
@@ -200,6 +223,7 @@ def train_classifier(model: nn.Module, train: LocalityDataset, test: LocalityDat
         history[-1]["test_acc"] = accuracy(model, test)
     tested = [row["test_acc"] for row in history if "test_acc" in row]
     summary = {"last_test_acc": tested[-1], "best_test_acc": max(tested), "last_train_acc": history[-1]["train_acc"],
+               "test_interaction": measure_interaction(model, test, config.seed, eps=config.eps),
                "epochs": len(history), "fit_epoch": None if fit_epoch is None else fit_epoch + 1,
                "seconds": elapsed, "train_images_per_second": len(history) * n / max(elapsed, 1e-9)}
     if run_path is not None:

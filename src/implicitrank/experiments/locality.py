@@ -217,7 +217,8 @@ def run_sweep(setup: LocalitySetup, out_dir: str | Path, seeds: tuple[int, ...] 
 
 
 def aggregate(rows: list[dict]) -> list[dict]:
-    """Mean and standard deviation over seeds of the last (and best) test accuracy, in percent, per (λ, difficulty)."""
+    """Per (λ, difficulty), over seeds: mean and standard deviation of the last test accuracy (%), mean of the best
+    one, of the regularizer R measured on the test set at the end (eval mode; absent in older runs) and of epochs."""
     groups: dict[tuple[float, int], list[dict]] = {}
     for row in rows:
         groups.setdefault((row["reg_weight"], row["difficulty"]), []).append(row)
@@ -228,8 +229,14 @@ def aggregate(rows: list[dict]) -> list[dict]:
         table.append({"reg_weight": reg_weight, "difficulty": difficulty, "seeds": len(group),
                       "test_acc_mean": statistics.fmean(last), "test_acc_std": statistics.stdev(last)
                       if len(last) > 1 else 0.0, "best_test_acc_mean": statistics.fmean(best),
+                      "test_interaction_mean": _mean(r.get("test_interaction") for r in group),
                       "epochs_mean": statistics.fmean(r["epochs"] for r in group)})
     return table
+
+
+def _mean(values) -> float:
+    known = [v for v in values if v is not None]
+    return statistics.fmean(known) if known else math.nan
 
 
 def write_tables(setup: LocalitySetup, rows: list[dict], directory: Path) -> list[dict]:
