@@ -7,7 +7,11 @@
    forward and forward+backward time for 5000 entries of an order-64 (8×8 image, 2×2 windows) and an
    order-784 (28×28 image, 2×2 windows) binary tensor, widths 15, init std 1/√15 (entries stay O(1)).
 
-    python benchmarks/bench_hierarchical.py [--device cpu|cuda] [--steps 200]
+    python benchmarks/bench_hierarchical.py [--device cpu|cuda] [--steps 200] [--threads 1]
+
+On a CPU shared with other busy processes, pass ``--threads 1``: PyTorch's default of one OpenMP thread per
+core then spins against the other processes (here: 30x slower steps with 2 threads than with 1 on a loaded
+2-core machine).
 """
 
 from __future__ import annotations
@@ -80,7 +84,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--steps", type=int, default=200, help="steps timed for the order-4 case")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     steps = order_4_steps(device, args.steps)
     evals = [evaluation(device, side) for side in (8, 28)]

@@ -109,7 +109,7 @@ class HierarchicalFactorization:
         """For each internal node, the product of all but the largest of m_Pa, m_c1, ..., m_ck (capped at
         ``width_cap``), where m_c = min(Π_{n∈c} D_n, Π_{n∉c} D_n) bounds the matricization rank at child c
         and m_Pa that at ν itself (1 at the root). The local tensor at ν is a CP decomposition with R_ν terms
-        of a tensor of those dimensions, whose CP rank is at most that product: wider changes nothing."""
+        of a tensor of those dimensions, whose CP rank is at most that product: a wider R_ν adds no expressiveness."""
         tree, cap, total = self.tree, self.width_cap, math.prod(self.shape)
 
         def bound(node: int) -> int:
@@ -121,7 +121,7 @@ class HierarchicalFactorization:
         widths = []
         for node in tree.internal_nodes:
             dims = sorted([bound(node), *(bound(c) for c in tree.children[node])])
-            widths.append(min(cap, math.prod(dims[:-1])) if len(dims) > 1 else 1)
+            widths.append(min(cap, math.prod(dims[:-1])))
         return tuple(widths)
 
     def parent_width(self, node: int) -> int:
