@@ -12,8 +12,8 @@ The reference minimum over PSD matrices is exact: the constraints see only the e
 min{‖X‖_* : X ⪰ 0, ⟨A_i, X⟩ = y_i} = min{1ᵀx : x ≥ 0, ⟨a_i, x⟩ = y_i}, a linear program (scipy's HiGHS).
 The unconstrained minimum (``baselines.nuclear_norm_min``, ADMM) is written alongside as a cross-check.
 Loss: mean over measurements of (⟨A_i, W⟩ − y_i)², no ½; plain gradient descent (the discretization of gradient
-flow the theorem is about) in float64 until the loss is ≤ 1e-8. (Global RMSprop stalls here at a loss ∝ lr²: its
-normalized step does not shrink, so it cannot fit to 1e-8 from the smallest inits.)
+flow the theorem is about) in float64 until the loss is ≤ 1e-6 (depths ≥ 3 approach the fit only polynomially,
+x ∝ 1/t). Global RMSprop stalls here at a loss ∝ lr²: its normalized step does not shrink.
 
 No sizes were published for this setting; ``paper`` uses 30×30 rank 4 with 12 measurements and init scales down to
 1e-6; ``quick`` 12×12 rank 2, 5 measurements, inits down to 1e-4; ``test`` 8×8.
@@ -65,7 +65,7 @@ SCALES = {
     "quick": InvarianceScale(12, 2, 5, (1, 2, 3, 4), (1e-2, 1e-3, 1e-4), 0.05, 150_000, 0.01),
     "paper": InvarianceScale(30, 4, 12, (1, 2, 3, 4), (1e-3, 1e-4, 1e-5, 1e-6), 0.02, 2_000_000, 0.01),
 }
-LOSS_THRESHOLD = 1e-8
+LOSS_THRESHOLD = 1e-6
 
 
 def commuting_sensing(size: int, rank: int, measurements: int, seed: int, batch: int) -> tuple[Sensing, np.ndarray,

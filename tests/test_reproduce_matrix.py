@@ -1,0 +1,182 @@
+"""The matrix reproductions (Arora et al. 2019; Razin & Cohen 2020) at their ``test`` scale, and their helpers.
+
+Each experiment runs once per module (fixtures) through ``experiments.reproduce``; the tests assert the published
+claims that survive the small size, and that figures, tables and claims files are written.
+"""
+
+import json
+import math
+
+import pytest
+import torch
+
+from implicitrank.experiments import reproduce
+from implicitrank.experiments.arora2019_depth_invariance import commuting_sensing, min_nuclear_norm_psd
+from implicitrank.experiments.arora2019_dynamics import singular_vector_alignment
+from implicitrank.experiments.arora2019_observations import observations_needed
+from implicitrank.experiments.razin2020_norms import init_with_det_sign, w11_at_loss
+
+
+def _claims(claims, start: str) -> list:
+    found = [c for c in claims if c.claim.startswith(start)]
+    assert found, f"no claim starting with {start!r}"
+    return found
+
+
+def _passed(claims, start: str) -> bool:
+    return all(c.status == "pass" for c in _claims(claims, start))
+
+
+@pytest.fixture(scope="module")
+def norms(tmp_path_factory):
+    out = tmp_path_factory.mktemp("razin2020-norms")
+    return reproduce("razin2020-norms", "test", out), out
+
+
+@pytest.fixture(scope="module")
+def dynamics(tmp_path_factory):
+    out = tmp_path_factory.mktemp("arora2019-dynamics")
+    return reproduce("arora2019-dynamics", "test", out), out
+
+
+@pytest.fixture(scope="module")
+def invariance(tmp_path_factory):
+    out = tmp_path_factory.mktemp("arora2019-depth-invariance")
+    return reproduce("arora2019-depth-invariance", "test", out), out
+
+
+@pytest.fixture(scope="module")
+def completion(tmp_path_factory):
+    out = tmp_path_factory.mktemp("arora2019-completion")
+    return reproduce("arora2019-completion", "test", out), out
+
+
+@pytest.fixture(scope="module")
+def observations(tmp_path_factory):
+    out = tmp_path_factory.mktemp("arora2019-observations")
+    return reproduce("arora2019-observations", "test", out), out
+
+
+# --- helpers -------------------------------------------------------------------------------------------------------
+
+def test_w11_at_loss_interpolates_log_log_between_records():
+    rows = [{"loss": 1.0, "w11": 1.0}, {"loss": 0.01, "w11": 100.0}]
+    assert w11_at_loss(rows, 0.1) == pytest.approx(10.0)
+    assert math.isnan(w11_at_loss(rows, 1e-3))
+
+
+@pytest.mark.parametrize("sign", [+1, -1])
+def test_initializations_have_the_requested_determinant_sign(sign):
+    from implicitrank.factorizations import MatrixFactorization
+
+    params, seeds = init_with_det_sign(3, "balanced", 1e-3, sign, 4)
+    det = torch.linalg.det(MatrixFactorization(2, 2, 3).end_to_end(params))
+    assert len(seeds) == 4 and bool((det * sign > 0).all())
+
+
+def test_singular_vector_alignment_of_a_gradient_diagonal_in_the_singular_basis_has_no_off_diagonal():
+    u, _ = torch.linalg.qr(torch.randn(6, 6, dtype=torch.float64))
+    v, _ = torch.linalg.qr(torch.randn(6, 6, dtype=torch.float64))
+    w = u @ torch.diag(torch.arange(6, 0, -1, dtype=torch.float64)) @ v.T
+    diag, off = singular_vector_alignment(w, u @ torch.diag(torch.ones(6, dtype=torch.float64)) @ v.T, 4)
+    assert float(diag) == pytest.approx(1.0) and float(off) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_min_nuclear_norm_over_psd_matches_the_unconstrained_minimum_when_that_is_psd():
+    from implicitrank.baselines import nuclear_norm_min
+
+    task, a, y = commuting_sensing(6, 1, 4, seed=0, batch=1)
+    psd = min_nuclear_norm_psd(a, y)
+    assert psd <= float(torch.linalg.svdvals(task.target[0]).sum()) + 1e-9  # the truth is feasible
+    assert nuclear_norm_min(task, 0, tol=1e-9).nuclear_norm <= psd + 1e-4  # a minimum over a larger set
+
+
+def test_observations_needed_is_the_first_count_from_which_the_error_stays_low():
+    rows = [{"observations": m, "method": "depth 2", "error": e} for m, e in ((10, 1e-1), (20, 1e-4), (30, 1e-2),
+                                                                            (40, 1e-5))]
+    assert observations_needed(rows, (10, 20, 30, 40), method="depth 2") == 40
+    assert observations_needed(rows[:2], (10, 20), method="depth 2") == 20
+    assert math.isinf(observations_needed(rows[:1], (10,), method="depth 2"))
+
+
+def test_an_unknown_scale_is_rejected():
+    with pytest.raises(ValueError, match="scale"):
+        reproduce("razin2020-norms", "huge", "/nonexistent")
+
+
+# --- the experiments at test scale ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fixture, files", [
+    ("norms", ("w11_vs_loss.png", "norms_vs_loss.png", "perturbed_w11_vs_loss.png", "trajectories.csv")),
+    ("dynamics", ("synthetic_dynamics.png", "synthetic.csv")),
+    ("invariance", ("nuclear_norm_by_depth.png", "final.csv", "trajectories.csv")),
+    ("completion", ("figure2.png", "figure2.csv")),
+    ("observations", ("figure1.png", "figure1.csv")),
+])
+def test_each_experiment_writes_its_figures_table_and_claims(fixture, files, request):
+    claims, out = request.getfixturevalue(fixture)
+    for name in (*files, "claims.md"):
+        assert (out / name).stat().st_size > 0, name
+    rows = json.loads((out / "claims.json").read_text())["claims"]
+    assert len(rows) == len(claims) > 0 and all(r["status"] in ("pass", "fail", "not run") for r in rows)
+
+
+def test_depth_three_w11_follows_one_over_sqrt_two_loss_and_every_norm_grows(norms):
+    claims, _ = norms
+    assert _passed(claims, "depth 3: |w11| at the end")
+    assert _passed(claims, "depth 3: nuclear norm at the end") and _passed(claims, "depth 3: spectral norm at the end")
+
+
+def test_effective_rank_tends_to_one_while_norms_diverge(norms):
+    assert _passed(norms[0], "depth 3: effective rank at the end")
+
+
+def test_w11_lower_bound_holds_wherever_det_is_positive(norms):
+    assert _passed(norms[0], "|w11| >= (1 - sqrt(2 loss))^2 / sqrt(2 loss) wherever det > 0")
+
+
+def test_depth_two_plateaus_lower_and_perturbed_problems_head_to_minus_one_over_eps(norms):
+    assert _passed(norms[0], "depth 2 plateaus lower than depth 3")
+    assert _passed(norms[0], "perturbed, depth 3: w11 < 0 heading to -1/eps")
+
+
+def test_depth_three_learns_singular_values_one_at_a_time_and_leaves_the_rest_at_zero(dynamics):
+    claims, _ = dynamics
+    assert _passed(claims, "depth 3: the rest stay ≈0") and _passed(claims, "depth 3: the 2 values jump one at a time")
+    assert _passed(claims, "depth 2: 2 values rise, the rest stay small")
+
+
+def test_singular_values_follow_theorem_three_and_singular_vectors_align(dynamics):
+    claims, _ = dynamics
+    for depth in (2, 3):
+        assert _passed(claims, f"depth {depth}: measured dsigma/dt vs Theorem 3")
+        assert _passed(claims, f"depth {depth}: singular vectors align")
+
+
+def test_movielens_claims_are_not_run_without_data(dynamics):
+    movielens = _claims(dynamics[0], "MovieLens")
+    assert len(movielens) == 6 and all(c.status == "not run" and "needs --data" in c.our_value for c in movielens)
+
+
+def test_every_depth_reaches_the_minimum_nuclear_norm_in_the_commuting_setting(invariance):
+    claims, _ = invariance
+    assert _passed(claims, "depth 2 (init") and _passed(claims, "depth 3 (init")
+    assert _passed(claims, "depth does not change the nuclear norm")
+    assert _passed(claims, "contrast: depth 1")
+
+
+def test_depth_three_recovers_low_rank_where_nuclear_norm_fails(completion):
+    claims, _ = completion
+    assert _passed(claims, "40 obs: depth >= 3 ≈ ground truth where nuclear norm fails")
+    assert _passed(claims, "40 obs, depth 3: nuclear norm above the minimum nuclear norm, yet smaller error")
+    assert _passed(claims, "40 obs, depth 3: effective rank")
+
+
+def test_depth_two_improves_as_init_shrinks_and_many_observations_recover_everything(completion):
+    claims, _ = completion
+    assert _passed(claims, "40 obs, depth 2: error improves as init shrinks")
+    assert _passed(claims, "100 obs: everything recovers")
+
+
+def test_deeper_factorizations_need_fewer_observations(observations):
+    assert _passed(observations[0], "rank 1: deeper needs fewer observations")
