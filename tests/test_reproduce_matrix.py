@@ -180,3 +180,23 @@ def test_depth_two_improves_as_init_shrinks_and_many_observations_recover_everyt
 
 def test_deeper_factorizations_need_fewer_observations(observations):
     assert _passed(observations[0], "rank 1: deeper needs fewer observations")
+
+
+@pytest.mark.slow
+def test_movielens_runs_report_top_singular_values_and_held_out_mse(tmp_path):
+    """The --data path on a synthetic u.data of MovieLens 100K's shape (one step per depth: the wiring, not the
+    science; the published numbers need 5·10⁴-2·10⁵ steps)."""
+    import numpy as np
+
+    from implicitrank.experiments.arora2019_dynamics import DynamicsScale, run_movielens
+
+    rng = np.random.default_rng(0)
+    users, items = rng.integers(1, 944, 10_500), rng.integers(1, 1683, 10_500)
+    users[0], items[0] = 943, 1682
+    table = np.column_stack([users, items, rng.integers(1, 6, 10_500), np.zeros(10_500, dtype=int)])
+    path = tmp_path / "u.data"
+    np.savetxt(path, table, fmt="%d", delimiter="\t")
+    rows = run_movielens(DynamicsScale(16, 2, 100, 10, 2, {1: 1, 2: 1, 3: 1}), str(path), seed=0)
+    for depth in (1, 2, 3):
+        last = [r for r in rows if r["depth"] == depth][-1]
+        assert last["step"] == 1 and last["test_mse"] > 0 and last["sigma_1"] > 0
