@@ -247,11 +247,15 @@ def claims(setup: Setup, rows: list[dict]) -> list[Claim]:
             b = _median(rows, order3, large, "reconstruction_error", big)
             out.append(check(f"order 3, rank 1: smaller init gives lower error at {big} observations",
                              "1e-3 < 1e-2", [a, b], "error(1e-3) < error(1e-2)", a < b))
-        baseline = [mid for _, _, mid, _ in summarize(rows, order3, "zero-filled baseline", "tensor_rank")]
-        # the matricization bound cannot exceed the mode size, so 12-17 itself is out of its reach
-        out.append(check("order 3, rank 1: tensor rank of the zero-filled baseline (ours: a lower bound, <= 8)",
-                         "12-17", baseline, f">= {setup.dim // 2} at every # observations (learned: 1)",
-                         bool(baseline) and min(baseline) >= setup.dim // 2))
+        # The matricization bound cannot exceed the mode size, so 12-17 itself is out of its reach; and with
+        # most entries observed the zero-filled tensor is the truth plus a few entries (rank 2 at 511 of 512),
+        # so the claim is about the sparse half of the axis.
+        half = setup.dim**3 // 2
+        baseline = [mid for m, _, mid, _ in summarize(rows, order3, "zero-filled baseline", "tensor_rank")
+                    if m <= half]
+        out.append(check(f"order 3, rank 1: tensor rank of the zero-filled baseline at <= {half} observations "
+                         f"(ours: a lower bound, <= {setup.dim})", "12-17", baseline,
+                         f">= {setup.dim // 2} (learned: 1)", bool(baseline) and min(baseline) >= setup.dim // 2))
     order4 = panels.get((4, 1))
     for std, label_std, paper, start in ((small, "1e-3", 5e-7, 1000), (large, "1e-2", 2e-5, 1500)):
         label = f"order 4, rank 1, init {label_std}: reconstruction error from {start} observations (median)"

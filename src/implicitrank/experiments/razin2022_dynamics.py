@@ -200,9 +200,11 @@ def claims(setup: Setup, curves: dict) -> list[Claim]:
         learned = int((final > 0.1 * final[0]).sum())
         out.append(check(f"{label}: number learned (> 10% of the largest; paper: 5 = the rank)", panel.rank,
                          learned, "equal to the ground truth's rank", learned == panel.rank))
-        takeoffs = sorted(takeoff_steps(steps, values[:, 0, :panel.rank]))
+        # take-offs of the learned quantities only (a dormant one "reaches half its final value" by noise)
+        takeoffs = sorted(takeoff_steps(steps, values[:, 0, :min(learned, panel.rank)]))
         gap = 2 * setup.record_every
-        one_at_a_time = min(takeoffs) > 0 and all(b - a >= gap for a, b in zip(takeoffs, takeoffs[1:]))
+        one_at_a_time = learned == panel.rank and min(takeoffs) > 0 and all(
+            b - a >= gap for a, b in zip(takeoffs, takeoffs[1:]))
         out.append(check(f"{label}: learned one at a time (steps to half the final value)", "incremental", takeoffs,
                          f"increasing, >= {gap} steps apart", one_at_a_time))
         if not _is_paper_panel(panel):
@@ -216,8 +218,9 @@ def claims(setup: Setup, curves: dict) -> list[Claim]:
         out.append(check(f"{label}: final values ({truth})", list(PAPER_FINAL[kind]), ours, "each within 35%", close))
         if kind in PAPER_FIRST_TAKEOFF:
             out.append(check_close(f"{label}: first take-off step", PAPER_FIRST_TAKEOFF[kind], takeoffs[0], 0.5))
-        out.append(check_close(f"{label}: last take-off step (all five learned by)", PAPER_LAST_TAKEOFF[kind],
-                               takeoffs[-1], 0.5))
+        last = f"{label}: last take-off step (all five learned by)"
+        out.append(check_close(last, PAPER_LAST_TAKEOFF[kind], takeoffs[-1], 0.5) if learned >= panel.rank
+                   else check(last, PAPER_LAST_TAKEOFF[kind], f"only {learned} learned", "within 50%", False))
     if "hierarchical" in curves:
         _, _, extra = curves["hierarchical"]
         node = int(numerical_rank(extra["node_singular_value"][-1, :1], RANK_TOL))
