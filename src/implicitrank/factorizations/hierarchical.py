@@ -213,37 +213,41 @@ class HierarchicalFactorization:
     def _contract(self, params: list[Tensor], leaves: Callable[[tuple[int, ...], Tensor], Tensor]) -> Tensor:
         """Run the circuit bottom-up from the leaf outputs ``leaves(nodes, stacked W^(n))`` (G, B, M, R_Pa).
 
-        Every node's output is divided by its largest magnitude per entry (a constant: detached) and the
+        Leaf outputs are made where their parents read them (no separate leaf layer is stored). Every
+        internal node's output is divided by its largest magnitude per entry (a constant: detached) and the
         logarithm of that scale is carried, so products over many levels neither overflow nor underflow;
         the result, and so its gradient, is exactly that of the plain circuit.
         """
         plan = self._plan
-        outputs: list[tuple[Tensor, Tensor]] = []  # per group: outputs (G, B, M, R_Pa) and log scales (G, B, M)
+        outputs: list[tuple[Tensor, Tensor] | None] = [None] * len(plan.leaf_groups)  # per internal group
 
-        def store(out: Tensor, logs: Tensor) -> None:
-            scale = torch.linalg.vector_norm(out.detach(), ord=math.inf, dim=-1).clamp_min(torch.finfo(out.dtype).tiny)
-            outputs.append((out / scale.unsqueeze(-1), logs + scale.log()))
+        def read(group: int, positions: tuple[int, ...] | None) -> tuple[Tensor, Tensor | None]:
+            if group < len(plan.leaf_groups):
+                nodes = plan.leaf_groups[group]
+                nodes = nodes if positions is None else tuple(nodes[k] for k in positions)
+                return leaves(nodes, torch.stack([params[n] for n in nodes])), None
+            out, logs = outputs[group]
+            if positions is None:
+                return out, logs
+            index = torch.tensor(positions, device=out.device)
+            return out.index_select(0, index), logs.index_select(0, index)
 
-        def gather(column: tuple[tuple[int, tuple[int, ...] | None], ...]) -> tuple[Tensor, Tensor]:
+        def gather(column: tuple[tuple[int, tuple[int, ...] | None], ...]) -> tuple[Tensor, Tensor | None]:
             if len(column) == 1:  # the children at this position all come from one group
-                group, positions = column[0]
-                out, logs = outputs[group]
-                if positions is None:
-                    return out, logs
-                index = torch.tensor(positions, device=out.device)
-                return out.index_select(0, index), logs.index_select(0, index)
-            return (torch.stack([outputs[g][0][k] for g, (k,) in column]),
-                    torch.stack([outputs[g][1][k] for g, (k,) in column]))
+                return read(*column[0])
+            parts = [read(group, positions) for group, positions in column]
+            logs = [lg if lg is not None else torch.zeros_like(out[..., 0]) for out, lg in parts]
+            return torch.cat([out for out, _ in parts]), torch.cat(logs)
 
-        for nodes in plan.leaf_groups:
-            out = leaves(nodes, torch.stack([params[n] for n in nodes]))
-            store(out, torch.zeros(out.shape[:-1], dtype=out.dtype, device=out.device))
         for nodes, columns in plan.internal_groups:
             pooled, logs = gather(columns[0])
             for column in columns[1:]:
                 hidden, more = gather(column)
-                pooled, logs = pooled * hidden, logs + more
-            store(pooled @ torch.stack([params[v] for v in nodes]), logs)
+                pooled = pooled * hidden
+                logs = more if logs is None else (logs if more is None else logs + more)
+            out = pooled @ torch.stack([params[v] for v in nodes])
+            scale = torch.linalg.vector_norm(out.detach(), ord=math.inf, dim=-1).clamp_min(torch.finfo(out.dtype).tiny)
+            outputs.append((out / scale.unsqueeze(-1), scale.log() if logs is None else logs + scale.log()))
         out, logs = outputs[-1]
         return out[0, ..., 0] * logs[0].exp()
 
