@@ -16,7 +16,7 @@ flow the theorem is about) in float64 until the loss is ≤ 1e-6 (depths ≥ 3 a
 x ∝ 1/t). Global RMSprop stalls here at a loss ∝ lr²: its normalized step does not shrink.
 
 No sizes were published for this setting; ``paper`` uses 30×30 rank 4 with 12 measurements and init scales down to
-1e-6; ``quick`` 12×12 rank 2, 5 measurements, inits down to 1e-4; ``test`` 8×8.
+1e-6; ``quick`` 8×8 rank 2, 4 measurements, depths 1-4, inits down to 1e-4; ``test`` the same without depth 4.
 
 References: S. Arora, N. Cohen, W. Hu, Y. Luo, "Implicit Regularization in Deep Matrix Factorization", NeurIPS
 2019, Theorem 2; S. Gunasekar et al., "Implicit Regularization in Matrix Factorization", NeurIPS 2017.
@@ -62,7 +62,7 @@ class InvarianceScale:
 
 SCALES = {
     "test": InvarianceScale(8, 2, 4, (1, 2, 3), (1e-2, 1e-4), 0.05, 60_000, 0.01),
-    "quick": InvarianceScale(12, 2, 5, (1, 2, 3, 4), (1e-2, 1e-3, 1e-4), 0.05, 150_000, 0.01),
+    "quick": InvarianceScale(8, 2, 4, (1, 2, 3, 4), (1e-2, 1e-3, 1e-4), 0.05, 200_000, 0.01),
     "paper": InvarianceScale(30, 4, 12, (1, 2, 3, 4), (1e-3, 1e-4, 1e-5, 1e-6), 0.02, 2_000_000, 0.01),
 }
 LOSS_THRESHOLD = 1e-6
