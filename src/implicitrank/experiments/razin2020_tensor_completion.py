@@ -13,6 +13,9 @@ CP fit reaches MSE < 1e-6 over all entries. It is found between a lower bound fr
 (``epsilon_rank_lower_bound``) and an upper bound from the learned components (``tensor_rank_by_pruning``),
 with CP-ALS (restarts) for the ranks in between; for the baseline only the lower bound is computed (ALS at
 ranks 12–17 is minutes per tensor), so its rank is reported as ">= bound".
+
+``quick``: orders 3 (ranks 1 and 3) and 4 (rank 1, R = 64, init 1e-2 only: from init 1e-3 an order-4 CP
+leaves the origin only after more than 40,000 iterations), 2 repetitions, at most 6,000 iterations.
 """
 
 from __future__ import annotations
@@ -48,12 +51,13 @@ TITLE = "Razin & Cohen 2020 §5: tensor completion error and learned tensor rank
 @dataclass(frozen=True)
 class Panel:
     """One figure panel: ground truth of CP rank ``rank`` and order ``order``; ``components`` None = R
-    unconstrained (product of all mode sizes but the largest)."""
+    unconstrained (product of all mode sizes but the largest); ``init_stds`` None = the set-up's."""
 
     order: int
     rank: int
     observations: tuple[int, ...]
     components: int | None = None
+    init_stds: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.order < 2 or self.rank < 1 or not self.observations or min(self.observations) < 1:
@@ -90,7 +94,7 @@ SCALES = {
     "test": Setup((Panel(3, 1, (50, 200)),), (1e-3,), seeds=1, max_steps=3000, max_rank=4, als_restarts=1,
                   als_iterations=100),
     "quick": Setup((Panel(3, 1, ORDER3), Panel(3, 3, (100, 200, 300, 400, 511)),
-                    Panel(4, 1, (250, 500, 1000, 1500, 2000), components=64)),
+                    Panel(4, 1, (250, 500, 1000, 1500, 2000), components=64, init_stds=(1e-2,))),
                    (1e-2, 1e-3), seeds=2, max_steps=6000, max_rank=6, als_restarts=2, als_iterations=150),
     "paper": Setup((Panel(3, 1, ORDER3), Panel(3, 3, ORDER3),
                     Panel(4, 1, (250, 500, 1000, 1500, 2000, 3000, 4000)),
@@ -117,7 +121,7 @@ def run(scale: str, out_dir: Path, seeds: int | None, data: str | None) -> list[
 
 def _runs(setup: Setup, panel: Panel, observations: int, repetitions: int, progress: bool) -> list[dict]:
     shape = (setup.dim,) * panel.order
-    runs = [(seed, std) for seed in range(repetitions) for std in setup.init_stds]
+    runs = [(seed, std) for seed in range(repetitions) for std in panel.init_stds or setup.init_stds]
     truths = {s: low_rank_tensor(shape, panel.rank, seed=s, frobenius_norm=1.0) for s in range(repetitions)}
     singles = {s: prefix_completion(truths[s], observations, seed=s) for s in range(repetitions)}
     task = stack_completions([singles[s] for s, _ in runs]).to("cpu", torch.float32)
@@ -184,14 +188,14 @@ def summarize(rows: list[dict], panel: Panel, method: str, key: str) -> list[tup
     return out
 
 
-def _methods(setup: Setup) -> list[str]:
-    return [f"init std {s:g}" for s in setup.init_stds] + ["zero-filled baseline"]
+def _methods(setup: Setup, panel: Panel) -> list[str]:
+    return [f"init std {s:g}" for s in panel.init_stds or setup.init_stds] + ["zero-filled baseline"]
 
 
 def _plot(setup: Setup, panel: Panel, rows: list[dict], path: Path) -> None:
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-    for method in _methods(setup):
+    for method in _methods(setup, panel):
         style = {"ls": "--", "color": "gray"} if method.startswith("zero") else {"marker": "o"}
         for ax, key in zip(axes, ("reconstruction_error", "tensor_rank")):
             curve = summarize(rows, panel, method, key)
@@ -225,15 +229,15 @@ def claims(setup: Setup, rows: list[dict]) -> list[Claim]:
     if order3 is None:
         out.append(not_run("order 3, rank 1 panel", "-", "not in this scale"))
     else:
-        ranks = [mid for m, _, mid, _ in summarize(rows, order3, small, "tensor_rank") if m >= 100]
-        out.append(check("order 3, rank 1, init 1e-3: learned tensor rank at every # observations >= 100",
+        ranks = [mid for _, _, mid, _ in summarize(rows, order3, small, "tensor_rank")]
+        out.append(check("order 3, rank 1, init 1e-3: learned tensor rank at every # observations",
                          1, ranks, "median rank 1 everywhere", bool(ranks) and all(r == 1 for r in ranks)))
         for observations, paper in ((100, 4e-3), (200, 5e-6), (511, 5e-7)):
             value = _median(rows, order3, small, "reconstruction_error", observations)
             label = f"order 3, rank 1, init 1e-3: reconstruction error at {observations} observations"
             out.append(not_run(label, paper, "not in this scale's grid") if value is None
                        else check_order_of_magnitude(label, paper, value))
-        if large in _methods(setup):
+        if large in _methods(setup, order3):
             value = _median(rows, order3, large, "tensor_rank", 50)
             label = "order 3, rank 1, init 1e-2: learned tensor rank at 50 observations"
             out.append(not_run(label, 4, "not in this scale's grid") if value is None else
@@ -259,8 +263,10 @@ def claims(setup: Setup, rows: list[dict]) -> list[Claim]:
     order4 = panels.get((4, 1))
     for std, label_std, paper, start in ((small, "1e-3", 5e-7, 1000), (large, "1e-2", 2e-5, 1500)):
         label = f"order 4, rank 1, init {label_std}: reconstruction error from {start} observations (median)"
-        if order4 is None or std not in _methods(setup):
-            out.append(not_run(label, paper, "not in this scale"))
+        if order4 is None or std not in _methods(setup, order4):
+            reason = "not in this scale" if order4 is None else (
+                "at order 4, init 1e-3 leaves the origin only after > 40,000 iterations: paper scale")
+            out.append(not_run(label, paper, reason))
             continue
         late = [mid for m, _, mid, _ in summarize(rows, order4, std, "reconstruction_error") if m >= start]
         out.append(not_run(label, paper, "not in this scale's grid") if not late
