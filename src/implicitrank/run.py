@@ -22,7 +22,8 @@ import torch
 from torch import Tensor
 
 from . import results
-from .factorizations import Factorization, MatrixFactorization, generators
+from .factorizations import Factorization, HierarchicalFactorization, MatrixFactorization, generators
+from .factorizations.mode_tree import tree_from_spec
 from .measure import effective_rank, relative_error
 from .optim import OPTIMIZERS, make_optimizer
 from .tasks import (
@@ -33,6 +34,7 @@ from .tasks import (
     low_rank_matrix,
     movielens_completion,
 )
+from .tasks.hierarchical_truth import low_hierarchical_rank_tensor
 from .train import TrainConfig, TrainState, train
 
 METHODS = (*OPTIMIZERS, "gradient-flow")
@@ -179,6 +181,22 @@ def _matrix_truth(config: RunConfig) -> Tensor:
 # the per-run init scales, and ``ground_truth(config) -> Tensor`` of shape config.shape with rank
 # config.rank and Frobenius norm config.target_norm (None: sqrt(numel)), seeded by config.truth_seed.
 MODELS: dict[str, ModelEntry] = {"matrix": ModelEntry(_matrix, _matrix_truth)}
+
+
+def _ht(config: RunConfig) -> HierarchicalFactorization:
+    """HTF over ``config.tree`` (a ``tree_from_spec`` word); ``components`` caps the widths, ``width`` fixes them."""
+    cap = {} if config.components is None else {"width_cap": config.components}
+    return HierarchicalFactorization(config.shape, tree_from_spec(config.tree, config.shape), widths=config.width,
+                                     init_method=config.init, init_mean=config.init_mean, **cap)
+
+
+def _ht_truth(config: RunConfig) -> Tensor:
+    norm = config.target_norm if config.target_norm is not None else math.sqrt(math.prod(config.shape))
+    return low_hierarchical_rank_tensor(config.shape, config.rank, tree_from_spec(config.tree, config.shape),
+                                        seed=config.truth_seed, frobenius_norm=norm)
+
+
+MODELS["ht"] = ModelEntry(_ht, _ht_truth)
 
 
 def device_of(config: RunConfig) -> torch.device:
