@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from . import results
-from .factorizations import Factorization, HierarchicalFactorization, MatrixFactorization, generators
+from .factorizations import CPFactorization, Factorization, HierarchicalFactorization, MatrixFactorization, generators
 from .factorizations.mode_tree import tree_from_spec
 from .measure import effective_rank, relative_error
 from .optim import OPTIMIZERS, make_optimizer
@@ -35,6 +35,7 @@ from .tasks import (
     movielens_completion,
 )
 from .tasks.hierarchical_truth import low_hierarchical_rank_tensor
+from .tasks.tensors import low_rank_tensor
 from .train import TrainConfig, TrainState, train
 
 METHODS = (*OPTIMIZERS, "gradient-flow")
@@ -197,6 +198,19 @@ def _ht_truth(config: RunConfig) -> Tensor:
 
 
 MODELS["ht"] = ModelEntry(_ht, _ht_truth)
+
+
+def _cp(config: RunConfig) -> CPFactorization:
+    """CP with ``components`` = R (None: the product of all mode sizes but the largest); init N(init_mean, scale²)."""
+    return CPFactorization(config.shape, config.components, config.init_mean)
+
+
+def _cp_truth(config: RunConfig) -> Tensor:
+    norm = config.target_norm if config.target_norm is not None else math.sqrt(math.prod(config.shape))
+    return low_rank_tensor(config.shape, config.rank, seed=config.truth_seed, frobenius_norm=norm)
+
+
+MODELS["cp"] = ModelEntry(_cp, _cp_truth)
 
 
 def device_of(config: RunConfig) -> torch.device:
