@@ -52,6 +52,15 @@ def test_divergence_stops_the_run_names_the_step_and_keeps_the_records():
     assert int(state.steps[0]) == 200
 
 
+def test_an_infinite_loss_counts_as_divergence():
+    from implicitrank.train import mark_status, start
+
+    state = start([torch.zeros(3, 1)], gradient_descent())
+    mark_status(state, torch.tensor([float("inf"), float("nan"), 1e-9]), threshold=1e-6)
+    assert state.active.tolist() == [False, False, False]
+    assert state.diverged_at.tolist() == [0, 0, -1] and state.converged_at.tolist() == [-1, -1, 0]
+
+
 def test_global_rmsprop_follows_its_formula():
     opt = global_rmsprop(decay=0.9, eps=1e-3)
     g = [torch.tensor([[[3.0, 4.0]]]), torch.tensor([[[0.0]]])]

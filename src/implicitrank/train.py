@@ -111,10 +111,10 @@ def start(params: list[Tensor], optimizer: Optimizer) -> TrainState:
 def mark_status(state: TrainState, loss: Tensor, threshold: float) -> None:
     """Stop the runs whose loss at ``state.step`` reached ``threshold`` or is NaN/inf, on the device (no sync).
 
-    ``loss > threshold`` is False both for a converged and for a non-finite loss; which of the two
-    it was is read off the frozen loss later (``converged_at``/``diverged_at``).
+    A run goes on while its loss is finite and above the threshold; whether it stopped by converging
+    or diverging is read off the frozen loss later (``converged_at``/``diverged_at``).
     """
-    going = loss > threshold
+    going = torch.isfinite(loss) & (loss > threshold)
     state.stopped_at = torch.where(state.active & ~going, state.step, state.stopped_at)
     state.active = state.active & going
     state.loss = loss
