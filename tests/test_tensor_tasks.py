@@ -257,3 +257,15 @@ def test_small_init_cp_follows_the_rank_one_trajectory_until_a_second_component_
     grown = comparison.norm[:, 0] > 0.5 * 8.0
     assert grown.any() and ratio[grown].min() < 0.01  # W(t) is large and still on the rank-one trajectory
     assert ratio[-1] > 0.1  # later the CP run leaves it to fit a second component
+
+
+def test_tf_command_trains_cp_and_writes_a_run_directory(tmp_path, capsys):
+    from implicitrank.cli import main
+
+    args = ["tf", "--shape", "4", "4", "4", "--rank", "1", "--num-observations", "30", "--components", "8",
+            "--max-steps", "40", "--out", str(tmp_path / "runs"), "--no-progress"]
+    assert main(args) == 0
+    summaries = list((tmp_path / "runs").glob("*/summary.json"))
+    assert len(summaries) == 1 and "reconstruction_error" in summaries[0].read_text()
+    assert main([*args[:-3], "--components", "0", "--out", str(tmp_path / "bad")]) == 2
+    assert "components" in capsys.readouterr().err
