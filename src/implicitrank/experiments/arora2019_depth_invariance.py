@@ -16,7 +16,8 @@ flow the theorem is about) in float64 until the loss is ≤ 1e-6 (depths ≥ 3 a
 x ∝ 1/t). Global RMSprop stalls here at a loss ∝ lr²: its normalized step does not shrink.
 
 No sizes were published for this setting; ``paper`` uses 30×30 rank 4 with 12 measurements and init scales down to
-1e-6; ``quick`` 8×8 rank 2, 4 measurements, depths 1-4, inits down to 1e-4; ``test`` the same without depth 4.
+1e-6; ``quick`` 8×8 rank 2, 4 measurements, depths 1-4, inits down to 1e-4; ``test`` the same with depths
+1-3 and inits 1e-2, 1e-4.
 
 References: S. Arora, N. Cohen, W. Hu, Y. Luo, "Implicit Regularization in Deep Matrix Factorization", NeurIPS
 2019, Theorem 2; S. Gunasekar et al., "Implicit Regularization in Matrix Factorization", NeurIPS 2017.
