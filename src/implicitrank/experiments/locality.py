@@ -10,7 +10,7 @@ Scales: ``paper`` is the published set-up (CIFAR-10 Is Same Class on 3×224×224
 SGD lr 0.01 momentum 0.9, batch 64, ≤ 150 epochs, stop 20 epochs after 100% train accuracy); ``quick`` runs on two
 CPU cores in minutes (digits on a 1×8×56 canvas or 32×32 Pathfinder, a 6-layer plain CNN); ``test`` is a few seconds.
 
-Measured at quick scale (seeds 0, 1; one torch thread on a shared, overloaded 2-core machine: 27 min of training
+Measured at quick scale (seeds 0, 1; one torch thread on a shared, overloaded 2-core machine: 24 min of training
 there), last test accuracy (%) at d = 0, 20, 40: λ = 0: 87.3 ± 3.5, 76.1 ± 0.7, 71.1 ± 4.2; λ = 1: 84.2 ± 1.9,
 73.0 ± 7.5, 77.0 ± 0.4. Accuracy falls with distance (by 16 points, not to chance); λ = 1 gains 5.9 points at
 d = 40 (paper: 8) and costs 3 at d = 0 and d = 20, with only two seeds. λ = 0.1 and 0.3 (30 epochs) gained
