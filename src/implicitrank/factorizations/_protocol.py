@@ -69,6 +69,22 @@ def generators(seeds: list[int], device: torch.device | str = "cpu") -> list[tor
     return [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
 
 
+def per_run_scales(
+    init_scale: Tensor | float, generator: list[torch.Generator] | tuple, batch: int
+) -> tuple[list[torch.Generator], Tensor]:
+    """Check ``init`` arguments: one generator per run and positive init scales, one per run (or one
+    for all); returns the generators and a (B,) float64 tensor of scales."""
+    gens = list(generator)
+    if len(gens) != batch:
+        raise ValueError(f"need one generator per run: batch={batch}, generators={len(gens)}")
+    scale = torch.as_tensor(init_scale, dtype=torch.float64).reshape(-1)
+    if scale.numel() == 1:
+        scale = scale.expand(batch)
+    if scale.numel() != batch or bool((scale <= 0).any()):
+        raise ValueError(f"init_scale must be positive, one per run (batch={batch}), got {scale.tolist()}")
+    return gens, scale
+
+
 def batched_normal(
     gens: list[torch.Generator], shape: tuple[int, ...], *, dtype: torch.dtype, device: torch.device | str
 ) -> Tensor:

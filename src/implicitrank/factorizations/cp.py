@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ._protocol import batched_normal
+from ._protocol import batched_normal, per_run_scales
 
 DIRECT_MAX_ORDER = 8
 CHUNK_ELEMENTS = 1 << 22  # gathered entries per mode chunk: 16 MB in float32
@@ -97,14 +97,7 @@ class CPFactorization:
         device: torch.device | str = "cpu",
     ) -> list[Tensor]:
         """Factor entries i.i.d. N(init_mean, init_scale²), run b drawn from ``generator[b]``."""
-        gens = list(generator)
-        if len(gens) != batch:
-            raise ValueError(f"need one generator per run: batch={batch}, generators={len(gens)}")
-        std = torch.as_tensor(init_scale, dtype=torch.float64).reshape(-1)
-        if std.numel() == 1:
-            std = std.expand(batch)
-        if std.numel() != batch or bool((std <= 0).any()):
-            raise ValueError(f"init_scale (std) must be positive, one per run (batch={batch}), got {std.tolist()}")
+        gens, std = per_run_scales(init_scale, generator, batch)
         noise = batched_normal(gens, (self.order, max(self.shape), self.num_components),
                                dtype=torch.float64, device="cpu")
         factors = (self.init_mean + std.view(-1, 1, 1, 1) * noise) * self._valid_rows(torch.float64, "cpu")

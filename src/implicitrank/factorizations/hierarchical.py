@@ -34,7 +34,7 @@ from functools import cached_property
 import torch
 from torch import Tensor
 
-from ._protocol import batched_normal
+from ._protocol import batched_normal, per_run_scales
 from .mode_tree import ModeTree, Nested, balanced_binary_tree
 
 INITS = ("gaussian", "balanced")
@@ -142,14 +142,7 @@ class HierarchicalFactorization:
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
     ) -> list[Tensor]:
-        gens = list(generator)
-        if len(gens) != batch:
-            raise ValueError(f"need one generator per run: batch={batch}, generators={len(gens)}")
-        std = torch.as_tensor(init_scale, dtype=torch.float64).reshape(-1)
-        if std.numel() == 1:
-            std = std.expand(batch)
-        if std.numel() != batch or bool((std <= 0).any()):
-            raise ValueError(f"init_scale (std) must be positive, one per run (batch={batch}), got {std.tolist()}")
+        gens, std = per_run_scales(init_scale, generator, batch)
         sizes = [(self.node_widths[v], self.parent_width(v)) for v in range(self.tree.num_nodes)]
         noise = [batched_normal(gens, size, dtype=torch.float64, device="cpu") for size in sizes]
         if self.init_method == "gaussian":

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ._protocol import batched_normal
+from ._protocol import batched_normal, per_run_scales
 
 INITS = ("gaussian", "balanced", "identity", "orthogonal")
 
@@ -74,14 +74,7 @@ class MatrixFactorization:
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
     ) -> list[Tensor]:
-        gens = list(generator)
-        if len(gens) != batch:
-            raise ValueError(f"need one generator per run: batch={batch}, generators={len(gens)}")
-        scale = torch.as_tensor(init_scale, dtype=torch.float64).reshape(-1)
-        if scale.numel() == 1:
-            scale = scale.expand(batch)
-        if scale.numel() != batch or bool((scale <= 0).any()):
-            raise ValueError(f"init_scale must be positive, one per run (batch={batch}), got {scale.tolist()}")
+        gens, scale = per_run_scales(init_scale, generator, batch)
         dims, n_min, N = self.dims, min(self.rows, self.cols), self.depth
         per_factor = scale ** (1.0 / N)
         params: list[Tensor]
