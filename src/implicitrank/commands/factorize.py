@@ -64,7 +64,8 @@ def add_run_arguments(p: argparse.ArgumentParser, model: str) -> None:
                        help="CP components R / hierarchical width cap (default: enough not to constrain the rank)")
         m.add_argument("--init-mean", type=float, default=0.0, help="mean of the factor entries at init")
     if model == "ht":
-        m.add_argument("--tree", default="balanced", help="mode tree: balanced | opposite | windows")
+        m.add_argument("--tree", default="balanced",
+                       help="mode tree: balanced | opposite | windows | windows:HxW[:K] | a literal like ((0,1),(2,3))")
     m.add_argument("--init-scale", type=float, nargs="+", default=[d.init_scale],
                    help="init scale(s), one run each (matrix: ||W(0)||_F ≈ s·sqrt(min(m,n)); tensors: factor std)")
     m.add_argument("--seeds", type=int_list, default=[0], help="init seeds, e.g. 0..4 (one run each)")
