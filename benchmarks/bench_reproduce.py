@@ -25,9 +25,9 @@ import torch
 from _common import write_results
 
 from implicitrank.baselines import nuclear_norm_min
-from implicitrank.experiments._matrix_common import single_thread
 from implicitrank.experiments.arora2019_completion import SCALES, grid_configs
 from implicitrank.run import build_task, run_batch
+from implicitrank.threads import torch_threads
 
 
 def time_command(args: list[str]) -> float:
@@ -40,7 +40,7 @@ def paper_grid_projection(steps: int, steps_needed: int) -> dict:
     """Seconds per step of each paper batch (12 runs) and of each baseline solve; the projected grid time."""
     cfg = SCALES["paper"]
     per_step, baseline = {}, {}
-    with tempfile.TemporaryDirectory() as tmp, single_thread():
+    with tempfile.TemporaryDirectory() as tmp, torch_threads(1):
         for m in cfg.observations:
             for d in cfg.depths:
                 configs = [c.__class__.from_dict(c.to_dict() | {"max_steps": steps, "loss_threshold": 0.0})

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from implicitrank.sweeps import LocalExecutor, SerialExecutor, SlurmExecutor, SlurmOptions, parse_spec, run_sweep
-from implicitrank.sweeps.threads import available_cores
+from implicitrank.threads import available_cores
 
 RESULTS = Path(__file__).parent / "results" / "bench_sweeps.json"
 

@@ -33,7 +33,7 @@ from implicitrank.sweeps import (
     sweep_status,
 )
 from implicitrank.sweeps.state import hold_lock, run_lock_path, sweep_lock
-from implicitrank.sweeps.threads import thread_environment
+from implicitrank.threads import thread_environment
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"shape": [12, 12], "rank": 1, "num_observations": 60, "max_steps": 300, "checkpoint_every": 50,

@@ -11,8 +11,7 @@ import csv
 import math
 import statistics
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +19,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
 
 from .. import results  # noqa: E402
 from ..run import RunConfig, run_batch  # noqa: E402
@@ -36,21 +34,6 @@ class RunResult:
     config: RunConfig
     summary: dict
     rows: list[dict]
-
-
-@contextmanager
-def single_thread() -> Iterator[None]:
-    """Run torch on one intra-op thread (restored afterwards).
-
-    The matrices here are at most 100×100 (2×2 for Razin & Cohen): a second thread buys nothing, and on a shared,
-    oversubscribed machine the spinning thread pool made a 30×30 step ~100× slower than one thread.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def run_grid(configs: Sequence[RunConfig], progress: bool = False) -> list[RunResult]:

@@ -8,7 +8,6 @@ import csv
 import math
 import statistics
 from collections.abc import Sequence
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -124,19 +123,3 @@ def epsilon_rank_lower_bound(tensor: Tensor, mse: float) -> int:
     return bound
 
 
-@contextmanager
-def torch_threads(count: int | None):
-    """Run with ``count`` intra-op threads (None: leave as is), restoring the setting afterwards. These
-    problems are small: on a shared 2-core machine, one thread was 50x faster than two (spinning workers)."""
-    previous = torch.get_num_threads()
-    if count is not None:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-def threads_for(scale: str) -> int | None:
-    """One thread at the small scales, torch's default at paper scale (larger problems, a bigger machine)."""
-    return None if scale == "paper" else 1

@@ -30,7 +30,7 @@ import torch
 from ..baselines import nuclear_norm_min
 from ..measure import effective_rank
 from ..run import RunConfig, build_task
-from ._matrix_common import BASELINE_COLOR, DEPTH_COLORS, median, panels, run_grid, save, single_thread, write_csv
+from ._matrix_common import BASELINE_COLOR, DEPTH_COLORS, median, panels, run_grid, save, write_csv
 from .claims import Claim, check, check_order_of_magnitude
 
 NAME = "arora2019-completion"
@@ -114,11 +114,6 @@ def truth_effective_rank(size: int, rank: int) -> float:
 
 
 def run(scale: str, out_dir: Path, seeds: int | None, data: str | None) -> list[Claim]:
-    with single_thread():
-        return _run(scale, out_dir, seeds, data)
-
-
-def _run(scale: str, out_dir: Path, seeds: int | None, data: str | None) -> list[Claim]:
     cfg = SCALES[scale]
     seeds = seeds or cfg.seeds
     progress = scale != "test"

@@ -38,7 +38,7 @@ from ..factorizations import MatrixFactorization, generators
 from ..optim import make_optimizer
 from ..tasks import Sensing
 from ..train import TrainConfig, train
-from ._matrix_common import DEPTH_COLORS, panels, save, single_thread, write_csv
+from ._matrix_common import DEPTH_COLORS, panels, save, write_csv
 from .claims import Claim, check
 
 NAME = "arora2019-depth-invariance"
@@ -94,11 +94,6 @@ def min_nuclear_norm_psd(a: np.ndarray, y: np.ndarray) -> float:
 
 
 def run(scale: str, out_dir: Path, seeds: int | None, data: str | None) -> list[Claim]:
-    with single_thread():
-        return _run(scale, out_dir, seeds, data)
-
-
-def _run(scale: str, out_dir: Path, seeds: int | None, data: str | None) -> list[Claim]:
     cfg = SCALES[scale]
     seeds = seeds or 1
     rows, curves = [], []

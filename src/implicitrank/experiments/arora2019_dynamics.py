@@ -32,7 +32,7 @@ from ..factorizations import MatrixFactorization, generators
 from ..measure import check_singular_value_dynamics, predicted_singular_value_rates, record_trajectory
 from ..run import RunConfig
 from ..tasks import complete_from_target, low_rank_matrix
-from ._matrix_common import DEPTH_COLORS, panels, run_grid, save, single_thread, write_csv
+from ._matrix_common import DEPTH_COLORS, panels, run_grid, save, write_csv
 from .claims import Claim, check, check_close, check_order_of_magnitude, not_run
 
 NAME = "arora2019-dynamics"
@@ -126,11 +126,6 @@ def run_movielens(cfg: DynamicsScale, path: str, seed: int) -> list[dict]:
 
 
 def run(scale: str, out_dir: Path, seeds: int | None, data: str | None) -> list[Claim]:
-    with single_thread():
-        return _run(scale, out_dir, seeds, data)
-
-
-def _run(scale: str, out_dir: Path, seeds: int | None, data: str | None) -> list[Claim]:
     cfg = SCALES[scale]
     rows, theory = run_synthetic(cfg, seed=0)
     write_csv(out_dir / "synthetic.csv", rows)

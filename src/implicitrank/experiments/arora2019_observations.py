@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._matrix_common import BASELINE_COLOR, DEPTH_COLORS, median, panels, save, single_thread, write_csv
+from ._matrix_common import BASELINE_COLOR, DEPTH_COLORS, median, panels, save, write_csv
 from .arora2019_completion import baseline_rows, factorization_rows, grid_configs
 from .claims import Claim, check
 
@@ -63,11 +63,6 @@ def observations_needed(rows: list[dict], observations: tuple[int, ...], **match
 
 
 def run(scale: str, out_dir: Path, seeds: int | None, data: str | None) -> list[Claim]:
-    with single_thread():
-        return _run(scale, out_dir, seeds, data)
-
-
-def _run(scale: str, out_dir: Path, seeds: int | None, data: str | None) -> list[Claim]:
     cfg = SCALES[scale]
     seeds = seeds or cfg.seeds
     rows = []

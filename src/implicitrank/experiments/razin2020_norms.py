@@ -37,7 +37,7 @@ from ..measure import effective_rank
 from ..optim import gradient_descent
 from ..tasks import Completion
 from ..train import TrainConfig, train
-from ._matrix_common import median, panels, save, single_thread, write_csv
+from ._matrix_common import median, panels, save, write_csv
 from .claims import Claim, check, check_close
 
 NAME = "razin2020-norms"
@@ -156,11 +156,6 @@ def w11_at_loss(rows: list[dict], loss: float) -> float:
 
 
 def run(scale: str, out_dir: Path, seeds: int | None, data: str | None) -> list[Claim]:
-    with single_thread():
-        return _run(scale, out_dir, seeds, data)
-
-
-def _run(scale: str, out_dir: Path, seeds: int | None, data: str | None) -> list[Claim]:
     cfg = SCALES[scale]
     seeds = seeds or cfg.seeds
     rows = []

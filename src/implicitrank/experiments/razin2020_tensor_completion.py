@@ -37,8 +37,6 @@ from ._tensor_common import (
     quartiles,
     save_figure,
     stack_completions,
-    threads_for,
-    torch_threads,
     train_rmsprop,
     write_csv,
 )
@@ -109,10 +107,9 @@ def run(scale: str, out_dir: Path, seeds: int | None, data: str | None) -> list[
     setup = SCALES[scale]
     repetitions = seeds or setup.seeds
     rows = []
-    with torch_threads(threads_for(scale)):
-        for panel in setup.panels:
-            for observations in panel.observations:
-                rows += _runs(setup, panel, observations, repetitions, progress=scale != "test")
+    for panel in setup.panels:
+        for observations in panel.observations:
+            rows += _runs(setup, panel, observations, repetitions, progress=scale != "test")
     write_csv(out_dir / "runs.csv", rows)
     for panel in setup.panels:
         _plot(setup, panel, rows, out_dir / f"order{panel.order}_rank{panel.rank}.png")

@@ -24,7 +24,7 @@ import torch
 from ..factorizations import CPFactorization, generators
 from ..measure.spectra import relative_error
 from ..tasks.tensors import low_rank_tensor, prefix_completion
-from ._tensor_common import pyplot, save_figure, takeoff_steps, threads_for, torch_threads, train_rmsprop, write_csv
+from ._tensor_common import pyplot, save_figure, takeoff_steps, train_rmsprop, write_csv
 from .claims import Claim, check, check_close, check_order_of_magnitude, not_run
 
 NAME = "razin2021-incremental"
@@ -88,10 +88,9 @@ def run(scale: str, out_dir: Path, seeds: int | None, data: str | None) -> list[
         return {"norms": model.component_norms(p).float(),
                 "error": relative_error(model.end_to_end(p), task.target)}
 
-    with torch_threads(threads_for(scale)):
-        state = train_rmsprop(model, task, params, setup.lr, max_steps=setup.max_steps,
-                              loss_threshold=setup.loss_threshold, record_every=setup.record_every,
-                              measure=measure, progress=scale != "test")
+    state = train_rmsprop(model, task, params, setup.lr, max_steps=setup.max_steps,
+                          loss_threshold=setup.loss_threshold, record_every=setup.record_every,
+                          measure=measure, progress=scale != "test")
     steps = [r["step"] for r in state.records]
     norms = torch.stack([r["norms"] for r in state.records]).double()  # (T, B, R) by fixed component index
     errors = torch.stack([r["error"] for r in state.records]).double()  # (T, B)

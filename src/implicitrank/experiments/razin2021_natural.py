@@ -26,7 +26,7 @@ from ..factorizations import CPFactorization, generators
 from ..optim import adam
 from ..tasks.completion import Completion
 from ..tasks.natural import VARIANTS, digits_one_vs_all, fit_minibatch, one_vs_all_completion, read_idx
-from ._tensor_common import pyplot, save_figure, threads_for, torch_threads, write_csv
+from ._tensor_common import pyplot, save_figure, write_csv
 from .claims import Claim, check, check_order_of_magnitude, not_run
 
 NAME = "razin2021-natural"
@@ -89,12 +89,11 @@ def run(scale: str, out_dir: Path, seeds: int | None, data: str | None) -> list[
     setup = SCALES[scale]
     sources = find_idx_sets(data) if data is not None else {}
     rows = []
-    with torch_threads(threads_for(scale)):
-        for seed in range(seeds or 1):  # a repetition redraws the split, the random variants and the init
-            rows += _sweep("digits", _digits_tasks(seed), setup.digits, seed, progress=scale != "test")
-            for name, files in sources.items():
-                rows += _sweep(name, _mnist_tasks(files, setup.mnist, seed), setup.mnist, seed,
-                               progress=scale != "test")
+    for seed in range(seeds or 1):  # a repetition redraws the split, the random variants and the init
+        rows += _sweep("digits", _digits_tasks(seed), setup.digits, seed, progress=scale != "test")
+        for name, files in sources.items():
+            rows += _sweep(name, _mnist_tasks(files, setup.mnist, seed), setup.mnist, seed,
+                           progress=scale != "test")
     write_csv(out_dir / "errors.csv", rows)
     for name in ["digits", *sources]:
         _plot(name, [r for r in rows if r["dataset"] == name], out_dir / f"{name}.png")

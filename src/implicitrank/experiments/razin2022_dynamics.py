@@ -32,7 +32,7 @@ from ..measure.tensor import matricize
 from ..tasks.ground_truth import low_rank_matrix
 from ..tasks.hierarchical_truth import low_hierarchical_rank_tensor
 from ..tasks.tensors import low_rank_tensor, prefix_completion
-from ._tensor_common import pyplot, save_figure, takeoff_steps, threads_for, torch_threads, train_rmsprop, write_csv
+from ._tensor_common import pyplot, save_figure, takeoff_steps, train_rmsprop, write_csv
 from .claims import Claim, check, check_close, not_run
 
 NAME = "razin2022-dynamics"
@@ -106,19 +106,18 @@ def run(scale: str, out_dir: Path, seeds: int | None, data: str | None) -> list[
     setup = SCALES[scale]
     repetitions = seeds or 1
     rows, curves = [], {}
-    with torch_threads(threads_for(scale)):
-        for panel in setup.panels:
-            steps, values, extra = _train_panel(setup, panel, repetitions, progress=scale != "test")
-            curves[panel.kind] = (steps, values, extra)
-            for t, step in enumerate(steps):
-                for seed in range(repetitions):
-                    row = {"panel": panel.kind, "seed": seed, "step": step}
-                    row.update({name: float(v[t, seed]) for name, v in extra.items() if v.dim() == 2})
-                    row.update({f"quantity_{k + 1}": float(values[t, seed, k]) for k in range(values.shape[2])})
-                    for name, v in extra.items():
-                        if v.dim() == 3:
-                            row.update({f"{name}_{k + 1}": float(v[t, seed, k]) for k in range(v.shape[2])})
-                    rows.append(row)
+    for panel in setup.panels:
+        steps, values, extra = _train_panel(setup, panel, repetitions, progress=scale != "test")
+        curves[panel.kind] = (steps, values, extra)
+        for t, step in enumerate(steps):
+            for seed in range(repetitions):
+                row = {"panel": panel.kind, "seed": seed, "step": step}
+                row.update({name: float(v[t, seed]) for name, v in extra.items() if v.dim() == 2})
+                row.update({f"quantity_{k + 1}": float(values[t, seed, k]) for k in range(values.shape[2])})
+                for name, v in extra.items():
+                    if v.dim() == 3:
+                        row.update({f"{name}_{k + 1}": float(v[t, seed, k]) for k in range(v.shape[2])})
+                rows.append(row)
     write_csv(out_dir / "curves.csv", rows)
     _plot_three(setup, curves, out_dir / "dynamics.png")
     if "hierarchical" in curves:

@@ -13,6 +13,7 @@ import importlib
 from pathlib import Path
 from types import ModuleType
 
+from ..threads import torch_threads
 from .claims import Claim, write_claims
 
 MODULES = {
@@ -47,6 +48,8 @@ def reproduce(name: str, scale: str, out_dir: str | Path, seeds: int | None = No
     module = experiment(name)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    claims = module.run(scale, out_dir, seeds, data)
+    # One torch thread at the small scales (their problems gain nothing from more), torch's default at paper scale.
+    with torch_threads(None if scale == "paper" else 1):
+        claims = module.run(scale, out_dir, seeds, data)
     write_claims(out_dir, name, scale, claims)
     return claims

@@ -6,7 +6,7 @@ configurations with stable ids and run directories and groups batchable runs int
 runner (``runner``) skips finished runs, resumes interrupted ones from their checkpoints and records
 failures (``state``); ``collect`` writes one tidy table.
 
-The names below are imported on first use (PEP 562), so that importing ``implicitrank.sweeps.threads``
+The names below are imported on first use (PEP 562), so that importing ``implicitrank.threads``
 in a fresh worker process pins the BLAS threads before anything imports torch or numpy.
 """
 

@@ -27,8 +27,8 @@ from typing import Any, Protocol
 import submitit
 from submitit.core.utils import FailedJobError, UncompletedJobError
 
+from ..threads import available_cores, pin_threads, thread_environment, torch_threads
 from .jobs import Job, RunOutcome, run_job, stopped_early
-from .threads import available_cores, pin_threads, thread_environment
 
 EXECUTORS = ("serial", "local", "slurm")
 Advance = Callable[[int], object]
@@ -57,19 +57,12 @@ class SerialExecutor:
         return None
 
     def run(self, jobs: Sequence[Job], out: Path, advance: Advance) -> list[RunOutcome]:
-        import torch
-
-        previous = torch.get_num_threads()
-        if self.threads is not None:
-            torch.set_num_threads(self.threads)
-        try:
-            outcomes = []
+        outcomes = []
+        with torch_threads(self.threads):
             for job in jobs:
                 outcomes += run_job(job)
                 advance(len(job.configs))
-            return outcomes
-        finally:
-            torch.set_num_threads(previous)
+        return outcomes
 
 
 class LocalExecutor:

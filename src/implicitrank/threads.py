@@ -1,4 +1,4 @@
-"""Pin a worker process to its share of threads, before torch or numpy load their thread pools.
+"""Thread counts: pin a worker process before torch or numpy load their thread pools, or cap torch for a while.
 
 OpenMP, MKL and OpenBLAS read their thread counts from the environment when they load; a worker
 that inherits the default (every core) on a machine it shares with other workers oversubscribes the
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
                     "NUMEXPR_NUM_THREADS")
@@ -37,3 +39,21 @@ def pin_threads(threads: int) -> None:
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(threads)
+
+
+@contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Run with ``count`` torch intra-op threads (None: leave as is), restoring the setting afterwards.
+
+    The problems of the papers are small (at most 100×100 matrices): a second thread buys nothing, and
+    on a shared machine a spinning thread pool made small steps 50–100× slower than one thread.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
