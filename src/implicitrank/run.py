@@ -177,13 +177,6 @@ def _matrix_truth(config: RunConfig) -> Tensor:
     return low_rank_matrix(*config.shape, config.rank, seed=config.truth_seed, frobenius_norm=config.target_norm)
 
 
-# To plug in a factorization: write ``build(config) -> Factorization`` (reading config.shape, and e.g.
-# config.components, config.init_mean, config.tree) whose ``init(batch, init_scale, generators)`` takes
-# the per-run init scales, and ``ground_truth(config) -> Tensor`` of shape config.shape with rank
-# config.rank and Frobenius norm config.target_norm (None: sqrt(numel)), seeded by config.truth_seed.
-MODELS: dict[str, ModelEntry] = {"matrix": ModelEntry(_matrix, _matrix_truth)}
-
-
 def _ht(config: RunConfig) -> HierarchicalFactorization:
     """HTF over ``config.tree`` (a ``tree_from_spec`` word); ``components`` caps the widths, ``width`` fixes them."""
     cap = {} if config.components is None else {"width_cap": config.components}
@@ -197,9 +190,6 @@ def _ht_truth(config: RunConfig) -> Tensor:
                                         seed=config.truth_seed, frobenius_norm=norm)
 
 
-MODELS["ht"] = ModelEntry(_ht, _ht_truth)
-
-
 def _cp(config: RunConfig) -> CPFactorization:
     """CP with ``components`` = R (None: the product of all mode sizes but the largest); init N(init_mean, scale²)."""
     return CPFactorization(config.shape, config.components, config.init_mean)
@@ -210,7 +200,15 @@ def _cp_truth(config: RunConfig) -> Tensor:
     return low_rank_tensor(config.shape, config.rank, seed=config.truth_seed, frobenius_norm=norm)
 
 
-MODELS["cp"] = ModelEntry(_cp, _cp_truth)
+# To plug in a factorization: write ``build(config) -> Factorization`` (reading config.shape, and e.g.
+# config.components, config.init_mean, config.tree) whose ``init(batch, init_scale, generators)`` takes
+# the per-run init scales, and ``ground_truth(config) -> Tensor`` of shape config.shape with rank
+# config.rank and Frobenius norm config.target_norm (None: sqrt(numel)), seeded by config.truth_seed.
+MODELS: dict[str, ModelEntry] = {
+    "matrix": ModelEntry(_matrix, _matrix_truth),
+    "cp": ModelEntry(_cp, _cp_truth),
+    "ht": ModelEntry(_ht, _ht_truth),
+}
 
 
 def device_of(config: RunConfig) -> torch.device:

@@ -64,6 +64,9 @@ def add_run_arguments(p: argparse.ArgumentParser, model: str) -> None:
                        help="CP components R / hierarchical width cap (default: enough not to constrain the rank)")
         m.add_argument("--init-mean", type=float, default=0.0, help="mean of the factor entries at init")
     if model == "ht":
+        m.add_argument("--init", choices=("gaussian", "balanced"), default=d.init,
+                       help="balanced: every local component's vectors start with equal norms")
+        m.add_argument("--width", type=int, default=None, help="width of every internal node (default: up to the cap)")
         m.add_argument("--tree", default="balanced",
                        help="mode tree: balanced | opposite | windows | windows:HxW[:K] | a literal like ((0,1),(2,3))")
     m.add_argument("--init-scale", type=float, nargs="+", default=[d.init_scale],
