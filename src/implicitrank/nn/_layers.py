@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+import torch
 from torch import Tensor, nn
 
 
@@ -19,6 +20,16 @@ class FactorizedLayer(Protocol):
 
 
 PLAIN_LAYERS = (nn.Linear, nn.Conv2d)
+
+
+def filled(plain: nn.Linear | nn.Conv2d, weight: Tensor, bias: Tensor | None) -> nn.Linear | nn.Conv2d:
+    """``plain`` (a fresh layer of the right shape) holding ``weight`` and ``bias``: a factorized layer's
+    ``collapsed()``."""
+    with torch.no_grad():
+        plain.weight.copy_(weight)
+        if bias is not None:
+            plain.bias.copy_(bias)
+    return plain
 
 
 def kernel_matrices(weight: Tensor, groups: int = 1) -> Tensor:

@@ -15,6 +15,7 @@ from torch.nn import functional as F
 
 from ..factorizations import MatrixFactorization
 from ._init import matrix_factors
+from ._layers import filled
 
 Pair = int | tuple[int, int]
 
@@ -106,11 +107,7 @@ class DeepConv2d(nn.Module):
         plain = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size, stride=self.stride,
                           padding=self.padding, dilation=self.dilation, groups=self.groups,
                           bias=self.bias is not None, device=weight.device, dtype=weight.dtype)
-        with torch.no_grad():
-            plain.weight.copy_(weight)
-            if self.bias is not None:
-                plain.bias.copy_(self.bias)
-        return plain
+        return filled(plain, weight, self.bias)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, depth={self.depth}, "

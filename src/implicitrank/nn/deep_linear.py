@@ -15,6 +15,7 @@ from torch.nn import functional as F
 
 from ..factorizations import MatrixFactorization
 from ._init import matrix_factors
+from ._layers import filled
 
 
 class DeepLinear(nn.Module):
@@ -79,11 +80,7 @@ class DeepLinear(nn.Module):
         weight = self.end_to_end().detach()
         plain = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None,
                           device=weight.device, dtype=weight.dtype)
-        with torch.no_grad():
-            plain.weight.copy_(weight)
-            if self.bias is not None:
-                plain.bias.copy_(self.bias)
-        return plain
+        return filled(plain, weight, self.bias)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, depth={self.depth}, "

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from ..factorizations import CPFactorization, HierarchicalFactorization
 from ._init import child_generators
+from ._layers import filled
 
 FORMATS = ("cp", "hierarchical")
 LETTERS = "defghijklmnopqstuvwxyz"  # mode subscripts for einsum (a, b, c, r reserved)
@@ -168,11 +169,7 @@ class TensorizedLinear(nn.Module):
         weight = self.end_to_end().detach()
         plain = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None, device=weight.device,
                           dtype=weight.dtype)
-        with torch.no_grad():
-            plain.weight.copy_(weight)
-            if self.bias is not None:
-                plain.bias.copy_(self.bias)
-        return plain
+        return filled(plain, weight, self.bias)
 
     def extra_repr(self) -> str:
         return (f"in_shape={self.in_shape}, out_shape={self.out_shape}, format={self.format!r}, "
