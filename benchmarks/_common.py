@@ -13,6 +13,12 @@ import torch
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def sync(device: torch.device) -> None:
+    """Wait for queued GPU work, so a timer measures it (no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def best_seconds(fn: Callable[[], object], repeats: int = 3) -> float:
     """The best of ``repeats`` wall times of ``fn()`` (after one warm-up call)."""
     fn()

@@ -21,7 +21,7 @@ import resource
 import time
 
 import torch
-from _common import best_seconds, write_results
+from _common import best_seconds, sync, write_results
 
 from implicitrank.factorizations import HierarchicalFactorization, generators
 from implicitrank.factorizations.mode_tree import square_windows_tree
@@ -44,10 +44,10 @@ def order_4_steps(device: torch.device, steps: int) -> dict:
                              progress=False)
         lr = torch.full((batch,), 1e-2, device=device)
         train(model, task, params, global_rmsprop(eps=1e-6), lr, config)  # warm-up
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         train(model, task, params, global_rmsprop(eps=1e-6), lr, config)
-        _sync(device)
+        sync(device)
         seconds = time.perf_counter() - start
         out[f"batch_{batch}"] = {"steps_per_second": steps / seconds, "run_steps_per_second": batch * steps / seconds}
     return out
@@ -64,20 +64,16 @@ def evaluation(device: torch.device, side: int, entries: int = 5000, width: int 
     def forward() -> None:
         with torch.no_grad():
             model.evaluate(params, indices)
-        _sync(device)
+        sync(device)
 
     def forward_backward() -> None:
         model.evaluate(leaves, indices).pow(2).mean().backward()
-        _sync(device)
+        sync(device)
 
     return {"order": order, "internal_nodes": len(model.tree.internal_nodes), "entries": entries, "width": width,
             "forward_seconds": best_seconds(forward), "forward_backward_seconds": best_seconds(forward_backward),
             "finite": bool(torch.isfinite(model.evaluate(params, indices)).all())}
 
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def main() -> None:

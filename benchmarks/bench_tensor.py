@@ -23,7 +23,7 @@ import sys
 import time
 
 import torch
-from _common import write_results
+from _common import sync, write_results
 
 from implicitrank.factorizations import CPFactorization, generators
 from implicitrank.optim import adam, global_rmsprop
@@ -55,11 +55,11 @@ def order_784_epoch(device: torch.device) -> dict:
     params = model.init(1, 1e-3, generators([0]), device=device)
     start, cpu = time.perf_counter(), time.process_time()
     result = fit_minibatch(model, task, params, adam(), 5e-4, epochs=1, batch_size=5000)
-    _sync(device)
+    sync(device)
     epoch, epoch_cpu = time.perf_counter() - start, time.process_time() - cpu
     start, cpu = time.perf_counter(), time.process_time()
     one_vs_all_error(model, result.params, task.indices, task.values)
-    _sync(device)
+    sync(device)
     error_pass, error_cpu = time.perf_counter() - start, time.process_time() - cpu
     out = {"epoch_seconds_with_error_pass": epoch, "error_pass_seconds": error_pass,
            "train_seconds": epoch - error_pass, "train_cpu_seconds": epoch_cpu - error_cpu, "steps": 12,
@@ -84,17 +84,13 @@ def order_4_steps(device: torch.device, steps: int) -> dict:
         train(model, batched, params, global_rmsprop(eps=1e-6), torch.full((batch,), 1e-2), warm_up)
         start, cpu = time.perf_counter(), time.process_time()
         train(model, batched, params, global_rmsprop(eps=1e-6), torch.full((batch,), 1e-2), config)
-        _sync(device)
+        sync(device)
         seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
         out[f"batch_{batch}"] = {"steps_per_second": steps / seconds, "run_steps_per_second": batch * steps / seconds,
                                  "cpu_seconds_per_step": cpu_seconds / steps}
     out["peak_rss_mb"] = peak_rss_mb()
     return out
 
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def main() -> None:

@@ -63,6 +63,15 @@ def test_too_many_observations_and_nan_values_are_rejected():
         Completion((2, 2), torch.tensor([[0, 2]]), torch.tensor([[1.0]]))
 
 
+def test_every_task_rejects_non_finite_observed_values():
+    from implicitrank.tasks import Sensing
+
+    with pytest.raises(ValueError, match="NaN or inf"):
+        Sensing((2, 2), torch.ones(1, 4), torch.tensor([[float("inf")]]))
+    with pytest.raises(ValueError, match="empty"):
+        Sensing((2, 2), torch.ones(0, 4), torch.zeros(1, 0))
+
+
 def test_npz_loader_reads_matrix_and_mask(tmp_path):
     matrix = np.arange(12, dtype=float).reshape(3, 4)
     mask = np.zeros((3, 4), dtype=bool)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ._values import check_values
+
 
 @dataclass
 class Completion:
@@ -36,16 +38,11 @@ class Completion:
         order = len(self.shape)
         if self.indices.shape[-1] != order:
             raise ValueError(f"indices must end in the tensor order {order}, got shape {tuple(self.indices.shape)}")
-        if self.values.dim() != 2 or self.values.shape[1] != self.indices.shape[-2]:
-            raise ValueError(f"values must be (B, M) with M = {self.indices.shape[-2]}, got {tuple(self.values.shape)}")
-        if self.values.shape[1] == 0:
-            raise ValueError("the observation set is empty: num_observations must be >= 1")
+        check_values(self.values, self.indices.shape[-2])
         if bool((self.indices < 0).any()) or any(
             bool((self.indices[..., k] >= size).any()) for k, size in enumerate(self.shape)
         ):
             raise ValueError(f"indices out of range for a tensor of shape {self.shape}")
-        if not bool(torch.isfinite(self.values).all()):
-            raise ValueError("observed values contain NaN or inf")
 
     @property
     def batch(self) -> int:

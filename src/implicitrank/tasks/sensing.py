@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ._values import check_values
+
 
 @dataclass
 class Sensing:
@@ -25,10 +27,7 @@ class Sensing:
         numel = math.prod(self.shape)
         if self.measurements.dim() != 2 or self.measurements.shape[1] != numel:
             raise ValueError(f"measurements must be (M, {numel}), got {tuple(self.measurements.shape)}")
-        if self.values.dim() != 2 or self.values.shape[1] != self.measurements.shape[0]:
-            raise ValueError(f"values must be (B, M={self.measurements.shape[0]}), got {tuple(self.values.shape)}")
-        if self.values.shape[1] == 0:
-            raise ValueError("the measurement set is empty: num_observations must be >= 1")
+        check_values(self.values, self.measurements.shape[0])
 
     @property
     def batch(self) -> int:

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from ..factorizations.cp import cp_to_tensor
+from ._values import check_values
 from .completion import Completion, sample_observations
 from .sensing import Sensing
 
@@ -89,10 +90,7 @@ class RankOneSensing:
                              f"{[tuple(v.shape) for v in self.vectors]}")
         if len({v.shape[0] for v in self.vectors}) != 1:
             raise ValueError(f"every mode needs the same number of vectors M, got {[v.shape[0] for v in self.vectors]}")
-        if self.values.dim() != 2 or self.values.shape[1] != self.vectors[0].shape[0]:
-            raise ValueError(f"values must be (B, M={self.vectors[0].shape[0]}), got {tuple(self.values.shape)}")
-        if self.values.shape[1] == 0:
-            raise ValueError("the measurement set is empty: num_observations must be >= 1")
+        check_values(self.values, self.vectors[0].shape[0])
 
     @property
     def batch(self) -> int:
