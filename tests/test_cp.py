@@ -61,6 +61,36 @@ def test_gradients_of_a_completion_loss_match_autograd_through_the_dense_tensor(
     assert torch.allclose(through_indices, through_dense, rtol=1e-10, atol=1e-13)
 
 
+@pytest.mark.parametrize("shape", [(5,), (3, 4), (3, 4, 2), (2, 3, 4, 3), (3, 2, 2, 3, 2)])
+def test_closed_form_gradient_through_the_dense_tensor_matches_autograd(shape):
+    """The MTTKRP gradient (``loss_and_grad``, small tensors) equals autograd through ``evaluate``, for odd and
+    even orders and unequal mode sizes (padding rows of the stacked factors get zero gradient)."""
+    from implicitrank.factorizations import autograd_loss_and_grad, loss_and_grad
+    from implicitrank.tasks import Completion
+
+    model = CPFactorization(shape, components=4, init_mean=0.1)
+    assert model.closed_form_gradient
+    params = model.init(2, 0.6, generators([4, 5]), dtype=torch.float64)
+    gen = torch.Generator().manual_seed(1)
+    count = max(2, math.prod(shape) // 3)
+    observed = torch.stack([torch.randperm(math.prod(shape), generator=gen)[:count] for _ in range(2)])
+    task = Completion(shape, torch.stack(torch.unravel_index(observed, shape), dim=-1),
+                      torch.randn(2, count, generator=gen, dtype=torch.float64))
+    loss, (grad,) = loss_and_grad(model, params, task)
+    reference_loss, (reference,) = autograd_loss_and_grad(model, params, task)
+    torch.testing.assert_close(loss, reference_loss, rtol=1e-12, atol=0)
+    torch.testing.assert_close(grad, reference, rtol=1e-10, atol=1e-14)
+
+
+def test_large_tensors_keep_the_gradient_through_evaluate():
+    from implicitrank.factorizations.cp import DENSE_MAX_ENTRIES
+
+    model = CPFactorization((2,) * 20, components=2)
+    assert 2**20 > DENSE_MAX_ENTRIES and not model.closed_form_gradient
+    with pytest.raises(ValueError, match="more than"):
+        model.loss_and_grad(model.init(1, 0.1, generators([0])), lambda w: (w.sum(), w))
+
+
 def test_log_domain_gradient_is_exact_at_a_zero_factor_entry():
     shape = (2,) * 10
     model = CPFactorization(shape, components=2, init_mean=1.0)

@@ -57,9 +57,11 @@ def autograd_loss_and_grad(model: Factorization, params: list[Tensor], task) -> 
 
 
 def loss_and_grad(model: Factorization, params: list[Tensor], task) -> tuple[Tensor, list[Tensor]]:
-    """Per-run loss and gradients: the model's closed form where it has one, else autograd."""
+    """Per-run loss and gradients: the model's closed form where it has one (and, for a model with a
+    ``closed_form_gradient`` flag, where that flag is true), else autograd."""
     closed_form = getattr(model, "loss_and_grad", None)
-    if closed_form is not None and hasattr(task, "dense_loss_and_grad"):
+    if (closed_form is not None and hasattr(task, "dense_loss_and_grad")
+            and getattr(model, "closed_form_gradient", True)):
         return closed_form(params, task.dense_loss_and_grad)
     return autograd_loss_and_grad(model, params, task)
 

@@ -13,6 +13,13 @@ stays about CHUNK_ELEMENTS numbers, with a closed-form backward
     ∂W[i]/∂w_r^n[i_n] = Π_{n'≠n} w_r^{n'}[i_{n'}] = sign · exp(Σ_{n'} log|w_r^{n'}[i_{n'}]| − log|w_r^n[i_n]|)
 (see ``_LogDomainEvaluate``).
 
+Small tensors (at most ``DENSE_MAX_ENTRIES`` entries) have a closed-form loss and gradient through the dense
+W (``loss_and_grad``): with the modes split into a left group L and a right group R, W = K_L K_Rᵀ for the
+Khatri–Rao products K_L, K_R of each group's factor matrices, and mode n's gradient is the MTTKRP
+∂L/∂w_r^n[i] = Σ_{entries j with j_n = i} ∇L(W)[j] Π_{m≠n} w_r^m[j_m], taken as ∇L(W) K_R (or ∇L(W)ᵀ K_L) once
+per group and then contracted with the group's other factors: three matrix products of size
+(∏_L D) × R × (∏_R D) per step instead of gathers over every observed entry.
+
 Tracked quantities: component norms σ_r = Π_n ||w_r^n||, which under gradient flow from a balanced
 init obey σ̇_r = N·γ_r·σ_r^(2−2/N), γ_r = <−∇L(W), ⊗_n ŵ_r^n> (Razin et al. 2021, Thm. 1).
 """
@@ -20,7 +27,7 @@ init obey σ̇_r = N·γ_r·σ_r^(2−2/N), γ_r = <−∇L(W), ⊗_n ŵ_r^n> (R
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -33,6 +40,7 @@ CHUNK_ELEMENTS = 1 << 22  # gathered entries per mode chunk: 16 MB in float32
 MAX_DEFAULT_COMPONENTS = 100_000
 ONE_HOT_MAX_MODE_SIZE = 16  # up to this mode size, sums over modes are one-hot matrix products
 UNDERFLOW_FRACTION = 0.9
+DENSE_MAX_ENTRIES = 1 << 16  # up to this many tensor entries, the gradient goes through the dense W
 
 
 def cp_to_tensor(factors: Sequence[Tensor]) -> Tensor:
@@ -40,10 +48,17 @@ def cp_to_tensor(factors: Sequence[Tensor]) -> Tensor:
 
     Built as an iterated Khatri–Rao product, so memory is that of the result times R.
     """
+    product = khatri_rao(factors)
+    return product.sum(-1).reshape(*product.shape[:-2], *(f.shape[-2] for f in factors))
+
+
+def khatri_rao(factors: Sequence[Tensor]) -> Tensor:
+    """Column-wise Kronecker product of factor matrices ``(..., D_n, R)``: ``(..., ∏ D_n, R)``, row index
+    (i_1, …, i_N) in row-major order (the first mode varies slowest)."""
     product = factors[0]
     for factor in factors[1:]:
         product = (product.unsqueeze(-2) * factor.unsqueeze(-3)).flatten(-3, -2)
-    return product.sum(-1).reshape(*product.shape[:-2], *(f.shape[-2] for f in factors))
+    return product
 
 
 @dataclass(frozen=True)
@@ -136,6 +151,36 @@ class CPFactorization:
             product = product * _rows_times(hot[..., n, :], factors[:, n])
         return product.sum(-1)
 
+    @property
+    def closed_form_gradient(self) -> bool:
+        """Whether ``loss_and_grad`` applies: the tensor has at most DENSE_MAX_ENTRIES entries."""
+        return math.prod(self.shape) <= DENSE_MAX_ENTRIES
+
+    def loss_and_grad(
+        self, params: list[Tensor], dense_loss_and_grad: Callable[[Tensor], tuple[Tensor, Tensor]]
+    ) -> tuple[Tensor, list[Tensor]]:
+        """Loss and closed-form gradient through the dense W (small tensors; see the module docstring).
+
+        ``dense_loss_and_grad`` maps W (B, *shape) to the per-run loss (B,) and ∇L(W) (B, *shape).
+        """
+        if not self.closed_form_gradient:
+            raise ValueError(f"loss_and_grad forms the dense tensor: shape {self.shape} has more than "
+                             f"{DENSE_MAX_ENTRIES} entries (use autograd through evaluate)")
+        factors = self.factor_matrices(params)
+        split = (self.order + 1) // 2
+        left, right = factors[:split], factors[split:]
+        left_kr = khatri_rao(left)  # (B, P_L, R)
+        right_kr = khatri_rao(right) if right else torch.ones_like(left_kr[:, :1])  # (B, P_R, R)
+        w = left_kr @ right_kr.transpose(1, 2)  # (B, P_L, P_R)
+        loss, grad_w = dense_loss_and_grad(w.view(w.shape[0], *self.shape))
+        grad_w = grad_w.reshape_as(w)
+        grad = torch.zeros_like(params[0])
+        for group, reduced, offset in ((left, grad_w @ right_kr, 0),
+                                       (right, grad_w.transpose(1, 2) @ left_kr, split)):
+            for k, g in enumerate(_group_mttkrp(group, reduced)):
+                grad[:, offset + k, : g.shape[1]] = g
+        return loss, [grad]
+
     def _check_indices(self, indices: Tensor) -> None:
         if indices.dtype.is_floating_point or indices.dtype.is_complex or indices.dtype == torch.bool:
             raise ValueError(f"indices must have an integer dtype, got {indices.dtype}")
@@ -190,6 +235,19 @@ class CPFactorization:
         target = norms.log().mean(1, keepdim=True).exp()
         scale = torch.where(norms > 0, target / norms.clamp_min(torch.finfo(norms.dtype).tiny), 1.0)
         return [params[0] * scale.unsqueeze(2)]
+
+
+def _group_mttkrp(group: Sequence[Tensor], reduced: Tensor) -> list[Tensor]:
+    """For each mode n of a group with factor matrices (B, D_m, R): Σ over the group's other indices of
+    ``reduced`` (B, ∏_group D, R) times Π_{m≠n} w_r^m[i_m], i.e. (B, D_n, R)."""
+    letters = "acdefghijklmnopq"[: len(group)]
+    shaped = reduced.view(reduced.shape[0], *(f.shape[1] for f in group), reduced.shape[-1])
+    out = []
+    for n in range(len(group)):
+        others = [m for m in range(len(group)) if m != n]
+        spec = ",".join([f"b{letters}r"] + [f"b{letters[m]}r" for m in others]) + f"->b{letters[n]}r"
+        out.append(torch.einsum(spec, shaped, *(group[m] for m in others)))
+    return out
 
 
 def _gather(factors: Tensor, indices: Tensor, start: int, stop: int) -> Tensor:
