@@ -39,6 +39,22 @@ def test_a_converged_run_freezes_while_the_others_go_on():
         torch.testing.assert_close(p[:1], q)
 
 
+def test_converge_patience_keeps_a_run_going_until_its_loss_has_stayed_below_the_threshold():
+    model, task, params = _problem(batch=1)
+    lr = torch.tensor([0.05], dtype=torch.float64)
+    at_once = train(model, task, params, gradient_descent(), lr,
+                    TrainConfig(max_steps=3000, loss_threshold=1e-3, sync_every=10, progress=False))
+    reached = int(at_once.converged_at[0])
+    assert reached > 0
+    patient = train(model, task, params, gradient_descent(), lr,
+                    TrainConfig(max_steps=3000, loss_threshold=1e-3, converge_patience=50, sync_every=10,
+                                progress=False))
+    assert int(patient.converged_at[0]) == reached + 50  # GD keeps lowering the loss, so it stays below
+    assert float(patient.loss[0]) < float(at_once.loss[0])
+    with pytest.raises(ValueError, match="converge_patience"):
+        TrainConfig(converge_patience=-1)
+
+
 def test_divergence_stops_the_run_names_the_step_and_keeps_the_records():
     model, task, params = _problem()
     lr = torch.tensor([1e-3, 1e3], dtype=torch.float64)

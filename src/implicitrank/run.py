@@ -266,8 +266,9 @@ def make_measure(model: Factorization, task, top: int) -> Callable[[list[Tensor]
 def train_configured(model, task, params, config: RunConfig, measure, state, on_checkpoint, lr: Tensor,
                      progress: bool = True) -> TrainState:
     """Dispatch to the optimizer loop or to gradient-flow integration."""
-    train_config = TrainConfig(config.max_steps, config.loss_threshold, config.record_every,
-                               config.record_per_decade, 100, config.checkpoint_every, progress=progress)
+    train_config = TrainConfig(max_steps=config.max_steps, loss_threshold=config.loss_threshold,
+                               record_every=config.record_every, record_per_decade=config.record_per_decade,
+                               checkpoint_every=config.checkpoint_every, progress=progress)
     if config.optimizer == "gradient-flow":
         from .optim.flow import integrate
 
@@ -340,7 +341,7 @@ def _stack(values: list, device: torch.device):
 
 def _run_state(state: TrainState, b: int) -> dict:
     batch = state.active.shape[0]
-    status = {k: getattr(state, k) for k in ("active", "stopped_at", "loss")}
+    status = {k: getattr(state, k) for k in ("active", "stopped_at", "loss", "below_for")}
     return {"step": state.step, **_slice({"params": state.params, "optimizer_state": state.optimizer_state,
                                           "status": status, "records": state.records}, b, batch)}
 
@@ -368,7 +369,7 @@ def _load_checkpoints(dirs: list[Path], device: torch.device) -> TrainState | No
     merged = _stack([{k: r[k] for k in ("params", "optimizer_state", "status", "records")} for r in runs], device)
     status = merged["status"]
     return TrainState(runs[0]["step"], merged["params"], merged["optimizer_state"], status["active"],
-                      status["stopped_at"], status["loss"], merged["records"])
+                      status["stopped_at"], status["loss"], merged["records"], status.get("below_for"))
 
 
 def _finish(state: TrainState, b: int, run_dir: Path, config: RunConfig, seconds: float, plots: bool) -> dict:

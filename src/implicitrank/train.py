@@ -30,11 +30,13 @@ class TrainConfig:
     """When to stop, record and checkpoint.
 
     max_steps : at most this many updates per run.
-    loss_threshold : a run converges (and freezes) once its train loss is <= this.
+    loss_threshold : a run converges (and freezes) once its train loss is <= this (see converge_patience).
     record_every : record metrics every k steps (0: off).
     record_per_decade : also record at about this many log-spaced steps per decade (0: off).
     sync_every : how often the host checks whether every run has stopped.
     checkpoint_every : call the checkpoint hook every k steps (0: never).
+    converge_patience : a run freezes only once its loss has stayed <= loss_threshold for this many further
+        steps (the papers' "train loss below the threshold for a while"; 0: at once).
     """
 
     max_steps: int = 100_000
@@ -44,13 +46,14 @@ class TrainConfig:
     sync_every: int = 100
     checkpoint_every: int = 0
     progress: bool = True
+    converge_patience: int = 0
 
     def __post_init__(self) -> None:
         if self.max_steps < 0:
             raise ValueError(f"max_steps must be >= 0, got {self.max_steps}")
         if not self.loss_threshold >= 0:
             raise ValueError(f"loss_threshold must be >= 0, got {self.loss_threshold}")
-        for name in ("record_every", "record_per_decade", "checkpoint_every"):
+        for name in ("converge_patience", "record_every", "record_per_decade", "checkpoint_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.sync_every < 1:
@@ -79,6 +82,11 @@ class TrainState:
     stopped_at: Tensor  # (B,) long: the step at which the run stopped, -1 while active
     loss: Tensor  # (B,) latest train loss (a stopped run is frozen, so its loss stays as it stopped)
     records: list[dict[str, Tensor]] = field(default_factory=list)
+    below_for: Tensor | None = None  # (B,) long: consecutive steps with the loss <= the threshold
+
+    def __post_init__(self) -> None:
+        if self.below_for is None:
+            self.below_for = torch.zeros_like(self.stopped_at)
 
     @property
     def converged_at(self) -> Tensor:
@@ -108,13 +116,16 @@ def start(params: list[Tensor], optimizer: Optimizer) -> TrainState:
                       torch.full((batch,), math.inf, dtype=params[0].dtype, device=device))
 
 
-def mark_status(state: TrainState, loss: Tensor, threshold: float) -> None:
-    """Stop the runs whose loss at ``state.step`` reached ``threshold`` or is NaN/inf, on the device (no sync).
+def mark_status(state: TrainState, loss: Tensor, threshold: float, patience: int = 0) -> None:
+    """Stop the runs whose loss at ``state.step`` is NaN/inf or has been <= ``threshold`` for more than
+    ``patience`` consecutive steps, on the device (no sync).
 
-    A run goes on while its loss is finite and above the threshold; whether it stopped by converging
-    or diverging is read off the frozen loss later (``converged_at``/``diverged_at``).
+    A run goes on while its loss is finite and not yet settled below the threshold; whether it stopped by
+    converging or diverging is read off the frozen loss later (``converged_at``/``diverged_at``).
     """
-    going = torch.isfinite(loss) & (loss > threshold)
+    below = torch.isfinite(loss) & (loss <= threshold)
+    state.below_for = torch.where(below, state.below_for + state.active.to(state.below_for.dtype), 0)
+    going = torch.isfinite(loss) & (state.below_for <= patience)
     state.stopped_at = torch.where(state.active & ~going, state.step, state.stopped_at)
     state.active = state.active & going
     state.loss = loss
@@ -162,7 +173,7 @@ def train(
             if on_checkpoint and config.checkpoint_every and state.step and state.step % config.checkpoint_every == 0:
                 on_checkpoint(state)
             loss, grads = objective(state.params)
-            mark_status(state, loss, config.loss_threshold)
+            mark_status(state, loss, config.loss_threshold, config.converge_patience)
             if config.records_at(state.step):
                 record(state, measure)
             if state.step >= config.max_steps:

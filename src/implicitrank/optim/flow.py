@@ -143,7 +143,7 @@ def integrate(
         while True:
             if on_checkpoint and config.checkpoint_every and state.step and state.step % config.checkpoint_every == 0:
                 on_checkpoint(state)
-            mark_status(state, flow["loss"], config.loss_threshold)
+            mark_status(state, flow["loss"], config.loss_threshold, config.converge_patience)
             if config.records_at(state.step):
                 _record(state, measure)
             if state.step >= config.max_steps or not bool(state.active.any()):
