@@ -21,11 +21,13 @@ RMSPROP_EPS = 1e-6  # Razin et al. 2021/2022 (papers.md, common conventions)
 
 
 def train_rmsprop(model, task, params: list[Tensor], lr: float, *, max_steps: int, loss_threshold: float,
-                  record_every: int = 0, measure: Measure | None = None, progress: bool = False) -> TrainState:
-    """Full-batch global RMSprop (eps 1e-6) on every run of the batch until each reaches ``loss_threshold``
-    (mean squared error over observations, no ½) or ``max_steps``; metrics every ``record_every`` steps."""
-    config = TrainConfig(max_steps=max_steps, loss_threshold=loss_threshold, record_every=record_every,
-                         record_per_decade=0, progress=progress)
+                  patience: int = 0, record_every: int = 0, measure: Measure | None = None,
+                  progress: bool = False) -> TrainState:
+    """Full-batch global RMSprop (eps 1e-6) on every run of the batch until each has stayed below
+    ``loss_threshold`` (mean squared error over observations, no ½) for ``patience`` steps, or ``max_steps``;
+    metrics every ``record_every`` steps."""
+    config = TrainConfig(max_steps=max_steps, loss_threshold=loss_threshold, converge_patience=patience,
+                         record_every=record_every, record_per_decade=0, progress=progress)
     lrs = torch.full((params[0].shape[0],), lr, dtype=params[0].dtype)
     return train(model, task, params, global_rmsprop(eps=RMSPROP_EPS), lrs, config, measure=measure)
 
