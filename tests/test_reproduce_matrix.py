@@ -14,7 +14,13 @@ from implicitrank.experiments import reproduce
 from implicitrank.experiments.arora2019_depth_invariance import commuting_sensing, min_nuclear_norm_psd
 from implicitrank.experiments.arora2019_dynamics import singular_vector_alignment
 from implicitrank.experiments.arora2019_observations import observations_needed
-from implicitrank.experiments.razin2020_norms import init_with_det_sign, w11_at_loss
+from implicitrank.experiments.razin2020_norms import (
+    DET_ROUNDING,
+    SCALES,
+    flow_det_signs,
+    init_with_det_sign,
+    w11_at_loss,
+)
 
 
 def _claims(claims, start: str) -> list:
@@ -133,6 +139,17 @@ def test_effective_rank_tends_to_one_while_norms_diverge(norms):
 
 def test_w11_lower_bound_holds_wherever_det_is_positive(norms):
     assert _passed(norms[0], "|w11| >= (1 - sqrt(2 loss))^2 / sqrt(2 loss) wherever det > 0")
+
+
+def test_gradient_flow_from_a_balanced_init_keeps_det_positive_up_to_rounding(norms):
+    """The det-sign theorem on gradient flow itself: at depth 3 det W stays > 0 at every accepted step; at depth 2
+    it decays exponentially, so it may cross 0 only from rounding level. An unbalanced init is not covered."""
+    assert _passed(norms[0], "depth 3, balanced init: gradient flow keeps det W > 0")
+    cfg = SCALES["test"]
+    deep = [r for r in flow_det_signs(3, cfg, 1) if r["init"] == "balanced"]
+    assert deep and all(r["min_det"] > 0 and r["final_loss"] < cfg.loss_threshold for r in deep)
+    shallow = [r for r in flow_det_signs(2, cfg, 1) if r["init"] == "balanced"]
+    assert all(r["det_before_crossing"] is None or r["det_before_crossing"] < DET_ROUNDING for r in shallow)
 
 
 def test_depth_two_plateaus_lower_and_perturbed_problems_head_to_minus_one_over_eps(norms):

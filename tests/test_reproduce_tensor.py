@@ -65,6 +65,18 @@ def test_matrix_cp_and_hierarchical_factorizations_all_learn_incrementally(tmp_p
         assert (tmp_path / name).is_file()
 
 
+def test_the_matrix_panel_init_is_the_authors_per_entry_factor_std():
+    from implicitrank.experiments.razin2022_dynamics import PAPER_PANELS, _model_init_scale
+    from implicitrank.factorizations import MatrixFactorization, generators
+
+    panel = PAPER_PANELS[0]
+    assert panel.kind == "matrix"
+    params = MatrixFactorization(*panel.shape, depth=3).init(1, torch.tensor(_model_init_scale(panel)),
+                                                             generators([0]), dtype=torch.float64)
+    for factor in params:
+        assert abs(float(factor.std()) / panel.init_scale - 1) < 0.03  # 4096 entries: std within ~2%
+
+
 def test_digits_are_fit_at_rank_one_random_data_is_not_and_mnist_claims_need_data(tmp_path):
     claims = reproduce("razin2021-natural", "test", tmp_path)
     digits = [c for c in claims if c.claim.startswith("digits")]

@@ -7,7 +7,8 @@ permutation and init from seed s). Model: CP with R = the product of all mode si
 order 3, 512 for order 4: the rank is unconstrained), factor entries i.i.d. N(0, std²), global RMSprop lr 1e-2,
 stop when the train MSE has stayed < 1e-6 for 250 iterations (the authors' runs checked the loss every 100
 iterations and stopped at the third check in a row below the threshold, 200 to 300 iterations after it
-first got there; the error keeps falling fast then, so this matters for the published values). Baseline: the observed entries with zeros elsewhere.
+first got there; the error keeps falling fast then, so this matters for the published values). Baseline: the
+observed entries with zeros elsewhere.
 
 Reported, per run: the reconstruction error = ||W − W*||_F / ||W*||_F (the authors' "normalized
 reconstruction error"; the mean over all entries of (W − W*)² is in the table too, as
