@@ -14,12 +14,11 @@ Scales: ``paper`` is the published grid (100×100 rank 5; M = 2000, 5000; init s
 gradient flow (dopri5) that global RMSprop reparametrizes in time: a step there reads the 2000×10⁴ measurement
 matrix twice (memory-bound, ~14 ms for two runs on one core), and the flow needs ~1,000 accepted steps where
 RMSprop needs tens of thousands. Measured (2026-11, one thread, shared machine): depth 3 at init 1e-3 and 1e-6
-reached squared errors 8.5e-6 and 8.2e-6 (paper ≈9e-6) in 92 s for the two runs; the whole sensing grid
-(36 runs) is estimated at 20-30 min on two cores from that rate, so paper scale as a whole exceeds the 10-minute target that the
-completion grid alone meets. ``quick`` is 30×30 rank 2 with M = 250
-and 600 (M / (r(2n−r)) ≈ 2.2, as the paper's 2000 / 975 ≈ 2.05), lr 3e-3, ≤ 30,000 steps, 1 seed; ``test`` 12×12
-rank 1. The headline numbers are compared at ``paper`` scale only (they depend on n and r); the qualitative claims
-at every scale.
+reached squared errors 8.5e-6 and 8.2e-6 (paper ≈9e-6) in 92 s for the two runs; at that rate the whole sensing
+grid (36 runs) takes about 15-25 min, so paper scale as a whole exceeds the 10-minute target that the completion
+grid alone meets. ``quick`` is 30×30 rank 2 with M = 250 and 600 (M / (r(2n−r)) ≈ 2.2, as the paper's
+2000 / 975 ≈ 2.05), lr 3e-3, ≤ 30,000 steps, 1 seed; ``test`` 12×12 rank 1. The headline numbers are compared at
+``paper`` scale only (they depend on n and r); the qualitative claims at every scale.
 
 References: S. Arora, N. Cohen, W. Hu, Y. Luo, "Implicit Regularization in Deep Matrix Factorization", NeurIPS
 2019, Figure 2 and Table 1.
