@@ -21,13 +21,13 @@ import torch
 from implicitrank.cnn import (
     Box,
     PathfinderConfig,
-    PlainCNN,
     derangement,
     generate_pathfinder,
+    pair_slots,
     resnet18,
     training_step,
 )
-from implicitrank.experiments.locality import setup_for
+from implicitrank.experiments.locality import build_model, setup_for
 
 
 def step_rate(model, x, y, patches, reg_weight, seconds) -> float:
@@ -64,8 +64,11 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     seconds = args.seconds / 2 if args.quick else args.seconds
-    cases = [("plain CNN (quick scale), 1x8x56", lambda: PlainCNN(in_channels=1, width=16, depth=6), (1, 8, 56), 64,
-              (Box(0, 12, 8, 8), Box(0, 36, 8, 8)))]
+    same, path = setup_for("is-same-class", "quick"), setup_for("pathfinder", "quick")
+    cases = [("Is Same quick: ResNet18 x1/8, 1x8x56", lambda: build_model(same, 1), (1, *same.canvas_hw), 64,
+              pair_slots((8, 8), same.canvas_hw, max(same.difficulties))),
+             ("Pathfinder quick: plain CNN, 1x32x32", lambda: build_model(path, 1), (1, 32, 32), 64,
+              (Box(4, 4, path.patch_size, path.patch_size), Box(20, 20, path.patch_size, path.patch_size)))]
     cases.append(("ResNet18 x1/4, 3x64x64", lambda: resnet18(width=0.25, in_channels=3), (3, 64, 64), 32,
                   (Box(16, 0, 32, 32), Box(16, 32, 32, 32))))
     if not args.quick:
@@ -89,9 +92,9 @@ def main() -> None:
         generate_pathfinder(config, n, seed=0)
         generation.append({"case": name, "images": n, "images_per_s": n / (time.perf_counter() - start)})
     print(f"device: {device}, torch threads: {torch.get_num_threads()}")
-    print(f"{'training step':34s} {'batch':>5s} {'plain img/s':>12s} {'reg. img/s':>11s} {'cost ratio':>10s}")
+    print(f"{'training step':38s} {'batch':>5s} {'plain img/s':>12s} {'reg. img/s':>11s} {'cost ratio':>10s}")
     for r in rows:
-        print(f"{r['case']:34s} {r['batch']:5d} {r['plain_images_per_s']:12.1f} {r['regularized_images_per_s']:11.1f} "
+        print(f"{r['case']:38s} {r['batch']:5d} {r['plain_images_per_s']:12.1f} {r['regularized_images_per_s']:11.1f} "
               f"{r['cost_ratio']:10.2f}")
     print(f"{'Pathfinder generation':34s} {'images':>6s} {'img/s':>10s}")
     for r in generation:
