@@ -1,12 +1,24 @@
-"""``implicitrank reproduce``: rerun the papers' figures and check them against the published numbers."""
+"""``implicitrank reproduce``: rerun the papers' figures and check them against the published numbers.
+
+``reproduce all`` at the test and quick scales runs one experiment per core at a time (each on one torch thread,
+as ``experiments.reproduce`` runs it), longest first; each worker's output and progress go to ``<out>/<name>/log.txt``
+and the console gets one line when an experiment starts and its claims when it ends.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import multiprocessing
+import os
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 
 from ..experiments import MODULES, SCALE_NAMES, experiment, reproduce
+from ..experiments.claims import Claim
+from ..experiments.registry import QUICK_SECONDS
+from ..threads import available_cores, pin_threads
 from ._common import default_out
 
 
@@ -23,6 +35,9 @@ def register(subparsers) -> None:
     p.add_argument("--seeds", type=int, default=None, help="repetitions (default: the scale's own)")
     p.add_argument("--data", default=None,
                    help="data the experiment can use: MovieLens u.data, MNIST/Fashion-MNIST IDX directory, CIFAR-10")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="experiments run at once by 'all' (default: one per core at test and quick scale, "
+                        "1 at paper scale, whose runs use every core)")
     p.set_defaults(func=run_reproduce)
 
 
@@ -31,18 +46,77 @@ def run_reproduce(args: argparse.Namespace) -> int:
         for name in MODULES:
             print(f"{name:32s} {experiment(name).TITLE}")
         return 0
+    if args.jobs is not None and args.jobs < 1:
+        raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
     names = list(MODULES) if args.name == "all" else [args.name]
     for name in names:  # every name is checked before anything runs
         experiment(name)
     out = args.out or default_out("reproduce")
-    failed = 0
-    for name in names:
-        started = time.perf_counter()
-        print(f"== {name} ({args.scale}) ...", flush=True)
-        claims = reproduce(name, args.scale, out / name, seeds=args.seeds, data=args.data)
-        failed += sum(c.status == "fail" for c in claims)
-        for c in claims:
-            print(f"  [{c.status:7s}] {c.claim}: paper {c.paper_value}, ours {c.our_value} ({c.tolerance})")
-        print(f"  {time.perf_counter() - started:.0f} s; claims in {out / name / 'claims.md'}", flush=True)
+    jobs = args.jobs or (1 if args.scale == "paper" else available_cores())
+    jobs = min(jobs, len(names))
+    if jobs == 1:
+        failed = 0
+        for name in names:
+            print(f"== {name} ({args.scale}) ...", flush=True)
+            started = time.perf_counter()
+            claims = reproduce(name, args.scale, out / name, seeds=args.seeds, data=args.data)
+            failed += _report(name, claims, time.perf_counter() - started, out)
+    else:
+        failed = _run_parallel(names, args, out, jobs)
     print(f"results in {out}; {failed} claim(s) failed")
     return 0
+
+
+def _report(name: str, claims: list[Claim], seconds: float, out: Path) -> int:
+    """Print an experiment's claims and time; return how many failed."""
+    for c in claims:
+        print(f"  [{c.status:7s}] {c.claim}: paper {c.paper_value}, ours {c.our_value} ({c.tolerance})")
+    print(f"  {seconds:.0f} s; claims in {out / name / 'claims.md'}", flush=True)
+    return sum(c.status == "fail" for c in claims)
+
+
+def _run_parallel(names: list[str], args: argparse.Namespace, out: Path, jobs: int) -> int:
+    """Run ``names`` on ``jobs`` worker processes (one torch thread each), longest first."""
+    order = sorted(names, key=lambda n: QUICK_SECONDS.get(n, 0), reverse=True)
+    print(f"running {len(order)} experiments, {jobs} at a time, longest first ({', '.join(order)}); "
+          f"each one's output goes to {out}/<name>/log.txt", flush=True)
+    failed = 0
+    # Workers log to files: their progress bars would interleave on the console.
+    with _environment(TQDM_DISABLE="1"), ProcessPoolExecutor(
+            jobs, mp_context=multiprocessing.get_context("spawn"), initializer=pin_threads, initargs=(1,)) as pool:
+        pending: dict[Future, str] = {
+            pool.submit(_reproduce_logged, name, args.scale, out / name, args.seeds, args.data): name
+            for name in order}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                name = pending.pop(future)
+                claims, seconds = future.result()
+                print(f"== {name} ({args.scale})", flush=True)
+                failed += _report(name, claims, seconds, out)
+    return failed
+
+
+def _reproduce_logged(name: str, scale: str, out_dir: Path, seeds: int | None,
+                      data: str | None) -> tuple[list[Claim], float]:
+    """``reproduce`` in a worker process, its stdout and stderr going to ``out_dir/log.txt``; (claims, seconds)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with open(out_dir / "log.txt", "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        claims = reproduce(name, scale, out_dir, seeds=seeds, data=data)
+    return claims, time.perf_counter() - started
+
+
+@contextlib.contextmanager
+def _environment(**variables: str):
+    """Set environment variables (inherited by child processes started meanwhile), restoring them afterwards."""
+    previous = {k: os.environ.get(k) for k in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for k, v in previous.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
