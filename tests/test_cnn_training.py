@@ -16,7 +16,7 @@ from implicitrank.cnn import (
     training_step,
 )
 from implicitrank.cnn.regularizer import derangement
-from implicitrank.experiments.locality import run_locality_experiment, setup_for
+from implicitrank.experiments.locality import aggregate, run_locality_experiment, setup_for, summary_markdown
 
 
 def _data(n, seed, distance=4):
@@ -73,6 +73,15 @@ def test_test_scale_experiment_writes_runs_tables_plot_and_claims(tmp_path):
     setup = setup_for("is-same-class", "test")
     assert len((base / "runs.csv").read_text().splitlines()) == 1 + len(setup.difficulties) * len(setup.reg_weights)
     assert (base / "lam=1" / "d=40" / "seed=0" / "summary.json").is_file()
+
+
+def test_summary_shows_the_seed_spread_only_when_there_is_one():
+    setup = setup_for("is-same-class", "test")
+    runs = [{"reg_weight": 0.0, "difficulty": 0, "seed": s, "last_test_acc": a, "best_test_acc": a, "epochs": 2}
+            for s, a in ((0, 0.6), (1, 0.7))]
+    assert "| 65.0 ± 7.1 |" in summary_markdown(setup, aggregate(runs))
+    one = summary_markdown(setup, aggregate(runs[:1]))
+    assert "| 60.0 |" in one and "±" not in one
 
 
 def test_bad_sweep_settings_are_refused_before_any_training():

@@ -56,7 +56,10 @@ four claims pass (L = 2: 96.9 vs 97.4).
 Time: Is Same Class 8.0 min wall for both seeds (465 s of training: 12 s per plain run, 66 s per regularized one),
 Pathfinder 10.2 min wall for both seeds (≈ 9 s per plain run, 85-92 s per regularized one, images cached after the
 first generation); ``reproduce razin2022-locality --scale quick`` runs one seed: about 9 min on one thread (seed 0:
-234 s Is Same Class, ≈ 300 s Pathfinder), less with two threads.
+234 s Is Same Class, ≈ 300 s Pathfinder). On 2026-11-30 the same command took 1498 s on a machine about 2.5× slower
+for small steps (Is Same Class 649 s of training, regularized runs 170-189 s each; Pathfinder 794 s, regularized
+runs 227-259 s each), with all 8 claims passing (Is Same: 82.5/70.3/50.3 at λ = 0, 83.2/64.8/61.0 at λ = 1;
+Pathfinder: 96.2/51.6/48.8 at λ = 0, 97.3/93.9/69.6 at λ = 3).
 
 Claims (``run_locality_experiment``'s return value): a list of dicts with keys
     claim (str), paper_value (float, percent or percentage points), our_value (float, same unit),
@@ -305,7 +308,7 @@ def write_tables(setup: LocalitySetup, rows: list[dict], directory: Path) -> lis
 
 
 def summary_markdown(setup: LocalitySetup, table: list[dict]) -> str:
-    """Rows λ, columns difficulty, cells mean ± std of the last test accuracy (%)."""
+    """Rows λ, columns difficulty, cells mean ± std over seeds of the last test accuracy (%); no ± for one seed."""
     difficulties = sorted({r["difficulty"] for r in table})
     cells = {(r["reg_weight"], r["difficulty"]): r for r in table}
     head = f"| {setup.task}, {setup.difficulty_name} | " + " | ".join(map(str, difficulties)) + " |"
@@ -313,7 +316,8 @@ def summary_markdown(setup: LocalitySetup, table: list[dict]) -> str:
     for reg_weight in sorted({r["reg_weight"] for r in table}):
         values = [cells.get((reg_weight, d)) for d in difficulties]
         lines.append(f"| λ = {reg_weight:g} | " + " | ".join(
-            "" if v is None else f"{v['test_acc_mean']:.1f} ± {v['test_acc_std']:.1f}" for v in values) + " |")
+            "" if v is None else f"{v['test_acc_mean']:.1f}" + (f" ± {v['test_acc_std']:.1f}" if v["seeds"] > 1 else "")
+            for v in values) + " |")
     return "\n".join(lines) + "\n"
 
 
