@@ -21,7 +21,13 @@ from collections import Counter
 from _common import write_results
 
 from implicitrank.experiments._matrix_common import median
-from implicitrank.experiments.arora2019_completion import SCALES, baseline_rows, factorization_rows, grid_configs
+from implicitrank.experiments.arora2019_completion import (
+    SCALES,
+    baseline_rows,
+    factorization_rows,
+    setting_configs,
+    settings,
+)
 
 
 def time_command(args: list[str]) -> float:
@@ -33,12 +39,12 @@ def time_command(args: list[str]) -> float:
 def paper_grid(sensing: bool) -> list[dict]:
     """Train the paper-scale grid part by part (one part per task and observation count) and time each."""
     cfg = SCALES["paper"]
-    settings = [("completion", m) for m in cfg.observations] + ([("sensing", cfg.sensing)] if sensing else [])
     parts = []
-    for task, m in settings:
+    for task, m in settings(cfg):
+        if task == "sensing" and not sensing:
+            continue
         label = {"task": task, "observations": m}
-        configs = grid_configs(cfg.size, cfg.rank, task, m, cfg.depths, cfg.init_scales, cfg.lr, cfg.max_steps,
-                               cfg.seeds, cfg.sensing_optimizer if task == "sensing" else "global-rmsprop")
+        configs = setting_configs(cfg, task, m, cfg.seeds)
         start = time.perf_counter()
         rows = factorization_rows(configs, label, progress=True)
         train = time.perf_counter() - start

@@ -1,8 +1,8 @@
 """``implicitrank reproduce``: rerun the papers' figures and check them against the published numbers.
 
 ``reproduce all`` at the test and quick scales runs one experiment per core at a time (each on one torch thread,
-as ``experiments.reproduce`` runs it), longest first; each worker's output and progress go to ``<out>/<name>/log.txt``
-and the console gets one line when an experiment starts and its claims when it ends.
+as ``experiments.reproduce`` runs it), longest first; each worker's output goes to ``<out>/<name>/log.txt`` and the
+console gets the order up front and each experiment's claims and time when it ends.
 """
 
 from __future__ import annotations

@@ -87,6 +87,17 @@ def grid_configs(size: int, rank: int, task: str, observations: int, depths, ini
             for d in depths for s in init_scales for k in range(seeds)]
 
 
+def settings(cfg: CompletionScale) -> list[tuple[str, int]]:
+    """(task, observations) of each part of the figure: completion at both counts, then sensing if any."""
+    return [("completion", m) for m in cfg.observations] + ([("sensing", cfg.sensing)] if cfg.sensing else [])
+
+
+def setting_configs(cfg: CompletionScale, task: str, observations: int, seeds: int) -> list[RunConfig]:
+    """The runs of one part: every depth, init scale and seed, with the scale's optimizer for that task."""
+    return grid_configs(cfg.size, cfg.rank, task, observations, cfg.depths, cfg.init_scales, cfg.lr, cfg.max_steps,
+                        seeds, cfg.sensing_optimizer if task == "sensing" else "global-rmsprop")
+
+
 def factorization_rows(configs: list[RunConfig], label: dict, progress: bool) -> list[dict]:
     """Train ``configs`` and return one tidy row per run (``label`` columns first)."""
     rows = []
@@ -128,19 +139,18 @@ def run(scale: str, out_dir: Path, seeds: int | None, data: str | None) -> list[
     cfg = SCALES[scale]
     seeds = seeds or cfg.seeds
     progress = scale != "test"
-    settings = [("completion", m) for m in cfg.observations] + ([("sensing", cfg.sensing)] if cfg.sensing else [])
+    parts = settings(cfg)
     rows = []
-    for task, m in settings:
+    for task, m in parts:
         label = {"task": task, "observations": m}
-        configs = grid_configs(cfg.size, cfg.rank, task, m, cfg.depths, cfg.init_scales, cfg.lr, cfg.max_steps,
-                               seeds, cfg.sensing_optimizer if task == "sensing" else "global-rmsprop")
+        configs = setting_configs(cfg, task, m, seeds)
         rows += factorization_rows(configs, label, progress)
         rows += baseline_rows(configs[0], seeds, label)
     truth = truth_effective_rank(cfg.size, cfg.rank)
     for row in rows:
         row["truth_effective_rank"] = truth
     write_csv(out_dir / "figure2.csv", rows)
-    _plot(rows, settings, cfg, truth, out_dir / "figure2.png")
+    _plot(rows, parts, cfg, truth, out_dir / "figure2.png")
     return _claims(rows, cfg, truth)
 
 
@@ -196,9 +206,9 @@ def _claims(rows: list[dict], cfg: CompletionScale, truth: float) -> list[Claim]
     return claims
 
 
-def _plot(rows: list[dict], settings, cfg: CompletionScale, truth: float, path: Path) -> None:
-    fig, axes = panels(len(settings), 3)
-    for i, (task, m) in enumerate(settings):
+def _plot(rows: list[dict], parts: list[tuple[str, int]], cfg: CompletionScale, truth: float, path: Path) -> None:
+    fig, axes = panels(len(parts), 3)
+    for i, (task, m) in enumerate(parts):
         mine = [r for r in rows if r["task"] == task and r["observations"] == m]
         for col, (key, label) in enumerate((("error", "reconstruction error"), ("nuclear_norm", "nuclear norm"),
                                             ("effective_rank", "effective rank"))):
