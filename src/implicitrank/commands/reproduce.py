@@ -2,7 +2,9 @@
 
 ``reproduce all`` at the test and quick scales runs one experiment per core at a time (each on one torch thread,
 as ``experiments.reproduce`` runs it), longest first; each worker's output goes to ``<out>/<name>/log.txt`` and the
-console gets the order up front and each experiment's claims and time when it ends.
+console gets the order up front and each experiment's claims and time when it ends. ``reproduce all`` also writes
+``<out>/claims.md`` and ``<out>/claims.json``: every experiment's counts and its failed claims, failures first.
+The exit status is 0 only when no claim failed, 1 otherwise ("not run" claims are reported, not failed).
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 
+from .. import provenance, results
 from ..experiments import MODULES, SCALE_NAMES, experiment, reproduce
+from ..experiments import claims as claims_module
 from ..experiments.claims import Claim
 from ..experiments.registry import QUICK_SECONDS
 from ..threads import available_cores, pin_threads
@@ -32,7 +36,8 @@ def register(subparsers) -> None:
     p.add_argument("--scale", choices=SCALE_NAMES, default="quick",
                    help="test: seconds; quick: minutes on 2 CPU cores; paper: the published sizes")
     p.add_argument("--out", type=Path, default=None, help="output directory (default: runs/reproduce-TIME)")
-    p.add_argument("--seeds", type=int, default=None, help="repetitions (default: the scale's own)")
+    p.add_argument("--seeds", type=_seeds, default=None,
+                   help="a count (3: seeds 0, 1, 2) or the seeds, e.g. 0,1,2 or 0..4 (default: the scale's own)")
     p.add_argument("--data", default=None,
                    help="data the experiment can use: MovieLens u.data, MNIST/Fashion-MNIST IDX directory, CIFAR-10")
     p.add_argument("--jobs", type=int, default=None,
@@ -54,33 +59,71 @@ def run_reproduce(args: argparse.Namespace) -> int:
     out = args.out or default_out("reproduce")
     jobs = args.jobs or (1 if args.scale == "paper" else available_cores())
     jobs = min(jobs, len(names))
+    started = provenance.now()
+    done: dict[str, list[Claim]] = {}
     if jobs == 1:
-        failed = 0
         for name in names:
             print(f"== {name} ({args.scale}) ...", flush=True)
-            started = time.perf_counter()
-            claims = reproduce(name, args.scale, out / name, seeds=args.seeds, data=args.data)
-            failed += _report(name, claims, time.perf_counter() - started, out)
+            began = time.perf_counter()
+            done[name] = reproduce(name, args.scale, out / name, seeds=args.seeds, data=args.data)
+            _report(name, done[name], time.perf_counter() - began, out)
     else:
-        failed = _run_parallel(names, args, out, jobs)
+        done = _run_parallel(names, args, out, jobs)
+    failed = sum(c.status == "fail" for claims in done.values() for c in claims)
+    if args.name == "all":
+        write_summary(out, args.scale, {name: done[name] for name in names}, started)
     print(f"results in {out}; {failed} claim(s) failed")
-    return 0
+    return 1 if failed else 0
 
 
 def _report(name: str, claims: list[Claim], seconds: float, out: Path) -> int:
     """Print an experiment's claims and time; return how many failed."""
     for c in claims:
-        print(f"  [{c.status:7s}] {c.claim}: paper {c.paper_value}, ours {c.our_value} ({c.tolerance})")
+        note = f" — {c.note}" if c.note else ""
+        print(f"  [{c.status:7s}] {c.claim}: ours {claims_module._ours(c)} ({c.tolerance}){note}")
     print(f"  {seconds:.0f} s; claims in {out / name / 'claims.md'}", flush=True)
     return sum(c.status == "fail" for c in claims)
 
 
-def _run_parallel(names: list[str], args: argparse.Namespace, out: Path, jobs: int) -> int:
+def write_summary(out: Path, scale: str, done: dict[str, list[Claim]], started: str) -> tuple[Path, Path]:
+    """``out/claims.json`` and ``out/claims.md``: per experiment its counts, experiments with failures first, then
+    every failed claim."""
+    order = sorted(done, key=lambda n: -sum(c.status == "fail" for c in done[n]))
+    rows = {name: claims_module.counts(done[name]) for name in order}
+    seeds = sorted({s for claims in done.values() for c in claims for s in c.seeds})
+    failures = [{"experiment": name, **c.to_dict()} for name in order for c in done[name] if c.status == "fail"]
+    results.write_json(out / "claims.json", {"scale": scale, "experiments": rows, "failed": failures,
+                                             "provenance": provenance.collect(seeds=seeds, started=started)})
+    total = {s: sum(r[s] for r in rows.values()) for s in claims_module.STATUSES}
+    lines = [f"# All experiments ({scale} scale)", "",
+             f"{total['pass']} passed, {total['fail']} failed, {total['not run']} not run", "",
+             "| experiment | pass | fail | not run |", "|---|---|---|---|"]
+    lines += [f"| [{name}]({name}/claims.md) | {r['pass']} | {r['fail']} | {r['not run']} |" for name, r in rows.items()]
+    if failures:
+        lines += ["", "## Failed claims", ""]
+        for name in order:
+            failed = [c for c in done[name] if c.status == "fail"]
+            if failed:
+                lines += [f"### {name}", "", *claims_module.markdown_rows(failed), ""]
+    (out / "claims.md").write_text("\n".join(lines) + "\n")
+    return out / "claims.json", out / "claims.md"
+
+
+def _seeds(text: str) -> int | tuple[int, ...]:
+    """``--seeds``: a count ``3`` or a list ``0,1,2`` / range ``0..4``."""
+    from ._common import int_list
+
+    if text.strip().isdigit() and ".." not in text and "," not in text:
+        return int(text)
+    return tuple(int_list(text))
+
+
+def _run_parallel(names: list[str], args: argparse.Namespace, out: Path, jobs: int) -> dict[str, list[Claim]]:
     """Run ``names`` on ``jobs`` worker processes (one torch thread each), longest first."""
     order = sorted(names, key=lambda n: QUICK_SECONDS.get(n, 0), reverse=True)
     print(f"running {len(order)} experiments, {jobs} at a time, longest first ({', '.join(order)}); "
           f"each one's output goes to {out}/<name>/log.txt", flush=True)
-    failed = 0
+    done: dict[str, list[Claim]] = {}
     # Workers log to files: their progress bars would interleave on the console.
     with _environment(TQDM_DISABLE="1"), ProcessPoolExecutor(
             jobs, mp_context=multiprocessing.get_context("spawn"), initializer=pin_threads, initargs=(1,)) as pool:
@@ -93,11 +136,12 @@ def _run_parallel(names: list[str], args: argparse.Namespace, out: Path, jobs: i
                 name = pending.pop(future)
                 claims, seconds = future.result()
                 print(f"== {name} ({args.scale})", flush=True)
-                failed += _report(name, claims, seconds, out)
-    return failed
+                _report(name, claims, seconds, out)
+                done[name] = claims
+    return done
 
 
-def _reproduce_logged(name: str, scale: str, out_dir: Path, seeds: int | None,
+def _reproduce_logged(name: str, scale: str, out_dir: Path, seeds,
                       data: str | None) -> tuple[list[Claim], float]:
     """``reproduce`` in a worker process, its stdout and stderr going to ``out_dir/log.txt``; (claims, seconds)."""
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import math
-import statistics
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from .. import results  # noqa: E402
+from . import claims  # noqa: E402
 from ..run import RunConfig, run_batch  # noqa: E402
 
 DEPTH_COLORS = {1: "tab:gray", 2: "tab:blue", 3: "tab:orange", 4: "tab:green"}
@@ -52,9 +52,22 @@ def run_grid(configs: Sequence[RunConfig], progress: bool = False) -> list[RunRe
 
 
 def median(values: Iterable[float | None]) -> float:
-    """Median of the finite values (NaN when there are none: a missing number never passes a claim)."""
-    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
-    return statistics.median(finite) if finite else math.nan
+    """Median of the values; NaN when there are none or any is NaN, inf or None (nothing is dropped silently: a
+    missing number never passes a claim)."""
+    values = [math.nan if v is None else float(v) for v in values]
+    return claims.median(values) if values else math.nan
+
+
+def worst(values: Iterable[float | None]) -> float:
+    """The largest value; NaN when any is NaN, inf or None (``max`` would skip a NaN after the first element)."""
+    values = [math.nan if v is None else float(v) for v in values]
+    return max(values) if values and all(math.isfinite(v) for v in values) else math.nan
+
+
+def per_seed(rows: list[dict], key: str, seeds: Iterable[int], **match) -> list[float]:
+    """For each seed, the median of ``key`` over the rows of that seed matching ``match`` (NaN if none)."""
+    return [median(r[key] for r in rows if r["seed"] == s and all(r[k] == v for k, v in match.items()))
+            for s in seeds]
 
 
 def write_csv(path: Path, rows: list[dict]) -> Path:
