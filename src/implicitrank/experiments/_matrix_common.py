@@ -20,8 +20,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from .. import results  # noqa: E402
-from . import claims  # noqa: E402
 from ..run import RunConfig, run_batch  # noqa: E402
+from . import claims  # noqa: E402
 
 DEPTH_COLORS = {1: "tab:gray", 2: "tab:blue", 3: "tab:orange", 4: "tab:green"}
 BASELINE_COLOR = "black"

@@ -22,7 +22,8 @@ fixed-penalty ADMM reaches its iteration cap).
 
 ``quick`` is 30×30 rank 2 with M = 250 and 600 (M / (r(2n−r)) ≈ 2.2, as the paper's 2000 / 975 ≈ 2.05), lr 3e-3,
 ≤ 30,000 steps, 3 seeds; ``test`` 12×12 rank 1, 1 seed. Every claim is evaluated on each seed (``claims``);
-the depth claims are also evaluated on a control, the minimum-nuclear-norm solution, where they must fail. The headline numbers are compared at ``paper`` scale only (they
+the depth claims are also evaluated on a control, the minimum-nuclear-norm solution, where they must fail. The
+headline numbers are compared at ``paper`` scale only (they
 depend on n and r); the qualitative claims at every scale.
 
 References: S. Arora, N. Cohen, W. Hu, Y. Luo, "Implicit Regularization in Deep Matrix Factorization", NeurIPS

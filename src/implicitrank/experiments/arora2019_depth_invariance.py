@@ -39,8 +39,8 @@ from ..factorizations import MatrixFactorization, generators
 from ..optim import make_optimizer
 from ..tasks import Sensing
 from ..train import TrainConfig, train
-from ._matrix_common import DEPTH_COLORS, panels, save, write_csv
 from . import published
+from ._matrix_common import DEPTH_COLORS, panels, save, write_csv
 from .claims import Claim, evaluate, seed_list
 
 NAME = "arora2019-depth-invariance"

@@ -241,7 +241,8 @@ def evaluate(claim: str, test: str, parameter, per_seed: Sequence, *, seeds: Ite
         if rule == "all":
             ok = count == len(values)
         else:
-            ok = aggregate is not None and holds(test, parameter, aggregate, reference) and count >= len(values) // 2 + 1
+            majority = count >= len(values) // 2 + 1
+            ok = aggregate is not None and holds(test, parameter, aggregate, reference) and majority
         status = "pass" if ok else "fail"
     return Claim(claim, status, test, parameter, reference, published, derived, seeds, tuple(values),
                  aggregate, spread, rule, count, missing, "; ".join(notes), control)

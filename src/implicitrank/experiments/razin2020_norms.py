@@ -266,11 +266,12 @@ def _claims(rows: list[dict], cfg: NormsScale, flow: dict[int, list[dict]]) -> l
     slack = {i: [abs(r["w11"]) - (1 - math.sqrt(2 * r["loss"])) ** 2 / math.sqrt(2 * r["loss"])
                  for r in t if r["loss"] < 0.5 and r["det"] > 0] for i, t in enumerate(positive)}
     covered = [i for i in slack if slack[i]]
+    uncovered = len(positive) - len(covered)
     claims.append(evaluate("|w11| >= (1 - sqrt(2 loss))^2 / sqrt(2 loss) wherever det > 0 (smallest slack of each "
                            "run)", "at_least", -1e-9, [min(slack[i]) for i in covered],
                            seeds=[positive[i][0]["seed"] for i in covered], published=published.R20_LOWER_BOUND,
-                           note=f"{len(positive) - len(covered)} of {len(positive)} runs have no record with det > 0 "
-                                "below loss 0.5 (the bound says nothing there)" if len(covered) < len(positive) else ""))
+                           note=f"{uncovered} of {len(positive)} runs have no record with det > 0 below loss 0.5 (the "
+                                "bound says nothing there)" if uncovered else ""))
     for depth in cfg.depths:
         # exact gradient flow from a balanced init never crosses det = 0; in float64 a crossing can only come
         # after det has decayed to rounding level (depth 2: exponentially)
@@ -285,7 +286,7 @@ def _claims(rows: list[dict], cfg: NormsScale, flow: dict[int, list[dict]]) -> l
     if 2 in cfg.depths and 3 in cfg.depths:
         d2 = [abs(t[-1]["w11"]) for t in _runs(rows, depth=2, variant="balanced")]
         d3 = [abs(t[-1]["w11"]) for t in _runs(rows, depth=3, variant="balanced")]
-        claims.append(evaluate(f"depth 2 plateaus lower than depth 3 (balanced, |w11| at the end, run k of each "
+        claims.append(evaluate("depth 2 plateaus lower than depth 3 (balanced, |w11| at the end, run k of each "
                                "depth: [depth 2, depth 3])", "less", None, [list(x) for x in zip(d2, d3)],
                                note="not a published number: earlier re-runs gave ≈7 vs 70.7 at loss 1e-4"))
     deepest = max(cfg.depths)

@@ -35,6 +35,7 @@ from ..baselines.cp_als import cp_als_full
 from ..factorizations import CPFactorization, generators
 from ..measure.tensor import tensor_rank_by_pruning
 from ..tasks.tensors import low_rank_tensor, prefix_completion
+from . import published
 from ._tensor_common import (
     epsilon_rank_lower_bound,
     mean_squared_error,
@@ -45,7 +46,6 @@ from ._tensor_common import (
     train_rmsprop,
     write_csv,
 )
-from . import published
 from .claims import Claim, evaluate, median, not_run, seed_list
 
 NAME = "razin2020-tensor-completion"
@@ -271,12 +271,11 @@ def claims(setup: Setup, rows: list[dict], seeds: tuple[int, ...]) -> list[Claim
                                                                 seeds)],
                                      seeds=seeds, published=published.R20_TC_LARGE_ERROR, rule="median"))
             big = max(counts)
+            pair = zip(_per_seed(rows, order3, small, "reconstruction_error", big, seeds),
+                       _per_seed(rows, order3, large, "reconstruction_error", big, seeds))
             out.append(evaluate(f"order 3, rank 1: smaller init gives lower error at {big} observations ([1e-3, 1e-2])",
-                                "less", None,
-                                [list(x) for x in zip(_per_seed(rows, order3, small, "reconstruction_error", big, seeds),
-                                                      _per_seed(rows, order3, large, "reconstruction_error", big,
-                                                                seeds))],
-                                seeds=seeds, published=published.R20_TC_SMALLER_INIT))
+                                "less", None, [list(x) for x in pair], seeds=seeds,
+                                published=published.R20_TC_SMALLER_INIT))
         # The matricization bound cannot exceed the mode size, so 12-17 itself is out of its reach; and with
         # most entries observed the zero-filled tensor is the truth plus a few entries (rank 2 at 511 of 512),
         # so the claim is about the sparse half of the axis.
