@@ -5,6 +5,7 @@ value we derived, labelled so), our value per seed, their aggregate (the median 
 list) and spread (min–max), and a machine-readable test with its parameter:
 
 * ``relative``:  |x − ref| <= p·|ref|            * ``factor``:   ref/p <= x <= ref·p
+* ``absolute``:  |x − ref| <= p
 * ``at_least``:  x >= p (every element)           * ``at_most``:  x <= p (every element)
 * ``equal``:     x == p                           * ``ordering``: the elements of x are ``p`` (``increasing``,
   ``decreasing``, ``non-increasing``, ``non-decreasing``; ``increasing`` and ``decreasing`` are strict)
@@ -28,7 +29,7 @@ from .. import provenance, results
 from .published import Published
 
 STATUSES = ("pass", "fail", "not run")
-TESTS = ("relative", "factor", "at_least", "at_most", "equal", "ordering", "less")
+TESTS = ("relative", "absolute", "factor", "at_least", "at_most", "equal", "ordering", "less")
 ORDERINGS = ("increasing", "decreasing", "non-increasing", "non-decreasing")
 RULES = ("all", "median")
 
@@ -85,6 +86,8 @@ def holds(test: str, parameter, value, reference=None) -> bool:
     xs = _flat(value)
     if test == "relative":
         return all(abs(x - r) <= parameter * abs(r) for x, r in zip(xs, _reference(reference, len(xs))))
+    if test == "absolute":
+        return all(abs(x - r) <= parameter for x, r in zip(xs, _reference(reference, len(xs))))
     if test == "factor":
         return all(r / parameter <= x <= r * parameter for x, r in zip(xs, _reference(reference, len(xs))))
     if test == "at_least":
@@ -116,6 +119,7 @@ def describe(test: str, parameter, reference=None) -> str:
     """The test in words, with the parameter exactly as applied (``repr`` of the float)."""
     ref = "" if reference is None else _fmt(as_number(reference), exact=True)
     return {"relative": lambda: f"|ours − {ref}| <= {parameter!r} × |{ref}|",
+            "absolute": lambda: f"|ours − {ref}| <= {parameter!r}",
             "factor": lambda: f"{ref} / {parameter!r} <= ours <= {ref} × {parameter!r}",
             "at_least": lambda: f"every value >= {parameter!r}",
             "at_most": lambda: f"every value <= {parameter!r}",
@@ -220,9 +224,9 @@ def evaluate(claim: str, test: str, parameter, per_seed: Sequence, *, seeds: Ite
     seeds = tuple(range(len(values))) if seeds is None else tuple(seeds)
     if len(seeds) != len(values):
         raise ValueError(f"{len(values)} values for {len(seeds)} seeds")
-    if reference is None and published is not None and test in ("relative", "factor"):
+    if reference is None and published is not None and test in ("relative", "absolute", "factor"):
         reference = published.value
-    if test in ("relative", "factor") and reference is None:
+    if test in ("relative", "absolute", "factor") and reference is None:
         raise ValueError(f"test {test!r} needs a reference value")
     reference = as_number(reference)
     missing = sum(is_missing(v) for v in values)
