@@ -73,6 +73,9 @@ def run_reproduce(args: argparse.Namespace) -> int:
     if args.name == "all":
         write_summary(out, args.scale, {name: done[name] for name in names}, started)
     print(f"results in {out}; {failed} claim(s) failed")
+    from ..reports import write_report
+
+    print(f"report: {write_report(out)}")
     return 1 if failed else 0
 
 

@@ -49,7 +49,7 @@ class Published:
 
     def to_dict(self) -> dict:
         return {"value": list(self.value) if isinstance(self.value, tuple) else self.value, "paper": self.paper,
-                "where": self.where, "how": self.how}
+                "where": self.where, "how": self.how, "approximate": self.how == "read off a plot"}
 
 
 def stated(value, paper: str, where: str) -> Published:
