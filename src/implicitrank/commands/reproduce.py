@@ -83,7 +83,8 @@ def _report(name: str, claims: list[Claim], seconds: float, out: Path) -> int:
     """Print an experiment's claims and time; return how many failed."""
     for c in claims:
         note = f" — {c.note}" if c.note else ""
-        print(f"  [{c.status:7s}] {c.claim}: ours {claims_module._ours(c)} ({c.tolerance}){note}")
+        ours = f": ours {claims_module._ours(c)} ({c.tolerance})" if c.per_seed else ""
+        print(f"  [{c.status:7s}] {c.claim}{ours}{note}")
     print(f"  {seconds:.0f} s; claims in {out / name / 'claims.md'}", flush=True)
     return sum(c.status == "fail" for c in claims)
 
@@ -95,13 +96,15 @@ def write_summary(out: Path, scale: str, done: dict[str, list[Claim]], started: 
     rows = {name: claims_module.counts(done[name]) for name in order}
     seeds = sorted({s for claims in done.values() for c in claims for s in c.seeds})
     failures = [{"experiment": name, **c.to_dict()} for name in order for c in done[name] if c.status == "fail"]
-    results.write_json(out / "claims.json", {"scale": scale, "experiments": rows, "failed": failures,
+    results.write_json(out / "claims.json", {"scale": scale, "failed": failures,
+                                             "experiments": [{"experiment": n, **rows[n]} for n in order],
                                              "provenance": provenance.collect(seeds=seeds, started=started)})
     total = {s: sum(r[s] for r in rows.values()) for s in claims_module.STATUSES}
     lines = [f"# All experiments ({scale} scale)", "",
              f"{total['pass']} passed, {total['fail']} failed, {total['not run']} not run", "",
              "| experiment | pass | fail | not run |", "|---|---|---|---|"]
-    lines += [f"| [{name}]({name}/claims.md) | {r['pass']} | {r['fail']} | {r['not run']} |" for name, r in rows.items()]
+    lines += [f"| [{name}]({name}/claims.md) | {r['pass']} | {r['fail']} | {r['not run']} |"
+              for name, r in rows.items()]
     if failures:
         lines += ["", "## Failed claims", ""]
         for name in order:
@@ -126,7 +129,7 @@ def _run_parallel(names: list[str], args: argparse.Namespace, out: Path, jobs: i
     order = sorted(names, key=lambda n: QUICK_SECONDS.get(n, 0), reverse=True)
     print(f"running {len(order)} experiments, {jobs} at a time, longest first ({', '.join(order)}); "
           f"each one's output goes to {out}/<name>/log.txt", flush=True)
-    done: dict[str, list[Claim]] = {}
+    finished: dict[str, list[Claim]] = {}
     # Workers log to files: their progress bars would interleave on the console.
     with _environment(TQDM_DISABLE="1"), ProcessPoolExecutor(
             jobs, mp_context=multiprocessing.get_context("spawn"), initializer=pin_threads, initargs=(1,)) as pool:
@@ -140,8 +143,8 @@ def _run_parallel(names: list[str], args: argparse.Namespace, out: Path, jobs: i
                 claims, seconds = future.result()
                 print(f"== {name} ({args.scale})", flush=True)
                 _report(name, claims, seconds, out)
-                done[name] = claims
-    return done
+                finished[name] = claims
+    return finished
 
 
 def _reproduce_logged(name: str, scale: str, out_dir: Path, seeds,
