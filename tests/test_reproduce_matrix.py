@@ -102,7 +102,8 @@ def test_observations_needed_is_the_first_count_from_which_the_error_stays_low()
                                                                             (40, 1e-5))]
     assert observations_needed(rows, (10, 20, 30, 40), method="depth 2") == 40
     assert observations_needed(rows[:2], (10, 20), method="depth 2") == 20
-    assert math.isinf(observations_needed(rows[:1], (10,), method="depth 2"))
+    assert observations_needed(rows[:1], (10,), method="depth 2") == 11  # never: one more than the largest count
+    assert math.isnan(observations_needed(rows[:1] + [rows[1] | {"error": math.nan}], (10, 20), method="depth 2"))
 
 
 def test_an_unknown_scale_is_rejected():

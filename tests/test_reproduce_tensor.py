@@ -77,9 +77,8 @@ def test_matrix_cp_and_hierarchical_factorizations_all_learn_incrementally(tmp_p
         assert status(claims, f"{kind}: learned one at a time") == "pass"
     assert status(claims, "HT: rank of the matricization at a non-node") == "pass"
     assert_controls_fail(claims)
-    ht = [c for c in claims if c.claim.startswith("hierarchical") and c.published is not None
-          and "final" in c.published.where]
-    assert ht and all(c.status == "not run" and "not comparable" in c.note for c in ht)
+    ht = [c for c in claims if c.claim.startswith("hierarchical") and c.status == "not run"]
+    assert len(ht) == 3 and all("not comparable" in c.note and c.published is not None for c in ht)
     for name in ("curves.csv", "dynamics.png", "hierarchical_matricizations.png"):
         assert (tmp_path / name).is_file()
 
