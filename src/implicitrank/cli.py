@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 COMMAND_MODULES: tuple[str, ...] = (
@@ -32,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The command line only writes figures to files: the file-only backend, chosen before matplotlib is imported
+    # (the library itself leaves the backend to its user).
+    os.environ.setdefault("MPLBACKEND", "Agg")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):

@@ -270,7 +270,7 @@ def train_configured(model, task, params, config: RunConfig, measure, state, on_
                                record_every=config.record_every, record_per_decade=config.record_per_decade,
                                checkpoint_every=config.checkpoint_every, progress=progress)
     if config.optimizer == "gradient-flow":
-        from .optim.flow import integrate
+        from .flow import integrate
 
         return integrate(model, task, params, train_config, rtol=config.rtol, atol=config.atol, measure=measure,
                          state=state, on_checkpoint=on_checkpoint)

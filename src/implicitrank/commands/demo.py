@@ -10,15 +10,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from .. import results  # noqa: E402
-from ..run import RunConfig, run_batch  # noqa: E402
-from ._common import default_out, format_table  # noqa: E402
-from .baseline import solve_and_save  # noqa: E402
+from .. import results
+from ..run import RunConfig, run_batch
+from ._common import default_out, format_table
+from .baseline import solve_and_save
 
 COLUMNS = ("method", "reconstruction_error", "reconstruction_error_squared", "unobserved_error", "nuclear_norm",
            "effective_rank", "steps", "seconds")

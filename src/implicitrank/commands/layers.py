@@ -14,21 +14,18 @@ import argparse
 import sys
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+from tqdm import tqdm
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from .. import results  # noqa: E402
-from ..nn import SpectraLog  # noqa: E402
-from ..nn.digits_experiment import (  # noqa: E402
+from .. import results
+from ..nn import SpectraLog
+from ..nn.digits_experiment import (
     DigitsConfig,
     autoencoder_run,
     classifier_run,
     load_digits,
 )
-from ._common import default_out, format_table, int_list  # noqa: E402
+from ._common import default_out, format_table, int_list
 
 
 def register(subparsers) -> None:
