@@ -20,6 +20,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("measure", "theory"),  # spectra, ranks, rate checks; the theory's recorders train, so they sit above the loops
     ("nn", "cnn"),  # networks and their minibatch SGD
     ("plots", "run", "sweeps", "experiments"),  # runs, sweeps and the reproduced figures
+    ("reports",),  # HTML pages over run, sweep and reproduction directories
     ("commands", "cli", "__init__"),  # the command line and the public facade
 )
 LAYER = {name: level for level, names in enumerate(LAYERS) for name in names}
