@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from . import results  # noqa: E402
+from .errors import UsageError
 
 QUANTITY_LABELS = {
     "singular_values": "singular values",
@@ -25,7 +26,7 @@ def plot_run(run_dir: str | Path, rows: list[dict] | None = None) -> list[Path]:
     run_dir = Path(run_dir)
     rows = results.read_metrics(run_dir) if rows is None else rows
     if not rows:
-        raise ValueError(f"run_dir: {run_dir} has no recorded metrics to plot")
+        raise UsageError(f"run_dir: {run_dir} has no recorded metrics to plot")
     x_key = "time" if "time" in rows[0] else "step"
     x = [max(float(r[x_key]), 1e-12) if x_key == "time" else max(int(r["step"]), 1) for r in rows]
     written = []
