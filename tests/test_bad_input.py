@@ -89,7 +89,8 @@ def test_bad_input(case: Case, tmp_path: Path, capsys) -> None:
         case.check(tmp_path)
 
 
-@pytest.mark.parametrize("error", [json.JSONDecodeError("Expecting value", "", 0), RuntimeError("bug"), ValueError("bug")])
+@pytest.mark.parametrize("error", [json.JSONDecodeError("Expecting value", "", 0), RuntimeError("bug"),
+                                   ValueError("bug")])
 def test_unexpected_errors_keep_their_traceback(error: Exception, monkeypatch) -> None:
     """Only our own input errors (``UsageError``) become exit 2; anything else is a bug and propagates."""
     from implicitrank.commands import factorize
