@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from .. import results  # noqa: E402
+from ..plots import draw_quantities, save  # noqa: E402
 from ..run import RunConfig, run_batch  # noqa: E402
 from ._common import default_out, format_table  # noqa: E402
 from .baseline import solve_and_save  # noqa: E402
@@ -59,22 +60,23 @@ def run_demo(args: argparse.Namespace) -> int:
     holds = err["depth 3"] < 0.1 * err["depth 2"] and err["depth 2"] < err["nuclear norm"]
     print(f"paper's ordering (depth 3 << depth 2 < nuclear norm in error): {'holds' if holds else 'does NOT hold'}")
     results.write_json(out / "demo.json", {"rows": rows, "ordering_holds": holds})
-    _plot(out, spectra, rows)
+    _plot(out, spectra, rows, f"{args.size}×{args.size} rank {args.rank}, completion from "
+                              f"{args.num_observations} entries, init {args.init_scale:g}, global RMSprop lr 1e-2")
     print(f"results in {out} (demo.png, demo.json, one run directory per method)")
+    from ..reports import write_report
+
+    print(f"report: {write_report(out)}")
     return 0
 
 
-def _plot(out: Path, spectra: dict[str, list[dict]], rows: list[dict]) -> None:
-    fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
+def _plot(out: Path, spectra: dict[str, list[dict]], rows: list[dict], setup: str) -> None:
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4.4))
     for ax, (name, metrics) in zip(axes, spectra.items()):
-        steps = [max(r["step"], 1) for r in metrics]
-        for k in range(len(metrics[0]["singular_values"])):
-            ax.plot(steps, [r["singular_values"][k] for r in metrics])
-        ax.set(xscale="log", xlabel="step", ylabel="singular values", title=name)
+        draw_quantities(ax, metrics, "singular_values", f"{name}: singular values")
     ax = axes[3]
     names = [r["method"] for r in rows]
     ax.bar(names, [r["reconstruction_error_squared"] for r in rows], color=["C0", "C1", "C2", "C3"])
-    ax.set(yscale="log", ylabel="reconstruction error (squared, 2019 convention)", title="error by method")
-    fig.tight_layout()
-    fig.savefig(out / "demo.png", dpi=110)
-    plt.close(fig)
+    ax.set(yscale="log", xlabel="method", ylabel="‖W − W*‖²_F / ‖W*‖²_F (squared, 2019 convention)",
+           title="reconstruction error by method")
+    fig.suptitle(f"Arora et al. 2019 §5 set-up: {setup}")
+    save(fig, out / "demo.png")
