@@ -1,6 +1,8 @@
 """The ``implicitrank`` command line: a thin layer over the public API.
 
-Each subcommand lives in a module of ``implicitrank.commands`` exposing ``register(subparsers)``.
+Each subcommand lives in a module of ``implicitrank.commands`` exposing ``register(subparsers)``. Building
+the parsers imports nothing heavy (torch, matplotlib, scipy, scikit-learn, submitit load only inside the
+command that runs), so ``implicitrank --help`` answers at once.
 """
 
 from __future__ import annotations
@@ -8,6 +10,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Iterator
+
+from . import __version__
 
 COMMAND_MODULES: tuple[str, ...] = (
     "implicitrank.commands.factorize",
@@ -25,10 +30,21 @@ def build_parser() -> argparse.ArgumentParser:
         prog="implicitrank",
         description="Implicit rank regularization in deep matrix, tensor and hierarchical tensor factorizations.",
     )
+    parser.add_argument("--version", action="version", version=f"implicitrank {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
     return parser
+
+
+def subcommands(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """Every command below ``parser`` as (name as typed, e.g. ``"layers demo"``, its parser), depth first."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield name, sub
+                for inner, nested in subcommands(sub):
+                    yield f"{name} {inner}", nested
 
 
 def main(argv: list[str] | None = None) -> int:
