@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "implicitrank.commands.sweep",
     "implicitrank.commands.layers",
     "implicitrank.commands.locality",
+    "implicitrank.commands.report",
 )
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from . import results
+from . import provenance, results
 from .factorizations import CPFactorization, Factorization, HierarchicalFactorization, MatrixFactorization, generators
 from .factorizations.mode_tree import tree_from_spec
 from .measure import effective_rank, relative_error
@@ -308,11 +308,12 @@ def run_batch(configs: list[RunConfig], run_dirs: list[str | Path], *, resume: b
         params = model.init(len(configs), torch.tensor([c.init_scale for c in configs]),
                             generators([c.seed for c in configs]), dtype=dtype, device=device)
     measure = make_measure(model, task, first.top)
+    started_at = provenance.now()
     started = time.perf_counter()
     state = train_configured(model, task, params, first, measure, state,
                              lambda s: _save_checkpoints(s, dirs), lr, progress)
     seconds = time.perf_counter() - started
-    summaries = [_finish(state, b, d, c, seconds, plots) for b, (d, c) in enumerate(zip(dirs, configs))]
+    summaries = [_finish(state, b, d, c, seconds, plots, started_at) for b, (d, c) in enumerate(zip(dirs, configs))]
     return BatchResult(summaries, state, model, task)
 
 
@@ -372,7 +373,8 @@ def _load_checkpoints(dirs: list[Path], device: torch.device) -> TrainState | No
                       status["stopped_at"], status["loss"], merged["records"], status.get("below_for"))
 
 
-def _finish(state: TrainState, b: int, run_dir: Path, config: RunConfig, seconds: float, plots: bool) -> dict:
+def _finish(state: TrainState, b: int, run_dir: Path, config: RunConfig, seconds: float, plots: bool,
+            started_at: str | None = None) -> dict:
     """Write run b's metrics, final factors, summary and (with ``plots``) plots; remove its checkpoint."""
     run = _run_state(state, b)
     rows = _metric_rows(run["records"])
@@ -399,6 +401,8 @@ def _finish(state: TrainState, b: int, run_dir: Path, config: RunConfig, seconds
         from .plots import plot_run
 
         plot_run(run_dir, rows)
+    summary["provenance"] = provenance.collect(seeds=[config.seed], device=str(device_of(config)), dtype=config.dtype,
+                                               started=started_at)
     results.write_json(run_dir / results.SUMMARY, summary)
     (run_dir / results.CHECKPOINT).unlink(missing_ok=True)
     return summary

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from .factorizations import loss_and_grad
 from .optim import Optimizer
+from .tasks import Task, check_task_matches
 
 Measure = Callable[[list[Tensor], Tensor], dict[str, Tensor]]
 LossAndGrad = Callable[[list[Tensor]], tuple[Tensor, list[Tensor]]]
@@ -153,20 +154,27 @@ def train(
     state: TrainState | None = None,
     on_checkpoint: Callable[[TrainState], None] | None = None,
     objective: LossAndGrad | None = None,
+    sample: Callable[[int], Task] | None = None,
 ) -> TrainState:
     """Train B runs of ``model`` on ``task`` until each converges, diverges or reaches ``max_steps``.
 
     lr : (B,) learning rates, one per run. ``state`` continues a checkpointed batch (then ``params``
     is ignored). ``objective`` overrides the loss-and-gradient function (default: the model's closed
-    form where it has one, else autograd).
+    form where it has one, else autograd). ``sample`` makes the fit a minibatch one: step k fits
+    ``sample(k)`` (e.g. :func:`implicitrank.tasks.minibatches`) instead of the whole ``task``; the
+    recorded ``train_loss`` is then the minibatch's.
     """
+    if task is not None:
+        check_task_matches(model, task, params if state is None else state.params)
     if state is None:
         state = start(params, optimizer)
     reference = state.params[0]
     lr = torch.as_tensor(lr, dtype=reference.dtype, device=reference.device).reshape(-1)
     if lr.numel() != state.active.numel() or not bool((lr > 0).all()):
         raise ValueError(f"lr must be positive, one per run ({state.active.numel()}), got {lr.tolist()}")
-    objective = objective or (lambda p: loss_and_grad(model, p, task))
+    if objective is None:
+        def objective(p: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+            return loss_and_grad(model, p, task if sample is None else sample(state.step))
     bar = _progress(config, state.step)
     try:
         while True:

@@ -80,6 +80,9 @@ def run_reproduce(args: argparse.Namespace) -> int:
         else:
             failed = _run_parallel(names, args, out, jobs)
     print(f"results in {out}; {failed} claim(s) failed")
+    from ..reports import write_report
+
+    print(f"report: {write_report(out)}")
     return 0
 
 

@@ -93,6 +93,9 @@ def sweep_command(args: argparse.Namespace) -> int:
         return 0
     print(report.summary())
     print("table: " + ", ".join(map(str, write_table(report.plan.out))))
+    from ..reports import write_report
+
+    print(f"report: {write_report(report.plan.out)}")
     return 0 if report.complete else 1
 
 

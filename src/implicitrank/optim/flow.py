@@ -36,6 +36,7 @@ import torch
 from torch import Tensor
 
 from ..factorizations import loss_and_grad
+from ..tasks import check_task_matches
 from ..train import LossAndGrad, Measure, TrainConfig, TrainState, mark_status, record, start
 from ._optimizers import Optimizer, per_run
 
@@ -133,6 +134,8 @@ def integrate(
         # Below this the error estimate is roundoff: every step would be rejected until h underflows.
         raise ValueError(f"rtol must be >= 10x the machine epsilon of {dtype} ({10 * torch.finfo(dtype).eps:.1e}), "
                          f"got {rtol}; use float64 parameters for tighter tolerances")
+    if task is not None:
+        check_task_matches(model, task, params if state is None else state.params)
     tableau = TABLEAUS[method]
     objective = objective or (lambda p: loss_and_grad(model, p, task))
     if state is None:

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import gzip
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ..optim import Optimizer
 from .completion import Completion
 
 VARIANTS = ("original", "random-labels", "random-images")
@@ -171,47 +170,14 @@ def one_vs_all_error(model, params: list[Tensor], indices: Tensor, values: Tenso
     return total / (4.0 * values.shape[1])
 
 
-@dataclass
-class MinibatchFit:
-    """Final parameters and, at the evaluated epochs, train error and (if the task has test entries) test
-    error, each (B,)."""
+def one_vs_all_errors(model, task: Completion) -> Callable[[list[Tensor], Tensor], dict[str, Tensor]]:
+    """The measurement of a one-vs-all fit for the training loop: ``train_error`` and, where ``task`` holds test
+    entries, ``test_error`` (capped), each (B,) (see :func:`one_vs_all_error`)."""
 
-    params: list[Tensor]
-    epochs: list[int]
-    train_error: list[Tensor]
-    test_error: list[Tensor]
-
-
-def fit_minibatch(
-    model, task: Completion, params: list[Tensor], optimizer: Optimizer, lr: float, *, epochs: int,
-    batch_size: int = 5000, seed: int = 0, eval_every: int = 1,
-) -> MinibatchFit:
-    """Minibatch training (each epoch a seeded shuffle of the observed entries, shared by the runs) of the
-    mean squared error; errors are MSE/4 (test capped at 4 per sample) every ``eval_every`` epochs and
-    after the last one."""
-    if tuple(task.shape) != tuple(model.shape):
-        raise ValueError(f"task shape {task.shape} does not match model shape {model.shape}")
-    if epochs < 1 or batch_size < 1 or eval_every < 1:
-        raise ValueError(f"epochs, batch_size and eval_every must be >= 1, got {epochs}, {batch_size}, {eval_every}")
-    gen = torch.Generator().manual_seed(int(seed))
-    lrs = torch.full((task.batch,), lr, dtype=params[0].dtype, device=params[0].device)
-    state, params = optimizer.init(params), [p.detach() for p in params]
-    evaluated, train_error, test_error = [], [], []
-    for epoch in range(1, epochs + 1):
-        order = torch.randperm(task.num_observations, generator=gen).to(task.values.device)
-        for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
-            idx = task.indices[..., rows, :]
-            with torch.enable_grad():
-                leaves = [p.requires_grad_(True) for p in params]
-                loss = (model.evaluate(leaves, idx) - task.values[:, rows]).pow(2).mean(1)
-                grads = torch.autograd.grad(loss.sum(), leaves)
-            updates, state = optimizer.update(list(grads), state, lrs)
-            params = [(p - u).detach() for p, u in zip(params, updates)]
-        if epoch % eval_every and epoch != epochs:
-            continue
-        evaluated.append(epoch)
-        train_error.append(one_vs_all_error(model, params, task.indices, task.values))
+    def measure(params: list[Tensor], loss: Tensor) -> dict[str, Tensor]:
+        errors = {"train_error": one_vs_all_error(model, params, task.indices, task.values)}
         if task.test_indices is not None:
-            test_error.append(one_vs_all_error(model, params, task.test_indices, task.test_values, cap=True))
-    return MinibatchFit(params, evaluated, train_error, test_error)
+            errors["test_error"] = one_vs_all_error(model, params, task.test_indices, task.test_values, cap=True)
+        return errors
+
+    return measure
