@@ -22,6 +22,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..errors import MissingInputError, UsageError
 from ._defaults import DTYPES
 
 
@@ -107,17 +108,17 @@ def add_data(p: argparse.ArgumentParser, what: str) -> None:
 
 def resolve_data(path: str | None, names: Sequence[str] = ()) -> str | None:
     """The data path of ``--data``: a file as given; a directory as given, or the first of ``names`` in it
-    when ``names`` are given. Raises ``ValueError`` naming ``--data`` when nothing is there."""
+    when ``names`` are given. Raises ``MissingInputError`` / ``UsageError`` naming ``data`` when nothing is there."""
     if path is None:
         return None
     found = Path(path)
     if not found.exists():
-        raise ValueError(f"data: no such file or directory: {path}")
+        raise MissingInputError(f"data: no such file or directory: {path}")
     if found.is_dir() and names:
         for name in names:
             if (found / name).is_file():
                 return str(found / name)
-        raise ValueError(f"data: directory {path} holds none of {list(names)}; give the file or its directory")
+        raise UsageError(f"data: directory {path} holds none of {list(names)}; give the file or its directory")
     return str(found)
 
 

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import UsageError
 from ._common import add_out, add_parser, add_threads, apply_threads, default_out, format_table, resolve_data
 from .factorize import DATA_FILES, add_data_arguments
 
@@ -70,7 +71,7 @@ def run_nnm(args: argparse.Namespace) -> int:
     config = RunConfig(**{**fields, "shape": tuple(args.shape), "data_seed": args.data_seeds[0], "dtype": "float64",
                           "data": resolve_data(args.data, DATA_FILES)})
     if not math.isfinite(args.eps_constraint) or args.eps_constraint < 0:
-        raise ValueError(f"eps_constraint must be >= 0, got {args.eps_constraint}")
+        raise UsageError(f"eps_constraint must be >= 0, got {args.eps_constraint}")
     out = args.out or default_out("nnm")
     summary = solve_and_save(config, out, eps_constraint=args.eps_constraint, method=args.method, tol=args.tol,
                              max_iter=args.max_iter)

@@ -16,6 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import UsageError
 from ..threads import available_cores, pin_threads
 from ._common import add_data, add_out, add_parser, add_progress, add_threads, default_out, int_list, resolve_data
 from ._defaults import SCALES
@@ -51,7 +52,7 @@ def repetitions(seeds: list[int] | None) -> int | None:
         return None
     if seeds != list(range(len(seeds))):
         shown = ",".join(map(str, seeds))
-        raise ValueError(f"seeds: reproduce runs the seeds 0..N-1 (e.g. --seeds 0..2 for three repetitions), "
+        raise UsageError(f"seeds: reproduce runs the seeds 0..N-1 (e.g. --seeds 0..2 for three repetitions), "
                          f"got {shown}")
     return len(seeds)
 
@@ -66,7 +67,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
             print(f"{name:32s} {experiment(name).TITLE}")
         return 0
     if args.jobs is not None and args.jobs < 1:
-        raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
+        raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
     names = list(MODULES) if args.name == "all" else [args.name]
     for name in names:  # every name and value is checked before anything runs
         experiment(name)
