@@ -41,6 +41,8 @@ from .progress import progress_bar
 from .tasks import check_task_matches
 from .train import LossAndGrad, Measure, TrainConfig, TrainState, mark_status, record, show_progress, start
 
+__all__ = ["BOGACKI_SHAMPINE", "DORMAND_PRINCE", "TABLEAUS", "Tableau", "integrate"]
+
 
 @dataclass(frozen=True)
 class Tableau:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+__all__ = ["progress_bar"]
+
 
 def progress_bar(total: int, *, initial: int = 0, unit: str = "step", enabled: bool = True, **options: Any):
     """A ``tqdm`` bar counting ``unit`` up to ``total`` from ``initial`` (a resumed loop), on stderr and not left

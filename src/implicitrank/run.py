@@ -39,6 +39,9 @@ from .tasks.hierarchical_truth import low_hierarchical_rank_tensor
 from .tasks.tensors import low_rank_tensor
 from .train import TrainConfig, TrainState, train
 
+__all__ = ["DTYPES", "METHODS", "TASKS", "BatchResult", "RunConfig", "build_task", "device_of", "make_measure",
+           "run_batch", "train_configured"]
+
 METHODS = (*OPTIMIZERS, "gradient-flow")
 TASKS = ("completion", "sensing")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}

@@ -26,6 +26,9 @@ from .tasks import Task, check_task_matches
 Measure = Callable[[list[Tensor], Tensor], dict[str, Tensor]]
 LossAndGrad = Callable[[list[Tensor]], tuple[Tensor, list[Tensor]]]
 
+__all__ = ["LossAndGrad", "Measure", "TrainConfig", "TrainState", "mark_status", "record", "show_progress", "start",
+           "train"]
+
 
 @dataclass(frozen=True)
 class TrainConfig:
