@@ -90,6 +90,9 @@ def add_run_arguments(p: argparse.ArgumentParser, model: str) -> None:
     r.add_argument("--top", type=int, default=d.top, help="how many quantities to record")
     r.add_argument("--out", type=Path, default=None, help="output directory (default: runs/COMMAND-TIME)")
     r.add_argument("--resume", action="store_true", help="continue unfinished runs found in --out")
+    r.add_argument("--tensorboard", action="store_true",
+                   help="also write each run's metrics as TensorBoard events beside metrics.jsonl "
+                        "(pip install 'implicitrank[tensorboard]')")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -110,7 +113,7 @@ def run_command(args: argparse.Namespace) -> int:
     configs = configs_from_args(args)
     out = args.out or default_out(args.command)
     dirs = [out / run_name(c) for c in configs]
-    result = run_batch(configs, dirs, resume=args.resume, progress=not args.no_progress)
+    result = run_batch(configs, dirs, resume=args.resume, progress=not args.no_progress, tensorboard=args.tensorboard)
     rows = [{"run": d.name, **s} for d, s in zip(dirs, result.summaries)]
     print(format_table(rows, TABLE))
     for row in rows:

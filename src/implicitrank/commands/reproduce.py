@@ -38,6 +38,9 @@ def register(subparsers) -> None:
     p.add_argument("--jobs", type=int, default=None,
                    help="experiments run at once by 'all' (default: one per core at test and quick scale, "
                         "1 at paper scale, whose runs use every core)")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also write the TensorBoard events of the runs trained through run directories "
+                        "(the matrix experiments) to OUT/NAME/tensorboard/<run_id>")
     p.set_defaults(func=run_reproduce)
 
 
@@ -48,6 +51,10 @@ def run_reproduce(args: argparse.Namespace) -> int:
         return 0
     if args.jobs is not None and args.jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
+    if args.tensorboard:
+        from ..tensorboard import require
+
+        require()
     names = list(MODULES) if args.name == "all" else [args.name]
     for name in names:  # every name is checked before anything runs
         experiment(name)
@@ -59,7 +66,8 @@ def run_reproduce(args: argparse.Namespace) -> int:
         for name in names:
             print(f"== {name} ({args.scale}) ...", flush=True)
             started = time.perf_counter()
-            claims = reproduce(name, args.scale, out / name, seeds=args.seeds, data=args.data)
+            with _tensorboard(out / name, args.tensorboard):
+                claims = reproduce(name, args.scale, out / name, seeds=args.seeds, data=args.data)
             failed += _report(name, claims, time.perf_counter() - started, out)
     else:
         failed = _run_parallel(names, args, out, jobs)
@@ -88,7 +96,7 @@ def _run_parallel(names: list[str], args: argparse.Namespace, out: Path, jobs: i
     with _environment(TQDM_DISABLE="1"), ProcessPoolExecutor(
             jobs, mp_context=multiprocessing.get_context("spawn"), initializer=pin_threads, initargs=(1,)) as pool:
         pending: dict[Future, str] = {
-            pool.submit(_reproduce_logged, name, args.scale, out / name, args.seeds, args.data): name
+            pool.submit(_reproduce_logged, name, args.scale, out / name, args.seeds, args.data, args.tensorboard): name
             for name in order}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -100,14 +108,24 @@ def _run_parallel(names: list[str], args: argparse.Namespace, out: Path, jobs: i
     return failed
 
 
-def _reproduce_logged(name: str, scale: str, out_dir: Path, seeds: int | None,
-                      data: str | None) -> tuple[list[Claim], float]:
+def _reproduce_logged(name: str, scale: str, out_dir: Path, seeds: int | None, data: str | None,
+                      tensorboard: bool = False) -> tuple[list[Claim], float]:
     """``reproduce`` in a worker process, its stdout and stderr going to ``out_dir/log.txt``; (claims, seconds)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    with open(out_dir / "log.txt", "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+    with open(out_dir / "log.txt", "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), \
+            _tensorboard(out_dir, tensorboard):
         claims = reproduce(name, scale, out_dir, seeds=seeds, data=data)
     return claims, time.perf_counter() - started
+
+
+def _tensorboard(out_dir: Path, enabled: bool):
+    """Within the block, runs trained through run directories write TensorBoard events to out_dir/tensorboard."""
+    if not enabled:
+        return contextlib.nullcontext()
+    from ..tensorboard import logging_to
+
+    return logging_to(out_dir / "tensorboard")
 
 
 @contextlib.contextmanager

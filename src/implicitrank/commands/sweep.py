@@ -43,6 +43,9 @@ def register(subparsers) -> None:
     p.add_argument("--workers", type=int, default=None, help="local: worker processes (default: one per core)")
     p.add_argument("--threads", type=int, default=None,
                    help="threads per worker (local default: cores // workers; serial default: torch's)")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also write each run's TensorBoard events beside its metrics.jsonl (or tensorboard = true "
+                        "in the spec); tensorboard --logdir DIR compares the runs")
     p.add_argument("--plots", action="store_true", help="draw each run's plots (slow; `implicitrank plot` later)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--all", action="store_true", help="status: list every run, not only the unfinished")
@@ -84,7 +87,7 @@ def sweep_command(args: argparse.Namespace) -> int:
     executor = make_executor(args.executor, workers=args.workers, threads=args.threads, slurm=slurm)
     report = run_sweep(spec, out, executor, retry_failed=args.retry_failed, batch=not args.no_batch,
                        max_batch=args.max_batch, plots=args.plots, progress=not args.no_progress,
-                       dry_run=args.dry_run)
+                       dry_run=args.dry_run, tensorboard=args.tensorboard)
     if args.dry_run:
         print(format_plan(report.plan, report.jobs, count(report.before)))
         return 0
