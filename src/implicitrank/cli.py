@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import re
 import sys
+
+from .errors import UsageError
 
 COMMAND_MODULES: tuple[str, ...] = (
     "implicitrank.commands.factorize",
@@ -25,11 +29,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="implicitrank",
         description="Implicit rank regularization in deep matrix, tensor and hierarchical tensor factorizations.",
+        allow_abbrev=False,
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
+    _strict(parser)
     return parser
+
+
+NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def _strict(parser: argparse.ArgumentParser) -> None:
+    """In ``parser`` and every subparser below it, turn off prefix matching of long options (an option that
+    does not exist, ``--cifar``, must be refused, not taken as the ``--cifar-path`` it abbreviates), and read
+    ``-1e-3`` as a (negative) value, as ``-0.001`` is, so that its check names it."""
+    parser.allow_abbrev = False
+    parser._negative_number_matcher = NEGATIVE_NUMBER
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _strict(sub)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,9 +61,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
+    except UsageError as err:
         print(f"implicitrank {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (``implicitrank sweep status DIR | head -3``): stop quietly, as ``cat`` does.
+        # Point stdout at devnull so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -31,11 +31,13 @@ _LOG_ROOT: contextvars.ContextVar[Path | None] = contextvars.ContextVar("implici
 
 
 def require() -> None:
-    """Raise a ``ValueError`` naming the flag when the ``tensorboard`` package is missing."""
+    """Raise a ``UsageError`` naming the flag when the ``tensorboard`` package is missing."""
     try:
         import tensorboard  # noqa: F401
     except ImportError as err:
-        raise ValueError("tensorboard: the tensorboard package is not installed; "
+        from .errors import UsageError
+
+        raise UsageError("tensorboard: the tensorboard package is not installed; "
                          "pip install 'implicitrank[tensorboard]'") from err
 
 

@@ -10,6 +10,7 @@ import torch
 
 from .. import results
 from ..baselines import nuclear_norm_min
+from ..errors import UsageError
 from ..measure import effective_rank, relative_error
 from ..run import RunConfig, build_task
 from ._common import default_out, format_table
@@ -61,7 +62,7 @@ def run_nnm(args: argparse.Namespace) -> int:
     fields = {k: v for k, v in vars(args).items() if k in RunConfig.__dataclass_fields__}
     config = RunConfig(**{**fields, "shape": tuple(args.shape), "data_seed": args.data_seeds[0], "dtype": "float64"})
     if not math.isfinite(args.eps_constraint) or args.eps_constraint < 0:
-        raise ValueError(f"eps_constraint must be >= 0, got {args.eps_constraint}")
+        raise UsageError(f"eps_constraint must be >= 0, got {args.eps_constraint}")
     out = args.out or default_out("nnm")
     summary = solve_and_save(config, out, eps_constraint=args.eps_constraint, method=args.method, tol=args.tol,
                              max_iter=args.max_iter)

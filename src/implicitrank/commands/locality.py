@@ -6,6 +6,7 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
+from ..errors import UsageError
 from ._common import default_out, format_table, int_list
 
 
@@ -60,7 +61,7 @@ def run_locality(args: argparse.Namespace) -> int:
 
     if args.threads is not None:
         if args.threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+            raise UsageError(f"--threads must be >= 1, got {args.threads}")
         import torch
 
         torch.set_num_threads(args.threads)
@@ -74,7 +75,7 @@ def run_locality(args: argparse.Namespace) -> int:
         fields.update(difficulties=args.distances, source=args.source, cifar_path=args.cifar_path,
                       canvas_hw=None if args.canvas is None else tuple(args.canvas))
         if args.canvas is not None and len(args.canvas) != 2:
-            raise ValueError(f"--canvas must be height,width, got {args.canvas}")
+            raise UsageError(f"--canvas must be height,width, got {args.canvas}")
     else:
         fields.update(difficulties=args.lengths, patch_size=args.patch_size,
                       cache_dir=args.cache_dir or str(Path(out) / "pathfinder-cache"))

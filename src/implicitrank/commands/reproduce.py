@@ -15,6 +15,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 
+from ..errors import UsageError
 from ..experiments import MODULES, SCALE_NAMES, experiment, reproduce
 from ..experiments.claims import Claim
 from ..experiments.registry import QUICK_SECONDS
@@ -50,7 +51,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
             print(f"{name:32s} {experiment(name).TITLE}")
         return 0
     if args.jobs is not None and args.jobs < 1:
-        raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
+        raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
     if args.tensorboard:
         from ..tensorboard import require
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..errors import UsageError
 from ..sweeps.collect import collect_rows, write_table
 from ..sweeps.executors import EXECUTORS, SlurmOptions, make_executor
 from ..sweeps.plan import format_plan
@@ -72,10 +73,10 @@ def sweep_command(args: argparse.Namespace) -> int:
     target = args.target
     if target[0] == "status":
         if len(target) != 2:
-            raise ValueError("usage: implicitrank sweep status DIR")
+            raise UsageError("usage: implicitrank sweep status DIR")
         return status_command(Path(target[1]), args.all)
     if len(target) != 1:
-        raise ValueError(f"expected one spec or sweep directory, got {target}; for the status: sweep status DIR")
+        raise UsageError(f"expected one spec or sweep directory, got {target}; for the status: sweep status DIR")
     path = Path(target[0])
     if path.is_dir():
         spec, out = parse_spec(read_sweep(path)["spec"]), args.out or path

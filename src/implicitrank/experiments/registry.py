@@ -13,6 +13,7 @@ import importlib
 from pathlib import Path
 from types import ModuleType
 
+from ..errors import UsageError
 from ..threads import torch_threads
 from .claims import Claim, write_claims
 
@@ -41,7 +42,7 @@ QUICK_SECONDS = {
 
 def experiment(name: str) -> ModuleType:
     if name not in MODULES:
-        raise ValueError(f"experiment must be one of {sorted(MODULES)} or 'all', got {name!r}")
+        raise UsageError(f"experiment must be one of {sorted(MODULES)} or 'all', got {name!r}")
     return importlib.import_module(f"implicitrank.experiments.{MODULES[name]}")
 
 
@@ -49,9 +50,9 @@ def reproduce(name: str, scale: str, out_dir: str | Path, seeds: int | None = No
               data: str | None = None) -> list[Claim]:
     """Run one experiment at ``scale`` into ``out_dir`` and write its claims.json and claims.md."""
     if scale not in SCALE_NAMES:
-        raise ValueError(f"scale must be one of {SCALE_NAMES}, got {scale!r}")
+        raise UsageError(f"scale must be one of {SCALE_NAMES}, got {scale!r}")
     if seeds is not None and seeds < 1:
-        raise ValueError(f"seeds must be >= 1, got {seeds}")
+        raise UsageError(f"seeds must be >= 1, got {seeds}")
     module = experiment(name)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
