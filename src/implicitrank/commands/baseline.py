@@ -14,7 +14,7 @@ from ..errors import UsageError
 from ..measure import effective_rank, relative_error
 from ..run import RunConfig, build_task
 from ._common import default_out, format_table
-from .factorize import add_data_arguments
+from .factorize import add_data_arguments, resolve_shape
 
 COLUMNS = ("run", "reconstruction_error", "reconstruction_error_squared", "nuclear_norm", "effective_rank",
            "constraint_residual", "iterations", "seconds")
@@ -37,8 +37,9 @@ def register(subparsers) -> None:
 
 def solve_and_save(config: RunConfig, run_dir: Path, **options) -> dict:
     """Solve run 0 of ``config``'s problem, write ``config.json``, ``solution.pt`` and ``summary.json``."""
-    results.prepare_run_dir(run_dir, {"baseline": "nuclear_norm_min", **options, **config.to_dict()}, resume=False)
-    task = build_task([config]).to("cpu", torch.float64)
+    task = build_task([config]).to("cpu", torch.float64)  # first: a refused input leaves no directory behind
+    results.prepare_run_dir(run_dir, {"baseline": "nuclear_norm_min", **options, **config.to_dict()}, resume=False,
+                            resumable=False)
     solved = nuclear_norm_min(task, 0, **options)
     x = solved.solution.double()[None]
     summary = {"nuclear_norm": solved.nuclear_norm, "constraint_residual": solved.constraint_residual,
@@ -60,7 +61,11 @@ def solve_and_save(config: RunConfig, run_dir: Path, **options) -> dict:
 
 def run_nnm(args: argparse.Namespace) -> int:
     fields = {k: v for k, v in vars(args).items() if k in RunConfig.__dataclass_fields__}
-    config = RunConfig(**{**fields, "shape": tuple(args.shape), "data_seed": args.data_seeds[0], "dtype": "float64"})
+    if len(args.data_seeds) != 1:
+        raise UsageError(f"--data-seeds: nnm solves one observation set per call, got {len(args.data_seeds)} seeds "
+                         f"{args.data_seeds}; run nnm once per seed (with its own --out)")
+    config = RunConfig(**{**fields, "shape": resolve_shape(args), "data_seed": args.data_seeds[0],
+                          "dtype": "float64"})
     if not math.isfinite(args.eps_constraint) or args.eps_constraint < 0:
         raise UsageError(f"eps_constraint must be >= 0, got {args.eps_constraint}")
     out = args.out or default_out("nnm")

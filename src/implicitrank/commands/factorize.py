@@ -7,8 +7,10 @@ import argparse
 import itertools
 from pathlib import Path
 
+from ..errors import UsageError
 from ..plots import plot_run
 from ..run import DTYPES, METHODS, RunConfig, run_batch
+from ..tasks.files import data_shape
 from ._common import default_out, format_table, int_list
 
 COMMANDS = {
@@ -16,6 +18,7 @@ COMMANDS = {
     "tf": ("cp", "CP tensor factorization (Razin, Maman & Cohen 2021)"),
     "htf": ("ht", "hierarchical tensor factorization over a mode tree (Razin, Maman & Cohen 2022)"),
 }
+DEFAULT_SHAPES = {"matrix": RunConfig().shape, "cp": (8, 8, 8), "ht": (8, 8, 8)}
 TABLE = ("run", "status", "steps", "train_loss", "reconstruction_error", "unobserved_error", "effective_rank",
          "nuclear_norm", "seconds")
 
@@ -37,8 +40,9 @@ def add_data_arguments(p: argparse.ArgumentParser, model: str) -> None:
     """The arguments that say which problem is solved (shared by the factorizations and baselines)."""
     d = RunConfig(model="matrix")
     data = p.add_argument_group("data")
-    default_shape = list(d.shape) if model == "matrix" else [8, 8, 8]
-    data.add_argument("--shape", type=int, nargs="+", default=default_shape, help="mode sizes of the target")
+    default_shape = " ".join(map(str, DEFAULT_SHAPES[model]))
+    data.add_argument("--shape", type=int, nargs="+", default=None,
+                      help=f"mode sizes of the target (default: {default_shape}; with --data: the file's)")
     data.add_argument("--rank", type=int, default=d.rank, help="rank of the generated ground truth")
     data.add_argument("--task", choices=("completion", "sensing"), default=d.task)
     data.add_argument("--num-observations", type=int, default=d.num_observations if model == "matrix" else 200,
@@ -96,9 +100,21 @@ def add_run_arguments(p: argparse.ArgumentParser, model: str) -> None:
 def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
     """One config per (seed, data seed, init scale, lr) combination."""
     shared = {k: v for k, v in vars(args).items() if k in RunConfig.__dataclass_fields__}
-    shared["shape"] = tuple(args.shape)
+    shared["shape"] = resolve_shape(args)
     return [RunConfig(**{**shared, "seed": s, "data_seed": ds, "init_scale": i, "lr": lr})
             for s, ds, i, lr in itertools.product(args.seeds, args.data_seeds, args.init_scale, args.lr)]
+
+
+def resolve_shape(args: argparse.Namespace) -> tuple[int, ...]:
+    """``--shape``, or with ``--data`` the data file's shape (a ``--shape`` given too must equal it)."""
+    model = getattr(args, "model", "matrix")
+    if args.data is None or model != "matrix":  # (a tensor model with --data is refused by RunConfig)
+        return tuple(args.shape or DEFAULT_SHAPES[model])
+    shape = data_shape(args.data)
+    if args.shape is not None and tuple(args.shape) != shape:
+        raise UsageError(f"--shape {' '.join(map(str, args.shape))} does not match the data file {args.data}, "
+                         f"which holds a {shape[0]}×{shape[1]} matrix; leave --shape out with --data")
+    return shape
 
 
 def run_name(config: RunConfig) -> str:
