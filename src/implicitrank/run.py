@@ -35,6 +35,7 @@ from .tasks import (
     low_rank_matrix,
     movielens_completion,
 )
+from .tasks.files import data_format
 from .tasks.hierarchical_truth import low_hierarchical_rank_tensor
 from .tasks.tensors import low_rank_tensor
 from .tensorboard import event_dir, write_events
@@ -123,6 +124,9 @@ class RunConfig:
             raise UsageError(f"max_steps must be >= 0 and top >= 1, got {self.max_steps}, {self.top}")
         if self.data is not None and self.task != "completion":
             raise UsageError("data: files hold completion problems; use task='completion'")
+        if self.data is not None and self.model != "matrix":
+            raise UsageError(f"data: files hold matrix completion problems, not order-{len(self.shape)} tensors for "
+                             f"model {self.model!r}; use model 'matrix' (implicitrank mf or nnm)")
         TrainConfig(self.max_steps, self.loss_threshold, self.record_every, self.record_per_decade, 100,
                     self.checkpoint_every)
 
@@ -226,9 +230,14 @@ def build_task(configs: list[RunConfig]):
     """The batched task of runs sharing a batch key (run b's per-run values from ``configs[b]``)."""
     first, batch = configs[0], len(configs)
     if first.data is not None:
-        if first.data.endswith(".npz"):
-            return load_npz_completion(first.data, batch=batch)
-        return movielens_completion(first.data, first.num_observations, seed=first.data_seed, batch=batch)
+        if data_format(first.data) == "npz":
+            task = load_npz_completion(first.data, batch=batch)
+        else:
+            task = movielens_completion(first.data, first.num_observations, seed=first.data_seed, batch=batch)
+        if tuple(task.shape) != first.shape:
+            raise UsageError(f"shape: the data file {first.data} holds a {'×'.join(map(str, task.shape))} problem, "
+                             f"not {'×'.join(map(str, first.shape))}; leave shape out (the file's) or give its shape")
+        return task
     target = MODELS[first.model].ground_truth(first)
     if first.task == "sensing":
         return gaussian_sensing(target, first.num_observations, seed=first.data_seed, batch=batch)
@@ -302,11 +311,11 @@ def run_batch(configs: list[RunConfig], run_dirs: list[str | Path], *, resume: b
     keys = {c.batch_key() for c in configs}
     if len(keys) != 1:
         raise UsageError("configs of one batch may differ only in " + ", ".join(configs[0].per_run_fields()))
-    dirs = [results.prepare_run_dir(d, c.to_dict(), resume=resume) for c, d in zip(configs, run_dirs)]
     first = configs[0]
     device, dtype = device_of(first), DTYPES[first.dtype]
     model = MODELS[first.model].build(first)
-    task = build_task(configs).to(device, dtype)
+    task = build_task(configs).to(device, dtype)  # before any directory is made: a refusal leaves none behind
+    dirs = [results.prepare_run_dir(d, c.to_dict(), resume=resume) for c, d in zip(configs, run_dirs)]
     lr = torch.tensor([c.lr for c in configs], dtype=dtype, device=device)
     state = _load_checkpoints(dirs, device) if resume else None
     params = None
