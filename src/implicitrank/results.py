@@ -79,11 +79,12 @@ def load_torch(path: Path) -> Any:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def prepare_run_dir(run_dir: str | Path, config: dict, *, resume: bool) -> Path:
+def prepare_run_dir(run_dir: str | Path, config: dict, *, resume: bool, resumable: bool = True) -> Path:
     """Create ``run_dir`` for a new run, or check it for resuming.
 
-    Refuses (``FileExistsError``) a finished run, a directory of another configuration, a checkpoint
-    without ``resume``, and a non-empty directory that is not a run of ours.
+    Refuses (``OutputExistsError``) a finished run, a directory of another configuration, an unfinished run
+    without ``resume`` (naming ``--resume`` only where the command is ``resumable``), and a non-empty
+    directory that is not a run of ours.
     """
     run_dir = Path(run_dir)
     if run_dir.exists() and any(run_dir.iterdir()):
@@ -94,7 +95,8 @@ def prepare_run_dir(run_dir: str | Path, config: dict, *, resume: bool) -> Path:
         if read_json(run_dir / CONFIG) != json.loads(json.dumps(to_jsonable(config))):
             raise OutputExistsError(f"out: {run_dir} holds a run of another configuration; choose another --out")
         if not resume:
-            raise OutputExistsError(f"out: {run_dir} holds an unfinished run; pass --resume to continue it")
+            what = "pass --resume to continue it" if resumable else "delete it or choose another --out"
+            raise OutputExistsError(f"out: {run_dir} holds an unfinished run; {what}")
         return run_dir
     write_json(run_dir / CONFIG, config)
     return run_dir

@@ -30,7 +30,7 @@ __all__ = ["KINDS", "REPORT", "detect", "write_report"]
 
 
 def detect(directory: str | Path) -> str:
-    """What ``directory`` holds: one of ``KINDS``; a ``ValueError`` naming the argument when it is none of them."""
+    """What ``directory`` holds: one of ``KINDS``; a ``UsageError`` naming the argument when it is none of them."""
     from . import reproduction, runs, sweep
 
     directory = Path(directory)
