@@ -7,7 +7,7 @@ from implicitrank.experiments import evaluate, not_run, write_claims
 
 
 def test_experiments_run_on_two_workers_each_with_its_log_and_claims(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("implicitrank.commands.reproduce.MODULES", {
+    monkeypatch.setattr("implicitrank.experiments.MODULES", {
         "arora2019-dynamics": "arora2019_dynamics", "razin2021-natural": "razin2021_natural"})
     out = tmp_path / "all"
     code = main(["reproduce", "all", "--scale", "test", "--jobs", "2", "--out", str(out)])
@@ -39,9 +39,9 @@ def test_exit_status_is_one_when_a_claim_fails_and_the_summary_lists_failures_fi
     good = [evaluate("holds", "at_most", 1.0, [0.5, 0.6, 0.7], seeds=[0, 1, 2]),
             not_run("needs data", None, "needs --data")]
     bad = [evaluate("breaks", "at_least", 5.0, [1.0, 7.0, 8.0], seeds=[0, 1, 2])]
-    monkeypatch.setattr("implicitrank.commands.reproduce.MODULES", {"a-good": "x", "b-bad": "y"})
-    monkeypatch.setattr("implicitrank.commands.reproduce.experiment", lambda name: None)
-    monkeypatch.setattr("implicitrank.commands.reproduce.reproduce", _fake({"a-good": good, "b-bad": bad}))
+    monkeypatch.setattr("implicitrank.experiments.MODULES", {"a-good": "x", "b-bad": "y"})
+    monkeypatch.setattr("implicitrank.experiments.experiment", lambda name: None)
+    monkeypatch.setattr("implicitrank.experiments.reproduce", _fake({"a-good": good, "b-bad": bad}))
     # "not run" is reported, not failed
     assert main(["reproduce", "a-good", "--scale", "test", "--out", str(tmp_path / "one")]) == 0
     assert main(["reproduce", "b-bad", "--scale", "test", "--out", str(tmp_path / "two")]) == 1
@@ -56,16 +56,16 @@ def test_exit_status_is_one_when_a_claim_fails_and_the_summary_lists_failures_fi
     assert md.index("b-bad") < md.index("a-good") and "## Failed claims" in md and "| breaks |" in md
 
 
-def test_seeds_may_be_a_count_or_a_list(tmp_path, monkeypatch):
+def test_seeds_reach_the_experiment(tmp_path, monkeypatch):
     seen = []
 
     def reproduce(name, scale, out_dir, seeds=None, data=None):
         seen.append(seeds)
         return _fake({name: []})(name, scale, out_dir)
-    monkeypatch.setattr("implicitrank.commands.reproduce.reproduce", reproduce)
-    for text in ("3", "0,2", "1..3"):
+    monkeypatch.setattr("implicitrank.experiments.reproduce", reproduce)
+    for text in ("0", "0,1", "0..2"):
         assert main(["reproduce", "arora2019-dynamics", "--seeds", text, "--out", str(tmp_path / text)]) == 0
-    assert seen == [3, (0, 2), (1, 2, 3)]
+    assert seen == [1, 2, 3]  # the experiments take a count or the seeds themselves (``claims.seed_list``)
 
 
 def test_jobs_below_one_is_refused(tmp_path, capsys):

@@ -251,7 +251,7 @@ def test_failed_run_records_its_error_and_only_retry_failed_reruns_it(tmp_path):
     assert [o.status for o in first.outcomes] == ["done", "failed"]
     failed_id = first.outcomes[1].run_id
     error = results.read_json(out / "runs" / failed_id / "error.json")
-    assert error["type"] == "FileNotFoundError" and "observed.npz" in error["message"]
+    assert error["type"] == "MissingInputError" and "observed.npz" in error["message"]
     assert "Traceback" in error["traceback"] and "load_npz_completion" in error["traceback"]
     assert [s.status for s in sweep_status(out)] == ["done", "failed"]
 

@@ -12,14 +12,12 @@ import textwrap
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from . import results  # noqa: E402
+from . import results
+from .errors import UsageError
 
 # name -> (axis label, symbol of the k-th line in the legend)
 QUANTITY_LABELS = {
@@ -143,7 +141,7 @@ def plot_run(run_dir: str | Path, rows: list[dict] | None = None) -> list[Path]:
     run_dir = Path(run_dir)
     rows = results.read_metrics(run_dir) if rows is None else rows
     if not rows:
-        raise ValueError(f"run_dir: {run_dir} has no recorded metrics to plot")
+        raise UsageError(f"run_dir: {run_dir} has no recorded metrics to plot")
     config_path = run_dir / results.CONFIG
     setup = describe_setup(results.read_json(config_path)) if config_path.is_file() else run_dir.name
     written = []

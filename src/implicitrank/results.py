@@ -17,11 +17,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .errors import MissingInputError, OutputExistsError
+
 CONFIG, METRICS, SUMMARY, FACTORS, CHECKPOINT = "config.json", "metrics.jsonl", "summary.json", "factors.pt", \
     "checkpoint.pt"
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
+    """Write ``path`` whole or not at all: ``write(handle)`` fills a temporary file beside it, which then
+    replaces ``path`` in one rename (a crash never leaves half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -48,7 +52,7 @@ def to_jsonable(value: Any) -> Any:
 
 def write_json(path: Path, obj: Any) -> None:
     text = json.dumps(to_jsonable(obj), indent=2, sort_keys=True) + "\n"
-    _atomic_write(path, lambda h: h.write(text.encode()))
+    atomic_write(path, lambda h: h.write(text.encode()))
 
 
 def read_json(path: Path) -> Any:
@@ -57,40 +61,42 @@ def read_json(path: Path) -> Any:
 
 def write_metrics(path: Path, rows: Iterable[dict]) -> None:
     text = "".join(json.dumps(to_jsonable(row)) + "\n" for row in rows)
-    _atomic_write(path, lambda h: h.write(text.encode()))
+    atomic_write(path, lambda h: h.write(text.encode()))
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
     path = Path(run_dir) / METRICS
     if not path.is_file():
-        raise FileNotFoundError(f"run_dir: no {METRICS} in {str(run_dir)!r}")
+        raise MissingInputError(f"run_dir: no {METRICS} in {str(run_dir)!r}")
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def save_torch(path: Path, obj: Any) -> None:
-    _atomic_write(path, lambda h: torch.save(obj, h))
+    atomic_write(path, lambda h: torch.save(obj, h))
 
 
 def load_torch(path: Path) -> Any:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def prepare_run_dir(run_dir: str | Path, config: dict, *, resume: bool) -> Path:
+def prepare_run_dir(run_dir: str | Path, config: dict, *, resume: bool, resumable: bool = True) -> Path:
     """Create ``run_dir`` for a new run, or check it for resuming.
 
-    Refuses (``FileExistsError``) a finished run, a directory of another configuration, a checkpoint
-    without ``resume``, and a non-empty directory that is not a run of ours.
+    Refuses (``OutputExistsError``) a finished run, a directory of another configuration, an unfinished run
+    without ``resume`` (naming ``--resume`` only where the command is ``resumable``), and a non-empty
+    directory that is not a run of ours.
     """
     run_dir = Path(run_dir)
     if run_dir.exists() and any(run_dir.iterdir()):
         if (run_dir / SUMMARY).exists():
-            raise FileExistsError(f"out: {run_dir} holds a finished run (summary.json); choose another --out")
+            raise OutputExistsError(f"out: {run_dir} holds a finished run (summary.json); choose another --out")
         if not (run_dir / CONFIG).exists():
-            raise FileExistsError(f"out: {run_dir} is not empty and not a run directory; choose another --out")
+            raise OutputExistsError(f"out: {run_dir} is not empty and not a run directory; choose another --out")
         if read_json(run_dir / CONFIG) != json.loads(json.dumps(to_jsonable(config))):
-            raise FileExistsError(f"out: {run_dir} holds a run of another configuration; choose another --out")
+            raise OutputExistsError(f"out: {run_dir} holds a run of another configuration; choose another --out")
         if not resume:
-            raise FileExistsError(f"out: {run_dir} holds an unfinished run; pass --resume to continue it")
+            what = "pass --resume to continue it" if resumable else "delete it or choose another --out"
+            raise OutputExistsError(f"out: {run_dir} holds an unfinished run; {what}")
         return run_dir
     write_json(run_dir / CONFIG, config)
     return run_dir

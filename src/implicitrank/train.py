@@ -11,19 +11,23 @@ message naming the step; what was recorded until then is kept.
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
+from .errors import UsageError
 from .factorizations import loss_and_grad
 from .optim import Optimizer
+from .progress import progress_bar
 from .tasks import Task, check_task_matches
 
 Measure = Callable[[list[Tensor], Tensor], dict[str, Tensor]]
 LossAndGrad = Callable[[list[Tensor]], tuple[Tensor, list[Tensor]]]
+
+__all__ = ["LossAndGrad", "Measure", "TrainConfig", "TrainState", "mark_status", "record", "show_progress", "start",
+           "train"]
 
 
 @dataclass(frozen=True)
@@ -51,14 +55,18 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.max_steps < 0:
-            raise ValueError(f"max_steps must be >= 0, got {self.max_steps}")
+            raise UsageError(f"max_steps must be >= 0, got {self.max_steps}")
         if not self.loss_threshold >= 0:
-            raise ValueError(f"loss_threshold must be >= 0, got {self.loss_threshold}")
+            raise UsageError(f"loss_threshold must be >= 0, got {self.loss_threshold}")
         for name in ("converge_patience", "record_every", "record_per_decade", "checkpoint_every"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+                raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.sync_every < 1:
-            raise ValueError(f"sync_every must be >= 1, got {self.sync_every}")
+            raise UsageError(f"sync_every must be >= 1, got {self.sync_every}")
+
+    def checkpoints_at(self, step: int) -> bool:
+        """Whether the checkpoint hook is called before the update at ``step`` (never at step 0)."""
+        return bool(self.checkpoint_every) and step > 0 and step % self.checkpoint_every == 0
 
     def records_at(self, step: int) -> bool:
         """Whether metrics are recorded at ``step`` (step 0 and the last step always are)."""
@@ -105,8 +113,9 @@ class TrainState:
         return torch.where(self.stopped_at >= 0, self.stopped_at, self.step)
 
     def messages(self) -> list[str]:
-        return [f"run {b}: train loss became NaN/inf at step {int(s)}; the run stopped there and the metrics "
-                f"recorded until then are kept" for b, s in enumerate(self.diverged_at.tolist()) if s >= 0]
+        return [f"run {b}: train loss, parameters or metrics became NaN/inf at step {int(s)}; the run stopped "
+                f"there and the metrics recorded until then are kept"
+                for b, s in enumerate(self.diverged_at.tolist()) if s >= 0]
 
 
 def start(params: list[Tensor], optimizer: Optimizer) -> TrainState:
@@ -133,13 +142,51 @@ def mark_status(state: TrainState, loss: Tensor, threshold: float, patience: int
 
 
 def record(state: TrainState, measure: Measure | None) -> None:
-    """Append the metrics at the current step (moved to the CPU) to ``state.records``."""
+    """Append the metrics at the current step (moved to the CPU) to ``state.records``.
+
+    A run whose parameters are non-finite, or whose metrics overflow to ±inf, diverged: it stops here
+    (as a NaN/inf loss would stop it) and its metrics in this row are NaN. Metrics are never computed on
+    non-finite values (an SVD of them fails): such runs are measured on zeros and their values dropped.
+    """
     if state.records and state.records[-1]["step"] == state.step:
         return
-    row: dict = {"step": state.step, "train_loss": state.loss.detach().cpu()}
+    metrics: dict = {}
     if measure is not None:
-        row.update({k: v.detach().cpu() for k, v in measure(state.params, state.loss).items()})
-    state.records.append(row)
+        finite = torch.isfinite(state.loss)
+        for p in state.params:
+            finite = finite & torch.isfinite(p.reshape(p.shape[0], -1)).all(1)
+        safe = [torch.where(_per_run(finite, p), p, torch.zeros_like(p)) for p in state.params]
+        values = {k: v.detach() for k, v in measure(safe, state.loss).items()}
+        for v in values.values():
+            if v.is_floating_point() and v.dim():
+                finite = finite & ~torch.isinf(v.reshape(v.shape[0], -1)).any(1).to(finite.device)
+        _stop_diverged(state, finite)
+        metrics = {k: torch.where(_per_run(finite.to(v.device), v), v, math.nan).cpu()
+                   if v.is_floating_point() and v.dim() else v.cpu() for k, v in values.items()}
+    state.records.append({"step": state.step, "train_loss": state.loss.detach().cpu(), **metrics})
+
+
+def _per_run(mask: Tensor, like: Tensor) -> Tensor:
+    """(B,) ``mask`` shaped to broadcast against ``like`` (B, ...)."""
+    return mask.reshape(-1, *[1] * (like.dim() - 1))
+
+
+def _stop_diverged(state: TrainState, finite: Tensor) -> None:
+    """Stop the active runs that are not ``finite`` at this step, as diverged (their loss becomes NaN)."""
+    diverging = state.active & ~finite
+    state.loss = torch.where(diverging, math.nan, state.loss)
+    state.stopped_at = torch.where(diverging, state.step, state.stopped_at)
+    state.active = state.active & finite
+
+
+def show_progress(bar, state: TrainState, **extra: str) -> None:
+    """Move a loop's progress bar (if any) to ``state.step``, showing the largest loss, the runs still
+    active and ``extra`` (a host synchronization: call it only when the loop syncs anyway)."""
+    if bar is None:
+        return
+    bar.update(state.step - bar.n)
+    bar.set_postfix(loss=f"{float(state.loss.nan_to_num(nan=math.inf).max()):.3g}", active=int(state.active.sum()),
+                    **extra)
 
 
 def train(
@@ -171,14 +218,14 @@ def train(
     reference = state.params[0]
     lr = torch.as_tensor(lr, dtype=reference.dtype, device=reference.device).reshape(-1)
     if lr.numel() != state.active.numel() or not bool((lr > 0).all()):
-        raise ValueError(f"lr must be positive, one per run ({state.active.numel()}), got {lr.tolist()}")
+        raise UsageError(f"lr must be positive, one per run ({state.active.numel()}), got {lr.tolist()}")
     if objective is None:
         def objective(p: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
             return loss_and_grad(model, p, task if sample is None else sample(state.step))
-    bar = _progress(config, state.step)
+    bar = progress_bar(config.max_steps, initial=state.step, enabled=config.progress)
     try:
         while True:
-            if on_checkpoint and config.checkpoint_every and state.step and state.step % config.checkpoint_every == 0:
+            if on_checkpoint and config.checkpoints_at(state.step):
                 on_checkpoint(state)
             loss, grads = objective(state.params)
             mark_status(state, loss, config.loss_threshold, config.converge_patience)
@@ -187,10 +234,7 @@ def train(
             if state.step >= config.max_steps:
                 break
             if state.step % config.sync_every == 0:
-                if bar is not None:
-                    bar.update(state.step - bar.n)
-                    bar.set_postfix(loss=f"{float(loss.nan_to_num(nan=math.inf).max()):.3g}",
-                                    active=int(state.active.sum()))
+                show_progress(bar, state)
                 if not bool(state.active.any()):
                     break
             # Stopped runs get a zero step size: every optimizer's update is proportional to lr.
@@ -202,12 +246,3 @@ def train(
         if bar is not None:
             bar.close()
     return state
-
-
-def _progress(config: TrainConfig, initial: int):
-    if not config.progress:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=config.max_steps, initial=initial, unit="step", file=sys.stderr, leave=False,
-                dynamic_ncols=True)

@@ -16,59 +16,91 @@ import os
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .. import provenance, results
-from ..experiments import MODULES, SCALE_NAMES, experiment, reproduce
-from ..experiments import claims as claims_module
-from ..experiments.claims import Claim
-from ..experiments.registry import QUICK_SECONDS
+from ..errors import UsageError
 from ..threads import available_cores, pin_threads
-from ._common import default_out
+from ._common import (
+    add_data,
+    add_out,
+    add_parser,
+    add_progress,
+    add_tensorboard,
+    add_threads,
+    default_out,
+    int_list,
+    resolve_data,
+)
+from ._defaults import SCALES
+
+if TYPE_CHECKING:
+    from ..experiments.claims import Claim
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "reproduce", help="rerun a paper figure and check its claims (reproduce --list)",
+    p = add_parser(
+        subparsers, "reproduce", help="rerun a paper figure and check its claims (reproduce --list)",
         description="Rerun one experiment (or 'all') at a scale; each writes its figure(s) as PNG, the table behind "
                     "them as CSV, and claims.json + claims.md (the paper's value, ours, tolerance, pass/fail).")
     p.add_argument("name", nargs="?", help="experiment name (see --list) or 'all'")
     p.add_argument("--list", action="store_true", help="list the experiments")
-    p.add_argument("--scale", choices=SCALE_NAMES, default="quick",
+    p.add_argument("--scale", choices=SCALES, default="quick",
                    help="test: seconds; quick: minutes on 2 CPU cores; paper: the published sizes")
-    p.add_argument("--out", type=Path, default=None, help="output directory (default: runs/reproduce-TIME)")
-    p.add_argument("--seeds", type=_seeds, default=None,
-                   help="a count (3: seeds 0, 1, 2) or the seeds, e.g. 0,1,2 or 0..4 (default: the scale's own)")
-    p.add_argument("--data", default=None,
-                   help="data the experiment can use: MovieLens u.data, MNIST/Fashion-MNIST IDX directory, CIFAR-10")
+    add_out(p, "reproduce")
+    p.add_argument("--seeds", type=int_list, default=None,
+                   help="the repetitions' seeds, 0..N-1 for N repetitions (default: the scale's own count)")
+    add_data(p, "data the experiment can use: MovieLens u.data, MNIST/Fashion-MNIST IDX directory, CIFAR-10 batches")
     p.add_argument("--jobs", type=int, default=None,
                    help="experiments run at once by 'all' (default: one per core at test and quick scale, "
                         "1 at paper scale, whose runs use every core)")
+    add_threads(p)
+    add_tensorboard(p, "of the runs trained through run directories (the matrix experiments) to "
+                       "OUT/NAME/tensorboard/<run_id>")
+    add_progress(p)
     p.set_defaults(func=run_reproduce)
 
 
+def repetitions(seeds: list[int] | None) -> int | None:
+    """The repetition count of ``--seeds``: the experiments run seeds 0..N-1, so only such a list is accepted."""
+    if seeds is None:
+        return None
+    if seeds != list(range(len(seeds))):
+        shown = ",".join(map(str, seeds))
+        raise UsageError(f"seeds: reproduce runs the seeds 0..N-1 (e.g. --seeds 0..2 for three repetitions), "
+                         f"got {shown}")
+    return len(seeds)
+
+
 def run_reproduce(args: argparse.Namespace) -> int:
+    if args.threads is not None:
+        pin_threads(args.threads)
+    from ..experiments import MODULES, experiment
+
     if args.list or args.name is None:
         for name in MODULES:
             print(f"{name:32s} {experiment(name).TITLE}")
         return 0
     if args.jobs is not None and args.jobs < 1:
-        raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
+        raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
+    if args.tensorboard:
+        from ..tensorboard import require
+
+        require()
     names = list(MODULES) if args.name == "all" else [args.name]
-    for name in names:  # every name is checked before anything runs
+    for name in names:  # every name and value is checked before anything runs
         experiment(name)
+    args.seeds, args.data = repetitions(args.seeds), resolve_data(args.data)
     out = args.out or default_out("reproduce")
     jobs = args.jobs or (1 if args.scale == "paper" else available_cores())
     jobs = min(jobs, len(names))
+    from .. import provenance
+
     started = provenance.now()
-    done: dict[str, list[Claim]] = {}
-    if jobs == 1:
-        for name in names:
-            print(f"== {name} ({args.scale}) ...", flush=True)
-            began = time.perf_counter()
-            done[name] = reproduce(name, args.scale, out / name, seeds=args.seeds, data=args.data)
-            _report(name, done[name], time.perf_counter() - began, out)
-    else:
-        done = _run_parallel(names, args, out, jobs)
+    with _environment(**({"TQDM_DISABLE": "1"} if args.no_progress else {})):
+        if jobs == 1:
+            done = _run_serial(names, args, out)
+        else:
+            done = _run_parallel(names, args, out, jobs)
     failed = sum(c.status == "fail" for claims in done.values() for c in claims)
     if args.name == "all":
         write_summary(out, args.scale, {name: done[name] for name in names}, started)
@@ -79,11 +111,27 @@ def run_reproduce(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _run_serial(names: list[str], args: argparse.Namespace, out: Path) -> dict[str, list[Claim]]:
+    from ..experiments import reproduce
+
+    done = {}
+    for name in names:
+        print(f"== {name} ({args.scale}) ...", flush=True)
+        started = time.perf_counter()
+        with _tensorboard(out / name, args.tensorboard):
+            done[name] = reproduce(name, args.scale, out / name, seeds=args.seeds, data=args.data,
+                                   threads=args.threads)
+        _report(name, done[name], time.perf_counter() - started, out)
+    return done
+
+
 def _report(name: str, claims: list[Claim], seconds: float, out: Path) -> int:
     """Print an experiment's claims and time; return how many failed."""
+    from ..experiments.claims import ours_text
+
     for c in claims:
         note = f" — {c.note}" if c.note else ""
-        ours = f": ours {claims_module._ours(c)} ({c.tolerance})" if c.per_seed else ""
+        ours = f": ours {ours_text(c)} ({c.tolerance})" if c.per_seed else ""
         print(f"  [{c.status:7s}] {c.claim}{ours}{note}")
     print(f"  {seconds:.0f} s; claims in {out / name / 'claims.md'}", flush=True)
     return sum(c.status == "fail" for c in claims)
@@ -92,14 +140,17 @@ def _report(name: str, claims: list[Claim], seconds: float, out: Path) -> int:
 def write_summary(out: Path, scale: str, done: dict[str, list[Claim]], started: str) -> tuple[Path, Path]:
     """``out/claims.json`` and ``out/claims.md``: per experiment its counts, experiments with failures first, then
     every failed claim."""
+    from .. import provenance, results
+    from ..experiments.claims import STATUSES, counts, markdown_rows
+
     order = sorted(done, key=lambda n: -sum(c.status == "fail" for c in done[n]))
-    rows = {name: claims_module.counts(done[name]) for name in order}
+    rows = {name: counts(done[name]) for name in order}
     seeds = sorted({s for claims in done.values() for c in claims for s in c.seeds})
     failures = [{"experiment": name, **c.to_dict()} for name in order for c in done[name] if c.status == "fail"]
     results.write_json(out / "claims.json", {"scale": scale, "failed": failures,
                                              "experiments": [{"experiment": n, **rows[n]} for n in order],
                                              "provenance": provenance.collect(seeds=seeds, started=started)})
-    total = {s: sum(r[s] for r in rows.values()) for s in claims_module.STATUSES}
+    total = {s: sum(r[s] for r in rows.values()) for s in STATUSES}
     lines = [f"# All experiments ({scale} scale)", "",
              f"{total['pass']} passed, {total['fail']} failed, {total['not run']} not run", "",
              "| experiment | pass | fail | not run |", "|---|---|---|---|"]
@@ -110,31 +161,27 @@ def write_summary(out: Path, scale: str, done: dict[str, list[Claim]], started: 
         for name in order:
             failed = [c for c in done[name] if c.status == "fail"]
             if failed:
-                lines += [f"### {name}", "", *claims_module.markdown_rows(failed), ""]
+                lines += [f"### {name}", "", *markdown_rows(failed), ""]
     (out / "claims.md").write_text("\n".join(lines) + "\n")
     return out / "claims.json", out / "claims.md"
 
 
-def _seeds(text: str) -> int | tuple[int, ...]:
-    """``--seeds``: a count ``3`` or a list ``0,1,2`` / range ``0..4``."""
-    from ._common import int_list
-
-    if text.strip().isdigit() and ".." not in text and "," not in text:
-        return int(text)
-    return tuple(int_list(text))
-
-
 def _run_parallel(names: list[str], args: argparse.Namespace, out: Path, jobs: int) -> dict[str, list[Claim]]:
-    """Run ``names`` on ``jobs`` worker processes (one torch thread each), longest first."""
+    """Run ``names`` on ``jobs`` worker processes (one torch thread each, or ``--threads``), longest first."""
+    from ..experiments.registry import QUICK_SECONDS
+
+    threads = args.threads or 1
     order = sorted(names, key=lambda n: QUICK_SECONDS.get(n, 0), reverse=True)
     print(f"running {len(order)} experiments, {jobs} at a time, longest first ({', '.join(order)}); "
           f"each one's output goes to {out}/<name>/log.txt", flush=True)
     finished: dict[str, list[Claim]] = {}
     # Workers log to files: their progress bars would interleave on the console.
     with _environment(TQDM_DISABLE="1"), ProcessPoolExecutor(
-            jobs, mp_context=multiprocessing.get_context("spawn"), initializer=pin_threads, initargs=(1,)) as pool:
+            jobs, mp_context=multiprocessing.get_context("spawn"), initializer=pin_threads,
+            initargs=(threads,)) as pool:
         pending: dict[Future, str] = {
-            pool.submit(_reproduce_logged, name, args.scale, out / name, args.seeds, args.data): name
+            pool.submit(_reproduce_logged, name, args.scale, out / name, args.seeds, args.data, threads,
+                        args.tensorboard): name
             for name in order}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -147,14 +194,26 @@ def _run_parallel(names: list[str], args: argparse.Namespace, out: Path, jobs: i
     return finished
 
 
-def _reproduce_logged(name: str, scale: str, out_dir: Path, seeds,
-                      data: str | None) -> tuple[list[Claim], float]:
+def _reproduce_logged(name: str, scale: str, out_dir: Path, seeds: int | None, data: str | None,
+                      threads: int, tensorboard: bool = False) -> tuple[list[Claim], float]:
     """``reproduce`` in a worker process, its stdout and stderr going to ``out_dir/log.txt``; (claims, seconds)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    with open(out_dir / "log.txt", "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        claims = reproduce(name, scale, out_dir, seeds=seeds, data=data)
+    with open(out_dir / "log.txt", "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), \
+            _tensorboard(out_dir, tensorboard):
+        from ..experiments import reproduce
+
+        claims = reproduce(name, scale, out_dir, seeds=seeds, data=data, threads=threads)
     return claims, time.perf_counter() - started
+
+
+def _tensorboard(out_dir: Path, enabled: bool):
+    """Within the block, runs trained through run directories write TensorBoard events to out_dir/tensorboard."""
+    if not enabled:
+        return contextlib.nullcontext()
+    from ..tensorboard import logging_to
+
+    return logging_to(out_dir / "tensorboard")
 
 
 @contextlib.contextmanager

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import provenance, results
+from ..errors import UsageError
 from .published import Published
 
 STATUSES = ("pass", "fail", "not run")
@@ -39,14 +40,14 @@ def seed_list(seeds, default: int | Sequence[int]) -> tuple[int, ...]:
     or tuple), ``default`` (same forms) when None."""
     chosen = default if seeds is None else seeds
     if isinstance(chosen, bool):
-        raise ValueError(f"seeds must be a count >= 1 or a list of seeds, got {chosen!r}")
+        raise UsageError(f"seeds must be a count >= 1 or a list of seeds, got {chosen!r}")
     if isinstance(chosen, int):
         if chosen < 1:
-            raise ValueError(f"seeds must be >= 1, got {chosen}")
+            raise UsageError(f"seeds must be >= 1, got {chosen}")
         return tuple(range(chosen))
     out = tuple(int(s) for s in chosen)
     if not out or len(set(out)) != len(out) or min(out) < 0:
-        raise ValueError(f"seeds must be distinct non-negative integers, at least one, got {list(chosen)}")
+        raise UsageError(f"seeds must be distinct non-negative integers, at least one, got {list(chosen)}")
     return out
 
 
@@ -282,7 +283,7 @@ def _fmt(value, exact: bool = False) -> str:
     return str(value)
 
 
-def _ours(c: Claim) -> str:
+def ours_text(c: Claim) -> str:
     if not c.per_seed:
         return "—"
     if len(c.per_seed) == 1:
@@ -313,7 +314,7 @@ def _control_cell(c: Claim) -> str:
     if c.control is None:
         return "—"
     verdict = "fails, as it must" if c.control.status == "fail" else "PASSES (the claim does not discriminate)"
-    return f"{c.control.claim}: {_ours(c.control)} — {verdict}"
+    return f"{c.control.claim}: {ours_text(c.control)} — {verdict}"
 
 
 def counts(claims: Sequence[Claim]) -> dict[str, int]:
@@ -324,7 +325,7 @@ def markdown_rows(claims: Sequence[Claim]) -> list[str]:
     lines = ["| claim | paper (source) | reference | ours | test as applied | status | control | note |",
              "|---|---|---|---|---|---|---|---|"]
     for c in sorted(claims, key=lambda c: STATUSES.index(c.status) if c.status != "fail" else -1):
-        cells = [c.claim, _paper(c), _reference_cell(c), _ours(c), c.tolerance, c.status, _control_cell(c), c.note]
+        cells = [c.claim, _paper(c), _reference_cell(c), ours_text(c), c.tolerance, c.status, _control_cell(c), c.note]
         lines.append("| " + " | ".join(x.replace("|", "\\|").replace("\n", " ") for x in cells) + " |")
     return lines
 

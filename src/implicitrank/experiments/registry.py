@@ -16,6 +16,7 @@ from pathlib import Path
 from types import ModuleType
 
 from .. import provenance
+from ..errors import UsageError
 from ..threads import torch_threads
 from .claims import Claim, seed_list, write_claims
 
@@ -44,18 +45,19 @@ QUICK_SECONDS = {
 
 def experiment(name: str) -> ModuleType:
     if name not in MODULES:
-        raise ValueError(f"experiment must be one of {sorted(MODULES)} or 'all', got {name!r}")
+        raise UsageError(f"experiment must be one of {sorted(MODULES)} or 'all', got {name!r}")
     return importlib.import_module(f"implicitrank.experiments.{MODULES[name]}")
 
 
 def reproduce(name: str, scale: str, out_dir: str | Path, seeds: int | Sequence[int] | None = None,
-              data: str | None = None) -> list[Claim]:
+              data: str | None = None, threads: int | None = None) -> list[Claim]:
     """Run one experiment at ``scale`` into ``out_dir`` and write its claims.json and claims.md (with provenance).
 
     ``seeds``: a count (``3``: seeds 0, 1, 2), the seeds themselves (``(0, 5)``), or None for the scale's own.
-    """
+    ``threads``: torch threads while it runs (None: one at the test and quick scales, torch's default at paper
+    scale)."""
     if scale not in SCALE_NAMES:
-        raise ValueError(f"scale must be one of {SCALE_NAMES}, got {scale!r}")
+        raise UsageError(f"scale must be one of {SCALE_NAMES}, got {scale!r}")
     if seeds is not None:
         seeds = seed_list(seeds, 1)
     module = experiment(name)
@@ -63,7 +65,7 @@ def reproduce(name: str, scale: str, out_dir: str | Path, seeds: int | Sequence[
     out_dir.mkdir(parents=True, exist_ok=True)
     started = provenance.now()
     # One torch thread at the small scales (their problems gain nothing from more), torch's default at paper scale.
-    with torch_threads(None if scale == "paper" else 1):
+    with torch_threads(threads if threads is not None else None if scale == "paper" else 1):
         claims = module.run(scale, out_dir, seeds, data)
     used = sorted({s for c in claims for s in c.seeds})
     write_claims(out_dir, name, scale, claims, seeds=used, started=started)

@@ -9,11 +9,19 @@
 A page embeds its images as PNG data URIs and its styles inline, loads nothing from the network, and uses a small
 inline script only to sort tables, so it can be mailed or attached to a review. It is drawn from the recorded files
 only; what is missing or failed is said on the page, never skipped.
+
+Examples
+--------
+>>> from implicitrank.reports import KINDS
+>>> KINDS
+('reproduction', 'sweep', 'runs')
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from ..errors import MissingInputError, UsageError
 
 REPORT = "report.html"
 KINDS = ("reproduction", "sweep", "runs")
@@ -22,19 +30,19 @@ __all__ = ["KINDS", "REPORT", "detect", "write_report"]
 
 
 def detect(directory: str | Path) -> str:
-    """What ``directory`` holds: one of ``KINDS``; a ``ValueError`` naming the argument when it is none of them."""
+    """What ``directory`` holds: one of ``KINDS``; a ``UsageError`` naming the argument when it is none of them."""
     from . import reproduction, runs, sweep
 
     directory = Path(directory)
     if not directory.is_dir():
-        raise FileNotFoundError(f"dir: no such directory {str(directory)!r}")
+        raise MissingInputError(f"dir: no such directory {str(directory)!r}")
     if sweep.is_sweep(directory):
         return "sweep"
     if reproduction.is_reproduction(directory):
         return "reproduction"
     if runs.is_runs(directory):
         return "runs"
-    raise ValueError(f"dir: {str(directory)!r} is not an output of implicitrank (expected claims.json, sweep.json, "
+    raise UsageError(f"dir: {str(directory)!r} is not an output of implicitrank (expected claims.json, sweep.json, "
                      "config.json or run directories holding them)")
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import UsageError
 from ..run import RunConfig
 from .jobs import Job
 from .spec import SweepSpec
@@ -35,10 +36,11 @@ class Plan:
         return [*self.spec.axes, *(k for group in self.spec.zips for k in group)]
 
     def jobs(self, configs: Sequence[RunConfig], *, batch: bool = True, max_batch: int | None = None,
-             min_jobs: int = 1, plots: bool = False) -> list[Job]:
+             min_jobs: int = 1, plots: bool = False, tensorboard: bool = False) -> list[Job]:
         """``configs`` (runs of this plan) grouped into jobs; see ``group_runs``."""
         groups = group_runs(configs, batch=batch, max_batch=max_batch, min_jobs=min_jobs)
-        return [Job(group, tuple(self.run_dir(c) for c in group), self.out / LOCKS, plots) for group in groups]
+        return [Job(group, tuple(self.run_dir(c) for c in group), self.out / LOCKS, plots, tensorboard)
+                for group in groups]
 
 
 def plan_sweep(spec: SweepSpec, out: str | Path) -> Plan:
@@ -54,9 +56,9 @@ def group_runs(configs: Sequence[RunConfig], *, batch: bool = True, max_batch: i
     executor's parallel slots), the largest job is halved, so that every core gets work.
     """
     if max_batch is not None and max_batch < 1:
-        raise ValueError(f"max_batch must be >= 1 (or None: no limit), got {max_batch}")
+        raise UsageError(f"max_batch must be >= 1 (or None: no limit), got {max_batch}")
     if min_jobs < 1:
-        raise ValueError(f"min_jobs must be >= 1, got {min_jobs}")
+        raise UsageError(f"min_jobs must be >= 1, got {min_jobs}")
     if not batch:
         return [(c,) for c in configs]
     by_key: dict[str, list[RunConfig]] = {}
