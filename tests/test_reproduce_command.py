@@ -27,7 +27,7 @@ def test_experiments_run_on_two_workers_each_with_its_log_and_claims(tmp_path, c
 
 
 def _fake(claims_by_name):
-    def reproduce(name, scale, out_dir, seeds=None, data=None):
+    def reproduce(name, scale, out_dir, seeds=None, data=None, threads=None):
         out_dir.mkdir(parents=True, exist_ok=True)
         write_claims(out_dir, name, scale, claims_by_name[name], seeds=[0, 1, 2])
         return claims_by_name[name]
@@ -59,7 +59,7 @@ def test_exit_status_is_one_when_a_claim_fails_and_the_summary_lists_failures_fi
 def test_seeds_reach_the_experiment(tmp_path, monkeypatch):
     seen = []
 
-    def reproduce(name, scale, out_dir, seeds=None, data=None):
+    def reproduce(name, scale, out_dir, seeds=None, data=None, threads=None):
         seen.append(seeds)
         return _fake({name: []})(name, scale, out_dir)
     monkeypatch.setattr("implicitrank.experiments.reproduce", reproduce)
