@@ -139,7 +139,10 @@ def test_parser_defaults_equal_the_library_defaults():
     mf = vars(commands["mf"].parse_args([]))
     for name in ("rank", "task", "num_observations", "depth", "init", "optimizer", "eps", "max_steps", "dtype"):
         assert mf[name] == getattr(config, name), name
-    assert tuple(mf["shape"]) == config.shape and mf["lr"] == [config.lr] and mf["init_scale"] == [config.init_scale]
+    from implicitrank.commands.factorize import resolve_shape  # --shape's default: the library's (no --data)
+
+    assert resolve_shape(commands["mf"].parse_args([]), None) == config.shape
+    assert mf["lr"] == [config.lr] and mf["init_scale"] == [config.init_scale]
 
 
 @pytest.mark.parametrize("command", ["tf", "htf"])
