@@ -36,9 +36,10 @@ def _umask() -> int:
     return mask
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write ``path`` through a temporary file and a rename, with the permissions a plain ``open`` would give
-    (0666 less the umask: ``mkstemp``'s own 0600 would hide results from the user's group)."""
+def atomic_write(path: Path, write) -> None:
+    """Write ``path`` whole or not at all: ``write(handle)`` fills a temporary file beside it, which then
+    replaces ``path`` in one rename (a crash never leaves half a file). The file gets the permissions a plain
+    ``open`` would give (0666 less the umask; ``mkstemp``'s own 0600 would hide results from the user's group)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -66,7 +67,7 @@ def to_jsonable(value: Any) -> Any:
 
 def write_json(path: Path, obj: Any) -> None:
     text = json.dumps(to_jsonable(obj), indent=2, sort_keys=True) + "\n"
-    _atomic_write(path, lambda h: h.write(text.encode()))
+    atomic_write(path, lambda h: h.write(text.encode()))
 
 
 def read_json(path: Path) -> Any:
@@ -75,7 +76,7 @@ def read_json(path: Path) -> Any:
 
 def write_metrics(path: Path, rows: Iterable[dict]) -> None:
     text = "".join(json.dumps(to_jsonable(row)) + "\n" for row in rows)
-    _atomic_write(path, lambda h: h.write(text.encode()))
+    atomic_write(path, lambda h: h.write(text.encode()))
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
@@ -86,7 +87,7 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
 
 
 def save_torch(path: Path, obj: Any) -> None:
-    _atomic_write(path, lambda h: torch.save(obj, h))
+    atomic_write(path, lambda h: torch.save(obj, h))
 
 
 def load_torch(path: Path) -> Any:

@@ -38,7 +38,12 @@ from .tasks import (
 from .tasks.files import data_format
 from .tasks.hierarchical_truth import low_hierarchical_rank_tensor
 from .tasks.tensors import low_rank_tensor
+from .tensorboard import event_dir, write_events
+from .tensorboard import require as require_tensorboard
 from .train import TrainConfig, TrainState, train
+
+__all__ = ["DTYPES", "METHODS", "TASKS", "BatchResult", "RunConfig", "build_task", "device_of", "make_measure",
+           "run_batch", "train_configured"]
 
 METHODS = (*OPTIMIZERS, "gradient-flow")
 TASKS = ("completion", "sensing")
@@ -280,7 +285,7 @@ def train_configured(model, task, params, config: RunConfig, measure, state, on_
                                record_every=config.record_every, record_per_decade=config.record_per_decade,
                                checkpoint_every=config.checkpoint_every, progress=progress)
     if config.optimizer == "gradient-flow":
-        from .optim.flow import integrate
+        from .flow import integrate
 
         return integrate(model, task, params, train_config, rtol=config.rtol, atol=config.atol, measure=measure,
                          state=state, on_checkpoint=on_checkpoint)
@@ -298,9 +303,12 @@ class BatchResult:
 
 
 def run_batch(configs: list[RunConfig], run_dirs: list[str | Path], *, resume: bool = False,
-              progress: bool = True, plots: bool = True) -> BatchResult:
+              progress: bool = True, plots: bool = True, tensorboard: bool = False) -> BatchResult:
     """Train ``configs`` (equal batch keys) together; write and return each run's summary (and, with
-    ``plots``, each run's plots; sweeps skip them, ``implicitrank plot`` draws them later)."""
+    ``plots``, each run's plots; sweeps skip them, ``implicitrank plot`` draws them later; with ``tensorboard``,
+    each run's TensorBoard event file, see ``implicitrank.tensorboard``)."""
+    if tensorboard:
+        require_tensorboard()
     if not configs or len(configs) != len(run_dirs):
         raise UsageError(f"need one run directory per config, got {len(configs)} configs, {len(run_dirs)} dirs")
     keys = {c.batch_key() for c in configs}
@@ -323,7 +331,8 @@ def run_batch(configs: list[RunConfig], run_dirs: list[str | Path], *, resume: b
     state = train_configured(model, task, params, first, measure, state,
                              lambda s: _save_checkpoints(s, dirs), lr, progress)
     seconds = time.perf_counter() - started
-    summaries = [_finish(state, b, d, c, seconds, plots, started_at) for b, (d, c) in enumerate(zip(dirs, configs))]
+    summaries = [_finish(state, b, d, c, seconds, plots, started_at, tensorboard)
+                 for b, (d, c) in enumerate(zip(dirs, configs))]
     return BatchResult(summaries, state, model, task)
 
 
@@ -383,9 +392,19 @@ def _load_checkpoints(dirs: list[Path], device: torch.device) -> TrainState | No
                       status["stopped_at"], status["loss"], merged["records"], status.get("below_for"))
 
 
+def _write_metrics(run_dir: Path, rows: list[dict], config: RunConfig, summary: dict, tensorboard: bool) -> None:
+    """The one place a finished run's metric rows are written: ``metrics.jsonl``, and the same rows as TensorBoard
+    scalars (with the config as hyperparameters) when asked for or within ``tensorboard.logging_to``."""
+    results.write_metrics(run_dir / results.METRICS, rows)
+    directory = event_dir(run_dir, config.run_id, tensorboard)
+    if directory is not None:
+        write_events(directory, rows, config.to_dict(), summary)
+
+
 def _finish(state: TrainState, b: int, run_dir: Path, config: RunConfig, seconds: float, plots: bool,
-            started_at: str | None = None) -> dict:
-    """Write run b's metrics, final factors, summary and (with ``plots``) plots; remove its checkpoint."""
+            started_at: str | None = None, tensorboard: bool = False) -> dict:
+    """Write run b's metrics (and their TensorBoard events), final factors, summary and (with ``plots``) plots;
+    remove its checkpoint."""
     run = _run_state(state, b)
     diverged_at, converged_at = int(state.diverged_at[b]), int(state.converged_at[b])
     # A diverged run's rows after it stopped hold only NaN (its batch went on): keep them up to the stop.
@@ -406,7 +425,7 @@ def _finish(state: TrainState, b: int, run_dir: Path, config: RunConfig, seconds
         summary["diverged_at_step"] = diverged_at
         summary["message"] = (f"train loss, parameters or metrics became NaN/inf at step {diverged_at}; the run "
                               "stopped there and the metrics recorded until then are kept")
-    results.write_metrics(run_dir / results.METRICS, rows)
+    _write_metrics(run_dir, rows, config, summary, tensorboard)
     results.save_torch(run_dir / results.FACTORS, [p[0] for p in run["params"]])
     if plots:
         from .plots import plot_run

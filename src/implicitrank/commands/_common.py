@@ -161,6 +161,12 @@ def add_progress(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def add_tensorboard(p: argparse.ArgumentParser, where: str = "beside each run's metrics.jsonl") -> None:
+    p.add_argument("--tensorboard", action="store_true",
+                   help=f"also write the runs' metrics as TensorBoard events {where} "
+                        "(pip install 'implicitrank[tensorboard]')")
+
+
 def add_out(p: argparse.ArgumentParser, command: str, extra: str = "") -> None:
     p.add_argument("--out", type=Path, default=None,
                    help=f"output directory (default: runs/{command}-TIME){extra}")

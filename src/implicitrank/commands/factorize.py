@@ -28,11 +28,11 @@ DATA_FILES = ("u.data",)  # what --data finds in a directory: MovieLens 100K's r
 def register(subparsers) -> None:
     for command, (model, what) in COMMANDS.items():
         p = _common.add_parser(subparsers, command, help=f"train a {what}",
-                       description=f"Train a {what} from small initialization and record its dynamics.")
+                               description=f"Train a {what} from small initialization and record its dynamics.")
         add_run_arguments(p, model)
         p.set_defaults(func=run_command, model=model)
     p = _common.add_parser(subparsers, "plot", help="(re)draw the plots of a run directory",
-                   description="Draw quantities.png and errors.png from RUN_DIR/metrics.jsonl.")
+                           description="Draw quantities.png and errors.png from RUN_DIR/metrics.jsonl.")
     p.add_argument("run_dir", type=Path, help="a run directory written by mf/tf/htf")
     p.set_defaults(func=plot_command)
 
@@ -100,6 +100,7 @@ def add_run_arguments(p: argparse.ArgumentParser, model: str) -> None:
     r.add_argument("--top", type=int, default=d["top"], help="how many quantities to record")
     _common.add_out(r, "COMMAND")
     _common.add_resume(r)
+    _common.add_tensorboard(r)
     _common.add_progress(r)
 
 
@@ -141,7 +142,7 @@ def run_command(args: argparse.Namespace) -> int:
     configs = configs_from_args(args)
     out = args.out or default_out(args.command)
     dirs = [out / run_name(c) for c in configs]
-    result = run_batch(configs, dirs, resume=args.resume, progress=not args.no_progress)
+    result = run_batch(configs, dirs, resume=args.resume, progress=not args.no_progress, tensorboard=args.tensorboard)
     rows = [{"run": d.name, **s} for d, s in zip(dirs, result.summaries)]
     print(format_table(rows, TABLE))
     for row in rows:
