@@ -26,11 +26,11 @@ if TYPE_CHECKING:
 
 def register(subparsers) -> None:
     layers = _common.add_parser(subparsers, "layers", help="factorized network layers: demo on digits",
-                        description="Factorized (over-parameterized) network layers.")
+                                description="Factorized (over-parameterized) network layers.")
     commands = layers.add_subparsers(dest="layers_command", metavar="SUBCOMMAND", required=True)
     p = _common.add_parser(commands, "demo",
-                   help="plain vs over-parameterized MLP/CNN on digits, compression, autoencoder (minutes)",
-                   description=__doc__)
+                           help="plain vs over-parameterized MLP/CNN on digits, compression, autoencoder (minutes)",
+                           description=__doc__)
     d = DIGITS
     _common.add_out(p, "layers-demo")
     p.add_argument("--architectures", default=",".join(d["architectures"]), help="comma-separated subset of mlp,cnn")
