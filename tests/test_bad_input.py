@@ -8,6 +8,8 @@ a real process is needed (kill -9, a closed pipe), which live below the table.
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +67,41 @@ def _unfinished_nnm(tmp: Path) -> None:
     (tmp / "o").mkdir()
     (tmp / "o" / "config.json").write_text(json.dumps({"baseline": "nuclear_norm_min", "eps_constraint": 0.0,
                                                        "method": "admm", "tol": 1e-7, "max_iter": 20000, **config}))
+
+
+def _modes_follow_umask(tmp: Path) -> None:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    files = [f for f in (tmp / "o").rglob("*") if f.is_file()]
+    assert {f.name for f in files} >= {"config.json", "metrics.jsonl", "summary.json", "factors.pt"}
+    assert {f.name: oct(stat.S_IMODE(f.stat().st_mode)) for f in files} == {f.name: oct(0o666 & ~mask) for f in files}
+
+
+LAYERS_TINY = ("--architectures", "mlp", "--depths", "1", "--epochs", "1", "--hidden", "8", "--kept-ranks", "1",
+               "--latent", "4", "--autoencoder-depths", "1", "--autoencoder-epochs", "1", "--no-progress")
+EARLIER = '{"earlier": true}\n'
+
+
+def _finished_demo(tmp: Path) -> None:
+    (tmp / "o").mkdir()
+    (tmp / "o" / "results.json").write_text(EARLIER)
+
+
+def _unfinished_demo(tmp: Path) -> None:
+    (tmp / "o").mkdir()
+    (tmp / "o" / "config.json").write_text(EARLIER)
+
+
+def _finished_reproduce(tmp: Path) -> None:
+    (tmp / "o" / "arora2019-dynamics").mkdir(parents=True)
+    (tmp / "o" / "arora2019-dynamics" / "claims.json").write_text(EARLIER)
+
+
+def _kept(name: str) -> Callable[[Path], None]:
+    """The earlier file ``o/name`` is still there, unchanged."""
+    def check(tmp: Path) -> None:
+        assert (tmp / "o" / name).read_text() == EARLIER
+    return check
 
 
 def _summary(run_dir: Path) -> dict:
@@ -144,6 +181,19 @@ CASES = [
          lambda tmp: (tmp / "x.bin").write_bytes(bytes(range(256))), _nothing_written),
     Case("missing data file", ("mf", "--data", "{tmp}/none.npz", "--out", "{tmp}/o"), 2, ("no such file",),
          None, _nothing_written),
+    # never overwrite results (item 3)
+    Case("layers demo into a finished demo", ("layers", "demo", "--out", "{tmp}/o", *LAYERS_TINY), 2,
+         ("finished layers demo", "another --out"), _finished_demo, _kept("results.json")),
+    Case("layers demo into a non-empty directory", ("layers", "demo", "--out", "{tmp}/o", *LAYERS_TINY), 2,
+         ("not empty",), _unfinished_demo, _kept("config.json"), absent=("--resume",)),
+    Case("reproduce into a finished experiment", ("reproduce", "arora2019-dynamics", "--scale", "test", "--out",
+                                                  "{tmp}/o"), 2, ("arora2019-dynamics", "--resume"),
+         _finished_reproduce, _kept("arora2019-dynamics/claims.json")),
+    Case("reproduce --resume keeps the finished experiment", ("reproduce", "arora2019-dynamics", "--scale", "test",
+                                                              "--out", "{tmp}/o", "--resume"), 0,
+         ("finished earlier",), _finished_reproduce, _kept("arora2019-dynamics/claims.json")),
+    # results readable by others (item 4)
+    Case("files follow the umask", ("mf", *TINY, "--out", "{tmp}/o"), 0, (), check=_modes_follow_umask),
     # options that do not exist must not half-work (item 8)
     Case("abbreviated option", ("locality", "is-same-class", "--cifar", "{tmp}/c", "--out", "{tmp}/o"), 2,
          ("unrecognized arguments", "--cifar")),

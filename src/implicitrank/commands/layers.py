@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import OutputExistsError
 from . import _common
 from ._common import default_out, format_table, int_list
 from ._defaults import DIGITS
@@ -78,6 +79,11 @@ def run_demo(args: argparse.Namespace) -> int:
     config = config_from(args)
     seeds = list(dict.fromkeys(args.seeds))
     out = args.out or default_out("layers-demo")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if (out / "results.json").is_file():
+            raise OutputExistsError(f"out: {out} holds a finished layers demo (results.json); choose another --out")
+        raise OutputExistsError(f"out: {out} is not empty (an unfinished demo, or another command's files); delete "
+                                "it or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     results.write_json(out / "config.json", {**vars(config), "seeds": seeds})
     data = load_digits()
