@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -237,3 +241,45 @@ def test_unexpected_errors_keep_their_traceback(error: Exception, monkeypatch) -
     monkeypatch.setattr(factorize, "run_command", fail)
     with pytest.raises(type(error)):
         main(["mf", *TINY])
+
+
+# --- cases that need a real process ----------------------------------------------------------------------
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_local_sweep_workers_exit_when_their_parent_is_killed(tmp_path: Path, capsys) -> None:
+    """kill -9 of a ``sweep --executor local`` parent (item 5): its workers go too, and a rerun's status does not
+    count their runs as running."""
+    spec = tmp_path / "orphans.toml"
+    spec.write_text('name = "orphans"\n[base]\nshape = [12, 12]\nrank = 1\nnum_observations = 60\n'
+                    'max_steps = 1000000\nloss_threshold = 0.0\ncheckpoint_every = 20\n[axes]\nseed = "0..1"\n')
+    out = tmp_path / "sweep"
+    command = [sys.executable, "-m", "implicitrank.cli", "sweep", str(spec), "--out", str(out), "--executor", "local",
+               "--workers", "2", "--no-batch", "--no-progress"]
+    log = tmp_path / "sweep.log"
+    with log.open("w") as stream:
+        parent = subprocess.Popen(command, start_new_session=True, stdout=stream, stderr=stream)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(list(out.glob("runs/*/checkpoint.pt"))) < 2:
+            assert parent.poll() is None, log.read_text()
+            time.sleep(0.1)
+        assert len(list(out.glob("runs/*/checkpoint.pt"))) == 2, log.read_text()
+        os.kill(parent.pid, signal.SIGKILL)  # the parent only: its workers are left to themselves
+        parent.wait()
+        deadline = time.monotonic() + 30
+        while _group_alive(parent.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _group_alive(parent.pid), "the workers outlived their parent"
+    finally:
+        if _group_alive(parent.pid):
+            os.killpg(parent.pid, signal.SIGKILL)
+    assert main(["sweep", "status", str(out)]) == 0
+    status = capsys.readouterr().out
+    assert "0 running" in status and "2 pending" in status, status

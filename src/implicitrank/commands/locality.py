@@ -64,7 +64,9 @@ def register(subparsers) -> None:
 
 
 def run_locality(args: argparse.Namespace) -> int:
-    _common.apply_threads(args.threads)
+    from ..threads import LARGE_WORK
+
+    _common.apply_threads(args.threads, work=LARGE_WORK)  # convolution networks: the free cores
     from ..experiments.locality import aggregate, claims, run_sweep, setup_for, summary_markdown
 
     setup = setup_for(args.task, args.scale)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import OutputExistsError, UsageError
 from ..threads import available_cores, pin_threads
+from ..workers import start_worker
 from ._common import (
     add_data,
     add_out,
@@ -151,8 +152,8 @@ def _run_parallel(names: list[str], args: argparse.Namespace, out: Path, jobs: i
     failed = 0
     # Workers log to files: their progress bars would interleave on the console.
     with _environment(TQDM_DISABLE="1"), ProcessPoolExecutor(
-            jobs, mp_context=multiprocessing.get_context("spawn"), initializer=pin_threads,
-            initargs=(threads,)) as pool:
+            jobs, mp_context=multiprocessing.get_context("spawn"), initializer=start_worker,
+            initargs=(threads, os.getpid())) as pool:
         pending: dict[Future, str] = {
             pool.submit(_reproduce_logged, name, args.scale, out / name, args.seeds, args.data, threads,
                         args.tensorboard): name
