@@ -40,6 +40,7 @@ from .tasks.hierarchical_truth import low_hierarchical_rank_tensor
 from .tasks.tensors import low_rank_tensor
 from .tensorboard import event_dir, write_events
 from .tensorboard import require as require_tensorboard
+from .threads import policy_threads, torch_threads
 from .train import TrainConfig, TrainState, train
 
 __all__ = ["DTYPES", "METHODS", "TASKS", "BatchResult", "RunConfig", "build_task", "device_of", "make_measure",
@@ -328,8 +329,9 @@ def run_batch(configs: list[RunConfig], run_dirs: list[str | Path], *, resume: b
     measure = make_measure(model, task, first.top)
     started_at = provenance.now()
     started = time.perf_counter()
-    state = train_configured(model, task, params, first, measure, state,
-                             lambda s: _save_checkpoints(s, dirs), lr, progress)
+    with torch_threads(policy_threads(len(configs) * math.prod(first.shape) * min(first.shape))):
+        state = train_configured(model, task, params, first, measure, state,
+                                 lambda s: _save_checkpoints(s, dirs), lr, progress)
     seconds = time.perf_counter() - started
     summaries = [_finish(state, b, d, c, seconds, plots, started_at, tensorboard)
                  for b, (d, c) in enumerate(zip(dirs, configs))]

@@ -18,8 +18,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import UsageError
+from ..errors import OutputExistsError, UsageError
 from ..threads import available_cores, pin_threads
+from ..workers import start_worker
 from ._common import (
     add_data,
     add_out,
@@ -53,11 +54,26 @@ def register(subparsers) -> None:
     p.add_argument("--jobs", type=int, default=None,
                    help="experiments run at once by 'all' (default: one per core at test and quick scale, "
                         "1 at paper scale, whose runs use every core)")
+    p.add_argument("--resume", action="store_true",
+                   help="--out holds an earlier reproduce: run only the experiments it has not finished (claims.json)")
     add_threads(p)
     add_tensorboard(p, "of the runs trained through run directories (the matrix experiments) to "
                        "OUT/NAME/tensorboard/<run_id>")
     add_progress(p)
     p.set_defaults(func=run_reproduce)
+
+
+def unfinished(names: list[str], out: Path, resume: bool) -> list[str]:
+    """The experiments of ``names`` to run into ``out``: all of them into a fresh ``out``; with ``resume``, those
+    without ``claims.json`` (written last). Earlier results without ``resume`` are refused, never overwritten."""
+    earlier = [n for n in names if (out / n).is_dir() and any((out / n).iterdir())]
+    if earlier and not resume:
+        raise OutputExistsError(f"out: {out} already holds results of {', '.join(earlier)}; choose another --out, "
+                                "or pass --resume to run only the experiments not finished there")
+    finished = [n for n in names if (out / n / "claims.json").is_file()]
+    for name in finished:
+        print(f"== {name}: finished earlier, kept (claims in {out / name / 'claims.md'})", flush=True)
+    return [n for n in names if n not in finished]
 
 
 def repetitions(seeds: list[int] | None) -> int | None:
@@ -91,8 +107,9 @@ def run_reproduce(args: argparse.Namespace) -> int:
         experiment(name)
     args.seeds, args.data = repetitions(args.seeds), resolve_data(args.data)
     out = args.out or default_out("reproduce")
+    names = unfinished(names, out, args.resume)
     jobs = args.jobs or (1 if args.scale == "paper" else available_cores())
-    jobs = min(jobs, len(names))
+    jobs = max(1, min(jobs, len(names)))
     from .. import provenance
 
     started = provenance.now()
@@ -102,8 +119,8 @@ def run_reproduce(args: argparse.Namespace) -> int:
         else:
             done = _run_parallel(names, args, out, jobs)
     failed = sum(c.status == "fail" for claims in done.values() for c in claims)
-    if args.name == "all":
-        write_summary(out, args.scale, {name: done[name] for name in names}, started)
+    if args.name == "all":  # every experiment, those finished earlier (--resume) too
+        failed = write_summary(out, args.scale, list(MODULES), started)
     print(f"results in {out}; {failed} claim(s) failed")
     from ..reports import write_report
 
@@ -137,16 +154,18 @@ def _report(name: str, claims: list[Claim], seconds: float, out: Path) -> int:
     return sum(c.status == "fail" for c in claims)
 
 
-def write_summary(out: Path, scale: str, done: dict[str, list[Claim]], started: str) -> tuple[Path, Path]:
-    """``out/claims.json`` and ``out/claims.md``: per experiment its counts, experiments with failures first, then
-    every failed claim."""
+def write_summary(out: Path, scale: str, names: list[str], started: str) -> int:
+    """``out/claims.json`` and ``out/claims.md`` from each experiment's ``out/NAME/claims.json``: per experiment
+    its counts, experiments with failures first, then every failed claim. Returns how many claims failed."""
     from .. import provenance, results
-    from ..experiments.claims import STATUSES, counts, markdown_rows
+    from ..experiments.claims import STATUSES
 
-    order = sorted(done, key=lambda n: -sum(c.status == "fail" for c in done[n]))
-    rows = {name: counts(done[name]) for name in order}
-    seeds = sorted({s for claims in done.values() for c in claims for s in c.seeds})
-    failures = [{"experiment": name, **c.to_dict()} for name in order for c in done[name] if c.status == "fail"]
+    written = {name: results.read_json(out / name / "claims.json") for name in names}
+    rows = {name: {s: sum(c["status"] == s for c in data["claims"]) for s in STATUSES}
+            for name, data in written.items()}
+    order = sorted(names, key=lambda n: -rows[n]["fail"])
+    failures = [{"experiment": name, **c} for name in order for c in written[name]["claims"] if c["status"] == "fail"]
+    seeds = sorted({s for data in written.values() for c in data["claims"] for s in c.get("seeds") or []})
     results.write_json(out / "claims.json", {"scale": scale, "failed": failures,
                                              "experiments": [{"experiment": n, **rows[n]} for n in order],
                                              "provenance": provenance.collect(seeds=seeds, started=started)})
@@ -154,16 +173,22 @@ def write_summary(out: Path, scale: str, done: dict[str, list[Claim]], started: 
     lines = [f"# All experiments ({scale} scale)", "",
              f"{total['pass']} passed, {total['fail']} failed, {total['not run']} not run", "",
              "| experiment | pass | fail | not run |", "|---|---|---|---|"]
-    lines += [f"| [{name}]({name}/claims.md) | {r['pass']} | {r['fail']} | {r['not run']} |"
-              for name, r in rows.items()]
+    lines += [f"| [{name}]({name}/claims.md) | {rows[name]['pass']} | {rows[name]['fail']} | {rows[name]['not run']} |"
+              for name in order]
     if failures:
-        lines += ["", "## Failed claims", ""]
-        for name in order:
-            failed = [c for c in done[name] if c.status == "fail"]
-            if failed:
-                lines += [f"### {name}", "", *markdown_rows(failed), ""]
+        lines += ["", "## Failed claims", "", "| experiment | claim | ours | test as applied | note |",
+                  "|---|---|---|---|---|"]
+        for f in failures:
+            cells = [f["experiment"], f["claim"], _ours(f), f.get("tolerance") or "—", f.get("note") or ""]
+            lines.append("| " + " | ".join(str(x).replace("|", "\\|") for x in cells) + " |")
     (out / "claims.md").write_text("\n".join(lines) + "\n")
-    return out / "claims.json", out / "claims.md"
+    return total["fail"]
+
+
+def _ours(claim: dict) -> str:
+    """Our value of a claim of claims.json: the value (one seed) or the per-seed values."""
+    values = claim.get("per_seed") or []
+    return "—" if not values else str(values[0] if len(values) == 1 else values)
 
 
 def _run_parallel(names: list[str], args: argparse.Namespace, out: Path, jobs: int) -> dict[str, list[Claim]]:
@@ -177,8 +202,8 @@ def _run_parallel(names: list[str], args: argparse.Namespace, out: Path, jobs: i
     finished: dict[str, list[Claim]] = {}
     # Workers log to files: their progress bars would interleave on the console.
     with _environment(TQDM_DISABLE="1"), ProcessPoolExecutor(
-            jobs, mp_context=multiprocessing.get_context("spawn"), initializer=pin_threads,
-            initargs=(threads,)) as pool:
+            jobs, mp_context=multiprocessing.get_context("spawn"), initializer=start_worker,
+            initargs=(threads, os.getpid())) as pool:
         pending: dict[Future, str] = {
             pool.submit(_reproduce_logged, name, args.scale, out / name, args.seeds, args.data, threads,
                         args.tensorboard): name

@@ -17,7 +17,7 @@ from types import ModuleType
 
 from .. import provenance
 from ..errors import UsageError
-from ..threads import torch_threads
+from ..threads import LARGE_WORK, policy_threads, torch_threads
 from .claims import Claim, seed_list, write_claims
 
 MODULES = {
@@ -54,8 +54,8 @@ def reproduce(name: str, scale: str, out_dir: str | Path, seeds: int | Sequence[
     """Run one experiment at ``scale`` into ``out_dir`` and write its claims.json and claims.md (with provenance).
 
     ``seeds``: a count (``3``: seeds 0, 1, 2), the seeds themselves (``(0, 5)``), or None for the scale's own.
-    ``threads``: torch threads while it runs (None: one at the test and quick scales, torch's default at paper
-    scale)."""
+    ``threads``: torch threads while it runs (None: the package's policy, ``threads.policy_threads``: one
+    thread for the matrix and tensor runs at every scale, the free cores for the paper scale's networks)."""
     if scale not in SCALE_NAMES:
         raise UsageError(f"scale must be one of {SCALE_NAMES}, got {scale!r}")
     if seeds is not None:
@@ -64,8 +64,9 @@ def reproduce(name: str, scale: str, out_dir: str | Path, seeds: int | Sequence[
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = provenance.now()
-    # One torch thread at the small scales (their problems gain nothing from more), torch's default at paper scale.
-    with torch_threads(threads if threads is not None else None if scale == "paper" else 1):
+    # One torch thread at the small scales (their problems gain nothing from more); at paper scale the free cores,
+    # never more, which the runs' own policy (run_batch) brings down to one for the small problems.
+    with torch_threads(threads if threads is not None else policy_threads(LARGE_WORK if scale == "paper" else 0)):
         claims = module.run(scale, out_dir, seeds, data)
     used = sorted({s for c in claims for s in c.seeds})
     write_claims(out_dir, name, scale, claims, seeds=used, started=started)
