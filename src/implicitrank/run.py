@@ -223,6 +223,7 @@ MODELS: dict[str, ModelEntry] = {
 
 
 def device_of(config: RunConfig) -> torch.device:
+    """The device a run asks for: ``auto`` is CUDA when present, else the CPU; ``cuda`` without one is refused."""
     if config.device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if config.device.startswith("cuda") and not torch.cuda.is_available():

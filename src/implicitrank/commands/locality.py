@@ -54,7 +54,10 @@ def register(subparsers) -> None:
         sub.add_argument("--batch-size", type=int, help="batch size")
         sub.add_argument("--lr", type=float, help="SGD learning rate (momentum 0.9)")
         _common.add_device(sub)
-        _common.add_out(sub, "locality", "; finished runs in it are skipped, unfinished ones resumed")
+        _common.add_out(sub, "locality")
+        sub.add_argument("--resume", action="store_true",
+                         help="continue in an --out holding earlier runs of this figure: finished runs are kept, "
+                              "unfinished ones resumed from their checkpoints")
         _common.add_threads(sub)
         _common.add_progress(sub)
         sub.set_defaults(func=run_locality)
@@ -84,6 +87,10 @@ def run_locality(args: argparse.Namespace) -> int:
         fields["width"] = 1.0
     setup = replace(setup, **{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items() if v is not None},
                     training=replace(setup.training, **{k: v for k, v in training.items() if v is not None}))
+    earlier = Path(out) / setup.task
+    if earlier.is_dir() and any(earlier.iterdir()) and not args.resume:
+        raise UsageError(f"out: {earlier} holds earlier runs of this figure; pass --resume to keep them and run "
+                         "only the rest, or choose another --out")
     rows = run_sweep(setup, out, args.seeds, progress=not args.no_progress)
     table = aggregate(rows)
     print(summary_markdown(setup, table))
