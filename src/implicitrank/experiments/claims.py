@@ -192,6 +192,7 @@ class Claim:
         return f"{describe(self.test, self.parameter, self.reference)}; {rule_text(self.rule, len(self.per_seed))}"
 
     def to_dict(self) -> dict:
+        """The claim as JSON-ready data (claims.json), its control nested."""
         return {"claim": self.claim, "status": self.status, "passed": self.passed, "test": self.test,
                 "parameter": self.parameter, "tolerance": self.tolerance, "reference": self.reference,
                 "published": None if self.published is None else self.published.to_dict(),
@@ -202,6 +203,7 @@ class Claim:
 
 
 def rule_text(rule: str, n: int) -> str:
+    """The seed rule ``rule`` over ``n`` seeds in words (as claims.md prints it)."""
     if rule == "all":
         return f"holds in {n} of {n} seeds"
     return f"holds on the median and in >= {n // 2 + 1} of {n} seeds"
@@ -262,13 +264,6 @@ def not_run(claim: str, published: Published | None, reason: str) -> Claim:
     return Claim(claim, "not run", published=published, note=f"not run: {reason}")
 
 
-def with_control(main: Claim, control: Claim) -> Claim:
-    """``main`` carrying ``control`` (the same test on a run where the phenomenon must not appear)."""
-    from dataclasses import replace
-
-    return replace(main, control=control)
-
-
 # --- rendering ---------------------------------------------------------------------------------------------------
 
 def _fmt(value, exact: bool = False) -> str:
@@ -284,6 +279,7 @@ def _fmt(value, exact: bool = False) -> str:
 
 
 def ours_text(c: Claim) -> str:
+    """Our value in words: the one seed's value, or the median, min–max and every seed's value."""
     if not c.per_seed:
         return "—"
     if len(c.per_seed) == 1:
@@ -318,10 +314,12 @@ def _control_cell(c: Claim) -> str:
 
 
 def counts(claims: Sequence[Claim]) -> dict[str, int]:
+    """How many claims have each status."""
     return {s: sum(c.status == s for c in claims) for s in STATUSES}
 
 
 def markdown_rows(claims: Sequence[Claim]) -> list[str]:
+    """The claims table of claims.md (header first; failures first, then passes, then not run)."""
     lines = ["| claim | paper (source) | reference | ours | test as applied | status | control | note |",
              "|---|---|---|---|---|---|---|---|"]
     for c in sorted(claims, key=lambda c: STATUSES.index(c.status) if c.status != "fail" else -1):

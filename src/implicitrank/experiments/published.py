@@ -41,6 +41,7 @@ class Published:
             raise ValueError(f"how must be one of {HOWS}, got {self.how!r}")
 
     def render(self) -> str:
+        """The value, ≈ when read off a plot, with its paper, place and how it was obtained."""
         approx = "≈" if self.how == "read off a plot" else ""
         value = self.value if isinstance(self.value, str) else (
             "[" + ", ".join(f"{approx}{v:g}" for v in self.value) + "]" if isinstance(self.value, tuple)
@@ -48,15 +49,18 @@ class Published:
         return f"{value} ({self.paper}, {self.where}, {self.how})"
 
     def to_dict(self) -> dict:
+        """JSON-ready data (``approximate``: read off a plot)."""
         return {"value": list(self.value) if isinstance(self.value, tuple) else self.value, "paper": self.paper,
                 "where": self.where, "how": self.how, "approximate": self.how == "read off a plot"}
 
 
 def stated(value, paper: str, where: str) -> Published:
+    """A value the paper states in its text or a table."""
     return Published(value, paper, where, "stated")
 
 
 def plotted(value, paper: str, where: str) -> Published:
+    """A value read off one of the paper's plots (≈, about ±5%)."""
     return Published(value, paper, where, "read off a plot")
 
 
