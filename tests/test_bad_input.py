@@ -8,6 +8,12 @@ a real process is needed (kill -9, a closed pipe), which live below the table.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +71,41 @@ def _unfinished_nnm(tmp: Path) -> None:
     (tmp / "o").mkdir()
     (tmp / "o" / "config.json").write_text(json.dumps({"baseline": "nuclear_norm_min", "eps_constraint": 0.0,
                                                        "method": "admm", "tol": 1e-7, "max_iter": 20000, **config}))
+
+
+def _modes_follow_umask(tmp: Path) -> None:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    files = [f for f in (tmp / "o").rglob("*") if f.is_file()]
+    assert {f.name for f in files} >= {"config.json", "metrics.jsonl", "summary.json", "factors.pt"}
+    assert {f.name: oct(stat.S_IMODE(f.stat().st_mode)) for f in files} == {f.name: oct(0o666 & ~mask) for f in files}
+
+
+LAYERS_TINY = ("--architectures", "mlp", "--depths", "1", "--epochs", "1", "--hidden", "8", "--kept-ranks", "1",
+               "--latent", "4", "--autoencoder-depths", "1", "--autoencoder-epochs", "1", "--no-progress")
+EARLIER = '{"earlier": true}\n'
+
+
+def _finished_demo(tmp: Path) -> None:
+    (tmp / "o").mkdir()
+    (tmp / "o" / "results.json").write_text(EARLIER)
+
+
+def _unfinished_demo(tmp: Path) -> None:
+    (tmp / "o").mkdir()
+    (tmp / "o" / "config.json").write_text(EARLIER)
+
+
+def _finished_reproduce(tmp: Path) -> None:
+    (tmp / "o" / "arora2019-dynamics").mkdir(parents=True)
+    (tmp / "o" / "arora2019-dynamics" / "claims.json").write_text(EARLIER)
+
+
+def _kept(name: str) -> Callable[[Path], None]:
+    """The earlier file ``o/name`` is still there, unchanged."""
+    def check(tmp: Path) -> None:
+        assert (tmp / "o" / name).read_text() == EARLIER
+    return check
 
 
 def _summary(run_dir: Path) -> dict:
@@ -144,6 +185,19 @@ CASES = [
          lambda tmp: (tmp / "x.bin").write_bytes(bytes(range(256))), _nothing_written),
     Case("missing data file", ("mf", "--data", "{tmp}/none.npz", "--out", "{tmp}/o"), 2, ("no such file",),
          None, _nothing_written),
+    # never overwrite results (item 3)
+    Case("layers demo into a finished demo", ("layers", "demo", "--out", "{tmp}/o", *LAYERS_TINY), 2,
+         ("finished layers demo", "another --out"), _finished_demo, _kept("results.json")),
+    Case("layers demo into a non-empty directory", ("layers", "demo", "--out", "{tmp}/o", *LAYERS_TINY), 2,
+         ("not empty",), _unfinished_demo, _kept("config.json"), absent=("--resume",)),
+    Case("reproduce into a finished experiment", ("reproduce", "arora2019-dynamics", "--scale", "test", "--out",
+                                                  "{tmp}/o"), 2, ("arora2019-dynamics", "--resume"),
+         _finished_reproduce, _kept("arora2019-dynamics/claims.json")),
+    Case("reproduce --resume keeps the finished experiment", ("reproduce", "arora2019-dynamics", "--scale", "test",
+                                                              "--out", "{tmp}/o", "--resume"), 0,
+         ("finished earlier",), _finished_reproduce, _kept("arora2019-dynamics/claims.json")),
+    # results readable by others (item 4)
+    Case("files follow the umask", ("mf", *TINY, "--out", "{tmp}/o"), 0, (), check=_modes_follow_umask),
     # options that do not exist must not half-work (item 8)
     Case("abbreviated option", ("locality", "is-same-class", "--cifar", "{tmp}/c", "--out", "{tmp}/o"), 2,
          ("unrecognized arguments", "--cifar")),
@@ -187,3 +241,45 @@ def test_unexpected_errors_keep_their_traceback(error: Exception, monkeypatch) -
     monkeypatch.setattr(factorize, "run_command", fail)
     with pytest.raises(type(error)):
         main(["mf", *TINY])
+
+
+# --- cases that need a real process ----------------------------------------------------------------------
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_local_sweep_workers_exit_when_their_parent_is_killed(tmp_path: Path, capsys) -> None:
+    """kill -9 of a ``sweep --executor local`` parent (item 5): its workers go too, and a rerun's status does not
+    count their runs as running."""
+    spec = tmp_path / "orphans.toml"
+    spec.write_text('name = "orphans"\n[base]\nshape = [12, 12]\nrank = 1\nnum_observations = 60\n'
+                    'max_steps = 1000000\nloss_threshold = 0.0\ncheckpoint_every = 20\n[axes]\nseed = "0..1"\n')
+    out = tmp_path / "sweep"
+    command = [sys.executable, "-m", "implicitrank.cli", "sweep", str(spec), "--out", str(out), "--executor", "local",
+               "--workers", "2", "--no-batch", "--no-progress"]
+    log = tmp_path / "sweep.log"
+    with log.open("w") as stream:
+        parent = subprocess.Popen(command, start_new_session=True, stdout=stream, stderr=stream)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(list(out.glob("runs/*/checkpoint.pt"))) < 2:
+            assert parent.poll() is None, log.read_text()
+            time.sleep(0.1)
+        assert len(list(out.glob("runs/*/checkpoint.pt"))) == 2, log.read_text()
+        os.kill(parent.pid, signal.SIGKILL)  # the parent only: its workers are left to themselves
+        parent.wait()
+        deadline = time.monotonic() + 30
+        while _group_alive(parent.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _group_alive(parent.pid), "the workers outlived their parent"
+    finally:
+        if _group_alive(parent.pid):
+            os.killpg(parent.pid, signal.SIGKILL)
+    assert main(["sweep", "status", str(out)]) == 0
+    status = capsys.readouterr().out
+    assert "0 running" in status and "2 pending" in status, status

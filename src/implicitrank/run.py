@@ -40,7 +40,11 @@ from .tasks.hierarchical_truth import low_hierarchical_rank_tensor
 from .tasks.tensors import low_rank_tensor
 from .tensorboard import event_dir, write_events
 from .tensorboard import require as require_tensorboard
+from .threads import policy_threads, torch_threads
 from .train import TrainConfig, TrainState, train
+
+__all__ = ["DTYPES", "METHODS", "TASKS", "BatchResult", "RunConfig", "build_task", "device_of", "make_measure",
+           "run_batch", "train_configured"]
 
 METHODS = (*OPTIMIZERS, "gradient-flow")
 TASKS = ("completion", "sensing")
@@ -219,6 +223,7 @@ MODELS: dict[str, ModelEntry] = {
 
 
 def device_of(config: RunConfig) -> torch.device:
+    """The device a run asks for: ``auto`` is CUDA when present, else the CPU; ``cuda`` without one is refused."""
     if config.device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if config.device.startswith("cuda") and not torch.cuda.is_available():
@@ -282,7 +287,7 @@ def train_configured(model, task, params, config: RunConfig, measure, state, on_
                                record_every=config.record_every, record_per_decade=config.record_per_decade,
                                checkpoint_every=config.checkpoint_every, progress=progress)
     if config.optimizer == "gradient-flow":
-        from .optim.flow import integrate
+        from .flow import integrate
 
         return integrate(model, task, params, train_config, rtol=config.rtol, atol=config.atol, measure=measure,
                          state=state, on_checkpoint=on_checkpoint)
@@ -325,8 +330,9 @@ def run_batch(configs: list[RunConfig], run_dirs: list[str | Path], *, resume: b
     measure = make_measure(model, task, first.top)
     started_at = provenance.now()
     started = time.perf_counter()
-    state = train_configured(model, task, params, first, measure, state,
-                             lambda s: _save_checkpoints(s, dirs), lr, progress)
+    with torch_threads(policy_threads(len(configs) * math.prod(first.shape) * min(first.shape))):
+        state = train_configured(model, task, params, first, measure, state,
+                                 lambda s: _save_checkpoints(s, dirs), lr, progress)
     seconds = time.perf_counter() - started
     summaries = [_finish(state, b, d, c, seconds, plots, started_at, tensorboard)
                  for b, (d, c) in enumerate(zip(dirs, configs))]
