@@ -91,6 +91,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
     if args.threads is not None:
         pin_threads(args.threads)
     from ..experiments import MODULES, experiment
+    from ..experiments.registry import check_data
 
     if args.list or args.name is None:
         for name in MODULES:
@@ -106,6 +107,8 @@ def run_reproduce(args: argparse.Namespace) -> int:
     for name in names:  # every name and value is checked before anything runs
         experiment(name)
     args.seeds, args.data = repetitions(args.seeds), resolve_data(args.data)
+    if args.name != "all":
+        check_data(args.name, args.data)
     out = args.out or default_out("reproduce")
     names = unfinished(names, out, args.resume)
     jobs = args.jobs or (1 if args.scale == "paper" else available_cores())

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import MissingInputError
 from ..factorizations import CPFactorization, generators
 from ..optim import adam
 from ..tasks.completion import Completion, minibatches
@@ -100,7 +101,7 @@ def find_idx_sets(data: str) -> dict[str, dict[str, Path]]:
     """{"mnist" / "fashion-mnist": {images, labels, test_images, test_labels: path}} found under ``data``."""
     root = Path(data)
     if not root.is_dir():
-        raise FileNotFoundError(f"data: {str(root)!r} is not a directory; give the directory holding the MNIST / "
+        raise MissingInputError(f"data: {str(root)!r} is not a directory; give the directory holding the MNIST / "
                                 "Fashion-MNIST IDX files (or its sub-directories mnist/ and fashion-mnist/)")
     found = {}
     for name, dirnames in DATASET_DIRS.items():
@@ -114,7 +115,7 @@ def find_idx_sets(data: str) -> dict[str, dict[str, Path]]:
         if files:
             found["fashion-mnist" if "fashion" in root.resolve().name.lower() else "mnist"] = files
     if not found:
-        raise FileNotFoundError(f"data: no IDX files {sorted(IDX_NAMES.values())} (optionally .gz) in {str(root)!r} "
+        raise MissingInputError(f"data: no IDX files {sorted(IDX_NAMES.values())} (optionally .gz) in {str(root)!r} "
                                 f"or in its sub-directories {[d for names in DATASET_DIRS.values() for d in names]}")
     return found
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import ModuleType
 
 from .. import provenance
-from ..errors import UsageError
+from ..errors import MissingInputError, UsageError
 from ..threads import LARGE_WORK, policy_threads, torch_threads
 from .claims import Claim, seed_list, write_claims
 
@@ -41,6 +41,31 @@ QUICK_SECONDS = {
     "arora2019-depth-invariance": 40, "razin2020-norms": 117, "razin2020-tensor-completion": 67,
     "razin2021-incremental": 216, "razin2021-natural": 14, "razin2022-dynamics": 57, "razin2022-locality": 1498,
 }
+
+
+# The experiments that read ``--data``, and what they read; the others refuse it.
+USES_DATA = {
+    "arora2019-dynamics": "a MovieLens 100K u.data file",
+    "razin2021-natural": "a directory of MNIST / Fashion-MNIST IDX files",
+    "razin2022-locality": "the CIFAR-10 python batches' directory (paper scale)",
+}
+
+
+def check_data(name: str, data: str | None) -> None:
+    """Refuse ``data`` for an experiment that does not read it, or data it cannot read, before anything runs."""
+    if data is None:
+        return
+    if name not in USES_DATA:
+        uses = "; ".join(f"{n}: {what}" for n, what in USES_DATA.items())
+        raise UsageError(f"--data: {name} uses no data; leave --data out (experiments that read it: {uses})")
+    if name == "arora2019-dynamics":
+        from ..tasks.files import data_shape
+
+        data_shape(data)
+    elif name == "razin2021-natural":
+        experiment(name).find_idx_sets(data)
+    elif not Path(data).is_dir():
+        raise MissingInputError(f"data: {data!r} is not a directory; {name} reads {USES_DATA[name]}")
 
 
 def experiment(name: str) -> ModuleType:
