@@ -190,12 +190,17 @@ def test_old_seed_flag_warns_and_means_one_seed(capsys):
     assert "--seed is deprecated; use --seeds" in capsys.readouterr().err
 
 
-def test_reproduce_refuses_seeds_it_cannot_run(tmp_path, capsys):
-    """The experiments number their repetitions 0..N-1; the old count (``--seeds 3``) is refused by name."""
-    assert main(["reproduce", "arora2019-dynamics", "--scale", "test", "--seeds", "3",
-                 "--out", str(tmp_path / "o")]) == 2
-    assert "seeds: reproduce runs the seeds 0..N-1" in capsys.readouterr().err
-    assert not (tmp_path / "o").exists()
+def test_reproduce_runs_the_seeds_it_is_given(tmp_path, capsys):
+    """``--seeds`` is a list of seeds in every command: ``0,5`` runs seeds 0 and 5; a repeated seed is refused."""
+    out = tmp_path / "o"
+    main(["reproduce", "arora2019-dynamics", "--scale", "test", "--seeds", "0,5", "--out", str(out)])
+    claims = json.loads((out / "arora2019-dynamics" / "claims.json").read_text())
+    assert claims["provenance"]["seeds"] == [0, 5]
+    assert all(c["seeds"] == [0, 5] for c in claims["claims"] if c["status"] != "not run")
+    assert main(["reproduce", "arora2019-dynamics", "--scale", "test", "--seeds", "1,1",
+                 "--out", str(tmp_path / "p")]) == 2
+    assert "seeds must be distinct" in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()
 
 
 def test_data_directory_is_searched_for_the_known_file(tmp_path, capsys):
