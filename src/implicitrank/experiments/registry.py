@@ -34,12 +34,13 @@ MODULES = {
     "razin2022-locality": "razin2022_locality",
 }
 SCALE_NAMES = ("test", "quick", "paper")
-# Wall seconds of each experiment at quick scale, one thread (2026-11-30, 2-core machine). They only set the order
-# in which ``reproduce all`` hands experiments to its workers: longest first, so no core idles at the end.
+# CPU seconds of each experiment at quick scale, one thread (2026-12-02, at the quick scale's seeds: 3, or 2 for
+# norms and incremental, 1 for locality, whose figure was measured 2026-11-30). They only set the order in which
+# ``reproduce all`` hands experiments to its workers: longest first, so no core idles at the end.
 QUICK_SECONDS = {
-    "arora2019-completion": 130, "arora2019-observations": 170, "arora2019-dynamics": 13,
-    "arora2019-depth-invariance": 40, "razin2020-norms": 117, "razin2020-tensor-completion": 67,
-    "razin2021-incremental": 216, "razin2021-natural": 14, "razin2022-dynamics": 57, "razin2022-locality": 1498,
+    "arora2019-completion": 112, "arora2019-observations": 73, "arora2019-dynamics": 17,
+    "arora2019-depth-invariance": 83, "razin2020-norms": 67, "razin2020-tensor-completion": 52,
+    "razin2021-incremental": 494, "razin2021-natural": 25, "razin2022-dynamics": 101, "razin2022-locality": 1498,
 }
 
 
