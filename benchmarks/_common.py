@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from implicitrank import provenance
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -38,6 +40,6 @@ def write_results(name: str, payload: dict) -> Path:
     payload = {"machine": {"python": platform.python_version(), "torch": torch.__version__,
                            "threads": torch.get_num_threads(), "processor": platform.processor() or platform.machine(),
                            "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
-               **payload}
+               **payload, "provenance": provenance.collect()}
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path

@@ -1,17 +1,16 @@
 """The science of Arora et al. 2019 at a small size: depth drives completion towards low rank."""
 
-import dataclasses
-
 import pytest
 import torch
 
 from implicitrank.baselines import nuclear_norm_min
 from implicitrank.factorizations import MatrixFactorization, generators
-from implicitrank.measure import check_singular_value_dynamics, effective_rank, record_trajectory, relative_error
+from implicitrank.measure import check_rates, effective_rank, relative_error
 from implicitrank.optim import gradient_descent
 from implicitrank.results import read_metrics
 from implicitrank.run import RunConfig, run_batch
 from implicitrank.tasks import complete_from_target, low_rank_matrix
+from implicitrank.theory import record_trajectory
 from implicitrank.train import TrainConfig, train
 
 
@@ -42,9 +41,9 @@ def test_singular_values_follow_theorem_three_from_balanced_small_init():
     trajectory = record_trajectory(model, task, params, lr=3e-2, steps=1500)
     sigma = torch.linalg.svdvals(trajectory.end_to_end[:, 0])
     assert float(sigma[-1, 0]) > 100 * float(sigma[0, 0])  # the top value took off during the window
-    assert float(check_singular_value_dynamics(trajectory, top=3)) < 0.02
+    assert float(check_rates(model, trajectory, top=3).error) < 0.02
     # The check can fail: the same trajectory against the depth-2 law is far off.
-    assert float(check_singular_value_dynamics(dataclasses.replace(trajectory, depth=2), top=3)) > 0.5
+    assert float(check_rates(model, trajectory, order=2, top=3).error) > 0.5
 
 
 def test_balancedness_is_approximately_conserved_by_small_step_gradient_descent():

@@ -9,16 +9,17 @@ import torch
 
 from implicitrank.factorizations import CPFactorization, generators
 from implicitrank.optim import adam
-from implicitrank.tasks.completion import Completion
+from implicitrank.tasks.completion import Completion, minibatches
 from implicitrank.tasks.natural import (
     VARIANTS,
     digits_one_vs_all,
-    fit_minibatch,
     mnist_one_vs_all,
     one_vs_all_completion,
+    one_vs_all_errors,
     quantize,
     read_idx,
 )
+from implicitrank.train import TrainConfig, train
 
 
 def idx_bytes(array: np.ndarray, type_code: int = 0x08) -> bytes:
@@ -122,17 +123,21 @@ def test_bad_natural_data_input_is_refused(tiny_mnist, tmp_path):
         digits_one_vs_all(test_fraction=1.0)
     task = digits_one_vs_all()
     with pytest.raises(ValueError, match="shape"):
-        fit_minibatch(CPFactorization((2,) * 63, components=1), task, [], adam(), 1e-2, epochs=1)
+        train(CPFactorization((2,) * 63, components=1), task, [], adam(), 1e-2, TrainConfig(max_steps=1))
 
 
 def test_digits_original_data_is_fit_at_rank_one_far_better_than_random_labels_or_images():
     # the three variants train side by side as one batch (each run its own indices and labels)
     tasks = [digits_one_vs_all(6, variant=v, seed=0) for v in VARIANTS]
     task = Completion(tasks[0].shape, torch.stack([t.indices for t in tasks]), torch.cat([t.values for t in tasks]))
+    task = task.to(torch.float32)
     model = CPFactorization(task.shape, components=1, init_mean=1.0)
     params = model.init(3, 1e-3, generators([0, 0, 0]))
-    result = fit_minibatch(model, task, params, adam(), 1e-2, epochs=80, batch_size=5000, eval_every=80)
-    original, random_labels, random_images = result.train_error[-1].tolist()
+    # a minibatch fit is the batched loop with a sampler; 5000 > 1797 entries: one batch per epoch, 80 epochs
+    config = TrainConfig(max_steps=80, loss_threshold=0.0, record_per_decade=0, progress=False)
+    result = train(model, task, params, adam(), torch.full((3,), 1e-2), config,
+                   sample=minibatches(task, batch_size=5000), measure=one_vs_all_errors(model, task))
+    original, random_labels, random_images = result.records[-1]["train_error"].tolist()
     label_variance = 0.1 * 0.9  # about 10% of the digits are 6s; error = MSE/4
     assert random_labels > 0.8 * label_variance and random_images > 0.8 * label_variance
     assert original < 0.4 * min(random_labels, random_images)

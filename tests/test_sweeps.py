@@ -7,6 +7,7 @@ is tested against a real cluster in test_sweeps_slurm.py.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import signal
 import subprocess
@@ -250,7 +251,7 @@ def test_failed_run_records_its_error_and_only_retry_failed_reruns_it(tmp_path):
     assert [o.status for o in first.outcomes] == ["done", "failed"]
     failed_id = first.outcomes[1].run_id
     error = results.read_json(out / "runs" / failed_id / "error.json")
-    assert error["type"] == "FileNotFoundError" and "observed.npz" in error["message"]
+    assert error["type"] == "MissingInputError" and "observed.npz" in error["message"]
     assert "Traceback" in error["traceback"] and "load_npz_completion" in error["traceback"]
     assert [s.status for s in sweep_status(out)] == ["done", "failed"]
 
@@ -305,6 +306,10 @@ def test_command_line_runs_reports_and_collects(tmp_path, capsys):
     (out / "results.csv").unlink()
     assert main(["collect", str(out)]) == 0
     assert len((out / "results.csv").read_text().splitlines()) == 1 + 4
+    record = json.loads((out / "results.provenance.json").read_text())
+    assert record["provenance"]["seeds"] == [0, 1] and len(record["runs"]) == 4
+    assert all(r["seeds"] in ([0], [1]) and r["git_commit"] == record["provenance"]["git_commit"]
+               for r in record["runs"].values())
     assert (out / "results.parquet").exists() == (importlib.util.find_spec("pyarrow") is not None)
     assert main(["sweep", str(out), "--no-progress"]) == 0  # a directory reruns its stored sweep
     assert "nothing to run" in capsys.readouterr().out

@@ -4,6 +4,7 @@ import torch
 
 from implicitrank.tasks import (
     Completion,
+    Task,
     complete_from_target,
     gaussian_sensing,
     load_npz_completion,
@@ -113,3 +114,51 @@ def test_movielens_loader_errors(tmp_path):
     (tmp_path / "v.data").write_text("a\tb\tc\td\n")
     with pytest.raises(ValueError, match="MovieLens"):
         movielens_completion(tmp_path / "v.data")
+
+
+def _every_task():
+    from implicitrank.tasks.tensors import prefix_completion, rank_one_sensing
+
+    target = low_rank_matrix(4, 3, 1, dtype=torch.float32)
+    return [complete_from_target(target, 5, [0, 1]), gaussian_sensing(target, 6, batch=2),
+            prefix_completion(target, 5, batch=2), rank_one_sensing(target, 6, batch=2)]
+
+
+@pytest.mark.parametrize("task", _every_task(), ids=lambda t: type(t).__name__)
+def test_every_task_follows_the_task_protocol_and_moves_like_a_tensor(task):
+    assert isinstance(task, Task)
+    assert (task.batch, task.num_observations, task.dtype) == (2, task.values.shape[1], torch.float32)
+    calls = [task.to(torch.float64), task.to("cpu", torch.float64), task.to(dtype=torch.float64, device="cpu"),
+             task.to(torch.float64, "cpu")]
+    for moved in calls:
+        assert moved.dtype == torch.float64 and moved.device == torch.device("cpu")
+        for name, value in vars(task).items():
+            if isinstance(value, torch.Tensor):  # floating tensors take the dtype, integer indices keep theirs
+                assert getattr(moved, name).dtype == (torch.float64 if value.is_floating_point() else value.dtype)
+                torch.testing.assert_close(getattr(moved, name), value, check_dtype=False)
+    assert task.to("cpu").dtype == torch.float32
+    with pytest.raises(ValueError, match="floating-point"):
+        task.to(torch.int64)
+    with pytest.raises(TypeError, match="device"):
+        task.to(3)
+
+
+@pytest.mark.parametrize("loop", ["train", "integrate"])
+def test_a_float64_task_with_float32_parameters_is_refused_before_the_first_step(loop):
+    from implicitrank.factorizations import MatrixFactorization, generators
+    from implicitrank.optim import gradient_descent
+    from implicitrank.optim.flow import integrate
+    from implicitrank.train import TrainConfig, train
+
+    task = complete_from_target(low_rank_matrix(4, 3, 1), 5, [0, 1])  # float64
+    model = MatrixFactorization(4, 3, depth=2)
+    params = model.init(2, 0.1, generators([0, 1]))  # float32
+    config = TrainConfig(max_steps=2, progress=False)
+    run = {"train": lambda t, p: train(model, t, p, gradient_descent(), torch.full((2,), 0.1), config),
+           "integrate": lambda t, p: integrate(model, t, p, config)}[loop]
+    with pytest.raises(ValueError, match=r"task is torch.float64 on cpu but the parameters are torch.float32 on cpu; "
+                                         r"move the task with task.to\('cpu', torch.float32\)"):
+        run(task, params)
+    with pytest.raises(ValueError, match="task has 2 runs but the parameters have 1"):
+        run(task.to(torch.float32), [p[:1] for p in params])
+    assert run(task.to(torch.float32), params).step == 2

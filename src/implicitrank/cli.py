@@ -1,13 +1,21 @@
 """The ``implicitrank`` command line: a thin layer over the public API.
 
-Each subcommand lives in a module of ``implicitrank.commands`` exposing ``register(subparsers)``.
+Each subcommand lives in a module of ``implicitrank.commands`` exposing ``register(subparsers)``. Building
+the parsers imports nothing heavy (torch, matplotlib, scipy, scikit-learn, submitit load only inside the
+command that runs), so ``implicitrank --help`` answers at once.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import re
 import sys
+from collections.abc import Iterator
+
+from . import __version__
+from .errors import UsageError
 
 COMMAND_MODULES: tuple[str, ...] = (
     "implicitrank.commands.factorize",
@@ -17,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "implicitrank.commands.sweep",
     "implicitrank.commands.layers",
     "implicitrank.commands.locality",
+    "implicitrank.commands.report",
 )
 
 
@@ -24,11 +33,39 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="implicitrank",
         description="Implicit rank regularization in deep matrix, tensor and hierarchical tensor factorizations.",
+        allow_abbrev=False,
     )
+    parser.add_argument("--version", action="version", version=f"implicitrank {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
+    _strict(parser)
     return parser
+
+
+def subcommands(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """Every command below ``parser`` as (name as typed, e.g. ``"layers demo"``, its parser), depth first."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield name, sub
+                for inner, nested in subcommands(sub):
+                    yield f"{name} {inner}", nested
+
+
+NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def _strict(parser: argparse.ArgumentParser) -> None:
+    """In ``parser`` and every subparser below it, turn off prefix matching of long options (an option that
+    does not exist, ``--cifar``, must be refused, not taken as the ``--cifar-path`` it abbreviates), and read
+    ``-1e-3`` as a (negative) value, as ``-0.001`` is, so that its check names it."""
+    parser.allow_abbrev = False
+    parser._negative_number_matcher = NEGATIVE_NUMBER
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _strict(sub)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,9 +76,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
+    except UsageError as err:
         print(f"implicitrank {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (``implicitrank sweep status DIR | head -3``): stop quietly, as ``cat`` does.
+        # Point stdout at devnull so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

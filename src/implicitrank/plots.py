@@ -1,22 +1,141 @@
-"""Plots of a run directory: the tracked quantities and the errors against steps (log axes)."""
+"""Plots of a run directory: the tracked quantities and the errors against steps, fit for a paper.
+
+Every figure names its set-up in the title, labels both axes with their units, has a legend for every line family
+(σ₁…σ_k for singular values), and puts an axis on a log scale where its values span decades. ``quantities_figure``
+and ``errors_figure`` return the figures (the HTML report embeds them); ``plot_run`` writes them as PNG.
+"""
 
 from __future__ import annotations
 
+import math
+import textwrap
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from . import results  # noqa: E402
+from .errors import UsageError  # noqa: E402
 
+# name -> (axis label, symbol of the k-th line in the legend)
 QUANTITY_LABELS = {
-    "singular_values": "singular values",
-    "component_norms": "component norms",
-    "local_component_norms": "local component norms (root)",
+    "singular_values": ("singular values of W (units of W)", "σ"),
+    "component_norms": ("CP component norms (units of W)", "‖c‖"),
+    "local_component_norms": ("root local component norms (units of W)", "‖c‖"),
 }
-ERROR_KEYS = ("train_loss", "reconstruction_error", "unobserved_error", "test_mse")
+ERROR_LABELS = {
+    "train_loss": "train loss (mean squared error over observations)",
+    "reconstruction_error": "reconstruction error ‖W − W*‖_F / ‖W*‖_F",
+    "unobserved_error": "error on unobserved entries (relative Frobenius)",
+    "test_mse": "test mean squared error",
+}
+ERROR_KEYS = tuple(ERROR_LABELS)
+SUBSCRIPTS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+
+
+def indexed(symbol: str, k: int) -> str:
+    """``σ`` and 3 -> ``σ₃`` (the legend entry of the k-th quantity, counted from 1)."""
+    return f"{symbol}{str(k).translate(SUBSCRIPTS)}"
+
+
+def spans_decades(values: Iterable[float | None], decades: float = 2.0) -> bool:
+    """Whether the finite positive ``values`` span at least ``decades`` orders of magnitude (then: a log axis)."""
+    positive = [v for v in values if v is not None and math.isfinite(v) and v > 0]
+    return len(positive) > 1 and math.log10(max(positive) / min(positive)) >= decades
+
+
+def describe_setup(config: dict) -> str:
+    """A run's set-up in a few words, from its ``config.json``: model, shape, task, init, optimizer, seed."""
+    if not config:
+        return ""
+    model = config.get("model", "matrix")
+    kind = {"matrix": f"depth-{config.get('depth')} matrix factorization", "cp": "CP factorization",
+            "ht": f"hierarchical factorization ({config.get('tree', 'balanced')} tree)"}.get(model, str(model))
+    if "baseline" in config:
+        kind = str(config["baseline"]).replace("_", " ")
+    shape = "×".join(map(str, config.get("shape", ())))
+    task = config.get("task", "completion")
+    data = f"{config['data']}" if config.get("data") else f"{shape} rank {config.get('rank')}"
+    parts = [kind, f"{data}, {task} from {config.get('num_observations')} observations"]
+    if "baseline" not in config:
+        parts.append(f"init {config.get('init_scale'):g}, {config.get('optimizer')} lr {config.get('lr'):g}")
+    parts.append(f"seed {config.get('seed')}")
+    return "; ".join(parts)
+
+
+def _x(rows: Sequence[dict]) -> tuple[list[float], str]:
+    """The x values (steps, or gradient-flow time) and their axis label."""
+    if "time" in rows[0]:
+        return [max(float(r["time"]), 1e-12) for r in rows], "time t of gradient flow (lr × steps)"
+    return [max(int(r["step"]), 1) for r in rows], "iteration (optimizer steps; step 0 drawn at 1)"
+
+
+def _values(rows: Sequence[dict], key: str) -> list[float]:
+    return [float(r[key]) if r.get(key) is not None else math.nan for r in rows]
+
+
+def quantity_name(rows: Sequence[dict]) -> str | None:
+    """The tracked quantity recorded in ``rows`` (``singular_values``, ...), or None."""
+    return next((k for k in QUANTITY_LABELS if rows and k in rows[0]), None)
+
+
+def draw_quantities(ax: Axes, rows: Sequence[dict], name: str, title: str) -> None:
+    """The top quantities against steps on ``ax``: one line per index with its legend entry, log axes."""
+    x, xlabel = _x(rows)
+    values = [[float(v) if v is not None else math.nan for v in r[name]] for r in rows]
+    label, symbol = QUANTITY_LABELS[name]
+    count = max(len(v) for v in values)
+    for k in range(count):
+        ax.plot(x, [v[k] if k < len(v) else math.nan for v in values], lw=1.5, label=indexed(symbol, k + 1),
+                color=plt.cm.viridis(k / max(count - 1, 1)))
+    flat = [v for row in values for v in row]
+    ax.set(xscale="log", yscale="log" if spans_decades(flat) else "linear", xlabel=xlabel, ylabel=label)
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3, which="both" if spans_decades(flat) else "major")
+    ax.legend(fontsize=7, ncol=2 if count > 5 else 1, title=f"top {count}", title_fontsize=7)
+
+
+def draw_errors(ax: Axes, rows: Sequence[dict], title: str) -> bool:
+    """Loss and reconstruction errors against steps on ``ax`` (log axes); False when none was recorded."""
+    x, xlabel = _x(rows)
+    drawn = False
+    for key in ERROR_KEYS:
+        if key in rows[0]:
+            ax.plot(x, _values(rows, key), label=ERROR_LABELS[key])
+            drawn = True
+    ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel="loss (units of W²); errors (relative)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3, which="both")
+    if drawn:
+        ax.legend(fontsize=7)
+    return drawn
+
+
+def quantities_figure(rows: Sequence[dict], setup: str = "") -> Figure | None:
+    """The tracked quantities against steps, or None when the rows hold none."""
+    name = quantity_name(rows)
+    if name is None:
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    draw_quantities(ax, rows, name, _title(QUANTITY_LABELS[name][0].split(" (")[0], setup))
+    return fig
+
+
+def errors_figure(rows: Sequence[dict], setup: str = "") -> Figure:
+    """Loss and errors against steps."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    draw_errors(ax, rows, _title("loss and errors", setup))
+    return fig
+
+
+def _title(what: str, setup: str, width: int = 64) -> str:
+    """``what`` over the set-up, wrapped to fit over a panel."""
+    return "\n".join([what, *textwrap.wrap(setup, width)]) if setup else what
 
 
 def plot_run(run_dir: str | Path, rows: list[dict] | None = None) -> list[Path]:
@@ -25,33 +144,20 @@ def plot_run(run_dir: str | Path, rows: list[dict] | None = None) -> list[Path]:
     run_dir = Path(run_dir)
     rows = results.read_metrics(run_dir) if rows is None else rows
     if not rows:
-        raise ValueError(f"run_dir: {run_dir} has no recorded metrics to plot")
-    x_key = "time" if "time" in rows[0] else "step"
-    x = [max(float(r[x_key]), 1e-12) if x_key == "time" else max(int(r["step"]), 1) for r in rows]
+        raise UsageError(f"run_dir: {run_dir} has no recorded metrics to plot")
+    config_path = run_dir / results.CONFIG
+    setup = describe_setup(results.read_json(config_path)) if config_path.is_file() else run_dir.name
     written = []
-    name = next((k for k in QUANTITY_LABELS if k in rows[0]), None)
-    if name is not None:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        values = [[float(v) if v is not None else float("nan") for v in r[name]] for r in rows]
-        for k in range(len(values[0])):
-            ax.plot(x, [v[k] for v in values], lw=1.5)
-        label = QUANTITY_LABELS[name]
-        ax.set(xscale="log", xlabel=x_key, ylabel=label, title=f"{label} ({run_dir.name})")
-        ax.grid(alpha=0.3)
-        written.append(_save(fig, run_dir / "quantities.png"))
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for key in ERROR_KEYS:
-        if key in rows[0]:
-            ax.plot(x, [r[key] if r[key] is not None else float("nan") for r in rows], label=key.replace("_", " "))
-    ax.set(xscale="log", yscale="log", xlabel=x_key, title=f"errors ({run_dir.name})")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    written.append(_save(fig, run_dir / "errors.png"))
+    fig = quantities_figure(rows, setup)
+    if fig is not None:
+        written.append(save(fig, run_dir / "quantities.png"))
+    written.append(save(errors_figure(rows, setup), run_dir / "errors.png"))
     return written
 
 
-def _save(fig, path: Path) -> Path:
+def save(fig: Figure, path: Path, dpi: int = 110) -> Path:
+    """Lay out, write and close ``fig``."""
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path

@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .errors import MissingInputError, OutputExistsError
+
 CONFIG, METRICS, SUMMARY, FACTORS, CHECKPOINT = "config.json", "metrics.jsonl", "summary.json", "factors.pt", \
     "checkpoint.pt"
 
@@ -63,7 +65,7 @@ def write_metrics(path: Path, rows: Iterable[dict]) -> None:
 def read_metrics(run_dir: str | Path) -> list[dict]:
     path = Path(run_dir) / METRICS
     if not path.is_file():
-        raise FileNotFoundError(f"run_dir: no {METRICS} in {str(run_dir)!r}")
+        raise MissingInputError(f"run_dir: no {METRICS} in {str(run_dir)!r}")
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
@@ -84,13 +86,13 @@ def prepare_run_dir(run_dir: str | Path, config: dict, *, resume: bool) -> Path:
     run_dir = Path(run_dir)
     if run_dir.exists() and any(run_dir.iterdir()):
         if (run_dir / SUMMARY).exists():
-            raise FileExistsError(f"out: {run_dir} holds a finished run (summary.json); choose another --out")
+            raise OutputExistsError(f"out: {run_dir} holds a finished run (summary.json); choose another --out")
         if not (run_dir / CONFIG).exists():
-            raise FileExistsError(f"out: {run_dir} is not empty and not a run directory; choose another --out")
+            raise OutputExistsError(f"out: {run_dir} is not empty and not a run directory; choose another --out")
         if read_json(run_dir / CONFIG) != json.loads(json.dumps(to_jsonable(config))):
-            raise FileExistsError(f"out: {run_dir} holds a run of another configuration; choose another --out")
+            raise OutputExistsError(f"out: {run_dir} holds a run of another configuration; choose another --out")
         if not resume:
-            raise FileExistsError(f"out: {run_dir} holds an unfinished run; pass --resume to continue it")
+            raise OutputExistsError(f"out: {run_dir} holds an unfinished run; pass --resume to continue it")
         return run_dir
     write_json(run_dir / CONFIG, config)
     return run_dir

@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from . import results
+from . import provenance, results
+from .errors import UsageError
 from .factorizations import CPFactorization, Factorization, HierarchicalFactorization, MatrixFactorization, generators
 from .factorizations.mode_tree import tree_from_spec
 from .measure import effective_rank, relative_error
@@ -94,32 +95,32 @@ class RunConfig:
         _choice("dtype", self.dtype, tuple(DTYPES))
         _choice("device", self.device.split(":")[0], ("auto", "cpu", "cuda"))
         if not self.shape or any(s < 1 for s in self.shape):
-            raise ValueError(f"shape must be positive mode sizes, got {self.shape}")
+            raise UsageError(f"shape must be positive mode sizes, got {self.shape}")
         if self.model == "matrix" and len(self.shape) != 2:
-            raise ValueError(f"shape must be (rows, cols) for model 'matrix', got {self.shape}")
+            raise UsageError(f"shape must be (rows, cols) for model 'matrix', got {self.shape}")
         numel = math.prod(self.shape)
         if self.data is None:
             limit = min(self.shape) if self.model == "matrix" else numel
             if not 1 <= self.rank <= limit:
-                raise ValueError(f"rank must be in [1, {limit}] for shape {self.shape}, got {self.rank}")
+                raise UsageError(f"rank must be in [1, {limit}] for shape {self.shape}, got {self.rank}")
             if self.task == "completion" and not 1 <= self.num_observations <= numel:
-                raise ValueError(f"num_observations must be in [1, {numel}] (the number of entries), "
+                raise UsageError(f"num_observations must be in [1, {numel}] (the number of entries), "
                                  f"got {self.num_observations}")
         if self.num_observations < 1:
-            raise ValueError(f"num_observations must be >= 1, got {self.num_observations}")
+            raise UsageError(f"num_observations must be >= 1, got {self.num_observations}")
         for name in ("lr", "init_scale", "eps", "rtol", "atol"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+            if not 0 < getattr(self, name) < math.inf:
+                raise UsageError(f"{name} must be positive (finite and > 0), got {getattr(self, name)}")
         if self.depth < 1:
-            raise ValueError(f"depth must be >= 1, got {self.depth}")
+            raise UsageError(f"depth must be >= 1, got {self.depth}")
         if self.components is not None and self.components < 1:
-            raise ValueError(f"components must be >= 1, got {self.components}")
+            raise UsageError(f"components must be >= 1, got {self.components}")
         if self.target_norm is not None and not self.target_norm > 0:
-            raise ValueError(f"target_norm must be positive, got {self.target_norm}")
+            raise UsageError(f"target_norm must be positive, got {self.target_norm}")
         if self.max_steps < 0 or self.top < 1:
-            raise ValueError(f"max_steps must be >= 0 and top >= 1, got {self.max_steps}, {self.top}")
+            raise UsageError(f"max_steps must be >= 0 and top >= 1, got {self.max_steps}, {self.top}")
         if self.data is not None and self.task != "completion":
-            raise ValueError("data: files hold completion problems; use task='completion'")
+            raise UsageError("data: files hold completion problems; use task='completion'")
         TrainConfig(self.max_steps, self.loss_threshold, self.record_every, self.record_per_decade, 100,
                     self.checkpoint_every)
 
@@ -131,7 +132,7 @@ class RunConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown config fields {unknown}; allowed: {sorted(known)}")
+            raise UsageError(f"unknown config fields {unknown}; allowed: {sorted(known)}")
         values = dict(values)
         if "shape" in values:
             values["shape"] = tuple(values["shape"])
@@ -157,7 +158,7 @@ class RunConfig:
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+        raise UsageError(f"{name} must be one of {list(allowed)}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -215,7 +216,7 @@ def device_of(config: RunConfig) -> torch.device:
     if config.device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if config.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("device: 'cuda' was asked for but no CUDA device is available; use 'auto' or 'cpu'")
+        raise UsageError("device: 'cuda' was asked for but no CUDA device is available; use 'auto' or 'cpu'")
     return torch.device(config.device)
 
 
@@ -292,10 +293,10 @@ def run_batch(configs: list[RunConfig], run_dirs: list[str | Path], *, resume: b
     """Train ``configs`` (equal batch keys) together; write and return each run's summary (and, with
     ``plots``, each run's plots; sweeps skip them, ``implicitrank plot`` draws them later)."""
     if not configs or len(configs) != len(run_dirs):
-        raise ValueError(f"need one run directory per config, got {len(configs)} configs, {len(run_dirs)} dirs")
+        raise UsageError(f"need one run directory per config, got {len(configs)} configs, {len(run_dirs)} dirs")
     keys = {c.batch_key() for c in configs}
     if len(keys) != 1:
-        raise ValueError("configs of one batch may differ only in " + ", ".join(configs[0].per_run_fields()))
+        raise UsageError("configs of one batch may differ only in " + ", ".join(configs[0].per_run_fields()))
     dirs = [results.prepare_run_dir(d, c.to_dict(), resume=resume) for c, d in zip(configs, run_dirs)]
     first = configs[0]
     device, dtype = device_of(first), DTYPES[first.dtype]
@@ -308,11 +309,12 @@ def run_batch(configs: list[RunConfig], run_dirs: list[str | Path], *, resume: b
         params = model.init(len(configs), torch.tensor([c.init_scale for c in configs]),
                             generators([c.seed for c in configs]), dtype=dtype, device=device)
     measure = make_measure(model, task, first.top)
+    started_at = provenance.now()
     started = time.perf_counter()
     state = train_configured(model, task, params, first, measure, state,
                              lambda s: _save_checkpoints(s, dirs), lr, progress)
     seconds = time.perf_counter() - started
-    summaries = [_finish(state, b, d, c, seconds, plots) for b, (d, c) in enumerate(zip(dirs, configs))]
+    summaries = [_finish(state, b, d, c, seconds, plots, started_at) for b, (d, c) in enumerate(zip(dirs, configs))]
     return BatchResult(summaries, state, model, task)
 
 
@@ -362,22 +364,24 @@ def _load_checkpoints(dirs: list[Path], device: torch.device) -> TrainState | No
     if not any(p.exists() for p in paths):
         return None
     if not all(p.exists() for p in paths):
-        raise ValueError("resume: some runs of this batch have a checkpoint and some do not; resume them apart")
+        raise UsageError("resume: some runs of this batch have a checkpoint and some do not; resume them apart")
     runs = [results.load_torch(p) for p in paths]
     if len({r["step"] for r in runs}) != 1:
-        raise ValueError("resume: the runs of this batch were checkpointed at different steps; resume them apart")
+        raise UsageError("resume: the runs of this batch were checkpointed at different steps; resume them apart")
     merged = _stack([{k: r[k] for k in ("params", "optimizer_state", "status", "records")} for r in runs], device)
     status = merged["status"]
     return TrainState(runs[0]["step"], merged["params"], merged["optimizer_state"], status["active"],
                       status["stopped_at"], status["loss"], merged["records"], status.get("below_for"))
 
 
-def _finish(state: TrainState, b: int, run_dir: Path, config: RunConfig, seconds: float, plots: bool) -> dict:
+def _finish(state: TrainState, b: int, run_dir: Path, config: RunConfig, seconds: float, plots: bool,
+            started_at: str | None = None) -> dict:
     """Write run b's metrics, final factors, summary and (with ``plots``) plots; remove its checkpoint."""
     run = _run_state(state, b)
-    rows = _metric_rows(run["records"])
-    last = rows[-1]
     diverged_at, converged_at = int(state.diverged_at[b]), int(state.converged_at[b])
+    # A diverged run's rows after it stopped hold only NaN (its batch went on): keep them up to the stop.
+    rows = [r for r in _metric_rows(run["records"]) if diverged_at < 0 or r["step"] <= diverged_at]
+    last = rows[-1]
     summary = {
         "run_id": config.run_id,
         "status": "diverged" if diverged_at >= 0 else "converged" if converged_at >= 0 else "max_steps",
@@ -391,14 +395,16 @@ def _finish(state: TrainState, b: int, run_dir: Path, config: RunConfig, seconds
         summary[key] = float(last[key]) if key in last else None
     if diverged_at >= 0:
         summary["diverged_at_step"] = diverged_at
-        summary["message"] = (f"train loss became NaN/inf at step {diverged_at}; the run stopped there and the "
-                              "metrics recorded until then are kept")
+        summary["message"] = (f"train loss, parameters or metrics became NaN/inf at step {diverged_at}; the run "
+                              "stopped there and the metrics recorded until then are kept")
     results.write_metrics(run_dir / results.METRICS, rows)
     results.save_torch(run_dir / results.FACTORS, [p[0] for p in run["params"]])
     if plots:
         from .plots import plot_run
 
         plot_run(run_dir, rows)
+    summary["provenance"] = provenance.collect(seeds=[config.seed], device=str(device_of(config)), dtype=config.dtype,
+                                               started=started_at)
     results.write_json(run_dir / results.SUMMARY, summary)
     (run_dir / results.CHECKPOINT).unlink(missing_ok=True)
     return summary

@@ -13,6 +13,8 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from .errors import UsageError
+
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
                     "NUMEXPR_NUM_THREADS")
 
@@ -28,7 +30,7 @@ def available_cores() -> int:
 def thread_environment(threads: int) -> dict[str, str]:
     """The environment variables that cap every BLAS/OpenMP pool at ``threads``."""
     if threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
+        raise UsageError(f"threads must be >= 1, got {threads}")
     return {name: str(threads) for name in THREAD_VARIABLES}
 
 

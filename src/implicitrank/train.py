@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from .errors import UsageError
 from .factorizations import loss_and_grad
 from .optim import Optimizer
+from .tasks import Task, check_task_matches
 
 Measure = Callable[[list[Tensor], Tensor], dict[str, Tensor]]
 LossAndGrad = Callable[[list[Tensor]], tuple[Tensor, list[Tensor]]]
@@ -50,14 +52,14 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.max_steps < 0:
-            raise ValueError(f"max_steps must be >= 0, got {self.max_steps}")
+            raise UsageError(f"max_steps must be >= 0, got {self.max_steps}")
         if not self.loss_threshold >= 0:
-            raise ValueError(f"loss_threshold must be >= 0, got {self.loss_threshold}")
+            raise UsageError(f"loss_threshold must be >= 0, got {self.loss_threshold}")
         for name in ("converge_patience", "record_every", "record_per_decade", "checkpoint_every"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+                raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.sync_every < 1:
-            raise ValueError(f"sync_every must be >= 1, got {self.sync_every}")
+            raise UsageError(f"sync_every must be >= 1, got {self.sync_every}")
 
     def records_at(self, step: int) -> bool:
         """Whether metrics are recorded at ``step`` (step 0 and the last step always are)."""
@@ -104,8 +106,9 @@ class TrainState:
         return torch.where(self.stopped_at >= 0, self.stopped_at, self.step)
 
     def messages(self) -> list[str]:
-        return [f"run {b}: train loss became NaN/inf at step {int(s)}; the run stopped there and the metrics "
-                f"recorded until then are kept" for b, s in enumerate(self.diverged_at.tolist()) if s >= 0]
+        return [f"run {b}: train loss, parameters or metrics became NaN/inf at step {int(s)}; the run stopped "
+                f"there and the metrics recorded until then are kept"
+                for b, s in enumerate(self.diverged_at.tolist()) if s >= 0]
 
 
 def start(params: list[Tensor], optimizer: Optimizer) -> TrainState:
@@ -132,13 +135,41 @@ def mark_status(state: TrainState, loss: Tensor, threshold: float, patience: int
 
 
 def record(state: TrainState, measure: Measure | None) -> None:
-    """Append the metrics at the current step (moved to the CPU) to ``state.records``."""
+    """Append the metrics at the current step (moved to the CPU) to ``state.records``.
+
+    A run whose parameters are non-finite, or whose metrics overflow to ±inf, diverged: it stops here
+    (as a NaN/inf loss would stop it) and its metrics in this row are NaN. Metrics are never computed on
+    non-finite values (an SVD of them fails): such runs are measured on zeros and their values dropped.
+    """
     if state.records and state.records[-1]["step"] == state.step:
         return
-    row: dict = {"step": state.step, "train_loss": state.loss.detach().cpu()}
+    metrics: dict = {}
     if measure is not None:
-        row.update({k: v.detach().cpu() for k, v in measure(state.params, state.loss).items()})
-    state.records.append(row)
+        finite = torch.isfinite(state.loss)
+        for p in state.params:
+            finite = finite & torch.isfinite(p.reshape(p.shape[0], -1)).all(1)
+        safe = [torch.where(_per_run(finite, p), p, torch.zeros_like(p)) for p in state.params]
+        values = {k: v.detach() for k, v in measure(safe, state.loss).items()}
+        for v in values.values():
+            if v.is_floating_point() and v.dim():
+                finite = finite & ~torch.isinf(v.reshape(v.shape[0], -1)).any(1).to(finite.device)
+        _stop_diverged(state, finite)
+        metrics = {k: torch.where(_per_run(finite.to(v.device), v), v, math.nan).cpu()
+                   if v.is_floating_point() and v.dim() else v.cpu() for k, v in values.items()}
+    state.records.append({"step": state.step, "train_loss": state.loss.detach().cpu(), **metrics})
+
+
+def _per_run(mask: Tensor, like: Tensor) -> Tensor:
+    """(B,) ``mask`` shaped to broadcast against ``like`` (B, ...)."""
+    return mask.reshape(-1, *[1] * (like.dim() - 1))
+
+
+def _stop_diverged(state: TrainState, finite: Tensor) -> None:
+    """Stop the active runs that are not ``finite`` at this step, as diverged (their loss becomes NaN)."""
+    diverging = state.active & ~finite
+    state.loss = torch.where(diverging, math.nan, state.loss)
+    state.stopped_at = torch.where(diverging, state.step, state.stopped_at)
+    state.active = state.active & finite
 
 
 def train(
@@ -153,20 +184,27 @@ def train(
     state: TrainState | None = None,
     on_checkpoint: Callable[[TrainState], None] | None = None,
     objective: LossAndGrad | None = None,
+    sample: Callable[[int], Task] | None = None,
 ) -> TrainState:
     """Train B runs of ``model`` on ``task`` until each converges, diverges or reaches ``max_steps``.
 
     lr : (B,) learning rates, one per run. ``state`` continues a checkpointed batch (then ``params``
     is ignored). ``objective`` overrides the loss-and-gradient function (default: the model's closed
-    form where it has one, else autograd).
+    form where it has one, else autograd). ``sample`` makes the fit a minibatch one: step k fits
+    ``sample(k)`` (e.g. :func:`implicitrank.tasks.minibatches`) instead of the whole ``task``; the
+    recorded ``train_loss`` is then the minibatch's.
     """
+    if task is not None:
+        check_task_matches(model, task, params if state is None else state.params)
     if state is None:
         state = start(params, optimizer)
     reference = state.params[0]
     lr = torch.as_tensor(lr, dtype=reference.dtype, device=reference.device).reshape(-1)
     if lr.numel() != state.active.numel() or not bool((lr > 0).all()):
-        raise ValueError(f"lr must be positive, one per run ({state.active.numel()}), got {lr.tolist()}")
-    objective = objective or (lambda p: loss_and_grad(model, p, task))
+        raise UsageError(f"lr must be positive, one per run ({state.active.numel()}), got {lr.tolist()}")
+    if objective is None:
+        def objective(p: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+            return loss_and_grad(model, p, task if sample is None else sample(state.step))
     bar = _progress(config, state.step)
     try:
         while True:

@@ -77,6 +77,27 @@ def cp_als_full(tensor: Tensor, rank: int, **options) -> CPALSResult:
     return cp_als(shape, indices, tensor.reshape(-1), rank, **options)
 
 
+def tensor_rank_by_als(
+    tensor: Tensor, tol: float = 1e-2, max_rank: int = 20, *, restarts: int = 3, seed: int = 0,
+    max_iterations: int = 500,
+) -> int | None:
+    """A numerical tensor rank (an ε-rank, as in Razin & Cohen 2020): the smallest r <= ``max_rank`` whose
+    CP-ALS fit (best of ``restarts``) of the dense ``tensor`` (one tensor, no run dimension) has relative
+    Frobenius error <= tol; ``None`` if none does."""
+    if not tol > 0 or max_rank < 1:
+        raise ValueError(f"tol must be positive and max_rank >= 1, got {tol}, {max_rank}")
+    norm = torch.linalg.vector_norm(tensor.double()).item()
+    if norm == 0:
+        return 0
+    mse_threshold = (tol * norm) ** 2 / tensor.numel()
+    for r in range(1, max_rank + 1):
+        fit = cp_als_full(tensor.double(), r, restarts=restarts, seed=seed, max_iterations=max_iterations,
+                          mse_threshold=mse_threshold)
+        if fit.relative_error <= tol:
+            return r
+    return None
+
+
 def _als_run(shape, idx, y, rank, gen, max_iterations, tol, mse_threshold, ridge) -> CPALSResult:
     # entries ~ N(0, s²) with s chosen so the initial fit has the data's scale
     scale = (y.pow(2).mean().sqrt().item() / math.sqrt(rank)) ** (1.0 / len(shape)) or 1.0

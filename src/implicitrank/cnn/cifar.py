@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import MissingInputError, UsageError
 from .images import SPLITS, ImageSource
 
 BATCH_FILES = {"train": tuple(f"data_batch_{i}" for i in range(1, 6)), "test": ("test_batch",)}
@@ -21,29 +22,29 @@ def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """One pickle batch as (images (n, 3, 32, 32) uint8, labels (n,) int64); ValueError if it is not one."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"CIFAR-10 batch file not found: {path}")
+        raise MissingInputError(f"CIFAR-10 batch file not found: {path}")
     try:
         with path.open("rb") as f:
             batch = pickle.load(f, encoding="bytes")
         data = np.asarray(batch[b"data"], dtype=np.uint8)
         labels = np.asarray(batch[b"labels"], dtype=np.int64)
     except Exception as err:  # any unpickling or format failure means the file is not a CIFAR batch
-        raise ValueError(f"{path} is not a CIFAR-10 python-pickle batch (a dict with b'data' and b'labels'): "
+        raise UsageError(f"{path} is not a CIFAR-10 python-pickle batch (a dict with b'data' and b'labels'): "
                          f"{type(err).__name__}: {err}") from err
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or labels.shape != (data.shape[0],):
-        raise ValueError(f"{path}: b'data' must be (n, 3072) with n labels, got {data.shape} and {labels.shape}")
+        raise UsageError(f"{path}: b'data' must be (n, 3072) with n labels, got {data.shape} and {labels.shape}")
     if labels.size and (labels.min() < 0 or labels.max() > 9):
-        raise ValueError(f"{path}: labels must lie in 0..9")
+        raise UsageError(f"{path}: labels must lie in 0..9")
     return data.reshape(-1, 3, 32, 32), labels
 
 
 def cifar10_source(path: str | Path, split: str) -> ImageSource:
     """The CIFAR-10 ``split`` ("train": data_batch_1..5, "test": test_batch) in the directory ``path``."""
     if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        raise UsageError(f"split must be one of {SPLITS}, got {split!r}")
     directory = Path(path)
     if not directory.is_dir():
-        raise FileNotFoundError(f"CIFAR-10 directory not found: {directory} (expected the python-pickle batches "
+        raise MissingInputError(f"CIFAR-10 directory not found: {directory} (expected the python-pickle batches "
                                 f"{', '.join(BATCH_FILES['train'] + BATCH_FILES['test'])})")
     parts = [read_cifar_batch(directory / name) for name in BATCH_FILES[split]]
     images = np.concatenate([p[0] for p in parts])

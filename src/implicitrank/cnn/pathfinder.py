@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..errors import UsageError
 from .regularizer import Box, random_patch_pair
 
 CHUNK = 128
@@ -53,27 +54,27 @@ class PathfinderConfig:
 
     def __post_init__(self) -> None:
         if self.length < 1:
-            raise ValueError(f"length L must be >= 1, got {self.length}")
+            raise UsageError(f"length L must be >= 1, got {self.length}")
         if self.output_size < 1 or self.image_size % self.output_size:
-            raise ValueError(f"output_size must divide image_size, got {self.output_size} and {self.image_size}")
+            raise UsageError(f"output_size must divide image_size, got {self.output_size} and {self.image_size}")
         for name in ("segment_length", "thickness", "start_distance", "marker_radius"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+                raise UsageError(f"{name} must be > 0, got {getattr(self, name)}")
         if not 0 <= self.max_turn <= math.pi:
-            raise ValueError(f"max_turn must be in [0, pi], got {self.max_turn}")
+            raise UsageError(f"max_turn must be in [0, pi], got {self.max_turn}")
         factor = self.image_size // self.output_size
         if not self.clearance > math.sqrt(2) * (2 * factor - 1):
-            raise ValueError(f"clearance must exceed sqrt(2)*(2*{factor}-1) = {math.sqrt(2) * (2 * factor - 1):.2f} "
+            raise UsageError(f"clearance must exceed sqrt(2)*(2*{factor}-1) = {math.sqrt(2) * (2 * factor - 1):.2f} "
                              f"so that snakes stay apart after resizing by {factor}, got {self.clearance}")
         if self.n_distractors is not None and self.n_distractors < 0:
-            raise ValueError(f"n_distractors must be >= 0, got {self.n_distractors}")
+            raise UsageError(f"n_distractors must be >= 0, got {self.n_distractors}")
         if self.distractor_length is not None and self.distractor_length < 1:
-            raise ValueError(f"distractor_length must be >= 1, got {self.distractor_length}")
+            raise UsageError(f"distractor_length must be >= 1, got {self.distractor_length}")
         if self.start_distance <= self.block_radius:
-            raise ValueError(f"start_distance must exceed marker_radius + thickness/2 + clearance + 3 = "
+            raise UsageError(f"start_distance must exceed marker_radius + thickness/2 + clearance + 3 = "
                              f"{self.block_radius:.1f}, got {self.start_distance}")
         if 2 * self._border + self.start_distance >= self.image_size:
-            raise ValueError(f"image_size {self.image_size} is too small for start_distance {self.start_distance}")
+            raise UsageError(f"image_size {self.image_size} is too small for start_distance {self.start_distance}")
 
     @property
     def distractors(self) -> int:
@@ -245,7 +246,7 @@ def cached_pathfinder(config: PathfinderConfig, n: int, seed: int, cache_dir: st
     """``generate_pathfinder`` read from (or written to) ``cache_dir/pathfinder-L<L>-<key>.npz`` when a directory
     is given; the key hashes the configuration, ``n`` and ``seed``."""
     if n < 2:
-        raise ValueError(f"n must be >= 2, got {n}")
+        raise UsageError(f"n must be >= 2, got {n}")
     path = None if cache_dir is None else Path(cache_dir) / f"pathfinder-L{config.length}-{config.key(n, seed)}.npz"
     if path is not None and path.is_file():
         with np.load(path) as stored:
@@ -287,9 +288,9 @@ class Pathfinder:
 
     def __post_init__(self) -> None:
         if self.images.dim() != 4 or self.images.dtype != torch.uint8:
-            raise ValueError(f"images must be (n, 1, H, W) uint8, got {tuple(self.images.shape)} {self.images.dtype}")
+            raise UsageError(f"images must be (n, 1, H, W) uint8, got {tuple(self.images.shape)} {self.images.dtype}")
         if self.labels.shape != (self.images.shape[0],):
-            raise ValueError(f"labels must have shape ({self.images.shape[0]},), got {tuple(self.labels.shape)}")
+            raise UsageError(f"labels must have shape ({self.images.shape[0]},), got {tuple(self.labels.shape)}")
         random_patch_pair(tuple(self.images.shape[2:]), self.patch_size, torch.Generator().manual_seed(0))
 
     @classmethod

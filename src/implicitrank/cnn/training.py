@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import UsageError
 from ..results import CHECKPOINT, CONFIG, METRICS, SUMMARY, load_torch, save_torch, write_json, write_metrics
 from .regularizer import Box, derangement, interaction_regularizer
 
@@ -64,26 +65,26 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+            raise UsageError(f"lr must be > 0, got {self.lr}")
         if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+            raise UsageError(f"momentum must be in [0, 1), got {self.momentum}")
         if self.batch_size < 2:
-            raise ValueError(f"batch_size must be >= 2 (patches are shuffled between samples), got {self.batch_size}")
+            raise UsageError(f"batch_size must be >= 2 (patches are shuffled between samples), got {self.batch_size}")
         if self.max_epochs < 1:
-            raise ValueError(f"max_epochs must be >= 1, got {self.max_epochs}")
+            raise UsageError(f"max_epochs must be >= 1, got {self.max_epochs}")
         if self.epochs_after_fit < 0:
-            raise ValueError(f"epochs_after_fit must be >= 0, got {self.epochs_after_fit}")
+            raise UsageError(f"epochs_after_fit must be >= 0, got {self.epochs_after_fit}")
         if not (self.reg_weight >= 0 and math.isfinite(self.reg_weight)):
-            raise ValueError(f"reg_weight (λ) must be >= 0, got {self.reg_weight}")
+            raise UsageError(f"reg_weight (λ) must be >= 0, got {self.reg_weight}")
         if not self.eps > 0:
-            raise ValueError(f"eps must be > 0, got {self.eps}")
+            raise UsageError(f"eps must be > 0, got {self.eps}")
         if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+            raise UsageError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.eval_every < 1 or self.checkpoint_every < 0:
-            raise ValueError(f"eval_every must be >= 1 and checkpoint_every >= 0, got {self.eval_every}, "
+            raise UsageError(f"eval_every must be >= 1 and checkpoint_every >= 0, got {self.eval_every}, "
                              f"{self.checkpoint_every}")
         if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device must be one of ('auto', 'cpu', 'cuda'), got {self.device!r}")
+            raise UsageError(f"device must be one of ('auto', 'cpu', 'cuda'), got {self.device!r}")
 
     def torch_device(self) -> torch.device:
         if self.device == "auto":

@@ -8,7 +8,7 @@ observed entries of the squared error, no ½ (lr 0.1, papers.md §1 Figure 3).
 Panels: (1) the top-10 singular values against iterations; (2) singular vectors: mean |diagonal| and mean
 |off-diagonal| of U_kᵀ ∇L(W) V_k (k = 10 leading singular vectors), whose off-diagonal part shrinks; (3) the
 measured σ̇_r (finite differences of recorded σ_r, per unit time t = lr·step) overlaid with Theorem 3's
-σ̇_r = −N·(σ_r²)^{1−1/N}·⟨∇L(W), u_r v_rᵀ⟩ (``measure.check_singular_value_dynamics``).
+σ̇_r = −N·(σ_r²)^{1−1/N}·⟨∇L(W), u_r v_rᵀ⟩ (``MatrixFactorization.predicted_rates``, ``measure.check_rates``).
 Reconstruction error is the paper's: mean over all entries of (W − W*)², the squared relative Frobenius error
 (‖W*‖_F² = n²).
 
@@ -29,9 +29,10 @@ from pathlib import Path
 import torch
 
 from ..factorizations import MatrixFactorization, generators
-from ..measure import check_singular_value_dynamics, predicted_singular_value_rates, record_trajectory
+from ..measure import check_rates
 from ..run import RunConfig
 from ..tasks import complete_from_target, low_rank_matrix
+from ..theory import record_trajectory
 from ._matrix_common import DEPTH_COLORS, panels, run_grid, save, write_csv
 from .claims import Claim, check, check_close, check_order_of_magnitude, not_run
 
@@ -92,9 +93,10 @@ def run_synthetic(cfg: DynamicsScale, seed: int) -> tuple[list[dict], dict[int, 
         model = MatrixFactorization(cfg.size, cfg.size, depth, None, "identity")
         params = model.init(1, torch.tensor([INIT_SCALE]), generators([seed]), dtype=torch.float64)
         traj = record_trajectory(model, task, params, LR, cfg.steps, every)
-        theory[depth] = float(check_singular_value_dynamics(traj, top=cfg.rank)[0])
+        theory[depth] = float(check_rates(model, traj, top=cfg.rank).error[0])
         w, grad = traj.end_to_end[:, 0], traj.gradients[:, 0]
-        sigma, rate = predicted_singular_value_rates(w, grad, depth)
+        sigma = torch.linalg.svdvals(w)
+        rate = torch.stack([model.predicted_rates(traj.at(i), traj.gradients[i])[0] for i in range(len(traj.times))])
         diag, off = singular_vector_alignment(w, grad, k)
         error = (w - target).pow(2).mean((-1, -2))
         dt = traj.times[1:] - traj.times[:-1]

@@ -94,6 +94,7 @@ from ..cnn import (
     resnet34,
     train_classifier,
 )
+from ..errors import UsageError
 from ..results import SUMMARY, read_json
 
 TASKS = ("is-same-class", "pathfinder")
@@ -142,24 +143,24 @@ class LocalitySetup:
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+            raise UsageError(f"task must be one of {TASKS}, got {self.task!r}")
         if not self.difficulties:
-            raise ValueError("difficulties must not be empty")
+            raise UsageError("difficulties must not be empty")
         if self.task == "pathfinder" and min(self.difficulties) < 1:
-            raise ValueError(f"Pathfinder lengths L must be >= 1, got {self.difficulties}")
+            raise UsageError(f"Pathfinder lengths L must be >= 1, got {self.difficulties}")
         if not self.reg_weights or min(self.reg_weights) < 0 or not all(map(math.isfinite, self.reg_weights)):
-            raise ValueError(f"reg_weights (λ) must be finite and >= 0, got {self.reg_weights}")
+            raise UsageError(f"reg_weights (λ) must be finite and >= 0, got {self.reg_weights}")
         if self.model not in MODELS:
-            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+            raise UsageError(f"model must be one of {MODELS}, got {self.model!r}")
         if self.source not in SOURCES:
-            raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
+            raise UsageError(f"source must be one of {SOURCES}, got {self.source!r}")
         if self.task == "is-same-class" and self.source == "cifar10" and not self.cifar_path:
-            raise ValueError("cifar_path is required with source 'cifar10' (the directory of the python batches)")
+            raise UsageError("cifar_path is required with source 'cifar10' (the directory of the python batches)")
         if self.task == "is-same-class":
             for distance in self.difficulties:
                 pair_slots(SOURCE_IMAGE_HW[self.source], self.canvas_hw, distance)
         if self.n_train < 2 or self.n_test < 2:
-            raise ValueError(f"n_train and n_test must be >= 2, got {self.n_train}, {self.n_test}")
+            raise UsageError(f"n_train and n_test must be >= 2, got {self.n_train}, {self.n_test}")
 
     @property
     def difficulty_name(self) -> str:
@@ -169,9 +170,9 @@ class LocalitySetup:
 def setup_for(task: str, scale: str) -> LocalitySetup:
     """The set-up of ``task`` at ``scale`` (see the module docstring)."""
     if scale not in SCALES:
-        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+        raise UsageError(f"scale must be one of {SCALES}, got {scale!r}")
     if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        raise UsageError(f"task must be one of {TASKS}, got {task!r}")
     if scale == "paper":
         if task == "is-same-class":
             return LocalitySetup(task, (0, 40, 80, 120, 160), (0.0, 0.1, 1.0), 5000, 10000, source="cifar10",
@@ -236,7 +237,7 @@ def run_sweep(setup: LocalitySetup, out_dir: str | Path, seeds: tuple[int, ...] 
               progress: bool = True) -> list[dict]:
     """Train every (λ, difficulty, seed), skipping finished runs; write the tables and plot; return one row a run."""
     if not seeds:
-        raise ValueError("seeds must not be empty")
+        raise UsageError("seeds must not be empty")
     jobs = [(d, lam, s) for d in setup.difficulties for s in seeds for lam in setup.reg_weights]
     bar = None
     if progress:

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..errors import UsageError
 from ..factorizations import MatrixFactorization, generators
 from ..measure import effective_rank
 from ..optim import gradient_descent
@@ -74,9 +75,9 @@ class NormsScale:
 
     def __post_init__(self) -> None:
         if any(d not in self.init_scales or d not in self.lrs for d in self.depths):
-            raise ValueError(f"init_scales and lrs need every depth of {self.depths}")
+            raise UsageError(f"init_scales and lrs need every depth of {self.depths}")
         if self.seeds < 1 or self.max_steps < 1 or not self.loss_threshold > 0:
-            raise ValueError("seeds and max_steps must be >= 1 and loss_threshold positive")
+            raise UsageError("seeds and max_steps must be >= 1 and loss_threshold positive")
 
 
 SCALES = {

@@ -16,6 +16,7 @@ batch 128 and lr 1e-2 for 100 epochs (and MNIST on a 10k-image subset), which fi
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +25,9 @@ import torch
 
 from ..factorizations import CPFactorization, generators
 from ..optim import adam
-from ..tasks.completion import Completion
-from ..tasks.natural import VARIANTS, digits_one_vs_all, fit_minibatch, one_vs_all_completion, read_idx
+from ..tasks.completion import Completion, minibatches
+from ..tasks.natural import VARIANTS, digits_one_vs_all, one_vs_all_completion, one_vs_all_errors, read_idx
+from ..train import TrainConfig, train
 from ._tensor_common import pyplot, save_figure, write_csv
 from .claims import Claim, check, check_order_of_magnitude, not_run
 
@@ -171,11 +173,15 @@ def _sweep(dataset: str, task: Completion, training: Training, seed: int, progre
     for rank in ranks:
         model = CPFactorization(task.shape, components=rank, init_mean=1.0)
         params = model.init(len(VARIANTS), training.init_std, generators([seed] * len(VARIANTS)))
-        fit = fit_minibatch(model, task, params, adam(), training.lr, epochs=training.epochs,
-                            batch_size=training.batch_size, seed=seed, eval_every=training.epochs)
+        fit = task.to(params[0].dtype)
+        steps = training.epochs * math.ceil(fit.num_observations / training.batch_size)
+        config = TrainConfig(max_steps=steps, loss_threshold=0.0, record_per_decade=0, progress=False)
+        state = train(model, fit, params, adam(), torch.full((fit.batch,), training.lr), config,
+                      sample=minibatches(fit, training.batch_size, seed), measure=one_vs_all_errors(model, fit))
+        last = state.records[-1]
         for b, variant in enumerate(VARIANTS):
             rows.append({"dataset": dataset, "variant": variant, "rank": rank, "seed": seed, "epochs": training.epochs,
-                         "train_error": float(fit.train_error[-1][b]), "test_error": float(fit.test_error[-1][b]),
+                         "train_error": float(last["train_error"][b]), "test_error": float(last["test_error"][b]),
                          "label_variance": float(_label_variance(task.values[b]))})
     return rows
 

@@ -13,6 +13,7 @@ import importlib
 from pathlib import Path
 from types import ModuleType
 
+from ..errors import UsageError
 from ..threads import torch_threads
 from .claims import Claim, write_claims
 
@@ -41,22 +42,25 @@ QUICK_SECONDS = {
 
 def experiment(name: str) -> ModuleType:
     if name not in MODULES:
-        raise ValueError(f"experiment must be one of {sorted(MODULES)} or 'all', got {name!r}")
+        raise UsageError(f"experiment must be one of {sorted(MODULES)} or 'all', got {name!r}")
     return importlib.import_module(f"implicitrank.experiments.{MODULES[name]}")
 
 
 def reproduce(name: str, scale: str, out_dir: str | Path, seeds: int | None = None,
-              data: str | None = None) -> list[Claim]:
-    """Run one experiment at ``scale`` into ``out_dir`` and write its claims.json and claims.md."""
+              data: str | None = None, threads: int | None = None) -> list[Claim]:
+    """Run one experiment at ``scale`` into ``out_dir`` and write its claims.json and claims.md.
+
+    ``threads``: torch threads while it runs (None: one at the test and quick scales, torch's default at paper
+    scale)."""
     if scale not in SCALE_NAMES:
-        raise ValueError(f"scale must be one of {SCALE_NAMES}, got {scale!r}")
+        raise UsageError(f"scale must be one of {SCALE_NAMES}, got {scale!r}")
     if seeds is not None and seeds < 1:
-        raise ValueError(f"seeds must be >= 1, got {seeds}")
+        raise UsageError(f"seeds must be >= 1, got {seeds}")
     module = experiment(name)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     # One torch thread at the small scales (their problems gain nothing from more), torch's default at paper scale.
-    with torch_threads(None if scale == "paper" else 1):
+    with torch_threads(threads if threads is not None else None if scale == "paper" else 1):
         claims = module.run(scale, out_dir, seeds, data)
     write_claims(out_dir, name, scale, claims)
     return claims

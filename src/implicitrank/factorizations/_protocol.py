@@ -8,8 +8,20 @@ measurements, results and the command line are written once against them:
   dimension ``B`` (B independent runs train in one tensor program; a single run is B = 1);
 * ``end_to_end(params)``: the end-to-end tensor, shape ``(B, *shape)``;
 * ``evaluate(params, indices)``: its entries at integer multi-indices without forming it, ``(B, M)``;
-* ``quantities(params)``: the tracked quantities (``quantity_name``), ``(B, K)``, sorted descending;
-  they obey sigma_dot = K * gamma * sigma^(2 - 2/K) (Arora et al. 2019, Thm. 3; Razin et al. 2021, 2022).
+* ``quantities(params, sort=True)``: the tracked quantities (``quantity_name``), ``(B, K)``, sorted
+  descending (``sort=False``: in the factorization's fixed order, by component index where it has one);
+* ``predicted_rates(params, gradient, order=None)``: the law those quantities obey under gradient flow from
+  a balanced init, given ∇L(W) ``(B, *shape)``: ``(B, K)`` time derivatives in the order of
+  ``quantities(params, sort=False)``. All three factorizations state the same law,
+
+      σ̇_r = N · γ_r · σ_r^(2 − 2/N),   γ_r = <−∇L(W), Δ_r>,
+
+  with Δ_r the unit-norm direction of quantity r in W (u_r v_rᵀ; ⊗_n ŵ_r^n; a local component's term) and
+  N the number of factors it multiplies (depth; order; |children| + 1); ``order`` overrides N, which gives
+  the law of another N (a negative control).
+
+References: S. Arora, N. Cohen, W. Hu, Y. Luo, NeurIPS 2019, Theorem 3; N. Razin, A. Maman, N. Cohen, ICML
+2021, Theorem 1; N. Razin, A. Maman, N. Cohen, ICML 2022, Theorem 1.
 """
 
 from __future__ import annotations
@@ -41,7 +53,9 @@ class Factorization(Protocol):
 
     def evaluate(self, params: list[Tensor], indices: Tensor) -> Tensor: ...
 
-    def quantities(self, params: list[Tensor]) -> Tensor: ...
+    def quantities(self, params: list[Tensor], *, sort: bool = True) -> Tensor: ...
+
+    def predicted_rates(self, params: list[Tensor], gradient: Tensor, *, order: int | None = None) -> Tensor: ...
 
 
 def autograd_loss_and_grad(model: Factorization, params: list[Tensor], task) -> tuple[Tensor, list[Tensor]]:
@@ -93,3 +107,22 @@ def batched_normal(
     """A ``(B, *shape)`` standard normal tensor, run b drawn from ``gens[b]`` (on the CPU, then moved)."""
     draws = [torch.randn(shape, generator=g, dtype=torch.float64) for g in gens]
     return torch.stack(draws).to(dtype=dtype, device=device)
+
+
+def power_law_rates(sigma: Tensor, inner: Tensor, order: int | float) -> Tensor:
+    """σ̇ = N·γ·σ^(2−2/N) from σ and inner = <−∇L(W), T> = σ·γ, T the quantity's (unnormalized) term of W.
+
+    Written as N·inner·σ^(1−2/N), which stays finite at σ = 0 for N >= 2.
+    """
+    if order == 1:
+        return inner / sigma.clamp_min(torch.finfo(sigma.dtype).tiny)
+    return order * inner * sigma.pow(1.0 - 2.0 / order)
+
+
+def check_order(order: int | float | None, default: int) -> int | float:
+    """The N of a law: ``default`` when ``order`` is None, else ``order`` (positive)."""
+    if order is None:
+        return default
+    if not order > 0:
+        raise ValueError(f"order must be positive, got {order}")
+    return order

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ._protocol import batched_normal, per_run_scales
+from ._protocol import batched_normal, check_order, per_run_scales, power_law_rates
 
 DIRECT_MAX_ORDER = 8
 CHUNK_ELEMENTS = 1 << 22  # gathered entries per mode chunk: 16 MB in float32
@@ -216,9 +216,29 @@ class CPFactorization:
         """σ_r = Π_n ||w_r^n|| by fixed component index r, (B, R), float64 (papers.md, conventions)."""
         return self.log_component_norms(params).exp()
 
-    def quantities(self, params: list[Tensor]) -> Tensor:
-        """Component norms sorted descending, (B, R), float64."""
-        return self.component_norms(params).sort(dim=-1, descending=True).values
+    def quantities(self, params: list[Tensor], *, sort: bool = True) -> Tensor:
+        """Component norms sorted descending (``sort=False``: by component index r), (B, R), float64."""
+        norms = self.component_norms(params)
+        return norms.sort(dim=-1, descending=True).values if sort else norms
+
+    def predicted_rates(self, params: list[Tensor], gradient: Tensor, *, order: int | None = None) -> Tensor:
+        """σ̇_r = N·γ_r·σ_r^(2−2/N), γ_r = <−∇L(W), ⊗_n ŵ_r^n>, by component index, (B, R), float64.
+
+        ``gradient`` is ∇L(W), (B, *shape) (small tensors); N is the order (``order`` overrides it). Taken as
+        N·<−∇L(W), ⊗_n w_r^n>·σ_r^(1−2/N), finite at σ_r = 0. Exact for gradient flow from a balanced init
+        (``unbalancedness`` zero, e.g. after ``balanced``).
+
+        References
+        ----------
+        N. Razin, A. Maman, N. Cohen, "Implicit Regularization in Tensor Factorization", ICML 2021, Theorem 1.
+        """
+        factors = [f.double() for f in self.factor_matrices(params)]
+        contracted = gradient.double().reshape(gradient.shape[0], self.shape[0], -1)
+        contracted = torch.einsum("bdm,bdr->brm", contracted, factors[0])
+        for n, factor in enumerate(factors[1:], start=1):
+            contracted = torch.einsum("brdm,bdr->brm", contracted.unflatten(2, (self.shape[n], -1)), factor)
+        inner = -contracted[..., 0]  # <−∇L(W), ⊗_n w_r^n>, (B, R)
+        return power_law_rates(self.component_norms(params), inner, check_order(order, self.order))
 
     def unbalancedness(self, params: list[Tensor]) -> Tensor:
         """ε = max_r max_{n,n'} | ||w_r^n||² − ||w_r^{n'}||² | per run, (B,); conserved by gradient flow

@@ -34,7 +34,7 @@ from functools import cached_property
 import torch
 from torch import Tensor
 
-from ._protocol import batched_normal, per_run_scales
+from ._protocol import batched_normal, check_order, per_run_scales, power_law_rates
 from .mode_tree import ModeTree, Nested, balanced_binary_tree
 
 INITS = ("gaussian", "balanced")
@@ -292,9 +292,32 @@ class HierarchicalFactorization:
             norms = norms * torch.linalg.vector_norm(params[child], dim=1)
         return norms
 
-    def quantities(self, params: list[Tensor]) -> Tensor:
-        """The root's local component norms, sorted descending, (B, R_root)."""
-        return self.local_component_norms(params).sort(dim=-1, descending=True).values
+    def quantities(self, params: list[Tensor], *, sort: bool = True, node: int | None = None) -> Tensor:
+        """The local component norms at ``node`` (default the root), sorted descending (``sort=False``: by
+        component index r), (B, R_ν)."""
+        norms = self.local_component_norms(params, node)
+        return norms.sort(dim=-1, descending=True).values if sort else norms
+
+    def predicted_rates(
+        self, params: list[Tensor], gradient: Tensor, *, order: int | None = None, node: int | None = None
+    ) -> Tensor:
+        """σ̇_{ν,r} = K_ν·γ_{ν,r}·σ_{ν,r}^(2−2/K_ν) for every r at ``node`` (default the root), (B, R_ν).
+
+        ``gradient`` is ∇L(W), (B, *shape) (small tensors); K_ν = |children(ν)| + 1 (``order`` overrides it).
+        γ_{ν,r} = <−∇L(W), T_{ν,r}>/σ_{ν,r} with T_{ν,r} the component's term of W
+        (``local_component_tensor``), so the rate is K·<−∇L(W), T_{ν,r}>·σ^(1−2/K), finite at σ = 0. Exact for
+        gradient flow from a balanced init (``unbalancedness`` zero).
+
+        References
+        ----------
+        N. Razin, A. Maman, N. Cohen, "Implicit Regularization in Hierarchical Tensor Factorization and Deep
+        Convolutional Neural Networks", ICML 2022, Theorem 1.
+        """
+        node = self._internal(node)
+        inner = torch.stack([(-gradient * self.local_component_tensor(params, node, r)).flatten(1).sum(1)
+                             for r in range(self.node_widths[node])], dim=1)
+        return power_law_rates(self.local_component_norms(params, node), inner,
+                               check_order(order, self.local_order(node)))
 
     def local_component_tensor(self, params: list[Tensor], node: int, r: int) -> Tensor:
         """The term of W that local component (ν, r) carries, (B, *shape): W with row r of W^(ν) kept and
@@ -366,32 +389,6 @@ class HierarchicalFactorization:
             values.append(sq[:, :k].sqrt() * (0.5 * (lg + lh)).exp().unsqueeze(-1))
         return values
 
-    def matricization_ranks(
-        self, params: list[Tensor], *, tol: float = 1e-3, extra: Sequence[Sequence[int]] = ()
-    ) -> MatricizationRanks:
-        """Numerical ranks (singular values above ``tol`` times the largest) and effective ranks of W's
-        matricizations at every non-root tree node — the hierarchical tensor rank — followed by those at
-        the ``extra`` mode sets (computed from the dense W: small tensors only)."""
-        # imported here: measure imports train, which imports this package
-        from ..measure.spectra import effective_rank, numerical_rank
-
-        for modes in extra:
-            if not modes or len(set(modes)) != len(modes) or not set(modes) < set(range(self.order)):
-                raise ValueError(f"extra must hold non-empty proper subsets of the modes 0..{self.order - 1} "
-                                 f"without repeats, got {tuple(modes)}")
-        node_values = self.matricization_singular_values(params)
-        nodes = [v for v in range(self.tree.num_nodes) if v != self.tree.root]
-        spectra = [node_values[v] for v in nodes]
-        mode_sets = [self.tree.modes[v] for v in nodes]
-        if extra:
-            w = self.end_to_end([p.detach().double() for p in params])
-            for modes in extra:
-                spectra.append(torch.linalg.svdvals(matricize(w, modes)))
-                mode_sets.append(tuple(sorted(int(m) for m in modes)))
-        ranks = torch.stack([numerical_rank(s, tol) for s in spectra], dim=1)
-        effective = torch.stack([effective_rank(s) for s in spectra], dim=1)
-        return MatricizationRanks(tuple(mode_sets), ranks, effective)
-
 
 @dataclass(frozen=True)
 class _Plan:
@@ -401,26 +398,6 @@ class _Plan:
 
     leaf_groups: list[tuple[int, ...]]
     internal_groups: list[tuple[tuple[int, ...], tuple[tuple[tuple[int, tuple[int, ...] | None], ...], ...]]]
-
-
-@dataclass(frozen=True)
-class MatricizationRanks:
-    """Matricization ranks per run: ``ranks`` and ``effective_ranks`` are (B, P), column p for the
-    matricization whose rows are the modes ``modes[p]``."""
-
-    modes: tuple[tuple[int, ...], ...]
-    ranks: Tensor
-    effective_ranks: Tensor
-
-
-def matricize(w: Tensor, modes: Sequence[int]) -> Tensor:
-    """The matricization of a dense (B, *shape) tensor with rows indexed by ``modes`` (in increasing
-    order) and columns by the other modes, (B, Π_{n∈modes} D_n, Π_{n∉modes} D_n)."""
-    order = w.dim() - 1
-    rows = sorted(int(m) for m in modes)
-    cols = [m for m in range(order) if m not in rows]
-    permuted = w.permute(0, *(1 + m for m in rows), *(1 + m for m in cols))
-    return permuted.reshape(w.shape[0], math.prod(w.shape[1 + m] for m in rows), -1)
 
 
 def _normalized(gram: Tensor) -> tuple[Tensor, Tensor]:
@@ -437,60 +414,3 @@ def _hadamard(grams: Sequence[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
         product, logs = product * g, logs + lg
     product, lp = _normalized(product)
     return product, lp + logs
-
-
-# ----- theory check: local component dynamics (Razin et al. 2022, Thm. 1) ------------------------------
-
-
-def predicted_local_component_rates(
-    model: HierarchicalFactorization, params: list[Tensor], gradient: Tensor, node: int | None = None
-) -> tuple[Tensor, Tensor]:
-    """(σ_{ν,r}, the predicted σ̇_{ν,r} = K·γ·σ^(2−2/K)) for every r at ``node`` (default the root), (B, R_ν)
-    each, with ``gradient`` = ∇L(W) of shape (B, *shape).
-
-    γ_{ν,r} = <−∇L(W), T_{ν,r}>/σ_{ν,r}, T_{ν,r} the component's term of W (``local_component_tensor``), so
-    the prediction is K·<−∇L(W), T_{ν,r}>·σ^(1−2/K) (finite at σ = 0).
-    """
-    node = model._internal(node)
-    sigma = model.local_component_norms(params, node)
-    inner = torch.stack([(-gradient * model.local_component_tensor(params, node, r)).flatten(1).sum(1)
-                         for r in range(model.node_widths[node])], dim=1)
-    k = model.local_order(node)
-    return sigma, k * inner * sigma.pow(1.0 - 2.0 / k)
-
-
-def check_local_component_dynamics(
-    model: HierarchicalFactorization, task, params: list[Tensor], lr: float, steps: int,
-    node: int | None = None, every: int = 1,
-) -> Tensor:
-    """Relative error between measured and predicted local component rates at ``node``, per run, (B,).
-
-    Runs plain gradient descent (time t = lr·step) for ``steps`` steps; measured rates are finite
-    differences (σ(t_{i+1}) − σ(t_i))/(t_{i+1} − t_i), predictions the trapezoid average of
-    ``predicted_local_component_rates`` at both ends; the error is ||measured − predicted|| / ||predicted||
-    over all intervals and components. The theory assumes a balanced init (``init_method="balanced"``) and
-    gradient flow (small ``lr``); the task needs ``dense_loss_and_grad`` (small tensors).
-    """
-    # imported here: train imports this package
-    from ..optim import gradient_descent
-    from ..train import TrainConfig, train
-
-    def snapshot(p: list[Tensor], loss: Tensor) -> dict[str, Tensor]:
-        gradient = task.dense_loss_and_grad(model.end_to_end(p))[1]
-        sigma, rate = predicted_local_component_rates(model, p, gradient, node)
-        return {"sigma": sigma, "rate": rate}
-
-    if steps < every or every < 1:
-        raise ValueError(f"need steps >= every >= 1, got steps={steps}, every={every}")
-    lrs = torch.full((params[0].shape[0],), lr, dtype=params[0].dtype)
-    config = TrainConfig(max_steps=steps, loss_threshold=0.0, record_every=every, record_per_decade=0,
-                         progress=False)
-    rows = [r for r in train(model, task, params, gradient_descent(), lrs, config, measure=snapshot).records
-            if r["step"] % every == 0]
-    times = torch.tensor([lr * r["step"] for r in rows], dtype=torch.float64).view(-1, 1, 1)
-    sigma = torch.stack([r["sigma"] for r in rows]).double()
-    rate = torch.stack([r["rate"] for r in rows]).double()
-    measured = (sigma[1:] - sigma[:-1]) / (times[1:] - times[:-1])
-    predicted = 0.5 * (rate[1:] + rate[:-1])
-    return (torch.linalg.vector_norm(measured - predicted, dim=(0, 2))
-            / torch.linalg.vector_norm(predicted, dim=(0, 2)).clamp_min(1e-300))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ._protocol import batched_normal, per_run_scales
+from ._protocol import batched_normal, check_order, per_run_scales
 
 INITS = ("gaussian", "balanced", "identity", "orthogonal")
 
@@ -141,9 +141,25 @@ class MatrixFactorization:
             flat = flat.expand(w.shape[0], -1)
         return w.reshape(w.shape[0], -1).gather(1, flat)
 
-    def quantities(self, params: list[Tensor]) -> Tensor:
-        """Singular values of W, (B, min(m, n)), descending."""
+    def quantities(self, params: list[Tensor], *, sort: bool = True) -> Tensor:
+        """Singular values of W, (B, min(m, n)), descending (they have no other order: ``sort`` is moot)."""
         return torch.linalg.svdvals(self.end_to_end(params))
+
+    def predicted_rates(self, params: list[Tensor], gradient: Tensor, *, order: int | None = None) -> Tensor:
+        """σ̇_r = −N·(σ_r²)^(1−1/N)·<∇L(W), u_r v_rᵀ> for the singular triplets (σ_r, u_r, v_r) of W, (B, min(m, n)).
+
+        ``gradient`` is ∇L(W), (B, rows, cols); N is the depth (``order`` overrides it); depth 1 gives
+        σ̇_r = −<∇L(W), u_r v_rᵀ>. Exact for gradient flow from a balanced init.
+
+        References
+        ----------
+        S. Arora, N. Cohen, W. Hu, Y. Luo, "Implicit Regularization in Deep Matrix Factorization", NeurIPS
+        2019, Theorem 3.
+        """
+        n = check_order(order, self.depth)
+        u, s, vh = torch.linalg.svd(self.end_to_end(params), full_matrices=False)
+        projection = torch.einsum("bir,bij,brj->br", u, gradient.to(s.dtype), vh)  # <∇L, u_r v_rᵀ>
+        return -n * s.pow(2.0 - 2.0 / n) * projection
 
     def loss_and_grad(
         self, params: list[Tensor], dense_loss_and_grad: Callable[[Tensor], tuple[Tensor, Tensor]]

@@ -16,6 +16,8 @@ import ast
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ..errors import UsageError
+
 Nested = int | tuple["Nested", ...]
 
 
@@ -36,10 +38,10 @@ class ModeTree:
     def __post_init__(self) -> None:
         nested = _as_tuples(self.nested)
         if not isinstance(nested, tuple):
-            raise ValueError(f"tree must be nested tuples with an internal root, e.g. ((0, 1), (2, 3)); got {nested!r}")
+            raise UsageError(f"tree must be nested tuples with an internal root, e.g. ((0, 1), (2, 3)); got {nested!r}")
         leaves = _leaves(nested)
         if sorted(leaves) != list(range(len(leaves))):
-            raise ValueError(f"tree must partition the modes 0..N-1 (each mode in exactly one leaf); got leaves "
+            raise UsageError(f"tree must partition the modes 0..N-1 (each mode in exactly one leaf); got leaves "
                              f"{leaves} for the tree {nested!r}")
         num_modes = len(leaves)
         children: list[tuple[int, ...]] = [()] * num_modes
@@ -87,22 +89,22 @@ class ModeTree:
         """The id of the node whose modes are exactly ``modes``."""
         key = tuple(sorted(int(m) for m in modes))
         if key not in self.modes:
-            raise ValueError(f"no node of the tree {self.nested!r} has the modes {key}")
+            raise UsageError(f"no node of the tree {self.nested!r} has the modes {key}")
         return self.modes.index(key)
 
 
 def _as_tuples(node: object) -> Nested:
     if isinstance(node, bool):
-        raise ValueError(f"tree leaves must be mode indices (int), got {node!r}")
+        raise UsageError(f"tree leaves must be mode indices (int), got {node!r}")
     if isinstance(node, int):
         if node < 0:
-            raise ValueError(f"tree leaves must be mode indices >= 0, got {node}")
+            raise UsageError(f"tree leaves must be mode indices >= 0, got {node}")
         return node
     if isinstance(node, (tuple, list)):
         if not node:
-            raise ValueError("every internal node of a tree needs at least one child; got an empty node ()")
+            raise UsageError("every internal node of a tree needs at least one child; got an empty node ()")
         return tuple(_as_tuples(child) for child in node)
-    raise ValueError(f"tree nodes must be mode indices (int) or tuples of nodes, got {node!r}")
+    raise UsageError(f"tree nodes must be mode indices (int) or tuples of nodes, got {node!r}")
 
 
 def _leaves(node: Nested) -> list[int]:
@@ -113,7 +115,7 @@ def balanced_binary_tree(order: int) -> ModeTree:
     """The balanced binary tree over adjacent modes: [N] splits into its first ⌈N/2⌉ and last ⌊N/2⌋
     modes, recursively (Razin et al. 2022, the tree of their HTF experiments)."""
     if order < 1:
-        raise ValueError(f"order must be >= 1, got {order}")
+        raise UsageError(f"order must be >= 1, got {order}")
     return ModeTree(_halves(tuple(range(order))) if order > 1 else (0,))
 
 
@@ -130,7 +132,7 @@ def opposite_modes_tree(order: int) -> ModeTree:
     geometry of Cohen & Shashua (ICLR 2017): low hierarchical tensor rank over this tree favours
     interactions between far-apart modes, the adjacent-modes tree between nearby ones."""
     if order < 2:
-        raise ValueError(f"order must be >= 2, got {order}")
+        raise UsageError(f"order must be >= 2, got {order}")
     pairs: list[Nested] = [(n, order - 1 - n) for n in range(order // 2)]
     if order % 2:
         pairs.append(order // 2)
@@ -149,9 +151,9 @@ def square_windows_tree(rows: int, cols: int, window: int = 2) -> ModeTree:
     mode i·cols + j: each level pools ``window x window`` windows of the level below (smaller windows at
     the borders when the grid does not divide), until one node is left (Razin et al. 2022, §5)."""
     if rows < 1 or cols < 1:
-        raise ValueError(f"rows and cols must be >= 1, got {rows}x{cols}")
+        raise UsageError(f"rows and cols must be >= 1, got {rows}x{cols}")
     if window < 2:
-        raise ValueError(f"window must be >= 2, got {window}")
+        raise UsageError(f"window must be >= 2, got {window}")
     if rows * cols == 1:
         return ModeTree((0,))
     grid: list[list[Nested]] = [[i * cols + j for j in range(cols)] for i in range(rows)]
@@ -186,15 +188,15 @@ def tree_from_spec(spec: str, shape: Sequence[int]) -> ModeTree:
             rows, cols = (int(v) for v in parts[1].split("x")) if len(parts) > 1 else (side, side)
             window = int(parts[2]) if len(parts) > 2 else 2
         except ValueError as err:
-            raise ValueError(f"tree spec {spec!r}: expected windows, windows:HxW or windows:HxW:K") from err
+            raise UsageError(f"tree spec {spec!r}: expected windows, windows:HxW or windows:HxW:K") from err
         if rows * cols != order:
-            raise ValueError(f"tree spec {spec!r}: the grid {rows}x{cols} must have the tensor order {order} pixels")
+            raise UsageError(f"tree spec {spec!r}: the grid {rows}x{cols} must have the tensor order {order} pixels")
         return square_windows_tree(rows, cols, window)
     try:
         nested = ast.literal_eval(spec)
     except (ValueError, SyntaxError) as err:
-        raise ValueError(f"tree must be one of {TREE_KINDS}, got {spec!r}") from err
+        raise UsageError(f"tree must be one of {TREE_KINDS}, got {spec!r}") from err
     tree = ModeTree(nested)
     if tree.num_modes != order:
-        raise ValueError(f"tree {spec!r} has {tree.num_modes} modes, the tensor has order {order}")
+        raise UsageError(f"tree {spec!r} has {tree.num_modes} modes, the tensor has order {order}")
     return tree

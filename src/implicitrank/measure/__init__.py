@@ -1,11 +1,7 @@
-"""Measurements: spectra, norms, ranks, errors and theory checks."""
+"""Measurements: spectra, norms, ranks, errors and theory checks (no training: estimators that train live in
+``implicitrank.theory`` and ``implicitrank.baselines``)."""
 
-from .dynamics import (
-    Trajectory,
-    check_singular_value_dynamics,
-    predicted_singular_value_rates,
-    record_trajectory,
-)
+from .dynamics import RateCheck, Trajectory, check_rates
 from .spectra import (
     effective_rank,
     frobenius_norm,
@@ -18,7 +14,6 @@ from .spectra import (
 )
 
 __all__ = [
-    "Trajectory", "check_singular_value_dynamics", "effective_rank", "frobenius_norm", "nuclear_norm",
-    "numerical_rank", "predicted_singular_value_rates", "record_trajectory", "relative_error", "schatten_norm",
-    "singular_values", "spectral_norm",
+    "RateCheck", "Trajectory", "check_rates", "effective_rank", "frobenius_norm", "nuclear_norm", "numerical_rank",
+    "relative_error", "schatten_norm", "singular_values", "spectral_norm",
 ]

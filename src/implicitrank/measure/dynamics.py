@@ -1,8 +1,18 @@
-"""Theory checks: measured singular value dynamics against Arora et al. 2019, Theorem 3.
+"""Theory checks: the measured rates of a factorization's quantities against the law it states.
 
-For a depth-N factorization trained by gradient flow from a balanced initialization,
-    dσ_r/dt = −N · (σ_r²)^(1 − 1/N) · <∇L(W), u_r v_rᵀ>,
-with (σ_r, u_r, v_r) the r-th singular triplet of the end-to-end matrix W (depth 1: factor 1).
+Every factorization states one law through ``predicted_rates(params, gradient)`` (see
+``factorizations._protocol``): under gradient flow from a balanced init its quantities obey
+    σ̇_r = N · γ_r · σ_r^(2 − 2/N),   γ_r = <−∇L(W), Δ_r>,
+singular values of a depth-N matrix factorization (Arora et al. 2019, Thm. 3), component norms of an order-N
+CP factorization (Razin et al. 2021, Thm. 1), local component norms with N = K_ν = |children(ν)| + 1 in a
+hierarchical factorization (Razin et al. 2022, Thm. 1). ``check_rates`` compares a recorded ``Trajectory``
+(``implicitrank.theory.record_trajectory`` makes one by plain gradient descent) with that law; passing
+another ``order`` gives the law of another N, which a check must reject (the negative control).
+
+References
+----------
+S. Arora, N. Cohen, W. Hu, Y. Luo, NeurIPS 2019, Theorem 3; N. Razin, A. Maman, N. Cohen, ICML 2021,
+Theorem 1; N. Razin, A. Maman, N. Cohen, ICML 2022, Theorem 1.
 """
 
 from __future__ import annotations
@@ -12,63 +22,68 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..optim import gradient_descent
-from ..train import TrainConfig, train
 
-
-@dataclass
+@dataclass(frozen=True)
 class Trajectory:
-    """End-to-end matrices W(t) and their loss gradients ∇L(W(t)) at times t = lr·step.
-
-    times : (T,); end_to_end, gradients : (T, B, m, n); depth : N.
-    """
+    """Snapshots of a run at times t = lr·step: ``times`` (T,); ``params``, one (T, B, …) tensor per
+    parameter; ``end_to_end`` W(t) and ``gradients`` ∇L(W(t)), (T, B, *shape)."""
 
     times: Tensor
+    params: list[Tensor]
     end_to_end: Tensor
     gradients: Tensor
-    depth: int
+
+    def __post_init__(self) -> None:
+        if self.times.numel() < 2:
+            raise ValueError(f"a trajectory needs at least two time points, got {self.times.numel()}")
+
+    def at(self, i: int) -> list[Tensor]:
+        """The parameters at time index ``i``."""
+        return [p[i] for p in self.params]
 
 
-def predicted_singular_value_rates(w: Tensor, grad: Tensor, depth: int) -> tuple[Tensor, Tensor]:
-    """(σ, σ̇ predicted by Theorem 3), both (..., min(m, n))."""
-    u, s, vh = torch.linalg.svd(w, full_matrices=False)
-    projection = torch.einsum("...ir,...ij,...rj->...r", u, grad, vh)  # <∇L, u_r v_rᵀ>
-    return s, -depth * s.pow(2.0 - 2.0 / depth) * projection
+@dataclass(frozen=True)
+class RateCheck:
+    """Measured and predicted rates of K quantities over T − 1 intervals, (T − 1, B, K) each.
 
-
-def check_singular_value_dynamics(trajectory: Trajectory, top: int | None = None) -> Tensor:
-    """Relative error between measured and predicted singular value rates, per run, (B,).
-
-    Measured: (σ_r(t_{i+1}) − σ_r(t_i))/(t_{i+1} − t_i). Predicted: Theorem 3 averaged over the two
-    ends (trapezoid), so the comparison is second-order accurate in the time step. The error is
-    ||measured − predicted|| / ||predicted|| over all intervals and the ``top`` largest values.
+    Measured: (σ(t_{i+1}) − σ(t_i))/(t_{i+1} − t_i). Predicted: the law at both ends, averaged (trapezoid),
+    so the comparison is second-order accurate in the time step.
     """
-    if trajectory.times.numel() < 2:
-        raise ValueError("trajectory needs at least two time points")
-    s, rate = predicted_singular_value_rates(trajectory.end_to_end, trajectory.gradients, trajectory.depth)
+
+    measured: Tensor
+    predicted: Tensor
+
+    @property
+    def relative_error(self) -> Tensor:
+        """||measured − predicted|| / ||predicted|| over the intervals, per run and quantity, (B, K)."""
+        return (torch.linalg.vector_norm(self.measured - self.predicted, dim=0)
+                / torch.linalg.vector_norm(self.predicted, dim=0).clamp_min(1e-300))
+
+    @property
+    def error(self) -> Tensor:
+        """||measured − predicted|| / ||predicted|| over all intervals and quantities, per run, (B,)."""
+        return (torch.linalg.vector_norm(self.measured - self.predicted, dim=(0, 2))
+                / torch.linalg.vector_norm(self.predicted, dim=(0, 2)).clamp_min(1e-300))
+
+
+def check_rates(
+    model, trajectory: Trajectory, *, order: int | None = None, top: int | None = None, **where
+) -> RateCheck:
+    """Compare the measured rates of ``model.quantities`` along ``trajectory`` with ``model.predicted_rates``.
+
+    ``order`` overrides the law's N (a wrong N is the negative control); ``top`` keeps the ``top`` quantities
+    largest at the end of the trajectory (the others barely move and their rates are noise); ``where`` goes
+    to both methods (e.g. ``node=`` for a hierarchical factorization's local components at another node).
+    The law holds for gradient flow from a balanced init: record with a small learning rate.
+    """
+    if top is not None and top < 1:
+        raise ValueError(f"top must be >= 1, got {top}")
+    steps = range(trajectory.times.numel())
+    sigma = torch.stack([model.quantities(trajectory.at(i), sort=False, **where) for i in steps]).double()
+    rate = torch.stack([model.predicted_rates(trajectory.at(i), trajectory.gradients[i], order=order, **where)
+                        for i in steps]).double()
     if top is not None:
-        s, rate = s[..., :top], rate[..., :top]
-    dt = (trajectory.times[1:] - trajectory.times[:-1]).view(-1, *([1] * (s.dim() - 1)))
-    measured = (s[1:] - s[:-1]) / dt
-    predicted = 0.5 * (rate[1:] + rate[:-1])
-    dims = [0, *range(2, s.dim())]
-    return (torch.linalg.vector_norm(measured - predicted, dim=dims)
-            / torch.linalg.vector_norm(predicted, dim=dims).clamp_min(1e-30))
-
-
-def record_trajectory(model, task, params: list[Tensor], lr: float, steps: int, every: int = 1) -> Trajectory:
-    """Run plain gradient descent for ``steps`` steps, recording W and ∇L(W) every ``every`` steps."""
-
-    def snapshot(p: list[Tensor], loss: Tensor) -> dict[str, Tensor]:
-        w = model.end_to_end(p)
-        return {"end_to_end": w, "gradient": task.dense_loss_and_grad(w)[1]}
-
-    batch = params[0].shape[0]
-    lrs = torch.full((batch,), lr, dtype=params[0].dtype)
-    config = TrainConfig(max_steps=steps, loss_threshold=0.0, record_every=every, record_per_decade=0,
-                         progress=False)
-    state = train(model, task, params, gradient_descent(), lrs, config, measure=snapshot)
-    rows = [r for r in state.records if r["step"] % every == 0]
-    return Trajectory(torch.tensor([lr * r["step"] for r in rows], dtype=params[0].dtype),
-                      torch.stack([r["end_to_end"] for r in rows]), torch.stack([r["gradient"] for r in rows]),
-                      depth=len(params))
+        keep = sigma[-1].argsort(dim=-1, descending=True)[:, :top].expand(len(steps), -1, -1)
+        sigma, rate = sigma.gather(2, keep), rate.gather(2, keep)
+    dt = (trajectory.times[1:] - trajectory.times[:-1]).double().view(-1, 1, 1)
+    return RateCheck((sigma[1:] - sigma[:-1]) / dt, 0.5 * (rate[1:] + rate[:-1]))

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ..cnn.images import digits_source
+from ..errors import UsageError
 from ..measure import effective_rank
 from .collapse import collapse, compress
 from .deep_conv import DeepConv2d
@@ -50,19 +51,19 @@ class DigitsConfig:
 
     def __post_init__(self) -> None:
         if not self.architectures or set(self.architectures) - set(ARCHITECTURES):
-            raise ValueError(f"architectures must be a non-empty subset of {ARCHITECTURES}, got {self.architectures}")
+            raise UsageError(f"architectures must be a non-empty subset of {ARCHITECTURES}, got {self.architectures}")
         for name in ("depths", "autoencoder_depths", "kept_ranks"):
             values = getattr(self, name)
             if not values or min(values) < 1:
-                raise ValueError(f"{name} must be a non-empty tuple of ints >= 1, got {values}")
+                raise UsageError(f"{name} must be a non-empty tuple of ints >= 1, got {values}")
         for name in ("hidden", "epochs", "batch_size", "latent", "autoencoder_epochs"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise UsageError(f"{name} must be >= 1, got {getattr(self, name)}")
         if len(self.channels) != 2 or min(self.channels) < 1:
-            raise ValueError(f"channels must be two ints >= 1, got {self.channels}")
+            raise UsageError(f"channels must be two ints >= 1, got {self.channels}")
         for name in ("init_scale", "autoencoder_init_scale", "lr"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+                raise UsageError(f"{name} must be positive, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def build(architecture: str, depth: int, config: DigitsConfig, generator: torch.
         return nn.Sequential(DeepConv2d(1, c1, 3, padding=1, **kind), nn.ReLU(),
                              DeepConv2d(c1, c2, 3, stride=2, padding=1, **kind), nn.ReLU(), nn.Flatten(),
                              DeepLinear(c2 * 16, 10, **kind))
-    raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
+    raise UsageError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
 
 
 def fit(

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..errors import UsageError
+
 State = dict[str, Tensor | list[Tensor]]
 
 
@@ -49,9 +51,9 @@ def global_rmsprop(decay: float = 0.99, eps: float = 1e-4) -> Optimizer:
     eps was 1e-4 in Arora et al. 2019 and 1e-6 in Razin et al. 2021/2022.
     """
     if not 0.0 <= decay < 1.0:
-        raise ValueError(f"decay must be in [0, 1), got {decay}")
+        raise UsageError(f"decay must be in [0, 1), got {decay}")
     if eps <= 0:
-        raise ValueError(f"eps must be positive, got {eps}")
+        raise UsageError(f"eps must be positive, got {eps}")
 
     def init(params: list[Tensor]) -> State:
         p = params[0]
@@ -71,7 +73,7 @@ def global_rmsprop(decay: float = 0.99, eps: float = 1e-4) -> Optimizer:
 def adam(beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> Optimizer:
     """Adam (Kingma & Ba 2015) with per-entry moments, applied to each run independently."""
     if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0):
-        raise ValueError(f"beta1 and beta2 must be in [0, 1), got {beta1}, {beta2}")
+        raise UsageError(f"beta1 and beta2 must be in [0, 1), got {beta1}, {beta2}")
 
     def init(params: list[Tensor]) -> State:
         return {"m": [torch.zeros_like(p) for p in params], "v": [torch.zeros_like(p) for p in params],
@@ -98,5 +100,5 @@ OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {
 def make_optimizer(name: str, **options: float) -> Optimizer:
     """An optimizer from its registry name (``gd``, ``global-rmsprop``, ``adam``)."""
     if name not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {name!r}")
+        raise UsageError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {name!r}")
     return OPTIMIZERS[name](**options)

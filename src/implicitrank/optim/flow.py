@@ -35,7 +35,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..errors import UsageError
 from ..factorizations import loss_and_grad
+from ..tasks import check_task_matches
 from ..train import LossAndGrad, Measure, TrainConfig, TrainState, mark_status, record, start
 from ._optimizers import Optimizer, per_run
 
@@ -121,18 +123,20 @@ def integrate(
     Equations I, §II.4 (step size control, initial step).
     """
     if method not in TABLEAUS:
-        raise ValueError(f"method must be one of {sorted(TABLEAUS)}, got {method!r}")
+        raise UsageError(f"method must be one of {sorted(TABLEAUS)}, got {method!r}")
     if not rtol > 0 or not atol > 0:
-        raise ValueError(f"rtol and atol must be positive, got rtol={rtol}, atol={atol}")
+        raise UsageError(f"rtol and atol must be positive, got rtol={rtol}, atol={atol}")
     if first_step is not None and not first_step > 0:
-        raise ValueError(f"first_step must be positive, got {first_step}")
+        raise UsageError(f"first_step must be positive, got {first_step}")
     if state is None and params is None:
-        raise ValueError("params must be given unless a state is resumed")
+        raise UsageError("params must be given unless a state is resumed")
     dtype = (state.params if state is not None else params)[0].dtype
     if rtol < 10 * torch.finfo(dtype).eps:
         # Below this the error estimate is roundoff: every step would be rejected until h underflows.
-        raise ValueError(f"rtol must be >= 10x the machine epsilon of {dtype} ({10 * torch.finfo(dtype).eps:.1e}), "
+        raise UsageError(f"rtol must be >= 10x the machine epsilon of {dtype} ({10 * torch.finfo(dtype).eps:.1e}), "
                          f"got {rtol}; use float64 parameters for tighter tolerances")
+    if task is not None:
+        check_task_matches(model, task, params if state is None else state.params)
     tableau = TABLEAUS[method]
     objective = objective or (lambda p: loss_and_grad(model, p, task))
     if state is None:

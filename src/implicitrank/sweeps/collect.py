@@ -1,7 +1,9 @@
 """One tidy table of a sweep: a row per finished run, its configuration fields and its summary numbers.
 
 Written as ``OUT/results.csv`` and, when pyarrow is installed, ``OUT/results.parquet``; the plots
-and the reproductions read it. Rows follow the sweep's order; ``shape`` is written as ``12x12``.
+and the reproductions read it. Rows follow the sweep's order; ``shape`` is written as ``12x12``. Each run's
+provenance (``summary.json``) is not a column: ``OUT/results.provenance.json`` holds the table's own provenance
+(``provenance.collect``: who wrote it, when, from which commit) and each run's, by ``run_id``.
 """
 
 from __future__ import annotations
@@ -9,14 +11,15 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import json
 from pathlib import Path
 from typing import Any
 
-from .. import results
+from .. import provenance, results
 from ..run import RunConfig
 from .state import RUNS, read_sweep
 
-CSV, PARQUET = "results.csv", "results.parquet"
+CSV, PARQUET, PROVENANCE = "results.csv", "results.parquet", "results.provenance.json"
 FIELDS = [f.name for f in dataclasses.fields(RunConfig)]
 
 
@@ -31,7 +34,8 @@ def collect_rows(out: str | Path) -> list[dict[str, Any]]:
             config = sweep["configs"][run_id]
             config = {k: "x".join(map(str, config[k])) if k == "shape" else config[k] for k in FIELDS}
             summary = results.read_json(path)
-            rows.append({"run_id": run_id, **config, **{k: v for k, v in summary.items() if k != "run_id"}})
+            rows.append({"run_id": run_id, **config,
+                         **{k: v for k, v in summary.items() if k not in ("run_id", "provenance")}})
     return rows
 
 
@@ -44,8 +48,15 @@ def write_table(out: str | Path, rows: list[dict[str, Any]] | None = None) -> li
     writer = csv.DictWriter(text, columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    written = [out / CSV]
+    written = [out / CSV, out / PROVENANCE]
     results._atomic_write(out / CSV, lambda h: h.write(text.getvalue().encode()))
+    runs = {}
+    for row in rows:
+        path = out / RUNS / str(row.get("run_id")) / results.SUMMARY
+        runs[row.get("run_id")] = results.read_json(path).get("provenance") if path.is_file() else None
+    seeds = sorted({row["seed"] for row in rows if row.get("seed") is not None})
+    record = {"provenance": provenance.collect(seeds=seeds), "runs": runs}
+    results._atomic_write(out / PROVENANCE, lambda h: h.write((json.dumps(record, indent=1) + "\n").encode()))
     try:
         import pyarrow
         import pyarrow.parquet

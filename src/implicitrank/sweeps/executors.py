@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import submitit
 from submitit.core.utils import FailedJobError, UncompletedJobError
 
+from ..errors import UsageError
 from ..threads import available_cores, pin_threads, thread_environment, torch_threads
 from .jobs import Job, RunOutcome, run_job, stopped_early
 
@@ -50,7 +51,7 @@ class SerialExecutor:
 
     def __init__(self, threads: int | None = None) -> None:
         if threads is not None and threads < 1:
-            raise ValueError(f"threads must be >= 1 (or None: torch's default), got {threads}")
+            raise UsageError(f"threads must be >= 1 (or None: torch's default), got {threads}")
         self.threads = threads
 
     def check(self) -> None:
@@ -75,10 +76,10 @@ class LocalExecutor:
         cores = available_cores()
         self.workers = cores if workers is None else workers
         if self.workers < 1:
-            raise ValueError(f"workers must be >= 1 (or None: one per core), got {workers}")
+            raise UsageError(f"workers must be >= 1 (or None: one per core), got {workers}")
         self.threads = max(1, cores // self.workers) if threads is None else threads
         if self.threads < 1:
-            raise ValueError(f"threads must be >= 1 (or None: cores // workers), got {threads}")
+            raise UsageError(f"threads must be >= 1 (or None: cores // workers), got {threads}")
         self.slots = self.workers
 
     def check(self) -> None:
@@ -131,16 +132,16 @@ class SlurmOptions:
     def __post_init__(self) -> None:
         for name, low in (("time", 1), ("cpus", 1), ("gpus", 0), ("array_parallelism", 1), ("max_requeues", 0)):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < low:
-                raise ValueError(f"slurm.{name} must be an integer >= {low}, got {getattr(self, name)!r}")
+                raise UsageError(f"slurm.{name} must be an integer >= {low}, got {getattr(self, name)!r}")
         if self.mem_gb is not None and not self.mem_gb > 0:
-            raise ValueError(f"slurm.mem_gb must be positive (or None: the partition's default), got {self.mem_gb}")
+            raise UsageError(f"slurm.mem_gb must be positive (or None: the partition's default), got {self.mem_gb}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SlurmOptions:
         known = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(values) - set(known))
         if unknown:
-            raise ValueError(f"slurm: unknown options {unknown}; allowed: {known}")
+            raise UsageError(f"slurm: unknown options {unknown}; allowed: {known}")
         return cls(**values)
 
     def parameters(self, name: str) -> dict[str, Any]:
@@ -173,7 +174,7 @@ class SlurmExecutor:
         """poll_seconds : how often to look for finished jobs' results; sacct_seconds : how often to ask
         Slurm (one ``sacct`` for all jobs) for their states, to notice cancelled, timed-out or killed jobs."""
         if not (poll_seconds > 0 and sacct_seconds > 0):
-            raise ValueError(f"poll_seconds and sacct_seconds must be positive, got {poll_seconds}, {sacct_seconds}")
+            raise UsageError(f"poll_seconds and sacct_seconds must be positive, got {poll_seconds}, {sacct_seconds}")
         self.options = options or SlurmOptions()
         self.poll_seconds, self.sacct_seconds = poll_seconds, sacct_seconds
 
@@ -182,16 +183,16 @@ class SlurmExecutor:
         sinfo = shutil.which("sinfo")
         hint = "start one (e.g. .ci/start-slurm) or use --executor local"
         if sinfo is None:
-            raise ValueError(f"executor: 'slurm' needs Slurm's commands (sinfo, sbatch) on PATH; none found; {hint}")
+            raise UsageError(f"executor: 'slurm' needs Slurm's commands (sinfo, sbatch) on PATH; none found; {hint}")
         try:
             answer = subprocess.run([sinfo, "-h", "-o", "%P"], capture_output=True, text=True, timeout=30)
         except subprocess.TimeoutExpired as err:
-            raise ValueError(f"executor: 'slurm': sinfo did not answer in 30 s; {hint}") from err
+            raise UsageError(f"executor: 'slurm': sinfo did not answer in 30 s; {hint}") from err
         if answer.returncode != 0:
-            raise ValueError(f"executor: 'slurm' cannot reach a Slurm cluster (sinfo: {answer.stderr.strip()}); {hint}")
+            raise UsageError(f"executor: 'slurm' cannot reach a Slurm cluster (sinfo: {answer.stderr.strip()}); {hint}")
         partitions = [p.rstrip("*") for p in answer.stdout.split()]
         if self.options.partition is not None and self.options.partition not in partitions:
-            raise ValueError(f"slurm.partition must be one of {partitions}, got {self.options.partition!r}")
+            raise UsageError(f"slurm.partition must be one of {partitions}, got {self.options.partition!r}")
 
     def submit(self, jobs: Sequence[Job], out: Path) -> list[submitit.Job]:
         """Submit ``jobs`` as one array; returns submitit's handles (``.job_id`` as ``scancel`` takes it)."""
@@ -249,4 +250,4 @@ def make_executor(name: str, *, workers: int | None = None, threads: int | None 
         return LocalExecutor(workers, threads)
     if name == "slurm":
         return SlurmExecutor(slurm)
-    raise ValueError(f"executor must be one of {list(EXECUTORS)}, got {name!r}")
+    raise UsageError(f"executor must be one of {list(EXECUTORS)}, got {name!r}")

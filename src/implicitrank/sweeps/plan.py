@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import UsageError
 from ..run import RunConfig
 from .jobs import Job
 from .spec import SweepSpec
@@ -54,9 +55,9 @@ def group_runs(configs: Sequence[RunConfig], *, batch: bool = True, max_batch: i
     executor's parallel slots), the largest job is halved, so that every core gets work.
     """
     if max_batch is not None and max_batch < 1:
-        raise ValueError(f"max_batch must be >= 1 (or None: no limit), got {max_batch}")
+        raise UsageError(f"max_batch must be >= 1 (or None: no limit), got {max_batch}")
     if min_jobs < 1:
-        raise ValueError(f"min_jobs must be >= 1, got {min_jobs}")
+        raise UsageError(f"min_jobs must be >= 1, got {min_jobs}")
     if not batch:
         return [(c,) for c in configs]
     by_key: dict[str, list[RunConfig]] = {}

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import MissingInputError, UsageError
 from ..run import RunConfig
 
 if sys.version_info >= (3, 11):
@@ -61,24 +62,24 @@ class SweepSpec:
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
-            raise ValueError(f"name must be a non-empty string, got {self.name!r}")
+            raise UsageError(f"name must be a non-empty string, got {self.name!r}")
         for key, value in self.base.items():
             _check_value("base", key, value)
         seen: dict[str, str] = {}
         for where, group in [("axes", self.axes)] + [(f"zip[{i}]", g) for i, g in enumerate(self.zips)]:
             if where != "axes" and not group:
-                raise ValueError(f"{where} is empty; give it at least one field")
+                raise UsageError(f"{where} is empty; give it at least one field")
             for key, values in group.items():
                 if key in seen:
-                    raise ValueError(f"{where}.{key}: the field is already an axis in {seen[key]}; vary it once")
+                    raise UsageError(f"{where}.{key}: the field is already an axis in {seen[key]}; vary it once")
                 seen[key] = where
                 if not isinstance(values, list) or not values:
-                    raise ValueError(f"{where}.{key} is empty; give it a non-empty list of values or a range 'A..B'")
+                    raise UsageError(f"{where}.{key} is empty; give it a non-empty list of values or a range 'A..B'")
                 for value in values:
                     _check_value(where, key, value)
             lengths = {key: len(values) for key, values in group.items()}
             if where != "axes" and len(set(lengths.values())) > 1:
-                raise ValueError(f"{where}: zipped axes must have equal lengths, got {lengths}")
+                raise UsageError(f"{where}: zipped axes must have equal lengths, got {lengths}")
         from .executors import SlurmOptions
 
         SlurmOptions.from_dict(self.slurm)
@@ -100,9 +101,9 @@ class SweepSpec:
             try:
                 config = RunConfig.from_dict(_as_declared({**self.base, **values}))
             except ValueError as err:
-                raise ValueError(f"the run with {values} is not a valid configuration: {err}") from err
+                raise UsageError(f"the run with {values} is not a valid configuration: {err}") from err
             if config.run_id in ids:
-                raise ValueError(f"the runs with {ids[config.run_id]} and {values} are the same run; "
+                raise UsageError(f"the runs with {ids[config.run_id]} and {values} are the same run; "
                                  "remove the repeated axis values")
             ids[config.run_id] = values
             configs.append(config)
@@ -116,11 +117,11 @@ def load_spec(path: str | Path) -> SweepSpec:
     """Read and validate a TOML sweep spec."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"spec: no such file {str(path)!r}")
+        raise MissingInputError(f"spec: no such file {str(path)!r}")
     try:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as err:
-        raise ValueError(f"spec: {path} is not valid TOML: {err}") from err
+        raise UsageError(f"spec: {path} is not valid TOML: {err}") from err
     return parse_spec(data, default_name=path.stem)
 
 
@@ -128,14 +129,14 @@ def parse_spec(data: dict[str, Any], default_name: str = "sweep") -> SweepSpec:
     """A spec from its TOML tables (see the module docstring); ranges 'A..B' are expanded."""
     unknown = sorted(set(data) - set(SECTIONS))
     if unknown:
-        raise ValueError(f"spec: unknown sections {unknown}; allowed: {list(SECTIONS)}")
+        raise UsageError(f"spec: unknown sections {unknown}; allowed: {list(SECTIONS)}")
     for section in ("base", "axes", "slurm"):
         if not isinstance(data.get(section, {}), dict):
-            raise ValueError(f"spec: [{section}] must be a table")
+            raise UsageError(f"spec: [{section}] must be a table")
     zips = data.get("zip", [])
     zips = [zips] if isinstance(zips, dict) else zips
     if not isinstance(zips, list) or not all(isinstance(g, dict) for g in zips):
-        raise ValueError("spec: zip must be a table [zip] or an array of tables [[zip]]")
+        raise UsageError("spec: zip must be a table [zip] or an array of tables [[zip]]")
     return SweepSpec(
         name=data.get("name", default_name),
         base=dict(data.get("base", {})),
@@ -150,13 +151,13 @@ def _axis_values(where: str, values: Any) -> list:
     if isinstance(values, str):
         match = RANGE.match(values)
         if match is None:
-            raise ValueError(f"{where}: expected a list of values or an integer range 'A..B', got {values!r}")
+            raise UsageError(f"{where}: expected a list of values or an integer range 'A..B', got {values!r}")
         lo, hi = int(match.group(1)), int(match.group(2))
         if hi < lo:
-            raise ValueError(f"{where}: the range {values!r} is empty (B < A)")
+            raise UsageError(f"{where}: the range {values!r} is empty (B < A)")
         return list(range(lo, hi + 1))
     if not isinstance(values, list):
-        raise ValueError(f"{where}: expected a list of values or an integer range 'A..B', got {values!r}; "
+        raise UsageError(f"{where}: expected a list of values or an integer range 'A..B', got {values!r}; "
                          "put single values in [base]")
     return list(values)
 
@@ -164,7 +165,7 @@ def _axis_values(where: str, values: Any) -> list:
 def _check_value(where: str, key: str, value: Any) -> None:
     """Refuse unknown fields and values of the wrong kind (a float for an int field, ...)."""
     if key not in FIELD_TYPES:
-        raise ValueError(f"{where}.{key}: unknown config field; allowed: {sorted(FIELD_TYPES)}")
+        raise UsageError(f"{where}.{key}: unknown config field; allowed: {sorted(FIELD_TYPES)}")
     kind = FIELD_TYPES[key]
     ok = {
         "str": isinstance(value, str),
@@ -175,7 +176,7 @@ def _check_value(where: str, key: str, value: Any) -> None:
     }
     base, _, optional = kind.partition(" | ")
     if not (ok[base] or (optional == "None" and value is None)):
-        raise ValueError(f"{where}.{key}: expected {kind}, got {value!r}")
+        raise UsageError(f"{where}.{key}: expected {kind}, got {value!r}")
 
 
 def _as_declared(values: dict[str, Any]) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import results
+from ..errors import MissingInputError, OutputExistsError
 
 SWEEP, RUNS, LOCKS = "sweep.json", "runs", ".locks"
 ERROR, INTERRUPTED = "error.json", "interrupted.json"
@@ -110,7 +111,7 @@ def sweep_lock(out: Path) -> Iterator[None]:
     with hold_lock(out / LOCKS / "sweep.lock", wait=0.0) as acquired:
         if not acquired:
             info = lock_holder(out / LOCKS / "sweep.lock") or {}
-            raise FileExistsError(f"out: {out} is being written by another sweep ({describe_holder(info)}); "
+            raise OutputExistsError(f"out: {out} is being written by another sweep ({describe_holder(info)}); "
                                   "wait for it to finish or choose another --out")
         yield
 
@@ -125,9 +126,9 @@ def write_sweep(out: Path, spec: dict, configs: dict[str, dict], *, dry_run: boo
     path = out / SWEEP
     if path.exists():
         if set(results.read_json(path)["run_ids"]) != set(configs):
-            raise FileExistsError(f"out: {out} holds a sweep of other runs; choose another --out")
+            raise OutputExistsError(f"out: {out} holds a sweep of other runs; choose another --out")
     elif out.exists() and any(p.name != LOCKS for p in out.iterdir()):
-        raise FileExistsError(f"out: {out} is not empty and holds no {SWEEP}; choose another --out")
+        raise OutputExistsError(f"out: {out} is not empty and holds no {SWEEP}; choose another --out")
     if not dry_run:
         results.write_json(path, {"spec": spec, "run_ids": list(configs), "configs": configs})
 
@@ -135,7 +136,7 @@ def write_sweep(out: Path, spec: dict, configs: dict[str, dict], *, dry_run: boo
 def read_sweep(out: str | Path) -> dict:
     path = Path(out) / SWEEP
     if not path.is_file():
-        raise FileNotFoundError(f"dir: {str(out)!r} is not a sweep directory (no {SWEEP})")
+        raise MissingInputError(f"dir: {str(out)!r} is not a sweep directory (no {SWEEP})")
     return results.read_json(path)
 
 

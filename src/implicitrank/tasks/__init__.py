@@ -1,11 +1,17 @@
-"""Tasks: completion and sensing observations, ground truths, and loaders for users' files."""
+"""Tasks: completion and sensing observations, ground truths, and loaders for users' files.
 
-from .completion import Completion, complete_from_target, sample_observations
+Every task follows one protocol (:class:`Task`): ``shape``, ``values`` (B, M), ``batch``,
+``num_observations``, ``dtype``, ``device``, a torch-like ``to`` and the per-run ``loss``.
+"""
+
+from ._protocol import Task, check_task_matches, parse_to
+from .completion import Completion, complete_from_target, minibatches, sample_observations
 from .files import load_npz_completion, movielens_completion, read_movielens
 from .ground_truth import low_rank_matrix
 from .sensing import Sensing, gaussian_sensing
 
 __all__ = [
-    "Completion", "Sensing", "complete_from_target", "gaussian_sensing", "load_npz_completion",
-    "low_rank_matrix", "movielens_completion", "read_movielens", "sample_observations",
+    "Completion", "Sensing", "Task", "check_task_matches", "complete_from_target", "gaussian_sensing",
+    "load_npz_completion", "low_rank_matrix", "minibatches", "movielens_completion", "parse_to", "read_movielens",
+    "sample_observations",
 ]

@@ -8,16 +8,18 @@ with this convention.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from ._protocol import Observations
 from ._values import check_values
 
 
 @dataclass
-class Completion:
+class Completion(Observations):
     """Observed entries of a tensor of shape ``shape`` for B runs.
 
     indices : (B, M, order) or (M, order) integer multi-indices (shared by all runs when 2-D); any
@@ -39,18 +41,9 @@ class Completion:
         if self.indices.shape[-1] != order:
             raise ValueError(f"indices must end in the tensor order {order}, got shape {tuple(self.indices.shape)}")
         check_values(self.values, self.indices.shape[-2])
-        if bool((self.indices < 0).any()) or any(
-            bool((self.indices[..., k] >= size).any()) for k, size in enumerate(self.shape)
-        ):
+        sizes = torch.tensor(self.shape, device=self.indices.device)
+        if bool(((self.indices < 0) | (self.indices >= sizes)).any()):
             raise ValueError(f"indices out of range for a tensor of shape {self.shape}")
-
-    @property
-    def batch(self) -> int:
-        return self.values.shape[0]
-
-    @property
-    def num_observations(self) -> int:
-        return self.values.shape[1]
 
     def flat_indices(self) -> Tensor:
         """Row-major positions of the observed entries, (B, M) int64."""
@@ -65,14 +58,9 @@ class Completion:
         mask.scatter_(1, self.flat_indices(), True)
         return mask.view(self.batch, *self.shape)
 
-    def to(self, device: torch.device | str, dtype: torch.dtype) -> Completion:
-        def move(t: Tensor | None, floating: bool) -> Tensor | None:
-            if t is None:
-                return None
-            return t.to(device=device, dtype=dtype) if floating else t.to(device=device)
-
-        return Completion(self.shape, move(self.indices, False), move(self.values, True), move(self.target, True),
-                          move(self.test_indices, False), move(self.test_values, True))
+    def rows(self, rows: Tensor) -> Completion:
+        """The task restricted to the observations at positions ``rows`` (B, or shared), e.g. a minibatch."""
+        return Completion(self.shape, self.indices[..., rows, :], self.values[:, rows])
 
     def loss(self, model, params: list[Tensor]) -> Tensor:
         """Per-run mean squared error over observed entries, (B,)."""
@@ -107,6 +95,29 @@ def sample_observations(
     rows = [torch.randperm(numel, generator=torch.Generator().manual_seed(int(s)))[:num_observations]
             for s in seeds]
     return torch.stack(rows).to(device)
+
+
+def minibatches(task: Completion, batch_size: int, seed: int = 0) -> Callable[[int], Completion]:
+    """The sampler of a minibatch fit: step k's part of ``task``.
+
+    Epoch e = k // ⌈M / batch_size⌉ is a shuffle of the M observed entries (shared by the runs, seeded by
+    ``seed`` and e, so a resumed fit sees the same batches) cut into consecutive batches of ``batch_size``
+    (the last one smaller).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    per_epoch = math.ceil(task.num_observations / batch_size)
+    shuffled: dict[int, Tensor] = {}
+
+    def sample(step: int) -> Completion:
+        epoch, part = divmod(step, per_epoch)
+        if epoch not in shuffled:
+            shuffled.clear()
+            generator = torch.Generator().manual_seed(int(seed) * 1_000_003 + epoch)
+            shuffled[epoch] = torch.randperm(task.num_observations, generator=generator).to(task.device)
+        return task.rows(shuffled[epoch][part * batch_size:(part + 1) * batch_size])
+
+    return sample
 
 
 def complete_from_target(target: Tensor, num_observations: int, data_seeds: list[int]) -> Completion:

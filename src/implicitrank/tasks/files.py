@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import MissingInputError, UsageError
 from .completion import Completion
 
 MOVIELENS_100K_SHAPE = (943, 1682)
@@ -16,7 +17,7 @@ MOVIELENS_100K_SHAPE = (943, 1682)
 def _existing(path: str | Path, argument: str) -> Path:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{argument}: no such file {str(path)!r}")
+        raise MissingInputError(f"{argument}: no such file {str(path)!r}")
     return path
 
 
@@ -27,21 +28,21 @@ def load_npz_completion(path: str | Path, batch: int = 1) -> Completion:
     try:
         archive = np.load(path, allow_pickle=False)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
-        raise ValueError(f"data: {path} is not a readable .npz file ({err})") from err
+        raise UsageError(f"data: {path} is not a readable .npz file ({err})") from err
     if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise ValueError(f"data: {path} is a single array, not an .npz archive with 'matrix' and 'mask'")
+        raise UsageError(f"data: {path} is a single array, not an .npz archive with 'matrix' and 'mask'")
     with archive:
         if "matrix" not in archive.files or "mask" not in archive.files:
-            raise ValueError(f"data: {path} must contain arrays 'matrix' and 'mask', has {sorted(archive.files)}")
+            raise UsageError(f"data: {path} must contain arrays 'matrix' and 'mask', has {sorted(archive.files)}")
         matrix, mask = np.asarray(archive["matrix"], dtype=np.float64), np.asarray(archive["mask"], dtype=bool)
     if matrix.ndim != 2 or mask.shape != matrix.shape:
-        raise ValueError(f"data: 'matrix' must be 2-D and 'mask' the same shape, got {matrix.shape} and {mask.shape}")
+        raise UsageError(f"data: 'matrix' must be 2-D and 'mask' the same shape, got {matrix.shape} and {mask.shape}")
     if not mask.any():
-        raise ValueError("data: 'mask' observes no entry")
+        raise UsageError("data: 'mask' observes no entry")
     rows, cols = np.nonzero(mask)
     values = matrix[rows, cols]
     if not np.isfinite(values).all():
-        raise ValueError("data: 'matrix' has NaN or inf at observed entries")
+        raise UsageError("data: 'matrix' has NaN or inf at observed entries")
     target = torch.from_numpy(matrix).expand(batch, *matrix.shape) if np.isfinite(matrix).all() else None
     indices = torch.from_numpy(np.stack([rows, cols], axis=1)).long()
     return Completion(matrix.shape, indices, torch.from_numpy(values).expand(batch, -1).clone(), target=target)
@@ -54,11 +55,11 @@ def read_movielens(path: str | Path) -> np.ndarray:
     try:
         table = np.loadtxt(path, dtype=np.float64, ndmin=2)
     except ValueError as err:
-        raise ValueError(f"data: {path} is not a MovieLens u.data file (user item rating timestamp): {err}") from err
+        raise UsageError(f"data: {path} is not a MovieLens u.data file (user item rating timestamp): {err}") from err
     if table.shape[1] != 4 or table.shape[0] == 0:
-        raise ValueError(f"data: {path} must have 4 columns (user item rating timestamp), got {table.shape}")
+        raise UsageError(f"data: {path} must have 4 columns (user item rating timestamp), got {table.shape}")
     if (table[:, :2] < 1).any() or not np.isfinite(table).all():
-        raise ValueError(f"data: {path} has user/item ids < 1 or non-finite values")
+        raise UsageError(f"data: {path} has user/item ids < 1 or non-finite values")
     return np.column_stack([table[:, 0] - 1, table[:, 1] - 1, table[:, 2]])
 
 
@@ -71,7 +72,7 @@ def movielens_completion(
     shape = (max(MOVIELENS_100K_SHAPE[0], int(table[:, 0].max()) + 1),
              max(MOVIELENS_100K_SHAPE[1], int(table[:, 1].max()) + 1))
     if not 1 <= num_observations < len(table):
-        raise ValueError(f"num_observations must be in [1, {len(table) - 1}] for {path}, got {num_observations}")
+        raise UsageError(f"num_observations must be in [1, {len(table) - 1}] for {path}, got {num_observations}")
     order = torch.randperm(len(table), generator=torch.Generator().manual_seed(int(seed))).numpy()
     train, test = table[order[:num_observations]], table[order[num_observations:]]
     to_idx = lambda t: torch.from_numpy(t[:, :2].astype(np.int64))  # noqa: E731

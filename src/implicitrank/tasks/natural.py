@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import gzip
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ..optim import Optimizer
+from ..errors import MissingInputError, UsageError
 from .completion import Completion
 
 VARIANTS = ("original", "random-labels", "random-images")
@@ -40,24 +40,24 @@ def read_idx(path: str | Path, argument: str = "path") -> np.ndarray:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{argument}: no such file {str(path)!r}")
+        raise MissingInputError(f"{argument}: no such file {str(path)!r}")
     raw = path.read_bytes()
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError) as err:
-            raise ValueError(f"{argument}: {path} is a corrupt gzip file ({err})") from err
+            raise UsageError(f"{argument}: {path} is a corrupt gzip file ({err})") from err
     if len(raw) < 4 or raw[:2] != b"\x00\x00" or raw[2] not in IDX_DTYPES or raw[3] == 0:
-        raise ValueError(f"{argument}: {path} is not an IDX file (expected magic 00 00 <type in "
+        raise UsageError(f"{argument}: {path} is not an IDX file (expected magic 00 00 <type in "
                          f"{[hex(t) for t in IDX_DTYPES]}> <ndim >= 1>, got {raw[:4].hex(' ')})")
     ndim, dtype = raw[3], np.dtype(IDX_DTYPES[raw[2]])
     header = 4 + 4 * ndim
     if len(raw) < header:
-        raise ValueError(f"{argument}: {path} is truncated inside its IDX header")
+        raise UsageError(f"{argument}: {path} is truncated inside its IDX header")
     dims = tuple(int(d) for d in np.frombuffer(raw[4:header], dtype=">i4"))
     expected = header + math.prod(dims) * dtype.itemsize
     if len(raw) != expected:
-        raise ValueError(f"{argument}: {path} has {len(raw)} bytes, but its IDX header {dims} needs {expected}")
+        raise UsageError(f"{argument}: {path} has {len(raw)} bytes, but its IDX header {dims} needs {expected}")
     return np.frombuffer(raw[header:], dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
 
 
@@ -65,11 +65,11 @@ def quantize(intensities: np.ndarray, levels: int, max_value: int) -> np.ndarray
     """Gray levels min(⌊k·p/max_value⌋, k−1) of integer intensities p in [0, max_value], as uint8, exact in
     integer arithmetic and in row chunks (no float copy of 60,000 images); k = 2 binarizes at p/max_value ≥ 0.5."""
     if not 2 <= levels <= 256:
-        raise ValueError(f"levels must be in [2, 256], got {levels}")
+        raise UsageError(f"levels must be in [2, 256], got {levels}")
     intensities = np.asarray(intensities)
     if intensities.dtype.kind not in "iu" or (intensities.size and (intensities.min() < 0
                                                                     or intensities.max() > max_value)):
-        raise ValueError(f"intensities must be integers in [0, {max_value}], got dtype {intensities.dtype}")
+        raise UsageError(f"intensities must be integers in [0, {max_value}], got dtype {intensities.dtype}")
     out = np.empty(intensities.shape, dtype=np.uint8)
     for start in range(0, len(intensities), QUANTIZE_ROWS):
         rows = intensities[start:start + QUANTIZE_ROWS].astype(np.int32)
@@ -85,13 +85,13 @@ def one_vs_all_completion(
     """Completion of the order-P tensor over {0..k−1}^P from integer images (K, P) with intensities in
     [0, max_value] and labels (K,)."""
     if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {list(VARIANTS)}, got {variant!r}")
+        raise UsageError(f"variant must be one of {list(VARIANTS)}, got {variant!r}")
     pixels = np.asarray(pixels).reshape(len(pixels), -1)
     labels = np.asarray(labels).reshape(-1)
     if len(pixels) == 0 or len(labels) != len(pixels):
-        raise ValueError(f"need as many labels as images (>= 1), got {len(labels)} labels, {len(pixels)} images")
+        raise UsageError(f"need as many labels as images (>= 1), got {len(labels)} labels, {len(pixels)} images")
     if target_class not in set(labels.tolist()):
-        raise ValueError(f"target_class {target_class} does not occur; labels are {sorted(set(labels.tolist()))}")
+        raise UsageError(f"target_class {target_class} does not occur; labels are {sorted(set(labels.tolist()))}")
     rng = np.random.default_rng(seed)
     indices = quantize(pixels, levels, max_value)
     if variant == "random-images":
@@ -103,7 +103,7 @@ def one_vs_all_completion(
     if test_pixels is not None and test_labels is not None:
         test_pixels = np.asarray(test_pixels).reshape(len(test_pixels), -1)
         if test_pixels.shape[1] != pixels.shape[1] or len(test_labels) != len(test_pixels):
-            raise ValueError(f"test images must be (K, {pixels.shape[1]}) with one label each, got "
+            raise UsageError(f"test images must be (K, {pixels.shape[1]}) with one label each, got "
                              f"{test_pixels.shape} and {len(test_labels)} labels")
         test_idx = torch.from_numpy(quantize(test_pixels, levels, max_value))
         test_val = torch.from_numpy(np.where(np.asarray(test_labels) == target_class, LABEL_VALUE, 0.0))
@@ -122,7 +122,7 @@ def digits_one_vs_all(
     from sklearn.datasets import load_digits
 
     if not 0.0 <= test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
+        raise UsageError(f"test_fraction must be in [0, 1), got {test_fraction}")
     digits = load_digits()
     order = np.random.default_rng(seed).permutation(len(digits.target))
     images, labels = digits.data[order].astype(np.int64), digits.target[order]
@@ -142,7 +142,7 @@ def mnist_one_vs_all(
     pixels, classes = _idx_pair(images, labels, "images", "labels")
     test = {}
     if (test_images is None) != (test_labels is None):
-        raise ValueError("test_images and test_labels must be given together")
+        raise UsageError("test_images and test_labels must be given together")
     if test_images is not None:
         test_pixels, test_classes = _idx_pair(test_images, test_labels, "test_images", "test_labels")
         test = {"test_pixels": test_pixels, "test_labels": test_classes}
@@ -153,9 +153,9 @@ def mnist_one_vs_all(
 def _idx_pair(images: str | Path, labels: str | Path, image_arg: str, label_arg: str) -> tuple[np.ndarray, np.ndarray]:
     pixels, classes = read_idx(images, image_arg), read_idx(labels, label_arg)
     if pixels.ndim != 3 or pixels.dtype != np.uint8:
-        raise ValueError(f"{image_arg}: expected uint8 images (K, rows, cols), got {pixels.dtype} {pixels.shape}")
+        raise UsageError(f"{image_arg}: expected uint8 images (K, rows, cols), got {pixels.dtype} {pixels.shape}")
     if classes.ndim != 1 or len(classes) != len(pixels):
-        raise ValueError(f"{label_arg}: expected {len(pixels)} labels (one per image), got shape {classes.shape}")
+        raise UsageError(f"{label_arg}: expected {len(pixels)} labels (one per image), got shape {classes.shape}")
     return pixels.reshape(len(pixels), -1), classes.astype(np.int64)
 
 
@@ -171,47 +171,14 @@ def one_vs_all_error(model, params: list[Tensor], indices: Tensor, values: Tenso
     return total / (4.0 * values.shape[1])
 
 
-@dataclass
-class MinibatchFit:
-    """Final parameters and, at the evaluated epochs, train error and (if the task has test entries) test
-    error, each (B,)."""
+def one_vs_all_errors(model, task: Completion) -> Callable[[list[Tensor], Tensor], dict[str, Tensor]]:
+    """The measurement of a one-vs-all fit for the training loop: ``train_error`` and, where ``task`` holds test
+    entries, ``test_error`` (capped), each (B,) (see :func:`one_vs_all_error`)."""
 
-    params: list[Tensor]
-    epochs: list[int]
-    train_error: list[Tensor]
-    test_error: list[Tensor]
-
-
-def fit_minibatch(
-    model, task: Completion, params: list[Tensor], optimizer: Optimizer, lr: float, *, epochs: int,
-    batch_size: int = 5000, seed: int = 0, eval_every: int = 1,
-) -> MinibatchFit:
-    """Minibatch training (each epoch a seeded shuffle of the observed entries, shared by the runs) of the
-    mean squared error; errors are MSE/4 (test capped at 4 per sample) every ``eval_every`` epochs and
-    after the last one."""
-    if tuple(task.shape) != tuple(model.shape):
-        raise ValueError(f"task shape {task.shape} does not match model shape {model.shape}")
-    if epochs < 1 or batch_size < 1 or eval_every < 1:
-        raise ValueError(f"epochs, batch_size and eval_every must be >= 1, got {epochs}, {batch_size}, {eval_every}")
-    gen = torch.Generator().manual_seed(int(seed))
-    lrs = torch.full((task.batch,), lr, dtype=params[0].dtype, device=params[0].device)
-    state, params = optimizer.init(params), [p.detach() for p in params]
-    evaluated, train_error, test_error = [], [], []
-    for epoch in range(1, epochs + 1):
-        order = torch.randperm(task.num_observations, generator=gen).to(task.values.device)
-        for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
-            idx = task.indices[..., rows, :]
-            with torch.enable_grad():
-                leaves = [p.requires_grad_(True) for p in params]
-                loss = (model.evaluate(leaves, idx) - task.values[:, rows]).pow(2).mean(1)
-                grads = torch.autograd.grad(loss.sum(), leaves)
-            updates, state = optimizer.update(list(grads), state, lrs)
-            params = [(p - u).detach() for p, u in zip(params, updates)]
-        if epoch % eval_every and epoch != epochs:
-            continue
-        evaluated.append(epoch)
-        train_error.append(one_vs_all_error(model, params, task.indices, task.values))
+    def measure(params: list[Tensor], loss: Tensor) -> dict[str, Tensor]:
+        errors = {"train_error": one_vs_all_error(model, params, task.indices, task.values)}
         if task.test_indices is not None:
-            test_error.append(one_vs_all_error(model, params, task.test_indices, task.test_values, cap=True))
-    return MinibatchFit(params, evaluated, train_error, test_error)
+            errors["test_error"] = one_vs_all_error(model, params, task.test_indices, task.test_values, cap=True)
+        return errors
+
+    return measure

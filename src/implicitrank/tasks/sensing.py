@@ -13,11 +13,15 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ._protocol import Observations
 from ._values import check_values
 
 
 @dataclass
-class Sensing:
+class Sensing(Observations):
+    """y_i = <A_i, W*> for B runs: ``measurements`` (M, numel) holds vec(A_i) as rows (shared by the runs),
+    ``values`` (B, M) the measurements, ``target`` the optional (B, *shape) ground truth."""
+
     shape: tuple[int, ...]
     measurements: Tensor  # (M, numel), rows are vec(A_i)
     values: Tensor  # (B, M)
@@ -28,19 +32,6 @@ class Sensing:
         if self.measurements.dim() != 2 or self.measurements.shape[1] != numel:
             raise ValueError(f"measurements must be (M, {numel}), got {tuple(self.measurements.shape)}")
         check_values(self.values, self.measurements.shape[0])
-
-    @property
-    def batch(self) -> int:
-        return self.values.shape[0]
-
-    @property
-    def num_observations(self) -> int:
-        return self.values.shape[1]
-
-    def to(self, device: torch.device | str, dtype: torch.dtype) -> Sensing:
-        target = None if self.target is None else self.target.to(device=device, dtype=dtype)
-        return Sensing(self.shape, self.measurements.to(device=device, dtype=dtype),
-                       self.values.to(device=device, dtype=dtype), target)
 
     def loss(self, model, params: list[Tensor]) -> Tensor:
         w = model.end_to_end(params).reshape(self.batch, -1)
@@ -53,12 +44,13 @@ class Sensing:
 
 
 def gaussian_sensing(target: Tensor, num_observations: int, seed: int = 0, batch: int = 1) -> Sensing:
-    """Measurement matrices with i.i.d. N(0, 1/n²) entries, n = the number of columns (papers.md §1)."""
+    """Measurement matrices with i.i.d. N(0, 1/n²) entries, n = the number of columns (papers.md §1), drawn in
+    float64 and stored in the target's dtype."""
     if num_observations < 1:
         raise ValueError(f"num_observations must be >= 1, got {num_observations}")
     shape = tuple(target.shape)
     g = torch.Generator().manual_seed(int(seed))
     a = torch.randn(num_observations, math.prod(shape), generator=g, dtype=torch.float64) / shape[-1]
     a = a.to(target.device)
-    values = (a @ target.reshape(-1).to(a.dtype)).expand(batch, -1)
-    return Sensing(shape, a, values, target=target.expand(batch, *shape))
+    values = (a @ target.reshape(-1).to(a.dtype)).to(target.dtype).expand(batch, -1)
+    return Sensing(shape, a.to(target.dtype), values, target=target.expand(batch, *shape))

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from ..factorizations.cp import cp_to_tensor
+from ._protocol import Observations
 from ._values import check_values
 from .completion import Completion, sample_observations
 from .sensing import Sensing
@@ -70,7 +71,7 @@ def rank_one_measurements(w: Tensor, vectors: list[Tensor]) -> Tensor:
 
 
 @dataclass
-class RankOneSensing:
+class RankOneSensing(Observations):
     """y_i = <A_i, W*> with rank-one A_i = ⊗_n a_i^n; ``vectors[n]`` is (M, D_n), ``values`` (B, M).
 
     Predictions use the model's ``inner_rank_one`` where it has one (CP: Σ_r Π_n <a_i^n, w_r^n>), else
@@ -91,19 +92,6 @@ class RankOneSensing:
         if len({v.shape[0] for v in self.vectors}) != 1:
             raise ValueError(f"every mode needs the same number of vectors M, got {[v.shape[0] for v in self.vectors]}")
         check_values(self.values, self.vectors[0].shape[0])
-
-    @property
-    def batch(self) -> int:
-        return self.values.shape[0]
-
-    @property
-    def num_observations(self) -> int:
-        return self.values.shape[1]
-
-    def to(self, device: torch.device | str, dtype: torch.dtype) -> RankOneSensing:
-        target = None if self.target is None else self.target.to(device=device, dtype=dtype)
-        return RankOneSensing(self.shape, [v.to(device=device, dtype=dtype) for v in self.vectors],
-                              self.values.to(device=device, dtype=dtype), target)
 
     def loss(self, model, params: list[Tensor]) -> Tensor:
         inner = getattr(model, "inner_rank_one", None)

@@ -1,0 +1,79 @@
+"""Where a result came from: package version, git commit, library versions, device, dtype, threads, seeds, command.
+
+``collect`` returns one JSON-ready dict, stored under the key ``"provenance"`` in every run's ``summary.json``,
+every ``claims.json``, a sweep table's ``results.provenance.json`` and every benchmark JSON, so a number can be
+traced to the code and the machine that produced it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+
+__all__ = ["collect", "git_state", "now"]
+
+
+def now() -> str:
+    """The current UTC time as ISO 8601 with seconds (``2026-12-02T06:15:00+00:00``)."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+@lru_cache(maxsize=1)
+def git_state() -> dict:
+    """``{"commit": sha or None, "dirty": bool or None}`` of the git checkout holding this package (None when the
+    package is not in a git work tree or git is unavailable). Cached: a process asks once."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                                capture_output=True, text=True, timeout=20, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit or None, "dirty": bool(status.strip())}
+
+
+def _threads() -> dict:
+    import torch
+
+    return {"torch_threads": torch.get_num_threads(), "torch_interop_threads": torch.get_num_interop_threads(),
+            **{name: os.environ.get(name) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
+
+
+def collect(*, seeds: Sequence[int] | None = None, device: str | None = None, dtype: str | None = None,
+            started: str | None = None, ended: str | None = None, argv: Sequence[str] | None = None) -> dict:
+    """The provenance record of a result.
+
+    Parameters
+    ----------
+    seeds : the seeds of the runs the result comes from (None when not applicable).
+    device, dtype : where and in which precision it was computed (e.g. ``"cpu"``, ``"float32"``); the device
+        defaults to ``"cuda"`` naming the GPU when one is present, else ``"cpu"``.
+    started, ended : ISO times (``now()``); ``ended`` defaults to now.
+    argv : the command line (default ``sys.argv``).
+
+    Returns
+    -------
+    dict with ``implicitrank`` (version), ``git_commit``, ``git_dirty``, ``python``, ``torch``, ``numpy``,
+    ``platform``, ``device``, ``dtype``, ``torch_threads``, ``torch_interop_threads``, ``OMP_NUM_THREADS``,
+    ``MKL_NUM_THREADS``, ``seeds``, ``command``, ``started``, ``ended``.
+    """
+    import numpy
+    import torch
+
+    from . import __version__
+
+    if device is None:
+        device = f"cuda ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else "cpu"
+    git = git_state()
+    return {"implicitrank": __version__, "git_commit": git["commit"], "git_dirty": git["dirty"],
+            "python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
+            "platform": platform.platform(), "device": device, "dtype": dtype, **_threads(),
+            "seeds": None if seeds is None else [int(s) for s in seeds],
+            "command": list(sys.argv if argv is None else argv), "started": started, "ended": ended or now()}

@@ -1,0 +1,190 @@
+"""The report of a ``reproduce NAME`` or ``reproduce all`` directory: does each published claim hold?
+
+A header with the provenance of the runs (version, commit, torch, device, dtype, threads, seeds, command, dates, wall
+time per experiment), a summary of every experiment (failures first, each linking to its section), and per
+experiment its figures beside its claims table (the paper's value with its source, ours with the spread over seeds,
+the test applied, the status), then the notes that explain known differences (the claims' notes and the
+experiment's docstring). Older ``claims.json`` files (text values, no provenance) render with what they hold.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ._page import cell, css_class, duration, file_figure, fmt, read_json_or_none, render, seconds_between, table
+
+CLAIMS = "claims.json"
+CLAIM_STATUSES = ("fail", "pass", "not run")  # the order of the claims tables: failures first
+EXPERIMENT_ORDER = ("failed", "not run", "passed")  # the order of the summary: failures first
+PROVENANCE_KEYS = ("implicitrank", "git_commit", "git_dirty", "torch", "python", "numpy", "device", "dtype",
+                   "torch_threads", "torch_interop_threads", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "platform",
+                   "seeds", "command", "started", "ended")
+PER_EXPERIMENT_KEYS = ("seeds", "command", "started", "ended")
+
+
+def is_reproduction(root: Path) -> bool:
+    """Whether ``root`` holds one experiment's output (claims.json) or several (reproduce all)."""
+    return (root / CLAIMS).is_file() or bool(_experiment_dirs(root))
+
+
+def _known() -> dict[str, str]:
+    from ..experiments.registry import MODULES
+
+    return MODULES
+
+
+def _experiment_dirs(root: Path) -> dict[str, Path]:
+    known = _known()
+    return {d.name: d for d in sorted(root.iterdir())
+            if d.is_dir() and ((d / CLAIMS).is_file() or (d.name in known and (d / "log.txt").is_file()))}
+
+
+def write(root: Path) -> Path:
+    """Write ``root/report.html``; return its path."""
+    root = Path(root)
+    if (root / CLAIMS).is_file():
+        data, _ = read_json_or_none(root / CLAIMS)
+        name = (data or {}).get("experiment") or root.name
+        experiments = [gather_experiment(name, root, anchor="experiment-0")]
+    else:
+        experiments = [gather_experiment(n, d, f"experiment-{i}")
+                       for i, (n, d) in enumerate(_experiment_dirs(root).items())]
+    experiments.sort(key=lambda e: EXPERIMENT_ORDER.index(e["status"]))
+    shared, varying = _split_provenance([e["provenance"] for e in experiments if e["provenance"]])
+    for e in experiments:
+        e["provenance_rows"] = {k: fmt(e["provenance"].get(k)) for k in varying if k in e["provenance"]}
+    claim_counts = {s: sum(e["counts"][s] for e in experiments) for s in CLAIM_STATUSES}
+    experiment_counts = {s: sum(e["status"] == s for e in experiments) for s in EXPERIMENT_ORDER}
+    scales = sorted({e["scale"] for e in experiments if e["scale"]})
+    title = (f"Reproduction: {experiments[0]['name']}" if len(experiments) == 1
+             else f"Reproduction of {len(experiments)} experiments")
+    return render("reproduction.html", root, title=title, root=str(root), scales=", ".join(scales) or "—",
+                  provenance={k: fmt(v) for k, v in shared.items()}, experiments=experiments,
+                  summary=_summary_table(experiments), claim_counts=claim_counts,
+                  experiment_counts=experiment_counts, total_seconds=duration(_total_seconds(experiments)))
+
+
+def gather_experiment(name: str, directory: Path, anchor: str) -> dict[str, Any]:
+    """One experiment's section: status, claims, figures, provenance, notes, and what is wrong with its output."""
+    problems: list[str] = []
+    data, problem = read_json_or_none(directory / CLAIMS)
+    if problem:
+        log = directory / "log.txt"
+        tail = log.read_text(errors="replace")[-2000:] if log.is_file() else ""
+        problems.append(f"{problem}: the experiment did not finish (it failed or is still running)"
+                        + (f"; the end of its log.txt:\n{tail}" if tail else ""))
+    claims = [claim_row(c) for c in (data or {}).get("claims", [])]
+    claims.sort(key=lambda c: CLAIM_STATUSES.index(c["status"]) if c["status"] in CLAIM_STATUSES else 0)
+    counts = {s: sum(c["status"] == s for c in claims) for s in CLAIM_STATUSES}
+    if counts["fail"] or data is None:
+        status = "failed"
+    elif counts["pass"]:
+        status = "passed"
+    else:
+        status = "not run"
+    figures = [file_figure(p) for p in sorted(directory.glob("*.png"))]
+    if data is not None and not figures:
+        problems.append("no figure: this experiment's directory holds no PNG (it was not written or was removed)")
+    title, notes = _module_text(name)
+    provenance = (data or {}).get("provenance") or {}
+    seconds = seconds_between(provenance.get("started"), provenance.get("ended"))
+    return {"name": name, "anchor": anchor, "status": status, "css": css_class(status), "counts": counts,
+            "claims": claims, "figures": figures, "problems": problems, "title": title, "notes": notes,
+            "scale": (data or {}).get("scale"), "provenance": provenance, "seconds": seconds,
+            "wall_time": duration(seconds), "claim_notes": [c for c in claims if c["note"]],
+            "directory": str(directory)}
+
+
+def claim_row(c: dict[str, Any]) -> dict[str, Any]:
+    """A claim of claims.json (either schema) as the cells of the claims table."""
+    status = c.get("status") or ("pass" if c.get("passed") else "fail")
+    published = c.get("published")
+    if isinstance(published, dict):
+        value = published.get("value")
+        paper = published.get("text") or fmt(value)
+        if published.get("approximate") and not str(paper).startswith("≈"):
+            paper = f"≈{paper}"
+        source = published.get("source") or ", ".join(
+            f"{v}" for k, v in published.items()
+            if k not in ("value", "text", "approximate") and v not in (None, "", False, [])) or "—"
+    elif published is not None:
+        paper, source = fmt(published), "—"
+    else:
+        paper, source = str(c.get("paper_value", "—")), "—"
+    reference = "—"
+    if c.get("derived"):
+        reference = f"{fmt(c.get('reference'))} (derived: {c['derived']})"
+    per_seed = c.get("per_seed") or []
+    seeds = c.get("seeds") or []
+    if per_seed:
+        n = len(per_seed)
+        ours = fmt(per_seed[0]) if n == 1 else f"median {fmt(c.get('aggregate'))}"
+        spread = "one seed" if n == 1 else f"{_range(c.get('spread'))} over {n} seeds"
+        if c.get("holds_in") is not None and c.get("test"):
+            spread += f"; holds in {c['holds_in']} of {n}"
+        if c.get("missing"):
+            spread += f"; {c['missing']} missing"
+        per_seed_text = ", ".join(f"seed {s}: {fmt(v)}" for s, v in zip(seeds or range(n), per_seed))
+    else:
+        ours, spread, per_seed_text = str(c.get("our_value", "—")), "—", ""
+    control = c.get("control")
+    control_text, control_css = "", ""
+    if isinstance(control, dict):
+        must_fail = control.get("status") == "fail"
+        control_text = (f"control — {control.get('claim', '')}: {control.get('status')} "
+                        + ("(fails, as it must)" if must_fail else "(PASSES: the claim does not discriminate)"))
+        control_css = "pass" if must_fail else "fail"
+    return {"claim": c.get("claim", "—"), "status": status, "css": css_class(status), "paper": paper,
+            "source": source, "reference": reference, "ours": ours, "spread": spread, "per_seed": per_seed_text,
+            "test": c.get("tolerance") or c.get("test") or "—", "note": c.get("note") or "",
+            "control": control_text, "control_css": control_css}
+
+
+def _range(spread: Any) -> str:
+    if not spread:
+        return "—"
+    if isinstance(spread[0], list):
+        return "[" + ", ".join(_range(s) for s in spread) + "]"
+    return f"{fmt(spread[0])}–{fmt(spread[1])}"
+
+
+def _module_text(name: str) -> tuple[str, str]:
+    """The experiment's title and docstring (its set-up and the known differences from the paper)."""
+    try:
+        from ..experiments.registry import experiment
+
+        module = experiment(name)
+    except (ValueError, ImportError):
+        return "", ""
+    return getattr(module, "TITLE", ""), (module.__doc__ or "").strip()
+
+
+def _split_provenance(records: list[dict]) -> tuple[dict, list[str]]:
+    """(the provenance shared by every experiment, the keys whose values differ or belong to one experiment)."""
+    keys = [k for k in PROVENANCE_KEYS if any(k in r for r in records)]
+    keys += sorted({k for r in records for k in r} - set(keys))
+    shared, varying = {}, []
+    for key in keys:
+        values = [r.get(key) for r in records]
+        if key not in PER_EXPERIMENT_KEYS and all(v == values[0] for v in values):
+            shared[key] = values[0]
+        else:
+            varying.append(key)
+    return shared, varying
+
+
+def _total_seconds(experiments: list[dict]) -> float | None:
+    """Wall time from the first start to the last end over the experiments (they may have run in parallel)."""
+    starts = [e["provenance"].get("started") for e in experiments if e["provenance"].get("started")]
+    ends = [e["provenance"].get("ended") for e in experiments if e["provenance"].get("ended")]
+    return seconds_between(min(starts), max(ends)) if starts and ends else None
+
+
+def _summary_table(experiments: list[dict]) -> dict:
+    rows = [[cell(e["name"], href=f"#{e['anchor']}"), cell(e["status"], cls=f"status {e['css']}"),
+             cell(e["counts"]["pass"]), cell(e["counts"]["fail"]), cell(e["counts"]["not run"]),
+             cell(e["seconds"], text=e["wall_time"]), cell(e["scale"]), cell(e["title"])]
+            for e in experiments]
+    return table("summary", ["experiment", "status", "claims passed", "failed", "not run", "wall time", "scale",
+                             "what it reproduces"], rows)

@@ -1,0 +1,102 @@
+"""The report of one run directory or of a directory of runs (``mf``/``tf``/``htf``/``nnm``/``demo`` output).
+
+Per run: the tracked quantities against steps (σ₁…σ_k or component norms, log axes, a legend entry per index), the
+loss and errors, the summary and the config. A directory of runs gets a sortable table of their summaries first, and
+any figure the command drew for the whole directory (``demo.png``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .. import plots, results
+from ._page import cell, css_class, figure_uri, file_figure, fmt, read_json_or_none, render, table
+
+SUMMARY_KEYS = ("status", "reconstruction_error", "reconstruction_error_squared", "unobserved_error",
+                "effective_rank", "nuclear_norm", "train_loss", "test_mse", "steps", "seconds")
+MAX_DRAWN = 24  # runs drawn in full; beyond, the table says which were left out
+
+
+def is_run(directory: Path) -> bool:
+    return (directory / results.CONFIG).is_file()
+
+
+def run_dirs(directory: Path) -> list[Path]:
+    return sorted(d for d in directory.iterdir() if d.is_dir() and is_run(d))
+
+
+def is_runs(directory: Path) -> bool:
+    return is_run(directory) or bool(run_dirs(directory))
+
+
+def write(directory: Path) -> Path:
+    """Write ``directory/report.html``; return its path."""
+    if is_run(directory):
+        runs = [gather_run(directory, "run-0")]
+        title = f"Run {directory.name}"
+    else:
+        runs = [gather_run(d, f"run-{i}", draw=i < MAX_DRAWN) for i, d in enumerate(run_dirs(directory))]
+        title = f"{len(runs)} runs in {directory.name}"
+    figures = [file_figure(p) for p in sorted(directory.glob("*.png"))] if not is_run(directory) else []
+    statuses = {}
+    for r in runs:
+        statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+    return render("runs.html", directory, title=title, root=str(directory), runs=runs, figures=figures,
+                  statuses=statuses, summary=_summary_table(runs), left_out=max(len(runs) - MAX_DRAWN, 0))
+
+
+def gather_run(run_dir: Path, anchor: str, draw: bool = True) -> dict[str, Any]:
+    """A run's summary, config, figures (drawn from metrics.jsonl) and what is missing or went wrong."""
+    problems: list[str] = []
+    config, problem = read_json_or_none(run_dir / results.CONFIG)
+    if problem:
+        problems.append(problem)
+    summary, problem = read_json_or_none(run_dir / results.SUMMARY)
+    if problem:
+        problems.append(f"{problem}: the run did not finish (interrupted, failed or still running)")
+    error, _ = read_json_or_none(run_dir / "error.json")
+    if error:
+        problems.append(f"failed: {error.get('type', 'error')}: {error.get('message', '')}")
+    summary = summary or {}
+    status = summary.get("status") or ("failed" if error else "unfinished" if not summary else "done")
+    if summary.get("message"):
+        problems.append(summary["message"])
+    setup = plots.describe_setup(config or {})
+    figures: list[dict] = []
+    if draw:
+        figures = _figures(run_dir, setup, problems)
+    return {"name": run_dir.name, "anchor": anchor, "status": status, "css": css_class(status), "setup": setup,
+            "summary": {k: fmt(v) for k, v in summary.items() if k != "provenance"}, "raw": summary,
+            "config": {k: fmt(v) for k, v in (config or {}).items()}, "figures": figures, "problems": problems,
+            "drawn": draw, "provenance": {k: fmt(v) for k, v in (summary.get("provenance") or {}).items()}}
+
+
+def _figures(run_dir: Path, setup: str, problems: list[str]) -> list[dict]:
+    if not (run_dir / results.METRICS).is_file():
+        if (run_dir / "solution.pt").is_file():
+            return []  # a solver's run (nnm): no trajectory to draw
+        problems.append(f"no {results.METRICS}: nothing recorded to draw")
+        return []
+    try:
+        rows = results.read_metrics(run_dir)
+    except ValueError as err:
+        problems.append(f"{results.METRICS} could not be read: {err}")
+        return []
+    if not rows:
+        problems.append(f"{results.METRICS} is empty: nothing recorded to draw")
+        return []
+    figures = []
+    fig = plots.quantities_figure(rows, setup)
+    if fig is not None:
+        figures.append({"name": "quantities against steps", "uri": figure_uri(fig), "error": None})
+    figures.append({"name": "loss and errors against steps", "uri": figure_uri(plots.errors_figure(rows, setup)),
+                    "error": None})
+    return figures
+
+
+def _summary_table(runs: list[dict]) -> dict:
+    keys = [k for k in SUMMARY_KEYS if any(k in r["raw"] for r in runs) and k != "status"]
+    rows = [[cell(r["name"], href=f"#{r['anchor']}"), cell(r["status"], cls=f"status {r['css']}"),
+             *(cell(r["raw"].get(k)) for k in keys)] for r in runs]
+    return table("runs", ["run", "status", *(k.replace("_", " ") for k in keys)], rows)

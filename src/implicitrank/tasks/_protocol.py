@@ -1,0 +1,136 @@
+"""The one protocol behind every task: observations of a tensor of shape ``shape`` for B runs.
+
+Completion (observed entries), sensing with dense measurements and sensing with rank-one measurement
+tensors all expose the same few things, so training, measurements and baselines are written once
+against them:
+
+* ``shape``: the shape of the tensor being fit; ``values``: the observations, ``(B, M)``;
+  ``target``: the ground truth ``(B, *shape)`` when known, else ``None``;
+* ``batch`` (B), ``num_observations`` (M), ``dtype`` and ``device`` (those of ``values``);
+* ``to(...)``: the task moved like a tensor (``to(device)``, ``to(dtype)``, ``to(device, dtype)``
+  or keywords); floating-point tensors take the dtype, integer indices keep theirs;
+* ``loss(model, params)``: the per-run loss ``(B,)``, the mean over observations of the squared
+  error with no ½ (papers.md, common conventions).
+
+Tasks with a closed-form gradient in the end-to-end tensor also have ``dense_loss_and_grad(w)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+import torch
+from torch import Tensor
+
+T = TypeVar("T", bound="Observations")
+
+
+@runtime_checkable
+class Task(Protocol):
+    """Observations of a tensor of shape ``shape`` for B runs (see the module docstring)."""
+
+    shape: tuple[int, ...]
+    values: Tensor
+    target: Tensor | None
+
+    @property
+    def batch(self) -> int: ...
+
+    @property
+    def num_observations(self) -> int: ...
+
+    @property
+    def dtype(self) -> torch.dtype: ...
+
+    @property
+    def device(self) -> torch.device: ...
+
+    def to(self, *args: Any, **kwargs: Any) -> Task: ...
+
+    def loss(self, model: Any, params: list[Tensor]) -> Tensor: ...
+
+
+class Observations:
+    """What every task dataclass shares: its sizes, dtype and device read off ``values`` (B, M), and ``to``."""
+
+    values: Tensor
+
+    @property
+    def batch(self) -> int:
+        """B, the number of runs."""
+        return self.values.shape[0]
+
+    @property
+    def num_observations(self) -> int:
+        """M, the number of observations per run."""
+        return self.values.shape[1]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.values.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.values.device
+
+    def to(self: T, *args: Any, **kwargs: Any) -> T:
+        """The task on another device and/or floating-point dtype, called like ``torch.Tensor.to``.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from implicitrank.tasks import Completion
+        >>> task = Completion((2, 2), torch.tensor([[0, 1]]), torch.tensor([[1.0]]))
+        >>> task.to(torch.float64).dtype, task.to("cpu", torch.float64).indices.dtype
+        (torch.float64, torch.int64)
+        """
+        device, dtype = parse_to(*args, **kwargs)
+        moved = {f.name: _move(getattr(self, f.name), device, dtype) for f in dataclasses.fields(self) if f.init}
+        return dataclasses.replace(self, **moved)
+
+
+def parse_to(*args: Any, device: torch.device | str | None = None,
+             dtype: torch.dtype | None = None) -> tuple[torch.device | None, torch.dtype | None]:
+    """The device and dtype of a ``to(...)`` call: ``to(device)``, ``to(dtype)``, ``to(device, dtype)`` or
+    keywords; what is not given is ``None`` (unchanged)."""
+    if len(args) > 2:
+        raise TypeError(f"to() takes at most a device and a dtype, got {len(args)} positional arguments")
+    for arg in args:
+        if isinstance(arg, torch.dtype):
+            if dtype is not None:
+                raise TypeError("to() got the dtype twice")
+            dtype = arg
+        elif isinstance(arg, (str, torch.device)):
+            if device is not None:
+                raise TypeError("to() got the device twice")
+            device = arg
+        else:
+            raise TypeError(f"to() takes a device (str or torch.device) and/or a torch.dtype, got {arg!r}")
+    if dtype is not None and not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating-point torch.dtype, got {dtype}")
+    return (None if device is None else torch.device(device)), dtype
+
+
+def _move(value: Any, device: torch.device | None, dtype: torch.dtype | None) -> Any:
+    if isinstance(value, Tensor):
+        return value.to(device=device, dtype=dtype if value.is_floating_point() else None)
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, Tensor) for v in value):
+        return type(value)(_move(v, device, dtype) for v in value)
+    return value
+
+
+def check_task_matches(model: Any, task: Task, params: list[Tensor]) -> None:
+    """Refuse, before the first step, a task whose shape differs from the model's or whose dtype, device or
+    number of runs differs from the parameters' (training would otherwise fail deep inside a gradient, or
+    silently compute in mixed precision)."""
+    model_shape = getattr(model, "shape", None)
+    if model_shape is not None and tuple(task.shape) != tuple(model_shape):
+        raise ValueError(f"task shape {tuple(task.shape)} does not match model shape {tuple(model_shape)}")
+    reference = params[0]
+    if task.dtype != reference.dtype or task.device != reference.device:
+        raise ValueError(f"task is {task.dtype} on {task.device} but the parameters are {reference.dtype} on "
+                         f"{reference.device}; move the task with task.to({str(reference.device)!r}, "
+                         f"{reference.dtype})")
+    if task.batch != reference.shape[0]:
+        raise ValueError(f"task has {task.batch} runs but the parameters have {reference.shape[0]}")

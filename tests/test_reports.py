@@ -1,0 +1,184 @@
+"""HTML reports, checked as a reader sees them: in headless Chromium (tests/browser.py), from the live page.
+
+Each page's screenshot is saved under the test's tmp_path (``*.png``) to be looked at.
+"""
+
+import json
+import shutil
+
+import pytest
+from browser import all_images_decoded, console_errors, images, open_page, screenshot
+
+from implicitrank.cli import main
+from implicitrank.reports import detect, write_report
+
+EXPERIMENTS = ("arora2019-completion", "razin2021-incremental")  # the two fastest at test scale with figures
+SWEEP_SPEC = """
+name = "report-test"
+[base]
+shape = [8, 8]
+rank = 1
+num_observations = 40
+max_steps = 300
+lr = 0.05
+checkpoint_every = 0
+[axes]
+depth = [2, 3]
+init_scale = [1e-1, 1e-2, 1e-3]
+seed = "0..1"
+"""
+TINY = ["--shape", "10", "8", "--rank", "2", "--num-observations", "50", "--max-steps", "200", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def reproduction(tmp_path_factory):
+    """Two experiments reproduced at test scale into one directory (the command writes the report)."""
+    out = tmp_path_factory.mktemp("reproduce")
+    for name in EXPERIMENTS:
+        assert main(["reproduce", name, "--scale", "test", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """A 12-run sweep (depth × init scale × seed) run by the command, which writes the report."""
+    root = tmp_path_factory.mktemp("sweep")
+    spec = root / "spec.toml"
+    spec.write_text(SWEEP_SPEC)
+    assert main(["sweep", str(spec), "--out", str(root / "out"), "--no-progress"]) == 0
+    return root / "out"
+
+
+def _claims(directory):
+    return {d.name: json.loads((d / "claims.json").read_text())["claims"]
+            for d in sorted(directory.iterdir()) if (d / "claims.json").is_file()}
+
+
+def _rows(driver, selector):
+    return driver.execute_script(
+        f"return Array.from(document.querySelectorAll({json.dumps(selector)})).map(r => "
+        "Array.from(r.cells).map(c => c.textContent.trim()))")
+
+
+def _sort_by(driver, table_id, header):
+    """Click the header named ``header`` of the table; return the column's values in the new row order."""
+    column = driver.execute_script(
+        f"var ths = Array.from(document.querySelectorAll('#{table_id} thead th'));"
+        f"var i = ths.findIndex(th => th.textContent.trim() === {json.dumps(header)}); ths[i].click(); return i;")
+    assert column >= 0, f"no column {header!r} in #{table_id}"
+    return [row[column] for row in _rows(driver, f"#{table_id} tbody tr")]
+
+
+def test_reproduction_report_shows_every_claim_and_counts_them(reproduction, chromium, tmp_path):
+    claims = _claims(reproduction)
+    assert set(claims) == set(EXPERIMENTS)
+    page = open_page(chromium, reproduction / "report.html")
+    assert all_images_decoded(page), images(page)
+    assert len(images(page)) >= len(EXPERIMENTS)  # every experiment writes at least one figure
+    # One row per claim, with its status, in the section of its experiment.
+    for name, rows in claims.items():
+        section = page.execute_script(
+            "return Array.from(document.querySelectorAll('section.experiment')).find("
+            f"s => s.querySelector('h2').textContent.includes({json.dumps(name)})).id")
+        shown = _rows(page, f"#{section} tr.claim")
+        assert len(shown) == len(rows)
+        assert sorted(r[-1] for r in shown) == sorted(c["status"] for c in rows)
+    assert len(_rows(page, "tr.claim")) == sum(map(len, claims.values()))
+    # The headline counts equal the claims'.
+    for status in ("pass", "fail", "not run"):
+        shown = page.execute_script(f"return document.querySelector('#verdict [data-count=\"{status}\"]').textContent")
+        assert int(shown) == sum(c["status"] == status for rows in claims.values() for c in rows)
+    # The summary has one row per experiment, failures first, each linking to its section.
+    summary = _rows(page, "#summary tbody tr")
+    assert sorted(r[0] for r in summary) == sorted(EXPERIMENTS)
+    statuses = [r[1] for r in summary]
+    assert statuses == sorted(statuses, key=("failed", "not run", "passed").index)
+    links = page.execute_script("return Array.from(document.querySelectorAll('#summary a')).map(a => a.hash)")
+    assert all(page.execute_script(f"return document.querySelector('{h}') !== null") for h in links)
+    # Sorting a column reorders the rows, both ways.
+    names = _sort_by(page, "summary", "experiment")
+    assert names == sorted(EXPERIMENTS)
+    assert _sort_by(page, "summary", "experiment") == sorted(EXPERIMENTS, reverse=True)
+    assert console_errors(page) == []
+    screenshot(page, tmp_path / "reproduction.png")
+
+
+def test_sweep_report_sorts_its_table_and_plots_against_init_scale(sweep, chromium, tmp_path):
+    page = open_page(chromium, sweep / "report.html")
+    assert all_images_decoded(page)
+    assert len(images(page)) == 2  # error and effective rank against init scale; final singular values
+    rows = _rows(page, "#collected tbody tr")
+    assert len(rows) == 12
+    shown = page.execute_script(
+        "return Array.from(document.querySelectorAll('#verdict [data-status]')).map(s => s.textContent.trim())")
+    assert sum(int(s.split()[0]) for s in shown) == 12
+    for order in (sorted, lambda v: sorted(v, reverse=True)):
+        scales = _sort_by(page, "collected", "init_scale")
+        assert [float(s) for s in scales] == order([float(s) for s in scales])
+    errors = _sort_by(page, "collected", "reconstruction error")
+    assert [float(e) for e in errors] == sorted(float(e) for e in errors)
+    assert console_errors(page) == []
+    screenshot(page, tmp_path / "sweep.png")
+
+
+def test_run_reports_draw_trajectories_with_summary_and_config(tmp_path, chromium, capsys):
+    out = tmp_path / "mf"
+    assert main(["mf", *TINY, "--seeds", "0..1", "--out", str(out)]) == 0
+    assert main(["report", str(out)]) == 0
+    run = next(p for p in sorted(out.iterdir()) if p.is_dir())
+    assert main(["report", str(run)]) == 0
+    assert capsys.readouterr().out.count("report.html") == 2
+    assert detect(out) == detect(run) == "runs"
+    page = open_page(chromium, out / "report.html")
+    assert len(_rows(page, "#runs tbody tr")) == 2
+    assert len(images(page)) == 4 and all_images_decoded(page)  # quantities and errors of each run
+    page = open_page(chromium, run / "report.html")
+    assert len(images(page)) == 2 and all_images_decoded(page)
+    text = page.execute_script("return document.body.innerText")
+    assert "init_scale" in text and "reconstruction_error" in text  # the config and the summary
+    assert console_errors(page) == []
+    screenshot(page, tmp_path / "run.png")
+
+
+def test_a_damaged_directory_still_renders_and_says_what_is_wrong(reproduction, tmp_path, chromium):
+    # A reproduction with a failed claim and a missing figure.
+    damaged = tmp_path / "reproduction"
+    shutil.copytree(reproduction, damaged)
+    target = damaged / EXPERIMENTS[1] / "claims.json"
+    record = json.loads(target.read_text())
+    record["claims"][0]["status"] = "fail"
+    target.write_text(json.dumps(record))
+    for png in (damaged / EXPERIMENTS[1]).glob("*.png"):
+        png.unlink()
+    page = open_page(chromium, write_report(damaged))
+    text = page.execute_script("return document.body.innerText")
+    assert "no figure" in text
+    failed = _rows(page, "#summary tbody tr")[0]
+    assert failed[0] == EXPERIMENTS[1] and failed[1] == "failed"
+    assert all_images_decoded(page) and console_errors(page) == []
+    screenshot(page, tmp_path / "damaged-reproduction.png")
+
+    # A sweep with a diverged run and two failed runs.
+    from implicitrank.sweeps.runner import run_sweep
+    from implicitrank.sweeps.spec import parse_spec
+
+    missing = str(tmp_path / "missing.npz")
+    spec = parse_spec({"name": "damaged", "base": {"shape": [8, 8], "rank": 1, "num_observations": 40,
+                                                   "max_steps": 200, "optimizer": "gd", "depth": 1,
+                                                   "checkpoint_every": 0},
+                       "axes": {"lr": [0.3, 1e4], "data": [None, missing]}})
+    run_sweep(spec, tmp_path / "sweep", "serial", progress=False)
+    page = open_page(chromium, write_report(tmp_path / "sweep"))
+    problems = _rows(page, "#problems tbody tr")
+    assert sorted(r[1] for r in problems) == ["diverged", "failed", "failed"]
+    assert all("missing.npz" in r[3] for r in problems if r[1] == "failed")
+    assert any("NaN/inf" in r[3] for r in problems if r[1] == "diverged")
+    assert "left out of the plots" in page.execute_script("return document.body.innerText")
+    assert console_errors(page) == []
+    screenshot(page, tmp_path / "damaged-sweep.png")
+
+
+def test_report_of_a_directory_holding_no_output_is_refused(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert "dir:" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "absent")]) == 2
