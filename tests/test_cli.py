@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 
@@ -138,7 +139,10 @@ def test_parser_defaults_equal_the_library_defaults():
     mf = vars(commands["mf"].parse_args([]))
     for name in ("rank", "task", "num_observations", "depth", "init", "optimizer", "eps", "max_steps", "dtype"):
         assert mf[name] == getattr(config, name), name
-    assert tuple(mf["shape"]) == config.shape and mf["lr"] == [config.lr] and mf["init_scale"] == [config.init_scale]
+    from implicitrank.commands.factorize import resolve_shape  # --shape's default: the library's (no --data)
+
+    assert resolve_shape(commands["mf"].parse_args([]), None) == config.shape
+    assert mf["lr"] == [config.lr] and mf["init_scale"] == [config.init_scale]
 
 
 @pytest.mark.parametrize("command", ["tf", "htf"])
@@ -215,3 +219,19 @@ def test_demo_runs_several_seeds_and_checks_the_ordering(tmp_path, capsys):
         ("nuclear norm", None)]
     assert {p.name for p in out.iterdir()} >= {"depth3-seed0", "depth3-seed1", "nuclear_norm", "demo.png"}
     assert "paper's ordering" in capsys.readouterr().out
+
+
+def test_threads_flag_sets_this_process_threads(tmp_path, monkeypatch):
+    import torch
+
+    from implicitrank.threads import THREAD_VARIABLES
+
+    for name in THREAD_VARIABLES:  # restored after the test, as torch's count is below
+        monkeypatch.setenv(name, "1")
+    try:
+        assert main(["nnm", "--shape", "8", "8", "--rank", "1", "--num-observations", "40", "--threads", "2",
+                     "--out", str(tmp_path / "n")]) == 0
+        assert torch.get_num_threads() == 2
+        assert all(os.environ[name] == "2" for name in THREAD_VARIABLES)
+    finally:
+        torch.set_num_threads(1)

@@ -69,6 +69,9 @@ def _strict(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The command line only writes figures to files: the file-only backend, chosen before matplotlib is imported
+    # (the library itself leaves the backend to its user).
+    os.environ.setdefault("MPLBACKEND", "Agg")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):

@@ -11,7 +11,6 @@ message naming the step; what was recorded until then is kept.
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -21,10 +20,14 @@ from torch import Tensor
 from .errors import UsageError
 from .factorizations import loss_and_grad
 from .optim import Optimizer
+from .progress import progress_bar
 from .tasks import Task, check_task_matches
 
 Measure = Callable[[list[Tensor], Tensor], dict[str, Tensor]]
 LossAndGrad = Callable[[list[Tensor]], tuple[Tensor, list[Tensor]]]
+
+__all__ = ["LossAndGrad", "Measure", "TrainConfig", "TrainState", "mark_status", "record", "show_progress", "start",
+           "train"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,10 @@ class TrainConfig:
                 raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.sync_every < 1:
             raise UsageError(f"sync_every must be >= 1, got {self.sync_every}")
+
+    def checkpoints_at(self, step: int) -> bool:
+        """Whether the checkpoint hook is called before the update at ``step`` (never at step 0)."""
+        return bool(self.checkpoint_every) and step > 0 and step % self.checkpoint_every == 0
 
     def records_at(self, step: int) -> bool:
         """Whether metrics are recorded at ``step`` (step 0 and the last step always are)."""
@@ -172,6 +179,16 @@ def _stop_diverged(state: TrainState, finite: Tensor) -> None:
     state.active = state.active & finite
 
 
+def show_progress(bar, state: TrainState, **extra: str) -> None:
+    """Move a loop's progress bar (if any) to ``state.step``, showing the largest loss, the runs still
+    active and ``extra`` (a host synchronization: call it only when the loop syncs anyway)."""
+    if bar is None:
+        return
+    bar.update(state.step - bar.n)
+    bar.set_postfix(loss=f"{float(state.loss.nan_to_num(nan=math.inf).max()):.3g}", active=int(state.active.sum()),
+                    **extra)
+
+
 def train(
     model,
     task,
@@ -205,10 +222,10 @@ def train(
     if objective is None:
         def objective(p: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
             return loss_and_grad(model, p, task if sample is None else sample(state.step))
-    bar = _progress(config, state.step)
+    bar = progress_bar(config.max_steps, initial=state.step, enabled=config.progress)
     try:
         while True:
-            if on_checkpoint and config.checkpoint_every and state.step and state.step % config.checkpoint_every == 0:
+            if on_checkpoint and config.checkpoints_at(state.step):
                 on_checkpoint(state)
             loss, grads = objective(state.params)
             mark_status(state, loss, config.loss_threshold, config.converge_patience)
@@ -217,10 +234,7 @@ def train(
             if state.step >= config.max_steps:
                 break
             if state.step % config.sync_every == 0:
-                if bar is not None:
-                    bar.update(state.step - bar.n)
-                    bar.set_postfix(loss=f"{float(loss.nan_to_num(nan=math.inf).max()):.3g}",
-                                    active=int(state.active.sum()))
+                show_progress(bar, state)
                 if not bool(state.active.any()):
                     break
             # Stopped runs get a zero step size: every optimizer's update is proportional to lr.
@@ -232,12 +246,3 @@ def train(
         if bar is not None:
             bar.close()
     return state
-
-
-def _progress(config: TrainConfig, initial: int):
-    if not config.progress:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=config.max_steps, initial=initial, unit="step", file=sys.stderr, leave=False,
-                dynamic_ncols=True)

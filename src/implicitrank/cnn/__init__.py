@@ -2,6 +2,14 @@
 
 Models (ResNet18/34 and a small plain CNN, one logit), the long-range tasks (Is Same Class on digits or CIFAR-10,
 Pathfinder), the interaction regularizer R, and the training loop.
+
+Examples
+--------
+>>> import torch
+>>> from implicitrank.cnn import derangement
+>>> permutation = derangement(5, torch.Generator().manual_seed(0))  # pairs each sample with another one
+>>> sorted(permutation.tolist()), bool((permutation != torch.arange(5)).all())
+([0, 1, 2, 3, 4], True)
 """
 
 from .cifar import cifar10_source, read_cifar_batch

@@ -10,7 +10,6 @@ exactly as it would have.
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import UsageError
+from ..progress import progress_bar
 from ..results import CHECKPOINT, CONFIG, METRICS, SUMMARY, load_torch, save_torch, write_json, write_metrics
 from .regularizer import Box, derangement, interaction_regularizer
 
@@ -170,7 +170,7 @@ def train_classifier(model: nn.Module, train: LocalityDataset, test: LocalityDat
             optimizer.load_state_dict(saved["optimizer"])
             history, fit_epoch, elapsed = saved["history"], saved["fit_epoch"], saved["elapsed"]
     n = len(train)
-    bar = _progress(config, len(history))
+    bar = progress_bar(config.max_epochs, initial=len(history), unit="epoch", enabled=config.progress)
     try:
         for epoch in range(len(history), config.max_epochs):
             if fit_epoch is not None and epoch >= fit_epoch + 1 + config.epochs_after_fit:
@@ -231,12 +231,3 @@ def train_classifier(model: nn.Module, train: LocalityDataset, test: LocalityDat
         write_metrics(run_path / METRICS, history)
         write_json(run_path / SUMMARY, summary)
     return summary
-
-
-def _progress(config: TrainingConfig, initial: int):
-    if not config.progress:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=config.max_epochs, initial=initial, unit="epoch", file=sys.stderr, leave=False,
-                dynamic_ncols=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,12 +27,20 @@ from ..errors import MissingInputError, UsageError
 from ._defaults import DTYPES
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Descriptions as written; every argument's default shown once, as ``(default: X)``.
+class HelpFormatter(argparse.HelpFormatter):
+    """Every argument's default shown once, as ``(default: X)``; descriptions wrapped by paragraph.
 
     A positional argument, an argument whose help already names its default (says "default"), or whose
-    default is None or False (an optional value, a switch) gets nothing appended.
+    default is None or False (an optional value, a switch) gets nothing appended. A description keeps its
+    paragraphs (blank lines) and any paragraph with an indented line (a usage example) as written.
     """
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        paragraphs = textwrap.dedent(text).strip().split("\n\n")
+        return "\n\n".join(
+            textwrap.indent(p, indent) if any(line[:1].isspace() for line in p.splitlines())
+            else textwrap.fill(" ".join(p.split()), width, initial_indent=indent, subsequent_indent=indent)
+            for p in paragraphs)
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
@@ -150,6 +159,12 @@ def add_resume(p: argparse.ArgumentParser) -> None:
 
 def add_progress(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def add_tensorboard(p: argparse.ArgumentParser, where: str = "beside each run's metrics.jsonl") -> None:
+    p.add_argument("--tensorboard", action="store_true",
+                   help=f"also write the runs' metrics as TensorBoard events {where} "
+                        "(pip install 'implicitrank[tensorboard]')")
 
 
 def add_out(p: argparse.ArgumentParser, command: str, extra: str = "") -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import UsageError
 from ._common import add_out, add_parser, add_threads, apply_threads, default_out, format_table, resolve_data
-from .factorize import DATA_FILES, add_data_arguments
+from .factorize import DATA_FILES, add_data_arguments, resolve_shape
 
 if TYPE_CHECKING:
     from ..run import RunConfig
@@ -42,8 +42,9 @@ def solve_and_save(config: RunConfig, run_dir: Path, **options) -> dict:
     from ..measure import effective_rank, relative_error
     from ..run import build_task
 
-    results.prepare_run_dir(run_dir, {"baseline": "nuclear_norm_min", **options, **config.to_dict()}, resume=False)
-    task = build_task([config]).to("cpu", torch.float64)
+    task = build_task([config]).to("cpu", torch.float64)  # first: a refused input leaves no directory behind
+    results.prepare_run_dir(run_dir, {"baseline": "nuclear_norm_min", **options, **config.to_dict()}, resume=False,
+                            resumable=False)
     solved = nuclear_norm_min(task, 0, **options)
     x = solved.solution.double()[None]
     summary = {"nuclear_norm": solved.nuclear_norm, "constraint_residual": solved.constraint_residual,
@@ -68,8 +69,12 @@ def run_nnm(args: argparse.Namespace) -> int:
     from ..run import RunConfig
 
     fields = {k: v for k, v in vars(args).items() if k in RunConfig.__dataclass_fields__}
-    config = RunConfig(**{**fields, "shape": tuple(args.shape), "data_seed": args.data_seeds[0], "dtype": "float64",
-                          "data": resolve_data(args.data, DATA_FILES)})
+    if len(args.data_seeds) != 1:
+        raise UsageError(f"--data-seeds: nnm solves one observation set per call, got {len(args.data_seeds)} seeds "
+                         f"{args.data_seeds}; run nnm once per seed (with its own --out)")
+    data = resolve_data(args.data, DATA_FILES)
+    config = RunConfig(**{**fields, "shape": resolve_shape(args, data), "data_seed": args.data_seeds[0],
+                          "dtype": "float64", "data": data})
     if not math.isfinite(args.eps_constraint) or args.eps_constraint < 0:
         raise UsageError(f"eps_constraint must be >= 0, got {args.eps_constraint}")
     out = args.out or default_out("nnm")

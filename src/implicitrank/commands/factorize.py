@@ -8,6 +8,7 @@ import itertools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import UsageError
 from . import _common, _defaults
 from ._common import default_out, format_table, int_list
 
@@ -45,7 +46,9 @@ def add_data_arguments(p: argparse.ArgumentParser, model: str) -> None:
     """The arguments that say which problem is solved (shared by the factorizations and baselines)."""
     d = defaults_for(model)
     data = p.add_argument_group("data")
-    data.add_argument("--shape", type=int, nargs="+", default=list(d["shape"]), help="mode sizes of the target")
+    data.add_argument("--shape", type=int, nargs="+", default=None,
+                      help=f"mode sizes of the target (default: {' '.join(map(str, d['shape']))}; with --data: the "
+                           "file's)")
     data.add_argument("--rank", type=int, default=d["rank"], help="rank of the generated ground truth")
     data.add_argument("--task", choices=_defaults.TASKS, default=d["task"], help="what is observed")
     data.add_argument("--num-observations", type=int, default=d["num_observations"],
@@ -97,6 +100,7 @@ def add_run_arguments(p: argparse.ArgumentParser, model: str) -> None:
     r.add_argument("--top", type=int, default=d["top"], help="how many quantities to record")
     _common.add_out(r, "COMMAND")
     _common.add_resume(r)
+    _common.add_tensorboard(r)
     _common.add_progress(r)
 
 
@@ -105,10 +109,25 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
     from ..run import RunConfig
 
     shared = {k: v for k, v in vars(args).items() if k in RunConfig.__dataclass_fields__}
-    shared["shape"] = tuple(args.shape)
     shared["data"] = _common.resolve_data(args.data, DATA_FILES)
+    shared["shape"] = resolve_shape(args, shared["data"])
     return [RunConfig(**{**shared, "seed": s, "data_seed": ds, "init_scale": i, "lr": lr})
             for s, ds, i, lr in itertools.product(args.seeds, args.data_seeds, args.init_scale, args.lr)]
+
+
+def resolve_shape(args: argparse.Namespace, data: str | None) -> tuple[int, ...]:
+    """``--shape``, or with ``data`` (the resolved ``--data``) the file's shape (a ``--shape`` given too must
+    equal it)."""
+    model = getattr(args, "model", "matrix")
+    if data is None or model != "matrix":  # (a tensor model with --data is refused by RunConfig)
+        return tuple(args.shape or defaults_for(model)["shape"])
+    from ..tasks.files import data_shape
+
+    shape = data_shape(data)
+    if args.shape is not None and tuple(args.shape) != shape:
+        raise UsageError(f"--shape {' '.join(map(str, args.shape))} does not match the data file {data}, "
+                         f"which holds a {shape[0]}×{shape[1]} matrix; leave --shape out with --data")
+    return shape
 
 
 def run_name(config: RunConfig) -> str:
@@ -123,7 +142,7 @@ def run_command(args: argparse.Namespace) -> int:
     configs = configs_from_args(args)
     out = args.out or default_out(args.command)
     dirs = [out / run_name(c) for c in configs]
-    result = run_batch(configs, dirs, resume=args.resume, progress=not args.no_progress)
+    result = run_batch(configs, dirs, resume=args.resume, progress=not args.no_progress, tensorboard=args.tensorboard)
     rows = [{"run": d.name, **s} for d, s in zip(dirs, result.summaries)]
     print(format_table(rows, TABLE))
     for row in rows:

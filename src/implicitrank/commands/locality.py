@@ -53,7 +53,7 @@ def register(subparsers) -> None:
         sub.add_argument("--epochs-after-fit", type=int, help="stop this many epochs after 100%% train accuracy")
         sub.add_argument("--batch-size", type=int, help="batch size")
         sub.add_argument("--lr", type=float, help="SGD learning rate (momentum 0.9)")
-        sub.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default auto: CUDA when present")
+        _common.add_device(sub)
         _common.add_out(sub, "locality", "; finished runs in it are skipped, unfinished ones resumed")
         _common.add_threads(sub)
         _common.add_progress(sub)

@@ -18,7 +18,17 @@ from typing import TYPE_CHECKING
 
 from ..errors import UsageError
 from ..threads import available_cores, pin_threads
-from ._common import add_data, add_out, add_parser, add_progress, add_threads, default_out, int_list, resolve_data
+from ._common import (
+    add_data,
+    add_out,
+    add_parser,
+    add_progress,
+    add_tensorboard,
+    add_threads,
+    default_out,
+    int_list,
+    resolve_data,
+)
 from ._defaults import SCALES
 
 if TYPE_CHECKING:
@@ -42,6 +52,8 @@ def register(subparsers) -> None:
                    help="experiments run at once by 'all' (default: one per core at test and quick scale, "
                         "1 at paper scale, whose runs use every core)")
     add_threads(p)
+    add_tensorboard(p, "of the runs trained through run directories (the matrix experiments) to "
+                       "OUT/NAME/tensorboard/<run_id>")
     add_progress(p)
     p.set_defaults(func=run_reproduce)
 
@@ -68,6 +80,10 @@ def run_reproduce(args: argparse.Namespace) -> int:
         return 0
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
+    if args.tensorboard:
+        from ..tensorboard import require
+
+        require()
     names = list(MODULES) if args.name == "all" else [args.name]
     for name in names:  # every name and value is checked before anything runs
         experiment(name)
@@ -94,7 +110,8 @@ def _run_serial(names: list[str], args: argparse.Namespace, out: Path) -> int:
     for name in names:
         print(f"== {name} ({args.scale}) ...", flush=True)
         started = time.perf_counter()
-        claims = reproduce(name, args.scale, out / name, seeds=args.seeds, data=args.data, threads=args.threads)
+        with _tensorboard(out / name, args.tensorboard):
+            claims = reproduce(name, args.scale, out / name, seeds=args.seeds, data=args.data, threads=args.threads)
         failed += _report(name, claims, time.perf_counter() - started, out)
     return failed
 
@@ -121,7 +138,8 @@ def _run_parallel(names: list[str], args: argparse.Namespace, out: Path, jobs: i
             jobs, mp_context=multiprocessing.get_context("spawn"), initializer=pin_threads,
             initargs=(threads,)) as pool:
         pending: dict[Future, str] = {
-            pool.submit(_reproduce_logged, name, args.scale, out / name, args.seeds, args.data, threads): name
+            pool.submit(_reproduce_logged, name, args.scale, out / name, args.seeds, args.data, threads,
+                        args.tensorboard): name
             for name in order}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -134,15 +152,25 @@ def _run_parallel(names: list[str], args: argparse.Namespace, out: Path, jobs: i
 
 
 def _reproduce_logged(name: str, scale: str, out_dir: Path, seeds: int | None, data: str | None,
-                      threads: int) -> tuple[list[Claim], float]:
+                      threads: int, tensorboard: bool = False) -> tuple[list[Claim], float]:
     """``reproduce`` in a worker process, its stdout and stderr going to ``out_dir/log.txt``; (claims, seconds)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    with open(out_dir / "log.txt", "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+    with open(out_dir / "log.txt", "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), \
+            _tensorboard(out_dir, tensorboard):
         from ..experiments import reproduce
 
         claims = reproduce(name, scale, out_dir, seeds=seeds, data=data, threads=threads)
     return claims, time.perf_counter() - started
+
+
+def _tensorboard(out_dir: Path, enabled: bool):
+    """Within the block, runs trained through run directories write TensorBoard events to out_dir/tensorboard."""
+    if not enabled:
+        return contextlib.nullcontext()
+    from ..tensorboard import logging_to
+
+    return logging_to(out_dir / "tensorboard")
 
 
 @contextlib.contextmanager

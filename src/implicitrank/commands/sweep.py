@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import UsageError
-from ._common import add_parser, add_progress, positive_int
+from ._common import add_parser, add_progress, add_tensorboard, positive_int
 from ._defaults import EXECUTORS, SLURM
 
 SWEEP_HELP = """\
@@ -40,6 +40,8 @@ def register(subparsers) -> None:
     p.add_argument("--workers", type=int, default=None, help="local: worker processes (default: one per core)")
     p.add_argument("--threads", type=positive_int, default=None,
                    help="threads per worker (default: the package's policy; local: cores // workers)")
+    add_tensorboard(p, "beside each run's metrics.jsonl (or tensorboard = true in the spec); "
+                       "tensorboard --logdir DIR compares the runs")
     p.add_argument("--plots", action="store_true", help="draw each run's plots (slow; `implicitrank plot` later)")
     add_progress(p)
     p.add_argument("--all", action="store_true", help="status: list every run, not only the unfinished")
@@ -88,7 +90,7 @@ def sweep_command(args: argparse.Namespace) -> int:
     executor = make_executor(args.executor, workers=args.workers, threads=args.threads, slurm=slurm)
     report = run_sweep(spec, out, executor, retry_failed=args.retry_failed, batch=not args.no_batch,
                        max_batch=args.max_batch, plots=args.plots, progress=not args.no_progress,
-                       dry_run=args.dry_run)
+                       dry_run=args.dry_run, tensorboard=args.tensorboard)
     if args.dry_run:
         print(format_plan(report.plan, report.jobs, count(report.before)))
         return 0

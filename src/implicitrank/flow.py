@@ -28,18 +28,20 @@ is stopped as diverged with loss NaN.
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from ..errors import UsageError
-from ..factorizations import loss_and_grad
-from ..tasks import check_task_matches
-from ..train import LossAndGrad, Measure, TrainConfig, TrainState, mark_status, record, start
-from ._optimizers import Optimizer, per_run
+from .errors import UsageError
+from .factorizations import loss_and_grad
+from .optim import Optimizer, per_run
+from .progress import progress_bar
+from .tasks import check_task_matches
+from .train import LossAndGrad, Measure, TrainConfig, TrainState, mark_status, record, show_progress, start
+
+__all__ = ["BOGACKI_SHAMPINE", "DORMAND_PRINCE", "TABLEAUS", "Tableau", "integrate"]
 
 
 @dataclass(frozen=True)
@@ -142,10 +144,10 @@ def integrate(
     if state is None:
         state = _start(params, objective, tableau, rtol, atol, first_step)
     flow = state.optimizer_state
-    bar = _progress(config, state.step)
+    bar = progress_bar(config.max_steps, initial=state.step, enabled=config.progress)
     try:
         while True:
-            if on_checkpoint and config.checkpoint_every and state.step and state.step % config.checkpoint_every == 0:
+            if on_checkpoint and config.checkpoints_at(state.step):
                 on_checkpoint(state)
             mark_status(state, flow["loss"], config.loss_threshold, config.converge_patience)
             if config.records_at(state.step):
@@ -153,9 +155,7 @@ def integrate(
             if state.step >= config.max_steps or not bool(state.active.any()):
                 break
             if bar is not None and state.step % config.sync_every == 0:
-                bar.update(state.step - bar.n)
-                bar.set_postfix(loss=f"{float(flow['loss'].nan_to_num(nan=math.inf).max()):.3g}",
-                                active=int(state.active.sum()), t=f"{float(flow['time'].max()):.4g}")
+                show_progress(bar, state, t=f"{float(flow['time'].max()):.4g}")
             _accepted_step(state, objective, tableau, rtol, atol)
             state.step += 1
         _record(state, measure)
@@ -252,12 +252,3 @@ def _record(state: TrainState, measure: Measure | None) -> None:
         flow = state.optimizer_state
         state.records[-1]["time"] = flow["time"].detach().cpu()
         state.records[-1]["gradient_evaluations"] = int(flow["gradient_evaluations"])
-
-
-def _progress(config: TrainConfig, initial: int):
-    if not config.progress:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=config.max_steps, initial=initial, unit="step", file=sys.stderr, leave=False,
-                dynamic_ncols=True)
