@@ -104,7 +104,7 @@ for depth in (1, 2, 3):
     trajectories[depth] = (model, record_trajectory(model, task, params, lr=0.1, steps=8000, every=40))
 
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), sharey=True)
-for ax, (depth, (model, trajectory)) in zip(axes, trajectories.items()):
+for ax, (depth, (_, trajectory)) in zip(axes, trajectories.items()):
     sigma = singular_values(trajectory.end_to_end[:, 0])  # (T, 40), descending
     for r in range(6):
         ax.plot(trajectory.times / 0.1, sigma[:, r], label=f"σ_{r + 1}")

@@ -33,8 +33,8 @@ import torch
 
 from implicitrank.experiments.razin2020_norms import OBSERVED, init_with_det_sign
 from implicitrank.factorizations import MatrixFactorization
+from implicitrank.flow import integrate
 from implicitrank.measure import effective_rank
-from implicitrank.optim.flow import integrate
 from implicitrank.tasks import Completion
 from implicitrank.train import TrainConfig
 

@@ -27,7 +27,7 @@ class MatrixFactorization:
     rows, cols : the shape of the end-to-end matrix W.
     depth : N >= 1, the number of factors.
     widths : hidden widths d_1..d_{N-1}; ``None`` means ``min(rows, cols)`` each.
-    init : ``gaussian`` (i.i.d. N(0, s^2), s = init_scale^(1/N)/sqrt(min(m,n)), so that
+    init_method : ``gaussian`` (i.i.d. N(0, s^2), s = init_scale^(1/N)/sqrt(min(m,n)), so that
         ||W(0)||_F ≈ init_scale·sqrt(min(m,n)) as in Arora et al. 2019 §5); ``balanced`` (a Gaussian
         end-to-end matrix of that norm split by SVD into exactly balanced factors,
         W_{j+1}^T W_{j+1} = W_j W_j^T); ``identity`` (W(0) = init_scale·I, each factor
