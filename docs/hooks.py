@@ -6,7 +6,9 @@
   keyed by the script's SHA-256, so the test that executes the tutorials hands its notebooks to the build.
 - ``reference/cli.md``: the ``--help`` of every command, walked from ``implicitrank.cli.build_parser``.
 - ``assets/front-page.png``: the figure of the tutorial cell tagged ``front-page``, shown on the home page.
-- ``claims.md``: the published claims of every reproduced experiment, from the claims registry.
+- ``claims.md``: every reproduced experiment and its claims, from the experiment registry; each claim's status
+  from the ``claims.json`` files of a ``reproduce all`` run named by ``$IMPLICITRANK_DOCS_CLAIMS`` (the docs test
+  makes one at test scale).
 
 A public name without a docstring in a documented package is logged as a warning, which fails a strict build.
 The functions here are also used by ``tests/test_docs.py``.
@@ -172,18 +174,72 @@ def cli_reference() -> str:
     return "\n".join(lines)
 
 
+def claims_directory() -> Path | None:
+    """A ``reproduce all`` output directory (one ``NAME/claims.json`` per experiment) named by
+    ``$IMPLICITRANK_DOCS_CLAIMS``, or None."""
+    path = os.environ.get("IMPLICITRANK_DOCS_CLAIMS")
+    return Path(path) if path else None
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_cell(v) for v in value) + "]"
+    if isinstance(value, dict):  # a published value: its number, paper, place and how it was obtained
+        approx = "≈" if value.get("approximate") else ""
+        where = ", ".join(str(value[k]) for k in ("paper", "where", "how") if value.get(k))
+        return f"{approx}{_cell(value.get('value'))} ({where})"
+    return str(value).replace("|", "\\|")
+
+
+def claims_table(record: dict) -> list[str]:
+    """Markdown rows of one experiment's ``claims.json``: claim, published value (or what we derived), ours,
+    the test applied, status."""
+    lines = ["| claim | paper | ours | test | status |", "|---|---|---|---|---|"]
+    for claim in record["claims"]:
+        paper = claim.get("published") or claim.get("derived") or claim.get("paper_value")
+        ours = claim.get("aggregate", claim.get("our_value"))
+        lines.append(f"| {_cell(claim['claim'])} | {_cell(paper)} | {_cell(ours)} | "
+                     f"{_cell(claim.get('tolerance'))} | **{claim['status']}** |")
+    return lines
+
+
 def claims_page() -> str:
-    """The reproduced experiments and their claims, from ``implicitrank.experiments``."""
+    """Every reproduced experiment with its claims; their status from ``claims_directory()`` when given."""
     from implicitrank.experiments import MODULES, experiment
 
+    found = claims_directory()
     lines = ["# Published claims", "",
-             "Generated from `implicitrank.experiments` at build time. Each experiment is rerun with "
-             "`implicitrank reproduce NAME --scale test|quick|paper`, which writes `claims.md` with the paper's "
-             "value, ours, the tolerance and the status of every claim.", ""]
+             "Generated when this site was built from `implicitrank.experiments` (the experiments and what each "
+             "checks) and, for the status of each claim, from the `claims.json` files of an "
+             "`implicitrank reproduce all` run."]
+    if found is None:
+        lines += ["", "!!! note \"Status not run in this build\"",
+                  "    Run `implicitrank reproduce all --scale quick --out OUT` (or `--scale paper`), then build the "
+                  "site with `IMPLICITRANK_DOCS_CLAIMS=OUT mkdocs build` to show each claim's status here."]
+    lines.append("")
     for name in MODULES:
         module = experiment(name)
-        doc = inspect.getdoc(module) or ""
-        lines += [f"## `{name}`", "", f"**{module.TITLE}**", "", doc.split("\n\n")[0], ""]
+        summary = (inspect.getdoc(module) or "").split("\n\n")[0].replace("\n", " ")
+        lines += [f"## `{name}`", "", f"**{module.TITLE}**", "", summary, ""]
+        path = None if found is None else found / name / "claims.json"
+        if path is None:
+            continue
+        if not path.is_file():
+            lines += [f"*Not run: no `{name}/claims.json` in the run this site was built from.*", ""]
+            continue
+        record = json.loads(path.read_text())
+        counts = {s: sum(c["status"] == s for c in record["claims"]) for s in ("pass", "fail", "not run")}
+        status = (f"At **{record['scale']}** scale: {counts['pass']} passed, {counts['fail']} failed, "
+                  f"{counts['not run']} not run (rerun with `implicitrank reproduce {name} --scale "
+                  f"{record['scale']}`).")
+        if record["scale"] == "test":
+            status += (" Test scale runs in seconds on sizes far below the papers': it shows that the code runs "
+                       "and checks, not whether the paper's finding holds (that is the quick and paper scales).")
+        lines += [status, "", *claims_table(record), ""]
     return "\n".join(lines)
 
 

@@ -68,10 +68,29 @@ def test_cli_reference_lists_every_command_with_its_help():
 
 
 @pytest.fixture(scope="session")
-def site(tmp_path_factory, notebooks) -> Path:
+def claims_run(tmp_path_factory) -> Path:
+    """``reproduce all --scale test``: the claims whose status the site's claims page shows."""
+    out = tmp_path_factory.mktemp("reproduce") / "all"
+    done = subprocess.run([sys.executable, "-m", "implicitrank.cli", "reproduce", "all", "--scale", "test",
+                           "--out", str(out), "--no-progress"], capture_output=True, text=True, timeout=1800)
+    # its exit status says whether every claim passed; the page reports them either way
+    missing = [name for name in hooks_experiments() if not (out / name / "claims.json").is_file()]
+    assert not missing, f"no claims.json for {missing}:\n{done.stdout}{done.stderr}"
+    return out
+
+
+def hooks_experiments() -> list[str]:
+    from implicitrank.experiments import MODULES
+
+    return list(MODULES)
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory, notebooks, claims_run) -> Path:
     """The site built with ``mkdocs build --strict`` (a warning, a broken link or a missing docstring fails)."""
     out = tmp_path_factory.mktemp("site")
-    env = os.environ | {"IMPLICITRANK_DOCS_NOTEBOOKS": str(notebooks), "NO_MKDOCS_2_WARNING": "1"}
+    env = os.environ | {"IMPLICITRANK_DOCS_NOTEBOOKS": str(notebooks), "IMPLICITRANK_DOCS_CLAIMS": str(claims_run),
+                        "NO_MKDOCS_2_WARNING": "1"}
     done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -84,6 +103,8 @@ def test_site_has_every_page(site):
                  *(f"tutorials/{p.stem}/index.html" for p in TUTORIALS)):
         assert (site / page).is_file(), page
     assert json.loads((site / "tutorials" / f"{TUTORIALS[0].stem}.ipynb").read_text())["cells"]
+    claims = (site / "claims" / "index.html").read_text()
+    assert claims.count("At <strong>test</strong> scale") == len(hooks_experiments())
 
 
 @pytest.mark.timeout(1800)
