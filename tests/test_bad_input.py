@@ -8,6 +8,12 @@ a real process is needed (kill -9, a closed pipe), which live below the table.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +71,98 @@ def _unfinished_nnm(tmp: Path) -> None:
     (tmp / "o").mkdir()
     (tmp / "o" / "config.json").write_text(json.dumps({"baseline": "nuclear_norm_min", "eps_constraint": 0.0,
                                                        "method": "admm", "tol": 1e-7, "max_iter": 20000, **config}))
+
+
+def _modes_follow_umask(tmp: Path) -> None:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    files = [f for f in (tmp / "o").rglob("*") if f.is_file()]
+    assert {f.name for f in files} >= {"config.json", "metrics.jsonl", "summary.json", "factors.pt"}
+    assert {f.name: oct(stat.S_IMODE(f.stat().st_mode)) for f in files} == {f.name: oct(0o666 & ~mask) for f in files}
+
+
+LAYERS_TINY = ("--architectures", "mlp", "--depths", "1", "--epochs", "1", "--hidden", "8", "--kept-ranks", "1",
+               "--latent", "4", "--autoencoder-depths", "1", "--autoencoder-epochs", "1", "--no-progress")
+EARLIER = '{"earlier": true}\n'
+
+
+def _finished_demo(tmp: Path) -> None:
+    (tmp / "o").mkdir()
+    (tmp / "o" / "results.json").write_text(EARLIER)
+
+
+def _unfinished_demo(tmp: Path) -> None:
+    (tmp / "o").mkdir()
+    (tmp / "o" / "config.json").write_text(EARLIER)
+
+
+def _finished_reproduce(tmp: Path) -> None:
+    (tmp / "o" / "arora2019-dynamics").mkdir(parents=True)
+    (tmp / "o" / "arora2019-dynamics" / "claims.json").write_text(EARLIER)
+
+
+def _kept(name: str) -> Callable[[Path], None]:
+    """The earlier file ``o/name`` is still there, unchanged."""
+    def check(tmp: Path) -> None:
+        assert (tmp / "o" / name).read_text() == EARLIER
+    return check
+
+
+SPEC = ('name = "damaged"\n[base]\nshape = [8, 8]\nrank = 1\nnum_observations = 30\nmax_steps = 40\n'
+        'checkpoint_every = 10\n[axes]\nseed = "0..1"\n')
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+
+
+def _unfinished_mf(tmp: Path) -> None:
+    """An mf run killed after a checkpoint whose checkpoint.pt was then cut in half."""
+    assert main(["mf", *TINY, "--out", str(tmp / "o")]) == 0
+    run = next((tmp / "o").iterdir())
+    from implicitrank import results
+
+    results.save_torch(run / "checkpoint.pt", {"step": 10, "params": [1.0] * 1000})
+    _truncate(run / "checkpoint.pt")
+    (run / "summary.json").unlink()
+
+
+def _damaged_sweep(tmp: Path) -> None:
+    """A finished two-run sweep; then run 0's summary.json is cut in half and run 1 is 'killed' with a
+    checkpoint that is cut in half."""
+    (tmp / "spec.toml").write_text(SPEC)
+    assert main(["sweep", str(tmp / "spec.toml"), "--out", str(tmp / "o"), "--no-progress"]) == 0
+    first, second = (tmp / "o" / "runs" / r for r in json.loads((tmp / "o" / "sweep.json").read_text())["run_ids"])
+    _truncate(first / "summary.json")
+    from implicitrank import results
+
+    results.save_torch(second / "checkpoint.pt", {"step": 10, "params": [1.0] * 1000})
+    _truncate(second / "checkpoint.pt")
+    (second / "summary.json").unlink()
+
+
+def _damaged_sweep_rerun(tmp: Path) -> None:
+    _damaged_sweep(tmp)
+    assert main(["sweep", str(tmp / "spec.toml"), "--out", str(tmp / "o"), "--no-progress"]) == 1
+
+
+def _sweep_done_again(tmp: Path) -> None:
+    runs = list((tmp / "o" / "runs").iterdir())
+    assert all(json.loads((r / "summary.json").read_text())["steps"] == 40 for r in runs)
+    assert {f.name for r in runs for f in r.iterdir()} >= {"summary.corrupt.json", "checkpoint.corrupt.pt"}
+    assert len((tmp / "o" / "results.csv").read_text().splitlines()) == 3
+
+
+def _sweep_json_truncated(tmp: Path) -> None:
+    (tmp / "spec.toml").write_text(SPEC)
+    assert main(["sweep", str(tmp / "spec.toml"), "--out", str(tmp / "o"), "--no-progress"]) == 0
+    _truncate(tmp / "o" / "sweep.json")
+
+
+def _metrics_truncated(tmp: Path) -> None:
+    assert main(["mf", *TINY, "--out", str(tmp / "o")]) == 0
+    (run,) = (tmp / "o").iterdir()
+    (run / "metrics.jsonl").write_text((run / "metrics.jsonl").read_text()[:-20])
 
 
 def _summary(run_dir: Path) -> dict:
@@ -144,6 +242,38 @@ CASES = [
          lambda tmp: (tmp / "x.bin").write_bytes(bytes(range(256))), _nothing_written),
     Case("missing data file", ("mf", "--data", "{tmp}/none.npz", "--out", "{tmp}/o"), 2, ("no such file",),
          None, _nothing_written),
+    # never overwrite results (item 3)
+    Case("layers demo into a finished demo", ("layers", "demo", "--out", "{tmp}/o", *LAYERS_TINY), 2,
+         ("finished layers demo", "another --out"), _finished_demo, _kept("results.json")),
+    Case("layers demo into a non-empty directory", ("layers", "demo", "--out", "{tmp}/o", *LAYERS_TINY), 2,
+         ("not empty",), _unfinished_demo, _kept("config.json"), absent=("--resume",)),
+    Case("reproduce into a finished experiment", ("reproduce", "arora2019-dynamics", "--scale", "test", "--out",
+                                                  "{tmp}/o"), 2, ("arora2019-dynamics", "--resume"),
+         _finished_reproduce, _kept("arora2019-dynamics/claims.json")),
+    Case("reproduce --resume keeps the finished experiment", ("reproduce", "arora2019-dynamics", "--scale", "test",
+                                                              "--out", "{tmp}/o", "--resume"), 0,
+         ("finished earlier",), _finished_reproduce, _kept("arora2019-dynamics/claims.json")),
+    # corrupt and malformed files (item 6)
+    Case("resume from a truncated checkpoint", ("mf", *TINY, "--out", "{tmp}/o", "--resume"), 2,
+         ("checkpoint.pt", "truncated or corrupt", "delete it"), _unfinished_mf),
+    Case("sweep status with a truncated summary", ("sweep", "status", "{tmp}/o"), 0,
+         ("0 done", "1 failed", "1 pending", "summary.json is truncated", "--retry-failed"), _damaged_sweep),
+    Case("collect with a truncated summary", ("collect", "{tmp}/o"), 0,
+         ("left out", "summary.json", "--retry-failed", "0 of 2 runs"), _damaged_sweep),
+    Case("sweep rerun fails the corrupt checkpoint's run", ("sweep", "status", "{tmp}/o"), 0,
+         ("2 failed", "checkpoint.pt", "--retry-failed"), _damaged_sweep_rerun),
+    Case("sweep --retry-failed restarts both damaged runs", ("sweep", "{tmp}/spec.toml", "--out", "{tmp}/o",
+                                                              "--retry-failed", "--no-progress"), 0,
+         ("2 done",), _damaged_sweep_rerun, _sweep_done_again),
+    Case("sweep status with a truncated sweep.json", ("sweep", "status", "{tmp}/o"), 2,
+         ("sweep.json", "truncated or corrupt", "rerun the sweep's spec"), _sweep_json_truncated),
+    Case("sweep rerun writes a truncated sweep.json again", ("sweep", "{tmp}/spec.toml", "--out", "{tmp}/o",
+                                                              "--no-progress"), 0, ("2 done",),
+         _sweep_json_truncated, lambda tmp: json.loads((tmp / "o" / "sweep.json").read_text())),
+    Case("plot with a truncated metrics.jsonl", ("plot", "{tmp}/o/depth3-init0.001-lr0.01-seed0-data0"), 2,
+         ("metrics.jsonl line", "truncated or corrupt"), _metrics_truncated),
+    # results readable by others (item 4)
+    Case("files follow the umask", ("mf", *TINY, "--out", "{tmp}/o"), 0, (), check=_modes_follow_umask),
     # options that do not exist must not half-work (item 8)
     Case("abbreviated option", ("locality", "is-same-class", "--cifar", "{tmp}/c", "--out", "{tmp}/o"), 2,
          ("unrecognized arguments", "--cifar")),
@@ -187,3 +317,45 @@ def test_unexpected_errors_keep_their_traceback(error: Exception, monkeypatch) -
     monkeypatch.setattr(factorize, "run_command", fail)
     with pytest.raises(type(error)):
         main(["mf", *TINY])
+
+
+# --- cases that need a real process ----------------------------------------------------------------------
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_local_sweep_workers_exit_when_their_parent_is_killed(tmp_path: Path, capsys) -> None:
+    """kill -9 of a ``sweep --executor local`` parent (item 5): its workers go too, and a rerun's status does not
+    count their runs as running."""
+    spec = tmp_path / "orphans.toml"
+    spec.write_text('name = "orphans"\n[base]\nshape = [12, 12]\nrank = 1\nnum_observations = 60\n'
+                    'max_steps = 1000000\nloss_threshold = 0.0\ncheckpoint_every = 20\n[axes]\nseed = "0..1"\n')
+    out = tmp_path / "sweep"
+    command = [sys.executable, "-m", "implicitrank.cli", "sweep", str(spec), "--out", str(out), "--executor", "local",
+               "--workers", "2", "--no-batch", "--no-progress"]
+    log = tmp_path / "sweep.log"
+    with log.open("w") as stream:
+        parent = subprocess.Popen(command, start_new_session=True, stdout=stream, stderr=stream)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(list(out.glob("runs/*/checkpoint.pt"))) < 2:
+            assert parent.poll() is None, log.read_text()
+            time.sleep(0.1)
+        assert len(list(out.glob("runs/*/checkpoint.pt"))) == 2, log.read_text()
+        os.kill(parent.pid, signal.SIGKILL)  # the parent only: its workers are left to themselves
+        parent.wait()
+        deadline = time.monotonic() + 30
+        while _group_alive(parent.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _group_alive(parent.pid), "the workers outlived their parent"
+    finally:
+        if _group_alive(parent.pid):
+            os.killpg(parent.pid, signal.SIGKILL)
+    assert main(["sweep", "status", str(out)]) == 0
+    status = capsys.readouterr().out
+    assert "0 running" in status and "2 pending" in status, status

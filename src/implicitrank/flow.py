@@ -19,8 +19,9 @@ plateaus and of the final convergence (the problem is stiff there).
 One ``TrainState.step`` is one accepted step of every active run: a run whose attempt is rejected
 retries with a smaller step (the others idle at h = 0) until all active runs have accepted, so the
 host synchronizes once per attempt. Stopping (loss threshold, NaN/inf, ``max_steps`` accepted
-steps), records and checkpoints follow ``train.train``; each record also carries ``time`` (B,), the
-flow time t of every run, and ``gradient_evaluations``, the batched gradient evaluations so far.
+steps), records, checkpoints and progress are ``train.run_loop``'s, shared with ``train.train``; each
+record also carries ``time`` (B,), the flow time t of every run, and ``gradient_evaluations``, the
+batched gradient evaluations so far.
 A run whose step size underflows (h < 1e-12·max(t, 1): the flow blows up or the problem is too stiff)
 is stopped as diverged with loss NaN.
 """
@@ -37,9 +38,8 @@ from torch import Tensor
 from .errors import UsageError
 from .factorizations import loss_and_grad
 from .optim import Optimizer, per_run
-from .progress import progress_bar
 from .tasks import check_task_matches
-from .train import LossAndGrad, Measure, TrainConfig, TrainState, mark_status, record, show_progress, start
+from .train import LossAndGrad, Measure, TrainConfig, TrainState, record, run_loop, start
 
 __all__ = ["BOGACKI_SHAMPINE", "DORMAND_PRINCE", "TABLEAUS", "Tableau", "integrate"]
 
@@ -143,26 +143,10 @@ def integrate(
     objective = objective or (lambda p: loss_and_grad(model, p, task))
     if state is None:
         state = _start(params, objective, tableau, rtol, atol, first_step)
-    flow = state.optimizer_state
-    bar = progress_bar(config.max_steps, initial=state.step, enabled=config.progress)
-    try:
-        while True:
-            if on_checkpoint and config.checkpoints_at(state.step):
-                on_checkpoint(state)
-            mark_status(state, flow["loss"], config.loss_threshold, config.converge_patience)
-            if config.records_at(state.step):
-                _record(state, measure)
-            if state.step >= config.max_steps or not bool(state.active.any()):
-                break
-            if bar is not None and state.step % config.sync_every == 0:
-                show_progress(bar, state, t=f"{float(flow['time'].max()):.4g}")
-            _accepted_step(state, objective, tableau, rtol, atol)
-            state.step += 1
-        _record(state, measure)
-    finally:
-        if bar is not None:
-            bar.close()
-    return state
+    return run_loop(state, config, lambda s: s.optimizer_state["loss"],
+                    lambda s: _accepted_step(s, objective, tableau, rtol, atol), measure=measure,
+                    on_checkpoint=on_checkpoint, record_step=_record, syncs_every_step=True,
+                    describe=lambda s: {"t": f"{float(s.optimizer_state['time'].max()):.4g}"})
 
 
 def _start(params: list[Tensor], objective: LossAndGrad, tableau: Tableau, rtol: float, atol: float,

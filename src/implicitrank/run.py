@@ -40,6 +40,7 @@ from .tasks.hierarchical_truth import low_hierarchical_rank_tensor
 from .tasks.tensors import low_rank_tensor
 from .tensorboard import event_dir, write_events
 from .tensorboard import require as require_tensorboard
+from .threads import policy_threads, torch_threads
 from .train import TrainConfig, TrainState, train
 
 __all__ = ["DTYPES", "METHODS", "TASKS", "BatchResult", "RunConfig", "build_task", "device_of", "make_measure",
@@ -222,6 +223,7 @@ MODELS: dict[str, ModelEntry] = {
 
 
 def device_of(config: RunConfig) -> torch.device:
+    """The device a run asks for: ``auto`` is CUDA when present, else the CPU; ``cuda`` without one is refused."""
     if config.device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if config.device.startswith("cuda") and not torch.cuda.is_available():
@@ -328,8 +330,9 @@ def run_batch(configs: list[RunConfig], run_dirs: list[str | Path], *, resume: b
     measure = make_measure(model, task, first.top)
     started_at = provenance.now()
     started = time.perf_counter()
-    state = train_configured(model, task, params, first, measure, state,
-                             lambda s: _save_checkpoints(s, dirs), lr, progress)
+    with torch_threads(policy_threads(len(configs) * math.prod(first.shape) * min(first.shape))):
+        state = train_configured(model, task, params, first, measure, state,
+                                 lambda s: _save_checkpoints(s, dirs), lr, progress)
     seconds = time.perf_counter() - started
     summaries = [_finish(state, b, d, c, seconds, plots, started_at, tensorboard)
                  for b, (d, c) in enumerate(zip(dirs, configs))]
@@ -383,7 +386,7 @@ def _load_checkpoints(dirs: list[Path], device: torch.device) -> TrainState | No
         return None
     if not all(p.exists() for p in paths):
         raise UsageError("resume: some runs of this batch have a checkpoint and some do not; resume them apart")
-    runs = [results.load_torch(p) for p in paths]
+    runs = [results.load_torch(p, "delete it to restart this run from step 0 (it cannot be resumed)") for p in paths]
     if len({r["step"] for r in runs}) != 1:
         raise UsageError("resume: the runs of this batch were checkpointed at different steps; resume them apart")
     merged = _stack([{k: r[k] for k in ("params", "optimizer_state", "status", "records")} for r in runs], device)

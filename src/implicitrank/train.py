@@ -19,21 +19,23 @@ from torch import Tensor
 
 from .errors import UsageError
 from .factorizations import loss_and_grad
-from .optim import Optimizer
+from .optim import Optimizer, per_run
 from .progress import progress_bar
 from .tasks import Task, check_task_matches
 
 Measure = Callable[[list[Tensor], Tensor], dict[str, Tensor]]
 LossAndGrad = Callable[[list[Tensor]], tuple[Tensor, list[Tensor]]]
 
-__all__ = ["LossAndGrad", "Measure", "TrainConfig", "TrainState", "mark_status", "record", "show_progress", "start",
-           "train"]
+__all__ = ["LossAndGrad", "Measure", "TrainConfig", "TrainState", "mark_status", "record", "run_loop", "show_progress",
+           "start", "train"]
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """When to stop, record and checkpoint.
 
+    Parameters
+    ----------
     max_steps : at most this many updates per run.
     loss_threshold : a run converges (and freezes) once its train loss is <= this (see converge_patience).
     record_every : record metrics every k steps (0: off).
@@ -155,20 +157,15 @@ def record(state: TrainState, measure: Measure | None) -> None:
         finite = torch.isfinite(state.loss)
         for p in state.params:
             finite = finite & torch.isfinite(p.reshape(p.shape[0], -1)).all(1)
-        safe = [torch.where(_per_run(finite, p), p, torch.zeros_like(p)) for p in state.params]
+        safe = [torch.where(per_run(finite, p), p, torch.zeros_like(p)) for p in state.params]
         values = {k: v.detach() for k, v in measure(safe, state.loss).items()}
         for v in values.values():
             if v.is_floating_point() and v.dim():
                 finite = finite & ~torch.isinf(v.reshape(v.shape[0], -1)).any(1).to(finite.device)
         _stop_diverged(state, finite)
-        metrics = {k: torch.where(_per_run(finite.to(v.device), v), v, math.nan).cpu()
+        metrics = {k: torch.where(per_run(finite.to(v.device), v), v, math.nan).cpu()
                    if v.is_floating_point() and v.dim() else v.cpu() for k, v in values.items()}
     state.records.append({"step": state.step, "train_loss": state.loss.detach().cpu(), **metrics})
-
-
-def _per_run(mask: Tensor, like: Tensor) -> Tensor:
-    """(B,) ``mask`` shaped to broadcast against ``like`` (B, ...)."""
-    return mask.reshape(-1, *[1] * (like.dim() - 1))
 
 
 def _stop_diverged(state: TrainState, finite: Tensor) -> None:
@@ -205,11 +202,31 @@ def train(
 ) -> TrainState:
     """Train B runs of ``model`` on ``task`` until each converges, diverges or reaches ``max_steps``.
 
-    lr : (B,) learning rates, one per run. ``state`` continues a checkpointed batch (then ``params``
-    is ignored). ``objective`` overrides the loss-and-gradient function (default: the model's closed
-    form where it has one, else autograd). ``sample`` makes the fit a minibatch one: step k fits
-    ``sample(k)`` (e.g. :func:`implicitrank.tasks.minibatches`) instead of the whole ``task``; the
-    recorded ``train_loss`` is then the minibatch's.
+    Parameters
+    ----------
+    model : a factorization (``implicitrank.factorizations``).
+    task : a :class:`~implicitrank.tasks.Task` of the model's shape, dtype and device, with B runs.
+    params : the (B, ...) parameters to start from (ignored when ``state`` is given).
+    optimizer : an (init, update) pair (``implicitrank.optim``).
+    lr : (B,) learning rates, one per run.
+    config : when to stop, record and checkpoint.
+    measure : metrics recorded with the train loss, ``measure(params, loss) -> {name: (B, ...)}``.
+    state : continue a checkpointed batch where it stopped.
+    on_checkpoint : called with the state on the checkpoint schedule.
+    objective : overrides the loss-and-gradient function (default: the model's closed form where it has
+        one, else autograd).
+    sample : makes the fit a minibatch one: step k fits ``sample(k)`` (e.g.
+        :func:`implicitrank.tasks.minibatches`) instead of the whole ``task``; the recorded ``train_loss``
+        is then the minibatch's.
+
+    Returns
+    -------
+    TrainState : final parameters, per-run status (``converged_at``, ``diverged_at``, ``steps``) and records.
+
+    References
+    ----------
+    Arora, Cohen, Hu & Luo, NeurIPS 2019, §5 (full-batch training of B runs from small init until the train
+    loss is <= 1e-6; global RMSprop: papers.md, common conventions).
     """
     if task is not None:
         check_task_matches(model, task, params if state is None else state.params)
@@ -222,26 +239,60 @@ def train(
     if objective is None:
         def objective(p: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
             return loss_and_grad(model, p, task if sample is None else sample(state.step))
+    grads: list[Tensor] = []
+
+    def evaluate(state: TrainState) -> Tensor:
+        nonlocal grads
+        loss, grads = objective(state.params)
+        return loss
+
+    def advance(state: TrainState) -> None:
+        # Stopped runs get a zero step size: every optimizer's update is proportional to lr.
+        updates, state.optimizer_state = optimizer.update(grads, state.optimizer_state, lr * state.active)
+        state.params = list(torch._foreach_sub(state.params, updates))
+
+    return run_loop(state, config, evaluate, advance, measure=measure, on_checkpoint=on_checkpoint)
+
+
+def run_loop(
+    state: TrainState,
+    config: TrainConfig,
+    evaluate: Callable[[TrainState], Tensor],
+    advance: Callable[[TrainState], None],
+    *,
+    measure: Measure | None = None,
+    on_checkpoint: Callable[[TrainState], None] | None = None,
+    record_step: Callable[[TrainState, Measure | None], None] = record,
+    describe: Callable[[TrainState], dict[str, str]] | None = None,
+    syncs_every_step: bool = False,
+) -> TrainState:
+    """What every loop over B runs shares: checkpoints, stopping, recording, progress and divergence.
+
+    Each iteration calls the checkpoint hook on the checkpoint schedule, takes the per-run loss at the
+    current parameters from ``evaluate(state)`` and stops the runs that converged or diverged
+    (:func:`mark_status`), records on the record schedule (``record_step``, default :func:`record`), and
+    then ``advance(state)`` makes one step of the runs still active, until ``max_steps`` or until no run
+    is active. The host looks at the status every ``sync_every`` steps (every step when the method
+    ``syncs_every_step`` anyway), where the progress bar also moves (``describe`` adds to its text).
+    """
     bar = progress_bar(config.max_steps, initial=state.step, enabled=config.progress)
     try:
         while True:
             if on_checkpoint and config.checkpoints_at(state.step):
                 on_checkpoint(state)
-            loss, grads = objective(state.params)
-            mark_status(state, loss, config.loss_threshold, config.converge_patience)
+            mark_status(state, evaluate(state), config.loss_threshold, config.converge_patience)
             if config.records_at(state.step):
-                record(state, measure)
+                record_step(state, measure)
             if state.step >= config.max_steps:
                 break
-            if state.step % config.sync_every == 0:
-                show_progress(bar, state)
-                if not bool(state.active.any()):
-                    break
-            # Stopped runs get a zero step size: every optimizer's update is proportional to lr.
-            updates, state.optimizer_state = optimizer.update(grads, state.optimizer_state, lr * state.active)
-            state.params = list(torch._foreach_sub(state.params, updates))
+            synced = state.step % config.sync_every == 0
+            if synced and bar is not None:
+                show_progress(bar, state, **(describe(state) if describe is not None else {}))
+            if (synced or syncs_every_step) and not bool(state.active.any()):
+                break
+            advance(state)
             state.step += 1
-        record(state, measure)
+        record_step(state, measure)
     finally:
         if bar is not None:
             bar.close()

@@ -7,7 +7,8 @@ nuclear_norm_min(task, run=0, *, eps_constraint=0.0, method="admm" | "cvxpy", to
     Minimum nuclear norm subject to the observations of run ``run`` of a matrix ``Completion``
     (|X_ij − y_ij| <= eps; Arora et al. 2019 used eps = 1e-3) or ``Sensing`` task (A vec(X) = y).
     ``NuclearNormResult`` holds ``solution`` ((m, n) float64), ``nuclear_norm``, ``constraint_residual``
-    (||max(|A(X) − y| − eps, 0)||_2 / ||y||_2), ``iterations``, ``converged``, ``method``, ``seconds``.
+    (||max(|A(X) − y| − eps, 0)||_2 / ||y||_2), ``iterations``, ``converged``, ``method``, ``seconds``,
+    ``duality_gap`` (the ADMM's certified relative gap; it stops once X is tol-feasible and the gap <= tol).
 min_frobenius(task) -> Tensor
     The minimum-Frobenius-norm interpolant per run, (B, *shape): what depth-1 gradient descent from
     zero converges to (observed values, zeros elsewhere, for completion).

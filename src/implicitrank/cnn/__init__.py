@@ -26,7 +26,7 @@ from .regularizer import (
     random_patch_pair,
 )
 from .resnet import ResNet, resnet18, resnet34
-from .training import TrainingConfig, accuracy, measure_interaction, train_classifier, training_step
+from .training import TrainingConfig, accuracy, epoch_loop, measure_interaction, train_classifier, training_step
 
 __all__ = [
     "Box",
@@ -42,6 +42,7 @@ __all__ = [
     "cifar10_source",
     "derangement",
     "digits_source",
+    "epoch_loop",
     "frozen_batchnorm_statistics",
     "generate_pathfinder",
     "interaction_regularizer",

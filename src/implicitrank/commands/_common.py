@@ -137,12 +137,15 @@ def add_threads(p: argparse.ArgumentParser) -> None:
                         "small problems, never more than the free cores)")
 
 
-def apply_threads(threads: int | None) -> None:
-    """Apply ``--threads`` to this process before the command loads torch (None: leave it to the policy)."""
-    if threads is not None:
-        from ..threads import pin_threads
+def apply_threads(threads: int | None, work: float = 0.0) -> None:
+    """Apply ``--threads`` to this process before the command loads torch (None: the package's policy for a
+    problem of ``work`` multiply-adds per step, ``threads.policy_threads``)."""
+    from ..threads import pin_threads, use_policy
 
+    if threads is not None:
         pin_threads(threads)
+    else:
+        use_policy(work)
 
 
 def add_device(p: argparse.ArgumentParser, default: str = "auto") -> None:

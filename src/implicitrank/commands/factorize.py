@@ -28,11 +28,11 @@ DATA_FILES = ("u.data",)  # what --data finds in a directory: MovieLens 100K's r
 def register(subparsers) -> None:
     for command, (model, what) in COMMANDS.items():
         p = _common.add_parser(subparsers, command, help=f"train a {what}",
-                       description=f"Train a {what} from small initialization and record its dynamics.")
+                               description=f"Train a {what} from small initialization and record its dynamics.")
         add_run_arguments(p, model)
         p.set_defaults(func=run_command, model=model)
     p = _common.add_parser(subparsers, "plot", help="(re)draw the plots of a run directory",
-                   description="Draw quantities.png and errors.png from RUN_DIR/metrics.jsonl.")
+                           description="Draw quantities.png and errors.png from RUN_DIR/metrics.jsonl.")
     p.add_argument("run_dir", type=Path, help="a run directory written by mf/tf/htf")
     p.set_defaults(func=plot_command)
 

@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import OutputExistsError
 from . import _common
 from ._common import default_out, format_table, int_list
 from ._defaults import DIGITS
@@ -26,11 +27,11 @@ if TYPE_CHECKING:
 
 def register(subparsers) -> None:
     layers = _common.add_parser(subparsers, "layers", help="factorized network layers: demo on digits",
-                        description="Factorized (over-parameterized) network layers.")
+                                description="Factorized (over-parameterized) network layers.")
     commands = layers.add_subparsers(dest="layers_command", metavar="SUBCOMMAND", required=True)
     p = _common.add_parser(commands, "demo",
-                   help="plain vs over-parameterized MLP/CNN on digits, compression, autoencoder (minutes)",
-                   description=__doc__)
+                           help="plain vs over-parameterized MLP/CNN on digits, compression, autoencoder (minutes)",
+                           description=__doc__)
     d = DIGITS
     _common.add_out(p, "layers-demo")
     p.add_argument("--architectures", default=",".join(d["architectures"]), help="comma-separated subset of mlp,cnn")
@@ -78,6 +79,11 @@ def run_demo(args: argparse.Namespace) -> int:
     config = config_from(args)
     seeds = list(dict.fromkeys(args.seeds))
     out = args.out or default_out("layers-demo")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if (out / "results.json").is_file():
+            raise OutputExistsError(f"out: {out} holds a finished layers demo (results.json); choose another --out")
+        raise OutputExistsError(f"out: {out} is not empty (an unfinished demo, or another command's files); delete "
+                                "it or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     results.write_json(out / "config.json", {**vars(config), "seeds": seeds})
     data = load_digits()

@@ -28,7 +28,7 @@ def register(subparsers) -> None:
                     "regularizer, over seeds; write run directories, summary.csv/.md and accuracy.png.")
     tasks = parser.add_subparsers(dest="task", metavar="TASK", required=True)
     same = _common.add_parser(tasks, "is-same-class", help="two images a gap d apart: same class?",
-                            description="Is Same Class: digits (built in) or CIFAR-10 pairs on a zero canvas.")
+                              description="Is Same Class: digits (built in) or CIFAR-10 pairs on a zero canvas.")
     same.add_argument("--distances", type=int_list, help="gaps d, e.g. 0,8,16,32 (default: the scale's)")
     same.add_argument("--source", choices=("digits", "cifar10"), help="image source (default: the scale's)")
     _common.add_data(same, "CIFAR-10: the directory of its python batches (data_batch_1.. test_batch), "
@@ -36,7 +36,7 @@ def register(subparsers) -> None:
     _common.add_deprecated(same, "--cifar-path", "--data", "data")
     same.add_argument("--canvas", type=int_list, help="canvas height,width (default: the scale's)")
     path = _common.add_parser(tasks, "pathfinder", help="two markers: on the same snake?",
-                            description="Pathfinder images generated here and cached as .npz.")
+                              description="Pathfinder images generated here and cached as .npz.")
     path.add_argument("--lengths", type=int_list, help="snake lengths L, e.g. 3,5,7,9 (default: the scale's)")
     path.add_argument("--cache-dir", help="where generated images are cached (default: <out>/pathfinder-cache)")
     path.add_argument("--patch-size", type=int, help="side of the regularizer's random patches")
@@ -54,14 +54,19 @@ def register(subparsers) -> None:
         sub.add_argument("--batch-size", type=int, help="batch size")
         sub.add_argument("--lr", type=float, help="SGD learning rate (momentum 0.9)")
         _common.add_device(sub)
-        _common.add_out(sub, "locality", "; finished runs in it are skipped, unfinished ones resumed")
+        _common.add_out(sub, "locality")
+        sub.add_argument("--resume", action="store_true",
+                         help="continue in an --out holding earlier runs of this figure: finished runs are kept, "
+                              "unfinished ones resumed from their checkpoints")
         _common.add_threads(sub)
         _common.add_progress(sub)
         sub.set_defaults(func=run_locality)
 
 
 def run_locality(args: argparse.Namespace) -> int:
-    _common.apply_threads(args.threads)
+    from ..threads import LARGE_WORK
+
+    _common.apply_threads(args.threads, work=LARGE_WORK)  # convolution networks: the free cores
     from ..experiments.locality import aggregate, claims, run_sweep, setup_for, summary_markdown
 
     setup = setup_for(args.task, args.scale)
@@ -82,6 +87,10 @@ def run_locality(args: argparse.Namespace) -> int:
         fields["width"] = 1.0
     setup = replace(setup, **{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items() if v is not None},
                     training=replace(setup.training, **{k: v for k, v in training.items() if v is not None}))
+    earlier = Path(out) / setup.task
+    if earlier.is_dir() and any(earlier.iterdir()) and not args.resume:
+        raise UsageError(f"out: {earlier} holds earlier runs of this figure; pass --resume to keep them and run "
+                         "only the rest, or choose another --out")
     rows = run_sweep(setup, out, args.seeds, progress=not args.no_progress)
     table = aggregate(rows)
     print(summary_markdown(setup, table))

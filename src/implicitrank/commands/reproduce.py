@@ -16,8 +16,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import UsageError
+from ..errors import OutputExistsError, UsageError
 from ..threads import available_cores, pin_threads
+from ..workers import start_worker
 from ._common import (
     add_data,
     add_out,
@@ -51,11 +52,26 @@ def register(subparsers) -> None:
     p.add_argument("--jobs", type=int, default=None,
                    help="experiments run at once by 'all' (default: one per core at test and quick scale, "
                         "1 at paper scale, whose runs use every core)")
+    p.add_argument("--resume", action="store_true",
+                   help="--out holds an earlier reproduce: run only the experiments it has not finished (claims.json)")
     add_threads(p)
     add_tensorboard(p, "of the runs trained through run directories (the matrix experiments) to "
                        "OUT/NAME/tensorboard/<run_id>")
     add_progress(p)
     p.set_defaults(func=run_reproduce)
+
+
+def unfinished(names: list[str], out: Path, resume: bool) -> list[str]:
+    """The experiments of ``names`` to run into ``out``: all of them into a fresh ``out``; with ``resume``, those
+    without ``claims.json`` (written last). Earlier results without ``resume`` are refused, never overwritten."""
+    earlier = [n for n in names if (out / n).is_dir() and any((out / n).iterdir())]
+    if earlier and not resume:
+        raise OutputExistsError(f"out: {out} already holds results of {', '.join(earlier)}; choose another --out, "
+                                "or pass --resume to run only the experiments not finished there")
+    finished = [n for n in names if (out / n / "claims.json").is_file()]
+    for name in finished:
+        print(f"== {name}: finished earlier, kept (claims in {out / name / 'claims.md'})", flush=True)
+    return [n for n in names if n not in finished]
 
 
 def repetitions(seeds: list[int] | None) -> int | None:
@@ -89,8 +105,9 @@ def run_reproduce(args: argparse.Namespace) -> int:
         experiment(name)
     args.seeds, args.data = repetitions(args.seeds), resolve_data(args.data)
     out = args.out or default_out("reproduce")
+    names = unfinished(names, out, args.resume)
     jobs = args.jobs or (1 if args.scale == "paper" else available_cores())
-    jobs = min(jobs, len(names))
+    jobs = max(1, min(jobs, len(names)))
     with _environment(**({"TQDM_DISABLE": "1"} if args.no_progress else {})):
         if jobs == 1:
             failed = _run_serial(names, args, out)
@@ -135,8 +152,8 @@ def _run_parallel(names: list[str], args: argparse.Namespace, out: Path, jobs: i
     failed = 0
     # Workers log to files: their progress bars would interleave on the console.
     with _environment(TQDM_DISABLE="1"), ProcessPoolExecutor(
-            jobs, mp_context=multiprocessing.get_context("spawn"), initializer=pin_threads,
-            initargs=(threads,)) as pool:
+            jobs, mp_context=multiprocessing.get_context("spawn"), initializer=start_worker,
+            initargs=(threads, os.getpid())) as pool:
         pending: dict[Future, str] = {
             pool.submit(_reproduce_logged, name, args.scale, out / name, args.seeds, args.data, threads,
                         args.tensorboard): name

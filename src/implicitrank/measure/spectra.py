@@ -45,17 +45,17 @@ def schatten_norm(values: Tensor, p: float) -> Tensor:
 
 
 def nuclear_norm(values: Tensor) -> Tensor:
-    """‖W‖_* = Σ_r σ_r, from the singular values ``values`` (…, k); one value per leading index."""
+    """Nuclear norm Σ σ_i from singular values (..., K)."""
     return values.sum(-1)
 
 
 def frobenius_norm(values: Tensor) -> Tensor:
-    """‖W‖_F = (Σ_r σ_r²)^½, from the singular values ``values`` (…, k); one value per leading index."""
+    """Frobenius norm (Σ σ_i²)^(1/2) from singular values (..., K)."""
     return values.pow(2).sum(-1).sqrt()
 
 
 def spectral_norm(values: Tensor) -> Tensor:
-    """‖W‖₂ = max_r σ_r, from the singular values ``values`` (…, k); one value per leading index."""
+    """Spectral norm max σ_i from singular values (..., K)."""
     return values.amax(-1)
 
 
