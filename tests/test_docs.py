@@ -32,9 +32,13 @@ TUTORIALS = hooks.tutorial_sources()
 
 
 @pytest.fixture(scope="session")
-def notebooks(tmp_path_factory) -> Path:
-    """Where the executed notebooks of this session go (the site build reads them from there)."""
-    return tmp_path_factory.mktemp("notebooks")
+def notebooks() -> Path:
+    """Where the executed notebooks go: the site build's cache (``build/notebooks`` unless
+    ``$IMPLICITRANK_DOCS_NOTEBOOKS`` says otherwise), so that the build below, and a later ``mkdocs build``,
+    reuse them instead of executing the tutorials again."""
+    cache = hooks.notebook_cache()
+    cache.mkdir(parents=True, exist_ok=True)
+    return cache
 
 
 def test_there_is_one_tutorial_per_line_of_work_plus_practice_and_scale():
@@ -44,6 +48,7 @@ def test_there_is_one_tutorial_per_line_of_work_plus_practice_and_scale():
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("source", TUTORIALS, ids=[p.stem for p in TUTORIALS])
 def test_tutorial_executes_and_shows_its_figures(source, notebooks):
+    """Executed from scratch (never from the cache), in a fresh kernel and a scratch directory."""
     import nbformat
 
     notebook = hooks.execute_tutorial(source)

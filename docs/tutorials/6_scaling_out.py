@@ -140,6 +140,17 @@ ax.legend()
 plt.show()
 
 # %% [markdown]
+# ## The report
+#
+# Every `sweep` ends by writing `report.html` into its directory (and `implicitrank report DIR` writes it again at
+# any time): one self-contained page — the table, sortable; error and effective rank against each axis; the runs'
+# status with the messages of any that failed — to open in a browser or attach to a review.
+
+# %%
+implicitrank("report", "local")
+print(f"{Path('local/report.html').stat().st_size / 1e3:.0f} kB, images embedded: open it in any browser")
+
+# %% [markdown]
 # ## The same spec on Slurm
 #
 # `--executor slurm` submits the jobs as one job array through submitit; the spec's `[slurm]` table sets the
