@@ -1,7 +1,8 @@
 """Arora et al. 2019, §5 (Figure 2): deep matrix factorization against minimum nuclear norm, across init scales.
 
 Ground truth W* = UVᵀ (n×n, rank r, ‖W*‖_F = n), completion from M random entries (two values of M) and sensing
-from M Gaussian measurements; depths 2, 3, 4 from the "gaussian" init with ‖W(0)‖_F ≈ init_scale·√n, trained with
+from M Gaussian measurements; depths 2, 3, 4 from the "gaussian" init with ‖W(0)‖_F ≈ α·√n (the paper's init scale α;
+the factorization's ``init_scale`` is that norm, ``CompletionScale.init_norms``), trained with
 global RMSprop (eps 1e-4) until the loss (mean over observations of the squared error, no ½) is ≤ 1e-6; against
 minimum nuclear norm (completion: |X_ij − y_ij| ≤ 1e-3 as published; sensing: A(X) = y, the only form
 ``baselines.nuclear_norm_min`` supports for sensing — the published sensing baseline error ≈7.5e-4 suggests a relaxed
@@ -55,7 +56,7 @@ class CompletionScale:
     rank: int
     observations: tuple[int, ...]  # (few, many) completion observations
     depths: tuple[int, ...]
-    init_scales: tuple[float, ...]  # descending
+    init_scales: tuple[float, ...]  # the paper's α, descending: ‖W(0)‖_F ≈ α·√size
     lr: float
     max_steps: int
     seeds: int
@@ -67,6 +68,11 @@ class CompletionScale:
             raise ValueError(f"observations must be two counts in [1, {self.size**2}], got {self.observations}")
         if list(self.init_scales) != sorted(self.init_scales, reverse=True):
             raise ValueError(f"init_scales must be descending, got {self.init_scales}")
+
+    @property
+    def init_norms(self) -> tuple[float, ...]:
+        """‖W(0)‖_F = α·√size for each α: the factorizations' ``init_scale`` (Fig. 2's x-axis)."""
+        return tuple(s * math.sqrt(self.size) for s in self.init_scales)
 
 
 SCALES = {
@@ -94,7 +100,7 @@ def settings(cfg: CompletionScale) -> list[tuple[str, int]]:
 
 def setting_configs(cfg: CompletionScale, task: str, observations: int, seeds: int) -> list[RunConfig]:
     """The runs of one part: every depth, init scale and seed, with the scale's optimizer for that task."""
-    return grid_configs(cfg.size, cfg.rank, task, observations, cfg.depths, cfg.init_scales, cfg.lr, cfg.max_steps,
+    return grid_configs(cfg.size, cfg.rank, task, observations, cfg.depths, cfg.init_norms, cfg.lr, cfg.max_steps,
                         seeds, cfg.sensing_optimizer if task == "sensing" else "global-rmsprop")
 
 
@@ -104,7 +110,7 @@ def factorization_rows(configs: list[RunConfig], label: dict, progress: bool) ->
     for result in run_grid(configs, progress=progress):
         c, s = result.config, result.summary
         rows.append(label | {"method": f"depth {c.depth}", "depth": c.depth, "init_scale": c.init_scale,
-                             "init_norm": c.init_scale * math.sqrt(min(c.shape)), "seed": c.seed,
+                             "init_norm": c.init_scale, "seed": c.seed,
                              "error": s["reconstruction_error_squared"], "nuclear_norm": s["nuclear_norm"],
                              "effective_rank": s["effective_rank"], "status": s["status"], "steps": s["steps"],
                              "train_loss": s["train_loss"]})
@@ -187,8 +193,8 @@ def _claims(rows: list[dict], cfg: CompletionScale, truth: float) -> list[Claim]
     claims.append(check(f"{few} obs: the min-nuclear-norm solution has a higher effective rank than the truth",
                         "9.5 (truth 4.9)", nn_rank, f"> truth {truth:.3g}", nn_rank > truth))
     if 2 in cfg.depths:
-        large, small = (_median(fewc, "error", depth=2, init_scale=s) for s in (cfg.init_scales[0],
-                                                                               cfg.init_scales[-1]))
+        large, small = (_median(fewc, "error", depth=2, init_scale=s) for s in (cfg.init_norms[0],
+                                                                               cfg.init_norms[-1]))
         claims.append(check(f"{few} obs, depth 2: error improves as init shrinks ([largest init, smallest init])",
                             "≈1.1e-1 -> ≈2.5e-2", [large, small], "smallest < largest", small < large))
     manyc = [r for r in rows if r["task"] == "completion" and r["observations"] == many]
@@ -197,7 +203,7 @@ def _claims(rows: list[dict], cfg: CompletionScale, truth: float) -> list[Claim]
                         "<= 9e-5", worst, f"<= {RECOVERED:g}", worst <= RECOVERED))
     sensing = [r for r in rows if r["task"] == "sensing"]
     if sensing:
-        d2 = _median(sensing, "error", depth=2, init_scale=cfg.init_scales[-1])
+        d2 = _median(sensing, "error", depth=2, init_scale=cfg.init_norms[-1])
         nn = _median(sensing, "error", method="nuclear norm")
         d34 = max(_median(sensing, "error", depth=d) for d in deep)
         claims.append(check("sensing: depth >= 3 more accurate than depth 2 (smallest init) and nuclear norm "
@@ -214,8 +220,8 @@ def _plot(rows: list[dict], parts: list[tuple[str, int]], cfg: CompletionScale, 
                                             ("effective_rank", "effective rank"))):
             ax = axes[i][col]
             for d in cfg.depths:
-                xs = [s * math.sqrt(cfg.size) for s in cfg.init_scales]
-                ys = [_median(mine, key, depth=d, init_scale=s) for s in cfg.init_scales]
+                xs = cfg.init_norms
+                ys = [_median(mine, key, depth=d, init_scale=s) for s in xs]
                 ax.plot(xs, ys, "o-", color=DEPTH_COLORS.get(d), label=f"depth {d}")
             ax.axhline(_median(mine, key, method="nuclear norm"), color=BASELINE_COLOR, ls="--", label="nuclear norm")
             if key == "effective_rank":

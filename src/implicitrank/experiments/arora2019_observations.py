@@ -26,7 +26,7 @@ from .claims import Claim, check
 
 NAME = "arora2019-observations"
 TITLE = "Arora et al. 2019, Fig. 1: reconstruction error vs number of observations, ranks 5/10, depths 2-4"
-INIT_SCALE = 1e-3
+INIT_SCALE = 1e-3  # the paper's α: ‖W(0)‖_F ≈ α·√size, the factorizations' init_scale
 RECOVERED = 1e-3
 
 
@@ -69,8 +69,8 @@ def run(scale: str, out_dir: Path, seeds: int | None, data: str | None) -> list[
     for rank in cfg.ranks:
         for m in cfg.observations:
             label = {"rank": rank, "observations": m}
-            configs = grid_configs(cfg.size, rank, "completion", m, cfg.depths, (INIT_SCALE,), cfg.lr, cfg.max_steps,
-                                   seeds)
+            configs = grid_configs(cfg.size, rank, "completion", m, cfg.depths, (INIT_SCALE * math.sqrt(cfg.size),),
+                                   cfg.lr, cfg.max_steps, seeds)
             rows += factorization_rows(configs, label, progress=scale != "test")
             rows += baseline_rows(configs[0], seeds, label)
     write_csv(out_dir / "figure1.csv", rows)

@@ -87,7 +87,8 @@ def run(scale: str, out_dir: Path, seeds: int | None, data: str | None) -> list[
     runs = [(seed, std) for seed in range(repetitions) for std in setup.init_stds]
     task = prefix_completion(truth, setup.observations, seed=0, batch=len(runs)).to("cpu", torch.float32)
     model = CPFactorization(shape, setup.components)
-    params = model.init(len(runs), torch.tensor([std for _, std in runs]), generators([s for s, _ in runs]))
+    scales = torch.tensor([model.scale_for_entry_std(std) for _, std in runs])  # the papers give the entry std
+    params = model.init(len(runs), scales, generators([s for s, _ in runs]))
 
     def measure(p, loss):
         return {"norms": model.component_norms(p).float(),

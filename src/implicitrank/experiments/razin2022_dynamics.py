@@ -55,7 +55,8 @@ QUANTITY_LABEL = {"matrix": "singular values", "cp": "component norms", "hierarc
 @dataclass(frozen=True)
 class Panel:
     """One panel: ``kind`` in KINDS, the ground truth's ``shape`` and ``rank`` (CP rank, matrix rank, or the
-    hierarchical rank at every node), init scale (the std of every factor entry, as in the authors' runs)."""
+    hierarchical rank at every node), ``init_scale`` the std of every factor entry, as in the authors' runs (the
+    factorization's init_scale is the matching ||W(0)||_F, ``scale_for_entry_std``)."""
 
     kind: str
     shape: tuple[int, ...]
@@ -140,21 +141,12 @@ def _build(setup: Setup, panel: Panel):
     return HierarchicalFactorization(panel.shape, width_cap=setup.width_cap), truth
 
 
-def _model_init_scale(panel: Panel) -> float:
-    """The factorization's ``init_scale`` for a per-entry factor std: CP and HT take the std itself; a depth-N
-    n×n matrix factorization with entries N(0, s²) has ||W(0)||_F ≈ s^N·n^((N+1)/2), which is
-    ``MatrixFactorization``'s init_scale·sqrt(n) for init_scale = s^N·n^(N/2)."""
-    if panel.kind != "matrix":
-        return panel.init_scale
-    n, depth = min(panel.shape), 3
-    return panel.init_scale**depth * n ** (depth / 2)
-
-
 def _train_panel(setup: Setup, panel: Panel, repetitions: int, progress: bool):
     """(steps, quantities (T, B, SHOWN) sorted descending, extra curves) of one panel's runs."""
     model, truth = _build(setup, panel)
     task = prefix_completion(truth.float(), panel.observations, seed=0, batch=repetitions).to("cpu", torch.float32)
-    params = model.init(repetitions, torch.tensor(_model_init_scale(panel)), generators(list(range(repetitions))))
+    # the paper gives every panel's per-entry factor std; the model's init_scale is the matching ||W(0)||_F
+    params = model.init(repetitions, model.scale_for_entry_std(panel.init_scale), generators(list(range(repetitions))))
 
     def measure(p, loss):
         w = model.end_to_end(p)
