@@ -3,7 +3,7 @@
 Part 1, cost to train loss 1e-6: 100×100 rank-5 completion from 2000 observed entries (papers.md §1: ground truth
 with ||W*||_F = 100, Gaussian init of scale 1e-3), depths 2 and 3, float32, one run each:
 
-* gradient flow (``implicitrank.optim.flow.integrate``, Dormand–Prince 5(4)) at rtol 1e-4, and at rtol 1e-7 in
+* gradient flow (``implicitrank.flow.integrate``, Dormand–Prince 5(4)) at rtol 1e-4, and at rtol 1e-7 in
   float64 as the reference (the difference of their final matrices says how converged the integration is);
 * global RMSprop at lr 1e-3, eps 1e-4 (the papers' optimizer), run to the loss threshold;
 * plain GD at the largest lr of ``--gd-lrs`` that *tracks* the flow: its top-5 singular values stay within 1%
@@ -39,8 +39,8 @@ import numpy as np
 import torch
 
 from implicitrank.factorizations import MatrixFactorization, generators
+from implicitrank.flow import integrate
 from implicitrank.optim import global_rmsprop, gradient_descent
-from implicitrank.optim.flow import integrate
 from implicitrank.tasks import complete_from_target, low_rank_matrix
 from implicitrank.train import TrainConfig, train
 
@@ -52,7 +52,8 @@ def _problem(depth: int, batch: int = 1, dtype: torch.dtype = torch.float32):
     truth = low_rank_matrix(N, N, RANK, seed=0)
     task = complete_from_target(truth, OBSERVATIONS, [0] * batch).to("cpu", dtype)
     model = MatrixFactorization(N, N, depth=depth)
-    params = model.init(batch, torch.tensor(INIT_SCALE), generators(list(range(batch))), dtype=dtype)
+    # INIT_SCALE is the paper's α: ||W(0)||_F ≈ α·√N, the factorization's init_scale
+    params = model.init(batch, torch.tensor(INIT_SCALE * N**0.5), generators(list(range(batch))), dtype=dtype)
     return model, task, params, truth
 
 

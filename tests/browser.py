@@ -68,7 +68,7 @@ def open_page(driver, path: str | Path):
     url = str(path) if "://" in str(path) else Path(path).resolve().as_uri()
     driver.get_log("browser")  # drop messages of earlier pages
     driver.get(url)
-    WebDriverWait(driver, 30).until(lambda d: d.execute_script(
+    WebDriverWait(driver, 120).until(lambda d: d.execute_script(
         "return document.readyState === 'complete' && Array.from(document.images).every(i => i.complete)"))
     return driver
 

@@ -8,13 +8,21 @@ a real process is needed (kill -9, a closed pipe), which live below the table.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from implicitrank.cli import main
+from implicitrank.run import RunConfig
 
 TINY = ("--shape", "12", "10", "--rank", "2", "--num-observations", "70", "--max-steps", "30", "--no-progress")
 
@@ -29,6 +37,75 @@ class Case:
     words: tuple[str, ...] = ()
     setup: Callable[[Path], None] | None = None
     check: Callable[[Path], None] | None = None
+    absent: tuple[str, ...] = ()  # words the message must not hold
+
+
+def _npz(tmp: Path, rows: int = 6, cols: int = 5, observed: float = 0.6, name: str = "x.npz") -> None:
+    rng = np.random.default_rng(0)
+    matrix = np.outer(rng.standard_normal(rows), rng.standard_normal(cols))
+    np.savez(tmp / name, matrix=matrix, mask=rng.random((rows, cols)) < observed)
+
+
+def _udata(tmp: Path, lines: list[str] | None = None) -> None:
+    rng = np.random.default_rng(0)
+    rows = [f"{rng.integers(1, 944)}\t{rng.integers(1, 1683)}\t{rng.integers(1, 6)}\t88125{k}" for k in range(2100)]
+    (tmp / "u.data").write_text("\n".join(rows if lines is None else lines) + "\n")
+
+
+def _shape_is(shape: tuple[int, ...]) -> Callable[[Path], None]:
+    def check(tmp: Path) -> None:
+        out = tmp / "o"
+        runs = [out] if (out / "config.json").exists() else list(out.iterdir())
+        assert runs and all(tuple(json.loads((r / "config.json").read_text())["shape"]) == shape for r in runs)
+        assert all((r / "summary.json").exists() for r in runs)
+    return check
+
+
+def _nothing_written(tmp: Path) -> None:
+    assert not (tmp / "o").exists() or not any((tmp / "o").rglob("*")), sorted((tmp / "o").rglob("*"))
+
+
+def _unfinished_nnm(tmp: Path) -> None:
+    """What an nnm killed before its summary leaves: the directory with its config.json."""
+    config = RunConfig(shape=(6, 5), rank=1, num_observations=20, dtype="float64").to_dict()
+    (tmp / "o").mkdir()
+    (tmp / "o" / "config.json").write_text(json.dumps({"baseline": "nuclear_norm_min", "eps_constraint": 0.0,
+                                                       "method": "admm", "tol": 1e-7, "max_iter": 20000, **config}))
+
+
+def _modes_follow_umask(tmp: Path) -> None:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    files = [f for f in (tmp / "o").rglob("*") if f.is_file()]
+    assert {f.name for f in files} >= {"config.json", "metrics.jsonl", "summary.json", "factors.pt"}
+    assert {f.name: oct(stat.S_IMODE(f.stat().st_mode)) for f in files} == {f.name: oct(0o666 & ~mask) for f in files}
+
+
+LAYERS_TINY = ("--architectures", "mlp", "--depths", "1", "--epochs", "1", "--hidden", "8", "--kept-ranks", "1",
+               "--latent", "4", "--autoencoder-depths", "1", "--autoencoder-epochs", "1", "--no-progress")
+EARLIER = '{"earlier": true}\n'
+
+
+def _finished_demo(tmp: Path) -> None:
+    (tmp / "o").mkdir()
+    (tmp / "o" / "results.json").write_text(EARLIER)
+
+
+def _unfinished_demo(tmp: Path) -> None:
+    (tmp / "o").mkdir()
+    (tmp / "o" / "config.json").write_text(EARLIER)
+
+
+def _finished_reproduce(tmp: Path) -> None:
+    (tmp / "o" / "arora2019-dynamics").mkdir(parents=True)
+    (tmp / "o" / "arora2019-dynamics" / "claims.json").write_text(EARLIER)
+
+
+def _kept(name: str) -> Callable[[Path], None]:
+    """The earlier file ``o/name`` is still there, unchanged."""
+    def check(tmp: Path) -> None:
+        assert (tmp / "o" / name).read_text() == EARLIER
+    return check
 
 
 def _summary(run_dir: Path) -> dict:
@@ -60,6 +137,67 @@ CASES = [
          ("init_scale", "must be", "> 0")),
     Case("tf init scale inf", ("tf", "--shape", "3", "3", "3", "--num-observations", "10", "--max-steps", "5",
                                "--init-scale", "inf", "--no-progress", "--out", "{tmp}/o"), 2, ("init_scale",)),
+    # a data file's size decides the problem's size (item 1)
+    Case("mf npz takes the file's shape", ("mf", "--data", "{tmp}/x.npz", "--max-steps", "5", "--no-progress",
+                                            "--out", "{tmp}/o"), 0, ("max_steps",), _npz, _shape_is((6, 5))),
+    Case("mf npz with another --shape", ("mf", "--data", "{tmp}/x.npz", "--shape", "40", "40", "--no-progress",
+                                          "--out", "{tmp}/o"), 2, ("--shape 40 40", "6×5"), _npz, _nothing_written),
+    Case("mf npz with its own --shape", ("mf", "--data", "{tmp}/x.npz", "--shape", "6", "5", "--max-steps", "5",
+                                          "--no-progress", "--out", "{tmp}/o"), 0, (), _npz, _shape_is((6, 5))),
+    Case("mf u.data with no other flag", ("mf", "--data", "{tmp}/u.data", "--depth", "1", "--max-steps", "1",
+                                           "--no-progress", "--out", "{tmp}/o"), 0, ("test",), _udata,
+         _shape_is((943, 1682))),
+    Case("mf u.data with another --shape", ("mf", "--data", "{tmp}/u.data", "--shape", "20", "20", "--out",
+                                             "{tmp}/o"), 2, ("943×1682",), _udata, _nothing_written),
+    Case("tf given a matrix file", ("tf", "--data", "{tmp}/x.npz", "--out", "{tmp}/o"), 2,
+         ("matrix completion", "mf"), _npz, _nothing_written),
+    Case("htf given a matrix file", ("htf", "--data", "{tmp}/x.npz", "--out", "{tmp}/o"), 2,
+         ("matrix completion", "mf"), _npz, _nothing_written),
+    Case("nnm npz takes the file's shape", ("nnm", "--data", "{tmp}/x.npz", "--out", "{tmp}/o"), 0, (), _npz,
+         _shape_is((6, 5))),
+    Case("nnm npz with another --shape", ("nnm", "--data", "{tmp}/x.npz", "--shape", "7", "5", "--out", "{tmp}/o"),
+         2, ("--shape 7 5", "6×5"), _npz, _nothing_written),
+    Case("nnm several data seeds", ("nnm", "--shape", "6", "5", "--rank", "1", "--num-observations", "20",
+                                    "--data-seeds", "0..3", "--out", "{tmp}/o"), 2, ("--data-seeds", "once per seed"),
+         None, _nothing_written),
+    # no stub directories (item 9)
+    Case("too many observations of a u.data", ("mf", "--data", "{tmp}/u.data", "--num-observations", "99999",
+                                                "--out", "{tmp}/o"), 2, ("num_observations",), _udata,
+         _nothing_written),
+    Case("nnm too many observations of a u.data", ("nnm", "--data", "{tmp}/u.data", "--num-observations",
+                                                    "99999", "--out", "{tmp}/o"), 2, ("num_observations",), _udata,
+         _nothing_written),
+    Case("nnm into an unfinished nnm directory", ("nnm", "--shape", "6", "5", "--rank", "1", "--num-observations",
+                                                  "20", "--out", "{tmp}/o"), 2, ("delete it",),
+         _unfinished_nnm, absent=("--resume",)),
+    # input messages (item 7)
+    Case("empty u.data", ("mf", "--data", "{tmp}/u.data", "--out", "{tmp}/o"), 2, ("no ratings",),
+         lambda tmp: (tmp / "u.data").write_text(""), _nothing_written),
+    Case("malformed u.data line", ("mf", "--data", "{tmp}/u.data", "--out", "{tmp}/o"), 2, ("line 3",),
+         lambda tmp: _udata(tmp, ["1\t2\t3\t4", "2\t3\t4\t5", "3\tx\t4\t5"]), _nothing_written),
+    Case("short u.data line", ("mf", "--data", "{tmp}/u.data", "--out", "{tmp}/o"), 2, ("line 2", "4 columns"),
+         lambda tmp: _udata(tmp, ["1\t2\t3\t4", "2\t3\t4", "3\t1\t4\t5"]), _nothing_written),
+    Case("u.data id 0", ("mf", "--data", "{tmp}/u.data", "--out", "{tmp}/o"), 2, ("line 1", ">= 1"),
+         lambda tmp: _udata(tmp, ["0\t2\t3\t4"]), _nothing_written),
+    Case("npy as data", ("mf", "--data", "{tmp}/x.npy", "--out", "{tmp}/o"), 2, (".npy", ".npz", "u.data"),
+         lambda tmp: np.save(tmp / "x.npy", np.ones((3, 3))), _nothing_written),
+    Case("binary file as u.data", ("mf", "--data", "{tmp}/x.bin", "--out", "{tmp}/o"), 2, ("accepted",),
+         lambda tmp: (tmp / "x.bin").write_bytes(bytes(range(256))), _nothing_written),
+    Case("missing data file", ("mf", "--data", "{tmp}/none.npz", "--out", "{tmp}/o"), 2, ("no such file",),
+         None, _nothing_written),
+    # never overwrite results (item 3)
+    Case("layers demo into a finished demo", ("layers", "demo", "--out", "{tmp}/o", *LAYERS_TINY), 2,
+         ("finished layers demo", "another --out"), _finished_demo, _kept("results.json")),
+    Case("layers demo into a non-empty directory", ("layers", "demo", "--out", "{tmp}/o", *LAYERS_TINY), 2,
+         ("not empty",), _unfinished_demo, _kept("config.json"), absent=("--resume",)),
+    Case("reproduce into a finished experiment", ("reproduce", "arora2019-dynamics", "--scale", "test", "--out",
+                                                  "{tmp}/o"), 2, ("arora2019-dynamics", "--resume"),
+         _finished_reproduce, _kept("arora2019-dynamics/claims.json")),
+    Case("reproduce --resume keeps the finished experiment", ("reproduce", "arora2019-dynamics", "--scale", "test",
+                                                              "--out", "{tmp}/o", "--resume"), 0,
+         ("finished earlier",), _finished_reproduce, _kept("arora2019-dynamics/claims.json")),
+    # results readable by others (item 4)
+    Case("files follow the umask", ("mf", *TINY, "--out", "{tmp}/o"), 0, (), check=_modes_follow_umask),
     # options that do not exist must not half-work (item 8)
     Case("abbreviated option", ("locality", "is-same-class", "--cifar", "{tmp}/c", "--out", "{tmp}/o"), 2,
          ("unrecognized arguments", "--cifar")),
@@ -81,6 +219,8 @@ def test_bad_input(case: Case, tmp_path: Path, capsys) -> None:
     assert code == case.code, text
     for word in case.words:
         assert word in text, text
+    for word in case.absent:
+        assert word not in text, text
     if case.code == 2:  # one line (after argparse's usage, for its own refusals), no traceback
         lines = captured.err.strip().splitlines()
         assert "Traceback" not in text and "error:" in lines[-1], captured.err
@@ -101,3 +241,45 @@ def test_unexpected_errors_keep_their_traceback(error: Exception, monkeypatch) -
     monkeypatch.setattr(factorize, "run_command", fail)
     with pytest.raises(type(error)):
         main(["mf", *TINY])
+
+
+# --- cases that need a real process ----------------------------------------------------------------------
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_local_sweep_workers_exit_when_their_parent_is_killed(tmp_path: Path, capsys) -> None:
+    """kill -9 of a ``sweep --executor local`` parent (item 5): its workers go too, and a rerun's status does not
+    count their runs as running."""
+    spec = tmp_path / "orphans.toml"
+    spec.write_text('name = "orphans"\n[base]\nshape = [12, 12]\nrank = 1\nnum_observations = 60\n'
+                    'max_steps = 1000000\nloss_threshold = 0.0\ncheckpoint_every = 20\n[axes]\nseed = "0..1"\n')
+    out = tmp_path / "sweep"
+    command = [sys.executable, "-m", "implicitrank.cli", "sweep", str(spec), "--out", str(out), "--executor", "local",
+               "--workers", "2", "--no-batch", "--no-progress"]
+    log = tmp_path / "sweep.log"
+    with log.open("w") as stream:
+        parent = subprocess.Popen(command, start_new_session=True, stdout=stream, stderr=stream)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(list(out.glob("runs/*/checkpoint.pt"))) < 2:
+            assert parent.poll() is None, log.read_text()
+            time.sleep(0.1)
+        assert len(list(out.glob("runs/*/checkpoint.pt"))) == 2, log.read_text()
+        os.kill(parent.pid, signal.SIGKILL)  # the parent only: its workers are left to themselves
+        parent.wait()
+        deadline = time.monotonic() + 30
+        while _group_alive(parent.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _group_alive(parent.pid), "the workers outlived their parent"
+    finally:
+        if _group_alive(parent.pid):
+            os.killpg(parent.pid, signal.SIGKILL)
+    assert main(["sweep", "status", str(out)]) == 0
+    status = capsys.readouterr().out
+    assert "0 running" in status and "2 pending" in status, status

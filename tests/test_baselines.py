@@ -41,6 +41,20 @@ def test_admm_agrees_with_cvxpy_on_sensing() -> None:
     assert _relative(ours.solution, reference.solution) <= 1e-4
 
 
+@pytest.mark.parametrize("eps", [0.0, 1e-2])
+def test_duality_gap_brackets_the_cvxpy_optimum(small_completion: Completion, eps: float) -> None:
+    """The reported gap certifies the answer: the optimum lies in [||X||_*(1 − gap), ||X||_*] up to the
+    feasibility tolerance, and the stopping test only passes with the gap below tol."""
+    ours = nuclear_norm_min(small_completion, eps_constraint=eps, tol=1e-6)
+    optimum = nuclear_norm_min(small_completion, eps_constraint=eps, method="cvxpy", solver="CLARABEL").nuclear_norm
+    assert ours.converged and abs(ours.duality_gap) <= 1e-6
+    assert ours.nuclear_norm * (1 - ours.duality_gap) <= optimum * (1 + 1e-8)
+    assert ours.nuclear_norm >= optimum * (1 - 1e-5)
+    capped = nuclear_norm_min(small_completion, eps_constraint=eps, tol=1e-12, max_iter=3)
+    assert not capped.converged and capped.duality_gap > 1e-12
+    assert capped.nuclear_norm * (1 - capped.duality_gap) <= optimum * (1 + 1e-8)
+
+
 def test_reported_residual_and_norm_match_the_returned_solution(small_completion: Completion) -> None:
     result = nuclear_norm_min(small_completion, tol=1e-6)
     observed = result.solution.reshape(-1)[small_completion.flat_indices()[0]]

@@ -102,3 +102,17 @@ def test_measured_interaction_is_one_for_a_network_too_local_to_see_both_images(
     deep = PlainCNN(in_channels=1, width=4, depth=5)
     assert measure_interaction(local, data) == pytest.approx(1.0, abs=1e-4)
     assert measure_interaction(deep, data) < 0.999
+
+
+def test_the_networks_epoch_loop_resumes_stops_and_names_the_diverging_epoch():
+    from implicitrank.cnn import epoch_loop
+
+    losses = [0.5, 0.25, float("nan"), 0.1]
+    saved = []
+    history = [{"epoch": 1, "train_loss": losses[0]}]  # resumed after one epoch
+    with pytest.raises(FloatingPointError, match="NaN/inf in epoch 2; lower the learning rate"):
+        epoch_loop(lambda e: {"epoch": e + 1, "train_loss": losses[e]}, history, 4, after_epoch=saved.append,
+                   progress=False)
+    assert [row["epoch"] for row in history] == [1, 2] and saved == [1]  # what was recorded is kept
+    rows = epoch_loop(lambda e: {"epoch": e + 1, "train_loss": 1.0}, [], 10, stop=lambda e: e == 3, progress=False)
+    assert [row["epoch"] for row in rows] == [1, 2, 3]

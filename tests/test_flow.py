@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from implicitrank.factorizations import CPFactorization, MatrixFactorization, generators
+from implicitrank.flow import TABLEAUS, integrate
 from implicitrank.optim import gradient_descent
-from implicitrank.optim.flow import TABLEAUS, integrate
 from implicitrank.tasks import complete_from_target, low_rank_matrix
 from implicitrank.tasks.tensors import low_rank_tensor
 from implicitrank.train import TrainConfig, train

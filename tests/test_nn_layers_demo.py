@@ -35,3 +35,14 @@ def test_demo_refuses_bad_arguments_by_name(tmp_path, capsys, argument, value):
 def test_config_refuses_a_channels_pair_of_the_wrong_length():
     with pytest.raises(ValueError, match="channels"):
         DigitsConfig(channels=(8,))
+
+
+def test_demo_runs_every_seed_of_the_list(tmp_path, capsys):
+    args = ["--architectures", "mlp", "--depths", "2", "--epochs", "1", "--hidden", "8", "--kept-ranks", "1",
+            "--latent", "4", "--autoencoder-depths", "1", "--autoencoder-epochs", "1", "--no-progress"]
+    assert main(["layers", "demo", "--out", str(tmp_path), *args, "--seeds", "0,3"]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert [s["seed"] for s in results["classifiers"]] == [0, 3]
+    assert [a["seed"] for a in results["autoencoders"]] == [0, 3]
+    first, second = results["classifiers"]
+    assert first["train_accuracy"] != second["train_accuracy"] or first["effective_ranks"] != second["effective_ranks"]

@@ -6,7 +6,7 @@ from implicitrank.cli import main
 
 
 def test_experiments_run_on_two_workers_each_with_its_log_and_claims(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("implicitrank.commands.reproduce.MODULES", {
+    monkeypatch.setattr("implicitrank.experiments.MODULES", {
         "arora2019-dynamics": "arora2019_dynamics", "razin2021-natural": "razin2021_natural"})
     out = tmp_path / "all"
     assert main(["reproduce", "all", "--scale", "test", "--jobs", "2", "--out", str(out)]) == 0

@@ -146,8 +146,8 @@ def test_every_task_follows_the_task_protocol_and_moves_like_a_tensor(task):
 @pytest.mark.parametrize("loop", ["train", "integrate"])
 def test_a_float64_task_with_float32_parameters_is_refused_before_the_first_step(loop):
     from implicitrank.factorizations import MatrixFactorization, generators
+    from implicitrank.flow import integrate
     from implicitrank.optim import gradient_descent
-    from implicitrank.optim.flow import integrate
     from implicitrank.train import TrainConfig, train
 
     task = complete_from_target(low_rank_matrix(4, 3, 1), 5, [0, 1])  # float64

@@ -1,6 +1,8 @@
 """The ``implicitrank`` command line: a thin layer over the public API.
 
-Each subcommand lives in a module of ``implicitrank.commands`` exposing ``register(subparsers)``.
+Each subcommand lives in a module of ``implicitrank.commands`` exposing ``register(subparsers)``. Building
+the parsers imports nothing heavy (torch, matplotlib, scipy, scikit-learn, submitit load only inside the
+command that runs), so ``implicitrank --help`` answers at once.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ import importlib
 import os
 import re
 import sys
+from collections.abc import Iterator
 
+from . import __version__
 from .errors import UsageError
 
 COMMAND_MODULES: tuple[str, ...] = (
@@ -31,11 +35,22 @@ def build_parser() -> argparse.ArgumentParser:
         description="Implicit rank regularization in deep matrix, tensor and hierarchical tensor factorizations.",
         allow_abbrev=False,
     )
+    parser.add_argument("--version", action="version", version=f"implicitrank {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
     _strict(parser)
     return parser
+
+
+def subcommands(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """Every command below ``parser`` as (name as typed, e.g. ``"layers demo"``, its parser), depth first."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield name, sub
+                for inner, nested in subcommands(sub):
+                    yield f"{name} {inner}", nested
 
 
 NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -54,6 +69,9 @@ def _strict(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The command line only writes figures to files: the file-only backend, chosen before matplotlib is imported
+    # (the library itself leaves the backend to its user).
+    os.environ.setdefault("MPLBACKEND", "Agg")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):

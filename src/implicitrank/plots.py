@@ -12,15 +12,12 @@ import textwrap
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from . import results  # noqa: E402
-from .errors import UsageError  # noqa: E402
+from . import results
+from .errors import UsageError
 
 # name -> (axis label, symbol of the k-th line in the legend)
 QUANTITY_LABELS = {

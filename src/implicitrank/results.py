@@ -23,10 +23,27 @@ CONFIG, METRICS, SUMMARY, FACTORS, CHECKPOINT = "config.json", "metrics.jsonl", 
     "checkpoint.pt"
 
 
-def _atomic_write(path: Path, write) -> None:
+def _umask() -> int:
+    """The process's file-creation mask (from /proc where there is one, else by setting and restoring it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: Path, write) -> None:
+    """Write ``path`` whole or not at all: ``write(handle)`` fills a temporary file beside it, which then
+    replaces ``path`` in one rename (a crash never leaves half a file). The file gets the permissions a plain
+    ``open`` would give (0666 less the umask; ``mkstemp``'s own 0600 would hide results from the user's group)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as handle:
             write(handle)
         os.replace(tmp, path)
@@ -50,7 +67,7 @@ def to_jsonable(value: Any) -> Any:
 
 def write_json(path: Path, obj: Any) -> None:
     text = json.dumps(to_jsonable(obj), indent=2, sort_keys=True) + "\n"
-    _atomic_write(path, lambda h: h.write(text.encode()))
+    atomic_write(path, lambda h: h.write(text.encode()))
 
 
 def read_json(path: Path) -> Any:
@@ -59,7 +76,7 @@ def read_json(path: Path) -> Any:
 
 def write_metrics(path: Path, rows: Iterable[dict]) -> None:
     text = "".join(json.dumps(to_jsonable(row)) + "\n" for row in rows)
-    _atomic_write(path, lambda h: h.write(text.encode()))
+    atomic_write(path, lambda h: h.write(text.encode()))
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
@@ -70,18 +87,19 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
 
 
 def save_torch(path: Path, obj: Any) -> None:
-    _atomic_write(path, lambda h: torch.save(obj, h))
+    atomic_write(path, lambda h: torch.save(obj, h))
 
 
 def load_torch(path: Path) -> Any:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def prepare_run_dir(run_dir: str | Path, config: dict, *, resume: bool) -> Path:
+def prepare_run_dir(run_dir: str | Path, config: dict, *, resume: bool, resumable: bool = True) -> Path:
     """Create ``run_dir`` for a new run, or check it for resuming.
 
-    Refuses (``FileExistsError``) a finished run, a directory of another configuration, a checkpoint
-    without ``resume``, and a non-empty directory that is not a run of ours.
+    Refuses (``OutputExistsError``) a finished run, a directory of another configuration, an unfinished run
+    without ``resume`` (naming ``--resume`` only where the command is ``resumable``), and a non-empty
+    directory that is not a run of ours.
     """
     run_dir = Path(run_dir)
     if run_dir.exists() and any(run_dir.iterdir()):
@@ -92,7 +110,8 @@ def prepare_run_dir(run_dir: str | Path, config: dict, *, resume: bool) -> Path:
         if read_json(run_dir / CONFIG) != json.loads(json.dumps(to_jsonable(config))):
             raise OutputExistsError(f"out: {run_dir} holds a run of another configuration; choose another --out")
         if not resume:
-            raise OutputExistsError(f"out: {run_dir} holds an unfinished run; pass --resume to continue it")
+            what = "pass --resume to continue it" if resumable else "delete it or choose another --out"
+            raise OutputExistsError(f"out: {run_dir} holds an unfinished run; {what}")
         return run_dir
     write_json(run_dir / CONFIG, config)
     return run_dir

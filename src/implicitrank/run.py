@@ -35,9 +35,16 @@ from .tasks import (
     low_rank_matrix,
     movielens_completion,
 )
+from .tasks.files import data_format
 from .tasks.hierarchical_truth import low_hierarchical_rank_tensor
 from .tasks.tensors import low_rank_tensor
+from .tensorboard import event_dir, write_events
+from .tensorboard import require as require_tensorboard
+from .threads import policy_threads, torch_threads
 from .train import TrainConfig, TrainState, train
+
+__all__ = ["DTYPES", "METHODS", "TASKS", "BatchResult", "RunConfig", "build_task", "device_of", "make_measure",
+           "run_batch", "train_configured"]
 
 METHODS = (*OPTIMIZERS, "gradient-flow")
 TASKS = ("completion", "sensing")
@@ -122,6 +129,9 @@ class RunConfig:
             raise UsageError(f"max_steps must be >= 0 and top >= 1, got {self.max_steps}, {self.top}")
         if self.data is not None and self.task != "completion":
             raise UsageError("data: files hold completion problems; use task='completion'")
+        if self.data is not None and self.model != "matrix":
+            raise UsageError(f"data: files hold matrix completion problems, not order-{len(self.shape)} tensors for "
+                             f"model {self.model!r}; use model 'matrix' (implicitrank mf or nnm)")
         TrainConfig(self.max_steps, self.loss_threshold, self.record_every, self.record_per_decade, 100,
                     self.checkpoint_every)
 
@@ -225,9 +235,14 @@ def build_task(configs: list[RunConfig]):
     """The batched task of runs sharing a batch key (run b's per-run values from ``configs[b]``)."""
     first, batch = configs[0], len(configs)
     if first.data is not None:
-        if first.data.endswith(".npz"):
-            return load_npz_completion(first.data, batch=batch)
-        return movielens_completion(first.data, first.num_observations, seed=first.data_seed, batch=batch)
+        if data_format(first.data) == "npz":
+            task = load_npz_completion(first.data, batch=batch)
+        else:
+            task = movielens_completion(first.data, first.num_observations, seed=first.data_seed, batch=batch)
+        if tuple(task.shape) != first.shape:
+            raise UsageError(f"shape: the data file {first.data} holds a {'×'.join(map(str, task.shape))} problem, "
+                             f"not {'×'.join(map(str, first.shape))}; leave shape out (the file's) or give its shape")
+        return task
     target = MODELS[first.model].ground_truth(first)
     if first.task == "sensing":
         return gaussian_sensing(target, first.num_observations, seed=first.data_seed, batch=batch)
@@ -272,7 +287,7 @@ def train_configured(model, task, params, config: RunConfig, measure, state, on_
                                record_every=config.record_every, record_per_decade=config.record_per_decade,
                                checkpoint_every=config.checkpoint_every, progress=progress)
     if config.optimizer == "gradient-flow":
-        from .optim.flow import integrate
+        from .flow import integrate
 
         return integrate(model, task, params, train_config, rtol=config.rtol, atol=config.atol, measure=measure,
                          state=state, on_checkpoint=on_checkpoint)
@@ -290,19 +305,22 @@ class BatchResult:
 
 
 def run_batch(configs: list[RunConfig], run_dirs: list[str | Path], *, resume: bool = False,
-              progress: bool = True, plots: bool = True) -> BatchResult:
+              progress: bool = True, plots: bool = True, tensorboard: bool = False) -> BatchResult:
     """Train ``configs`` (equal batch keys) together; write and return each run's summary (and, with
-    ``plots``, each run's plots; sweeps skip them, ``implicitrank plot`` draws them later)."""
+    ``plots``, each run's plots; sweeps skip them, ``implicitrank plot`` draws them later; with ``tensorboard``,
+    each run's TensorBoard event file, see ``implicitrank.tensorboard``)."""
+    if tensorboard:
+        require_tensorboard()
     if not configs or len(configs) != len(run_dirs):
         raise UsageError(f"need one run directory per config, got {len(configs)} configs, {len(run_dirs)} dirs")
     keys = {c.batch_key() for c in configs}
     if len(keys) != 1:
         raise UsageError("configs of one batch may differ only in " + ", ".join(configs[0].per_run_fields()))
-    dirs = [results.prepare_run_dir(d, c.to_dict(), resume=resume) for c, d in zip(configs, run_dirs)]
     first = configs[0]
     device, dtype = device_of(first), DTYPES[first.dtype]
     model = MODELS[first.model].build(first)
-    task = build_task(configs).to(device, dtype)
+    task = build_task(configs).to(device, dtype)  # before any directory is made: a refusal leaves none behind
+    dirs = [results.prepare_run_dir(d, c.to_dict(), resume=resume) for c, d in zip(configs, run_dirs)]
     lr = torch.tensor([c.lr for c in configs], dtype=dtype, device=device)
     state = _load_checkpoints(dirs, device) if resume else None
     params = None
@@ -312,10 +330,12 @@ def run_batch(configs: list[RunConfig], run_dirs: list[str | Path], *, resume: b
     measure = make_measure(model, task, first.top)
     started_at = provenance.now()
     started = time.perf_counter()
-    state = train_configured(model, task, params, first, measure, state,
-                             lambda s: _save_checkpoints(s, dirs), lr, progress)
+    with torch_threads(policy_threads(len(configs) * math.prod(first.shape) * min(first.shape))):
+        state = train_configured(model, task, params, first, measure, state,
+                                 lambda s: _save_checkpoints(s, dirs), lr, progress)
     seconds = time.perf_counter() - started
-    summaries = [_finish(state, b, d, c, seconds, plots, started_at) for b, (d, c) in enumerate(zip(dirs, configs))]
+    summaries = [_finish(state, b, d, c, seconds, plots, started_at, tensorboard)
+                 for b, (d, c) in enumerate(zip(dirs, configs))]
     return BatchResult(summaries, state, model, task)
 
 
@@ -375,9 +395,19 @@ def _load_checkpoints(dirs: list[Path], device: torch.device) -> TrainState | No
                       status["stopped_at"], status["loss"], merged["records"], status.get("below_for"))
 
 
+def _write_metrics(run_dir: Path, rows: list[dict], config: RunConfig, summary: dict, tensorboard: bool) -> None:
+    """The one place a finished run's metric rows are written: ``metrics.jsonl``, and the same rows as TensorBoard
+    scalars (with the config as hyperparameters) when asked for or within ``tensorboard.logging_to``."""
+    results.write_metrics(run_dir / results.METRICS, rows)
+    directory = event_dir(run_dir, config.run_id, tensorboard)
+    if directory is not None:
+        write_events(directory, rows, config.to_dict(), summary)
+
+
 def _finish(state: TrainState, b: int, run_dir: Path, config: RunConfig, seconds: float, plots: bool,
-            started_at: str | None = None) -> dict:
-    """Write run b's metrics, final factors, summary and (with ``plots``) plots; remove its checkpoint."""
+            started_at: str | None = None, tensorboard: bool = False) -> dict:
+    """Write run b's metrics (and their TensorBoard events), final factors, summary and (with ``plots``) plots;
+    remove its checkpoint."""
     run = _run_state(state, b)
     diverged_at, converged_at = int(state.diverged_at[b]), int(state.converged_at[b])
     # A diverged run's rows after it stopped hold only NaN (its batch went on): keep them up to the stop.
@@ -398,7 +428,7 @@ def _finish(state: TrainState, b: int, run_dir: Path, config: RunConfig, seconds
         summary["diverged_at_step"] = diverged_at
         summary["message"] = (f"train loss, parameters or metrics became NaN/inf at step {diverged_at}; the run "
                               "stopped there and the metrics recorded until then are kept")
-    results.write_metrics(run_dir / results.METRICS, rows)
+    _write_metrics(run_dir, rows, config, summary, tensorboard)
     results.save_torch(run_dir / results.FACTORS, [p[0] for p in run["params"]])
     if plots:
         from .plots import plot_run

@@ -1,9 +1,13 @@
-"""Thread counts: pin a worker process before torch or numpy load their thread pools, or cap torch for a while.
+"""Thread counts: the package's thread policy, pinning a worker before torch or numpy load their pools,
+capping torch for a while.
 
 OpenMP, MKL and OpenBLAS read their thread counts from the environment when they load; a worker
 that inherits the default (every core) on a machine it shares with other workers oversubscribes the
-cores, and a small batched SVD or matmul then runs ~100× slower. This module imports nothing heavy,
-so a process pool can use ``pin_threads`` as its initializer.
+cores, and a small batched SVD or matmul then runs ~100× slower. So the package, not torch, chooses
+(``policy_threads``): a small problem (the papers' 100×100 matrices) runs on one thread and
+parallelizes across runs instead; a large one takes the free cores, never more; an explicit choice
+(``--threads``, ``pin_threads``) overrides both. This module imports nothing heavy, so a process pool
+can use ``pin_threads`` as its initializer.
 """
 
 from __future__ import annotations
@@ -14,6 +18,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from .errors import UsageError
+
+# Multiply-adds of one step's largest product above which a second thread pays for its synchronization:
+# a 100×100 matrix product (10^6) is too small to split, convolution networks (10^9 and more) are not.
+LARGE_WORK = 10**8
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
                     "NUMEXPR_NUM_THREADS")
@@ -27,6 +35,55 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def busy_cores(samples: int = 5, interval: float = 0.01) -> int:
+    """Threads of other processes running now: the median over ``samples`` snapshots of the kernel's count
+    of runnable threads (/proc/loadavg, which counts this reading thread too) less one.
+
+    An instant count, unlike the load average, sees a busy process that started a second ago; the
+    median of a few snapshots ignores a blip. 0 where /proc is missing (not Linux)."""
+    import statistics
+    import time
+
+    counts = []
+    for k in range(samples):
+        try:
+            with open("/proc/loadavg") as handle:
+                counts.append(int(handle.read().split()[3].split("/")[0]) - 1)
+        except (OSError, IndexError, ValueError):
+            return 0
+        if k + 1 < samples:
+            time.sleep(interval)
+    return max(0, round(statistics.median(counts)))
+
+
+def free_cores() -> int:
+    """Cores this process may use that no other process keeps busy (at least 1): its affinity, less the
+    other runnable threads beyond the cores outside its affinity."""
+    cores = available_cores()
+    outside = max(0, (os.cpu_count() or cores) - cores)
+    return max(1, cores - max(0, busy_cores() - outside))
+
+
+_explicit: int | None = None  # the thread count set by pin_threads (--threads), which overrides the policy
+
+
+def policy_threads(work: float = 0.0) -> int:
+    """Threads for a problem whose step does ``work`` multiply-adds: the explicit choice (``--threads``,
+    ``pin_threads``) when made; else 1 below ``LARGE_WORK`` (more threads only add synchronization and,
+    on a shared machine, spin against other processes); else the free cores (``free_cores``)."""
+    if _explicit is not None:
+        return _explicit
+    return 1 if work < LARGE_WORK else free_cores()
+
+
+def use_policy(work: float = 0.0) -> int:
+    """Set this process's pools to ``policy_threads(work)`` (without making it an explicit choice) and return
+    it: the environment for libraries not loaded yet, torch directly when it is."""
+    threads = policy_threads(work)
+    _set(threads)
+    return threads
+
+
 def thread_environment(threads: int) -> dict[str, str]:
     """The environment variables that cap every BLAS/OpenMP pool at ``threads``."""
     if threads < 1:
@@ -35,8 +92,15 @@ def thread_environment(threads: int) -> dict[str, str]:
 
 
 def pin_threads(threads: int) -> None:
-    """Cap this process at ``threads`` threads: the environment for libraries not loaded yet, and
-    torch's intra-op pool directly when torch is already loaded."""
+    """Cap this process at ``threads`` threads, overriding the policy from now on (``--threads``, a worker
+    pinned by its pool): the environment for libraries not loaded yet, and torch's intra-op pool directly
+    when torch is already loaded."""
+    global _explicit
+    _set(threads)
+    _explicit = threads
+
+
+def _set(threads: int) -> None:
     os.environ.update(thread_environment(threads))
     torch = sys.modules.get("torch")
     if torch is not None:

@@ -11,7 +11,6 @@ message naming the step; what was recorded until then is kept.
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -20,11 +19,15 @@ from torch import Tensor
 
 from .errors import UsageError
 from .factorizations import loss_and_grad
-from .optim import Optimizer
+from .optim import Optimizer, per_run
+from .progress import progress_bar
 from .tasks import Task, check_task_matches
 
 Measure = Callable[[list[Tensor], Tensor], dict[str, Tensor]]
 LossAndGrad = Callable[[list[Tensor]], tuple[Tensor, list[Tensor]]]
+
+__all__ = ["LossAndGrad", "Measure", "TrainConfig", "TrainState", "mark_status", "record", "run_loop", "show_progress",
+           "start", "train"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,10 @@ class TrainConfig:
                 raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.sync_every < 1:
             raise UsageError(f"sync_every must be >= 1, got {self.sync_every}")
+
+    def checkpoints_at(self, step: int) -> bool:
+        """Whether the checkpoint hook is called before the update at ``step`` (never at step 0)."""
+        return bool(self.checkpoint_every) and step > 0 and step % self.checkpoint_every == 0
 
     def records_at(self, step: int) -> bool:
         """Whether metrics are recorded at ``step`` (step 0 and the last step always are)."""
@@ -148,20 +155,15 @@ def record(state: TrainState, measure: Measure | None) -> None:
         finite = torch.isfinite(state.loss)
         for p in state.params:
             finite = finite & torch.isfinite(p.reshape(p.shape[0], -1)).all(1)
-        safe = [torch.where(_per_run(finite, p), p, torch.zeros_like(p)) for p in state.params]
+        safe = [torch.where(per_run(finite, p), p, torch.zeros_like(p)) for p in state.params]
         values = {k: v.detach() for k, v in measure(safe, state.loss).items()}
         for v in values.values():
             if v.is_floating_point() and v.dim():
                 finite = finite & ~torch.isinf(v.reshape(v.shape[0], -1)).any(1).to(finite.device)
         _stop_diverged(state, finite)
-        metrics = {k: torch.where(_per_run(finite.to(v.device), v), v, math.nan).cpu()
+        metrics = {k: torch.where(per_run(finite.to(v.device), v), v, math.nan).cpu()
                    if v.is_floating_point() and v.dim() else v.cpu() for k, v in values.items()}
     state.records.append({"step": state.step, "train_loss": state.loss.detach().cpu(), **metrics})
-
-
-def _per_run(mask: Tensor, like: Tensor) -> Tensor:
-    """(B,) ``mask`` shaped to broadcast against ``like`` (B, ...)."""
-    return mask.reshape(-1, *[1] * (like.dim() - 1))
 
 
 def _stop_diverged(state: TrainState, finite: Tensor) -> None:
@@ -170,6 +172,16 @@ def _stop_diverged(state: TrainState, finite: Tensor) -> None:
     state.loss = torch.where(diverging, math.nan, state.loss)
     state.stopped_at = torch.where(diverging, state.step, state.stopped_at)
     state.active = state.active & finite
+
+
+def show_progress(bar, state: TrainState, **extra: str) -> None:
+    """Move a loop's progress bar (if any) to ``state.step``, showing the largest loss, the runs still
+    active and ``extra`` (a host synchronization: call it only when the loop syncs anyway)."""
+    if bar is None:
+        return
+    bar.update(state.step - bar.n)
+    bar.set_postfix(loss=f"{float(state.loss.nan_to_num(nan=math.inf).max()):.3g}", active=int(state.active.sum()),
+                    **extra)
 
 
 def train(
@@ -205,39 +217,61 @@ def train(
     if objective is None:
         def objective(p: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
             return loss_and_grad(model, p, task if sample is None else sample(state.step))
-    bar = _progress(config, state.step)
+    grads: list[Tensor] = []
+
+    def evaluate(state: TrainState) -> Tensor:
+        nonlocal grads
+        loss, grads = objective(state.params)
+        return loss
+
+    def advance(state: TrainState) -> None:
+        # Stopped runs get a zero step size: every optimizer's update is proportional to lr.
+        updates, state.optimizer_state = optimizer.update(grads, state.optimizer_state, lr * state.active)
+        state.params = list(torch._foreach_sub(state.params, updates))
+
+    return run_loop(state, config, evaluate, advance, measure=measure, on_checkpoint=on_checkpoint)
+
+
+def run_loop(
+    state: TrainState,
+    config: TrainConfig,
+    evaluate: Callable[[TrainState], Tensor],
+    advance: Callable[[TrainState], None],
+    *,
+    measure: Measure | None = None,
+    on_checkpoint: Callable[[TrainState], None] | None = None,
+    record_step: Callable[[TrainState, Measure | None], None] = record,
+    describe: Callable[[TrainState], dict[str, str]] | None = None,
+    syncs_every_step: bool = False,
+) -> TrainState:
+    """What every loop over B runs shares: checkpoints, stopping, recording, progress and divergence.
+
+    Each iteration calls the checkpoint hook on the checkpoint schedule, takes the per-run loss at the
+    current parameters from ``evaluate(state)`` and stops the runs that converged or diverged
+    (:func:`mark_status`), records on the record schedule (``record_step``, default :func:`record`), and
+    then ``advance(state)`` makes one step of the runs still active, until ``max_steps`` or until no run
+    is active. The host looks at the status every ``sync_every`` steps (every step when the method
+    ``syncs_every_step`` anyway), where the progress bar also moves (``describe`` adds to its text).
+    """
+    bar = progress_bar(config.max_steps, initial=state.step, enabled=config.progress)
     try:
         while True:
-            if on_checkpoint and config.checkpoint_every and state.step and state.step % config.checkpoint_every == 0:
+            if on_checkpoint and config.checkpoints_at(state.step):
                 on_checkpoint(state)
-            loss, grads = objective(state.params)
-            mark_status(state, loss, config.loss_threshold, config.converge_patience)
+            mark_status(state, evaluate(state), config.loss_threshold, config.converge_patience)
             if config.records_at(state.step):
-                record(state, measure)
+                record_step(state, measure)
             if state.step >= config.max_steps:
                 break
-            if state.step % config.sync_every == 0:
-                if bar is not None:
-                    bar.update(state.step - bar.n)
-                    bar.set_postfix(loss=f"{float(loss.nan_to_num(nan=math.inf).max()):.3g}",
-                                    active=int(state.active.sum()))
-                if not bool(state.active.any()):
-                    break
-            # Stopped runs get a zero step size: every optimizer's update is proportional to lr.
-            updates, state.optimizer_state = optimizer.update(grads, state.optimizer_state, lr * state.active)
-            state.params = list(torch._foreach_sub(state.params, updates))
+            synced = state.step % config.sync_every == 0
+            if synced and bar is not None:
+                show_progress(bar, state, **(describe(state) if describe is not None else {}))
+            if (synced or syncs_every_step) and not bool(state.active.any()):
+                break
+            advance(state)
             state.step += 1
-        record(state, measure)
+        record_step(state, measure)
     finally:
         if bar is not None:
             bar.close()
     return state
-
-
-def _progress(config: TrainConfig, initial: int):
-    if not config.progress:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=config.max_steps, initial=initial, unit="step", file=sys.stderr, leave=False,
-                dynamic_ncols=True)

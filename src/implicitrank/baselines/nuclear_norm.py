@@ -21,8 +21,19 @@ Two solvers, chosen by name (``method``):
   kept only if it shrinks the fixed-point residual ||Z − X||_F, else the plain step is taken and the
   memory restarts; this turns ADMM's slow tail (hundreds of iterations at 1e-6) into 50–160. The
   penalty is fixed, ρ = 10/||A*(y)||_2 (a threshold a decade below the one that zeroes everything;
-  scale invariant), so that the accelerated map does not change under it. Stops when
-  ||X − Z||_F <= tol·max(||X||_F, ||y||_2) and the constraint residual of X is <= tol.
+  scale invariant), so that the accelerated map does not change under it. (Residual balancing, which
+  changes ρ and restarts the memory, was measured and is slower here: issue 18, /work/notes/speed.md.)
+  Stops on a certificate: the constraint residual of X is <= tol and the relative duality gap is
+  <= tol. The dual of the problem is
+
+      maximize <ν, y> − eps·||ν||_1   subject to  ||A*(ν)||_2 <= 1,
+
+  and the iteration carries a dual estimate: Λ = ρ(W − X) ∈ ∂||X||_* (the optimality condition of the
+  SVT step), whose part in the range of A* is A*(ν) (completion: ν = Λ on the observed entries;
+  sensing: the least-squares ν). Scaled by 1/max(1, ||A*(ν)||_2) it is dual feasible, so its objective
+  is a lower bound D on the optimum, and gap = (||X||_* − D)/||X||_* bounds the suboptimality of the
+  (tol-feasible) X. On degenerate problems (eps > 0 with many observations, where the optimum has
+  singular values far below the rest) the iteration converges sublinearly; ``max_iter`` caps it.
 * ``"cvxpy"``: the same problem handed to cvxpy (SCS or another conic solver); the independent
   cross-check. Needs the ``dev`` extra.
 
@@ -55,6 +66,7 @@ class NuclearNormResult:
         step counts too) or the conic solver's iterations where it reports them.
     converged : the solver's stopping test was met within ``max_iter``.
     seconds : wall time of the solve.
+    duality_gap : (||X||_* − D)/||X||_* for the ADMM's dual bound D (module docstring); NaN for cvxpy.
     """
 
     solution: Tensor
@@ -64,6 +76,7 @@ class NuclearNormResult:
     converged: bool
     method: str
     seconds: float
+    duality_gap: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -96,6 +109,21 @@ class _Constraints:
     def residual(self, x: Tensor) -> float:
         violation = ((self.apply(x) - self.values).abs() - self.eps).clamp_min(0.0)
         return float(violation.norm() / self.values.norm().clamp_min(torch.finfo(x.dtype).tiny))
+
+    def dual_coordinates(self, subgradient: Tensor) -> Tensor:
+        """ν whose A*(ν) is the part of ``subgradient`` in the range of A* (orthogonal projection)."""
+        if self.flat is not None:
+            return subgradient.reshape(-1)[self.flat]
+        rhs = (self.measurements @ subgradient.reshape(-1)).unsqueeze(1)
+        return torch.cholesky_solve(rhs, self.gram_cholesky).squeeze(1)
+
+    def duality_gap(self, nuclear_norm: float, subgradient: Tensor) -> float:
+        """(||X||_* − D)/||X||_* with D = (<ν, y> − eps·||ν||_1)/max(1, ||A*(ν)||_2), a lower bound on the
+        optimum (weak duality) from the dual estimate ν of ``subgradient`` ∈ ∂||X||_*."""
+        nu = self.dual_coordinates(subgradient)
+        spectral = float(torch.linalg.matrix_norm(self.adjoint(nu), ord=2))
+        bound = (float(nu @ self.values) - self.eps * float(nu.abs().sum())) / max(1.0, spectral)
+        return (nuclear_norm - bound) / max(nuclear_norm, torch.finfo(subgradient.dtype).tiny)
 
     def adjoint(self, r: Tensor) -> Tensor:
         if self.flat is not None:
@@ -185,47 +213,51 @@ def nuclear_norm_min(
         raise ValueError(f"memory must be >= 0, got {memory}")
     constraints = _constraints(task, run, eps_constraint)
     started = time.perf_counter()
+    gap = math.nan
     if method == "admm":
-        x, iterations, converged = _admm(constraints, tol, max_iter, memory)
+        x, iterations, converged, gap = _admm(constraints, tol, max_iter, memory)
     else:
         x, iterations, converged = _cvxpy(constraints, tol, max_iter, solver)
     seconds = time.perf_counter() - started
     return NuclearNormResult(x, float(torch.linalg.svdvals(x).sum()), constraints.residual(x), iterations,
-                             converged, method, seconds)
+                             converged, method, seconds, gap)
 
 
-def _admm(c: _Constraints, tol: float, max_iter: int, memory: int) -> tuple[Tensor, int, bool]:
-    scale = float(c.values.norm())
+def _admm(c: _Constraints, tol: float, max_iter: int, memory: int) -> tuple[Tensor, int, bool, float]:
     w = c.adjoint(c.values)
     rho = 10.0 / max(float(torch.linalg.matrix_norm(w, ord=2)), 1e-300)
     svds = 0
 
-    def step(w: Tensor) -> tuple[Tensor, Tensor]:
+    def step(w: Tensor) -> tuple[Tensor, Tensor, float]:
         nonlocal svds
         svds += 1
-        x, _ = singular_value_threshold(w, 1.0 / rho)
-        return x, c.project(2.0 * x - w) - x  # X and the fixed-point residual Z − X
+        x, sigma = singular_value_threshold(w, 1.0 / rho)
+        return x, c.project(2.0 * x - w) - x, float(sigma.sum())  # X, the fixed-point residual Z − X, ||X||_*
 
-    x, g = step(w)
+    x, g, nuclear = step(w)
     secants = _Secants(w.numel(), memory, w.dtype) if memory else None
+    gap, next_check = math.inf, 0
     while svds <= max_iter:
-        primal = float(torch.linalg.matrix_norm(g)) / max(float(torch.linalg.matrix_norm(x)), scale)
-        if primal <= tol and c.residual(x) <= tol:
-            return x, svds, True
+        # The gap costs an SVD: test it only once X is feasible, then at most every tenth iteration.
+        if svds >= next_check and c.residual(x) <= tol:
+            gap = c.duality_gap(nuclear, rho * (w - x))
+            if gap <= tol:
+                return x, svds, True, gap
+            next_check = svds + 10
         if secants is not None and secants.size:
             candidate = secants.extrapolate(w, g)
-            x_candidate, g_candidate = step(candidate)
+            x_candidate, g_candidate, nuclear_candidate = step(candidate)
             if torch.linalg.matrix_norm(g_candidate) < torch.linalg.matrix_norm(g):
                 secants.push(candidate - w, g_candidate - g)
-                w, x, g = candidate, x_candidate, g_candidate
+                w, x, g, nuclear = candidate, x_candidate, g_candidate, nuclear_candidate
                 continue
             secants.clear()
         w_next = w + g
-        x, g_next = step(w_next)
+        x, g_next, nuclear = step(w_next)
         if secants is not None:
             secants.push(w_next - w, g_next - g)
         w, g = w_next, g_next
-    return x, svds, False
+    return x, svds, False, c.duality_gap(nuclear, rho * (w - x))
 
 
 class _Secants:

@@ -2,6 +2,14 @@
 
 Models (ResNet18/34 and a small plain CNN, one logit), the long-range tasks (Is Same Class on digits or CIFAR-10,
 Pathfinder), the interaction regularizer R, and the training loop.
+
+Examples
+--------
+>>> import torch
+>>> from implicitrank.cnn import derangement
+>>> permutation = derangement(5, torch.Generator().manual_seed(0))  # pairs each sample with another one
+>>> sorted(permutation.tolist()), bool((permutation != torch.arange(5)).all())
+([0, 1, 2, 3, 4], True)
 """
 
 from .cifar import cifar10_source, read_cifar_batch
@@ -18,7 +26,7 @@ from .regularizer import (
     random_patch_pair,
 )
 from .resnet import ResNet, resnet18, resnet34
-from .training import TrainingConfig, accuracy, measure_interaction, train_classifier, training_step
+from .training import TrainingConfig, accuracy, epoch_loop, measure_interaction, train_classifier, training_step
 
 __all__ = [
     "Box",
@@ -34,6 +42,7 @@ __all__ = [
     "cifar10_source",
     "derangement",
     "digits_source",
+    "epoch_loop",
     "frozen_batchnorm_statistics",
     "generate_pathfinder",
     "interaction_regularizer",

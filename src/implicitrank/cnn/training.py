@@ -10,8 +10,8 @@ exactly as it would have.
 from __future__ import annotations
 
 import math
-import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import UsageError
+from ..progress import progress_bar
 from ..results import CHECKPOINT, CONFIG, METRICS, SUMMARY, load_torch, save_torch, write_json, write_metrics
 from .regularizer import Box, derangement, interaction_regularizer
 
@@ -145,6 +146,46 @@ def measure_interaction(model: nn.Module, data: LocalityDataset, seed: int = 0, 
     return total / count
 
 
+def epoch_loop(
+    run_epoch: Callable[[int], dict],
+    history: list[dict],
+    max_epochs: int,
+    *,
+    stop: Callable[[int], bool] | None = None,
+    after_epoch: Callable[[int], None] | None = None,
+    progress: bool = True,
+    hint: str = "lower the learning rate",
+    show: Callable[[dict], dict[str, str]] | None = None,
+) -> list[dict]:
+    """What minibatch training of a network shares, epoch by epoch: stopping, recording, progress, checkpoints
+    and divergence.
+
+    From epoch ``len(history)`` (a resumed run continues there) to ``max_epochs - 1``, unless ``stop(epoch)``
+    ends training first: ``run_epoch(epoch)`` trains one epoch and returns its row, whose ``train_loss`` is the
+    epoch's mean loss; a NaN/inf ``train_loss`` raises ``FloatingPointError`` naming the epoch (with ``hint``),
+    the rows recorded until then kept in ``history``; otherwise the row is appended to ``history``, the
+    progress bar moves (``show(row)`` adds to its text) and ``after_epoch(epoch)`` runs (checkpoints, logs).
+    """
+    bar = progress_bar(max_epochs, initial=len(history), unit="epoch", enabled=progress)
+    try:
+        for epoch in range(len(history), max_epochs):
+            if stop is not None and stop(epoch):
+                break
+            row = run_epoch(epoch)
+            if not math.isfinite(row["train_loss"]):
+                raise FloatingPointError(f"train loss became NaN/inf in epoch {epoch}; {hint}")
+            history.append(row)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(**(show(row) if show is not None else {"loss": f"{row['train_loss']:.3g}"}))
+            if after_epoch is not None:
+                after_epoch(epoch)
+    finally:
+        if bar is not None:
+            bar.close()
+    return history
+
+
 def train_classifier(model: nn.Module, train: LocalityDataset, test: LocalityDataset, config: TrainingConfig,
                      run_dir: str | Path | None = None) -> dict:
     """Train ``model`` on ``train`` and return the summary (last/best test accuracy, the final regularizer value R on
@@ -170,56 +211,55 @@ def train_classifier(model: nn.Module, train: LocalityDataset, test: LocalityDat
             optimizer.load_state_dict(saved["optimizer"])
             history, fit_epoch, elapsed = saved["history"], saved["fit_epoch"], saved["elapsed"]
     n = len(train)
-    bar = _progress(config, len(history))
-    try:
-        for epoch in range(len(history), config.max_epochs):
-            if fit_epoch is not None and epoch >= fit_epoch + 1 + config.epochs_after_fit:
+
+    def stopped(epoch: int) -> bool:
+        return fit_epoch is not None and epoch >= fit_epoch + 1 + config.epochs_after_fit
+
+    def run_epoch(epoch: int) -> dict:
+        nonlocal fit_epoch, elapsed
+        started = time.perf_counter()
+        generator = _generator(config.seed, epoch)
+        order = torch.randperm(n, generator=generator).to(device)
+        totals = torch.zeros(4, device=device)  # loss, bce, R (sums over samples), correct
+        seen = 0
+        for start in range(0, n - 1, config.batch_size):
+            index = order[start:start + config.batch_size]
+            if len(index) < 2:
                 break
-            started = time.perf_counter()
-            generator = _generator(config.seed, epoch)
-            order = torch.randperm(n, generator=generator).to(device)
-            totals = torch.zeros(4, device=device)  # loss, bce, R (sums over samples), correct
-            seen = 0
-            for start in range(0, n - 1, config.batch_size):
-                index = order[start:start + config.batch_size]
-                if len(index) < 2:
-                    break
-                x, y = train.batch(index)
-                patches = train.patches(generator)
-                permutation = derangement(len(index), generator, device)
-                loss, bce, reg, logits = training_step(model, x, y, patches, permutation, config.reg_weight,
-                                                       config.eps)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                with torch.no_grad():
-                    totals += torch.stack([loss.detach() * len(index), bce.detach() * len(index),
-                                           reg.detach() * len(index), ((logits > 0).float() == y).sum()])
-                seen += len(index)
-            loss_sum, bce_sum, reg_sum, correct = totals.tolist()
-            train_acc = correct / seen
-            if not math.isfinite(loss_sum):
-                raise FloatingPointError(f"train loss became NaN/inf in epoch {epoch}; lower lr or reg_weight")
-            row = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_bce": bce_sum / seen,
-                   "train_reg": reg_sum / seen if config.reg_weight else None, "train_acc": train_acc}
-            last = epoch + 1 == config.max_epochs or (
-                fit_epoch is not None and epoch + 1 >= fit_epoch + 1 + config.epochs_after_fit)
-            if train_acc == 1.0 and fit_epoch is None:
-                fit_epoch = epoch
-                last = last or config.epochs_after_fit == 0
-            if (epoch + 1) % config.eval_every == 0 or last:
-                row["test_acc"] = accuracy(model, test)
-            elapsed += time.perf_counter() - started
-            history.append(row)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(train=f"{train_acc:.3f}", test=f"{row.get('test_acc', float('nan')):.3f}")
-            if run_path is not None and config.checkpoint_every and (epoch + 1) % config.checkpoint_every == 0:
-                save_torch(run_path / CHECKPOINT, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                                   "history": history, "fit_epoch": fit_epoch, "elapsed": elapsed})
-    finally:
-        if bar is not None:
-            bar.close()
+            x, y = train.batch(index)
+            patches = train.patches(generator)
+            permutation = derangement(len(index), generator, device)
+            loss, bce, reg, logits = training_step(model, x, y, patches, permutation, config.reg_weight, config.eps)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            with torch.no_grad():
+                totals += torch.stack([loss.detach() * len(index), bce.detach() * len(index),
+                                       reg.detach() * len(index), ((logits > 0).float() == y).sum()])
+            seen += len(index)
+        loss_sum, bce_sum, reg_sum, correct = totals.tolist()
+        train_acc = correct / seen
+        row = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_bce": bce_sum / seen,
+               "train_reg": reg_sum / seen if config.reg_weight else None, "train_acc": train_acc}
+        if not math.isfinite(loss_sum):
+            return row  # epoch_loop stops here, naming the epoch
+        last = epoch + 1 == config.max_epochs or stopped(epoch + 1)
+        if train_acc == 1.0 and fit_epoch is None:
+            fit_epoch = epoch
+            last = last or config.epochs_after_fit == 0
+        if (epoch + 1) % config.eval_every == 0 or last:
+            row["test_acc"] = accuracy(model, test)
+        elapsed += time.perf_counter() - started
+        return row
+
+    def after_epoch(epoch: int) -> None:
+        if run_path is not None and config.checkpoint_every and (epoch + 1) % config.checkpoint_every == 0:
+            save_torch(run_path / CHECKPOINT, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                               "history": history, "fit_epoch": fit_epoch, "elapsed": elapsed})
+
+    epoch_loop(run_epoch, history, config.max_epochs, stop=stopped, after_epoch=after_epoch,
+               progress=config.progress, hint="lower lr or reg_weight",
+               show=lambda row: {"train": f"{row['train_acc']:.3f}", "test": f"{row.get('test_acc', math.nan):.3f}"})
     if "test_acc" not in history[-1]:
         history[-1]["test_acc"] = accuracy(model, test)
     tested = [row["test_acc"] for row in history if "test_acc" in row]
@@ -231,12 +271,3 @@ def train_classifier(model: nn.Module, train: LocalityDataset, test: LocalityDat
         write_metrics(run_path / METRICS, history)
         write_json(run_path / SUMMARY, summary)
     return summary
-
-
-def _progress(config: TrainingConfig, initial: int):
-    if not config.progress:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=config.max_epochs, initial=initial, unit="epoch", file=sys.stderr, leave=False,
-                dynamic_ncols=True)

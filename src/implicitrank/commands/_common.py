@@ -1,11 +1,62 @@
-"""Pieces shared by the subcommands: value parsing, output directories, tables."""
+"""Pieces shared by the subcommands: the flags every command spells alike, value parsing, output directories, tables.
+
+Each shared flag is defined once here and means the same in every command that takes it:
+
+``--seeds``        a list of seeds (``0..4``, ``0,2,5`` or ``3``), one run each;
+``--data``         a file, or a directory holding the command's known file names (see ``resolve_data``);
+``--threads``      threads of this process's torch/BLAS pools (default: the package's thread policy);
+``--device``       ``auto`` (CUDA when present) | ``cpu`` | ``cuda[:N]``;
+``--dtype``        ``float32`` | ``float64``;
+``--resume``       continue unfinished runs found in ``--out``;
+``--no-progress``  no progress bars;
+``--out``          the output directory (default ``runs/COMMAND-TIME``; nothing in it is overwritten).
+
+This module imports nothing heavy: building the parsers must not load torch (``implicitrank --help``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import textwrap
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+from ..errors import MissingInputError, UsageError
+from ._defaults import DTYPES
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Every argument's default shown once, as ``(default: X)``; descriptions wrapped by paragraph.
+
+    A positional argument, an argument whose help already names its default (says "default"), or whose
+    default is None or False (an optional value, a switch) gets nothing appended. A description keeps its
+    paragraphs (blank lines) and any paragraph with an indented line (a usage example) as written.
+    """
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        paragraphs = textwrap.dedent(text).strip().split("\n\n")
+        return "\n\n".join(
+            textwrap.indent(p, indent) if any(line[:1].isspace() for line in p.splitlines())
+            else textwrap.fill(" ".join(p.split()), width, initial_indent=indent, subsequent_indent=indent)
+            for p in paragraphs)
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (not action.option_strings or "default" in text or default is None or default is False
+                or default is argparse.SUPPRESS):
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
+        if action.type is int_list and isinstance(default, (list, tuple)):
+            shown = ",".join(map(str, default))
+        return f"{text} (default: {shown.replace('%', '%%')})".lstrip()
+
+
+def add_parser(subparsers, name: str, **kwargs) -> argparse.ArgumentParser:
+    """A subcommand's parser with the shared help formatter."""
+    return subparsers.add_parser(name, formatter_class=HelpFormatter, **kwargs)
 
 
 def int_list(text: str) -> list[int]:
@@ -21,6 +72,107 @@ def int_list(text: str) -> list[int]:
     if not values:
         raise argparse.ArgumentTypeError(f"empty range {text!r}")
     return values
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from err
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+class _Deprecated(argparse.Action):
+    """An old spelling of a flag: warns on one line, naming the new spelling, and stores into the new one's dest."""
+
+    def __init__(self, option_strings, dest, new: str, wrap=None, **kwargs) -> None:
+        super().__init__(option_strings, dest, help=argparse.SUPPRESS, **kwargs)
+        self.new, self.wrap = new, wrap
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(f"{parser.prog}: warning: {option_string} is deprecated; use {self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, values if self.wrap is None else self.wrap(values))
+
+
+def add_deprecated(p: argparse.ArgumentParser, old: str, new: str, dest: str, **kwargs) -> None:
+    """Accept ``old`` as a deprecated spelling of ``new`` (``wrap``: turn its value into the new one's)."""
+    p.add_argument(old, dest=dest, action=_Deprecated, new=new, **kwargs)
+
+
+def add_seeds(p: argparse.ArgumentParser, default: Sequence[int] = (0,), what: str = "init seeds",
+              deprecated_seed: bool = False) -> None:
+    """``--seeds``: a list of seeds, one run each (``deprecated_seed``: also accept the old ``--seed N``)."""
+    p.add_argument("--seeds", type=int_list, default=list(default),
+                   help=f"{what}, one run each: 0..4, 0,2,5 or 3")
+    if deprecated_seed:
+        add_deprecated(p, "--seed", "--seeds (a list: 0..4, 0,2,5)", "seeds", type=int, wrap=lambda seed: [seed])
+
+
+def add_data(p: argparse.ArgumentParser, what: str) -> None:
+    """``--data PATH``: a file or a directory holding one (checked when the command runs, see ``resolve_data``)."""
+    p.add_argument("--data", default=None, metavar="PATH", help=f"{what} (a file, or a directory holding it)")
+
+
+def resolve_data(path: str | None, names: Sequence[str] = ()) -> str | None:
+    """The data path of ``--data``: a file as given; a directory as given, or the first of ``names`` in it
+    when ``names`` are given. Raises ``MissingInputError`` / ``UsageError`` naming ``data`` when nothing is there."""
+    if path is None:
+        return None
+    found = Path(path)
+    if not found.exists():
+        raise MissingInputError(f"data: no such file or directory: {path}")
+    if found.is_dir() and names:
+        for name in names:
+            if (found / name).is_file():
+                return str(found / name)
+        raise UsageError(f"data: directory {path} holds none of {list(names)}; give the file or its directory")
+    return str(found)
+
+
+def add_threads(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="torch/BLAS threads of this process (default: the package's policy: one per run on "
+                        "small problems, never more than the free cores)")
+
+
+def apply_threads(threads: int | None, work: float = 0.0) -> None:
+    """Apply ``--threads`` to this process before the command loads torch (None: the package's policy for a
+    problem of ``work`` multiply-adds per step, ``threads.policy_threads``)."""
+    from ..threads import pin_threads, use_policy
+
+    if threads is not None:
+        pin_threads(threads)
+    else:
+        use_policy(work)
+
+
+def add_device(p: argparse.ArgumentParser, default: str = "auto") -> None:
+    p.add_argument("--device", default=default, help="auto (CUDA when present) | cpu | cuda[:N]")
+
+
+def add_dtype(p: argparse.ArgumentParser, default: str = "float32") -> None:
+    p.add_argument("--dtype", choices=DTYPES, default=default, help="floating-point precision")
+
+
+def add_resume(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--resume", action="store_true", help="continue unfinished runs found in --out")
+
+
+def add_progress(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def add_tensorboard(p: argparse.ArgumentParser, where: str = "beside each run's metrics.jsonl") -> None:
+    p.add_argument("--tensorboard", action="store_true",
+                   help=f"also write the runs' metrics as TensorBoard events {where} "
+                        "(pip install 'implicitrank[tensorboard]')")
+
+
+def add_out(p: argparse.ArgumentParser, command: str, extra: str = "") -> None:
+    p.add_argument("--out", type=Path, default=None,
+                   help=f"output directory (default: runs/{command}-TIME){extra}")
 
 
 def default_out(command: str) -> Path:

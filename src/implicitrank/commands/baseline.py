@@ -5,40 +5,46 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from .. import results
-from ..baselines import nuclear_norm_min
 from ..errors import UsageError
-from ..measure import effective_rank, relative_error
-from ..run import RunConfig, build_task
-from ._common import default_out, format_table
-from .factorize import add_data_arguments
+from ._common import add_out, add_parser, add_threads, apply_threads, default_out, format_table, resolve_data
+from .factorize import DATA_FILES, add_data_arguments, resolve_shape
+
+if TYPE_CHECKING:
+    from ..run import RunConfig
 
 COLUMNS = ("run", "reconstruction_error", "reconstruction_error_squared", "nuclear_norm", "effective_rank",
            "constraint_residual", "iterations", "seconds")
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "nnm", help="minimum nuclear norm completion/sensing (the baseline)",
-        description="Minimize ||X||_* subject to the observations (|X_ij - y_ij| <= eps), by ADMM or cvxpy.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = add_parser(
+        subparsers, "nnm", help="minimum nuclear norm completion/sensing (the baseline)",
+        description="Minimize ||X||_* subject to the observations (|X_ij - y_ij| <= eps), by ADMM or cvxpy.")
     add_data_arguments(p, "matrix")
     p.add_argument("--eps-constraint", type=float, default=0.0,
                    help="allowed violation per observation (Arora et al. 2019 used 1e-3)")
-    p.add_argument("--method", choices=("admm", "cvxpy"), default="admm")
+    p.add_argument("--method", choices=("admm", "cvxpy"), default="admm", help="solver")
     p.add_argument("--tol", type=float, default=1e-7, help="relative stopping tolerance")
-    p.add_argument("--max-iter", type=int, default=20_000)
-    p.add_argument("--out", type=Path, default=None, help="output directory (default: runs/nnm-TIME)")
+    p.add_argument("--max-iter", type=int, default=20_000, help="iteration cap")
+    add_threads(p)
+    add_out(p, "nnm")
     p.set_defaults(func=run_nnm)
 
 
 def solve_and_save(config: RunConfig, run_dir: Path, **options) -> dict:
     """Solve run 0 of ``config``'s problem, write ``config.json``, ``solution.pt`` and ``summary.json``."""
-    results.prepare_run_dir(run_dir, {"baseline": "nuclear_norm_min", **options, **config.to_dict()}, resume=False)
-    task = build_task([config]).to("cpu", torch.float64)
+    import torch
+
+    from .. import results
+    from ..baselines import nuclear_norm_min
+    from ..measure import effective_rank, relative_error
+    from ..run import build_task
+
+    task = build_task([config]).to("cpu", torch.float64)  # first: a refused input leaves no directory behind
+    results.prepare_run_dir(run_dir, {"baseline": "nuclear_norm_min", **options, **config.to_dict()}, resume=False,
+                            resumable=False)
     solved = nuclear_norm_min(task, 0, **options)
     x = solved.solution.double()[None]
     summary = {"nuclear_norm": solved.nuclear_norm, "constraint_residual": solved.constraint_residual,
@@ -59,8 +65,16 @@ def solve_and_save(config: RunConfig, run_dir: Path, **options) -> dict:
 
 
 def run_nnm(args: argparse.Namespace) -> int:
+    apply_threads(args.threads)
+    from ..run import RunConfig
+
     fields = {k: v for k, v in vars(args).items() if k in RunConfig.__dataclass_fields__}
-    config = RunConfig(**{**fields, "shape": tuple(args.shape), "data_seed": args.data_seeds[0], "dtype": "float64"})
+    if len(args.data_seeds) != 1:
+        raise UsageError(f"--data-seeds: nnm solves one observation set per call, got {len(args.data_seeds)} seeds "
+                         f"{args.data_seeds}; run nnm once per seed (with its own --out)")
+    data = resolve_data(args.data, DATA_FILES)
+    config = RunConfig(**{**fields, "shape": resolve_shape(args, data), "data_seed": args.data_seeds[0],
+                          "dtype": "float64", "data": data})
     if not math.isfinite(args.eps_constraint) or args.eps_constraint < 0:
         raise UsageError(f"eps_constraint must be >= 0, got {args.eps_constraint}")
     out = args.out or default_out("nnm")

@@ -12,93 +12,106 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib
+from ..errors import OutputExistsError
+from . import _common
+from ._common import default_out, format_table, int_list
+from ._defaults import DIGITS
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from .. import results  # noqa: E402
-from ..nn import SpectraLog  # noqa: E402
-from ..nn.digits_experiment import (  # noqa: E402
-    DigitsConfig,
-    autoencoder_run,
-    classifier_run,
-    load_digits,
-)
-from ._common import default_out, format_table, int_list  # noqa: E402
+if TYPE_CHECKING:
+    from ..nn.digits_experiment import DigitsConfig
 
 
 def register(subparsers) -> None:
-    layers = subparsers.add_parser("layers", help="factorized network layers: demo on digits",
-                                   description="Factorized (over-parameterized) network layers.")
+    layers = _common.add_parser(subparsers, "layers", help="factorized network layers: demo on digits",
+                                description="Factorized (over-parameterized) network layers.")
     commands = layers.add_subparsers(dest="layers_command", metavar="SUBCOMMAND", required=True)
-    p = commands.add_parser(
-        "demo", help="plain vs over-parameterized MLP/CNN on digits, compression, autoencoder (minutes)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    defaults = DigitsConfig()
-    p.add_argument("--out", type=Path, default=None, help="output directory (default: runs/layers-demo-TIME)")
-    p.add_argument("--architectures", default=",".join(defaults.architectures),
-                   help="comma-separated subset of mlp,cnn (default: %(default)s)")
-    p.add_argument("--depths", type=int_list, default=list(defaults.depths),
-                   help="factorization depths of every layer, e.g. 1,2,3 or 1..4 (1 = plain; default: 1,2,3)")
-    p.add_argument("--hidden", type=int, default=defaults.hidden, help="MLP hidden width (default: %(default)s)")
-    p.add_argument("--init-scale", type=float, default=defaults.init_scale,
-                   help="scale of every layer's end-to-end weight at init (default: %(default)s)")
-    p.add_argument("--epochs", type=int, default=defaults.epochs, help="default: %(default)s")
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size, help="default: %(default)s")
-    p.add_argument("--lr", type=float, default=defaults.lr, help="Adam learning rate (default: %(default)s)")
-    p.add_argument("--kept-ranks", type=int_list, default=list(defaults.kept_ranks),
-                   help="ranks of the compression curve (default: 1,2,3,4,6,8,12,16,24,32,64)")
-    p.add_argument("--latent", type=int, default=defaults.latent, help="autoencoder latent size (default: %(default)s)")
-    p.add_argument("--autoencoder-depths", type=int_list, default=list(defaults.autoencoder_depths),
-                   help="bottleneck depths (default: 1,4)")
-    p.add_argument("--autoencoder-init-scale", type=float, default=defaults.autoencoder_init_scale,
-                   help="default: %(default)s")
-    p.add_argument("--autoencoder-epochs", type=int, default=defaults.autoencoder_epochs, help="default: %(default)s")
-    p.add_argument("--seed", type=int, default=defaults.seed, help="default: %(default)s")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p = _common.add_parser(commands, "demo",
+                           help="plain vs over-parameterized MLP/CNN on digits, compression, autoencoder (minutes)",
+                           description=__doc__)
+    d = DIGITS
+    _common.add_out(p, "layers-demo")
+    p.add_argument("--architectures", default=",".join(d["architectures"]), help="comma-separated subset of mlp,cnn")
+    p.add_argument("--depths", type=int_list, default=list(d["depths"]),
+                   help="factorization depths of every layer, e.g. 1,2,3 or 1..4 (1 = plain)")
+    p.add_argument("--hidden", type=int, default=d["hidden"], help="MLP hidden width")
+    p.add_argument("--init-scale", type=float, default=d["init_scale"],
+                   help="scale of every layer's end-to-end weight at init")
+    p.add_argument("--epochs", type=int, default=d["epochs"], help="training epochs")
+    p.add_argument("--batch-size", type=int, default=d["batch_size"], help="minibatch size")
+    p.add_argument("--lr", type=float, default=d["lr"], help="Adam learning rate")
+    p.add_argument("--kept-ranks", type=int_list, default=list(d["kept_ranks"]), help="ranks of the compression curve")
+    p.add_argument("--latent", type=int, default=d["latent"], help="autoencoder latent size")
+    p.add_argument("--autoencoder-depths", type=int_list, default=list(d["autoencoder_depths"]),
+                   help="bottleneck depths")
+    p.add_argument("--autoencoder-init-scale", type=float, default=d["autoencoder_init_scale"],
+                   help="init scale of the autoencoder's bottleneck")
+    p.add_argument("--autoencoder-epochs", type=int, default=d["autoencoder_epochs"], help="autoencoder epochs")
+    _common.add_seeds(p, (d["seed"],), what="seeds (initialization and minibatch order)", deprecated_seed=True)
+    _common.add_threads(p)
+    _common.add_progress(p)
     p.set_defaults(func=run_demo)
 
 
 def config_from(args: argparse.Namespace) -> DigitsConfig:
+    """The first seed's config (the others differ only in ``seed``)."""
+    from ..nn.digits_experiment import DigitsConfig
+
     return DigitsConfig(
         architectures=tuple(a.strip() for a in args.architectures.split(",") if a.strip()),
         depths=tuple(args.depths), hidden=args.hidden, init_scale=args.init_scale, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, kept_ranks=tuple(args.kept_ranks), latent=args.latent,
         autoencoder_depths=tuple(args.autoencoder_depths), autoencoder_init_scale=args.autoencoder_init_scale,
-        autoencoder_epochs=args.autoencoder_epochs, seed=args.seed)
+        autoencoder_epochs=args.autoencoder_epochs, seed=args.seeds[0])
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    _common.apply_threads(args.threads)
+    from tqdm import tqdm
+
+    from .. import results
+    from ..nn import SpectraLog
+    from ..nn.digits_experiment import autoencoder_run, classifier_run, load_digits
+
     config = config_from(args)
+    seeds = list(dict.fromkeys(args.seeds))
     out = args.out or default_out("layers-demo")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if (out / "results.json").is_file():
+            raise OutputExistsError(f"out: {out} holds a finished layers demo (results.json); choose another --out")
+        raise OutputExistsError(f"out: {out} is not empty (an unfinished demo, or another command's files); delete "
+                                "it or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    results.write_json(out / "config.json", vars(config))
+    results.write_json(out / "config.json", {**vars(config), "seeds": seeds})
     data = load_digits()
-    total = (len(config.architectures) * len(config.depths) * config.epochs
-             + len(config.autoencoder_depths) * config.autoencoder_epochs)
+    total = len(seeds) * (len(config.architectures) * len(config.depths) * config.epochs
+                          + len(config.autoencoder_depths) * config.autoencoder_epochs)
     bar = tqdm(total=total, unit="epoch", file=sys.stderr, disable=args.no_progress, leave=False)
 
-    classifiers, histories = [], {}
-    for architecture in config.architectures:
-        for depth in config.depths:
-            bar.set_description(f"{architecture} depth {depth}")
-            log = SpectraLog(top=None)
+    classifiers, histories, autoencoders = [], {}, []
+    for seed in seeds:  # effective-rank histories (ranks.png) of the first seed
+        seeded = replace(config, seed=seed)
+        for architecture in config.architectures:
+            for depth in config.depths:
+                bar.set_description(f"{architecture} depth {depth} seed {seed}")
+                log = SpectraLog(top=None)
 
-            def after_epoch(model, epoch, log=log):
-                log(model, epoch)
-                bar.update()
+                def after_epoch(model, epoch, log=log):
+                    log(model, epoch)
+                    bar.update()
 
-            _, summary = classifier_run(architecture, depth, config, data, after_epoch=after_epoch)
-            classifiers.append(summary)
-            histories[f"{architecture} depth {depth}"] = {"epochs": log.steps, "effective_ranks": log.effective_ranks}
-    autoencoders = []
-    for depth in config.autoencoder_depths:
-        bar.set_description(f"autoencoder depth {depth}")
-        autoencoders.append(autoencoder_run(depth, config, data, after_epoch=lambda model, epoch: bar.update()))
+                _, summary = classifier_run(architecture, depth, seeded, data, after_epoch=after_epoch)
+                classifiers.append({**summary, "seed": seed})
+                if seed == seeds[0]:
+                    histories[f"{architecture} depth {depth}"] = {"epochs": log.steps,
+                                                                  "effective_ranks": log.effective_ranks}
+        for depth in config.autoencoder_depths:
+            bar.set_description(f"autoencoder depth {depth} seed {seed}")
+            summary = autoencoder_run(depth, seeded, data, after_epoch=lambda model, epoch: bar.update())
+            autoencoders.append({**summary, "seed": seed})
     bar.close()
 
     text = tables(classifiers, autoencoders)
@@ -117,25 +130,30 @@ def tables(classifiers: list[dict], autoencoders: list[dict]) -> str:
     rows = []
     for s in classifiers:
         curve = {f"acc@r{p['kept_rank']}": p["test_accuracy"] for p in s["compression"]}
-        rows.append({"model": s["architecture"], "depth": s["depth"], "train_acc": s["train_accuracy"],
-                     "test_acc": s["test_accuracy"],
+        rows.append({"model": s["architecture"], "depth": s["depth"], "seed": s["seed"],
+                     "train_acc": s["train_accuracy"], "test_acc": s["test_accuracy"],
                      "effective_rank_per_layer": " ".join(f"{v:.1f}" for v in s["effective_ranks"].values()),
                      "params_trained": s["params_trained"], "params_collapsed": s["params_collapsed"], **curve})
-    columns = ["model", "depth", "train_acc", "test_acc", "effective_rank_per_layer", "params_trained",
+    columns = ["model", "depth", "seed", "train_acc", "test_acc", "effective_rank_per_layer", "params_trained",
                "params_collapsed", *[f"acc@r{p['kept_rank']}" for p in classifiers[0]["compression"]]]
-    ae_columns = ["depth", "test_reconstruction_mse", "latent_effective_rank", "bottleneck_effective_rank"]
+    ae_columns = ["depth", "seed", "test_reconstruction_mse", "latent_effective_rank", "bottleneck_effective_rank"]
     return (format_table(rows, columns) + "\n\nlinear autoencoder, DeepLinear bottleneck:\n"
             + format_table(autoencoders, ae_columns))
 
 
 def plot_compression(path: Path, classifiers: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     architectures = list(dict.fromkeys(s["architecture"] for s in classifiers))
     fig, axes = plt.subplots(1, len(architectures), figsize=(5.5 * len(architectures), 4), squeeze=False)
     for ax, architecture in zip(axes[0], architectures):
         for s in (s for s in classifiers if s["architecture"] == architecture):
             curve = s["compression"]
             ax.plot([p["kept_rank"] for p in curve], [p["test_accuracy"] for p in curve], marker="o",
-                    label=f"depth {s['depth']} (uncompressed {s['test_accuracy']:.3f})")
+                    label=f"depth {s['depth']} seed {s['seed']} (uncompressed {s['test_accuracy']:.3f})")
         ax.set(xscale="log", xlabel="kept rank per layer", ylabel="test accuracy", ylim=(0, 1),
                title=f"{architecture}: accuracy after truncated SVD")
         ax.legend()
@@ -146,6 +164,11 @@ def plot_compression(path: Path, classifiers: list[dict]) -> None:
 
 def plot_ranks(path: Path, histories: dict[str, dict]) -> None:
     """Effective rank of every layer per epoch; one row per architecture, one column per depth."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     labels = list(histories)
     rows = list(dict.fromkeys(label.split()[0] for label in labels))
     cols = list(dict.fromkeys(label.split(maxsplit=1)[1] for label in labels))

@@ -7,7 +7,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import UsageError
+from . import _common
 from ._common import default_out, format_table, int_list
+from ._defaults import SCALES
 
 
 def _float_list(text: str) -> list[float]:
@@ -19,27 +21,30 @@ def _float_list(text: str) -> list[float]:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "locality", help="locality bias of CNNs and the regularizer that counters it (Razin et al. 2022, §5)",
+    parser = _common.add_parser(
+        subparsers, "locality",
+        help="locality bias of CNNs and the regularizer that counters it (Razin et al. 2022, §5)",
         description="Train a CNN on a long-range task at each difficulty, with and without the interaction "
                     "regularizer, over seeds; write run directories, summary.csv/.md and accuracy.png.")
     tasks = parser.add_subparsers(dest="task", metavar="TASK", required=True)
-    same = tasks.add_parser("is-same-class", help="two images a gap d apart: same class?",
-                            description="Is Same Class: digits (built in) or CIFAR-10 pairs on a zero canvas.")
+    same = _common.add_parser(tasks, "is-same-class", help="two images a gap d apart: same class?",
+                              description="Is Same Class: digits (built in) or CIFAR-10 pairs on a zero canvas.")
     same.add_argument("--distances", type=int_list, help="gaps d, e.g. 0,8,16,32 (default: the scale's)")
     same.add_argument("--source", choices=("digits", "cifar10"), help="image source (default: the scale's)")
-    same.add_argument("--cifar-path", help="directory with the CIFAR-10 python batches (data_batch_1.. test_batch)")
+    _common.add_data(same, "CIFAR-10: the directory of its python batches (data_batch_1.. test_batch), "
+                           "for --source cifar10")
+    _common.add_deprecated(same, "--cifar-path", "--data", "data")
     same.add_argument("--canvas", type=int_list, help="canvas height,width (default: the scale's)")
-    path = tasks.add_parser("pathfinder", help="two markers: on the same snake?",
-                            description="Pathfinder images generated here and cached as .npz.")
+    path = _common.add_parser(tasks, "pathfinder", help="two markers: on the same snake?",
+                              description="Pathfinder images generated here and cached as .npz.")
     path.add_argument("--lengths", type=int_list, help="snake lengths L, e.g. 3,5,7,9 (default: the scale's)")
     path.add_argument("--cache-dir", help="where generated images are cached (default: <out>/pathfinder-cache)")
     path.add_argument("--patch-size", type=int, help="side of the regularizer's random patches")
     for sub in (same, path):
-        sub.add_argument("--scale", choices=("test", "quick", "paper"), default="quick",
+        sub.add_argument("--scale", choices=SCALES, default="quick",
                          help="preset set-up: quick runs on 2 CPU cores in minutes, paper is the published one")
         sub.add_argument("--reg-weights", type=_float_list, help="λ values, e.g. 0,1 (default: the scale's)")
-        sub.add_argument("--seeds", type=int_list, default=[0, 1], help="seeds, e.g. 0,1,2 or 0..4 (default 0,1)")
+        _common.add_seeds(sub, (0, 1), what="seeds")
         sub.add_argument("--model", choices=("plain", "resnet18", "resnet34"), help="network (default: the scale's)")
         sub.add_argument("--width", type=float, help="ResNet width multiplier or plain CNN channels")
         sub.add_argument("--n-train", type=int, help="training samples")
@@ -48,23 +53,22 @@ def register(subparsers) -> None:
         sub.add_argument("--epochs-after-fit", type=int, help="stop this many epochs after 100%% train accuracy")
         sub.add_argument("--batch-size", type=int, help="batch size")
         sub.add_argument("--lr", type=float, help="SGD learning rate (momentum 0.9)")
-        sub.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default auto: CUDA when present")
-        sub.add_argument("--out", type=Path, help="output directory (default runs/locality-<time>); finished runs "
-                                                  "in it are skipped, unfinished ones resumed")
-        sub.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; use 1 on a shared machine)")
-        sub.add_argument("--no-progress", action="store_true", help="no progress bars")
+        _common.add_device(sub)
+        _common.add_out(sub, "locality")
+        sub.add_argument("--resume", action="store_true",
+                         help="continue in an --out holding earlier runs of this figure: finished runs are kept, "
+                              "unfinished ones resumed from their checkpoints")
+        _common.add_threads(sub)
+        _common.add_progress(sub)
         sub.set_defaults(func=run_locality)
 
 
 def run_locality(args: argparse.Namespace) -> int:
+    from ..threads import LARGE_WORK
+
+    _common.apply_threads(args.threads, work=LARGE_WORK)  # convolution networks: the free cores
     from ..experiments.locality import aggregate, claims, run_sweep, setup_for, summary_markdown
 
-    if args.threads is not None:
-        if args.threads < 1:
-            raise UsageError(f"--threads must be >= 1, got {args.threads}")
-        import torch
-
-        torch.set_num_threads(args.threads)
     setup = setup_for(args.task, args.scale)
     fields = {"reg_weights": args.reg_weights, "model": args.model, "width": args.width, "n_train": args.n_train,
               "n_test": args.n_test}
@@ -72,7 +76,7 @@ def run_locality(args: argparse.Namespace) -> int:
                 "batch_size": args.batch_size, "lr": args.lr, "device": args.device}
     out = args.out or default_out("locality")
     if args.task == "is-same-class":
-        fields.update(difficulties=args.distances, source=args.source, cifar_path=args.cifar_path,
+        fields.update(difficulties=args.distances, source=args.source, cifar_path=_common.resolve_data(args.data),
                       canvas_hw=None if args.canvas is None else tuple(args.canvas))
         if args.canvas is not None and len(args.canvas) != 2:
             raise UsageError(f"--canvas must be height,width, got {args.canvas}")
@@ -83,6 +87,10 @@ def run_locality(args: argparse.Namespace) -> int:
         fields["width"] = 1.0
     setup = replace(setup, **{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items() if v is not None},
                     training=replace(setup.training, **{k: v for k, v in training.items() if v is not None}))
+    earlier = Path(out) / setup.task
+    if earlier.is_dir() and any(earlier.iterdir()) and not args.resume:
+        raise UsageError(f"out: {earlier} holds earlier runs of this figure; pass --resume to keep them and run "
+                         "only the rest, or choose another --out")
     rows = run_sweep(setup, out, args.seeds, progress=not args.no_progress)
     table = aggregate(rows)
     print(summary_markdown(setup, table))

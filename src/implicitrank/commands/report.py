@@ -6,10 +6,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._common import add_parser
+
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "report", help="write DIR/report.html: one self-contained page of a reproduction, sweep or run directory",
+    p = add_parser(
+        subparsers, "report",
+        help="write DIR/report.html: one self-contained page of a reproduction, sweep or run directory",
         description="Write DIR/report.html for any output of implicitrank: a 'reproduce NAME' or 'reproduce all' "
                     "directory (claims, figures, provenance), a sweep directory (sortable table, error and "
                     "effective rank against init scale, run status), an mf/tf/htf/nnm/demo output directory or one "

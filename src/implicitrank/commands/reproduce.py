@@ -14,61 +14,123 @@ import os
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..errors import UsageError
-from ..experiments import MODULES, SCALE_NAMES, experiment, reproduce
-from ..experiments.claims import Claim
-from ..experiments.registry import QUICK_SECONDS
+from ..errors import OutputExistsError, UsageError
 from ..threads import available_cores, pin_threads
-from ._common import default_out
+from ..workers import start_worker
+from ._common import (
+    add_data,
+    add_out,
+    add_parser,
+    add_progress,
+    add_tensorboard,
+    add_threads,
+    default_out,
+    int_list,
+    resolve_data,
+)
+from ._defaults import SCALES
+
+if TYPE_CHECKING:
+    from ..experiments.claims import Claim
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "reproduce", help="rerun a paper figure and check its claims (reproduce --list)",
+    p = add_parser(
+        subparsers, "reproduce", help="rerun a paper figure and check its claims (reproduce --list)",
         description="Rerun one experiment (or 'all') at a scale; each writes its figure(s) as PNG, the table behind "
                     "them as CSV, and claims.json + claims.md (the paper's value, ours, tolerance, pass/fail).")
     p.add_argument("name", nargs="?", help="experiment name (see --list) or 'all'")
     p.add_argument("--list", action="store_true", help="list the experiments")
-    p.add_argument("--scale", choices=SCALE_NAMES, default="quick",
+    p.add_argument("--scale", choices=SCALES, default="quick",
                    help="test: seconds; quick: minutes on 2 CPU cores; paper: the published sizes")
-    p.add_argument("--out", type=Path, default=None, help="output directory (default: runs/reproduce-TIME)")
-    p.add_argument("--seeds", type=int, default=None, help="repetitions (default: the scale's own)")
-    p.add_argument("--data", default=None,
-                   help="data the experiment can use: MovieLens u.data, MNIST/Fashion-MNIST IDX directory, CIFAR-10")
+    add_out(p, "reproduce")
+    p.add_argument("--seeds", type=int_list, default=None,
+                   help="the repetitions' seeds, 0..N-1 for N repetitions (default: the scale's own count)")
+    add_data(p, "data the experiment can use: MovieLens u.data, MNIST/Fashion-MNIST IDX directory, CIFAR-10 batches")
     p.add_argument("--jobs", type=int, default=None,
                    help="experiments run at once by 'all' (default: one per core at test and quick scale, "
                         "1 at paper scale, whose runs use every core)")
+    p.add_argument("--resume", action="store_true",
+                   help="--out holds an earlier reproduce: run only the experiments it has not finished (claims.json)")
+    add_threads(p)
+    add_tensorboard(p, "of the runs trained through run directories (the matrix experiments) to "
+                       "OUT/NAME/tensorboard/<run_id>")
+    add_progress(p)
     p.set_defaults(func=run_reproduce)
 
 
+def unfinished(names: list[str], out: Path, resume: bool) -> list[str]:
+    """The experiments of ``names`` to run into ``out``: all of them into a fresh ``out``; with ``resume``, those
+    without ``claims.json`` (written last). Earlier results without ``resume`` are refused, never overwritten."""
+    earlier = [n for n in names if (out / n).is_dir() and any((out / n).iterdir())]
+    if earlier and not resume:
+        raise OutputExistsError(f"out: {out} already holds results of {', '.join(earlier)}; choose another --out, "
+                                "or pass --resume to run only the experiments not finished there")
+    finished = [n for n in names if (out / n / "claims.json").is_file()]
+    for name in finished:
+        print(f"== {name}: finished earlier, kept (claims in {out / name / 'claims.md'})", flush=True)
+    return [n for n in names if n not in finished]
+
+
+def repetitions(seeds: list[int] | None) -> int | None:
+    """The repetition count of ``--seeds``: the experiments run seeds 0..N-1, so only such a list is accepted."""
+    if seeds is None:
+        return None
+    if seeds != list(range(len(seeds))):
+        shown = ",".join(map(str, seeds))
+        raise UsageError(f"seeds: reproduce runs the seeds 0..N-1 (e.g. --seeds 0..2 for three repetitions), "
+                         f"got {shown}")
+    return len(seeds)
+
+
 def run_reproduce(args: argparse.Namespace) -> int:
+    if args.threads is not None:
+        pin_threads(args.threads)
+    from ..experiments import MODULES, experiment
+
     if args.list or args.name is None:
         for name in MODULES:
             print(f"{name:32s} {experiment(name).TITLE}")
         return 0
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
+    if args.tensorboard:
+        from ..tensorboard import require
+
+        require()
     names = list(MODULES) if args.name == "all" else [args.name]
-    for name in names:  # every name is checked before anything runs
+    for name in names:  # every name and value is checked before anything runs
         experiment(name)
+    args.seeds, args.data = repetitions(args.seeds), resolve_data(args.data)
     out = args.out or default_out("reproduce")
+    names = unfinished(names, out, args.resume)
     jobs = args.jobs or (1 if args.scale == "paper" else available_cores())
-    jobs = min(jobs, len(names))
-    if jobs == 1:
-        failed = 0
-        for name in names:
-            print(f"== {name} ({args.scale}) ...", flush=True)
-            started = time.perf_counter()
-            claims = reproduce(name, args.scale, out / name, seeds=args.seeds, data=args.data)
-            failed += _report(name, claims, time.perf_counter() - started, out)
-    else:
-        failed = _run_parallel(names, args, out, jobs)
+    jobs = max(1, min(jobs, len(names)))
+    with _environment(**({"TQDM_DISABLE": "1"} if args.no_progress else {})):
+        if jobs == 1:
+            failed = _run_serial(names, args, out)
+        else:
+            failed = _run_parallel(names, args, out, jobs)
     print(f"results in {out}; {failed} claim(s) failed")
     from ..reports import write_report
 
     print(f"report: {write_report(out)}")
     return 0
+
+
+def _run_serial(names: list[str], args: argparse.Namespace, out: Path) -> int:
+    from ..experiments import reproduce
+
+    failed = 0
+    for name in names:
+        print(f"== {name} ({args.scale}) ...", flush=True)
+        started = time.perf_counter()
+        with _tensorboard(out / name, args.tensorboard):
+            claims = reproduce(name, args.scale, out / name, seeds=args.seeds, data=args.data, threads=args.threads)
+        failed += _report(name, claims, time.perf_counter() - started, out)
+    return failed
 
 
 def _report(name: str, claims: list[Claim], seconds: float, out: Path) -> int:
@@ -80,16 +142,21 @@ def _report(name: str, claims: list[Claim], seconds: float, out: Path) -> int:
 
 
 def _run_parallel(names: list[str], args: argparse.Namespace, out: Path, jobs: int) -> int:
-    """Run ``names`` on ``jobs`` worker processes (one torch thread each), longest first."""
+    """Run ``names`` on ``jobs`` worker processes (one torch thread each, or ``--threads``), longest first."""
+    from ..experiments.registry import QUICK_SECONDS
+
+    threads = args.threads or 1
     order = sorted(names, key=lambda n: QUICK_SECONDS.get(n, 0), reverse=True)
     print(f"running {len(order)} experiments, {jobs} at a time, longest first ({', '.join(order)}); "
           f"each one's output goes to {out}/<name>/log.txt", flush=True)
     failed = 0
     # Workers log to files: their progress bars would interleave on the console.
     with _environment(TQDM_DISABLE="1"), ProcessPoolExecutor(
-            jobs, mp_context=multiprocessing.get_context("spawn"), initializer=pin_threads, initargs=(1,)) as pool:
+            jobs, mp_context=multiprocessing.get_context("spawn"), initializer=start_worker,
+            initargs=(threads, os.getpid())) as pool:
         pending: dict[Future, str] = {
-            pool.submit(_reproduce_logged, name, args.scale, out / name, args.seeds, args.data): name
+            pool.submit(_reproduce_logged, name, args.scale, out / name, args.seeds, args.data, threads,
+                        args.tensorboard): name
             for name in order}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -101,14 +168,26 @@ def _run_parallel(names: list[str], args: argparse.Namespace, out: Path, jobs: i
     return failed
 
 
-def _reproduce_logged(name: str, scale: str, out_dir: Path, seeds: int | None,
-                      data: str | None) -> tuple[list[Claim], float]:
+def _reproduce_logged(name: str, scale: str, out_dir: Path, seeds: int | None, data: str | None,
+                      threads: int, tensorboard: bool = False) -> tuple[list[Claim], float]:
     """``reproduce`` in a worker process, its stdout and stderr going to ``out_dir/log.txt``; (claims, seconds)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    with open(out_dir / "log.txt", "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        claims = reproduce(name, scale, out_dir, seeds=seeds, data=data)
+    with open(out_dir / "log.txt", "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), \
+            _tensorboard(out_dir, tensorboard):
+        from ..experiments import reproduce
+
+        claims = reproduce(name, scale, out_dir, seeds=seeds, data=data, threads=threads)
     return claims, time.perf_counter() - started
+
+
+def _tensorboard(out_dir: Path, enabled: bool):
+    """Within the block, runs trained through run directories write TensorBoard events to out_dir/tensorboard."""
+    if not enabled:
+        return contextlib.nullcontext()
+    from ..tensorboard import logging_to
+
+    return logging_to(out_dir / "tensorboard")
 
 
 @contextlib.contextmanager

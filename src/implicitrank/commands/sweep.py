@@ -8,12 +8,8 @@ import argparse
 from pathlib import Path
 
 from ..errors import UsageError
-from ..sweeps.collect import collect_rows, write_table
-from ..sweeps.executors import EXECUTORS, SlurmOptions, make_executor
-from ..sweeps.plan import format_plan
-from ..sweeps.runner import run_sweep
-from ..sweeps.spec import load_spec, parse_spec
-from ..sweeps.state import count, read_sweep, sweep_status
+from ._common import add_parser, add_progress, add_tensorboard, positive_int
+from ._defaults import EXECUTORS, SLURM
 
 SWEEP_HELP = """\
 Run every run of a sweep spec that is not done yet. Runs that differ only in per-run values (seed, init
@@ -31,42 +27,51 @@ see examples/sweeps/arora2019-small.toml."""
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("sweep", help="run a resumable grid of runs (serial, local cores or Slurm)",
-                              description=SWEEP_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_parser(subparsers, "sweep", help="run a resumable grid of runs (serial, local cores or Slurm)",
+                   description=SWEEP_HELP)
     p.add_argument("target", nargs="+", metavar="TARGET",
                    help="SPEC.toml (run it), a sweep DIR (rerun it), or: status DIR")
-    p.add_argument("--executor", choices=EXECUTORS, default="serial", help="where the jobs run (default: serial)")
+    p.add_argument("--executor", choices=EXECUTORS, default="serial", help="where the jobs run")
     p.add_argument("--out", type=Path, default=None, help="sweep directory (default: runs/<spec name>)")
     p.add_argument("--dry-run", action="store_true", help="print the plan (runs, jobs, grouping); run nothing")
     p.add_argument("--retry-failed", action="store_true", help="also rerun the runs that failed before")
     p.add_argument("--no-batch", action="store_true", help="one job per run (no batched training)")
     p.add_argument("--max-batch", type=int, default=None, help="at most this many runs per batched job")
     p.add_argument("--workers", type=int, default=None, help="local: worker processes (default: one per core)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="threads per worker (local default: cores // workers; serial default: torch's)")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="threads per worker (default: the package's policy; local: cores // workers)")
+    add_tensorboard(p, "beside each run's metrics.jsonl (or tensorboard = true in the spec); "
+                       "tensorboard --logdir DIR compares the runs")
     p.add_argument("--plots", action="store_true", help="draw each run's plots (slow; `implicitrank plot` later)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress(p)
     p.add_argument("--all", action="store_true", help="status: list every run, not only the unfinished")
     s = p.add_argument_group("slurm executor (override the spec's [slurm] table)")
-    d = SlurmOptions()
-    s.add_argument("--partition", default=None, help="partition (default: the cluster's default)")
-    s.add_argument("--time", type=int, default=None, help=f"time limit per job in minutes (default {d.time}); "
+    d = SLURM
+    s.add_argument("--partition", default=None, help="partition (default: the cluster's)")
+    s.add_argument("--time", type=int, default=None, help=f"time limit per job in minutes (default {d['time']}); "
                    "a job reaching it is requeued and resumes from its checkpoints")
-    s.add_argument("--cpus", type=int, default=None, help=f"CPUs per job (default {d.cpus})")
-    s.add_argument("--gpus", type=int, default=None, help=f"GPUs per job (default {d.gpus})")
+    s.add_argument("--cpus", type=int, default=None, help=f"CPUs per job (default {d['cpus']})")
+    s.add_argument("--gpus", type=int, default=None, help=f"GPUs per job (default {d['gpus']})")
     s.add_argument("--mem-gb", type=float, default=None, help="memory per job in GB (default: the partition's)")
     s.add_argument("--array-parallelism", type=int, default=None,
-                   help=f"at most this many jobs of the array at once (default {d.array_parallelism})")
+                   help=f"at most this many jobs of the array at once (default {d['array_parallelism']})")
     p.set_defaults(func=sweep_command)
 
-    c = subparsers.add_parser("collect", help="write one table (CSV, Parquet with pyarrow) of a sweep's runs",
-                              description="Write DIR/results.csv (and DIR/results.parquet when pyarrow is "
-                                          "installed): one row per finished run, config fields + summary numbers.")
+    c = add_parser(subparsers, "collect", help="write one table (CSV, Parquet with pyarrow) of a sweep's runs",
+                   description="Write DIR/results.csv (and DIR/results.parquet when pyarrow is "
+                               "installed): one row per finished run, config fields + summary numbers.")
     c.add_argument("dir", type=Path, help="a sweep directory")
     c.set_defaults(func=collect_command)
 
 
 def sweep_command(args: argparse.Namespace) -> int:
+    from ..sweeps.collect import write_table
+    from ..sweeps.executors import SlurmOptions, make_executor
+    from ..sweeps.plan import format_plan
+    from ..sweeps.runner import run_sweep
+    from ..sweeps.spec import load_spec, parse_spec
+    from ..sweeps.state import count, read_sweep
+
     target = args.target
     if target[0] == "status":
         if len(target) != 2:
@@ -85,7 +90,7 @@ def sweep_command(args: argparse.Namespace) -> int:
     executor = make_executor(args.executor, workers=args.workers, threads=args.threads, slurm=slurm)
     report = run_sweep(spec, out, executor, retry_failed=args.retry_failed, batch=not args.no_batch,
                        max_batch=args.max_batch, plots=args.plots, progress=not args.no_progress,
-                       dry_run=args.dry_run)
+                       dry_run=args.dry_run, tensorboard=args.tensorboard)
     if args.dry_run:
         print(format_plan(report.plan, report.jobs, count(report.before)))
         return 0
@@ -98,6 +103,8 @@ def sweep_command(args: argparse.Namespace) -> int:
 
 
 def status_command(out: Path, show_all: bool) -> int:
+    from ..sweeps.state import count, read_sweep, sweep_status
+
     sweep = read_sweep(out)
     states = sweep_status(out)
     fields = [*sweep["spec"]["axes"], *(k for group in sweep["spec"]["zip"] for k in group)]
@@ -113,6 +120,9 @@ def status_command(out: Path, show_all: bool) -> int:
 
 
 def collect_command(args: argparse.Namespace) -> int:
+    from ..sweeps.collect import collect_rows, write_table
+    from ..sweeps.state import read_sweep
+
     rows = collect_rows(args.dir)
     total = len(read_sweep(args.dir)["run_ids"])
     paths = write_table(args.dir, rows)

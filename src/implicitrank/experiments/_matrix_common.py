@@ -15,13 +15,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from .. import results  # noqa: E402
-from ..run import RunConfig, run_batch  # noqa: E402
+from .. import results
+from ..run import RunConfig, run_batch
 
 DEPTH_COLORS = {1: "tab:gray", 2: "tab:blue", 3: "tab:orange", 4: "tab:green"}
 BASELINE_COLOR = "black"

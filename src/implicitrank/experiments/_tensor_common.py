@@ -85,10 +85,7 @@ def write_csv(path: Path, rows: list[dict]) -> Path:
 
 
 def pyplot():
-    """matplotlib's pyplot on the file-only Agg backend."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    """matplotlib's pyplot, imported when a figure is drawn (the backend is the user's; the CLI picks Agg)."""
     import matplotlib.pyplot as plt
 
     return plt

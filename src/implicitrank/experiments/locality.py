@@ -324,9 +324,6 @@ def summary_markdown(setup: LocalitySetup, table: list[dict]) -> str:
 
 def plot_accuracy(setup: LocalitySetup, table: list[dict], path: Path) -> None:
     """Test accuracy against difficulty, one curve per λ, error bars = standard deviation over seeds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3.6))

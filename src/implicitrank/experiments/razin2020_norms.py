@@ -41,9 +41,9 @@ from torch import Tensor
 
 from ..errors import UsageError
 from ..factorizations import MatrixFactorization, generators
+from ..flow import integrate
 from ..measure import effective_rank
 from ..optim import gradient_descent
-from ..optim.flow import integrate
 from ..tasks import Completion
 from ..train import TrainConfig, train
 from ._matrix_common import median, panels, save, write_csv

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import ModuleType
 
 from ..errors import UsageError
-from ..threads import torch_threads
+from ..threads import LARGE_WORK, policy_threads, torch_threads
 from .claims import Claim, write_claims
 
 MODULES = {
@@ -47,8 +47,11 @@ def experiment(name: str) -> ModuleType:
 
 
 def reproduce(name: str, scale: str, out_dir: str | Path, seeds: int | None = None,
-              data: str | None = None) -> list[Claim]:
-    """Run one experiment at ``scale`` into ``out_dir`` and write its claims.json and claims.md."""
+              data: str | None = None, threads: int | None = None) -> list[Claim]:
+    """Run one experiment at ``scale`` into ``out_dir`` and write its claims.json and claims.md.
+
+    ``threads``: torch threads while it runs (None: the package's policy, ``threads.policy_threads``: one
+    thread for the matrix and tensor runs at every scale, the free cores for the paper scale's networks)."""
     if scale not in SCALE_NAMES:
         raise UsageError(f"scale must be one of {SCALE_NAMES}, got {scale!r}")
     if seeds is not None and seeds < 1:
@@ -56,8 +59,9 @@ def reproduce(name: str, scale: str, out_dir: str | Path, seeds: int | None = No
     module = experiment(name)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    # One torch thread at the small scales (their problems gain nothing from more), torch's default at paper scale.
-    with torch_threads(None if scale == "paper" else 1):
+    # One torch thread at the small scales (their problems gain nothing from more); at paper scale the free cores,
+    # never more, which the runs' own policy (run_batch) brings down to one for the small problems.
+    with torch_threads(threads if threads is not None else policy_threads(LARGE_WORK if scale == "paper" else 0)):
         claims = module.run(scale, out_dir, seeds, data)
     write_claims(out_dir, name, scale, claims)
     return claims

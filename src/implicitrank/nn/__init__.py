@@ -5,6 +5,15 @@ factorizations (Arora et al., NeurIPS 2019; ExpandNets, Guo et al., NeurIPS 2020
 holds a large weight's tensorization as a CP or hierarchical tensor factorization. After training,
 ``collapse`` turns them back into plain layers, ``compress`` truncates every layer's SVD into two thin
 layers, and ``layer_spectra`` / ``SpectraLog`` watch each layer's effective rank.
+
+Examples
+--------
+>>> import torch
+>>> from implicitrank.nn import DeepLinear, collapse
+>>> layer = DeepLinear(4, 3, depth=3, init_scale=0.3, generator=torch.Generator().manual_seed(0))
+>>> x = torch.randn(2, 4, generator=torch.Generator().manual_seed(1))
+>>> bool(torch.allclose(collapse(layer)(x), layer(x), atol=1e-6))  # one plain layer computes the same
+True
 """
 
 from .collapse import CompressionReport, LayerCompression, collapse, compress

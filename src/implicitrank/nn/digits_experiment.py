@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ..cnn.images import digits_source
+from ..cnn.training import epoch_loop
 from ..errors import UsageError
 from ..measure import effective_rank
 from .collapse import collapse, compress
@@ -107,17 +108,26 @@ def fit(
     lr: float,
     generator: torch.Generator,
     after_epoch: Callable[[nn.Module, int], None] | None = None,
-) -> None:
-    """Adam on minibatches (reshuffled each epoch by ``generator``); ``after_epoch(model, epoch)`` after each."""
+) -> list[dict]:
+    """Adam on minibatches (reshuffled each epoch by ``generator``); ``after_epoch(model, epoch)`` after each.
+
+    The epochs run in the networks' shared loop (:func:`implicitrank.cnn.training.epoch_loop`): a NaN/inf epoch
+    loss stops training with a message naming the epoch. Returns the rows (epoch, mean train loss).
+    """
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    for epoch in range(epochs):
-        order = torch.randperm(len(inputs), generator=generator)
-        for batch in order.split(batch_size):
+
+    def run_epoch(epoch: int) -> dict:
+        total = torch.zeros((), device=inputs.device)
+        for batch in torch.randperm(len(inputs), generator=generator).split(batch_size):
             optimizer.zero_grad()
-            loss(model(inputs[batch]), targets[batch]).backward()
+            value = loss(model(inputs[batch]), targets[batch])
+            value.backward()
             optimizer.step()
-        if after_epoch is not None:
-            after_epoch(model, epoch + 1)
+            total += value.detach() * len(batch)
+        return {"epoch": epoch + 1, "train_loss": float(total) / len(inputs)}
+
+    return epoch_loop(run_epoch, [], epochs, progress=False,
+                      after_epoch=None if after_epoch is None else lambda epoch: after_epoch(model, epoch + 1))
 
 
 def accuracy(model: nn.Module, x: Tensor, y: Tensor) -> float:

@@ -9,6 +9,12 @@
 A page embeds its images as PNG data URIs and its styles inline, loads nothing from the network, and uses a small
 inline script only to sort tables, so it can be mailed or attached to a review. It is drawn from the recorded files
 only; what is missing or failed is said on the page, never skipped.
+
+Examples
+--------
+>>> from implicitrank.reports import KINDS
+>>> KINDS
+('reproduction', 'sweep', 'runs')
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ __all__ = ["KINDS", "REPORT", "detect", "write_report"]
 
 
 def detect(directory: str | Path) -> str:
-    """What ``directory`` holds: one of ``KINDS``; a ``ValueError`` naming the argument when it is none of them."""
+    """What ``directory`` holds: one of ``KINDS``; a ``UsageError`` naming the argument when it is none of them."""
     from . import reproduction, runs, sweep
 
     directory = Path(directory)

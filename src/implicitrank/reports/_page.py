@@ -38,7 +38,7 @@ def render(template: str, out_dir: Path, **context: Any) -> Path:
     from .. import results
 
     path = Path(out_dir) / REPORT
-    results._atomic_write(path, lambda h: h.write(html.encode()))
+    results.atomic_write(path, lambda h: h.write(html.encode()))
     return path
 
 

@@ -8,6 +8,13 @@ failures (``state``); ``collect`` writes one tidy table.
 
 The names below are imported on first use (PEP 562), so that importing ``implicitrank.threads``
 in a fresh worker process pins the BLAS threads before anything imports torch or numpy.
+
+Examples
+--------
+>>> from implicitrank.sweeps import parse_spec
+>>> spec = parse_spec({"base": {"shape": [8, 8], "num_observations": 30}, "axes": {"depth": [2, 3], "seed": "0..2"}})
+>>> len(spec.configs())  # every combination of the axes, each a validated RunConfig
+6
 """
 
 from __future__ import annotations

@@ -49,19 +49,19 @@ def write_table(out: str | Path, rows: list[dict[str, Any]] | None = None) -> li
     writer.writeheader()
     writer.writerows(rows)
     written = [out / CSV, out / PROVENANCE]
-    results._atomic_write(out / CSV, lambda h: h.write(text.getvalue().encode()))
+    results.atomic_write(out / CSV, lambda h: h.write(text.getvalue().encode()))
     runs = {}
     for row in rows:
         path = out / RUNS / str(row.get("run_id")) / results.SUMMARY
         runs[row.get("run_id")] = results.read_json(path).get("provenance") if path.is_file() else None
     seeds = sorted({row["seed"] for row in rows if row.get("seed") is not None})
     record = {"provenance": provenance.collect(seeds=seeds), "runs": runs}
-    results._atomic_write(out / PROVENANCE, lambda h: h.write((json.dumps(record, indent=1) + "\n").encode()))
+    results.atomic_write(out / PROVENANCE, lambda h: h.write((json.dumps(record, indent=1) + "\n").encode()))
     try:
         import pyarrow
         import pyarrow.parquet
     except ImportError:
         return written
     table = pyarrow.Table.from_pylist([{c: row.get(c) for c in columns} for row in rows])
-    results._atomic_write(out / PARQUET, lambda h: pyarrow.parquet.write_table(table, h))
+    results.atomic_write(out / PARQUET, lambda h: pyarrow.parquet.write_table(table, h))
     return written + [out / PARQUET]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import multiprocessing
+import os
 import shutil
 import subprocess
 import sys
@@ -28,7 +29,8 @@ import submitit
 from submitit.core.utils import FailedJobError, UncompletedJobError
 
 from ..errors import UsageError
-from ..threads import available_cores, pin_threads, thread_environment, torch_threads
+from ..threads import available_cores, thread_environment, torch_threads
+from ..workers import start_worker
 from .jobs import Job, RunOutcome, run_job, stopped_early
 
 EXECUTORS = ("serial", "local", "slurm")
@@ -91,7 +93,7 @@ class LocalExecutor:
         # spawn, not fork: a fresh interpreter whose initializer sets the thread caps before torch loads
         pool = ProcessPoolExecutor(max_workers=min(self.workers, len(jobs)),
                                    mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=pin_threads, initargs=(self.threads,))
+                                   initializer=start_worker, initargs=(self.threads, os.getpid()))
         outcomes: list[RunOutcome] = []
         try:
             futures = {pool.submit(run_job, job): job for job in jobs}

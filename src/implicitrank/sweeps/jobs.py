@@ -32,12 +32,14 @@ from .state import (
 
 @dataclass(frozen=True)
 class Job:
-    """Runs of equal batch keys, their directories, where their locks live, and whether to plot."""
+    """Runs of equal batch keys, their directories, where their locks live, whether to plot and whether to write
+    TensorBoard events."""
 
     configs: tuple[RunConfig, ...]
     run_dirs: tuple[Path, ...]
     lock_dir: Path
     plots: bool = False
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
         if not self.configs or len(self.configs) != len(self.run_dirs):
@@ -87,7 +89,7 @@ def run_job(job: Job) -> list[RunOutcome]:
             configs, dirs = [c for c, _ in runs], [d for _, d in runs]
             started = time.perf_counter()
             try:
-                run_batch(configs, dirs, resume=True, progress=False, plots=job.plots)
+                run_batch(configs, dirs, resume=True, progress=False, plots=job.plots, tensorboard=job.tensorboard)
             except UncompletedJobError:  # submitit's signal handler giving up on requeueing: not the run's fault
                 raise
             except Exception as err:

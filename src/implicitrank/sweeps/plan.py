@@ -36,10 +36,11 @@ class Plan:
         return [*self.spec.axes, *(k for group in self.spec.zips for k in group)]
 
     def jobs(self, configs: Sequence[RunConfig], *, batch: bool = True, max_batch: int | None = None,
-             min_jobs: int = 1, plots: bool = False) -> list[Job]:
+             min_jobs: int = 1, plots: bool = False, tensorboard: bool = False) -> list[Job]:
         """``configs`` (runs of this plan) grouped into jobs; see ``group_runs``."""
         groups = group_runs(configs, batch=batch, max_batch=max_batch, min_jobs=min_jobs)
-        return [Job(group, tuple(self.run_dir(c) for c in group), self.out / LOCKS, plots) for group in groups]
+        return [Job(group, tuple(self.run_dir(c) for c in group), self.out / LOCKS, plots, tensorboard)
+                for group in groups]
 
 
 def plan_sweep(spec: SweepSpec, out: str | Path) -> Plan:

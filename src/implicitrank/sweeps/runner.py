@@ -67,18 +67,24 @@ def default_out(spec: SweepSpec) -> Path:
 
 def run_sweep(spec: SweepSpec | str | Path, out: str | Path | None = None, executor: Executor | str = "serial", *,
               retry_failed: bool = False, batch: bool = True, max_batch: int | None = None, plots: bool = False,
-              progress: bool = True, dry_run: bool = False) -> SweepReport:
+              progress: bool = True, dry_run: bool = False, tensorboard: bool = False) -> SweepReport:
     """Run every run of ``spec`` that is not done into ``out`` (default ``runs/<spec name>``).
 
     executor : "serial" | "local" | "slurm" (the spec's [slurm] table as options) or an executor.
     batch : train runs that differ only in per-run values as one batched job (``max_batch`` at most).
     dry_run : plan and report what would run, write nothing.
+    tensorboard : also write each run's TensorBoard events (so does the spec's ``tensorboard = true``).
     Bad specs, an out directory holding something else, and an executor that cannot run here are
     refused before anything is written or submitted.
     """
     if not isinstance(spec, SweepSpec):
         spec = load_spec(spec)
     plan = plan_sweep(spec, default_out(spec) if out is None else out)
+    tensorboard = tensorboard or spec.tensorboard
+    if tensorboard:
+        from ..tensorboard import require
+
+        require()
     if isinstance(executor, str):
         executor = make_executor(executor, slurm=SlurmOptions.from_dict(spec.slurm))
     executor.check()
@@ -86,14 +92,14 @@ def run_sweep(spec: SweepSpec | str | Path, out: str | Path | None = None, execu
     write_sweep(plan.out, spec.to_dict(), configs, dry_run=True)
     if dry_run:
         before = [run_state(plan.out, run_id) for run_id in configs]
-        return SweepReport(plan, executor.name, _jobs(plan, before, executor, retry_failed, batch, max_batch, plots),
-                           before)
+        jobs = _jobs(plan, before, executor, retry_failed, batch, max_batch, plots, tensorboard)
+        return SweepReport(plan, executor.name, jobs, before)
     started = time.perf_counter()
     plan.out.mkdir(parents=True, exist_ok=True)
     with sweep_lock(plan.out):
         write_sweep(plan.out, spec.to_dict(), configs)
         before = [run_state(plan.out, run_id) for run_id in configs]
-        jobs = _jobs(plan, before, executor, retry_failed, batch, max_batch, plots)
+        jobs = _jobs(plan, before, executor, retry_failed, batch, max_batch, plots, tensorboard)
         report = SweepReport(plan, executor.name, jobs, before)
         with _progress_bar(sum(len(j.configs) for j in jobs), spec.name, progress) as bar:
             report.outcomes = executor.run(jobs, plan.out, bar.update)
@@ -103,11 +109,12 @@ def run_sweep(spec: SweepSpec | str | Path, out: str | Path | None = None, execu
 
 
 def _jobs(plan: Plan, states: list[RunState], executor: Executor, retry_failed: bool, batch: bool,
-          max_batch: int | None, plots: bool) -> list[Job]:
+          max_batch: int | None, plots: bool, tensorboard: bool) -> list[Job]:
     """The runs to attempt (pending, and failed with ``retry_failed``) grouped into jobs."""
     wanted = {"pending", "failed"} if retry_failed else {"pending"}
     todo = [c for c, s in zip(plan.configs, states) if s.status in wanted]
-    return plan.jobs(todo, batch=batch, max_batch=max_batch, min_jobs=executor.slots, plots=plots)
+    return plan.jobs(todo, batch=batch, max_batch=max_batch, min_jobs=executor.slots, plots=plots,
+                     tensorboard=tensorboard)
 
 
 def _progress_bar(total: int, name: str, enabled: bool):

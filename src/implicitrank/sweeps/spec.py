@@ -15,6 +15,8 @@
     shape = [[12, 12], [16, 16]]    # each [[zip]] group is then crossed with the other axes
     num_observations = [60, 100]
 
+    tensorboard = true          # optional: also write each run's TensorBoard events (as --tensorboard)
+
     [slurm]                     # defaults of the slurm executor (command-line options override them)
     partition = "debug"
     time = 60
@@ -41,7 +43,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-SECTIONS = ("name", "base", "axes", "zip", "slurm")
+SECTIONS = ("name", "base", "axes", "zip", "slurm", "tensorboard")
 RANGE = re.compile(r"^\s*(-?\d+)\s*\.\.\s*(-?\d+)\s*$")
 FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(RunConfig)}
 
@@ -59,8 +61,11 @@ class SweepSpec:
     axes: dict[str, list] = field(default_factory=dict)
     zips: list[dict[str, list]] = field(default_factory=list)
     slurm: dict[str, Any] = field(default_factory=dict)
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.tensorboard, bool):
+            raise UsageError(f"tensorboard must be true or false, got {self.tensorboard!r}")
         if not self.name or not isinstance(self.name, str):
             raise UsageError(f"name must be a non-empty string, got {self.name!r}")
         for key, value in self.base.items():
@@ -110,7 +115,8 @@ class SweepSpec:
         return configs
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "base": self.base, "axes": self.axes, "zip": self.zips, "slurm": self.slurm}
+        return {"name": self.name, "base": self.base, "axes": self.axes, "zip": self.zips, "slurm": self.slurm,
+                "tensorboard": self.tensorboard}
 
 
 def load_spec(path: str | Path) -> SweepSpec:
@@ -143,6 +149,7 @@ def parse_spec(data: dict[str, Any], default_name: str = "sweep") -> SweepSpec:
         axes={k: _axis_values(f"axes.{k}", v) for k, v in data.get("axes", {}).items()},
         zips=[{k: _axis_values(f"zip[{i}].{k}", v) for k, v in g.items()} for i, g in enumerate(zips)],
         slurm=dict(data.get("slurm", {})),
+        tensorboard=data.get("tensorboard", False),
     )
 
 

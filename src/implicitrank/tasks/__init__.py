@@ -2,6 +2,14 @@
 
 Every task follows one protocol (:class:`Task`): ``shape``, ``values`` (B, M), ``batch``,
 ``num_observations``, ``dtype``, ``device``, a torch-like ``to`` and the per-run ``loss``.
+
+Examples
+--------
+>>> import torch
+>>> from implicitrank.tasks import complete_from_target, low_rank_matrix
+>>> task = complete_from_target(low_rank_matrix(6, 5, rank=1), 12, data_seeds=[0, 1])
+>>> task.batch, task.num_observations, task.to(torch.float32).dtype
+(2, 12, torch.float32)
 """
 
 from ._protocol import Task, check_task_matches, parse_to

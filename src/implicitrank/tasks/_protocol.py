@@ -23,6 +23,8 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 import torch
 from torch import Tensor
 
+from ..errors import UsageError
+
 T = TypeVar("T", bound="Observations")
 
 
@@ -108,7 +110,7 @@ def parse_to(*args: Any, device: torch.device | str | None = None,
         else:
             raise TypeError(f"to() takes a device (str or torch.device) and/or a torch.dtype, got {arg!r}")
     if dtype is not None and not dtype.is_floating_point:
-        raise ValueError(f"dtype must be a floating-point torch.dtype, got {dtype}")
+        raise UsageError(f"dtype must be a floating-point torch.dtype, got {dtype}")
     return (None if device is None else torch.device(device)), dtype
 
 
@@ -126,11 +128,11 @@ def check_task_matches(model: Any, task: Task, params: list[Tensor]) -> None:
     silently compute in mixed precision)."""
     model_shape = getattr(model, "shape", None)
     if model_shape is not None and tuple(task.shape) != tuple(model_shape):
-        raise ValueError(f"task shape {tuple(task.shape)} does not match model shape {tuple(model_shape)}")
+        raise UsageError(f"task shape {tuple(task.shape)} does not match model shape {tuple(model_shape)}")
     reference = params[0]
     if task.dtype != reference.dtype or task.device != reference.device:
-        raise ValueError(f"task is {task.dtype} on {task.device} but the parameters are {reference.dtype} on "
+        raise UsageError(f"task is {task.dtype} on {task.device} but the parameters are {reference.dtype} on "
                          f"{reference.device}; move the task with task.to({str(reference.device)!r}, "
                          f"{reference.dtype})")
     if task.batch != reference.shape[0]:
-        raise ValueError(f"task has {task.batch} runs but the parameters have {reference.shape[0]}")
+        raise UsageError(f"task has {task.batch} runs but the parameters have {reference.shape[0]}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import zipfile
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from ..errors import MissingInputError, UsageError
 from .completion import Completion
 
 MOVIELENS_100K_SHAPE = (943, 1682)
+ACCEPTED = ("accepted data files: .npz with arrays 'matrix' and 'mask' (same m×n shape), or a MovieLens u.data "
+            "text file (user item rating timestamp per line)")
 
 
 def _existing(path: str | Path, argument: str) -> Path:
@@ -30,7 +33,7 @@ def load_npz_completion(path: str | Path, batch: int = 1) -> Completion:
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
         raise UsageError(f"data: {path} is not a readable .npz file ({err})") from err
     if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise UsageError(f"data: {path} is a single array, not an .npz archive with 'matrix' and 'mask'")
+        raise UsageError(f"data: {path} is a single array, not an .npz archive; {ACCEPTED}")
     with archive:
         if "matrix" not in archive.files or "mask" not in archive.files:
             raise UsageError(f"data: {path} must contain arrays 'matrix' and 'mask', has {sorted(archive.files)}")
@@ -50,17 +53,58 @@ def load_npz_completion(path: str | Path, batch: int = 1) -> Completion:
 
 def read_movielens(path: str | Path) -> np.ndarray:
     """Rows (user, item, rating) from a MovieLens ``u.data`` file (tab-separated
-    ``user item rating timestamp``, ids from 1), as an (K, 3) float array with 0-based ids."""
+    ``user item rating timestamp``, ids from 1), as an (K, 3) float array with 0-based ids.
+
+    A malformed line is reported with its 1-based line number."""
     path = _existing(path, "data")
     try:
-        table = np.loadtxt(path, dtype=np.float64, ndmin=2)
-    except ValueError as err:
-        raise UsageError(f"data: {path} is not a MovieLens u.data file (user item rating timestamp): {err}") from err
-    if table.shape[1] != 4 or table.shape[0] == 0:
-        raise UsageError(f"data: {path} must have 4 columns (user item rating timestamp), got {table.shape}")
-    if (table[:, :2] < 1).any() or not np.isfinite(table).all():
-        raise UsageError(f"data: {path} has user/item ids < 1 or non-finite values")
+        lines = path.read_text().splitlines()
+    except UnicodeDecodeError as err:
+        raise UsageError(f"data: {path} is not a MovieLens u.data text file (user item rating timestamp): "
+                         f"{err}; {ACCEPTED}") from err
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        fields = line.split()
+        if len(fields) != 4:
+            raise UsageError(f"data: {path} line {number} must have 4 columns (user item rating timestamp), "
+                             f"got {len(fields)}: {line[:60]!r}")
+        try:
+            row = [float(v) for v in fields]
+        except ValueError as err:
+            raise UsageError(f"data: {path} line {number} is not a MovieLens u.data row (user item rating "
+                             f"timestamp, numbers): {line[:60]!r}") from err
+        if min(row[:2]) < 1 or not all(math.isfinite(v) for v in row) or any(v != int(v) for v in row[:2]):
+            raise UsageError(f"data: {path} line {number}: user and item ids must be integers >= 1 and every "
+                             f"value finite, got {line[:60]!r}")
+        rows.append(row)
+    if not rows:
+        raise UsageError(f"data: {path} holds no ratings (an empty MovieLens u.data file)")
+    table = np.asarray(rows, dtype=np.float64)
     return np.column_stack([table[:, 0] - 1, table[:, 1] - 1, table[:, 2]])
+
+
+def _movielens_shape(table: np.ndarray) -> tuple[int, int]:
+    return (max(MOVIELENS_100K_SHAPE[0], int(table[:, 0].max()) + 1),
+            max(MOVIELENS_100K_SHAPE[1], int(table[:, 1].max()) + 1))
+
+
+def data_format(path: str | Path) -> str:
+    """``"npz"`` or ``"movielens"``, from the file name; other binary formats (``.npy``, ...) are refused."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".npz":
+        return "npz"
+    if suffix in (".npy", ".csv", ".mat", ".pt", ".pkl", ".h5", ".zip", ".gz"):
+        raise UsageError(f"data: {str(path)!r} is a {suffix} file; {ACCEPTED}")
+    return "movielens"
+
+
+def data_shape(path: str | Path) -> tuple[int, int]:
+    """The (rows, cols) of the completion problem a data file holds (what ``shape`` must be)."""
+    if data_format(path) == "npz":
+        return tuple(load_npz_completion(path).shape)
+    return _movielens_shape(read_movielens(path))
 
 
 def movielens_completion(
@@ -69,8 +113,7 @@ def movielens_completion(
     """MovieLens completion (Arora et al. 2019, Fig. 3): ``num_observations`` random ratings train,
     the rest are held out (``test_indices``/``test_values``). Ratings are not normalized."""
     table = read_movielens(path)
-    shape = (max(MOVIELENS_100K_SHAPE[0], int(table[:, 0].max()) + 1),
-             max(MOVIELENS_100K_SHAPE[1], int(table[:, 1].max()) + 1))
+    shape = _movielens_shape(table)
     if not 1 <= num_observations < len(table):
         raise UsageError(f"num_observations must be in [1, {len(table) - 1}] for {path}, got {num_observations}")
     order = torch.randperm(len(table), generator=torch.Generator().manual_seed(int(seed))).numpy()

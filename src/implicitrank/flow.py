@@ -19,8 +19,9 @@ plateaus and of the final convergence (the problem is stiff there).
 One ``TrainState.step`` is one accepted step of every active run: a run whose attempt is rejected
 retries with a smaller step (the others idle at h = 0) until all active runs have accepted, so the
 host synchronizes once per attempt. Stopping (loss threshold, NaN/inf, ``max_steps`` accepted
-steps), records and checkpoints follow ``train.train``; each record also carries ``time`` (B,), the
-flow time t of every run, and ``gradient_evaluations``, the batched gradient evaluations so far.
+steps), records, checkpoints and progress are ``train.run_loop``'s, shared with ``train.train``; each
+record also carries ``time`` (B,), the flow time t of every run, and ``gradient_evaluations``, the
+batched gradient evaluations so far.
 A run whose step size underflows (h < 1e-12·max(t, 1): the flow blows up or the problem is too stiff)
 is stopped as diverged with loss NaN.
 """
@@ -28,18 +29,19 @@ is stopped as diverged with loss NaN.
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from ..errors import UsageError
-from ..factorizations import loss_and_grad
-from ..tasks import check_task_matches
-from ..train import LossAndGrad, Measure, TrainConfig, TrainState, mark_status, record, start
-from ._optimizers import Optimizer, per_run
+from .errors import UsageError
+from .factorizations import loss_and_grad
+from .optim import Optimizer, per_run
+from .tasks import check_task_matches
+from .train import LossAndGrad, Measure, TrainConfig, TrainState, record, run_loop, start
+
+__all__ = ["BOGACKI_SHAMPINE", "DORMAND_PRINCE", "TABLEAUS", "Tableau", "integrate"]
 
 
 @dataclass(frozen=True)
@@ -141,28 +143,10 @@ def integrate(
     objective = objective or (lambda p: loss_and_grad(model, p, task))
     if state is None:
         state = _start(params, objective, tableau, rtol, atol, first_step)
-    flow = state.optimizer_state
-    bar = _progress(config, state.step)
-    try:
-        while True:
-            if on_checkpoint and config.checkpoint_every and state.step and state.step % config.checkpoint_every == 0:
-                on_checkpoint(state)
-            mark_status(state, flow["loss"], config.loss_threshold, config.converge_patience)
-            if config.records_at(state.step):
-                _record(state, measure)
-            if state.step >= config.max_steps or not bool(state.active.any()):
-                break
-            if bar is not None and state.step % config.sync_every == 0:
-                bar.update(state.step - bar.n)
-                bar.set_postfix(loss=f"{float(flow['loss'].nan_to_num(nan=math.inf).max()):.3g}",
-                                active=int(state.active.sum()), t=f"{float(flow['time'].max()):.4g}")
-            _accepted_step(state, objective, tableau, rtol, atol)
-            state.step += 1
-        _record(state, measure)
-    finally:
-        if bar is not None:
-            bar.close()
-    return state
+    return run_loop(state, config, lambda s: s.optimizer_state["loss"],
+                    lambda s: _accepted_step(s, objective, tableau, rtol, atol), measure=measure,
+                    on_checkpoint=on_checkpoint, record_step=_record, syncs_every_step=True,
+                    describe=lambda s: {"t": f"{float(s.optimizer_state['time'].max()):.4g}"})
 
 
 def _start(params: list[Tensor], objective: LossAndGrad, tableau: Tableau, rtol: float, atol: float,
@@ -252,12 +236,3 @@ def _record(state: TrainState, measure: Measure | None) -> None:
         flow = state.optimizer_state
         state.records[-1]["time"] = flow["time"].detach().cpu()
         state.records[-1]["gradient_evaluations"] = int(flow["gradient_evaluations"])
-
-
-def _progress(config: TrainConfig, initial: int):
-    if not config.progress:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=config.max_steps, initial=initial, unit="step", file=sys.stderr, leave=False,
-                dynamic_ncols=True)

@@ -1,0 +1,38 @@
+"""The defaults the command line shows in ``--help``, importable without torch.
+
+Building the parsers must stay cheap (``implicitrank --help`` answers in well under a second), so the
+parsers cannot import the library's configuration classes, which load torch, submitit or scikit-learn.
+The values here mirror those classes' defaults; ``tests/test_cli.py`` checks that every one of them equals
+its library counterpart (``RunConfig``, ``SlurmOptions``, ``DigitsConfig``, the optimizer and experiment
+registries), so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+# run.RunConfig (the matrix paper's set-up, Arora et al. 2019).
+RUN = {
+    "shape": (100, 100), "rank": 5, "task": "completion", "num_observations": 2000, "depth": 3,
+    "init": "gaussian", "init_scale": 1e-3, "optimizer": "global-rmsprop", "lr": 1e-2, "eps": 1e-4,
+    "rtol": 1e-4, "atol": 1e-9, "max_steps": 100_000, "loss_threshold": 1e-6, "dtype": "float32",
+    "device": "auto", "record_every": 0, "record_per_decade": 20, "checkpoint_every": 2000, "top": 10,
+}
+# tf / htf: the tensor papers' global RMSprop eps (Razin et al. 2021, 2022: 1e-6; papers.md, conventions)
+# and a small order-3 problem.
+TENSOR = {**RUN, "shape": (8, 8, 8), "num_observations": 200, "eps": 1e-6}
+TASKS = ("completion", "sensing")
+METHODS = ("gd", "global-rmsprop", "adam", "gradient-flow")  # run.METHODS
+DTYPES = ("float32", "float64")  # run.DTYPES
+MATRIX_INITS = ("gaussian", "balanced", "identity", "orthogonal")
+CP_INITS = ("gaussian", "balanced")  # CPFactorization.inits
+HT_INITS = ("gaussian", "balanced")  # HierarchicalFactorization.inits
+
+SCALES = ("test", "quick", "paper")  # experiments.SCALE_NAMES
+EXECUTORS = ("serial", "local", "slurm")  # sweeps.executors.EXECUTORS
+SLURM = {"time": 60, "cpus": 1, "gpus": 0, "array_parallelism": 256}  # sweeps.executors.SlurmOptions
+
+# nn.digits_experiment.DigitsConfig (``implicitrank layers demo``).
+DIGITS = {
+    "architectures": ("mlp", "cnn"), "depths": (1, 2, 3), "hidden": 64, "init_scale": 0.3, "epochs": 30,
+    "batch_size": 64, "lr": 3e-3, "kept_ranks": (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64), "latent": 32,
+    "autoencoder_depths": (1, 4), "autoencoder_init_scale": 0.1, "autoencoder_epochs": 40, "seed": 0,
+}
