@@ -108,6 +108,63 @@ def _kept(name: str) -> Callable[[Path], None]:
     return check
 
 
+SPEC = ('name = "damaged"\n[base]\nshape = [8, 8]\nrank = 1\nnum_observations = 30\nmax_steps = 40\n'
+        'checkpoint_every = 10\n[axes]\nseed = "0..1"\n')
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+
+
+def _unfinished_mf(tmp: Path) -> None:
+    """An mf run killed after a checkpoint whose checkpoint.pt was then cut in half."""
+    assert main(["mf", *TINY, "--out", str(tmp / "o")]) == 0
+    run = next((tmp / "o").iterdir())
+    from implicitrank import results
+
+    results.save_torch(run / "checkpoint.pt", {"step": 10, "params": [1.0] * 1000})
+    _truncate(run / "checkpoint.pt")
+    (run / "summary.json").unlink()
+
+
+def _damaged_sweep(tmp: Path) -> None:
+    """A finished two-run sweep; then run 0's summary.json is cut in half and run 1 is 'killed' with a
+    checkpoint that is cut in half."""
+    (tmp / "spec.toml").write_text(SPEC)
+    assert main(["sweep", str(tmp / "spec.toml"), "--out", str(tmp / "o"), "--no-progress"]) == 0
+    first, second = (tmp / "o" / "runs" / r for r in json.loads((tmp / "o" / "sweep.json").read_text())["run_ids"])
+    _truncate(first / "summary.json")
+    from implicitrank import results
+
+    results.save_torch(second / "checkpoint.pt", {"step": 10, "params": [1.0] * 1000})
+    _truncate(second / "checkpoint.pt")
+    (second / "summary.json").unlink()
+
+
+def _damaged_sweep_rerun(tmp: Path) -> None:
+    _damaged_sweep(tmp)
+    assert main(["sweep", str(tmp / "spec.toml"), "--out", str(tmp / "o"), "--no-progress"]) == 1
+
+
+def _sweep_done_again(tmp: Path) -> None:
+    runs = list((tmp / "o" / "runs").iterdir())
+    assert all(json.loads((r / "summary.json").read_text())["steps"] == 40 for r in runs)
+    assert {f.name for r in runs for f in r.iterdir()} >= {"summary.corrupt.json", "checkpoint.corrupt.pt"}
+    assert len((tmp / "o" / "results.csv").read_text().splitlines()) == 3
+
+
+def _sweep_json_truncated(tmp: Path) -> None:
+    (tmp / "spec.toml").write_text(SPEC)
+    assert main(["sweep", str(tmp / "spec.toml"), "--out", str(tmp / "o"), "--no-progress"]) == 0
+    _truncate(tmp / "o" / "sweep.json")
+
+
+def _metrics_truncated(tmp: Path) -> None:
+    assert main(["mf", *TINY, "--out", str(tmp / "o")]) == 0
+    (run,) = (tmp / "o").iterdir()
+    (run / "metrics.jsonl").write_text((run / "metrics.jsonl").read_text()[:-20])
+
+
 def _summary(run_dir: Path) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
 
@@ -196,6 +253,25 @@ CASES = [
     Case("reproduce --resume keeps the finished experiment", ("reproduce", "arora2019-dynamics", "--scale", "test",
                                                               "--out", "{tmp}/o", "--resume"), 0,
          ("finished earlier",), _finished_reproduce, _kept("arora2019-dynamics/claims.json")),
+    # corrupt and malformed files (item 6)
+    Case("resume from a truncated checkpoint", ("mf", *TINY, "--out", "{tmp}/o", "--resume"), 2,
+         ("checkpoint.pt", "truncated or corrupt", "delete it"), _unfinished_mf),
+    Case("sweep status with a truncated summary", ("sweep", "status", "{tmp}/o"), 0,
+         ("0 done", "1 failed", "1 pending", "summary.json is truncated", "--retry-failed"), _damaged_sweep),
+    Case("collect with a truncated summary", ("collect", "{tmp}/o"), 0,
+         ("left out", "summary.json", "--retry-failed", "0 of 2 runs"), _damaged_sweep),
+    Case("sweep rerun fails the corrupt checkpoint's run", ("sweep", "status", "{tmp}/o"), 0,
+         ("2 failed", "checkpoint.pt", "--retry-failed"), _damaged_sweep_rerun),
+    Case("sweep --retry-failed restarts both damaged runs", ("sweep", "{tmp}/spec.toml", "--out", "{tmp}/o",
+                                                              "--retry-failed", "--no-progress"), 0,
+         ("2 done",), _damaged_sweep_rerun, _sweep_done_again),
+    Case("sweep status with a truncated sweep.json", ("sweep", "status", "{tmp}/o"), 2,
+         ("sweep.json", "truncated or corrupt", "rerun the sweep's spec"), _sweep_json_truncated),
+    Case("sweep rerun writes a truncated sweep.json again", ("sweep", "{tmp}/spec.toml", "--out", "{tmp}/o",
+                                                              "--no-progress"), 0, ("2 done",),
+         _sweep_json_truncated, lambda tmp: json.loads((tmp / "o" / "sweep.json").read_text())),
+    Case("plot with a truncated metrics.jsonl", ("plot", "{tmp}/o/depth3-init0.001-lr0.01-seed0-data0"), 2,
+         ("metrics.jsonl line", "truncated or corrupt"), _metrics_truncated),
     # results readable by others (item 4)
     Case("files follow the umask", ("mf", *TINY, "--out", "{tmp}/o"), 0, (), check=_modes_follow_umask),
     # options that do not exist must not half-work (item 8)

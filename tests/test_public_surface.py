@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import inspect
 import re
 import subprocess
 import sys
@@ -78,3 +79,15 @@ def test_the_readme_library_example_runs():
     test = doctest.DocTestParser().get_doctest(block.group(1), {}, "README.md", str(ROOT / "README.md"), 0)
     assert len(test.examples) >= 5, "the README's library example is written as a doctest (>>> lines)"
     _run_doctests("README.md", test)
+
+
+def test_every_public_function_and_class_has_a_docstring():
+    modules = [f"implicitrank.{p}" for p in PACKAGES] + [f"implicitrank.{m}" for m in ("train", "flow", "run")]
+    bare = []
+    for name in modules:
+        module = importlib.import_module(name)
+        for public in module.__all__:
+            value = getattr(module, public)
+            if (inspect.isfunction(value) or inspect.isclass(value)) and not inspect.getdoc(value):
+                bare.append(f"{name}.{public}")
+    assert not bare, bare

@@ -182,3 +182,26 @@ def test_report_of_a_directory_holding_no_output_is_refused(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert "dir:" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "absent")]) == 2
+
+
+def test_richer_claims_render_paper_source_spread_test_and_control(tmp_path):
+    """claims.json with published values, per-seed numbers, the test applied and a control (the richer record)."""
+    experiment = tmp_path / "arora2019-completion"
+    experiment.mkdir()
+    published = {"value": 2.58e-5, "paper": "Arora et al. 2019", "where": "Table 1 (2000 observations)",
+                 "how": "stated", "approximate": False}
+    control = {"claim": "depth 1 recovers too", "status": "fail", "per_seed": [0.3, 0.31]}
+    claim = {"claim": "depth 3 error", "status": "pass", "passed": True, "test": "factor", "parameter": 10.0,
+             "tolerance": "2.58e-05 / 10.0 <= ours <= 2.58e-05 × 10.0; holds in 2 of 2 seeds",
+             "published": published, "seeds": [0, 1], "per_seed": [3e-5, 5e-5], "aggregate": 4e-5,
+             "spread": [3e-5, 5e-5], "rule": "all", "holds_in": 2, "missing": 0, "note": "", "control": control}
+    provenance = {"implicitrank": "0.1.0", "git_commit": "abc123", "torch": "2.13.0", "device": "cpu",
+                  "dtype": "float32", "torch_threads": 1, "seeds": [0, 1], "command": ["implicitrank", "reproduce"],
+                  "started": "2026-12-02T06:00:00+00:00", "ended": "2026-12-02T06:01:30+00:00"}
+    (experiment / "claims.json").write_text(json.dumps({"experiment": "arora2019-completion", "scale": "quick",
+                                                        "claims": [claim], "provenance": provenance}))
+    html = write_report(tmp_path).read_text()
+    for shown in ("Arora et al. 2019, Table 1 (2000 observations), stated", "median 4e-05", "3e-05–5e-05 over 2 seeds",
+                  "holds in 2 of 2", "seed 1: 5e-05", "2.58e-05 / 10.0 &lt;= ours", "fails, as it must",
+                  "controls: 1 of 1 fail as they must", "abc123", "90 s"):
+        assert shown in html, shown

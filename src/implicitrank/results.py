@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import tempfile
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .errors import MissingInputError, OutputExistsError
+from .errors import CorruptFileError, MissingInputError, OutputExistsError
 
 CONFIG, METRICS, SUMMARY, FACTORS, CHECKPOINT = "config.json", "metrics.jsonl", "summary.json", "factors.pt", \
     "checkpoint.pt"
@@ -70,8 +72,16 @@ def write_json(path: Path, obj: Any) -> None:
     atomic_write(path, lambda h: h.write(text.encode()))
 
 
-def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text())
+DAMAGED = "restore it from a copy, or delete it and rerun what wrote it"
+
+
+def read_json(path: Path, hint: str = DAMAGED) -> Any:
+    """The JSON in ``path``; a truncated or corrupt file raises ``CorruptFileError`` naming it and ``hint``
+    (what to do)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CorruptFileError(f"{path} is truncated or corrupt (not JSON: {err}); {hint}") from err
 
 
 def write_metrics(path: Path, rows: Iterable[dict]) -> None:
@@ -83,15 +93,31 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     path = Path(run_dir) / METRICS
     if not path.is_file():
         raise MissingInputError(f"run_dir: no {METRICS} in {str(run_dir)!r}")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise CorruptFileError(f"{path} line {number} is truncated or corrupt (not JSON: {err}); the "
+                                       f"run's summary.json and factors.pt do not depend on it; {DAMAGED}") from err
+    return rows
 
 
 def save_torch(path: Path, obj: Any) -> None:
     atomic_write(path, lambda h: torch.save(obj, h))
 
 
-def load_torch(path: Path) -> Any:
-    return torch.load(path, map_location="cpu", weights_only=True)
+def load_torch(path: Path, hint: str = DAMAGED) -> Any:
+    """What ``save_torch`` wrote to ``path``; a truncated or corrupt file raises ``CorruptFileError`` naming it
+    and ``hint`` (what to do)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (FileNotFoundError, PermissionError):
+        raise
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CorruptFileError(f"{path} is truncated or corrupt ({reason}); {hint}") from err
 
 
 def prepare_run_dir(run_dir: str | Path, config: dict, *, resume: bool, resumable: bool = True) -> Path:
@@ -118,4 +144,9 @@ def prepare_run_dir(run_dir: str | Path, config: dict, *, resume: bool, resumabl
 
 
 def is_finished(run_dir: str | Path) -> bool:
-    return (Path(run_dir) / SUMMARY).is_file()
+    """Whether the run wrote its summary (last): a readable ``summary.json`` (a corrupt one is not finished)."""
+    try:
+        read_json(Path(run_dir) / SUMMARY)
+    except (FileNotFoundError, CorruptFileError):
+        return False
+    return True

@@ -224,6 +224,7 @@ MODELS: dict[str, ModelEntry] = {
 
 
 def device_of(config: RunConfig) -> torch.device:
+    """The device a run asks for: ``auto`` is CUDA when present, else the CPU; ``cuda`` without one is refused."""
     if config.device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if config.device.startswith("cuda") and not torch.cuda.is_available():
@@ -386,7 +387,7 @@ def _load_checkpoints(dirs: list[Path], device: torch.device) -> TrainState | No
         return None
     if not all(p.exists() for p in paths):
         raise UsageError("resume: some runs of this batch have a checkpoint and some do not; resume them apart")
-    runs = [results.load_torch(p) for p in paths]
+    runs = [results.load_torch(p, "delete it to restart this run from step 0 (it cannot be resumed)") for p in paths]
     if len({r["step"] for r in runs}) != 1:
         raise UsageError("resume: the runs of this batch were checkpointed at different steps; resume them apart")
     merged = _stack([{k: r[k] for k in ("params", "optimizer_state", "status", "records")} for r in runs], device)

@@ -171,5 +171,5 @@ def _plot(rows: list[dict], curves: list[dict], cfg: InvarianceScale, out_dir: P
         ax.set(xscale="log", ylabel="nuclear norm")
         ax.legend(fontsize=8)
     axes[0][0].set(xlabel=r"init scale $\alpha$ ($W(0)=\alpha I$)", title="end of training")
-    axes[0][1].set(xlabel="iteration", title=f"init {cfg.init_scales[-1]:g}")
+    axes[0][1].set(xlabel="iteration", title=f"init {cfg.init_scales[-1]:g}", yscale="log")
     save(fig, out_dir / "nuclear_norm_by_depth.png")

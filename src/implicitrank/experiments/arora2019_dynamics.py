@@ -30,6 +30,7 @@ import torch
 
 from ..factorizations import MatrixFactorization, generators
 from ..measure import check_rates
+from ..plots import indexed
 from ..run import RunConfig
 from ..tasks import complete_from_target, low_rank_matrix
 from ..theory import record_trajectory
@@ -212,16 +213,20 @@ def _plot(rows: list[dict], cfg: DynamicsScale, path: Path, title: str) -> None:
         ax = axes[0][col]
         for j in range(TOP):
             if f"sigma_{j + 1}" in mine[0]:
-                ax.plot(steps, [x[f"sigma_{j + 1}"] for x in mine], lw=1.2)
-        ax.set(xlabel="iteration", ylabel="singular values", title=f"{title}, depth {depth}")
+                ax.plot(steps, [x[f"sigma_{j + 1}"] for x in mine], lw=1.2, label=indexed("σ", j + 1))
+        # A linear axis, as the paper's Figure 3: the top values rise one after another while the rest stay ≈0.
+        ax.set(xlabel="iteration", ylabel="singular values of W (units of W)", title=f"{title}, depth {depth}")
+        ax.legend(fontsize=6, ncol=2)
         if not synthetic:
             axes[1][col].plot(steps, [x["test_mse"] for x in mine], color=DEPTH_COLORS[depth])
-            axes[1][col].set(xlabel="iteration", ylabel="held-out MSE", yscale="log")
+            axes[1][col].set(xlabel="iteration", ylabel="held-out MSE", yscale="log",
+                             title=f"held-out error, depth {depth}")
             continue
         ax = axes[1][col]
         ax.plot(steps, [x["mean_abs_diag"] for x in mine], label="mean |diag|")
         ax.plot(steps, [x["mean_abs_offdiag"] for x in mine], label="mean |off-diag|")
-        ax.set(xlabel="iteration", ylabel=r"$|U^\top \nabla L\, V|$ (top 10)", yscale="log")
+        ax.set(xlabel="iteration", ylabel=r"$|U^\top \nabla L\, V|$ (top 10)", yscale="log",
+               title=f"gradient in the singular bases, depth {depth}")
         ax.legend(fontsize=8)
         ax = axes[2][col]
         for j in range(cfg.rank):
@@ -229,6 +234,7 @@ def _plot(rows: list[dict], cfg: DynamicsScale, path: Path, title: str) -> None:
             ax.plot(steps, [x[f"rate_predicted_{j + 1}"] for x in mine], "--", color=line.get_color(), lw=1.2)
         ax.plot([], [], "k-", label="measured")
         ax.plot([], [], "k--", label="Theorem 3")
-        ax.set(xlabel="iteration", ylabel=r"$d\sigma_r/dt$")
+        ax.set(xlabel="iteration", ylabel=r"$d\sigma_r/dt$ (per iteration)",
+               title=f"singular value rates vs Theorem 3, depth {depth}")
         ax.legend(fontsize=8)
     save(fig, path)

@@ -62,6 +62,7 @@ def check_order_of_magnitude(claim: str, paper_value: float, our_value: float, f
 
 
 def not_run(claim: str, paper_value, reason: str) -> Claim:
+    """A claim that was not checked (e.g. its data set was not given), with the reason shown in its place."""
     return Claim(claim, _fmt(paper_value), f"not run ({reason})", "—", "not run")
 
 

@@ -305,7 +305,8 @@ def _plot(rows: list[dict], cfg: NormsScale, out_dir: Path) -> None:
                 axes[0][col].plot(loss, [r[key] for r in t], style, label=key.replace("_", " "))
             axes[1][col].plot(loss, [r["effective_rank"] for r in t], color="tab:red")
         axes[0][col].set(xscale="log", yscale="log", xlabel="loss", ylabel="norm", title=f"depth {depth}")
-        axes[1][col].set(xscale="log", xlabel="loss", ylabel="effective rank", ylim=(0.9, 2.1))
+        axes[1][col].set(xscale="log", xlabel="loss", ylabel="effective rank", ylim=(0.9, 2.1),
+                         title=f"depth {depth}: effective rank → 1")
         axes[0][col].legend(fontsize=8)
         for ax in (axes[0][col], axes[1][col]):
             ax.invert_xaxis()

@@ -211,7 +211,7 @@ def _plot(setup: Setup, panel: Panel, rows: list[dict], path: Path) -> None:
     axes[1].set(xlabel="# of observations", ylabel="tensor rank")
     for ax in axes:
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=8)
+        ax.legend(fontsize=8)
     fig.suptitle(f"order {panel.order}, mode size {setup.dim}, ground-truth rank {panel.rank}")
     save_figure(fig, path)
 

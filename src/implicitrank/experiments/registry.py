@@ -41,6 +41,7 @@ QUICK_SECONDS = {
 
 
 def experiment(name: str) -> ModuleType:
+    """The module reproducing experiment ``name`` (a key of ``MODULES``), imported on first use."""
     if name not in MODULES:
         raise UsageError(f"experiment must be one of {sorted(MODULES)} or 'all', got {name!r}")
     return importlib.import_module(f"implicitrank.experiments.{MODULES[name]}")

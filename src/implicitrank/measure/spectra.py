@@ -45,14 +45,17 @@ def schatten_norm(values: Tensor, p: float) -> Tensor:
 
 
 def nuclear_norm(values: Tensor) -> Tensor:
+    """Nuclear norm Σ σ_i from singular values (..., K)."""
     return values.sum(-1)
 
 
 def frobenius_norm(values: Tensor) -> Tensor:
+    """Frobenius norm (Σ σ_i²)^(1/2) from singular values (..., K)."""
     return values.pow(2).sum(-1).sqrt()
 
 
 def spectral_norm(values: Tensor) -> Tensor:
+    """Spectral norm max σ_i from singular values (..., K)."""
     return values.amax(-1)
 
 

@@ -86,13 +86,15 @@ def gather_experiment(name: str, directory: Path, anchor: str) -> dict[str, Any]
     figures = [file_figure(p) for p in sorted(directory.glob("*.png"))]
     if data is not None and not figures:
         problems.append("no figure: this experiment's directory holds no PNG (it was not written or was removed)")
+    controls = [c["control"] for c in (data or {}).get("claims", []) if isinstance(c.get("control"), dict)]
     title, notes = _module_text(name)
     provenance = (data or {}).get("provenance") or {}
     seconds = seconds_between(provenance.get("started"), provenance.get("ended"))
     return {"name": name, "anchor": anchor, "status": status, "css": css_class(status), "counts": counts,
             "claims": claims, "figures": figures, "problems": problems, "title": title, "notes": notes,
             "scale": (data or {}).get("scale"), "provenance": provenance, "seconds": seconds,
-            "wall_time": duration(seconds), "claim_notes": [c for c in claims if c["note"]],
+            "wall_time": duration(seconds),
+            "controls": {"total": len(controls), "failing": sum(c.get("status") == "fail" for c in controls)},
             "directory": str(directory)}
 
 
@@ -103,7 +105,7 @@ def claim_row(c: dict[str, Any]) -> dict[str, Any]:
     if isinstance(published, dict):
         value = published.get("value")
         paper = published.get("text") or fmt(value)
-        if published.get("approximate") and not str(paper).startswith("≈"):
+        if published.get("approximate") and not isinstance(value, str):
             paper = f"≈{paper}"
         source = published.get("source") or ", ".join(
             f"{v}" for k, v in published.items()

@@ -12,10 +12,12 @@ import csv
 import dataclasses
 import io
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from .. import provenance, results
+from ..errors import CorruptFileError
 from ..run import RunConfig
 from .state import RUNS, read_sweep
 
@@ -33,7 +35,11 @@ def collect_rows(out: str | Path) -> list[dict[str, Any]]:
         if path.is_file():
             config = sweep["configs"][run_id]
             config = {k: "x".join(map(str, config[k])) if k == "shape" else config[k] for k in FIELDS}
-            summary = results.read_json(path)
+            try:
+                summary = results.read_json(path, "rerun the sweep with --retry-failed to train the run again")
+            except CorruptFileError as err:  # one bad run is reported and left out; the others are collected
+                print(f"warning: run {run_id} left out of the table: {err}", file=sys.stderr)
+                continue
             rows.append({"run_id": run_id, **config,
                          **{k: v for k, v in summary.items() if k not in ("run_id", "provenance")}})
     return rows

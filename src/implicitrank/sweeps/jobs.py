@@ -18,8 +18,11 @@ import torch
 from submitit.core.utils import UncompletedJobError
 
 from .. import results
+from ..errors import CorruptFileError
 from ..run import RunConfig, run_batch
 from .state import (
+    CORRUPT_CHECKPOINT,
+    CORRUPT_SUMMARY,
     clear_marks,
     describe_holder,
     hold_lock,
@@ -78,9 +81,13 @@ def run_job(job: Job) -> list[RunOutcome]:
                 outcomes.append(RunOutcome(config.run_id, "done", "finished earlier"))
                 continue
             clear_marks(run_dir)
+            if (run_dir / results.SUMMARY).is_file():  # unreadable (not finished): set aside, train again
+                (run_dir / results.SUMMARY).replace(run_dir / CORRUPT_SUMMARY)
             try:
                 step = _checkpoint_step(run_dir)
             except Exception as err:  # an unreadable checkpoint fails its run only
+                if isinstance(err, CorruptFileError):  # set aside: --retry-failed restarts the run from step 0
+                    (run_dir / results.CHECKPOINT).replace(run_dir / CORRUPT_CHECKPOINT)
                 record_error(run_dir, err)
                 outcomes.append(RunOutcome(config.run_id, "failed", f"{type(err).__name__}: {err}"))
                 continue
@@ -124,4 +131,5 @@ def stopped_early(job: Job, reason: str, *, failed: bool = False, trace: str | N
 
 def _checkpoint_step(run_dir: Path) -> int | None:
     path = run_dir / results.CHECKPOINT
-    return int(results.load_torch(path)["step"]) if path.is_file() else None
+    hint = f"it was moved to {CORRUPT_CHECKPOINT}; rerun with --retry-failed to restart the run from step 0"
+    return int(results.load_torch(path, hint)["step"]) if path.is_file() else None

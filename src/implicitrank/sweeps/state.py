@@ -27,10 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import results
-from ..errors import MissingInputError, OutputExistsError
+from ..errors import CorruptFileError, MissingInputError, OutputExistsError
 
 SWEEP, RUNS, LOCKS = "sweep.json", "runs", ".locks"
 ERROR, INTERRUPTED = "error.json", "interrupted.json"
+CORRUPT_SUMMARY, CORRUPT_CHECKPOINT = "summary.corrupt.json", "checkpoint.corrupt.pt"  # set aside, never deleted
+SWEEP_HINT = "rerun the sweep's spec with this --out: it writes sweep.json again and keeps the finished runs"
 STATUSES = ("done", "running", "failed", "pending")
 
 
@@ -125,7 +127,11 @@ def write_sweep(out: Path, spec: dict, configs: dict[str, dict], *, dry_run: boo
     directory holding other runs or something else. ``dry_run``: only check."""
     path = out / SWEEP
     if path.exists():
-        if set(results.read_json(path)["run_ids"]) != set(configs):
+        try:
+            recorded = set(results.read_json(path)["run_ids"])
+        except CorruptFileError:  # truncated: rewritten from the spec below; the run directories are kept
+            recorded = set(configs)
+        if recorded != set(configs):
             raise OutputExistsError(f"out: {out} holds a sweep of other runs; choose another --out")
     elif out.exists() and any(p.name != LOCKS for p in out.iterdir()):
         raise OutputExistsError(f"out: {out} is not empty and holds no {SWEEP}; choose another --out")
@@ -137,7 +143,7 @@ def read_sweep(out: str | Path) -> dict:
     path = Path(out) / SWEEP
     if not path.is_file():
         raise MissingInputError(f"dir: {str(out)!r} is not a sweep directory (no {SWEEP})")
-    return results.read_json(path)
+    return results.read_json(path, SWEEP_HINT)
 
 
 def run_state(out: Path, run_id: str) -> RunState:
@@ -148,6 +154,9 @@ def run_state(out: Path, run_id: str) -> RunState:
     resumable = (run_dir / results.CHECKPOINT).is_file()
     if info is not None:
         return RunState(run_id, "running", describe_holder(info), resumable)
+    if (run_dir / results.SUMMARY).is_file():  # written, but unreadable: not done
+        return RunState(run_id, "failed", f"{run_dir / results.SUMMARY} is truncated or corrupt; "
+                        f"--retry-failed trains the run again (keeping the file as {CORRUPT_SUMMARY})")
     if (run_dir / ERROR).is_file():
         error = results.read_json(run_dir / ERROR)
         return RunState(run_id, "failed", f"{error['type']}: {error['message']}", resumable)

@@ -19,8 +19,19 @@ from ._values import check_values
 
 @dataclass
 class Sensing(Observations):
-    """y_i = <A_i, W*> for B runs: ``measurements`` (M, numel) holds vec(A_i) as rows (shared by the runs),
-    ``values`` (B, M) the measurements, ``target`` the optional (B, *shape) ground truth."""
+    """y_i = <A_i, W*> for B runs, fit by L(W) = (1/M) Σ_i (<A_i, W> − y_i)².
+
+    Parameters
+    ----------
+    shape : the shape of W.
+    measurements : (M, numel), rows vec(A_i) (shared by the runs).
+    values : (B, M) the measurements y_i.
+    target : the optional (B, *shape) ground truth W*.
+
+    References
+    ----------
+    Arora, Cohen, Hu & Luo, NeurIPS 2019, §5 (matrix sensing with Gaussian measurement matrices).
+    """
 
     shape: tuple[int, ...]
     measurements: Tensor  # (M, numel), rows are vec(A_i)
@@ -44,8 +55,14 @@ class Sensing(Observations):
 
 
 def gaussian_sensing(target: Tensor, num_observations: int, seed: int = 0, batch: int = 1) -> Sensing:
-    """Measurement matrices with i.i.d. N(0, 1/n²) entries, n = the number of columns (papers.md §1), drawn in
-    float64 and stored in the target's dtype."""
+    """Sensing of ``target`` by ``num_observations`` measurement matrices with i.i.d. N(0, 1/n²) entries, n =
+    the number of columns, drawn in float64 from ``seed`` and stored in the target's dtype; ``batch`` runs
+    share them.
+
+    References
+    ----------
+    Arora, Cohen, Hu & Luo, NeurIPS 2019, §5 (papers.md §1: A_i i.i.d. N(0, 1/n²), y_i = <A_i, W*>).
+    """
     if num_observations < 1:
         raise ValueError(f"num_observations must be >= 1, got {num_observations}")
     shape = tuple(target.shape)
