@@ -87,7 +87,7 @@ def run(scale: str, out_dir: Path, seeds: int | None, data: str | None) -> list[
     runs = [(seed, std) for seed in range(repetitions) for std in setup.init_stds]
     task = prefix_completion(truth, setup.observations, seed=0, batch=len(runs)).to("cpu", torch.float32)
     model = CPFactorization(shape, setup.components)
-    scales = torch.tensor([model.scale_for_entry_std(std) for _, std in runs])  # the papers give the entry std
+    scales = torch.tensor([model.scale_for_entry_std(std) for _, std in runs], dtype=torch.float64)  # papers: entry std
     params = model.init(len(runs), scales, generators([s for s, _ in runs]))
 
     def measure(p, loss):
