@@ -78,8 +78,9 @@ def run(scale: str, out_dir: Path, seeds, data: str | None) -> list[Claim]:
         for m in cfg.observations:
             label = {"rank": rank, "observations": m}
             # depth 1 is the control: gradient descent on W itself has no low-rank bias
-            configs = grid_configs(cfg.size, rank, "completion", m, (1, *cfg.depths), (INIT_SCALE * math.sqrt(cfg.size),),
-                                   cfg.lr, cfg.max_steps, seeds)
+            norm = INIT_SCALE * math.sqrt(cfg.size)
+            configs = grid_configs(cfg.size, rank, "completion", m, (1, *cfg.depths), (norm,), cfg.lr,
+                                   cfg.max_steps, seeds)
             rows += factorization_rows(configs, label, progress=scale != "test")
             rows += baseline_rows(configs[0], seeds, label)
     write_csv(out_dir / "figure1.csv", rows)
