@@ -10,8 +10,8 @@ as the original scripts log. The factors are ``nn.Parameter``s, the loss is ``lo
     python benchmarks/reference_2019.py [--depth 3] [--lr 1e-3] [--init-scale 1e-3] [--max-steps 100000]
         [--threads 1] [--time-steps K]
 
-``--time-steps K`` runs K steps and prints the seconds per step instead of training to the threshold
-(``bench_one_run.py`` estimates a full run from it).
+``--time-steps K`` runs K steps and prints the wall and CPU seconds per step and the CPU seconds before the first
+step, instead of training to the threshold (``bench_one_run.py`` and ``bench_grid.py`` estimate full runs from them).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def main() -> None:
     factors = nn.ParameterList([nn.Parameter(torch.randn(n, n) * std) for _ in range(args.depth)])
     second, decay = 0.0, 0.99
     steps = args.time_steps or args.max_steps
-    step_start = time.perf_counter()
+    step_start, cpu_start = time.perf_counter(), time.process_time()
     for step in range(steps + 1):
         w = factors[0]
         for f in factors[1:]:
@@ -76,10 +76,11 @@ def main() -> None:
             size = args.lr / ((second / (1 - decay ** (step + 1))) ** 0.5 + args.eps)
             for f in factors:
                 f -= size * f.grad
-    took = time.perf_counter() - step_start
+    took, cpu = time.perf_counter() - step_start, time.process_time() - cpu_start
     if args.time_steps:
-        print(f"seconds_per_step {took / (steps + 1):.6e}")
-    print(f"steps {step} loss {float(loss):.3e} seconds {time.perf_counter() - started:.2f}")
+        print(f"seconds_per_step {took / (steps + 1):.6e} cpu_seconds_per_step {cpu / (steps + 1):.6e} "
+              f"startup_cpu_seconds {cpu_start:.3f}")
+    print(f"steps {step} loss {float(loss.detach()):.3e} seconds {time.perf_counter() - started:.2f}")
 
 
 if __name__ == "__main__":

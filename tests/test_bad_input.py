@@ -165,6 +165,12 @@ def _metrics_truncated(tmp: Path) -> None:
     (run / "metrics.jsonl").write_text((run / "metrics.jsonl").read_text()[:-20])
 
 
+def _no_unobserved_error(tmp: Path) -> None:
+    (run,) = (tmp / "o").iterdir()
+    assert _summary(run)["unobserved_error"] is None
+    assert all("unobserved_error" not in json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines())
+
+
 def _summary(run_dir: Path) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
 
@@ -274,6 +280,28 @@ CASES = [
          ("metrics.jsonl line", "truncated or corrupt"), _metrics_truncated),
     # results readable by others (item 4)
     Case("files follow the umask", ("mf", *TINY, "--out", "{tmp}/o"), 0, (), check=_modes_follow_umask),
+    Case("all entries observed", ("mf", "--shape", "4", "4", "--rank", "1", "--num-observations", "16", "--max-steps",
+                                  "5", "--no-progress", "--out", "{tmp}/o"), 0, ("n/a",), check=_no_unobserved_error),
+    Case("seed overflow", ("mf", *TINY, "--seeds", "99999999999999999999", "--out", "{tmp}/o"), 2,
+         ("seed must be in [0, 2**63 - 1]",), check=_nothing_written),
+    Case("negative truth seed", ("mf", *TINY, "--truth-seed", "-1", "--out", "{tmp}/o"), 2, ("truth_seed",),
+         check=_nothing_written),
+    Case("empty sweep spec", ("sweep", "{tmp}/e.toml", "--out", "{tmp}/o"), 2, ("names no field",),
+         lambda tmp: (tmp / "e.toml").write_text('name = "e"\n'), _nothing_written),
+    Case("sweep spec with only empty tables", ("sweep", "{tmp}/e.toml", "--out", "{tmp}/o"), 2, ("names no field",),
+         lambda tmp: (tmp / "e.toml").write_text('name = "e"\n[base]\n[axes]\n'), _nothing_written),
+    Case("reproduce an experiment that reads no data", ("reproduce", "razin2020-norms", "--data", "{tmp}/u.data",
+                                                        "--scale", "test", "--out", "{tmp}/o"), 2,
+         ("--data", "razin2020-norms uses no data"), _udata, _nothing_written),
+    Case("reproduce natural with a directory without IDX files", ("reproduce", "razin2021-natural", "--data",
+                                                                  "{tmp}/idx", "--scale", "test", "--out", "{tmp}/o"),
+         2, ("no IDX files",), lambda tmp: (tmp / "idx").mkdir(), _nothing_written),
+    Case("reproduce dynamics with a malformed u.data", ("reproduce", "arora2019-dynamics", "--data", "{tmp}/u.data",
+                                                        "--scale", "test", "--out", "{tmp}/o"), 2, ("line 1",),
+         lambda tmp: _udata(tmp, ["1 2 3"]), _nothing_written),
+    Case("locality cifar10 without a path", ("locality", "is-same-class", "--source", "cifar10", "--scale", "test",
+                                             "--out", "{tmp}/o"), 2, ("cifar_path is required",),
+         check=_nothing_written),
     # options that do not exist must not half-work (item 8)
     Case("abbreviated option", ("locality", "is-same-class", "--cifar", "{tmp}/c", "--out", "{tmp}/o"), 2,
          ("unrecognized arguments", "--cifar")),

@@ -50,6 +50,7 @@ METHODS = (*OPTIMIZERS, "gradient-flow")
 TASKS = ("completion", "sensing")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 PER_RUN_FIELDS = ("seed", "data_seed", "init_scale", "lr")
+MAX_SEED = 2**63 - 1
 DENSE_LIMIT = 10_000_000  # largest end-to-end tensor (entries) formed for measurements
 
 
@@ -118,6 +119,10 @@ class RunConfig:
         for name in ("lr", "init_scale", "eps", "rtol", "atol"):
             if not 0 < getattr(self, name) < math.inf:
                 raise UsageError(f"{name} must be positive (finite and > 0), got {getattr(self, name)}")
+        for name in ("seed", "data_seed", "truth_seed"):
+            if not 0 <= getattr(self, name) <= MAX_SEED:
+                raise UsageError(f"{name} must be in [0, 2**63 - 1] (a torch generator's seed), "
+                                 f"got {getattr(self, name)}")
         if self.depth < 1:
             raise UsageError(f"depth must be >= 1, got {self.depth}")
         if self.components is not None and self.components < 1:
@@ -257,6 +262,8 @@ def make_measure(model: Factorization, task, top: int) -> Callable[[list[Tensor]
     unobserved = None
     if dense and target is not None and isinstance(task, Completion):
         unobserved = ~task.observed_mask()
+        if not bool(unobserved.any()):  # every entry observed: no error on unobserved entries to speak of
+            unobserved = None
 
     def measure(params: list[Tensor], loss: Tensor) -> dict[str, Tensor]:
         q = model.quantities(params)

@@ -34,6 +34,8 @@ __all__ = ["LossAndGrad", "Measure", "TrainConfig", "TrainState", "mark_status",
 class TrainConfig:
     """When to stop, record and checkpoint.
 
+    Parameters
+    ----------
     max_steps : at most this many updates per run.
     loss_threshold : a run converges (and freezes) once its train loss is <= this (see converge_patience).
     record_every : record metrics every k steps (0: off).
@@ -200,11 +202,31 @@ def train(
 ) -> TrainState:
     """Train B runs of ``model`` on ``task`` until each converges, diverges or reaches ``max_steps``.
 
-    lr : (B,) learning rates, one per run. ``state`` continues a checkpointed batch (then ``params``
-    is ignored). ``objective`` overrides the loss-and-gradient function (default: the model's closed
-    form where it has one, else autograd). ``sample`` makes the fit a minibatch one: step k fits
-    ``sample(k)`` (e.g. :func:`implicitrank.tasks.minibatches`) instead of the whole ``task``; the
-    recorded ``train_loss`` is then the minibatch's.
+    Parameters
+    ----------
+    model : a factorization (``implicitrank.factorizations``).
+    task : a :class:`~implicitrank.tasks.Task` of the model's shape, dtype and device, with B runs.
+    params : the (B, ...) parameters to start from (ignored when ``state`` is given).
+    optimizer : an (init, update) pair (``implicitrank.optim``).
+    lr : (B,) learning rates, one per run.
+    config : when to stop, record and checkpoint.
+    measure : metrics recorded with the train loss, ``measure(params, loss) -> {name: (B, ...)}``.
+    state : continue a checkpointed batch where it stopped.
+    on_checkpoint : called with the state on the checkpoint schedule.
+    objective : overrides the loss-and-gradient function (default: the model's closed form where it has
+        one, else autograd).
+    sample : makes the fit a minibatch one: step k fits ``sample(k)`` (e.g.
+        :func:`implicitrank.tasks.minibatches`) instead of the whole ``task``; the recorded ``train_loss``
+        is then the minibatch's.
+
+    Returns
+    -------
+    TrainState : final parameters, per-run status (``converged_at``, ``diverged_at``, ``steps``) and records.
+
+    References
+    ----------
+    Arora, Cohen, Hu & Luo, NeurIPS 2019, §5 (full-batch training of B runs from small init until the train
+    loss is <= 1e-6; global RMSprop: papers.md, common conventions).
     """
     if task is not None:
         check_task_matches(model, task, params if state is None else state.params)
