@@ -121,7 +121,7 @@ def test_parser_defaults_equal_the_library_defaults():
     from implicitrank.cli import build_parser
     from implicitrank.commands import _defaults
     from implicitrank.experiments import SCALE_NAMES
-    from implicitrank.factorizations.matrix import INITS
+    from implicitrank.factorizations import CPFactorization, HierarchicalFactorization, MatrixFactorization
     from implicitrank.nn.digits_experiment import DigitsConfig
     from implicitrank.run import DTYPES, METHODS, TASKS, RunConfig
     from implicitrank.sweeps.executors import EXECUTORS, SlurmOptions
@@ -129,7 +129,8 @@ def test_parser_defaults_equal_the_library_defaults():
     config = RunConfig()
     assert {k: getattr(config, k) for k in _defaults.RUN} == _defaults.RUN
     assert _defaults.METHODS == METHODS and _defaults.DTYPES == tuple(DTYPES) and _defaults.TASKS == TASKS
-    assert _defaults.MATRIX_INITS == tuple(INITS)
+    assert _defaults.MATRIX_INITS == MatrixFactorization.inits and _defaults.CP_INITS == CPFactorization.inits
+    assert _defaults.HT_INITS == HierarchicalFactorization.inits
     assert _defaults.SCALES == SCALE_NAMES and _defaults.EXECUTORS == EXECUTORS
     slurm = SlurmOptions()
     assert {k: getattr(slurm, k) for k in _defaults.SLURM} == _defaults.SLURM
