@@ -412,3 +412,28 @@ def test_sweep_status_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120)
     assert len(done.stdout.splitlines()) == 3 and "3000 pending" in done.stdout
     assert done.stderr == "", done.stderr
+
+
+def test_seconds_after_a_resume_count_the_whole_run_and_config_records_the_device(tmp_path: Path,
+                                                                                 monkeypatch) -> None:
+    """summary.json's ``seconds`` adds the sessions up; config.json says which device ``auto`` became."""
+    import implicitrank.run as run_module
+    from implicitrank.run import run_batch
+
+    configs = [RunConfig(shape=(8, 8), rank=1, num_observations=30, max_steps=40, checkpoint_every=10)]
+    save = run_module._save_checkpoints
+
+    def slow_then_killed(state, dirs, *seconds):
+        save(state, dirs, *seconds)
+        if state.step == 20:
+            raise KeyboardInterrupt
+        time.sleep(2.0)  # the first session takes at least this long
+
+    monkeypatch.setattr(run_module, "_save_checkpoints", slow_then_killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(configs, [tmp_path / "r"], progress=False, plots=False)
+    monkeypatch.setattr(run_module, "_save_checkpoints", save)
+    started = time.perf_counter()
+    (summary,) = run_batch(configs, [tmp_path / "r"], resume=True, progress=False, plots=False).summaries
+    assert summary["seconds"] >= 2.0 > time.perf_counter() - started
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["device_used"] == "cpu"
