@@ -59,8 +59,9 @@ class RunConfig:
     """A single run: model, task, optimizer, stopping and recording (validated on construction).
 
     Loss: the mean over observations of the squared error, with no ½ (papers.md, conventions).
-    ``init_scale`` is the model's init scale (matrix: ||W(0)||_F ≈ init_scale·sqrt(min(m,n)); tensor
-    models: the std of factor entries). ``seed`` seeds the initialization, ``data_seed`` the
+    ``init_scale`` is, for every model, the root-mean-square Frobenius norm of the end-to-end tensor at init,
+    sqrt(E||W(0) − E W(0)||_F²) (see ``implicitrank.factorizations``; ``init`` one of the model's ``inits``).
+    ``seed`` seeds the initialization, ``data_seed`` the
     observation set, ``truth_seed`` the ground truth.
     """
 
@@ -208,8 +209,8 @@ def _ht_truth(config: RunConfig) -> Tensor:
 
 
 def _cp(config: RunConfig) -> CPFactorization:
-    """CP with ``components`` = R (None: the product of all mode sizes but the largest); init N(init_mean, scale²)."""
-    return CPFactorization(config.shape, config.components, config.init_mean)
+    """CP with ``components`` = R (None: the product of all mode sizes but the largest)."""
+    return CPFactorization(config.shape, config.components, config.init_mean, init_method=config.init)
 
 
 def _cp_truth(config: RunConfig) -> Tensor:
