@@ -21,6 +21,11 @@ from torch import Tensor
 
 from .errors import CorruptFileError, MissingInputError, OutputExistsError
 
+__all__ = ["CHECKPOINT", "CONFIG", "DAMAGED", "FACTORS", "METRICS", "SUMMARY", "atomic_write", "is_finished",
+           "load_torch", "prepare_run_dir", "read_json", "read_metrics", "save_torch", "to_jsonable", "write_json",
+           "write_metrics"]
+
+
 CONFIG, METRICS, SUMMARY, FACTORS, CHECKPOINT = "config.json", "metrics.jsonl", "summary.json", "factors.pt", \
     "checkpoint.pt"
 
@@ -68,6 +73,7 @@ def to_jsonable(value: Any) -> Any:
 
 
 def write_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` as indented, key-sorted JSON (tensors as lists, non-finite floats as null), whole or not at all."""
     text = json.dumps(to_jsonable(obj), indent=2, sort_keys=True) + "\n"
     atomic_write(path, lambda h: h.write(text.encode()))
 
@@ -85,11 +91,13 @@ def read_json(path: Path, hint: str = DAMAGED) -> Any:
 
 
 def write_metrics(path: Path, rows: Iterable[dict]) -> None:
+    """Write ``rows`` as JSON lines (one row a line), whole or not at all."""
     text = "".join(json.dumps(to_jsonable(row)) + "\n" for row in rows)
     atomic_write(path, lambda h: h.write(text.encode()))
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
+    """The rows of ``run_dir``'s metrics.jsonl."""
     path = Path(run_dir) / METRICS
     if not path.is_file():
         raise MissingInputError(f"run_dir: no {METRICS} in {str(run_dir)!r}")
@@ -105,6 +113,7 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
 
 
 def save_torch(path: Path, obj: Any) -> None:
+    """``torch.save`` of ``obj`` to ``path``, whole or not at all."""
     atomic_write(path, lambda h: torch.save(obj, h))
 
 
