@@ -43,8 +43,9 @@ def _experiment_dirs(root: Path) -> dict[str, Path]:
 def write(root: Path) -> Path:
     """Write ``root/report.html``; return its path."""
     root = Path(root)
-    if (root / CLAIMS).is_file():
-        data, _ = read_json_or_none(root / CLAIMS)
+    data, _ = read_json_or_none(root / CLAIMS)
+    summary = isinstance(data, dict) and "experiments" in data  # ``reproduce all`` writes a summary there
+    if (root / CLAIMS).is_file() and not summary:
         name = (data or {}).get("experiment") or root.name
         experiments = [gather_experiment(name, root, anchor="experiment-0")]
     else:

@@ -138,7 +138,13 @@ def mnist_one_vs_all(
     seed: int = 0, batch: int = 1,
 ) -> Completion:
     """MNIST or Fashion-MNIST (IDX files, e.g. train-images-idx3-ubyte[.gz]) as an order-784 completion;
-    intensities (0..255) are quantized relative to 255 (k = 2: binarized at 0.5, as in Razin et al. 2021)."""
+    intensities (0..255) are quantized relative to 255 (k = 2: binarized at 0.5).
+
+    References
+    ----------
+    Razin, Maman & Cohen, ICML 2021, §5.2 (one-vs-all MNIST / Fashion-MNIST as tensor completion, binarized
+    pixels).
+    """
     pixels, classes = _idx_pair(images, labels, "images", "labels")
     test = {}
     if (test_images is None) != (test_labels is None):
