@@ -43,10 +43,10 @@ torch.set_num_threads(1)  # small problems: one thread is fastest
 # %% [markdown]
 # ## Depth 1, 2, 3 against the nuclear norm
 #
-# A 50×50 matrix of rank 3 (entries of RMS 1), 600 of its 2500 entries observed. The loss is the mean over the
-# observed entries of the squared error, L(W) = mean_{(i,j)∈Ω} (W_ij − W*_ij)². Each depth trains from a small
-# Gaussian init (‖W(0)‖_F ≈ 1e-3·√50) with the papers' global RMSprop (the step direction is the gradient; only
-# its length adapts) until the loss is below 1e-5. The baseline is the minimum nuclear norm completion,
+# A 50×50 matrix of rank 3 (entries of RMS 1), 600 of its 2500 entries observed. The loss is the mean over the observed
+# entries of the squared error, L(W) = mean_{(i,j)∈Ω} (W_ij − W*_ij)². Each depth trains from a small Gaussian init
+# (`init_scale` is ‖W(0)‖_F, here 1e-2, against ‖W*‖_F = 50) with the papers' global RMSprop (the step direction is the
+# gradient; only its length adapts) until the loss is below 1e-5. The baseline is the minimum nuclear norm completion,
 # min ‖X‖_* subject to X_ij = W*_ij on Ω.
 
 # %%
@@ -56,7 +56,7 @@ task = complete_from_target(target, 600, data_seeds=[0]).to(torch.float32)  # on
 solutions = {}
 for depth in (1, 2, 3):
     model = MatrixFactorization(50, 50, depth=depth)
-    params = model.init(1, torch.tensor([1e-3]), generators([0]))
+    params = model.init(1, torch.tensor([1e-2]), generators([0]))
     state = train(model, task, params, global_rmsprop(), torch.tensor([1e-2]),
                   TrainConfig(max_steps=8000, loss_threshold=1e-5, progress=False))
     solutions[f"depth {depth}"] = model.end_to_end(state.params)[0].double()
@@ -89,10 +89,10 @@ plt.show()
 # %% [markdown]
 # ## Singular values are learned one at a time
 #
-# Now plain gradient descent (lr 0.1) from the identity init W_j(0) = 1e-3^(1/N)·I (balanced: every factor's Gram
-# matrices agree) on a 40×40 rank-3 completion from 400 entries, recording W(t) and ∇L(W(t)) every 40 steps
-# (`record_trajectory`; time t = lr·step). At depth 1 the singular values rise together; at depths 2 and 3 they
-# stay near zero, then take off one after another, and the rest stay small.
+# Now plain gradient descent (lr 0.1) from the identity init W(0) = 1e-3·I, each factor 1e-3^(1/N)·I (balanced: every
+# factor's Gram matrices agree; `init_scale` = ‖W(0)‖_F = 1e-3·√40) on a 40×40 rank-3 completion from 400 entries,
+# recording W(t) and ∇L(W(t)) every 40 steps (`record_trajectory`; time t = lr·step). At depth 1 the singular values
+# rise together; at depths 2 and 3 they stay near zero, then take off one after another, and the rest stay small.
 
 # %%
 target = low_rank_matrix(40, 40, rank=3, seed=1)
@@ -100,7 +100,7 @@ task = complete_from_target(target, 400, data_seeds=[1]).to(torch.float64)
 trajectories = {}
 for depth in (1, 2, 3):
     model = MatrixFactorization(40, 40, depth=depth, init_method="identity")
-    params = model.init(1, torch.tensor([1e-3]), generators([0]), dtype=torch.float64)
+    params = model.init(1, torch.tensor([1e-3 * 40**0.5]), generators([0]), dtype=torch.float64)
     trajectories[depth] = (model, record_trajectory(model, task, params, lr=0.1, steps=8000, every=40))
 
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), sharey=True)

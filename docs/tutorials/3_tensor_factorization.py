@@ -64,7 +64,9 @@ truth = low_rank_tensor(shape, rank=3, seed=0, frobenius_norm=8**1.5)  # entries
 stds = [1e-1, 1e-2, 1e-3]
 task = prefix_completion(truth, 150, seed=0, batch=len(stds)).to(torch.float32)  # the same 150 entries, 3 runs
 model = CPFactorization(shape, components=64)
-params = model.init(len(stds), torch.tensor(stds), generators([0] * len(stds)))
+# the paper gives the std of every factor entry; init_scale is the matching ‖W(0)‖_F
+params = model.init(len(stds), torch.tensor([model.scale_for_entry_std(s) for s in stds]),
+                    generators([0] * len(stds)))
 
 
 def measure(p, loss):
@@ -74,9 +76,9 @@ def measure(p, loss):
 state = train(model, task, params, global_rmsprop(eps=1e-6), torch.full((len(stds),), 1e-2),
               TrainConfig(max_steps=5000, loss_threshold=1e-7, record_every=25, record_per_decade=0, progress=False),
               measure=measure)
-steps = [r["step"] for r in state.records]
-norms = torch.stack([r["norms"] for r in state.records])  # (T, runs, 64), by component index
-errors = torch.stack([r["error"] for r in state.records])  # (T, runs)
+steps = state.history("step")
+norms = state.history("norms")  # (T, runs, 64), by component index
+errors = state.history("error")  # (T, runs)
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), sharey=True)
@@ -129,7 +131,7 @@ for variant in VARIANTS:
     digits = digits_one_vs_all(6, variant=variant, seed=0, test_fraction=0.2).to(torch.float32)
     for rank in (1, 2, 4):
         cp = CPFactorization(digits.shape, components=rank, init_mean=1.0)
-        p = cp.init(1, 1e-3, generators([0]))
+        p = cp.init(1, cp.scale_for_entry_std(1e-3), generators([0]))
         steps_needed = 30 * math.ceil(digits.num_observations / 128)  # 30 epochs
         fit = train(cp, digits, p, adam(), torch.tensor([1e-2]),
                     TrainConfig(max_steps=steps_needed, loss_threshold=0.0, record_per_decade=0, progress=False),

@@ -71,17 +71,17 @@ def measure(p, loss):
             "error": relative_error(model.end_to_end(p), task.target)}
 
 
-params = model.init(1, torch.tensor([0.1]), generators([0]))
+params = model.init(1, torch.tensor([model.scale_for_entry_std(0.1)]), generators([0]))  # entries of std 0.1
 state = train(model, task, params, global_rmsprop(eps=1e-6), torch.tensor([1e-2]),
               TrainConfig(max_steps=4000, loss_threshold=1e-6, record_every=25, record_per_decade=0, progress=False),
               measure=measure)
-steps = [r["step"] for r in state.records]
-print(f"relative error {float(state.records[-1]['error'][0]):.4f} after {int(state.steps[0])} steps")
+steps = state.history("step")
+print(f"relative error {float(state.history('error')[-1, 0]):.4f} after {int(state.steps[0])} steps")
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
 for ax, key, title in zip(axes, ("root", "node"), ("root (K = 3)", "node (0, 1) (K = 3)")):
-    norms = torch.stack([r[key][0] for r in state.records])  # (T, 8), by component index
+    norms = state.history(key)[:, 0]  # (T, 8): run 0, by component index
     for k, r in enumerate(norms[-1].argsort(descending=True)[:5]):
         ax.plot(steps, norms[:, r], label=f"σ_{k + 1}")
     ax.set(yscale="log", xlabel="step", title=f"local component norms at the {title}")
