@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import multiprocessing
 import os
+import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -49,7 +50,7 @@ def register(subparsers) -> None:
                    help="test: seconds; quick: minutes on 2 CPU cores; paper: the published sizes")
     add_out(p, "reproduce")
     p.add_argument("--seeds", type=int_list, default=None,
-                   help="the repetitions' seeds, 0..N-1 for N repetitions (default: the scale's own count)")
+                   help="the repetitions' seeds, e.g. 0..2 for three (default: the scale's own)")
     add_data(p, "data the experiment can use: MovieLens u.data, MNIST/Fashion-MNIST IDX directory, CIFAR-10 batches")
     p.add_argument("--jobs", type=int, default=None,
                    help="experiments run at once by 'all' (default: one per core at test and quick scale, "
@@ -76,15 +77,15 @@ def unfinished(names: list[str], out: Path, resume: bool) -> list[str]:
     return [n for n in names if n not in finished]
 
 
-def repetitions(seeds: list[int] | None) -> int | None:
-    """The repetition count of ``--seeds``: the experiments run seeds 0..N-1, so only such a list is accepted."""
+def seed_tuple(seeds: list[int] | None) -> tuple[int, ...] | None:
+    """``--seeds`` for the experiments: the seeds themselves, as in every command (``3`` is seed 3, not a count
+    of three, which it was before; a one-line note says so)."""
     if seeds is None:
         return None
-    if seeds != list(range(len(seeds))):
-        shown = ",".join(map(str, seeds))
-        raise UsageError(f"seeds: reproduce runs the seeds 0..N-1 (e.g. --seeds 0..2 for three repetitions), "
-                         f"got {shown}")
-    return len(seeds)
+    if len(seeds) == 1 and seeds[0] > 0:
+        print(f"implicitrank reproduce: note: --seeds is a list of seeds: {seeds[0]} runs seed {seeds[0]} only "
+              f"(for {seeds[0]} repetitions: --seeds 0..{seeds[0] - 1})", file=sys.stderr)
+    return tuple(seeds)
 
 
 def run_reproduce(args: argparse.Namespace) -> int:
@@ -106,7 +107,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
     names = list(MODULES) if args.name == "all" else [args.name]
     for name in names:  # every name and value is checked before anything runs
         experiment(name)
-    args.seeds, args.data = repetitions(args.seeds), resolve_data(args.data)
+    args.seeds, args.data = seed_tuple(args.seeds), resolve_data(args.data)
     if args.name != "all":
         check_data(args.name, args.data)
     out = args.out or default_out("reproduce")
@@ -222,7 +223,7 @@ def _run_parallel(names: list[str], args: argparse.Namespace, out: Path, jobs: i
     return finished
 
 
-def _reproduce_logged(name: str, scale: str, out_dir: Path, seeds: int | None, data: str | None,
+def _reproduce_logged(name: str, scale: str, out_dir: Path, seeds: tuple[int, ...] | None, data: str | None,
                       threads: int, tensorboard: bool = False) -> tuple[list[Claim], float]:
     """``reproduce`` in a worker process, its stdout and stderr going to ``out_dir/log.txt``; (claims, seconds)."""
     out_dir.mkdir(parents=True, exist_ok=True)
