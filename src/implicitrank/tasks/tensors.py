@@ -120,12 +120,7 @@ class RankOneSensing(Observations):
 
 
 def rank_one_sensing(target: Tensor, num_observations: int, seed: int = 0, batch: int = 1) -> RankOneSensing:
-    """Rank-one measurement tensors with i.i.d. N(0, 1) vector entries, so E<A_i, W*>² = ||W*||_F².
-
-    References
-    ----------
-    Razin, Maman & Cohen, ICML 2021, §5 (tensor sensing).
-    """
+    """Rank-one measurement tensors with i.i.d. N(0, 1) vector entries, so E<A_i, W*>² = ||W*||_F²."""
     if num_observations < 1:
         raise ValueError(f"num_observations must be >= 1, got {num_observations}")
     shape = tuple(target.shape)
