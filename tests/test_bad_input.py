@@ -7,6 +7,7 @@ a real process is needed (kill -9, a closed pipe), which live below the table.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -171,6 +172,16 @@ def _no_unobserved_error(tmp: Path) -> None:
     assert all("unobserved_error" not in json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines())
 
 
+DIVERGING_SPEC = ('name = "lr"\n[base]\nshape = [20, 20]\nnum_observations = 100\noptimizer = "gd"\n'
+                  'init_scale = 0.1\nmax_steps = 60\n[axes]\nlr = [1.0, 100.0]\n')
+
+
+def _sweep_lr100_diverged(tmp: Path) -> None:
+    rows = {row["lr"]: row for row in csv.DictReader((tmp / "o" / "results.csv").read_text().splitlines())}
+    assert rows["1.0"]["status"] == "max_steps" and rows["100.0"]["status"] == "diverged", rows
+    assert float(rows["1.0"]["reconstruction_error"]) < 1.5
+
+
 def _summary(run_dir: Path) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
 
@@ -193,6 +204,8 @@ CASES = [
          ("mf", "--shape", "20", "20", "--num-observations", "100", "--optimizer", "gd", "--lr", "1", "100",
           "--init-scale", "0.1", "--max-steps", "60", "--no-progress", "--out", "{tmp}/o"),
          0, ("diverged", "at step"), check=_lr1_lives_lr100_diverges),
+    Case("one diverging lr in a batched sweep", ("sweep", "{tmp}/lr.toml", "--out", "{tmp}/o", "--no-progress"), 0,
+         ("2 done", "1 jobs"), lambda tmp: (tmp / "lr.toml").write_text(DIVERGING_SPEC), _sweep_lr100_diverged),
     Case("lr inf", ("mf", *TINY, "--lr", "inf", "--out", "{tmp}/o"), 2, ("lr must be positive", "> 0")),
     Case("lr nan", ("mf", *TINY, "--lr", "nan", "--out", "{tmp}/o"), 2, ("lr must be positive",)),
     Case("init scale inf", ("mf", *TINY, "--init-scale", "inf", "--out", "{tmp}/o"), 2, ("init_scale", "> 0")),
@@ -387,3 +400,40 @@ def test_local_sweep_workers_exit_when_their_parent_is_killed(tmp_path: Path, ca
     assert main(["sweep", "status", str(out)]) == 0
     status = capsys.readouterr().out
     assert "0 running" in status and "2 pending" in status, status
+
+
+def test_sweep_status_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    """``implicitrank sweep status DIR | head -3`` (item 10): no BrokenPipeError traceback when head has gone."""
+    run_ids = [f"{i:012x}" for i in range(3000)]  # a long status: more than a pipe holds
+    (tmp_path / "sweep.json").write_text(json.dumps({
+        "spec": {"name": "big", "axes": {"seed": list(range(3000))}, "zip": []}, "run_ids": run_ids,
+        "configs": {run_id: {"seed": i} for i, run_id in enumerate(run_ids)}}))
+    done = subprocess.run(f"{sys.executable} -m implicitrank.cli sweep status {tmp_path} | head -3", shell=True,
+                          capture_output=True, text=True, timeout=120)
+    assert len(done.stdout.splitlines()) == 3 and "3000 pending" in done.stdout
+    assert done.stderr == "", done.stderr
+
+
+def test_seconds_after_a_resume_count_the_whole_run_and_config_records_the_device(tmp_path: Path,
+                                                                                 monkeypatch) -> None:
+    """summary.json's ``seconds`` adds the sessions up; config.json says which device ``auto`` became."""
+    import implicitrank.run as run_module
+    from implicitrank.run import run_batch
+
+    configs = [RunConfig(shape=(8, 8), rank=1, num_observations=30, max_steps=40, checkpoint_every=10)]
+    save = run_module._save_checkpoints
+
+    def slow_then_killed(state, dirs, *seconds):
+        save(state, dirs, *seconds)
+        if state.step == 20:
+            raise KeyboardInterrupt
+        time.sleep(2.0)  # the first session takes at least this long
+
+    monkeypatch.setattr(run_module, "_save_checkpoints", slow_then_killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(configs, [tmp_path / "r"], progress=False, plots=False)
+    monkeypatch.setattr(run_module, "_save_checkpoints", save)
+    started = time.perf_counter()
+    (summary,) = run_batch(configs, [tmp_path / "r"], resume=True, progress=False, plots=False).summaries
+    assert summary["seconds"] >= 2.0 > time.perf_counter() - started
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["device_used"] == "cpu"

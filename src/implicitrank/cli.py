@@ -83,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # here, where a closed pipe is caught below, not at the interpreter's exit
+        return code
     except UsageError as err:
         print(f"implicitrank {args.command}: error: {err}", file=sys.stderr)
         return 2

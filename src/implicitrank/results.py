@@ -129,26 +129,35 @@ def load_torch(path: Path, hint: str = DAMAGED) -> Any:
         raise CorruptFileError(f"{path} is truncated or corrupt ({reason}); {hint}") from err
 
 
-def prepare_run_dir(run_dir: str | Path, config: dict, *, resume: bool, resumable: bool = True) -> Path:
+DEVICE_USED = "device_used"  # config.json's record of the device the run trained on (not part of its config)
+
+
+def prepare_run_dir(run_dir: str | Path, config: dict, *, resume: bool, resumable: bool = True,
+                    device: str | None = None) -> Path:
     """Create ``run_dir`` for a new run, or check it for resuming.
 
     Refuses (``OutputExistsError``) a finished run, a directory of another configuration, an unfinished run
     without ``resume`` (naming ``--resume`` only where the command is ``resumable``), and a non-empty
-    directory that is not a run of ours.
+    directory that is not a run of ours. ``device`` (e.g. ``cpu`` for ``device = "auto"``) is recorded in
+    ``config.json`` as ``device_used``, that of the latest session on a resume.
     """
     run_dir = Path(run_dir)
+    record = {**config, DEVICE_USED: device} if device is not None else config
     if run_dir.exists() and any(run_dir.iterdir()):
         if (run_dir / SUMMARY).exists():
             raise OutputExistsError(f"out: {run_dir} holds a finished run (summary.json); choose another --out")
         if not (run_dir / CONFIG).exists():
             raise OutputExistsError(f"out: {run_dir} is not empty and not a run directory; choose another --out")
-        if read_json(run_dir / CONFIG) != json.loads(json.dumps(to_jsonable(config))):
+        written = read_json(run_dir / CONFIG)
+        if {k: v for k, v in written.items() if k != DEVICE_USED} != json.loads(json.dumps(to_jsonable(config))):
             raise OutputExistsError(f"out: {run_dir} holds a run of another configuration; choose another --out")
         if not resume:
             what = "pass --resume to continue it" if resumable else "delete it or choose another --out"
             raise OutputExistsError(f"out: {run_dir} holds an unfinished run; {what}")
+        if written.get(DEVICE_USED) != device and device is not None:
+            write_json(run_dir / CONFIG, record)
         return run_dir
-    write_json(run_dir / CONFIG, config)
+    write_json(run_dir / CONFIG, record)
     return run_dir
 
 

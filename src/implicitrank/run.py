@@ -145,6 +145,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> RunConfig:
+        values = {k: v for k, v in values.items() if k != results.DEVICE_USED}  # config.json's record, not config
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -328,9 +329,10 @@ def run_batch(configs: list[RunConfig], run_dirs: list[str | Path], *, resume: b
     device, dtype = device_of(first), DTYPES[first.dtype]
     model = MODELS[first.model].build(first)
     task = build_task(configs).to(device, dtype)  # before any directory is made: a refusal leaves none behind
-    dirs = [results.prepare_run_dir(d, c.to_dict(), resume=resume) for c, d in zip(configs, run_dirs)]
+    dirs = [results.prepare_run_dir(d, c.to_dict(), resume=resume, device=str(device))
+            for c, d in zip(configs, run_dirs)]
     lr = torch.tensor([c.lr for c in configs], dtype=dtype, device=device)
-    state = _load_checkpoints(dirs, device) if resume else None
+    state, earlier = _load_checkpoints(dirs, device) if resume else (None, 0.0)
     params = None
     if state is None:
         params = model.init(len(configs), torch.tensor([c.init_scale for c in configs]),
@@ -340,8 +342,9 @@ def run_batch(configs: list[RunConfig], run_dirs: list[str | Path], *, resume: b
     started = time.perf_counter()
     with torch_threads(policy_threads(len(configs) * math.prod(first.shape) * min(first.shape))):
         state = train_configured(model, task, params, first, measure, state,
-                                 lambda s: _save_checkpoints(s, dirs), lr, progress)
-    seconds = time.perf_counter() - started
+                                 lambda s: _save_checkpoints(s, dirs, earlier + time.perf_counter() - started),
+                                 lr, progress)
+    seconds = earlier + time.perf_counter() - started  # the whole run's, over every session
     summaries = [_finish(state, b, d, c, seconds, plots, started_at, tensorboard)
                  for b, (d, c) in enumerate(zip(dirs, configs))]
     return BatchResult(summaries, state, model, task)
@@ -381,17 +384,19 @@ def _metric_rows(records: list[dict]) -> list[dict]:
     return [{k: v[0] if isinstance(v, Tensor) and v.dim() else v for k, v in row.items()} for row in records]
 
 
-def _save_checkpoints(state: TrainState, dirs: list[Path]) -> None:
+def _save_checkpoints(state: TrainState, dirs: list[Path], seconds: float = 0.0) -> None:
+    """Each run's checkpoint (with the ``seconds`` trained so far) and the metrics recorded until now."""
     for b, d in enumerate(dirs):
         run = _run_state(state, b)
-        results.save_torch(d / results.CHECKPOINT, run)
+        results.save_torch(d / results.CHECKPOINT, {**run, "seconds": seconds})
         results.write_metrics(d / results.METRICS, _metric_rows(run["records"]))
 
 
-def _load_checkpoints(dirs: list[Path], device: torch.device) -> TrainState | None:
+def _load_checkpoints(dirs: list[Path], device: torch.device) -> tuple[TrainState | None, float]:
+    """The batch's state from its runs' checkpoints (None when there are none) and the seconds trained so far."""
     paths = [d / results.CHECKPOINT for d in dirs]
     if not any(p.exists() for p in paths):
-        return None
+        return None, 0.0
     if not all(p.exists() for p in paths):
         raise UsageError("resume: some runs of this batch have a checkpoint and some do not; resume them apart")
     runs = [results.load_torch(p, "delete it to restart this run from step 0 (it cannot be resumed)") for p in paths]
@@ -400,7 +405,8 @@ def _load_checkpoints(dirs: list[Path], device: torch.device) -> TrainState | No
     merged = _stack([{k: r[k] for k in ("params", "optimizer_state", "status", "records")} for r in runs], device)
     status = merged["status"]
     return TrainState(runs[0]["step"], merged["params"], merged["optimizer_state"], status["active"],
-                      status["stopped_at"], status["loss"], merged["records"], status.get("below_for"))
+                      status["stopped_at"], status["loss"], merged["records"], status.get("below_for")), \
+        max(float(r.get("seconds", 0.0)) for r in runs)
 
 
 def _write_metrics(run_dir: Path, rows: list[dict], config: RunConfig, summary: dict, tensorboard: bool) -> None:
