@@ -34,16 +34,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from ._protocol import (
-    batched_normal,
-    check_init,
-    check_order,
-    per_run_scales,
-    per_value,
-    power_law_rates,
-    product_entry_std,
-    product_scale,
-)
+from . import _protocol as protocol
 
 DIRECT_MAX_ORDER = 8
 CHUNK_ELEMENTS = 1 << 22  # gathered entries per mode chunk: 16 MB in float32
@@ -116,7 +107,7 @@ class CPFactorization:
             raise ValueError(f"components (R) must be >= 1, got {self.components}")
         if not math.isfinite(self.init_mean):
             raise ValueError(f"init_mean must be finite, got {self.init_mean}")
-        check_init("CPFactorization", self.init_method, self.inits)
+        protocol.check_init("CPFactorization", self.init_method, self.inits)
 
     @property
     def order(self) -> int:
@@ -137,9 +128,9 @@ class CPFactorization:
     ) -> list[Tensor]:
         """Factor entries i.i.d. N(init_mean, s²) with s = ``entry_std(init_scale)`` (then balanced for
         ``init_method="balanced"``), run b drawn from ``generator[b]``."""
-        gens, scale = per_run_scales(init_scale, generator, batch)
-        noise = batched_normal(gens, (self.order, max(self.shape), self.num_components),
-                               dtype=torch.float64, device="cpu")
+        gens, scale = protocol.per_run_scales(init_scale, generator, batch)
+        noise = protocol.batched_normal(gens, (self.order, max(self.shape), self.num_components),
+                                        dtype=torch.float64, device="cpu")
         std = self.entry_std(scale).view(-1, 1, 1, 1)
         params = [(self.init_mean + std * noise) * self._valid_rows(torch.float64, "cpu")]
         if self.init_method == "balanced":
@@ -153,25 +144,25 @@ class CPFactorization:
         """The std s of the factor entries for ``init_scale`` (see the class docstring): with μ = init_mean and
         c = init_scale²/(R·Π D_n), s² = (μ^(2N) + c)^(1/N) − μ², taken as μ²·expm1(log1p(c/μ^(2N))/N)."""
         if self.init_mean == 0:
-            return product_entry_std(init_scale, self._log_count(), self.order)
+            return protocol.product_entry_std(init_scale, self._log_count(), self.order)
         mu, log_mean = abs(self.init_mean), 2.0 * self.order * math.log(abs(self.init_mean))
 
         def std(scale: float) -> float:
             ratio = math.exp(2.0 * math.log(scale) - self._log_count() - log_mean)  # c / μ^(2N)
             return mu * math.sqrt(math.expm1(math.log1p(ratio) / self.order))
 
-        return per_value(init_scale, std)
+        return protocol.per_value(init_scale, std)
 
     def scale_for_entry_std(self, std: float) -> float:
         """The init_scale whose init draws the factor entries with std ``std`` (the inverse of ``entry_std``)."""
         if self.init_mean == 0:
-            return product_scale(std, self._log_count(), self.order)
+            return protocol.product_scale(std, self._log_count(), self.order)
         if not std > 0:
             raise ValueError(f"std must be positive, got {std}")
         mu = abs(self.init_mean)
         log_sq = (self._log_count() + 2.0 * self.order * math.log(mu)
                   + math.log(math.expm1(self.order * math.log1p((std / mu) ** 2))))
-        return product_scale(1.0, log_sq, 1)
+        return protocol.product_scale(1.0, log_sq, 1)
 
     def _valid_rows(self, dtype: torch.dtype, device: torch.device | str) -> Tensor:
         """(N, D, 1) mask: 1 on rows i < D_n of mode n, 0 on padding."""
@@ -293,7 +284,7 @@ class CPFactorization:
         for n, factor in enumerate(factors[1:], start=1):
             contracted = torch.einsum("brdm,bdr->brm", contracted.unflatten(2, (self.shape[n], -1)), factor)
         inner = -contracted[..., 0]  # <−∇L(W), ⊗_n w_r^n>, (B, R)
-        return power_law_rates(self.component_norms(params), inner, check_order(order, self.order))
+        return protocol.power_law_rates(self.component_norms(params), inner, protocol.check_order(order, self.order))
 
     def unbalancedness(self, params: list[Tensor]) -> Tensor:
         """ε = max_r max_{n,n'} | ||w_r^n||² − ||w_r^{n'}||² | per run, (B,); conserved by gradient flow

@@ -35,16 +35,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from ._protocol import (
-    batched_normal,
-    check_init,
-    check_order,
-    per_run_scales,
-    per_value,
-    power_law_rates,
-    product_entry_std,
-    product_scale,
-)
+from . import _protocol as protocol
 from .mode_tree import ModeTree, Nested, balanced_binary_tree
 
 
@@ -96,7 +87,7 @@ class HierarchicalFactorization:
         object.__setattr__(self, "tree", tree)
         if self.width_cap < 1:
             raise ValueError(f"width_cap must be >= 1, got {self.width_cap}")
-        check_init("HierarchicalFactorization", self.init_method, self.inits)
+        protocol.check_init("HierarchicalFactorization", self.init_method, self.inits)
         if not math.isfinite(self.init_mean):
             raise ValueError(f"init_mean must be finite, got {self.init_mean}")
         if self.init_method == "balanced" and self.init_mean != 0:
@@ -162,22 +153,23 @@ class HierarchicalFactorization:
     ) -> list[Tensor]:
         """The node matrices W^(ν), (B, R_ν, R_Pa(ν)) each in node order, run b drawn from ``generator[b]``
         with ``init_scale[b]`` (see ``init_method`` in the class docstring)."""
-        gens, scale = per_run_scales(init_scale, generator, batch)
+        gens, scale = protocol.per_run_scales(init_scale, generator, batch)
         sizes = [(self.node_widths[v], self.parent_width(v)) for v in range(self.tree.num_nodes)]
-        noise = [batched_normal(gens, size, dtype=torch.float64, device="cpu") for size in sizes]
+        noise = [protocol.batched_normal(gens, size, dtype=torch.float64, device="cpu") for size in sizes]
         if self.init_method == "gaussian":
             std = self.entry_std(scale).view(-1, 1, 1)
             params = [self.init_mean + std * z for z in noise]
         else:
             log_parents = sum(math.log(b) for _, b in sizes)
-            alpha = product_entry_std(scale, -log_parents, len(sizes))
+            alpha = protocol.product_entry_std(scale, -log_parents, len(sizes))
             params = [(alpha / math.sqrt(a * b)).view(-1, 1, 1) * z.sign() for (a, b), z in zip(sizes, noise)]
         return [p.to(dtype=dtype, device=device).contiguous() for p in params]
 
     def entry_std(self, init_scale: Tensor | float) -> Tensor:
         """The std s of the ``gaussian`` init's entries for ``init_scale`` (see the class docstring)."""
         if self.init_mean == 0:
-            return product_entry_std(init_scale, sum(math.log(w) for w in self.node_widths), self.tree.num_nodes)
+            log_count = sum(math.log(w) for w in self.node_widths)
+            return protocol.product_entry_std(init_scale, log_count, self.tree.num_nodes)
 
         def std(scale: float) -> float:
             lo, hi, target = -300.0, 300.0, 2.0 * math.log(scale)
@@ -186,15 +178,15 @@ class HierarchicalFactorization:
                 lo, hi = (mid, hi) if self._log_variance(math.exp(mid)) < target else (lo, mid)
             return math.exp(0.5 * (lo + hi))
 
-        return per_value(init_scale, std)
+        return protocol.per_value(init_scale, std)
 
     def scale_for_entry_std(self, std: float) -> float:
         """The init_scale whose ``gaussian`` init draws the entries with std ``std`` (inverse of ``entry_std``)."""
         if self.init_mean == 0:
-            return product_scale(std, sum(math.log(w) for w in self.node_widths), self.tree.num_nodes)
+            return protocol.product_scale(std, sum(math.log(w) for w in self.node_widths), self.tree.num_nodes)
         if not std > 0:
             raise ValueError(f"std must be positive, got {std}")
-        return product_scale(1.0, self._log_variance(std), 1)
+        return protocol.product_scale(1.0, self._log_variance(std), 1)
 
     def _log_variance(self, std: float) -> float:
         """log(E||W(0)||_F² − ||E W(0)||_F²) for the ``gaussian`` init with entry std ``std``."""
@@ -383,8 +375,8 @@ class HierarchicalFactorization:
         node = self._internal(node)
         inner = torch.stack([(-gradient * self.local_component_tensor(params, node, r)).flatten(1).sum(1)
                              for r in range(self.node_widths[node])], dim=1)
-        return power_law_rates(self.local_component_norms(params, node), inner,
-                               check_order(order, self.local_order(node)))
+        return protocol.power_law_rates(self.local_component_norms(params, node), inner,
+                                        protocol.check_order(order, self.local_order(node)))
 
     def local_component_tensor(self, params: list[Tensor], node: int, r: int) -> Tensor:
         """The term of W that local component (ν, r) carries, (B, *shape): W with row r of W^(ν) kept and

@@ -15,15 +15,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from ._protocol import (
-    INITS,
-    batched_normal,
-    check_init,
-    check_order,
-    per_run_scales,
-    product_entry_std,
-    product_scale,
-)
+from . import _protocol as protocol
 
 
 @dataclass(frozen=True)
@@ -57,14 +49,14 @@ class MatrixFactorization:
     widths: tuple[int, ...] | None = None
     init_method: str = "gaussian"
     quantity_name: str = "singular_values"
-    inits: ClassVar[tuple[str, ...]] = INITS
+    inits: ClassVar[tuple[str, ...]] = protocol.INITS
 
     def __post_init__(self) -> None:
         if self.rows < 1 or self.cols < 1:
             raise ValueError(f"shape must be positive, got rows={self.rows}, cols={self.cols}")
         if self.depth < 1:
             raise ValueError(f"depth must be >= 1, got {self.depth}")
-        check_init("MatrixFactorization", self.init_method, self.inits)
+        protocol.check_init("MatrixFactorization", self.init_method, self.inits)
         if self.widths is not None:
             if len(self.widths) != self.depth - 1:
                 raise ValueError(f"widths must have depth-1 = {self.depth - 1} entries, got {len(self.widths)}")
@@ -92,12 +84,12 @@ class MatrixFactorization:
     ) -> list[Tensor]:
         """The factors, (B, d_{j+1}, d_j) each, run b drawn from ``generator[b]`` with ``init_scale[b]`` (see
         ``init_method`` in the class docstring)."""
-        gens, scale = per_run_scales(init_scale, generator, batch)
+        gens, scale = protocol.per_run_scales(init_scale, generator, batch)
         dims, k, N = self.dims, min(self.rows, self.cols), self.depth
         params: list[Tensor]
         if self.init_method == "gaussian":
             s = self.entry_std(scale).view(-1, 1, 1)
-            params = [s * batched_normal(gens, (dims[j + 1], dims[j]), dtype=torch.float64, device="cpu")
+            params = [s * protocol.batched_normal(gens, (dims[j + 1], dims[j]), dtype=torch.float64, device="cpu")
                       for j in range(N)]
         elif self.init_method == "identity":
             per_factor = (scale / math.sqrt(k)) ** (1.0 / N)
@@ -106,8 +98,8 @@ class MatrixFactorization:
         elif self.init_method == "orthogonal":
             params = []
             for j in range(N):
-                a = batched_normal(gens, (max(dims[j + 1], dims[j]), min(dims[j + 1], dims[j])),
-                                   dtype=torch.float64, device="cpu")
+                a = protocol.batched_normal(gens, (max(dims[j + 1], dims[j]), min(dims[j + 1], dims[j])),
+                                            dtype=torch.float64, device="cpu")
                 q = torch.linalg.qr(a).Q
                 params.append(q if dims[j + 1] >= dims[j] else q.transpose(1, 2))
             per_factor = (scale / torch.linalg.matrix_norm(self.end_to_end(params))) ** (1.0 / N)
@@ -118,11 +110,11 @@ class MatrixFactorization:
 
     def entry_std(self, init_scale: Tensor | float) -> Tensor:
         """The std s of the ``gaussian`` init's factor entries: E||W(0)||_F² = d_0·d_1⋯d_N·s^(2N) = init_scale²."""
-        return product_entry_std(init_scale, sum(math.log(d) for d in self.dims), self.depth)
+        return protocol.product_entry_std(init_scale, sum(math.log(d) for d in self.dims), self.depth)
 
     def scale_for_entry_std(self, std: float) -> float:
         """The init_scale whose ``gaussian`` init draws every factor entry with std ``std``."""
-        return product_scale(std, sum(math.log(d) for d in self.dims), self.depth)
+        return protocol.product_scale(std, sum(math.log(d) for d in self.dims), self.depth)
 
     def _balanced(self, gens: list[torch.Generator], scale: Tensor) -> list[Tensor]:
         """Split a Gaussian end-to-end matrix of norm init_scale into balanced factors.
@@ -133,7 +125,7 @@ class MatrixFactorization:
         dims, N, k = self.dims, self.depth, min(self.rows, self.cols)
         if any(w < k for w in dims[1:-1]):
             raise ValueError(f"balanced init needs every width >= min(rows, cols) = {k}, got {dims[1:-1]}")
-        target = batched_normal(gens, (self.rows, self.cols), dtype=torch.float64, device="cpu")
+        target = protocol.batched_normal(gens, (self.rows, self.cols), dtype=torch.float64, device="cpu")
         target = target * (scale / torch.linalg.matrix_norm(target)).view(-1, 1, 1)
         if N == 1:
             return [target]
@@ -183,7 +175,7 @@ class MatrixFactorization:
         S. Arora, N. Cohen, W. Hu, Y. Luo, "Implicit Regularization in Deep Matrix Factorization", NeurIPS
         2019, Theorem 3.
         """
-        n = check_order(order, self.depth)
+        n = protocol.check_order(order, self.depth)
         u, s, vh = torch.linalg.svd(self.end_to_end(params), full_matrices=False)
         projection = torch.einsum("bir,bij,brj->br", u, gradient.to(s.dtype), vh)  # <∇L, u_r v_rᵀ>
         return -n * s.pow(2.0 - 2.0 / n) * projection
