@@ -102,7 +102,8 @@ def test_observations_needed_is_the_first_count_from_which_the_error_stays_low()
                                                                             (40, 1e-5))]
     assert observations_needed(rows, (10, 20, 30, 40), method="depth 2") == 40
     assert observations_needed(rows[:2], (10, 20), method="depth 2") == 20
-    assert math.isinf(observations_needed(rows[:1], (10,), method="depth 2"))
+    assert observations_needed(rows[:1], (10,), method="depth 2") == 11  # never: one more than the largest count
+    assert math.isnan(observations_needed(rows[:1] + [rows[1] | {"error": math.nan}], (10, 20), method="depth 2"))
 
 
 def test_an_unknown_scale_is_rejected():
@@ -154,7 +155,8 @@ def test_gradient_flow_from_a_balanced_init_keeps_det_positive_up_to_rounding(no
 
 def test_depth_two_plateaus_lower_and_perturbed_problems_head_to_minus_one_over_eps(norms):
     assert _passed(norms[0], "depth 2 plateaus lower than depth 3")
-    assert _passed(norms[0], "perturbed, depth 3: w11 < 0 heading to -1/eps")
+    assert _passed(norms[0], "perturbed, depth 3: w11 < 0, heading to -1/eps")
+    assert _passed(norms[0], "perturbed, depth 3: larger |w11| for smaller eps")
 
 
 def test_depth_three_learns_singular_values_one_at_a_time_and_leaves_the_rest_at_zero(dynamics):
@@ -172,20 +174,23 @@ def test_singular_values_follow_theorem_three_and_singular_vectors_align(dynamic
 
 def test_movielens_claims_are_not_run_without_data(dynamics):
     movielens = _claims(dynamics[0], "MovieLens")
-    assert len(movielens) == 6 and all(c.status == "not run" and "needs --data" in c.our_value for c in movielens)
+    assert len(movielens) == 6 and all(c.status == "not run" and "needs --data" in c.note for c in movielens)
 
 
 def test_every_depth_reaches_the_minimum_nuclear_norm_in_the_commuting_setting(invariance):
     claims, _ = invariance
     assert _passed(claims, "depth 2 (init") and _passed(claims, "depth 3 (init")
     assert _passed(claims, "depth does not change the nuclear norm")
-    assert _passed(claims, "contrast: depth 1")
+    depth1 = [c.control for c in _claims(claims, "depth 2 (init") + _claims(claims, "depth 3 (init") if c.control]
+    assert depth1 and all(c.status == "fail" and c.claim.startswith("control: depth 1") for c in depth1)
 
 
 def test_depth_three_recovers_low_rank_where_nuclear_norm_fails(completion):
     claims, _ = completion
-    assert _passed(claims, "40 obs: depth >= 3 ≈ ground truth where nuclear norm fails")
-    assert _passed(claims, "40 obs, depth 3: nuclear norm above the minimum nuclear norm, yet smaller error")
+    assert _passed(claims, "40 obs: every depth >= 3 ≈ ground truth")
+    assert _passed(claims, "40 obs: minimum nuclear norm fails")
+    assert _passed(claims, "40 obs, depth 3: nuclear norm above the minimum nuclear norm")
+    assert _passed(claims, "40 obs, depth 3: yet smaller error than minimum nuclear norm")
     assert _passed(claims, "40 obs, depth 3: effective rank")
 
 
@@ -196,7 +201,21 @@ def test_depth_two_improves_as_init_shrinks_and_many_observations_recover_everyt
 
 
 def test_deeper_factorizations_need_fewer_observations(observations):
-    assert _passed(observations[0], "rank 1: deeper needs fewer observations")
+    assert _passed(observations[0], "rank 1: observations needed at depths [2, 3]")
+    assert _passed(observations[0], "rank 1: depth 3 needs fewer observations than depth 2")
+
+
+@pytest.mark.parametrize("fixture", ["norms", "dynamics", "invariance", "completion", "observations"])
+def test_each_experiment_s_main_claims_fail_on_their_control(fixture, request):
+    """Depth 1 or the minimum-nuclear-norm solution, where the phenomenon must not appear: the claims that hold on
+    the experiment must fail there, so a pass means something. claims.json and claims.md show it."""
+    claims, out = request.getfixturevalue(fixture)
+    controlled = [c for c in claims if c.control is not None]
+    assert controlled and all(c.control.status == "fail" for c in controlled)
+    assert any(c.status == "pass" for c in controlled)
+    written = json.loads((out / "claims.json").read_text())
+    assert written["controls"]["total"] == written["controls"]["failed_as_they_must"] == len(controlled)
+    assert "fails, as it must" in (out / "claims.md").read_text()
 
 
 @pytest.mark.slow

@@ -11,8 +11,9 @@ import torch
 
 from implicitrank.experiments import MODULES, experiment, reproduce
 from implicitrank.experiments._tensor_common import epsilon_rank_lower_bound, takeoff_steps
+from implicitrank.experiments.locality import setup_for
 from implicitrank.experiments.razin2021_natural import find_idx_sets
-from implicitrank.experiments.razin2022_locality import run_task, to_claim
+from implicitrank.experiments.razin2022_locality import run_task, seed_claims
 from implicitrank.tasks.tensors import low_rank_tensor
 
 TENSOR_EXPERIMENTS = ("razin2020-tensor-completion", "razin2021-incremental", "razin2021-natural",
@@ -21,6 +22,20 @@ TENSOR_EXPERIMENTS = ("razin2020-tensor-completion", "razin2021-incremental", "r
 
 def statuses(claims) -> dict[str, str]:
     return {c.claim: c.status for c in claims}
+
+
+def status(claims, start: str) -> str:
+    """The status of the one claim whose text starts with ``start``."""
+    found = [c for c in claims if c.claim.startswith(start)]
+    assert len(found) == 1, (start, [c.claim for c in claims])
+    return found[0].status
+
+
+def assert_controls_fail(claims) -> None:
+    """The experiment's main claims carry a control where the phenomenon must not appear; each fails there."""
+    controlled = [c for c in claims if c.control is not None]
+    assert controlled and all(c.control.status == "fail" for c in controlled), [
+        (c.claim, c.control.status) for c in controlled]
 
 
 def test_every_tensor_experiment_is_registered_with_the_module_interface():
@@ -37,6 +52,7 @@ def test_tensor_completion_from_small_init_learns_rank_one_and_recovers_from_few
     assert ran["order 3, rank 1, init 1e-3: learned tensor rank at every # observations"] == "pass"
     assert ran["order 3, rank 1, init 1e-3: reconstruction error at 200 observations"] == "pass"
     assert ran["order 4, rank 1, init 1e-3: reconstruction error from 1000 observations (median)"] == "not run"
+    assert_controls_fail(claims)
     for name in ("runs.csv", "order3_rank1.png", "claims.json", "claims.md"):
         assert (tmp_path / name).is_file()
     header = (tmp_path / "runs.csv").read_text().splitlines()[0].split(",")
@@ -45,10 +61,10 @@ def test_tensor_completion_from_small_init_learns_rank_one_and_recovers_from_few
 
 def test_cp_components_are_learned_one_at_a_time_and_smaller_init_recovers_better(tmp_path):
     claims = reproduce("razin2021-incremental", "test", tmp_path)
-    ran = statuses(claims)
-    assert ran["init std 0.001: number of components learned (final norm > 10% of the largest)"] == "pass"
-    assert ran["init std 0.001: the 3 components take off one at a time (steps to half their final norm)"] == "pass"
-    assert ran["smaller init ⇒ lower final error (stds ascending)"] == "pass"
+    assert status(claims, "init std 0.001: number of components learned (final norm > 10% of the largest)") == "pass"
+    assert status(claims, "init std 0.001: the 3 largest components take off one at a time") == "pass"
+    assert status(claims, "smaller init ⇒ lower final error") == "pass"
+    assert_controls_fail(claims)
     assert all(c.status == "not run" for c in claims if "final reconstruction error" in c.claim)  # not the paper's size
     for name in ("curves.csv", "component_norms.png", "reconstruction_error.png"):
         assert (tmp_path / name).is_file()
@@ -57,22 +73,24 @@ def test_cp_components_are_learned_one_at_a_time_and_smaller_init_recovers_bette
 def test_matrix_cp_and_hierarchical_factorizations_all_learn_incrementally(tmp_path):
     claims = reproduce("razin2022-dynamics", "test", tmp_path)
     assert not [c for c in claims if c.status == "fail"], [c for c in claims if c.status == "fail"]
-    ran = statuses(claims)
     for kind in ("matrix: singular values", "cp: component norms", "hierarchical: root local component norms"):
-        assert ran[f"{kind}: learned one at a time (steps to half the final value)"] == "pass"
-    assert ran["HT: rank of the matricization at a non-node"] == "pass"
+        assert status(claims, f"{kind}: learned one at a time") == "pass"
+    assert status(claims, "HT: rank of the matricization at a non-node") == "pass"
+    assert_controls_fail(claims)
+    ht = [c for c in claims if c.claim.startswith("hierarchical") and c.status == "not run"]
+    assert len(ht) == 3 and all("not comparable" in c.note and c.published is not None for c in ht)
     for name in ("curves.csv", "dynamics.png", "hierarchical_matricizations.png"):
         assert (tmp_path / name).is_file()
 
 
 def test_the_matrix_panel_init_is_the_authors_per_entry_factor_std():
-    from implicitrank.experiments.razin2022_dynamics import PAPER_PANELS, _model_init_scale
+    from implicitrank.experiments.razin2022_dynamics import PAPER_PANELS
     from implicitrank.factorizations import MatrixFactorization, generators
 
     panel = PAPER_PANELS[0]
     assert panel.kind == "matrix"
-    params = MatrixFactorization(*panel.shape, depth=3).init(1, torch.tensor(_model_init_scale(panel)),
-                                                             generators([0]), dtype=torch.float64)
+    model = MatrixFactorization(*panel.shape, depth=3)
+    params = model.init(1, model.scale_for_entry_std(panel.init_scale), generators([0]), dtype=torch.float64)
     for factor in params:
         assert abs(float(factor.std()) / panel.init_scale - 1) < 0.03  # 4096 entries: std within ~2%
 
@@ -80,9 +98,10 @@ def test_the_matrix_panel_init_is_the_authors_per_entry_factor_std():
 def test_digits_are_fit_at_rank_one_random_data_is_not_and_mnist_claims_need_data(tmp_path):
     claims = reproduce("razin2021-natural", "test", tmp_path)
     digits = [c for c in claims if c.claim.startswith("digits")]
-    assert len(digits) == 4 and all(c.status == "pass" for c in digits), digits
+    assert len(digits) == 5 and all(c.status == "pass" for c in digits), digits
+    assert_controls_fail(claims)
     mnist = [c for c in claims if not c.claim.startswith("digits")]
-    assert mnist and all(c.status == "not run" and "needs --data" in c.our_value for c in mnist)
+    assert mnist and all(c.status == "not run" and "needs --data" in c.note for c in mnist)
     assert (tmp_path / "digits.png").is_file() and (tmp_path / "errors.csv").is_file()
     written = json.loads((tmp_path / "claims.json").read_text())["claims"]
     assert [c["status"] for c in written].count("not run") == len(mnist)
@@ -113,16 +132,26 @@ def test_mnist_claims_are_checked_when_idx_files_are_given(tmp_path):
         find_idx_sets(str(tmp_path / "out"))
 
 
-def test_locality_adapter_turns_the_experiment_rows_into_claims(tmp_path):
-    row = {"claim": "λ=0: accuracy falls", "paper_value": 47.8, "our_value": 1.5, "tolerance": 5.0, "passed": False}
-    claim = to_claim("pathfinder", row)
-    assert claim.status == "fail" and claim.claim == "pathfinder: λ=0: accuracy falls" and claim.paper_value == "47.8"
-    assert to_claim("pathfinder", row | {"passed": True}).status == "pass"
-    assert to_claim("pathfinder", row | {"our_value": math.nan, "passed": True}).status == "fail"
+def test_locality_claims_are_evaluated_per_seed_and_a_missing_accuracy_fails(tmp_path):
+    setup = setup_for("pathfinder", "quick")
+    accuracy = {(0.0, 2): (0.97, 0.49, 0.96), (0.0, 6): (0.50, 0.51, 0.49), (3.0, 2): (0.97, 0.98, 0.97),
+                (3.0, 6): (0.70, 0.50, 0.60)}
+    rows = [{"reg_weight": lam, "difficulty": d, "seed": s, "last_test_acc": acc[s]}
+            for (lam, d), acc in accuracy.items() for s in range(3)]
+    claims = seed_claims(setup, rows, (0, 1, 2), "quick")
+    fall = next(c for c in claims if "falls" in c.claim)
+    assert fall.status == "pass" and fall.per_seed == pytest.approx((47.0, -2.0, 47.0)) and fall.holds_in == 2
+    assert "on the median and in >= 2 of 3" in fall.tolerance  # the paper reports means over seeds
+    gain = next(c for c in claims if "recovers" in c.claim)
+    assert gain.status == "pass" and gain.control.status == "fail"  # λ = 0 in place of λ = 3 gains nothing
+    rows[-1]["last_test_acc"] = math.nan
+    gain = next(c for c in seed_claims(setup, rows, (0, 1, 2), "quick") if "recovers" in c.claim)
+    assert gain.status == "fail" and "1 of 3 runs missing" in gain.note
     claims = run_task("pathfinder", "test", tmp_path, 1, None)
     written = (tmp_path / "pathfinder" / "claims.csv").read_text().splitlines()
     assert len(claims) == len(written) - 1 and all(c.claim.startswith("pathfinder: ") for c in claims)
     assert (tmp_path / "pathfinder" / "accuracy.png").is_file()
+    assert_controls_fail(claims)
 
 
 def test_epsilon_rank_lower_bound_is_the_rank_of_an_exact_low_rank_tensor():

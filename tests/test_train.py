@@ -134,8 +134,8 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path, monkeyp
 
     save = run_module._save_checkpoints
 
-    def crash_after_second_checkpoint(state, dirs):
-        save(state, dirs)
+    def crash_after_second_checkpoint(state, dirs, *seconds):
+        save(state, dirs, *seconds)
         if state.step == 200:
             raise KeyboardInterrupt("simulated crash")
 

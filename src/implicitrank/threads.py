@@ -19,6 +19,10 @@ from contextlib import contextmanager
 
 from .errors import UsageError
 
+__all__ = ["available_cores", "busy_cores", "free_cores", "pin_threads", "policy_threads", "thread_environment",
+           "torch_threads", "use_policy"]
+
+
 # Multiply-adds of one step's largest product above which a second thread pays for its synchronization:
 # a 100×100 matrix product (10^6) is too small to split, convolution networks (10^9 and more) are not.
 LARGE_WORK = 10**8

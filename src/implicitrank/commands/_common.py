@@ -180,10 +180,13 @@ def default_out(command: str) -> Path:
 
 
 def format_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
-    """A plain-text table; floats in 3 significant digits."""
+    """A plain-text table; floats in 3 significant digits; a missing value (None) as ``n/a`` (not applicable,
+    e.g. the error on unobserved entries when every entry is observed)."""
 
     def cell(v) -> str:
-        if isinstance(v, bool) or v is None:
+        if v is None:
+            return "n/a"
+        if isinstance(v, bool):
             return str(v)
         if isinstance(v, float):
             return f"{v:.3g}"

@@ -2,7 +2,9 @@
 
 ``reproduce all`` at the test and quick scales runs one experiment per core at a time (each on one torch thread,
 as ``experiments.reproduce`` runs it), longest first; each worker's output goes to ``<out>/<name>/log.txt`` and the
-console gets the order up front and each experiment's claims and time when it ends.
+console gets the order up front and each experiment's claims and time when it ends. ``reproduce all`` also writes
+``<out>/claims.md`` and ``<out>/claims.json``: every experiment's counts and its failed claims, failures first.
+The exit status is 0 only when no claim failed, 1 otherwise ("not run" claims are reported, not failed).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import argparse
 import contextlib
 import multiprocessing
 import os
+import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -47,7 +50,7 @@ def register(subparsers) -> None:
                    help="test: seconds; quick: minutes on 2 CPU cores; paper: the published sizes")
     add_out(p, "reproduce")
     p.add_argument("--seeds", type=int_list, default=None,
-                   help="the repetitions' seeds, 0..N-1 for N repetitions (default: the scale's own count)")
+                   help="the repetitions' seeds, e.g. 0..2 for three (default: the scale's own)")
     add_data(p, "data the experiment can use: MovieLens u.data, MNIST/Fashion-MNIST IDX directory, CIFAR-10 batches")
     p.add_argument("--jobs", type=int, default=None,
                    help="experiments run at once by 'all' (default: one per core at test and quick scale, "
@@ -74,21 +77,22 @@ def unfinished(names: list[str], out: Path, resume: bool) -> list[str]:
     return [n for n in names if n not in finished]
 
 
-def repetitions(seeds: list[int] | None) -> int | None:
-    """The repetition count of ``--seeds``: the experiments run seeds 0..N-1, so only such a list is accepted."""
+def seed_tuple(seeds: list[int] | None) -> tuple[int, ...] | None:
+    """``--seeds`` for the experiments: the seeds themselves, as in every command (``3`` is seed 3, not a count
+    of three, which it was before; a one-line note says so)."""
     if seeds is None:
         return None
-    if seeds != list(range(len(seeds))):
-        shown = ",".join(map(str, seeds))
-        raise UsageError(f"seeds: reproduce runs the seeds 0..N-1 (e.g. --seeds 0..2 for three repetitions), "
-                         f"got {shown}")
-    return len(seeds)
+    if len(seeds) == 1 and seeds[0] > 0:
+        print(f"implicitrank reproduce: note: --seeds is a list of seeds: {seeds[0]} runs seed {seeds[0]} only "
+              f"(for {seeds[0]} repetitions: --seeds 0..{seeds[0] - 1})", file=sys.stderr)
+    return tuple(seeds)
 
 
 def run_reproduce(args: argparse.Namespace) -> int:
     if args.threads is not None:
         pin_threads(args.threads)
     from ..experiments import MODULES, experiment
+    from ..experiments.registry import check_data
 
     if args.list or args.name is None:
         for name in MODULES:
@@ -103,45 +107,95 @@ def run_reproduce(args: argparse.Namespace) -> int:
     names = list(MODULES) if args.name == "all" else [args.name]
     for name in names:  # every name and value is checked before anything runs
         experiment(name)
-    args.seeds, args.data = repetitions(args.seeds), resolve_data(args.data)
+    args.seeds, args.data = seed_tuple(args.seeds), resolve_data(args.data)
+    if args.name != "all":
+        check_data(args.name, args.data)
     out = args.out or default_out("reproduce")
     names = unfinished(names, out, args.resume)
     jobs = args.jobs or (1 if args.scale == "paper" else available_cores())
     jobs = max(1, min(jobs, len(names)))
+    from .. import provenance
+
+    started = provenance.now()
     with _environment(**({"TQDM_DISABLE": "1"} if args.no_progress else {})):
         if jobs == 1:
-            failed = _run_serial(names, args, out)
+            done = _run_serial(names, args, out)
         else:
-            failed = _run_parallel(names, args, out, jobs)
+            done = _run_parallel(names, args, out, jobs)
+    failed = sum(c.status == "fail" for claims in done.values() for c in claims)
+    if args.name == "all":  # every experiment, those finished earlier (--resume) too
+        failed = write_summary(out, args.scale, list(MODULES), started)
     print(f"results in {out}; {failed} claim(s) failed")
     from ..reports import write_report
 
     print(f"report: {write_report(out)}")
-    return 0
+    return 1 if failed else 0
 
 
-def _run_serial(names: list[str], args: argparse.Namespace, out: Path) -> int:
+def _run_serial(names: list[str], args: argparse.Namespace, out: Path) -> dict[str, list[Claim]]:
     from ..experiments import reproduce
 
-    failed = 0
+    done = {}
     for name in names:
         print(f"== {name} ({args.scale}) ...", flush=True)
         started = time.perf_counter()
         with _tensorboard(out / name, args.tensorboard):
-            claims = reproduce(name, args.scale, out / name, seeds=args.seeds, data=args.data, threads=args.threads)
-        failed += _report(name, claims, time.perf_counter() - started, out)
-    return failed
+            done[name] = reproduce(name, args.scale, out / name, seeds=args.seeds, data=args.data,
+                                   threads=args.threads)
+        _report(name, done[name], time.perf_counter() - started, out)
+    return done
 
 
 def _report(name: str, claims: list[Claim], seconds: float, out: Path) -> int:
     """Print an experiment's claims and time; return how many failed."""
+    from ..experiments.claims import ours_text
+
     for c in claims:
-        print(f"  [{c.status:7s}] {c.claim}: paper {c.paper_value}, ours {c.our_value} ({c.tolerance})")
+        note = f" — {c.note}" if c.note else ""
+        ours = f": ours {ours_text(c)} ({c.tolerance})" if c.per_seed else ""
+        print(f"  [{c.status:7s}] {c.claim}{ours}{note}")
     print(f"  {seconds:.0f} s; claims in {out / name / 'claims.md'}", flush=True)
     return sum(c.status == "fail" for c in claims)
 
 
-def _run_parallel(names: list[str], args: argparse.Namespace, out: Path, jobs: int) -> int:
+def write_summary(out: Path, scale: str, names: list[str], started: str) -> int:
+    """``out/claims.json`` and ``out/claims.md`` from each experiment's ``out/NAME/claims.json``: per experiment
+    its counts, experiments with failures first, then every failed claim. Returns how many claims failed."""
+    from .. import provenance, results
+    from ..experiments.claims import STATUSES
+
+    written = {name: results.read_json(out / name / "claims.json") for name in names}
+    rows = {name: {s: sum(c["status"] == s for c in data["claims"]) for s in STATUSES}
+            for name, data in written.items()}
+    order = sorted(names, key=lambda n: -rows[n]["fail"])
+    failures = [{"experiment": name, **c} for name in order for c in written[name]["claims"] if c["status"] == "fail"]
+    seeds = sorted({s for data in written.values() for c in data["claims"] for s in c.get("seeds") or []})
+    results.write_json(out / "claims.json", {"scale": scale, "failed": failures,
+                                             "experiments": [{"experiment": n, **rows[n]} for n in order],
+                                             "provenance": provenance.collect(seeds=seeds, started=started)})
+    total = {s: sum(r[s] for r in rows.values()) for s in STATUSES}
+    lines = [f"# All experiments ({scale} scale)", "",
+             f"{total['pass']} passed, {total['fail']} failed, {total['not run']} not run", "",
+             "| experiment | pass | fail | not run |", "|---|---|---|---|"]
+    lines += [f"| [{name}]({name}/claims.md) | {rows[name]['pass']} | {rows[name]['fail']} | {rows[name]['not run']} |"
+              for name in order]
+    if failures:
+        lines += ["", "## Failed claims", "", "| experiment | claim | ours | test as applied | note |",
+                  "|---|---|---|---|---|"]
+        for f in failures:
+            cells = [f["experiment"], f["claim"], _ours(f), f.get("tolerance") or "—", f.get("note") or ""]
+            lines.append("| " + " | ".join(str(x).replace("|", "\\|") for x in cells) + " |")
+    (out / "claims.md").write_text("\n".join(lines) + "\n")
+    return total["fail"]
+
+
+def _ours(claim: dict) -> str:
+    """Our value of a claim of claims.json: the value (one seed) or the per-seed values."""
+    values = claim.get("per_seed") or []
+    return "—" if not values else str(values[0] if len(values) == 1 else values)
+
+
+def _run_parallel(names: list[str], args: argparse.Namespace, out: Path, jobs: int) -> dict[str, list[Claim]]:
     """Run ``names`` on ``jobs`` worker processes (one torch thread each, or ``--threads``), longest first."""
     from ..experiments.registry import QUICK_SECONDS
 
@@ -149,7 +203,7 @@ def _run_parallel(names: list[str], args: argparse.Namespace, out: Path, jobs: i
     order = sorted(names, key=lambda n: QUICK_SECONDS.get(n, 0), reverse=True)
     print(f"running {len(order)} experiments, {jobs} at a time, longest first ({', '.join(order)}); "
           f"each one's output goes to {out}/<name>/log.txt", flush=True)
-    failed = 0
+    finished: dict[str, list[Claim]] = {}
     # Workers log to files: their progress bars would interleave on the console.
     with _environment(TQDM_DISABLE="1"), ProcessPoolExecutor(
             jobs, mp_context=multiprocessing.get_context("spawn"), initializer=start_worker,
@@ -164,11 +218,12 @@ def _run_parallel(names: list[str], args: argparse.Namespace, out: Path, jobs: i
                 name = pending.pop(future)
                 claims, seconds = future.result()
                 print(f"== {name} ({args.scale})", flush=True)
-                failed += _report(name, claims, seconds, out)
-    return failed
+                _report(name, claims, seconds, out)
+                finished[name] = claims
+    return finished
 
 
-def _reproduce_logged(name: str, scale: str, out_dir: Path, seeds: int | None, data: str | None,
+def _reproduce_logged(name: str, scale: str, out_dir: Path, seeds: tuple[int, ...] | None, data: str | None,
                       threads: int, tensorboard: bool = False) -> tuple[list[Claim], float]:
     """``reproduce`` in a worker process, its stdout and stderr going to ``out_dir/log.txt``; (claims, seconds)."""
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -8,8 +8,9 @@ Examples
 (True, ['paper', 'quick', 'test'])
 """
 
-from .claims import Claim, check, check_close, check_order_of_magnitude, not_run, write_claims
+from .claims import Claim, evaluate, not_run, seed_list, write_claims
+from .published import Published
 from .registry import MODULES, SCALE_NAMES, experiment, reproduce
 
-__all__ = ["MODULES", "SCALE_NAMES", "Claim", "check", "check_close", "check_order_of_magnitude", "experiment",
-           "not_run", "reproduce", "write_claims"]
+__all__ = ["MODULES", "SCALE_NAMES", "Claim", "Published", "evaluate", "experiment", "not_run", "reproduce",
+           "seed_list", "write_claims"]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import math
 import multiprocessing
-import statistics
 import tempfile
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -25,6 +24,7 @@ import matplotlib.pyplot as plt
 from .. import results
 from ..run import RunConfig, device_of, run_batch
 from ..threads import free_cores, pin_threads, policy_threads
+from . import claims
 
 # Multiply-adds of one run's step (rows·cols·min(rows, cols)) from which the batches of a grid train in parallel
 # workers: the papers' 100×100 (10^6) is; the quick scale's 30×30 (2.7·10^4), whose whole grid takes about as long
@@ -85,9 +85,22 @@ def _cost(config: RunConfig, runs: int) -> float:
 
 
 def median(values: Iterable[float | None]) -> float:
-    """Median of the finite values (NaN when there are none: a missing number never passes a claim)."""
-    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
-    return statistics.median(finite) if finite else math.nan
+    """Median of the values; NaN when there are none or any is NaN, inf or None (nothing is dropped silently: a
+    missing number never passes a claim)."""
+    values = [math.nan if v is None else float(v) for v in values]
+    return claims.median(values) if values else math.nan
+
+
+def worst(values: Iterable[float | None]) -> float:
+    """The largest value; NaN when any is NaN, inf or None (``max`` would skip a NaN after the first element)."""
+    values = [math.nan if v is None else float(v) for v in values]
+    return max(values) if values and all(math.isfinite(v) for v in values) else math.nan
+
+
+def per_seed(rows: list[dict], key: str, seeds: Iterable[int], **match) -> list[float]:
+    """For each seed, the median of ``key`` over the rows of that seed matching ``match`` (NaN if none)."""
+    return [median(r[key] for r in rows if r["seed"] == s and all(r[k] == v for k, v in match.items()))
+            for s in seeds]
 
 
 def write_csv(path: Path, rows: list[dict]) -> Path:

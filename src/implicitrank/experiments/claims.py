@@ -1,27 +1,180 @@
-"""Published claims checked against our numbers: one row per claim, written as claims.json and claims.md.
+"""Published claims checked against our numbers: one record per claim, written as claims.json and claims.md.
 
-A claim has the paper's value, ours, a tolerance in words, and a status: ``pass``, ``fail``, or
-``not run`` (e.g. it needs data we do not ship: never silently passed).
+A claim holds numbers as numbers: the reference it is tested against (a published value with its source, or a
+value we derived, labelled so), our value per seed, their aggregate (the median over seeds, element-wise for a
+list) and spread (min–max), and a machine-readable test with its parameter:
+
+* ``relative``:  |x − ref| <= p·|ref|            * ``factor``:   ref/p <= x <= ref·p
+* ``absolute``:  |x − ref| <= p
+* ``at_least``:  x >= p (every element)           * ``at_most``:  x <= p (every element)
+* ``equal``:     x == p                           * ``ordering``: the elements of x are ``p`` (``increasing``,
+  ``decreasing``, ``non-increasing``, ``non-decreasing``; ``increasing`` and ``decreasing`` are strict)
+* ``less``:      x[0] < x[1] < ... (a list whose first element must be the smallest, e.g. [ours, rival])
+
+A seed rule decides over seeds: ``all`` (holds in n of n seeds) or ``median`` (holds on the median, and in a
+majority of seeds). Any NaN, inf or None in any seed's value — Python, NumPy or torch numbers, 0-d or n-d tensors,
+nested lists — makes the claim fail, reported as "k of n runs missing". The status is ``pass``, ``fail`` or
+``not run`` (the claim needs data we do not ship: reported, never passed). ``claims.md`` renders the same record
+as ``claims.json``: the tolerance printed is the one applied.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import results
+from .. import provenance, results
+from ..errors import UsageError
+from .published import Published
 
 STATUSES = ("pass", "fail", "not run")
+TESTS = ("relative", "absolute", "factor", "at_least", "at_most", "equal", "ordering", "less")
+ORDERINGS = ("increasing", "decreasing", "non-increasing", "non-decreasing")
+RULES = ("all", "median")
+
+
+def seed_list(seeds, default: int | Sequence[int]) -> tuple[int, ...]:
+    """The seeds an experiment runs: ``seeds`` as a count (``3`` -> 0, 1, 2) or as the seeds themselves (a list
+    or tuple), ``default`` (same forms) when None."""
+    chosen = default if seeds is None else seeds
+    if isinstance(chosen, bool):
+        raise UsageError(f"seeds must be a count >= 1 or a list of seeds, got {chosen!r}")
+    if isinstance(chosen, int):
+        if chosen < 1:
+            raise UsageError(f"seeds must be >= 1, got {chosen}")
+        return tuple(range(chosen))
+    out = tuple(int(s) for s in chosen)
+    if not out or len(set(out)) != len(out) or min(out) < 0:
+        raise UsageError(f"seeds must be distinct non-negative integers, at least one, got {list(chosen)}")
+    return out
+
+
+def as_number(value):
+    """``value`` as a float or a (nested) list of floats; None stays None. Accepts Python, NumPy and torch numbers,
+    NumPy arrays and tensors of any dimension, and nested lists/tuples of these."""
+    if value is None:
+        return None
+    if hasattr(value, "tolist"):  # numpy scalars and arrays, torch tensors (0-d gives a number)
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [as_number(v) for v in value]
+    if isinstance(value, bool):
+        return float(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"a claim's value must be numeric, got {value!r}") from err
+
+
+def is_missing(value) -> bool:
+    """True when ``value`` (any numeric form) is None or holds a NaN, inf or None anywhere."""
+    value = as_number(value)
+    if value is None:
+        return True
+    if isinstance(value, list):
+        return not value or any(is_missing(v) for v in value)
+    return not math.isfinite(value)
+
+
+def _flat(value) -> list[float]:
+    return [x for v in value for x in _flat(v)] if isinstance(value, list) else [value]
+
+
+def holds(test: str, parameter, value, reference=None) -> bool:
+    """Whether ``value`` (a number or list, no missing entries) passes ``test`` with ``parameter``."""
+    xs = _flat(value)
+    if test == "relative":
+        return all(abs(x - r) <= parameter * abs(r) for x, r in zip(xs, _reference(reference, len(xs))))
+    if test == "absolute":
+        return all(abs(x - r) <= parameter for x, r in zip(xs, _reference(reference, len(xs))))
+    if test == "factor":
+        return all(r / parameter <= x <= r * parameter for x, r in zip(xs, _reference(reference, len(xs))))
+    if test == "at_least":
+        return all(x >= parameter for x in xs)
+    if test == "at_most":
+        return all(x <= parameter for x in xs)
+    if test == "equal":
+        return all(x == parameter for x in xs)
+    if test == "less":
+        return len(xs) >= 2 and all(xs[0] < x for x in xs[1:])
+    if test == "ordering":
+        pairs = list(zip(xs, xs[1:]))
+        compare = {"increasing": lambda a, b: a < b, "decreasing": lambda a, b: a > b,
+                   "non-increasing": lambda a, b: a >= b, "non-decreasing": lambda a, b: a <= b}[parameter]
+        return len(xs) >= 2 and all(compare(a, b) for a, b in pairs)
+    raise ValueError(f"test must be one of {TESTS}, got {test!r}")
+
+
+def _reference(reference, n: int) -> list[float]:
+    ref = _flat(as_number(reference))
+    if len(ref) == 1:
+        return ref * n
+    if len(ref) != n:
+        raise ValueError(f"reference has {len(ref)} values for {n} of ours")
+    return ref
+
+
+def describe(test: str, parameter, reference=None) -> str:
+    """The test in words, with the parameter exactly as applied (``repr`` of the float)."""
+    ref = "" if reference is None else _fmt(as_number(reference), exact=True)
+    return {"relative": lambda: f"|ours − {ref}| <= {parameter!r} × |{ref}|",
+            "absolute": lambda: f"|ours − {ref}| <= {parameter!r}",
+            "factor": lambda: f"{ref} / {parameter!r} <= ours <= {ref} × {parameter!r}",
+            "at_least": lambda: f"every value >= {parameter!r}",
+            "at_most": lambda: f"every value <= {parameter!r}",
+            "equal": lambda: f"every value == {parameter!r}",
+            "ordering": lambda: f"values {parameter} in order",
+            "less": lambda: "first value < each of the others"}[test]()
+
+
+def median(values: Sequence):
+    """The median of numbers, or the element-wise median of equal-length lists (nested). NaN anywhere gives NaN:
+    nothing is dropped."""
+    values = [as_number(v) for v in values]
+    if not values:
+        return math.nan
+    if isinstance(values[0], list):
+        if any(not isinstance(v, list) or len(v) != len(values[0]) for v in values):
+            raise ValueError("median: lists of unequal length")
+        return [median([v[i] for v in values]) for i in range(len(values[0]))]
+    if any(v is None or not math.isfinite(v) for v in values):
+        return math.nan
+    ordered = sorted(values)
+    n = len(ordered)
+    return ordered[n // 2] if n % 2 else 0.5 * (ordered[n // 2 - 1] + ordered[n // 2])
+
+
+def _spread(values: list):
+    """(min, max) over seeds, element-wise for lists; None when a value is missing."""
+    if any(is_missing(v) for v in values):
+        return None
+    if isinstance(values[0], list):
+        return [_spread([v[i] for v in values]) for i in range(len(values[0]))]
+    return [min(values), max(values)]
 
 
 @dataclass(frozen=True)
 class Claim:
+    """One claim, its numbers and its verdict (see the module docstring)."""
+
     claim: str
-    paper_value: str
-    our_value: str
-    tolerance: str
     status: str
+    test: str | None = None
+    parameter: float | str | None = None
+    reference: float | list | None = None  # the value the test compares with (relative, factor), if any
+    published: Published | None = None  # the paper's value and where it is, if the paper gives one
+    derived: str | None = None  # how we derived the reference when it is not the paper's (a formula)
+    seeds: tuple[int, ...] = ()
+    per_seed: tuple = ()  # our value for each seed (a number or a list)
+    aggregate: float | list | None = None  # median over seeds
+    spread: list | None = None  # [min, max] over seeds (element-wise for lists)
+    rule: str = "all"
+    holds_in: int = 0
+    missing: int = 0
+    note: str = ""
+    control: Claim | None = field(default=None, compare=False)  # the same test on a control run (must fail)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -31,50 +184,169 @@ class Claim:
     def passed(self) -> bool:
         return self.status == "pass"
 
+    @property
+    def tolerance(self) -> str:
+        """The test as applied, in words, with the seed rule."""
+        if self.test is None:
+            return "—"
+        return f"{describe(self.test, self.parameter, self.reference)}; {rule_text(self.rule, len(self.per_seed))}"
 
-def _fmt(value) -> str:
+    def to_dict(self) -> dict:
+        """The claim as JSON-ready data (claims.json), its control nested."""
+        return {"claim": self.claim, "status": self.status, "passed": self.passed, "test": self.test,
+                "parameter": self.parameter, "tolerance": self.tolerance, "reference": self.reference,
+                "published": None if self.published is None else self.published.to_dict(),
+                "derived": self.derived, "seeds": list(self.seeds), "per_seed": list(self.per_seed),
+                "aggregate": self.aggregate, "spread": self.spread, "rule": self.rule, "holds_in": self.holds_in,
+                "missing": self.missing, "note": self.note,
+                "control": None if self.control is None else self.control.to_dict()}
+
+
+def rule_text(rule: str, n: int) -> str:
+    """The seed rule ``rule`` over ``n`` seeds in words (as claims.md prints it)."""
+    if rule == "all":
+        return f"holds in {n} of {n} seeds"
+    return f"holds on the median and in >= {n // 2 + 1} of {n} seeds"
+
+
+def evaluate(claim: str, test: str, parameter, per_seed: Sequence, *, seeds: Iterable[int] | None = None,
+             reference=None, published: Published | None = None, derived: str | None = None, rule: str = "all",
+             note: str = "", control: Claim | None = None) -> Claim:
+    """A claim evaluated over seeds: ``per_seed[i]`` is our value for ``seeds[i]`` (a number or a list).
+
+    ``reference`` defaults to the published value (tests ``relative`` and ``factor`` need one). Missing numbers
+    (NaN, inf, None, of any numeric type, anywhere) fail the claim.
+    """
+    if test not in TESTS:
+        raise ValueError(f"test must be one of {TESTS}, got {test!r}")
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+    if test == "ordering" and parameter not in ORDERINGS:
+        raise ValueError(f"ordering must be one of {ORDERINGS}, got {parameter!r}")
+    values = [as_number(v) for v in per_seed]
+    seeds = tuple(range(len(values))) if seeds is None else tuple(seeds)
+    if len(seeds) != len(values):
+        raise ValueError(f"{len(values)} values for {len(seeds)} seeds")
+    if reference is None and published is not None and test in ("relative", "absolute", "factor"):
+        reference = published.value
+    if test in ("relative", "absolute", "factor") and reference is None:
+        raise ValueError(f"test {test!r} needs a reference value")
+    reference = as_number(reference)
+    missing = sum(is_missing(v) for v in values)
+    notes = [note] if note else []
+    if not values:
+        status, count, aggregate, spread = "fail", 0, None, None
+        notes.append("no runs")
+    elif missing:
+        status, count, spread = "fail", 0, None
+        aggregate = median(values) if all(_shape(v) == _shape(values[0]) for v in values) else None
+        notes.append(f"{missing} of {len(values)} runs missing (NaN, inf or None)")
+    else:
+        count = sum(holds(test, parameter, v, reference) for v in values)
+        aggregate = median(values) if all(_shape(v) == _shape(values[0]) for v in values) else None
+        spread = _spread(values) if aggregate is not None else None
+        if rule == "all":
+            ok = count == len(values)
+        else:
+            majority = count >= len(values) // 2 + 1
+            ok = aggregate is not None and holds(test, parameter, aggregate, reference) and majority
+        status = "pass" if ok else "fail"
+    return Claim(claim, status, test, parameter, reference, published, derived, seeds, tuple(values),
+                 aggregate, spread, rule, count, missing, "; ".join(notes), control)
+
+
+def _shape(value):
+    return [_shape(v) for v in value] if isinstance(value, list) else None
+
+
+def not_run(claim: str, published: Published | None, reason: str) -> Claim:
+    """A claim we cannot check here (e.g. it needs data we do not ship): reported, never passed."""
+    return Claim(claim, "not run", published=published, note=f"not run: {reason}")
+
+
+# --- rendering ---------------------------------------------------------------------------------------------------
+
+def _fmt(value, exact: bool = False) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, list):
+        return "[" + ", ".join(_fmt(v, exact) for v in value) + "]"
     if isinstance(value, float):
-        return f"{value:.3g}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_fmt(v) for v in value) + "]"
+        if exact:
+            return repr(value)
+        return "NaN" if math.isnan(value) else f"{value:.4g}"
     return str(value)
 
 
-def check(claim: str, paper_value, our_value, tolerance: str, holds: bool) -> Claim:
-    """A claim whose truth the caller computed (``holds``); values are formatted for the table.
-
-    A NaN/None ``our_value`` fails: a missing number never passes.
-    """
-    missing = our_value is None or (isinstance(our_value, float) and not math.isfinite(our_value))
-    return Claim(claim, _fmt(paper_value), _fmt(our_value), tolerance, "pass" if holds and not missing else "fail")
-
-
-def check_close(claim: str, paper_value: float, our_value: float, rel: float) -> Claim:
-    """Passes when |ours − paper| <= rel·|paper|."""
-    holds = our_value is not None and abs(our_value - paper_value) <= rel * abs(paper_value)
-    return check(claim, paper_value, our_value, f"within {rel:.0%}", holds)
+def ours_text(c: Claim) -> str:
+    """Our value in words: the one seed's value, or the median, min–max and every seed's value."""
+    if not c.per_seed:
+        return "—"
+    if len(c.per_seed) == 1:
+        return _fmt(c.per_seed[0])
+    spread = "" if c.spread is None else f" ({_range(c.spread)})"
+    return f"median {_fmt(c.aggregate)}{spread}; per seed {_fmt(list(c.per_seed))}"
 
 
-def check_order_of_magnitude(claim: str, paper_value: float, our_value: float, factor: float = 10.0) -> Claim:
-    """Passes when ours is within a factor ``factor`` of the paper's value (for errors spanning decades)."""
-    holds = our_value is not None and our_value > 0 and paper_value / factor <= our_value <= paper_value * factor
-    return check(claim, paper_value, our_value, f"within a factor {factor:g}", holds)
+def _range(spread) -> str:
+    if isinstance(spread[0], list):
+        return "[" + ", ".join(_range(s) for s in spread) + "]"
+    return f"{_fmt(spread[0])}–{_fmt(spread[1])}"
 
 
-def not_run(claim: str, paper_value, reason: str) -> Claim:
-    """A claim that was not checked (e.g. its data set was not given), with the reason shown in its place."""
-    return Claim(claim, _fmt(paper_value), f"not run ({reason})", "—", "not run")
+def _paper(c: Claim) -> str:
+    return "—" if c.published is None else c.published.render()
 
 
-def write_claims(out_dir: str | Path, experiment: str, scale: str, claims: list[Claim]) -> tuple[Path, Path]:
-    """Write claims.json and claims.md into ``out_dir``."""
+def _reference_cell(c: Claim) -> str:
+    if c.derived:
+        return f"{_fmt(c.reference)} (derived: {c.derived})"
+    if c.reference is not None and c.published is not None:
+        return "the paper's"
+    return "—"
+
+
+def _control_cell(c: Claim) -> str:
+    if c.control is None:
+        return "—"
+    verdict = "fails, as it must" if c.control.status == "fail" else "PASSES (the claim does not discriminate)"
+    return f"{c.control.claim}: {ours_text(c.control)} — {verdict}"
+
+
+def counts(claims: Sequence[Claim]) -> dict[str, int]:
+    """How many claims have each status."""
+    return {s: sum(c.status == s for c in claims) for s in STATUSES}
+
+
+def markdown_rows(claims: Sequence[Claim]) -> list[str]:
+    """The claims table of claims.md (header first; failures first, then passes, then not run)."""
+    lines = ["| claim | paper (source) | reference | ours | test as applied | status | control | note |",
+             "|---|---|---|---|---|---|---|---|"]
+    for c in sorted(claims, key=lambda c: STATUSES.index(c.status) if c.status != "fail" else -1):
+        cells = [c.claim, _paper(c), _reference_cell(c), ours_text(c), c.tolerance, c.status, _control_cell(c), c.note]
+        lines.append("| " + " | ".join(x.replace("|", "\\|").replace("\n", " ") for x in cells) + " |")
+    return lines
+
+
+def write_claims(out_dir: str | Path, experiment: str, scale: str, claims: list[Claim], *,
+                 seeds: Sequence[int] | None = None, started: str | None = None) -> tuple[Path, Path]:
+    """Write claims.json and claims.md (failures first) into ``out_dir``, with the provenance of the run."""
     out_dir = Path(out_dir)
-    rows = [asdict(c) | {"passed": c.passed} for c in claims]
-    results.write_json(out_dir / "claims.json", {"experiment": experiment, "scale": scale, "claims": rows})
-    counts = {s: sum(c.status == s for c in claims) for s in STATUSES}
+    record = provenance.collect(seeds=seeds, started=started)
+    n = counts(claims)
+    controls = [c.control for c in claims if c.control is not None]
+    results.write_json(out_dir / "claims.json", {
+        "experiment": experiment, "scale": scale, "counts": n,
+        "controls": {"total": len(controls), "failed_as_they_must": sum(c.status == "fail" for c in controls)},
+        "claims": [c.to_dict() for c in claims], "provenance": record})
     lines = [f"# {experiment} ({scale} scale)", "",
-             f"{counts['pass']} passed, {counts['fail']} failed, {counts['not run']} not run", "",
-             "| claim | paper | ours | tolerance | status |", "|---|---|---|---|---|"]
-    lines += [f"| {c.claim} | {c.paper_value} | {c.our_value} | {c.tolerance} | {c.status} |" for c in claims]
+             f"{n['pass']} passed, {n['fail']} failed, {n['not run']} not run; controls: "
+             f"{sum(c.status == 'fail' for c in controls)} of {len(controls)} fail as they must", "",
+             f"Seeds: {_fmt(None if seeds is None else list(seeds))}. Commit {record['git_commit']}"
+             f"{' (dirty)' if record['git_dirty'] else ''}, implicitrank {record['implicitrank']}, torch "
+             f"{record['torch']}, {record['started']} – {record['ended']}.", "",
+             "The paper column holds only values the paper gives (≈: read off a plot); references we derived are "
+             "labelled so.", ""]
+    lines += markdown_rows(claims)
     (out_dir / "claims.md").write_text("\n".join(lines) + "\n")
     return out_dir / "claims.json", out_dir / "claims.md"

@@ -19,7 +19,8 @@ with CP-ALS (restarts) for the ranks in between; for the baseline only the lower
 ranks 12–17 is minutes per tensor), so its rank is reported as ">= bound".
 
 ``quick``: orders 3 (ranks 1 and 3) and 4 (rank 1, init 1e-2 only: from init 1e-3 an order-4 CP leaves the
-origin only after more than 40,000 iterations), 2 repetitions, at most 6,000 iterations.
+origin only after more than 40,000 iterations), 3 repetitions, at most 6,000 iterations. Claims hold per
+repetition (the published errors: within a factor 3 on the median and in a majority of repetitions).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from ..baselines.cp_als import cp_als_full
 from ..factorizations import CPFactorization, generators
 from ..measure.tensor import tensor_rank_by_pruning
 from ..tasks.tensors import low_rank_tensor, prefix_completion
+from . import published
 from ._tensor_common import (
     epsilon_rank_lower_bound,
     mean_squared_error,
@@ -44,7 +46,7 @@ from ._tensor_common import (
     train_rmsprop,
     write_csv,
 )
-from .claims import Claim, check, check_order_of_magnitude, not_run
+from .claims import Claim, evaluate, median, not_run, seed_list
 
 NAME = "razin2020-tensor-completion"
 TITLE = "Razin & Cohen 2020 §5: tensor completion error and learned tensor rank vs number of observations"
@@ -98,7 +100,7 @@ SCALES = {
                   als_iterations=100),
     "quick": Setup((Panel(3, 1, ORDER3), Panel(3, 3, (100, 200, 300, 400, 511)),
                     Panel(4, 1, (250, 500, 1000, 1500, 2000), init_stds=(1e-2,))),
-                   (1e-2, 1e-3), seeds=2, max_steps=6000, max_rank=6, als_restarts=2, als_iterations=150),
+                   (1e-2, 1e-3), seeds=3, max_steps=6000, max_rank=6, als_restarts=2, als_iterations=150),
     "paper": Setup((Panel(3, 1, ORDER3), Panel(3, 3, ORDER3),
                     Panel(4, 1, (250, 500, 1000, 1500, 2000, 3000, 4000)),
                     Panel(4, 3, (250, 500, 1000, 1500, 2000, 3000, 4000))),
@@ -106,11 +108,11 @@ SCALES = {
 }
 
 
-def run(scale: str, out_dir: Path, seeds: int | None, data: str | None) -> list[Claim]:
+def run(scale: str, out_dir: Path, seeds, data: str | None) -> list[Claim]:
     """Train every (panel, number of observations, init std, repetition); write runs.csv, one figure per panel
     (error and tensor rank against observations, medians with 25–75% bars) and return the claims."""
     setup = SCALES[scale]
-    repetitions = seeds or setup.seeds
+    repetitions = seed_list(seeds, setup.seeds)
     rows = []
     for panel in setup.panels:
         for observations in panel.observations:
@@ -118,17 +120,19 @@ def run(scale: str, out_dir: Path, seeds: int | None, data: str | None) -> list[
     write_csv(out_dir / "runs.csv", rows)
     for panel in setup.panels:
         _plot(setup, panel, rows, out_dir / f"order{panel.order}_rank{panel.rank}.png")
-    return claims(setup, rows)
+    return claims(setup, rows, repetitions)
 
 
-def _runs(setup: Setup, panel: Panel, observations: int, repetitions: int, progress: bool) -> list[dict]:
+def _runs(setup: Setup, panel: Panel, observations: int, repetitions: tuple[int, ...],
+          progress: bool) -> list[dict]:
     shape = (setup.dim,) * panel.order
-    runs = [(seed, std) for seed in range(repetitions) for std in panel.init_stds or setup.init_stds]
-    truths = {s: low_rank_tensor(shape, panel.rank, seed=s, frobenius_norm=1.0) for s in range(repetitions)}
-    singles = {s: prefix_completion(truths[s], observations, seed=s) for s in range(repetitions)}
+    runs = [(seed, std) for seed in repetitions for std in panel.init_stds or setup.init_stds]
+    truths = {s: low_rank_tensor(shape, panel.rank, seed=s, frobenius_norm=1.0) for s in repetitions}
+    singles = {s: prefix_completion(truths[s], observations, seed=s) for s in repetitions}
     task = stack_completions([singles[s] for s, _ in runs]).to("cpu", torch.float32)
     model = CPFactorization(shape, panel.components)
-    params = model.init(len(runs), torch.tensor([std for _, std in runs]), generators([s for s, _ in runs]))
+    scales = torch.tensor([model.scale_for_entry_std(std) for _, std in runs], dtype=torch.float64)  # papers: entry std
+    params = model.init(len(runs), scales, generators([s for s, _ in runs]))
     state = train_rmsprop(model, task, params, setup.lr, max_steps=setup.max_steps,
                           loss_threshold=setup.loss_threshold, patience=setup.patience, progress=progress)
     final = [p.detach().double() for p in state.params]
@@ -149,7 +153,7 @@ def _runs(setup: Setup, panel: Panel, observations: int, repetitions: int, progr
                      "steps": int(state.steps[b]), "train_loss": float(state.loss[b]),
                      "reconstruction_error": float(relative[b]), "mean_squared_error": float(mse[b]),
                      "tensor_rank": rank, "tensor_rank_is_lower_bound": bound})
-    for seed in range(repetitions):
+    for seed in repetitions:
         zero_filled = torch.zeros(shape, dtype=torch.float64)
         idx = tuple(singles[seed].indices.long().unbind(-1))
         zero_filled[idx] = truths[seed][idx]
@@ -215,69 +219,92 @@ def _plot(setup: Setup, panel: Panel, rows: list[dict], path: Path) -> None:
     save_figure(fig, path)
 
 
-def _median(rows: list[dict], panel: Panel, method: str, key: str, observations: int) -> float | None:
-    for m, _, mid, _ in summarize(rows, panel, method, key):
-        if m == observations:
-            return mid
-    return None
+def _per_seed(rows: list[dict], panel: Panel, method: str, key: str, observations: int,
+              seeds: tuple[int, ...]) -> list[float]:
+    """``key`` of each seed's run of ``method`` at ``observations`` in ``panel`` (NaN where there is none)."""
+    def one(seed):
+        found = [r[key] for r in rows if r["order"] == panel.order and r["truth_rank"] == panel.rank
+                 and r["observations"] == observations and r["method"] == method and r["seed"] == seed]
+        return float(found[0]) if found else math.nan
+    return [one(s) for s in seeds]
 
 
-def claims(setup: Setup, rows: list[dict]) -> list[Claim]:
-    """The numbers papers.md reads off the figure (order 3/4, rank 1), and the ranks the figure shows."""
+def _over(rows, panel, method, key, counts, seeds) -> list[list[float]]:
+    """Per seed, the list of ``key`` over the observation ``counts``."""
+    values = [_per_seed(rows, panel, method, key, m, seeds) for m in counts]
+    return [list(x) for x in zip(*values)]
+
+
+def claims(setup: Setup, rows: list[dict], seeds: tuple[int, ...]) -> list[Claim]:
+    """The numbers the paper's figure shows (order 3/4, rank 1), per seed; published errors read off its log-scale
+    plot are compared within a factor 3 on the median (and in a majority of seeds). Control: the learned-rank
+    claim on the zero-filled baseline, which is not low-rank."""
     out: list[Claim] = []
     panels = {(p.order, p.rank): p for p in setup.panels}
     small, large = "init std 0.001", "init std 0.01"
     order3 = panels.get((3, 1))
     if order3 is None:
-        out.append(not_run("order 3, rank 1 panel", "-", "not in this scale"))
+        out.append(not_run("order 3, rank 1 panel", published.R20_TC_RANK1, "not in this scale"))
     else:
-        ranks = [mid for _, _, mid, _ in summarize(rows, order3, small, "tensor_rank")]
-        out.append(check("order 3, rank 1, init 1e-3: learned tensor rank at every # observations",
-                         1, ranks, "median rank 1 everywhere", bool(ranks) and all(r == 1 for r in ranks)))
-        for observations, paper in ((100, 4e-3), (200, 5e-6), (511, 5e-7)):
-            value = _median(rows, order3, small, "reconstruction_error", observations)
+        counts = order3.observations
+        control = evaluate("control: order 3, rank 1, the zero-filled baseline's tensor rank (a lower bound) at "
+                           "every # observations", "equal", 1.0,
+                           _over(rows, order3, "zero-filled baseline", "tensor_rank", counts, seeds), seeds=seeds)
+        out.append(evaluate("order 3, rank 1, init 1e-3: learned tensor rank at every # observations", "equal", 1.0,
+                            _over(rows, order3, small, "tensor_rank", counts, seeds), seeds=seeds,
+                            published=published.R20_TC_RANK1, control=control))
+        for observations, paper in published.R20_TC_ERROR.items():
             label = f"order 3, rank 1, init 1e-3: reconstruction error at {observations} observations"
-            out.append(not_run(label, paper, "not in this scale's grid") if value is None
-                       else check_order_of_magnitude(label, paper, value))
+            out.append(not_run(label, paper, "not in this scale's grid") if observations not in counts
+                       else evaluate(label, "factor", 3.0,
+                                     _per_seed(rows, order3, small, "reconstruction_error", observations, seeds),
+                                     seeds=seeds, published=paper, rule="median"))
         if large in _methods(setup, order3):
-            value = _median(rows, order3, large, "tensor_rank", 50)
-            label = "order 3, rank 1, init 1e-2: learned tensor rank at 50 observations"
-            out.append(not_run(label, 4, "not in this scale's grid") if value is None else
-                       check(label, 4, value, "> 1 (not the rank-1 solution)", value > 1))
-            late = [mid for m, _, mid, _ in summarize(rows, order3, large, "reconstruction_error") if m >= 400]
-            label = "order 3, rank 1, init 1e-2: reconstruction error from 400 observations (median)"
-            out.append(not_run(label, 4e-4, "not in this scale's grid") if not late
-                       else check_order_of_magnitude(label, 4e-4, sorted(late)[len(late) // 2]))
-            big = max(order3.observations)
-            a = _median(rows, order3, small, "reconstruction_error", big)
-            b = _median(rows, order3, large, "reconstruction_error", big)
-            out.append(check(f"order 3, rank 1: smaller init gives lower error at {big} observations",
-                             "1e-3 < 1e-2", [a, b], "error(1e-3) < error(1e-2)", a < b))
+            label = "order 3, rank 1, init 1e-2: learned tensor rank at 50 observations (not the rank-1 solution)"
+            out.append(not_run(label, published.R20_TC_LARGE_RANK, "not in this scale's grid") if 50 not in counts
+                       else evaluate(label, "at_least", 2.0, _per_seed(rows, order3, large, "tensor_rank", 50, seeds),
+                                     seeds=seeds, published=published.R20_TC_LARGE_RANK))
+            late = [m for m in counts if m >= 400]
+            label = "order 3, rank 1, init 1e-2: reconstruction error from 400 observations (median over counts)"
+            out.append(not_run(label, published.R20_TC_LARGE_ERROR, "not in this scale's grid") if not late
+                       else evaluate(label, "factor", 3.0,
+                                     [median(v) for v in _over(rows, order3, large, "reconstruction_error", late,
+                                                                seeds)],
+                                     seeds=seeds, published=published.R20_TC_LARGE_ERROR, rule="median"))
+            big = max(counts)
+            pair = zip(_per_seed(rows, order3, small, "reconstruction_error", big, seeds),
+                       _per_seed(rows, order3, large, "reconstruction_error", big, seeds))
+            out.append(evaluate(f"order 3, rank 1: smaller init gives lower error at {big} observations ([1e-3, 1e-2])",
+                                "less", None, [list(x) for x in pair], seeds=seeds,
+                                published=published.R20_TC_SMALLER_INIT))
         # The matricization bound cannot exceed the mode size, so 12-17 itself is out of its reach; and with
         # most entries observed the zero-filled tensor is the truth plus a few entries (rank 2 at 511 of 512),
         # so the claim is about the sparse half of the axis.
         half = setup.dim**3 // 2
-        baseline = [mid for m, _, mid, _ in summarize(rows, order3, "zero-filled baseline", "tensor_rank")
-                    if m <= half]
-        out.append(check(f"order 3, rank 1: tensor rank of the zero-filled baseline at <= {half} observations "
-                         f"(ours: a lower bound, <= {setup.dim})", "12-17", baseline,
-                         f">= {setup.dim // 2} (learned: 1)", bool(baseline) and min(baseline) >= setup.dim // 2))
+        sparse = [m for m in counts if m <= half]
+        out.append(evaluate(f"order 3, rank 1: tensor rank of the zero-filled baseline at <= {half} observations "
+                            f"(ours: a lower bound, <= {setup.dim}; learned: 1)", "at_least", float(setup.dim // 2),
+                            _over(rows, order3, "zero-filled baseline", "tensor_rank", sparse, seeds), seeds=seeds,
+                            published=published.R20_TC_BASELINE_RANK))
     order4 = panels.get((4, 1))
-    for std, label_std, paper, start in ((small, "1e-3", 5e-7, 1000), (large, "1e-2", 2e-5, 1500)):
+    for std, label_std, start in ((small, "1e-3", 1000), (large, "1e-2", 1500)):
+        paper = published.R20_TC_ORDER4[label_std]
         label = f"order 4, rank 1, init {label_std}: reconstruction error from {start} observations (median)"
         if order4 is None or std not in _methods(setup, order4):
             reason = "not in this scale" if order4 is None else (
                 "at order 4, init 1e-3 leaves the origin only after > 40,000 iterations: paper scale")
             out.append(not_run(label, paper, reason))
             continue
-        late = [mid for m, _, mid, _ in summarize(rows, order4, std, "reconstruction_error") if m >= start]
+        late = [m for m in order4.observations if m >= start]
         out.append(not_run(label, paper, "not in this scale's grid") if not late
-                   else check_order_of_magnitude(label, paper, sorted(late)[len(late) // 2]))
+                   else evaluate(label, "factor", 3.0,
+                                 [median(v) for v in _over(rows, order4, std, "reconstruction_error", late, seeds)],
+                                 seeds=seeds, published=paper, rule="median"))
     for (order, rank), panel in panels.items():
         if rank == 1:
             continue
         big = max(panel.observations)
-        value = _median(rows, panel, small, "tensor_rank", big)
-        out.append(check(f"order {order}, rank {rank}, init 1e-3: learned tensor rank at {big} observations",
-                         rank, value, "equal to the ground truth's", value == rank))
+        out.append(evaluate(f"order {order}, rank {rank}, init 1e-3: learned tensor rank at {big} observations "
+                            "(the ground truth's)", "equal", float(rank),
+                            _per_seed(rows, panel, small, "tensor_rank", big, seeds), seeds=seeds))
     return out

@@ -1,7 +1,8 @@
 """The reproducible experiments, by name.
 
 Each experiment is a module with ``NAME``, ``TITLE``, ``SCALES`` (``test``, ``quick``, ``paper``) and
-``run(scale: str, out_dir: Path, seeds: int, data: str | None) -> list[Claim]``, which writes its
+``run(scale: str, out_dir: Path, seeds: int | Sequence[int] | None, data: str | None) -> list[Claim]`` (``seeds``:
+a count, the seeds themselves, or None for the scale's own; ``claims.seed_list``), which writes its
 figure(s) as PNG and the tidy table behind them as CSV into ``out_dir`` (claims are written by the
 caller). ``test`` takes seconds (the test suite), ``quick`` minutes on 2 CPU cores, ``paper`` the
 published sizes.
@@ -10,12 +11,14 @@ published sizes.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-from ..errors import UsageError
+from .. import provenance
+from ..errors import MissingInputError, UsageError
 from ..threads import LARGE_WORK, policy_threads, torch_threads
-from .claims import Claim, write_claims
+from .claims import Claim, seed_list, write_claims
 
 MODULES = {
     # name -> module under implicitrank.experiments
@@ -40,6 +43,31 @@ QUICK_SECONDS = {
 }
 
 
+# The experiments that read ``--data``, and what they read; the others refuse it.
+USES_DATA = {
+    "arora2019-dynamics": "a MovieLens 100K u.data file",
+    "razin2021-natural": "a directory of MNIST / Fashion-MNIST IDX files",
+    "razin2022-locality": "the CIFAR-10 python batches' directory (paper scale)",
+}
+
+
+def check_data(name: str, data: str | None) -> None:
+    """Refuse ``data`` for an experiment that does not read it, or data it cannot read, before anything runs."""
+    if data is None:
+        return
+    if name not in USES_DATA:
+        uses = "; ".join(f"{n}: {what}" for n, what in USES_DATA.items())
+        raise UsageError(f"--data: {name} uses no data; leave --data out (experiments that read it: {uses})")
+    if name == "arora2019-dynamics":
+        from ..tasks.files import data_shape
+
+        data_shape(data)
+    elif name == "razin2021-natural":
+        experiment(name).find_idx_sets(data)
+    elif not Path(data).is_dir():
+        raise MissingInputError(f"data: {data!r} is not a directory; {name} reads {USES_DATA[name]}")
+
+
 def experiment(name: str) -> ModuleType:
     """The module reproducing experiment ``name`` (a key of ``MODULES``), imported on first use."""
     if name not in MODULES:
@@ -47,22 +75,25 @@ def experiment(name: str) -> ModuleType:
     return importlib.import_module(f"implicitrank.experiments.{MODULES[name]}")
 
 
-def reproduce(name: str, scale: str, out_dir: str | Path, seeds: int | None = None,
+def reproduce(name: str, scale: str, out_dir: str | Path, seeds: int | Sequence[int] | None = None,
               data: str | None = None, threads: int | None = None) -> list[Claim]:
-    """Run one experiment at ``scale`` into ``out_dir`` and write its claims.json and claims.md.
+    """Run one experiment at ``scale`` into ``out_dir`` and write its claims.json and claims.md (with provenance).
 
+    ``seeds``: a count (``3``: seeds 0, 1, 2), the seeds themselves (``(0, 5)``), or None for the scale's own.
     ``threads``: torch threads while it runs (None: the package's policy, ``threads.policy_threads``: one
     thread for the matrix and tensor runs at every scale, the free cores for the paper scale's networks)."""
     if scale not in SCALE_NAMES:
         raise UsageError(f"scale must be one of {SCALE_NAMES}, got {scale!r}")
-    if seeds is not None and seeds < 1:
-        raise UsageError(f"seeds must be >= 1, got {seeds}")
+    if seeds is not None:
+        seeds = seed_list(seeds, 1)
     module = experiment(name)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    started = provenance.now()
     # One torch thread at the small scales (their problems gain nothing from more); at paper scale the free cores,
     # never more, which the runs' own policy (run_batch) brings down to one for the small problems.
     with torch_threads(threads if threads is not None else policy_threads(LARGE_WORK if scale == "paper" else 0)):
         claims = module.run(scale, out_dir, seeds, data)
-    write_claims(out_dir, name, scale, claims)
+    used = sorted({s for c in claims for s in c.seeds})
+    write_claims(out_dir, name, scale, claims, seeds=used, started=started)
     return claims

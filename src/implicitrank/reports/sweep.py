@@ -155,7 +155,7 @@ def _final_quantities(series: dict[str, list[dict]], x_key: str) -> str | None:
     axis_label, symbol = plots.QUANTITY_LABELS[name]
     ncols = min(len(finals), 3)
     nrows = math.ceil(len(finals) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.6 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(max(4.6 * ncols, 6.4), 3.6 * nrows + 0.4), squeeze=False)
     for ax in axes.flat[len(finals):]:
         ax.axis("off")
     xs_all = sorted({x for rows in finals.values() for x, _ in rows})
@@ -175,7 +175,7 @@ def _final_quantities(series: dict[str, list[dict]], x_key: str) -> str | None:
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(f"final {axis_label.split(' (')[0]} (median over seeds), per line of the sweep")
+    fig.suptitle(f"final {axis_label.split(' (')[0]}\n(median over seeds), per line of the sweep", fontsize=10)
     return figure_uri(fig)
 
 

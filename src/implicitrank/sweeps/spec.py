@@ -68,6 +68,9 @@ class SweepSpec:
             raise UsageError(f"tensorboard must be true or false, got {self.tensorboard!r}")
         if not self.name or not isinstance(self.name, str):
             raise UsageError(f"name must be a non-empty string, got {self.name!r}")
+        if not (self.base or self.axes or self.zips):
+            raise UsageError("spec: names no field in [base], [axes] or [zip]; a sweep spec names at least one thing "
+                             "to set or vary, e.g. [axes] seed = \"0..4\"")
         for key, value in self.base.items():
             _check_value("base", key, value)
         seen: dict[str, str] = {}

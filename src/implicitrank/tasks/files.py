@@ -110,8 +110,13 @@ def data_shape(path: str | Path) -> tuple[int, int]:
 def movielens_completion(
     path: str | Path, num_observations: int = 10_000, seed: int = 0, batch: int = 1
 ) -> Completion:
-    """MovieLens completion (Arora et al. 2019, Fig. 3): ``num_observations`` random ratings train,
-    the rest are held out (``test_indices``/``test_values``). Ratings are not normalized."""
+    """MovieLens completion: ``num_observations`` random ratings train, the rest are held out
+    (``test_indices``/``test_values``). Ratings are not normalized.
+
+    References
+    ----------
+    Arora, Cohen, Hu & Luo, NeurIPS 2019, §5, Fig. 3 (MovieLens 100K, 10,000 random ratings for training).
+    """
     table = read_movielens(path)
     shape = _movielens_shape(table)
     if not 1 <= num_observations < len(table):

@@ -12,7 +12,13 @@ def low_rank_matrix(
 ) -> Tensor:
     """W* = U V^T with U ∈ R^{rows×rank}, V ∈ R^{cols×rank} i.i.d. N(0, 1), rescaled so that
     ||W*||_F = ``frobenius_norm`` (default sqrt(rows·cols): entries of RMS 1, i.e. ||W*||_F = n = 100
-    for the papers' 100×100 target)."""
+    for the papers' 100×100 target).
+
+    References
+    ----------
+    Arora, Cohen, Hu & Luo, NeurIPS 2019, §5 (U, V ∈ R^{100×5} i.i.d. N(0, 1), W* = U Vᵀ rescaled to
+    ||W*||_F = 100).
+    """
     if rows < 1 or cols < 1:
         raise ValueError(f"shape must be positive, got {rows}x{cols}")
     if not 1 <= rank <= min(rows, cols):

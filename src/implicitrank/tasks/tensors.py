@@ -29,7 +29,12 @@ def low_rank_tensor(
     dtype: torch.dtype = torch.float64,
 ) -> Tensor:
     """W* = Σ_{r=1}^{rank} u_r^1 ⊗ ⋯ ⊗ u_r^N with u_r^n i.i.d. N(0, I), rescaled to ||W*||_F =
-    ``frobenius_norm`` (Razin et al. 2021: order 4, dims 10, rank 5, norm 1)."""
+    ``frobenius_norm``.
+
+    References
+    ----------
+    Razin, Maman & Cohen, ICML 2021, §5 (ground truth of order 4, dimensions 10, rank 5, norm 1).
+    """
     shape = tuple(int(d) for d in shape)
     if len(shape) < 1 or any(d < 1 for d in shape):
         raise ValueError(f"shape must be a non-empty tuple of positive mode sizes, got {shape}")
@@ -45,7 +50,12 @@ def low_rank_tensor(
 def permutation_prefix(shape: tuple[int, ...], num_observations: int, seed: int = 0) -> Tensor:
     """The first ``num_observations`` entries of one random permutation of all entries (seeded), as
     multi-indices (M, N). Prefixes of the same seed are nested, so a sweep over the number of
-    observations adds entries to a fixed set (Razin & Cohen 2020 §5)."""
+    observations adds entries to a fixed set.
+
+    References
+    ----------
+    Razin & Cohen, NeurIPS 2020, §5 (tensor completion with a growing number of observed entries).
+    """
     numel = math.prod(shape)
     if numel > MAX_PERMUTED_ENTRIES:
         raise ValueError(f"shape {shape} has {numel:.3g} entries; permuting more than {MAX_PERMUTED_ENTRIES} "
