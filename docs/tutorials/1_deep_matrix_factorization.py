@@ -13,7 +13,7 @@
 # %% [markdown]
 # # 1. Deep matrix factorization
 #
-# Matrix completion: recover a low-rank matrix W* from a few of its entries. With no explicit regularizer, fit the
+# Matrix completion: recover a low-rank matrix `W*` from a few of its entries. With no explicit regularizer, fit the
 # observed entries by gradient descent on a product of matrices W = W_N⋯W_1, starting near zero, and read off what
 # it predicts for the unobserved ones. Arora, Cohen, Hu & Luo (NeurIPS 2019) found that deeper products complete
 # better, better even than the nuclear-norm minimizer that depth 2 was conjectured to find, and explained why: the
@@ -44,10 +44,10 @@ torch.set_num_threads(1)  # small problems: one thread is fastest
 # ## Depth 1, 2, 3 against the nuclear norm
 #
 # A 50×50 matrix of rank 3 (entries of RMS 1), 600 of its 2500 entries observed. The loss is the mean over the observed
-# entries of the squared error, L(W) = mean_{(i,j)∈Ω} (W_ij − W*_ij)². Each depth trains from a small Gaussian init
-# (`init_scale` is ‖W(0)‖_F, here 1e-2, against ‖W*‖_F = 50) with the papers' global RMSprop (the step direction is the
-# gradient; only its length adapts) until the loss is below 1e-5. The baseline is the minimum nuclear norm completion,
-# min ‖X‖_* subject to X_ij = W*_ij on Ω.
+# entries of the squared error, `L(W) = mean_{(i,j)∈Ω} (W_ij − W*_ij)²`. Each depth trains from a small Gaussian init
+# (`init_scale` is ‖W(0)‖_F, here 1e-2, against `‖W*‖_F = 50`) with the papers' global RMSprop (the step direction is
+# the gradient; only its length adapts) until the loss is below 1e-5. The baseline is the minimum nuclear norm
+# completion, `min ‖X‖_* subject to X_ij = W*_ij on Ω`.
 
 # %%
 target = low_rank_matrix(50, 50, rank=3, seed=0)
@@ -70,7 +70,7 @@ for name, w in solutions.items():
 # %% [markdown]
 # Every method fits the 600 observations; they differ in what they put everywhere else. Depth 1 (gradient descent
 # on W itself) leaves the unobserved entries near zero; depth 2 and the nuclear norm do much better; depth 3 nearly
-# recovers W*. The singular values say why: depth 3 concentrates the energy in three values, as the truth does.
+# recovers `W*`. The singular values say why: depth 3 concentrates the energy in three values, as the truth does.
 
 # %% tags=["front-page"]
 fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))

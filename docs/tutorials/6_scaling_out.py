@@ -122,7 +122,7 @@ implicitrank("sweep", "status", "local")
 # ## Collect one table
 #
 # `collect` writes `results.csv`: one row per run, its configuration beside its summary (reconstruction error
-# ‖W − W*‖_F/‖W*‖_F, effective rank, norms, steps, status); `collect_rows` gives the same rows in Python. The error
+# `‖W − W*‖_F/‖W*‖_F`, effective rank, norms, steps, status); `collect_rows` gives the same rows in Python. The error
 # falls with the number of observations, and depth 3 needs fewer of them than depth 2 to recover the matrix (Arora
 # et al. 2019, Figure 1).
 
