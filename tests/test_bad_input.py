@@ -315,6 +315,35 @@ CASES = [
     Case("locality cifar10 without a path", ("locality", "is-same-class", "--source", "cifar10", "--scale", "test",
                                              "--out", "{tmp}/o"), 2, ("cifar_path is required",),
          check=_nothing_written),
+    # neighbours: values that reached the library unchecked (tracebacks before)
+    Case("mf width 0", ("mf", *TINY, "--width", "0", "--out", "{tmp}/o"), 2, ("width must be >= 1",),
+         check=_nothing_written),
+    Case("target norm inf", ("mf", *TINY, "--target-norm", "inf", "--out", "{tmp}/o"), 2, ("target_norm",),
+         check=_nothing_written),
+    Case("htf init mean inf", ("htf", "--shape", "3", "3", "3", "3", "--num-observations", "10", "--init-mean", "inf",
+                               "--no-progress", "--out", "{tmp}/o"), 2, ("init_mean must be finite",),
+         check=_nothing_written),
+    Case("nnm tol 0", ("nnm", "--shape", "6", "5", "--rank", "1", "--num-observations", "20", "--tol", "0", "--out",
+                       "{tmp}/o"), 2, ("--tol",), check=_nothing_written),
+    Case("nnm max-iter 0", ("nnm", "--shape", "6", "5", "--rank", "1", "--num-observations", "20", "--max-iter", "0",
+                            "--out", "{tmp}/o"), 2, ("--max-iter",), check=_nothing_written),
+    Case("is-same-class negative distance", ("locality", "is-same-class", "--distances", "-5", "--scale", "test",
+                                             "--out", "{tmp}/o"), 2, ("distances d must be >= 0",),
+         check=_nothing_written),
+    Case("nnm eps-constraint nan", ("nnm", "--shape", "6", "5", "--rank", "1", "--num-observations", "20",
+                                    "--eps-constraint", "nan", "--out", "{tmp}/o"), 2, ("eps_constraint",),
+         check=_nothing_written),
+    Case("mf max-steps -1", ("mf", *TINY, "--max-steps", "-1", "--out", "{tmp}/o"), 2, ("max_steps must be >= 0",),
+         check=_nothing_written),
+    Case("mf loss threshold nan", ("mf", *TINY, "--loss-threshold", "nan", "--out", "{tmp}/o"), 2,
+         ("loss_threshold",), check=_nothing_written),
+    Case("htf tree with a mode out of range", ("htf", "--shape", "3", "3", "3", "3", "--num-observations", "10",
+                                               "--tree", "((0,1),(2,9))", "--out", "{tmp}/o"), 2,
+         ("tree must partition the modes",), check=_nothing_written),
+    Case("plot of a directory without metrics", ("plot", "{tmp}"), 2, ("no metrics.jsonl",)),
+    Case("sweep status of a non-sweep directory", ("sweep", "status", "{tmp}"), 2, ("not a sweep directory",)),
+    Case("reproduce an unknown experiment", ("reproduce", "nope", "--out", "{tmp}/o"), 2, ("experiment must be one",),
+         check=_nothing_written),
     # options that do not exist must not half-work (item 8)
     Case("abbreviated option", ("locality", "is-same-class", "--cifar", "{tmp}/c", "--out", "{tmp}/o"), 2,
          ("unrecognized arguments", "--cifar")),
@@ -437,3 +466,25 @@ def test_seconds_after_a_resume_count_the_whole_run_and_config_records_the_devic
     (summary,) = run_batch(configs, [tmp_path / "r"], resume=True, progress=False, plots=False).summaries
     assert summary["seconds"] >= 2.0 > time.perf_counter() - started
     assert json.loads((tmp_path / "r" / "config.json").read_text())["device_used"] == "cpu"
+
+
+def test_the_readme_names_only_flags_its_commands_have() -> None:
+    """Item 8: with abbreviations off, a flag the README's command table shows (``--cifar`` for ``--cifar-path``)
+    must be one its command has."""
+    import re
+
+    from implicitrank.cli import build_parser, subcommands
+
+    commands = dict(subcommands(build_parser()))
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    checked = 0
+    for row in (line for line in readme.splitlines() if line.startswith("| `implicitrank ")):
+        cell = row.split(" | ")[0]  # `implicitrank tf` / `htf`: the commands the row is about
+        names = {" ".join(words[:2]) if " ".join(words[:2]) in commands else words[0]
+                 for words in (m.split() for m in re.findall(r"`(?:implicitrank )?([a-z][a-z -]*)", cell))}
+        options = {o for name in names & set(commands) for action in commands[name]._actions
+                   for o in action.option_strings}
+        for flag in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", row):
+            assert flag in options, f"README: `implicitrank {' / '.join(sorted(names))}` has no {flag}: {row}"
+            checked += 1
+    assert checked >= 8

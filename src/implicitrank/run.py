@@ -128,8 +128,12 @@ class RunConfig:
             raise UsageError(f"depth must be >= 1, got {self.depth}")
         if self.components is not None and self.components < 1:
             raise UsageError(f"components must be >= 1, got {self.components}")
-        if self.target_norm is not None and not self.target_norm > 0:
-            raise UsageError(f"target_norm must be positive, got {self.target_norm}")
+        if self.target_norm is not None and not 0 < self.target_norm < math.inf:
+            raise UsageError(f"target_norm must be positive (finite and > 0), got {self.target_norm}")
+        if not math.isfinite(self.init_mean):
+            raise UsageError(f"init_mean must be finite, got {self.init_mean}")
+        if self.width is not None and self.width < 1:
+            raise UsageError(f"width must be >= 1 (or None: the default), got {self.width}")
         if self.max_steps < 0 or self.top < 1:
             raise UsageError(f"max_steps must be >= 0 and top >= 1, got {self.max_steps}, {self.top}")
         if self.data is not None and self.task != "completion":
