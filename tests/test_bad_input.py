@@ -466,3 +466,25 @@ def test_seconds_after_a_resume_count_the_whole_run_and_config_records_the_devic
     (summary,) = run_batch(configs, [tmp_path / "r"], resume=True, progress=False, plots=False).summaries
     assert summary["seconds"] >= 2.0 > time.perf_counter() - started
     assert json.loads((tmp_path / "r" / "config.json").read_text())["device_used"] == "cpu"
+
+
+def test_the_readme_names_only_flags_its_commands_have() -> None:
+    """Item 8: with abbreviations off, a flag the README's command table shows (``--cifar`` for ``--cifar-path``)
+    must be one its command has."""
+    import re
+
+    from implicitrank.cli import build_parser, subcommands
+
+    commands = dict(subcommands(build_parser()))
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    checked = 0
+    for row in (line for line in readme.splitlines() if line.startswith("| `implicitrank ")):
+        cell = row.split(" | ")[0]  # `implicitrank tf` / `htf`: the commands the row is about
+        names = {" ".join(words[:2]) if " ".join(words[:2]) in commands else words[0]
+                 for words in (m.split() for m in re.findall(r"`(?:implicitrank )?([a-z][a-z -]*)", cell))}
+        options = {o for name in names & set(commands) for action in commands[name]._actions
+                   for o in action.option_strings}
+        for flag in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", row):
+            assert flag in options, f"README: `implicitrank {' / '.join(sorted(names))}` has no {flag}: {row}"
+            checked += 1
+    assert checked >= 8
