@@ -9,7 +9,6 @@ n = 100) and by minimum nuclear norm. Published (squared error): nuclear norm 1.
 from __future__ import annotations
 
 import argparse
-import statistics
 from pathlib import Path
 
 from . import _common
@@ -38,6 +37,8 @@ def register(subparsers) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    import statistics
+
     _common.apply_threads(args.threads)
     from .. import provenance, results
     from ..run import RunConfig, run_batch
@@ -83,6 +84,8 @@ def _run_dir(depth: int, seed: int, seeds: int) -> str:
 
 def _plot(out: Path, spectra: dict[str, list[dict]], rows: list[dict], setup: str) -> None:
     """Singular values of the first seed's run per depth, and the squared error by method (median over seeds)."""
+    import statistics
+
     import matplotlib
 
     matplotlib.use("Agg")

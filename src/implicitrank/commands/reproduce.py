@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import multiprocessing
 import os
 import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import OutputExistsError, UsageError
 from ..threads import available_cores, pin_threads
-from ..workers import start_worker
 from ._common import (
     add_data,
     add_out,
@@ -197,7 +194,11 @@ def _ours(claim: dict) -> str:
 
 def _run_parallel(names: list[str], args: argparse.Namespace, out: Path, jobs: int) -> dict[str, list[Claim]]:
     """Run ``names`` on ``jobs`` worker processes (one torch thread each, or ``--threads``), longest first."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
     from ..experiments.registry import QUICK_SECONDS
+    from ..workers import start_worker
 
     threads = args.threads or 1
     order = sorted(names, key=lambda n: QUICK_SECONDS.get(n, 0), reverse=True)
