@@ -27,8 +27,8 @@ from ._common import (
     add_tensorboard,
     add_threads,
     default_out,
-    int_list,
     resolve_data,
+    seed_list,
 )
 from ._defaults import SCALES
 
@@ -46,7 +46,7 @@ def register(subparsers) -> None:
     p.add_argument("--scale", choices=SCALES, default="quick",
                    help="test: seconds; quick: minutes on 2 CPU cores; paper: the published sizes")
     add_out(p, "reproduce")
-    p.add_argument("--seeds", type=int_list, default=None,
+    p.add_argument("--seeds", type=seed_list, default=None,
                    help="the repetitions' seeds, e.g. 0..2 for three (default: the scale's own)")
     add_data(p, "data the experiment can use: MovieLens u.data, MNIST/Fashion-MNIST IDX directory, CIFAR-10 batches")
     p.add_argument("--jobs", type=int, default=None,
