@@ -168,6 +168,15 @@ def test_the_stated_law_holds_over_a_tiny_gradient_step_from_a_balanced_init(kin
     assert float((wrong - measured).abs().max()) > 0.1 * float(measured.abs().max())
 
 
+def test_a_run_configured_with_an_init_its_model_lacks_is_refused_naming_the_allowed_ones():
+    from implicitrank.errors import UsageError
+    from implicitrank.run import RunConfig
+
+    with pytest.raises(UsageError, match=r"init must be one of \['gaussian', 'balanced'\], got 'identity'"):
+        RunConfig(model="cp", shape=(4, 4, 4), rank=1, num_observations=10, init="identity")
+    assert RunConfig(model="cp", shape=(4, 4, 4), rank=1, num_observations=10, init="balanced").init == "balanced"
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_an_init_that_does_not_apply_is_refused_in_one_line_naming_the_allowed_ones(kind):
     model = BUILD[kind]()

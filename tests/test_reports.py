@@ -159,11 +159,16 @@ def test_a_damaged_directory_still_renders_and_says_what_is_wrong(reproduction, 
     target.write_text(json.dumps(record))
     for png in (damaged / EXPERIMENTS[1]).glob("*.png"):
         png.unlink()
+    crashed = damaged / "razin2022-locality"  # a worker that died: its log, no claims
+    crashed.mkdir()
+    (crashed / "log.txt").write_text("Traceback (most recent call last):\nRuntimeError: out of memory\n")
     page = open_page(chromium, write_report(damaged))
     text = page.execute_script("return document.body.innerText")
     assert "no figure" in text
-    failed = _rows(page, "#summary tbody tr")[0]
-    assert failed[0] == EXPERIMENTS[1] and failed[1] == "failed"
+    assert "did not finish" in text and "RuntimeError: out of memory" in text
+    summary = _rows(page, "#summary tbody tr")
+    assert sorted(r[0] for r in summary[:2]) == sorted([EXPERIMENTS[1], "razin2022-locality"])
+    assert [r[1] for r in summary] == ["failed", "failed", "passed"]
     assert all_images_decoded(page) and console_errors(page) == []
     screenshot(page, tmp_path / "damaged-reproduction.png")
 

@@ -99,6 +99,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
         _choice("model", self.model, tuple(MODELS))
+        _choice("init", self.init, MODELS[self.model].inits)
         _choice("task", self.task, TASKS)
         _choice("optimizer", self.optimizer, METHODS)
         _choice("dtype", self.dtype, tuple(DTYPES))
@@ -188,6 +189,7 @@ class ModelEntry:
 
     build: Callable[[RunConfig], Factorization]
     ground_truth: Callable[[RunConfig], Tensor]
+    inits: tuple[str, ...]  # the factorization's ``inits``: the values ``RunConfig.init`` may take
 
 
 def _matrix(config: RunConfig) -> MatrixFactorization:
@@ -227,9 +229,9 @@ def _cp_truth(config: RunConfig) -> Tensor:
 # the per-run init scales, and ``ground_truth(config) -> Tensor`` of shape config.shape with rank
 # config.rank and Frobenius norm config.target_norm (None: sqrt(numel)), seeded by config.truth_seed.
 MODELS: dict[str, ModelEntry] = {
-    "matrix": ModelEntry(_matrix, _matrix_truth),
-    "cp": ModelEntry(_cp, _cp_truth),
-    "ht": ModelEntry(_ht, _ht_truth),
+    "matrix": ModelEntry(_matrix, _matrix_truth, MatrixFactorization.inits),
+    "cp": ModelEntry(_cp, _cp_truth, CPFactorization.inits),
+    "ht": ModelEntry(_ht, _ht_truth, HierarchicalFactorization.inits),
 }
 
 

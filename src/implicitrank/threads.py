@@ -112,18 +112,24 @@ def _set(threads: int) -> None:
 
 
 @contextmanager
-def torch_threads(count: int | None) -> Iterator[None]:
-    """Run with ``count`` torch intra-op threads (None: leave as is), restoring the setting afterwards.
+def torch_threads(count: int | None, *, explicit: bool = False) -> Iterator[None]:
+    """Run with ``count`` torch intra-op threads (None: leave as is), restoring the setting afterwards;
+    ``explicit``: the count is the user's choice (``--threads``), which overrides ``policy_threads`` meanwhile
+    (a run started inside then keeps it instead of dropping to one thread).
 
     The problems of the papers are small (at most 100×100 matrices): a second thread buys nothing, and
     on a shared machine a spinning thread pool made small steps 50–100× slower than one thread.
     """
+    global _explicit
     import torch
 
-    previous = torch.get_num_threads()
+    previous, previous_explicit = torch.get_num_threads(), _explicit
     if count is not None:
         torch.set_num_threads(count)
+        if explicit:
+            _explicit = count
     try:
         yield
     finally:
         torch.set_num_threads(previous)
+        _explicit = previous_explicit

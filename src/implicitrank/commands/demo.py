@@ -9,7 +9,6 @@ n = 100) and by minimum nuclear norm. Published (squared error): nuclear norm 1.
 from __future__ import annotations
 
 import argparse
-import statistics
 from pathlib import Path
 
 from . import _common
@@ -38,6 +37,8 @@ def register(subparsers) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    import statistics
+
     _common.apply_threads(args.threads)
     from .. import provenance, results
     from ..run import RunConfig, run_batch
@@ -83,6 +84,8 @@ def _run_dir(depth: int, seed: int, seeds: int) -> str:
 
 def _plot(out: Path, spectra: dict[str, list[dict]], rows: list[dict], setup: str) -> None:
     """Singular values of the first seed's run per depth, and the squared error by method (median over seeds)."""
+    import statistics
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -96,9 +99,11 @@ def _plot(out: Path, spectra: dict[str, list[dict]], rows: list[dict], setup: st
     ax = axes[3]
     names = list(dict.fromkeys(r["method"] for r in rows))
     errors = {m: [r["reconstruction_error_squared"] for r in rows if r["method"] == m] for m in names}
-    ax.bar(names, [statistics.median(errors[m]) for m in names], color=["C0", "C1", "C2", "C3"])
+    ax.bar(names, [statistics.median(errors[m]) for m in names], color=["C0", "C1", "C2", "C3"],
+           label="median over seeds")
     for i, m in enumerate(names):  # one dot per seed; the bar is their median
-        ax.plot([i] * len(errors[m]), errors[m], "k.")
+        ax.plot([i] * len(errors[m]), errors[m], "k.", label="one seed" if i == 0 else None)
+    ax.legend(fontsize=8)
     ax.set(yscale="log", xlabel="method", ylabel="‖W − W*‖²_F / ‖W*‖²_F (squared, 2019 convention)",
            title="reconstruction error by method" + (" (median over seeds)" if len(rows) > len(names) else ""))
     fig.suptitle(f"Arora et al. 2019 §5 set-up: {setup}")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -69,6 +68,8 @@ def config_from(args: argparse.Namespace) -> DigitsConfig:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     _common.apply_threads(args.threads)
     from tqdm import tqdm
 

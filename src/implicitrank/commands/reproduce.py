@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import multiprocessing
 import os
 import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import OutputExistsError, UsageError
 from ..threads import available_cores, pin_threads
-from ..workers import start_worker
 from ._common import (
     add_data,
     add_out,
@@ -30,8 +27,8 @@ from ._common import (
     add_tensorboard,
     add_threads,
     default_out,
-    int_list,
     resolve_data,
+    seed_list,
 )
 from ._defaults import SCALES
 
@@ -49,7 +46,7 @@ def register(subparsers) -> None:
     p.add_argument("--scale", choices=SCALES, default="quick",
                    help="test: seconds; quick: minutes on 2 CPU cores; paper: the published sizes")
     add_out(p, "reproduce")
-    p.add_argument("--seeds", type=int_list, default=None,
+    p.add_argument("--seeds", type=seed_list, default=None,
                    help="the repetitions' seeds, e.g. 0..2 for three (default: the scale's own)")
     add_data(p, "data the experiment can use: MovieLens u.data, MNIST/Fashion-MNIST IDX directory, CIFAR-10 batches")
     p.add_argument("--jobs", type=int, default=None,
@@ -197,7 +194,11 @@ def _ours(claim: dict) -> str:
 
 def _run_parallel(names: list[str], args: argparse.Namespace, out: Path, jobs: int) -> dict[str, list[Claim]]:
     """Run ``names`` on ``jobs`` worker processes (one torch thread each, or ``--threads``), longest first."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
     from ..experiments.registry import QUICK_SECONDS
+    from ..workers import start_worker
 
     threads = args.threads or 1
     order = sorted(names, key=lambda n: QUICK_SECONDS.get(n, 0), reverse=True)

@@ -127,7 +127,8 @@ class CPFactorization:
         device: torch.device | str = "cpu",
     ) -> list[Tensor]:
         """Factor entries i.i.d. N(init_mean, s²) with s = ``entry_std(init_scale)`` (then balanced for
-        ``init_method="balanced"``), run b drawn from ``generator[b]``."""
+        ``init_method="balanced"``), run b drawn from ``generator[b]``; ``init_scale`` (one per run, or one for
+        all) is the root-mean-square ||W(0) − E W(0)||_F (see the class docstring)."""
         gens, scale = protocol.per_run_scales(init_scale, generator, batch)
         noise = protocol.batched_normal(gens, (self.order, max(self.shape), self.num_components),
                                         dtype=torch.float64, device="cpu")

@@ -152,7 +152,8 @@ class HierarchicalFactorization:
         device: torch.device | str = "cpu",
     ) -> list[Tensor]:
         """The node matrices W^(ν), (B, R_ν, R_Pa(ν)) each in node order, run b drawn from ``generator[b]``
-        with ``init_scale[b]`` (see ``init_method`` in the class docstring)."""
+        with ``init_scale[b]`` (one per run, or one for all), the root-mean-square ||W(0) − E W(0)||_F (see
+        ``init_method`` in the class docstring)."""
         gens, scale = protocol.per_run_scales(init_scale, generator, batch)
         sizes = [(self.node_widths[v], self.parent_width(v)) for v in range(self.tree.num_nodes)]
         noise = [protocol.batched_normal(gens, size, dtype=torch.float64, device="cpu") for size in sizes]

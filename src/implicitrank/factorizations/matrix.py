@@ -82,8 +82,8 @@ class MatrixFactorization:
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
     ) -> list[Tensor]:
-        """The factors, (B, d_{j+1}, d_j) each, run b drawn from ``generator[b]`` with ``init_scale[b]`` (see
-        ``init_method`` in the class docstring)."""
+        """The factors, (B, d_{j+1}, d_j) each, run b drawn from ``generator[b]`` with ``init_scale[b]`` (one
+        per run, or one for all), the root-mean-square ||W(0)||_F (see ``init_method`` in the class docstring)."""
         gens, scale = protocol.per_run_scales(init_scale, generator, batch)
         dims, k, N = self.dims, min(self.rows, self.cols), self.depth
         params: list[Tensor]

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import plots, results
+from ..sweeps.state import ERROR, RUNS, SWEEP, read_sweep, sweep_status
 from ._page import cell, css_class, figure_uri, fmt, render, table
 
-SWEEP = "sweep.json"
 METRICS_SHOWN = ("reconstruction_error", "reconstruction_error_squared", "unobserved_error", "effective_rank",
                  "nuclear_norm", "train_loss", "test_mse", "steps", "seconds")
 REPEATS = ("seed", "data_seed", "truth_seed")  # axes a line takes the median over
@@ -32,8 +32,6 @@ def is_sweep(directory: Path) -> bool:
 
 def write(root: Path) -> Path:
     """Write ``root/report.html``; return its path."""
-    from ..sweeps.state import ERROR, RUNS, read_sweep, sweep_status
-
     sweep = read_sweep(root)
     spec = sweep["spec"]
     axes = [*spec.get("axes", {}), *(k for group in spec.get("zip", []) for k in group)]
