@@ -189,7 +189,8 @@ def _cell(value) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_cell(v) for v in value) + "]"
     if isinstance(value, dict):  # a published value: its number, paper, place and how it was obtained
-        approx = "≈" if value.get("approximate") else ""
+        number = isinstance(value.get("value"), (int, float, list, tuple))
+        approx = "≈" if value.get("approximate") and number else ""  # a statement carries its own ≈
         where = ", ".join(str(value[k]) for k in ("paper", "where", "how") if value.get(k))
         return f"{approx}{_cell(value.get('value'))} ({where})"
     return str(value).replace("|", "\\|")
