@@ -10,8 +10,8 @@ script (min and median over ``--repeats``), one torch thread per process:
   CPU before its first step (one process per run).
 * the nuclear-norm solves: CPU of one certified solve at each M (as the experiment calls it).
 
-From the step counts S of the runs (``--csv`` of a paper-scale figure2.csv; else ``--steps`` per depth, the counts
-measured on this machine and said so) it ESTIMATES, without running the 16-minute grid:
+From the step counts S of the runs (``--csv`` of a paper-scale figure2.csv; else ``--steps`` per depth and init
+scale, by default those in ``MEASURED_STEPS``) it ESTIMATES, without running the 16-minute grid:
 
 * reference: Σ over runs (start-up + S·CPU/step), on ``cores`` processes at a time: ÷ cores;
 * ours: Σ over batches (max S of its runs)·(batch CPU/step), spread over ``cores`` workers (longest first, each
@@ -48,6 +48,9 @@ from implicitrank.train import TrainConfig, train
 
 HERE = Path(__file__).resolve().parent
 N, BATCH = 100, 12
+# Steps to loss 1e-6 at M = 2000, seed 0, measured on the CPU machine on 2026-12-02 at init scales 1e-3 and 1e-6
+# (the two between interpolated linearly in log init scale), used for M = 5000 too: an assumption, not a measurement.
+MEASURED_STEPS = ("2:30749,32516,34283,36050", "3:28193,34803,41412,48022", "4:30287,38632,46977,55322")
 
 
 def main() -> None:
@@ -55,8 +58,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--window", type=int, default=1000, help="steps timed per measurement")
     parser.add_argument("--csv", type=Path, help="figure2.csv of a paper-scale run: the step counts of its runs")
-    parser.add_argument("--steps", nargs="+", default=["2:33400", "3:33400", "4:33400"],
-                        help="DEPTH:STEPS, every run of that depth (used without --csv)")
+    parser.add_argument("--steps", nargs="+", default=list(MEASURED_STEPS),
+                        help="DEPTH:S1,S2,S3,S4: steps of the runs of that depth at each init scale, every seed and M "
+                             "(used without --csv)")
     parser.add_argument("--cores", type=int, default=available_cores())
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -93,9 +97,11 @@ def _steps(args, cfg) -> dict[tuple[int, int], list[int]]:
                 if r["task"] == "completion" and r["method"].startswith("depth"):
                     out.setdefault((int(r["depth"]), int(r["observations"])), []).append(int(float(r["steps"])))
         return out
-    per_depth = {int(d): int(s) for d, s in (item.split(":") for item in args.steps)}
-    runs = len(cfg.init_scales) * cfg.seeds
-    return {(d, m): [per_depth[d]] * runs for d in cfg.depths for m in cfg.observations}
+    per_depth = {int(d): [int(x) for x in counts.split(",")] for d, counts in (i.split(":") for i in args.steps)}
+    for d, counts in per_depth.items():
+        if len(counts) != len(cfg.init_scales):
+            raise SystemExit(f"--steps {d}: give one count per init scale {cfg.init_scales}, got {counts}")
+    return {(d, m): [c for c in per_depth[d] for _ in range(cfg.seeds)] for d in cfg.depths for m in cfg.observations}
 
 
 def _rate() -> float:

@@ -39,7 +39,7 @@ def order_4_steps(device: torch.device, steps: int) -> dict:
     out: dict = {"widths": list(model.node_widths)}
     for batch in (1, 8):
         task = Completion(shape, single.indices, single.values.expand(batch, -1).clone())
-        params = model.init(batch, 1e-2, generators(range(batch)), device=device)
+        params = model.init(batch, model.scale_for_entry_std(1e-2), generators(range(batch)), device=device)
         config = TrainConfig(max_steps=steps, loss_threshold=0.0, record_per_decade=0, sync_every=steps,
                              progress=False)
         lr = torch.full((batch,), 1e-2, device=device)
@@ -56,7 +56,7 @@ def order_4_steps(device: torch.device, steps: int) -> dict:
 def evaluation(device: torch.device, side: int, entries: int = 5000, width: int = 15) -> dict:
     order = side * side
     model = HierarchicalFactorization((2,) * order, square_windows_tree(side, side), widths=width)
-    params = model.init(1, width**-0.5, generators([0]), device=device)
+    params = model.init(1, model.scale_for_entry_std(width**-0.5), generators([0]), device=device)
     leaves = [p.detach().requires_grad_(True) for p in params]
     indices = torch.randint(0, 2, (entries, order), generator=torch.Generator().manual_seed(0),
                             dtype=torch.uint8).to(device)

@@ -38,7 +38,9 @@ def reference_loop(task, steps: int, device, dtype) -> None:
 
 def ours(task, batch: int, steps: int, device, dtype) -> None:
     model = MatrixFactorization(N, N, DEPTH)
-    params = model.init(batch, torch.full((batch,), 1e-3), generators(range(batch)), dtype=dtype, device=device)
+    # the paper's init scale 1e-3: ||W(0)||_F ≈ 1e-3·√N, the factorization's init_scale
+    params = model.init(batch, torch.full((batch,), 1e-3 * N**0.5), generators(range(batch)), dtype=dtype,
+                        device=device)
     config = TrainConfig(max_steps=steps, loss_threshold=0.0, record_per_decade=0, sync_every=steps, progress=False)
     train(model, task, params, gradient_descent(), torch.full((batch,), LR), config)
 

@@ -104,7 +104,7 @@ def _recording_share(steps: int) -> dict:
 
     torch.set_num_threads(1)
     config = RunConfig(lr=1e-3, init_scale=1e-3, depth=3)
-    model, task = MODELS["matrix"].build(config), build_task([config])
+    model, task = MODELS["matrix"].build(config), build_task([config]).to("cpu", torch.float32)
     params = model.init(1, torch.tensor([1e-3]), generators([0]))
     measure = make_measure(model, task, config.top)
     schedule = TrainConfig(max_steps=steps)

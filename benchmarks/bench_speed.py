@@ -52,7 +52,8 @@ def _problem(depth: int, batch: int = 1, dtype: torch.dtype = torch.float32):
     truth = low_rank_matrix(N, N, RANK, seed=0)
     task = complete_from_target(truth, OBSERVATIONS, [0] * batch).to("cpu", dtype)
     model = MatrixFactorization(N, N, depth=depth)
-    params = model.init(batch, torch.tensor(INIT_SCALE), generators(list(range(batch))), dtype=dtype)
+    # INIT_SCALE is the paper's α: ||W(0)||_F ≈ α·√N, the factorization's init_scale
+    params = model.init(batch, torch.tensor(INIT_SCALE * N**0.5), generators(list(range(batch))), dtype=dtype)
     return model, task, params, truth
 
 

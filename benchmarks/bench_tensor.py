@@ -52,7 +52,7 @@ def order_784_epoch(device: torch.device) -> dict:
     labels = torch.where(torch.rand(1, 60_000, generator=torch.Generator().manual_seed(1)) < 0.1, 2.0, 0.0)
     task = Completion((2,) * 784, images, labels.to(device))
     model = CPFactorization(task.shape, components=15, init_mean=1.0)
-    params = model.init(1, 1e-3, generators([0]), device=device)
+    params = model.init(1, model.scale_for_entry_std(1e-3), generators([0]), device=device)
     # one epoch of minibatch Adam: the batched loop with a sampler (12 batches of 5000)
     config = TrainConfig(max_steps=12, loss_threshold=0.0, record_per_decade=0, progress=False)
     start, cpu = time.perf_counter(), time.process_time()
@@ -78,7 +78,7 @@ def order_4_steps(device: torch.device, steps: int) -> dict:
     for batch in (1, 4):
         batched = Completion(shape, task.indices, task.values.expand(batch, -1).clone())
         model = CPFactorization(shape, components=1000)
-        params = model.init(batch, 5e-3, generators(range(batch)), device=device)
+        params = model.init(batch, model.scale_for_entry_std(5e-3), generators(range(batch)), device=device)
         config = TrainConfig(max_steps=steps, loss_threshold=0.0, record_per_decade=0, sync_every=steps,
                              progress=False)
         warm_up = TrainConfig(max_steps=3, loss_threshold=0.0, record_per_decade=0, progress=False)

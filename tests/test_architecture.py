@@ -36,11 +36,11 @@ def _modules() -> list[tuple[Path, str]]:
     return out
 
 
-def _imports(path: Path, module: str) -> list[tuple[str, list[str], int]]:
+def _imports(path: Path, module: str, source: str | None = None) -> list[tuple[str, list[str], int]]:
     """(absolute module imported, names imported from it, line) for every import in the file, at any depth."""
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found = []
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(ast.parse(path.read_text() if source is None else source)):
         if isinstance(node, ast.Import):
             found += [(alias.name, [], node.lineno) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -75,6 +75,14 @@ def _edges() -> list[tuple[str, str, str, int]]:
                 if source != dest:
                     edges.append((str(path.relative_to(SRC)), source, dest, line))
     return edges
+
+
+def test_imports_inside_functions_and_relative_imports_are_seen():
+    source = "import torch\nfrom .. import results\n\ndef f():\n    from ..experiments.claims import Claim\n"
+    found = _imports(SRC / "tasks" / "x.py", "implicitrank.tasks.x", source)
+    assert found == [("torch", [], 1), ("implicitrank", ["results"], 2), ("implicitrank.experiments.claims",
+                                                                          ["Claim"], 5)]
+    assert LAYER[_package("implicitrank.experiments.claims")] > LAYER[_package("implicitrank.tasks.x")]
 
 
 def test_every_package_is_placed_in_a_layer():

@@ -7,6 +7,7 @@ a real process is needed (kill -9, a closed pipe), which live below the table.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -171,6 +172,16 @@ def _no_unobserved_error(tmp: Path) -> None:
     assert all("unobserved_error" not in json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines())
 
 
+DIVERGING_SPEC = ('name = "lr"\n[base]\nshape = [20, 20]\nnum_observations = 100\noptimizer = "gd"\n'
+                  'init_scale = 0.1\nmax_steps = 60\n[axes]\nlr = [1.0, 100.0]\n')
+
+
+def _sweep_lr100_diverged(tmp: Path) -> None:
+    rows = {row["lr"]: row for row in csv.DictReader((tmp / "o" / "results.csv").read_text().splitlines())}
+    assert rows["1.0"]["status"] == "max_steps" and rows["100.0"]["status"] == "diverged", rows
+    assert float(rows["1.0"]["reconstruction_error"]) < 1.5
+
+
 def _summary(run_dir: Path) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
 
@@ -193,6 +204,8 @@ CASES = [
          ("mf", "--shape", "20", "20", "--num-observations", "100", "--optimizer", "gd", "--lr", "1", "100",
           "--init-scale", "0.1", "--max-steps", "60", "--no-progress", "--out", "{tmp}/o"),
          0, ("diverged", "at step"), check=_lr1_lives_lr100_diverges),
+    Case("one diverging lr in a batched sweep", ("sweep", "{tmp}/lr.toml", "--out", "{tmp}/o", "--no-progress"), 0,
+         ("2 done", "1 jobs"), lambda tmp: (tmp / "lr.toml").write_text(DIVERGING_SPEC), _sweep_lr100_diverged),
     Case("lr inf", ("mf", *TINY, "--lr", "inf", "--out", "{tmp}/o"), 2, ("lr must be positive", "> 0")),
     Case("lr nan", ("mf", *TINY, "--lr", "nan", "--out", "{tmp}/o"), 2, ("lr must be positive",)),
     Case("init scale inf", ("mf", *TINY, "--init-scale", "inf", "--out", "{tmp}/o"), 2, ("init_scale", "> 0")),
@@ -283,7 +296,13 @@ CASES = [
     Case("all entries observed", ("mf", "--shape", "4", "4", "--rank", "1", "--num-observations", "16", "--max-steps",
                                   "5", "--no-progress", "--out", "{tmp}/o"), 0, ("n/a",), check=_no_unobserved_error),
     Case("seed overflow", ("mf", *TINY, "--seeds", "99999999999999999999", "--out", "{tmp}/o"), 2,
-         ("seed must be in [0, 2**63 - 1]",), check=_nothing_written),
+         ("--seeds", "must be in [0, 2**63 - 1]"), check=_nothing_written),
+    Case("layers demo seed overflow", ("layers", "demo", "--seeds", "99999999999999999999", "--out", "{tmp}/o",
+                                       *LAYERS_TINY), 2, ("--seeds", "2**63 - 1"), check=_nothing_written),
+    Case("locality seed overflow", ("locality", "is-same-class", "--seeds", "0,99999999999999999999", "--scale",
+                                    "test", "--out", "{tmp}/o"), 2, ("--seeds", "2**63 - 1"), check=_nothing_written),
+    Case("reproduce seed overflow", ("reproduce", "arora2019-dynamics", "--seeds", "99999999999999999999", "--scale",
+                                     "test", "--out", "{tmp}/o"), 2, ("--seeds",), check=_nothing_written),
     Case("negative truth seed", ("mf", *TINY, "--truth-seed", "-1", "--out", "{tmp}/o"), 2, ("truth_seed",),
          check=_nothing_written),
     Case("empty sweep spec", ("sweep", "{tmp}/e.toml", "--out", "{tmp}/o"), 2, ("names no field",),
@@ -301,6 +320,35 @@ CASES = [
          lambda tmp: _udata(tmp, ["1 2 3"]), _nothing_written),
     Case("locality cifar10 without a path", ("locality", "is-same-class", "--source", "cifar10", "--scale", "test",
                                              "--out", "{tmp}/o"), 2, ("cifar_path is required",),
+         check=_nothing_written),
+    # neighbours: values that reached the library unchecked (tracebacks before)
+    Case("mf width 0", ("mf", *TINY, "--width", "0", "--out", "{tmp}/o"), 2, ("width must be >= 1",),
+         check=_nothing_written),
+    Case("target norm inf", ("mf", *TINY, "--target-norm", "inf", "--out", "{tmp}/o"), 2, ("target_norm",),
+         check=_nothing_written),
+    Case("htf init mean inf", ("htf", "--shape", "3", "3", "3", "3", "--num-observations", "10", "--init-mean", "inf",
+                               "--no-progress", "--out", "{tmp}/o"), 2, ("init_mean must be finite",),
+         check=_nothing_written),
+    Case("nnm tol 0", ("nnm", "--shape", "6", "5", "--rank", "1", "--num-observations", "20", "--tol", "0", "--out",
+                       "{tmp}/o"), 2, ("--tol",), check=_nothing_written),
+    Case("nnm max-iter 0", ("nnm", "--shape", "6", "5", "--rank", "1", "--num-observations", "20", "--max-iter", "0",
+                            "--out", "{tmp}/o"), 2, ("--max-iter",), check=_nothing_written),
+    Case("is-same-class negative distance", ("locality", "is-same-class", "--distances", "-5", "--scale", "test",
+                                             "--out", "{tmp}/o"), 2, ("distances d must be >= 0",),
+         check=_nothing_written),
+    Case("nnm eps-constraint nan", ("nnm", "--shape", "6", "5", "--rank", "1", "--num-observations", "20",
+                                    "--eps-constraint", "nan", "--out", "{tmp}/o"), 2, ("eps_constraint",),
+         check=_nothing_written),
+    Case("mf max-steps -1", ("mf", *TINY, "--max-steps", "-1", "--out", "{tmp}/o"), 2, ("max_steps must be >= 0",),
+         check=_nothing_written),
+    Case("mf loss threshold nan", ("mf", *TINY, "--loss-threshold", "nan", "--out", "{tmp}/o"), 2,
+         ("loss_threshold",), check=_nothing_written),
+    Case("htf tree with a mode out of range", ("htf", "--shape", "3", "3", "3", "3", "--num-observations", "10",
+                                               "--tree", "((0,1),(2,9))", "--out", "{tmp}/o"), 2,
+         ("tree must partition the modes",), check=_nothing_written),
+    Case("plot of a directory without metrics", ("plot", "{tmp}"), 2, ("no metrics.jsonl",)),
+    Case("sweep status of a non-sweep directory", ("sweep", "status", "{tmp}"), 2, ("not a sweep directory",)),
+    Case("reproduce an unknown experiment", ("reproduce", "nope", "--out", "{tmp}/o"), 2, ("experiment must be one",),
          check=_nothing_written),
     # options that do not exist must not half-work (item 8)
     Case("abbreviated option", ("locality", "is-same-class", "--cifar", "{tmp}/c", "--out", "{tmp}/o"), 2,
@@ -387,3 +435,62 @@ def test_local_sweep_workers_exit_when_their_parent_is_killed(tmp_path: Path, ca
     assert main(["sweep", "status", str(out)]) == 0
     status = capsys.readouterr().out
     assert "0 running" in status and "2 pending" in status, status
+
+
+def test_sweep_status_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    """``implicitrank sweep status DIR | head -3`` (item 10): no BrokenPipeError traceback when head has gone."""
+    run_ids = [f"{i:012x}" for i in range(3000)]  # a long status: more than a pipe holds
+    (tmp_path / "sweep.json").write_text(json.dumps({
+        "spec": {"name": "big", "axes": {"seed": list(range(3000))}, "zip": []}, "run_ids": run_ids,
+        "configs": {run_id: {"seed": i} for i, run_id in enumerate(run_ids)}}))
+    done = subprocess.run(f"{sys.executable} -m implicitrank.cli sweep status {tmp_path} | head -3", shell=True,
+                          capture_output=True, text=True, timeout=120)
+    assert len(done.stdout.splitlines()) == 3 and "3000 pending" in done.stdout
+    assert done.stderr == "", done.stderr
+
+
+def test_seconds_after_a_resume_count_the_whole_run_and_config_records_the_device(tmp_path: Path,
+                                                                                 monkeypatch) -> None:
+    """summary.json's ``seconds`` adds the sessions up; config.json says which device ``auto`` became."""
+    import implicitrank.run as run_module
+    from implicitrank.run import run_batch
+
+    configs = [RunConfig(shape=(8, 8), rank=1, num_observations=30, max_steps=40, checkpoint_every=10)]
+    save = run_module._save_checkpoints
+
+    def slow_then_killed(state, dirs, *seconds):
+        save(state, dirs, *seconds)
+        if state.step == 20:
+            raise KeyboardInterrupt
+        time.sleep(2.0)  # the first session takes at least this long
+
+    monkeypatch.setattr(run_module, "_save_checkpoints", slow_then_killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(configs, [tmp_path / "r"], progress=False, plots=False)
+    monkeypatch.setattr(run_module, "_save_checkpoints", save)
+    started = time.perf_counter()
+    (summary,) = run_batch(configs, [tmp_path / "r"], resume=True, progress=False, plots=False).summaries
+    assert summary["seconds"] >= 2.0 > time.perf_counter() - started
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["device_used"] == "cpu"
+
+
+def test_the_readme_names_only_flags_its_commands_have() -> None:
+    """Item 8: with abbreviations off, a flag the README's command table shows (``--cifar`` for ``--cifar-path``)
+    must be one its command has."""
+    import re
+
+    from implicitrank.cli import build_parser, subcommands
+
+    commands = dict(subcommands(build_parser()))
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    checked = 0
+    for row in (line for line in readme.splitlines() if line.startswith("| `implicitrank ")):
+        cell = row.split(" | ")[0]  # `implicitrank tf` / `htf`: the commands the row is about
+        names = {" ".join(words[:2]) if " ".join(words[:2]) in commands else words[0]
+                 for words in (m.split() for m in re.findall(r"`(?:implicitrank )?([a-z][a-z -]*)", cell))}
+        options = {o for name in names & set(commands) for action in commands[name]._actions
+                   for o in action.option_strings}
+        for flag in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", row):
+            assert flag in options, f"README: `implicitrank {' / '.join(sorted(names))}` has no {flag}: {row}"
+            checked += 1
+    assert checked >= 8

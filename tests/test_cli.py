@@ -121,7 +121,7 @@ def test_parser_defaults_equal_the_library_defaults():
     from implicitrank.cli import build_parser
     from implicitrank.commands import _defaults
     from implicitrank.experiments import SCALE_NAMES
-    from implicitrank.factorizations.matrix import INITS
+    from implicitrank.factorizations import CPFactorization, HierarchicalFactorization, MatrixFactorization
     from implicitrank.nn.digits_experiment import DigitsConfig
     from implicitrank.run import DTYPES, METHODS, TASKS, RunConfig
     from implicitrank.sweeps.executors import EXECUTORS, SlurmOptions
@@ -129,7 +129,8 @@ def test_parser_defaults_equal_the_library_defaults():
     config = RunConfig()
     assert {k: getattr(config, k) for k in _defaults.RUN} == _defaults.RUN
     assert _defaults.METHODS == METHODS and _defaults.DTYPES == tuple(DTYPES) and _defaults.TASKS == TASKS
-    assert _defaults.MATRIX_INITS == tuple(INITS)
+    assert _defaults.MATRIX_INITS == MatrixFactorization.inits and _defaults.CP_INITS == CPFactorization.inits
+    assert _defaults.HT_INITS == HierarchicalFactorization.inits
     assert _defaults.SCALES == SCALE_NAMES and _defaults.EXECUTORS == EXECUTORS
     slurm = SlurmOptions()
     assert {k: getattr(slurm, k) for k in _defaults.SLURM} == _defaults.SLURM
@@ -190,17 +191,14 @@ def test_old_seed_flag_warns_and_means_one_seed(capsys):
     assert "--seed is deprecated; use --seeds" in capsys.readouterr().err
 
 
-def test_reproduce_runs_the_seeds_it_is_given(tmp_path, capsys):
-    """``--seeds`` is a list of seeds in every command: ``0,5`` runs seeds 0 and 5; a repeated seed is refused."""
+def test_reproduce_runs_the_seeds_given(tmp_path, capsys):
+    """``--seeds`` lists the seeds in reproduce too: ``2`` is seed 2 (it was a count of two; a note says so)."""
     out = tmp_path / "o"
-    main(["reproduce", "arora2019-dynamics", "--scale", "test", "--seeds", "0,5", "--out", str(out)])
-    claims = json.loads((out / "arora2019-dynamics" / "claims.json").read_text())
-    assert claims["provenance"]["seeds"] == [0, 5]
-    assert all(c["seeds"] == [0, 5] for c in claims["claims"] if c["status"] != "not run")
-    assert main(["reproduce", "arora2019-dynamics", "--scale", "test", "--seeds", "1,1",
-                 "--out", str(tmp_path / "p")]) == 2
-    assert "seeds must be distinct" in capsys.readouterr().err
-    assert not (tmp_path / "p").exists()
+    assert main(["reproduce", "arora2019-dynamics", "--scale", "test", "--seeds", "2", "--no-progress",
+                 "--out", str(out)]) in (0, 1)  # 1: a claim failed at this scale
+    assert "--seeds is a list of seeds: 2 runs seed 2 only" in capsys.readouterr().err
+    claims = json.loads((out / "arora2019-dynamics" / "claims.json").read_text())["claims"]
+    assert {s for c in claims for s in c["seeds"]} == {2}
 
 
 def test_data_directory_is_searched_for_the_known_file(tmp_path, capsys):

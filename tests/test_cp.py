@@ -19,7 +19,7 @@ def all_indices(shape, dtype=torch.int64):
 @pytest.mark.parametrize("index_dtype", [torch.uint8, torch.int16, torch.int64])
 def test_evaluation_at_indices_equals_the_full_tensor(shape, index_dtype):
     model = CPFactorization(shape, components=3, init_mean=0.2)
-    params = model.init(2, 0.7, generators([0, 1]), dtype=torch.float64)
+    params = model.init(2, model.scale_for_entry_std(0.7), generators([0, 1]), dtype=torch.float64)
     full = model.end_to_end(params).reshape(2, -1)
     assert torch.allclose(model.evaluate(params, all_indices(shape, index_dtype)), full, rtol=1e-12, atol=1e-14)
 
@@ -28,7 +28,7 @@ def test_each_run_can_have_its_own_indices():
     shape = (2,) * 12  # above DIRECT_MAX_ORDER: the log-domain path
     assert len(shape) > DIRECT_MAX_ORDER
     model = CPFactorization(shape, components=4, init_mean=0.5)
-    params = model.init(3, 0.5, generators([0, 1, 2]), dtype=torch.float64)
+    params = model.init(3, model.scale_for_entry_std(0.5), generators([0, 1, 2]), dtype=torch.float64)
     per_run = torch.randint(0, 2, (3, 50, 12), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
     full = model.end_to_end(params).reshape(3, -1)
     flat = (per_run.long() * torch.tensor([2 ** (11 - k) for k in range(12)])).sum(-1)
@@ -37,7 +37,7 @@ def test_each_run_can_have_its_own_indices():
 
 def test_end_to_end_is_the_sum_of_outer_products():
     model = CPFactorization((2, 3, 4), components=2)
-    params = model.init(1, 1.0, generators([3]), dtype=torch.float64)
+    params = model.init(1, model.scale_for_entry_std(1.0), generators([3]), dtype=torch.float64)
     a, b, c = (f[0] for f in model.factor_matrices(params))
     expected = sum(torch.einsum("i,j,k->ijk", a[:, r], b[:, r], c[:, r]) for r in range(2))
     assert torch.allclose(model.end_to_end(params)[0], expected)
@@ -47,7 +47,7 @@ def test_end_to_end_is_the_sum_of_outer_products():
 @pytest.mark.parametrize("shape", [(3, 4, 2), (17, 3, 2), (2,) * 11, (17, 2, 2, 2, 2, 2, 2, 2, 2)])
 def test_gradients_of_a_completion_loss_match_autograd_through_the_dense_tensor(shape):
     model = CPFactorization(shape, components=3, init_mean=0.3)
-    params = model.init(2, 0.6, generators([4, 5]), dtype=torch.float64)
+    params = model.init(2, model.scale_for_entry_std(0.6), generators([4, 5]), dtype=torch.float64)
     gen = torch.Generator().manual_seed(1)
     observed = torch.randperm(math.prod(shape), generator=gen)[:20]
     indices, targets = all_indices(shape)[observed], torch.randn(2, 20, generator=gen, dtype=torch.float64)
@@ -70,7 +70,7 @@ def test_closed_form_gradient_through_the_dense_tensor_matches_autograd(shape):
 
     model = CPFactorization(shape, components=4, init_mean=0.1)
     assert model.closed_form_gradient
-    params = model.init(2, 0.6, generators([4, 5]), dtype=torch.float64)
+    params = model.init(2, model.scale_for_entry_std(0.6), generators([4, 5]), dtype=torch.float64)
     gen = torch.Generator().manual_seed(1)
     count = max(2, math.prod(shape) // 3)
     observed = torch.stack([torch.randperm(math.prod(shape), generator=gen)[:count] for _ in range(2)])
@@ -94,7 +94,7 @@ def test_large_tensors_keep_the_gradient_through_evaluate():
 def test_log_domain_gradient_is_exact_at_a_zero_factor_entry():
     shape = (2,) * 10
     model = CPFactorization(shape, components=2, init_mean=1.0)
-    params = model.init(1, 0.3, generators([0]), dtype=torch.float64)
+    params = model.init(1, model.scale_for_entry_std(0.3), generators([0]), dtype=torch.float64)
     params[0][0, 4, 1, 0] = 0.0  # component 0 vanishes wherever mode 4 takes value 1
     indices = all_indices(shape)
     leaf = params[0].clone().requires_grad_(True)
@@ -116,7 +116,7 @@ def order_784_reference(factors: torch.Tensor, indices: torch.Tensor, mode_order
 
 def test_order_784_evaluation_is_finite_and_matches_a_float64_reference():
     model = CPFactorization((2,) * 784, components=15, init_mean=1.0)
-    params = model.init(1, 0.05, generators([0]))
+    params = model.init(1, model.scale_for_entry_std(0.05), generators([0]))
     images = torch.randint(0, 2, (300, 784), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
     values = model.evaluate(params, images)
     assert values.dtype == torch.float32 and torch.isfinite(values).all()
@@ -147,12 +147,13 @@ def test_order_784_evaluation_survives_partial_products_that_overflow_float32():
 
 def test_init_draws_n_mean_std_per_entry_leaves_padding_zero_and_is_reproducible_per_run():
     model = CPFactorization((3, 50, 40), components=200, init_mean=1.0)
-    params = model.init(2, torch.tensor([0.1, 0.01], dtype=torch.float64), generators([7, 8]), dtype=torch.float64)
+    scales = torch.tensor([model.scale_for_entry_std(s) for s in (0.1, 0.01)], dtype=torch.float64)
+    params = model.init(2, scales, generators([7, 8]), dtype=torch.float64)
     mode1 = params[0][:, 1, :50]
     assert abs(mode1.mean().item() - 1.0) < 0.01
     assert abs(mode1[0].std().item() - 0.1) < 0.005 and abs(mode1[1].std().item() - 0.01) < 0.0005
     assert (params[0][:, 0, 3:] == 0).all() and (params[0][:, 2, 40:] == 0).all()
-    alone = model.init(1, 0.01, generators([8]), dtype=torch.float64)
+    alone = model.init(1, model.scale_for_entry_std(0.01), generators([8]), dtype=torch.float64)
     assert torch.equal(alone[0][0], params[0][1])
     assert isinstance(model, Factorization) and model.num_components == 200
 
@@ -165,7 +166,7 @@ def test_default_components_do_not_constrain_the_rank():
 
 def test_component_norms_factor_norms_and_unbalancedness():
     model = CPFactorization((3, 4, 5), components=4)
-    params = model.init(2, 1.0, generators([0, 1]), dtype=torch.float64)
+    params = model.init(2, model.scale_for_entry_std(1.0), generators([0, 1]), dtype=torch.float64)
     columns = model.factor_column_norms(params)
     by_index = model.component_norms(params)
     assert torch.allclose(by_index, columns.prod(1))
@@ -184,14 +185,14 @@ def test_component_norms_factor_norms_and_unbalancedness():
 
 def test_component_norms_of_order_784_do_not_overflow():
     model = CPFactorization((2,) * 784, components=3, init_mean=1.0)
-    norms = model.quantities(model.init(1, 1e-3, generators([0])))
+    norms = model.quantities(model.init(1, model.scale_for_entry_std(1e-3), generators([0])))
     expected = torch.full((1, 3), 392 * math.log(2.0), dtype=torch.float64)  # (√2)^784 = 2^392 > float32 max
     assert torch.isfinite(norms).all() and torch.allclose(norms.log(), expected, rtol=1e-3)
 
 
 def test_inner_products_with_rank_one_tensors_need_no_dense_tensor():
     model = CPFactorization((3, 4, 2), components=5)
-    params = model.init(2, 1.0, generators([0, 1]), dtype=torch.float64)
+    params = model.init(2, model.scale_for_entry_std(1.0), generators([0, 1]), dtype=torch.float64)
     vectors = [torch.randn(7, d, dtype=torch.float64, generator=torch.Generator().manual_seed(d)) for d in (3, 4, 2)]
     a = torch.einsum("mi,mj,mk->mijk", *vectors)
     expected = torch.einsum("mijk,bijk->bm", a, model.end_to_end(params))
@@ -212,7 +213,7 @@ def test_bad_construction_is_refused(kwargs, match):
 
 def test_bad_indices_and_init_are_refused():
     model = CPFactorization((3, 4, 5), components=2)
-    params = model.init(1, 0.1, generators([0]))
+    params = model.init(1, model.scale_for_entry_std(0.1), generators([0]))
     with pytest.raises(ValueError, match="out of range"):
         model.evaluate(params, torch.tensor([[0, 4, 0]]))
     with pytest.raises(ValueError, match="out of range"):
@@ -231,7 +232,7 @@ def test_one_hot_and_gathered_routes_give_the_same_values_and_gradients(monkeypa
     import implicitrank.factorizations.cp as cp
 
     model = CPFactorization((2, 3) * 6, components=4, init_mean=0.8)
-    params = model.init(2, 0.4, generators([0, 1]), dtype=torch.float64)
+    params = model.init(2, model.scale_for_entry_std(0.4), generators([0, 1]), dtype=torch.float64)
     indices = torch.stack([torch.randint(0, d, (60,), generator=torch.Generator().manual_seed(d)) for d in model.shape],
                           dim=-1)
 

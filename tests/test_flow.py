@@ -44,7 +44,8 @@ def test_flow_of_a_quadratic_is_the_exponential_decay(method: str) -> None:
 def _matrix_problem(depth: int, init_scale: float = 1e-2):
     task = complete_from_target(low_rank_matrix(10, 10, 2, seed=0), 45, [0])
     model = MatrixFactorization(10, 10, depth=depth)
-    params = model.init(1, torch.tensor(init_scale), generators([0]), dtype=torch.float64)
+    # the paper's init scale α: ||W(0)||_F ≈ α·√n, the factorization's init_scale
+    params = model.init(1, torch.tensor(init_scale * 10**0.5), generators([0]), dtype=torch.float64)
     return model, task, params
 
 
@@ -102,7 +103,7 @@ def test_component_norms_against_time_agree_with_small_lr_gd() -> None:
     slow tail follows that would cost GD 10^5 steps)."""
     task = complete_from_target(low_rank_tensor((4, 4, 4), 2, seed=0, frobenius_norm=8.0), 40, [0])
     model = CPFactorization((4, 4, 4), components=16)
-    params = model.init(1, torch.tensor(0.1), generators([0]), dtype=torch.float64)
+    params = model.init(1, model.scale_for_entry_std(0.1), generators([0]), dtype=torch.float64)
     _assert_gd_converges_to_the_flow(_gd_against_flow(model, task, params, lr=0.05, top=4, loss=1e-4))
 
 
@@ -130,7 +131,7 @@ def test_batched_runs_equal_the_same_runs_alone() -> None:
     """Each run has its own step size: a run rejected in the batch does not change the others."""
     task = complete_from_target(low_rank_matrix(8, 8, 2, seed=1), 30, [1, 2, 3])
     model = MatrixFactorization(8, 8, depth=2)
-    scales = torch.tensor([1e-1, 1e-2, 1e-3])
+    scales = torch.tensor([1e-1, 1e-2, 1e-3]) * 8**0.5
     params = model.init(3, scales, generators([0, 1, 2]), dtype=torch.float64)
     batched = integrate(model, task, params, _config(record_every=0), rtol=1e-5, atol=1e-9)
     for b in range(3):

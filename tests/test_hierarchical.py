@@ -39,8 +39,9 @@ def all_indices(shape: tuple[int, ...]) -> torch.Tensor:
 
 def random_model(shape, tree, *, batch=2, cap=5, seed=0):
     model = HierarchicalFactorization(shape, tree, width_cap=cap)
-    params = model.init(batch, torch.linspace(0.6, 1.4, batch), generators(list(range(seed, seed + batch))),
-                        dtype=torch.float64)
+    stds = torch.linspace(0.6, 1.4, batch).tolist()
+    scales = torch.tensor([model.scale_for_entry_std(s) for s in stds], dtype=torch.float64)
+    params = model.init(batch, scales, generators(list(range(seed, seed + batch))), dtype=torch.float64)
     return model, params
 
 
@@ -84,7 +85,7 @@ def test_deep_tree_evaluation_in_float32_is_accurate_where_plain_products_leave_
     The rescaled circuit in float32 matches float64."""
     shape = (2,) * 256
     model = HierarchicalFactorization(shape, square_windows_tree(16, 16), widths=3)
-    params = model.init(1, torch.tensor(0.8), generators([0]), dtype=torch.float64)
+    params = model.init(1, model.scale_for_entry_std(0.8), generators([0]), dtype=torch.float64)
     idx = torch.randint(0, 2, (5, 256), generator=torch.Generator().manual_seed(0))
     below_root = model.evaluate(params, idx)
     assert float(below_root.abs().max()) < torch.finfo(torch.float32).tiny
@@ -164,7 +165,7 @@ def test_ground_truth_has_the_requested_hierarchical_tensor_rank():
 def test_matricization_ranks_cover_tree_nodes_and_extra_mode_sets():
     shape = (3, 3, 3, 3)
     model = HierarchicalFactorization(shape, widths=2)
-    params = model.init(2, torch.tensor(1.0), generators([0, 1]), dtype=torch.float64)
+    params = model.init(2, model.scale_for_entry_std(1.0), generators([0, 1]), dtype=torch.float64)
     result = hierarchical_ranks(model, params, extra=[(0, 2), (3,)])
     # R_ν = 2 bounds every tree node; (0, 2) spans u_p ⊗ x_q for p, q ∈ [2]: rank 4
     assert result.modes == ((0,), (1,), (2,), (3,), (0, 1), (2, 3), (0, 2), (3,))
@@ -182,7 +183,7 @@ def test_from_small_init_root_local_components_are_learned_one_at_a_time_and_the
     target = low_hierarchical_rank_tensor(shape, 3, seed=0, frobenius_norm=16.0, root_spectrum=(3, 2, 1))
     task = complete_from_target(target, 180, [0]).to("cpu", torch.float32)
     model = HierarchicalFactorization(shape, width_cap=8)
-    params = model.init(1, torch.tensor(0.1), generators([0]))
+    params = model.init(1, model.scale_for_entry_std(0.1), generators([0]))
 
     def measure(p, loss):
         return {"root": model.local_component_norms(p)}
@@ -206,7 +207,7 @@ def test_local_component_rates_agree_with_the_theory_on_a_small_lr_balanced_run(
     target = low_hierarchical_rank_tensor(shape, 2, tree, seed=2, frobenius_norm=4.0)
     task = complete_from_target(target, 50, [0])
     model = HierarchicalFactorization(shape, tree, widths=3, init_method="balanced")
-    params = model.init(1, torch.tensor(0.5), generators([0]), dtype=torch.float64)
+    params = model.init(1, model.scale_for_entry_std(0.5), generators([0]), dtype=torch.float64)
     assert model.unbalancedness(params).item() < 1e-12
     trajectory = record_trajectory(model, task, params, lr=3e-2, steps=1000, every=50)
     for node in (model.tree.root, model.tree.node_of((0, 1, 2))):
@@ -214,7 +215,7 @@ def test_local_component_rates_agree_with_the_theory_on_a_small_lr_balanced_run(
         # The check can fail: against the law of K = 1 (σ̇ = γ, exponent 0) the same trajectory is far off.
         assert check_rates(model, trajectory, node=node, order=1).error.item() > 0.5, node
     unbalanced = HierarchicalFactorization(shape, tree, widths=3)
-    params = unbalanced.init(1, torch.tensor(0.5), generators([0]), dtype=torch.float64)
+    params = unbalanced.init(1, unbalanced.scale_for_entry_std(0.5), generators([0]), dtype=torch.float64)
     trajectory = record_trajectory(unbalanced, task, params, lr=3e-2, steps=100, every=10)
     assert check_rates(unbalanced, trajectory).error.item() > 0.3
 

@@ -1,3 +1,6 @@
+import ast
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -41,3 +44,18 @@ def test_relative_error_overall_and_on_a_mask():
     assert float(relative_error(w, target)) == pytest.approx(2 / 2)
     mask = torch.tensor([[[True, True], [True, False]]])
     assert float(relative_error(w, target, mask)) == pytest.approx(0.0)
+
+
+def test_measurements_only_measure_they_import_no_loop_optimizer_or_solver():
+    """``measure`` computes from parameters and recorded trajectories; what trains or fits (recorders, CP-ALS
+    ranks) lives in ``implicitrank.theory`` and ``implicitrank.baselines``."""
+    package = Path(__file__).resolve().parents[1] / "src" / "implicitrank" / "measure"
+    imported = set()
+    for path in package.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 2 and node.module:
+                imported.add(node.module.split(".")[0])
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("implicitrank."):
+                imported.add(node.module.split(".")[1])
+    assert imported, "no imports found: the check reads the wrong files"
+    assert not imported & {"train", "flow", "optim", "baselines", "theory", "run", "experiments"}, imported

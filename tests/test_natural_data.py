@@ -132,7 +132,7 @@ def test_digits_original_data_is_fit_at_rank_one_far_better_than_random_labels_o
     task = Completion(tasks[0].shape, torch.stack([t.indices for t in tasks]), torch.cat([t.values for t in tasks]))
     task = task.to(torch.float32)
     model = CPFactorization(task.shape, components=1, init_mean=1.0)
-    params = model.init(3, 1e-3, generators([0, 0, 0]))
+    params = model.init(3, model.scale_for_entry_std(1e-3), generators([0, 0, 0]))
     # a minibatch fit is the batched loop with a sampler; 5000 > 1797 entries: one batch per epoch, 80 epochs
     config = TrainConfig(max_steps=80, loss_threshold=0.0, record_per_decade=0, progress=False)
     result = train(model, task, params, adam(), torch.full((3,), 1e-2), config,

@@ -37,3 +37,26 @@ def test_linear_axis_where_values_do_not_span_decades():
     assert not plots.spans_decades([1.0, 2.0, 50.0])
     assert plots.spans_decades([1e-3, 1.0])
     assert not plots.spans_decades([0.0, float("nan"), None, 1.0])
+
+
+def test_demo_figure_has_legends_labels_and_a_report(tmp_path, monkeypatch, capsys):
+    import matplotlib.figure
+    from test_figures import problems
+
+    found = {}
+    original = matplotlib.figure.Figure.savefig
+
+    def checked(fig, path, *args, **kwargs):
+        found[str(path)] = (problems(fig), fig)
+        return original(fig, path, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", checked)
+    out = tmp_path / "demo"
+    assert main(["demo", "--size", "16", "--rank", "2", "--num-observations", "120", "--max-steps", "400",
+                 "--no-progress", "--out", str(out)]) in (0, 1)
+    issues, fig = found[str(out / "demo.png")]
+    assert issues == []
+    assert "Arora et al. 2019" in fig._suptitle.get_text()
+    legends = [ax.get_legend() for ax in fig.axes[:3]]
+    assert all(legend is not None and legend.get_texts()[0].get_text() == "σ₁" for legend in legends)
+    assert f"report: {out / 'report.html'}" in capsys.readouterr().out

@@ -60,6 +60,13 @@ def _rows(driver, selector):
         "Array.from(r.cells).map(c => c.textContent.trim()))")
 
 
+def _external_references(driver):
+    """Every src/href of the page that is not embedded (data:) or an anchor in the page (#...): must be none."""
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('[src], [href]')).map(e => e.getAttribute('src') || "
+        "e.getAttribute('href')).filter(u => !u.startsWith('data:') && !u.startsWith('#'))")
+
+
 def _sort_by(driver, table_id, header):
     """Click the header named ``header`` of the table; return the column's values in the new row order."""
     column = driver.execute_script(
@@ -75,6 +82,7 @@ def test_reproduction_report_shows_every_claim_and_counts_them(reproduction, chr
     page = open_page(chromium, reproduction / "report.html")
     assert all_images_decoded(page), images(page)
     assert len(images(page)) >= len(EXPERIMENTS)  # every experiment writes at least one figure
+    assert _external_references(page) == []  # one self-contained file
     # One row per claim, with its status, in the section of its experiment.
     for name, rows in claims.items():
         section = page.execute_script(
@@ -107,6 +115,7 @@ def test_sweep_report_sorts_its_table_and_plots_against_init_scale(sweep, chromi
     page = open_page(chromium, sweep / "report.html")
     assert all_images_decoded(page)
     assert len(images(page)) == 2  # error and effective rank against init scale; final singular values
+    assert _external_references(page) == []
     rows = _rows(page, "#collected tbody tr")
     assert len(rows) == 12
     shown = page.execute_script(
@@ -150,11 +159,16 @@ def test_a_damaged_directory_still_renders_and_says_what_is_wrong(reproduction, 
     target.write_text(json.dumps(record))
     for png in (damaged / EXPERIMENTS[1]).glob("*.png"):
         png.unlink()
+    crashed = damaged / "razin2022-locality"  # a worker that died: its log, no claims
+    crashed.mkdir()
+    (crashed / "log.txt").write_text("Traceback (most recent call last):\nRuntimeError: out of memory\n")
     page = open_page(chromium, write_report(damaged))
     text = page.execute_script("return document.body.innerText")
     assert "no figure" in text
-    failed = _rows(page, "#summary tbody tr")[0]
-    assert failed[0] == EXPERIMENTS[1] and failed[1] == "failed"
+    assert "did not finish" in text and "RuntimeError: out of memory" in text
+    summary = _rows(page, "#summary tbody tr")
+    assert sorted(r[0] for r in summary[:2]) == sorted([EXPERIMENTS[1], "razin2022-locality"])
+    assert [r[1] for r in summary] == ["failed", "failed", "passed"]
     assert all_images_decoded(page) and console_errors(page) == []
     screenshot(page, tmp_path / "damaged-reproduction.png")
 

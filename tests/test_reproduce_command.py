@@ -65,7 +65,7 @@ def test_seeds_reach_the_experiment(tmp_path, monkeypatch):
     monkeypatch.setattr("implicitrank.experiments.reproduce", reproduce)
     for text in ("0", "0,1", "0..2"):
         assert main(["reproduce", "arora2019-dynamics", "--seeds", text, "--out", str(tmp_path / text)]) == 0
-    assert seen == [(0,), (0, 1), (0, 1, 2)]  # the seeds themselves (``claims.seed_list``)
+    assert seen == [(0,), (0, 1), (0, 1, 2)]  # --seeds lists the seeds themselves (``claims.seed_list``)
 
 
 def test_jobs_below_one_is_refused(tmp_path, capsys):

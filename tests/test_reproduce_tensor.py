@@ -84,13 +84,13 @@ def test_matrix_cp_and_hierarchical_factorizations_all_learn_incrementally(tmp_p
 
 
 def test_the_matrix_panel_init_is_the_authors_per_entry_factor_std():
-    from implicitrank.experiments.razin2022_dynamics import PAPER_PANELS, _model_init_scale
+    from implicitrank.experiments.razin2022_dynamics import PAPER_PANELS
     from implicitrank.factorizations import MatrixFactorization, generators
 
     panel = PAPER_PANELS[0]
     assert panel.kind == "matrix"
-    params = MatrixFactorization(*panel.shape, depth=3).init(1, torch.tensor(_model_init_scale(panel)),
-                                                             generators([0]), dtype=torch.float64)
+    model = MatrixFactorization(*panel.shape, depth=3)
+    params = model.init(1, model.scale_for_entry_std(panel.init_scale), generators([0]), dtype=torch.float64)
     for factor in params:
         assert abs(float(factor.std()) / panel.init_scale - 1) < 0.03  # 4096 entries: std within ~2%
 

@@ -216,8 +216,8 @@ def test_batch_killed_between_two_runs_checkpoints_resumes_each_run_from_its_own
     job = plan.jobs(plan.configs)[0]
     save = implicitrank.run._save_checkpoints
 
-    def killed_after_the_first_run(state, dirs):
-        save(state, dirs[:1])
+    def killed_after_the_first_run(state, dirs, *seconds):
+        save(state, dirs[:1], *seconds)
         raise KeyboardInterrupt  # the kill, before the second run's checkpoint was written
 
     monkeypatch.setattr(implicitrank.run, "_save_checkpoints", killed_after_the_first_run)

@@ -55,7 +55,7 @@ def test_prefix_completion_observes_the_target_at_its_indices():
     assert isinstance(task, Completion) and task.values.shape == (2, 25)
     assert torch.equal(task.values[1], target[tuple(task.indices.unbind(-1))])
     model = CPFactorization((3, 4, 5), components=3)
-    params = model.init(2, 0.5, generators([0, 1]), dtype=torch.float64)
+    params = model.init(2, model.scale_for_entry_std(0.5), generators([0, 1]), dtype=torch.float64)
     dense = (model.end_to_end(params)[:, task.indices[:, 0], task.indices[:, 1], task.indices[:, 2]]
              - task.values).pow(2).mean(1)
     assert torch.allclose(task.loss(model, params), dense)
@@ -68,7 +68,7 @@ def test_rank_one_sensing_measures_inner_products_without_forming_measurement_te
     assert torch.allclose(task.values[0], torch.einsum("mijk,ijk->m", a, target))
 
     model = CPFactorization((3, 4, 2), components=3)
-    params = model.init(2, 0.7, generators([0, 1]), dtype=torch.float64)
+    params = model.init(2, model.scale_for_entry_std(0.7), generators([0, 1]), dtype=torch.float64)
     expected = (torch.einsum("mijk,bijk->bm", a, model.end_to_end(params)) - task.values).pow(2).mean(1)
     assert torch.allclose(task.loss(model, params), expected)  # via CP's inner_rank_one
 
@@ -77,7 +77,8 @@ def test_rank_one_sensing_gradient_in_closed_form_matches_autograd():
     target = low_rank_tensor((4, 5), 2, seed=0)
     task = rank_one_sensing(target, 12, seed=1)
     model = MatrixFactorization(4, 5, depth=2)  # has no inner_rank_one: the dense contraction is used
-    w = model.end_to_end(model.init(1, 0.5, generators([0]), dtype=torch.float64)).requires_grad_(True)
+    params = model.init(1, model.scale_for_entry_std(0.5), generators([0]), dtype=torch.float64)
+    w = model.end_to_end(params).requires_grad_(True)
     loss, grad = task.dense_loss_and_grad(w.detach())
     residual = torch.einsum("ij,mi,mj->m", w[0], *task.vectors) - task.values[0]
     (expected,) = torch.autograd.grad(residual.pow(2).mean(), w)
@@ -149,7 +150,7 @@ def test_matricization_ranks_of_a_cp_rank_two_tensor():
 def test_tensor_rank_by_als_and_by_pruning():
     assert tensor_rank_by_als(low_rank_tensor((4, 4, 4), 2, seed=5), tol=1e-4, max_rank=4) == 2
     model = CPFactorization((3, 4, 5), components=5)
-    params = model.init(2, 1.0, generators([0, 1]), dtype=torch.float64)
+    params = model.init(2, model.scale_for_entry_std(1.0), generators([0, 1]), dtype=torch.float64)
     params[0][0, :, :, 2:] *= 1e-3  # run 0: two large components and three tiny ones
     assert tensor_rank_by_pruning(model, params, tol=1e-2).tolist()[0] == 2
     assert tensor_rank_by_pruning(model, params, tol=1e-2).tolist()[1] >= 4
@@ -159,7 +160,7 @@ def test_tensor_rank_by_als_and_by_pruning():
 
 
 def fit(model, task, std, lr, steps, record_every, seed=0):
-    params = model.init(task.batch, std, generators([seed] * task.batch))
+    params = model.init(task.batch, model.scale_for_entry_std(std), generators([seed] * task.batch))
 
     def measure(p, loss):
         return {"norms": model.component_norms(p), "error": relative_error(model.end_to_end(p), task.target)}
@@ -205,7 +206,7 @@ def test_component_norm_dynamics_match_theorem_one_on_a_small_lr_balanced_run():
     shape = (4, 4, 4)
     task = prefix_completion(low_rank_tensor(shape, 2, seed=0, frobenius_norm=8.0), 30, batch=2)
     model = CPFactorization(shape, components=4)
-    params = model.balanced(model.init(2, 0.3, generators([0, 1]), dtype=torch.float64))
+    params = model.balanced(model.init(2, model.scale_for_entry_std(0.3), generators([0, 1]), dtype=torch.float64))
     assert model.unbalancedness(params).max() < 1e-12
     trajectory = record_trajectory(model, task, params, lr=3e-3, steps=100)
     norms = model.component_norms(trajectory.at(-1)), model.component_norms(trajectory.at(0))
@@ -221,7 +222,7 @@ def test_unbalancedness_is_conserved_by_small_step_gradient_descent():
     shape = (4, 4, 4)
     task = prefix_completion(low_rank_tensor(shape, 2, seed=0, frobenius_norm=8.0), 30, batch=2)
     model = CPFactorization(shape, components=4)
-    params = model.init(2, 0.3, generators([0, 1]), dtype=torch.float64)
+    params = model.init(2, model.scale_for_entry_std(0.3), generators([0, 1]), dtype=torch.float64)
     config = TrainConfig(max_steps=100, loss_threshold=0.0, record_per_decade=0, progress=False)
     records = train(model, task, params, gradient_descent(), torch.full((2,), 3e-3), config,
                     measure=cp_metrics(model)).records
@@ -236,7 +237,7 @@ def test_predicted_rates_use_projections_of_the_negative_gradient_on_normalized_
     shape = (3, 4, 2)
     task = prefix_completion(low_rank_tensor(shape, 2), 12)
     model = CPFactorization(shape, components=3)
-    params = model.init(1, 0.5, generators([0]), dtype=torch.float64)
+    params = model.init(1, model.scale_for_entry_std(0.5), generators([0]), dtype=torch.float64)
     w = model.end_to_end(params).requires_grad_(True)
     residual = w[0][tuple(task.indices.unbind(-1))] - task.values[0]
     (grad,) = torch.autograd.grad(residual.pow(2).mean(), w)
@@ -253,7 +254,7 @@ def test_small_init_cp_follows_the_rank_one_trajectory_until_a_second_component_
     target = low_rank_tensor(shape, 2, seed=0, frobenius_norm=8.0)
     task = prefix_completion(target, 30)
     model = CPFactorization(shape, components=16)
-    params = model.init(1, 1e-2, generators([0]), dtype=torch.float64)
+    params = model.init(1, model.scale_for_entry_std(1e-2), generators([0]), dtype=torch.float64)
     comparison = rank_one_trajectory_distance(model, task, params, lr=0.5, steps=1000, every=50)
     ratio = comparison.distance[:, 0] / comparison.norm[:, 0]
     grown = comparison.norm[:, 0] > 0.5 * 8.0

@@ -77,3 +77,11 @@ def test_a_small_run_trains_on_one_thread_whatever_torch_was_set_to(policy, monk
     config = run.RunConfig(shape=(6, 6), rank=1, num_observations=20, depth=2, max_steps=5, checkpoint_every=0)
     run.run_batch([config], [tmp_path / "run"], progress=False, plots=False)
     assert seen == [1] and torch.get_num_threads() == 2
+
+
+def test_an_explicit_count_for_a_while_overrides_the_policy_of_the_runs_inside(policy) -> None:
+    with policy.torch_threads(2, explicit=True):
+        assert policy.policy_threads(0.0) == 2 and torch.get_num_threads() == 2
+    assert policy.policy_threads(0.0) == 1
+    with policy.torch_threads(2):  # a cap that is not the user's choice leaves the policy alone
+        assert policy.policy_threads(0.0) == 1

@@ -39,6 +39,19 @@ def test_a_converged_run_freezes_while_the_others_go_on():
         torch.testing.assert_close(p[:1], q)
 
 
+def test_history_stacks_each_recorded_metric_over_the_records():
+    model, task, params = _problem()
+    config = TrainConfig(max_steps=50, loss_threshold=0.0, record_every=10, record_per_decade=0, progress=False)
+    state = train(model, task, params, gradient_descent(), torch.tensor([0.05, 0.01], dtype=torch.float64), config,
+                  measure=lambda p, loss: {"sigma": model.quantities(p)})
+    assert state.history("step").tolist() == [0, 10, 20, 30, 40, 50]
+    assert state.history("sigma").shape == (6, 2, 8)
+    torch.testing.assert_close(state.history("sigma")[-1], model.quantities(state.params))
+    torch.testing.assert_close(state.history("train_loss")[3], state.records[3]["train_loss"])
+    with pytest.raises(ValueError, match="'sigma', 'step', 'train_loss'"):
+        state.history("singular_values")
+
+
 def test_converge_patience_keeps_a_run_going_until_its_loss_has_stayed_below_the_threshold():
     model, task, params = _problem(batch=1)
     lr = torch.tensor([0.05], dtype=torch.float64)
@@ -134,8 +147,8 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path, monkeyp
 
     save = run_module._save_checkpoints
 
-    def crash_after_second_checkpoint(state, dirs):
-        save(state, dirs)
+    def crash_after_second_checkpoint(state, dirs, *seconds):
+        save(state, dirs, *seconds)
         if state.step == 200:
             raise KeyboardInterrupt("simulated crash")
 

@@ -17,6 +17,9 @@ from collections.abc import Iterator
 from . import __version__
 from .errors import UsageError
 
+__all__ = ["build_parser", "main"]
+
+
 COMMAND_MODULES: tuple[str, ...] = (
     "implicitrank.commands.factorize",
     "implicitrank.commands.baseline",
@@ -30,6 +33,7 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``implicitrank`` parser with every subcommand of ``COMMAND_MODULES`` registered."""
     parser = argparse.ArgumentParser(
         prog="implicitrank",
         description="Implicit rank regularization in deep matrix, tensor and hierarchical tensor factorizations.",
@@ -69,6 +73,7 @@ def _strict(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line on ``argv`` (default: ``sys.argv[1:]``); returns the exit status (2: bad input)."""
     # The command line only writes figures to files: the file-only backend, chosen before matplotlib is imported
     # (the library itself leaves the backend to its user).
     os.environ.setdefault("MPLBACKEND", "Agg")
@@ -78,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # here, where a closed pipe is caught below, not at the interpreter's exit
+        return code
     except UsageError as err:
         print(f"implicitrank {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -7,6 +7,8 @@ file errors their built-in counterparts), so library callers catching the built-
 
 from __future__ import annotations
 
+__all__ = ["CorruptFileError", "MissingInputError", "OutputExistsError", "UsageError"]
+
 
 class UsageError(ValueError):
     """An argument, option, configuration or input file the user gave is not acceptable.

@@ -19,6 +19,10 @@ from matplotlib.figure import Figure
 from . import results
 from .errors import UsageError
 
+__all__ = ["ERROR_KEYS", "ERROR_LABELS", "QUANTITY_LABELS", "describe_setup", "draw_errors", "draw_quantities",
+           "errors_figure", "indexed", "plot_run", "quantities_figure", "quantity_name", "save", "spans_decades"]
+
+
 # name -> (axis label, symbol of the k-th line in the legend)
 QUANTITY_LABELS = {
     "singular_values": ("singular values of W (units of W)", "σ"),

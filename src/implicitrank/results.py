@@ -21,6 +21,11 @@ from torch import Tensor
 
 from .errors import CorruptFileError, MissingInputError, OutputExistsError
 
+__all__ = ["CHECKPOINT", "CONFIG", "DAMAGED", "FACTORS", "METRICS", "SUMMARY", "atomic_write", "is_finished",
+           "load_torch", "prepare_run_dir", "read_json", "read_metrics", "save_torch", "to_jsonable", "write_json",
+           "write_metrics"]
+
+
 CONFIG, METRICS, SUMMARY, FACTORS, CHECKPOINT = "config.json", "metrics.jsonl", "summary.json", "factors.pt", \
     "checkpoint.pt"
 
@@ -68,6 +73,7 @@ def to_jsonable(value: Any) -> Any:
 
 
 def write_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` as indented, key-sorted JSON (tensors as lists, non-finite floats as null), whole or not at all."""
     text = json.dumps(to_jsonable(obj), indent=2, sort_keys=True) + "\n"
     atomic_write(path, lambda h: h.write(text.encode()))
 
@@ -85,11 +91,13 @@ def read_json(path: Path, hint: str = DAMAGED) -> Any:
 
 
 def write_metrics(path: Path, rows: Iterable[dict]) -> None:
+    """Write ``rows`` as JSON lines (one row a line), whole or not at all."""
     text = "".join(json.dumps(to_jsonable(row)) + "\n" for row in rows)
     atomic_write(path, lambda h: h.write(text.encode()))
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
+    """The rows of ``run_dir``'s metrics.jsonl."""
     path = Path(run_dir) / METRICS
     if not path.is_file():
         raise MissingInputError(f"run_dir: no {METRICS} in {str(run_dir)!r}")
@@ -105,6 +113,7 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
 
 
 def save_torch(path: Path, obj: Any) -> None:
+    """``torch.save`` of ``obj`` to ``path``, whole or not at all."""
     atomic_write(path, lambda h: torch.save(obj, h))
 
 
@@ -120,26 +129,35 @@ def load_torch(path: Path, hint: str = DAMAGED) -> Any:
         raise CorruptFileError(f"{path} is truncated or corrupt ({reason}); {hint}") from err
 
 
-def prepare_run_dir(run_dir: str | Path, config: dict, *, resume: bool, resumable: bool = True) -> Path:
+DEVICE_USED = "device_used"  # config.json's record of the device the run trained on (not part of its config)
+
+
+def prepare_run_dir(run_dir: str | Path, config: dict, *, resume: bool, resumable: bool = True,
+                    device: str | None = None) -> Path:
     """Create ``run_dir`` for a new run, or check it for resuming.
 
     Refuses (``OutputExistsError``) a finished run, a directory of another configuration, an unfinished run
     without ``resume`` (naming ``--resume`` only where the command is ``resumable``), and a non-empty
-    directory that is not a run of ours.
+    directory that is not a run of ours. ``device`` (e.g. ``cpu`` for ``device = "auto"``) is recorded in
+    ``config.json`` as ``device_used``, that of the latest session on a resume.
     """
     run_dir = Path(run_dir)
+    record = {**config, DEVICE_USED: device} if device is not None else config
     if run_dir.exists() and any(run_dir.iterdir()):
         if (run_dir / SUMMARY).exists():
             raise OutputExistsError(f"out: {run_dir} holds a finished run (summary.json); choose another --out")
         if not (run_dir / CONFIG).exists():
             raise OutputExistsError(f"out: {run_dir} is not empty and not a run directory; choose another --out")
-        if read_json(run_dir / CONFIG) != json.loads(json.dumps(to_jsonable(config))):
+        written = read_json(run_dir / CONFIG)
+        if {k: v for k, v in written.items() if k != DEVICE_USED} != json.loads(json.dumps(to_jsonable(config))):
             raise OutputExistsError(f"out: {run_dir} holds a run of another configuration; choose another --out")
         if not resume:
             what = "pass --resume to continue it" if resumable else "delete it or choose another --out"
             raise OutputExistsError(f"out: {run_dir} holds an unfinished run; {what}")
+        if written.get(DEVICE_USED) != device and device is not None:
+            write_json(run_dir / CONFIG, record)
         return run_dir
-    write_json(run_dir / CONFIG, config)
+    write_json(run_dir / CONFIG, record)
     return run_dir
 
 

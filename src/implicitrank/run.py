@@ -59,8 +59,9 @@ class RunConfig:
     """A single run: model, task, optimizer, stopping and recording (validated on construction).
 
     Loss: the mean over observations of the squared error, with no ½ (papers.md, conventions).
-    ``init_scale`` is the model's init scale (matrix: ||W(0)||_F ≈ init_scale·sqrt(min(m,n)); tensor
-    models: the std of factor entries). ``seed`` seeds the initialization, ``data_seed`` the
+    ``init_scale`` is, for every model, the root-mean-square Frobenius norm of the end-to-end tensor at init,
+    sqrt(E||W(0) − E W(0)||_F²) (see ``implicitrank.factorizations``; ``init`` one of the model's ``inits``).
+    ``seed`` seeds the initialization, ``data_seed`` the
     observation set, ``truth_seed`` the ground truth.
     """
 
@@ -98,6 +99,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
         _choice("model", self.model, tuple(MODELS))
+        _choice("init", self.init, MODELS[self.model].inits)
         _choice("task", self.task, TASKS)
         _choice("optimizer", self.optimizer, METHODS)
         _choice("dtype", self.dtype, tuple(DTYPES))
@@ -127,8 +129,12 @@ class RunConfig:
             raise UsageError(f"depth must be >= 1, got {self.depth}")
         if self.components is not None and self.components < 1:
             raise UsageError(f"components must be >= 1, got {self.components}")
-        if self.target_norm is not None and not self.target_norm > 0:
-            raise UsageError(f"target_norm must be positive, got {self.target_norm}")
+        if self.target_norm is not None and not 0 < self.target_norm < math.inf:
+            raise UsageError(f"target_norm must be positive (finite and > 0), got {self.target_norm}")
+        if not math.isfinite(self.init_mean):
+            raise UsageError(f"init_mean must be finite, got {self.init_mean}")
+        if self.width is not None and self.width < 1:
+            raise UsageError(f"width must be >= 1 (or None: the default), got {self.width}")
         if self.max_steps < 0 or self.top < 1:
             raise UsageError(f"max_steps must be >= 0 and top >= 1, got {self.max_steps}, {self.top}")
         if self.data is not None and self.task != "completion":
@@ -144,6 +150,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> RunConfig:
+        values = {k: v for k, v in values.items() if k != results.DEVICE_USED}  # config.json's record, not config
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -182,6 +189,7 @@ class ModelEntry:
 
     build: Callable[[RunConfig], Factorization]
     ground_truth: Callable[[RunConfig], Tensor]
+    inits: tuple[str, ...]  # the factorization's ``inits``: the values ``RunConfig.init`` may take
 
 
 def _matrix(config: RunConfig) -> MatrixFactorization:
@@ -207,8 +215,8 @@ def _ht_truth(config: RunConfig) -> Tensor:
 
 
 def _cp(config: RunConfig) -> CPFactorization:
-    """CP with ``components`` = R (None: the product of all mode sizes but the largest); init N(init_mean, scale²)."""
-    return CPFactorization(config.shape, config.components, config.init_mean)
+    """CP with ``components`` = R (None: the product of all mode sizes but the largest)."""
+    return CPFactorization(config.shape, config.components, config.init_mean, init_method=config.init)
 
 
 def _cp_truth(config: RunConfig) -> Tensor:
@@ -221,9 +229,9 @@ def _cp_truth(config: RunConfig) -> Tensor:
 # the per-run init scales, and ``ground_truth(config) -> Tensor`` of shape config.shape with rank
 # config.rank and Frobenius norm config.target_norm (None: sqrt(numel)), seeded by config.truth_seed.
 MODELS: dict[str, ModelEntry] = {
-    "matrix": ModelEntry(_matrix, _matrix_truth),
-    "cp": ModelEntry(_cp, _cp_truth),
-    "ht": ModelEntry(_ht, _ht_truth),
+    "matrix": ModelEntry(_matrix, _matrix_truth, MatrixFactorization.inits),
+    "cp": ModelEntry(_cp, _cp_truth, CPFactorization.inits),
+    "ht": ModelEntry(_ht, _ht_truth, HierarchicalFactorization.inits),
 }
 
 
@@ -327,9 +335,10 @@ def run_batch(configs: list[RunConfig], run_dirs: list[str | Path], *, resume: b
     device, dtype = device_of(first), DTYPES[first.dtype]
     model = MODELS[first.model].build(first)
     task = build_task(configs).to(device, dtype)  # before any directory is made: a refusal leaves none behind
-    dirs = [results.prepare_run_dir(d, c.to_dict(), resume=resume) for c, d in zip(configs, run_dirs)]
+    dirs = [results.prepare_run_dir(d, c.to_dict(), resume=resume, device=str(device))
+            for c, d in zip(configs, run_dirs)]
     lr = torch.tensor([c.lr for c in configs], dtype=dtype, device=device)
-    state = _load_checkpoints(dirs, device) if resume else None
+    state, earlier = _load_checkpoints(dirs, device) if resume else (None, 0.0)
     params = None
     if state is None:
         params = model.init(len(configs), torch.tensor([c.init_scale for c in configs]),
@@ -339,8 +348,9 @@ def run_batch(configs: list[RunConfig], run_dirs: list[str | Path], *, resume: b
     started = time.perf_counter()
     with torch_threads(policy_threads(len(configs) * math.prod(first.shape) * min(first.shape))):
         state = train_configured(model, task, params, first, measure, state,
-                                 lambda s: _save_checkpoints(s, dirs), lr, progress)
-    seconds = time.perf_counter() - started
+                                 lambda s: _save_checkpoints(s, dirs, earlier + time.perf_counter() - started),
+                                 lr, progress)
+    seconds = earlier + time.perf_counter() - started  # the whole run's, over every session
     summaries = [_finish(state, b, d, c, seconds, plots, started_at, tensorboard)
                  for b, (d, c) in enumerate(zip(dirs, configs))]
     return BatchResult(summaries, state, model, task)
@@ -380,17 +390,19 @@ def _metric_rows(records: list[dict]) -> list[dict]:
     return [{k: v[0] if isinstance(v, Tensor) and v.dim() else v for k, v in row.items()} for row in records]
 
 
-def _save_checkpoints(state: TrainState, dirs: list[Path]) -> None:
+def _save_checkpoints(state: TrainState, dirs: list[Path], seconds: float = 0.0) -> None:
+    """Each run's checkpoint (with the ``seconds`` trained so far) and the metrics recorded until now."""
     for b, d in enumerate(dirs):
         run = _run_state(state, b)
-        results.save_torch(d / results.CHECKPOINT, run)
+        results.save_torch(d / results.CHECKPOINT, {**run, "seconds": seconds})
         results.write_metrics(d / results.METRICS, _metric_rows(run["records"]))
 
 
-def _load_checkpoints(dirs: list[Path], device: torch.device) -> TrainState | None:
+def _load_checkpoints(dirs: list[Path], device: torch.device) -> tuple[TrainState | None, float]:
+    """The batch's state from its runs' checkpoints (None when there are none) and the seconds trained so far."""
     paths = [d / results.CHECKPOINT for d in dirs]
     if not any(p.exists() for p in paths):
-        return None
+        return None, 0.0
     if not all(p.exists() for p in paths):
         raise UsageError("resume: some runs of this batch have a checkpoint and some do not; resume them apart")
     runs = [results.load_torch(p, "delete it to restart this run from step 0 (it cannot be resumed)") for p in paths]
@@ -399,7 +411,8 @@ def _load_checkpoints(dirs: list[Path], device: torch.device) -> TrainState | No
     merged = _stack([{k: r[k] for k in ("params", "optimizer_state", "status", "records")} for r in runs], device)
     status = merged["status"]
     return TrainState(runs[0]["step"], merged["params"], merged["optimizer_state"], status["active"],
-                      status["stopped_at"], status["loss"], merged["records"], status.get("below_for"))
+                      status["stopped_at"], status["loss"], merged["records"], status.get("below_for")), \
+        max(float(r.get("seconds", 0.0)) for r in runs)
 
 
 def _write_metrics(run_dir: Path, rows: list[dict], config: RunConfig, summary: dict, tensorboard: bool) -> None:

@@ -22,6 +22,9 @@ from typing import Any
 
 from . import results
 
+__all__ = ["event_dir", "logging_to", "require", "scalars", "write_events"]
+
+
 FINAL_METRICS = ("reconstruction_error", "reconstruction_error_squared", "unobserved_error", "effective_rank",
                  "nuclear_norm", "train_loss", "test_mse", "steps")
 EVENTS_GLOB = "events.out.tfevents.*"

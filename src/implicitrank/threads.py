@@ -19,6 +19,10 @@ from contextlib import contextmanager
 
 from .errors import UsageError
 
+__all__ = ["available_cores", "busy_cores", "free_cores", "pin_threads", "policy_threads", "thread_environment",
+           "torch_threads", "use_policy"]
+
+
 # Multiply-adds of one step's largest product above which a second thread pays for its synchronization:
 # a 100×100 matrix product (10^6) is too small to split, convolution networks (10^9 and more) are not.
 LARGE_WORK = 10**8
@@ -108,18 +112,24 @@ def _set(threads: int) -> None:
 
 
 @contextmanager
-def torch_threads(count: int | None) -> Iterator[None]:
-    """Run with ``count`` torch intra-op threads (None: leave as is), restoring the setting afterwards.
+def torch_threads(count: int | None, *, explicit: bool = False) -> Iterator[None]:
+    """Run with ``count`` torch intra-op threads (None: leave as is), restoring the setting afterwards;
+    ``explicit``: the count is the user's choice (``--threads``), which overrides ``policy_threads`` meanwhile
+    (a run started inside then keeps it instead of dropping to one thread).
 
     The problems of the papers are small (at most 100×100 matrices): a second thread buys nothing, and
     on a shared machine a spinning thread pool made small steps 50–100× slower than one thread.
     """
+    global _explicit
     import torch
 
-    previous = torch.get_num_threads()
+    previous, previous_explicit = torch.get_num_threads(), _explicit
     if count is not None:
         torch.set_num_threads(count)
+        if explicit:
+            _explicit = count
     try:
         yield
     finally:
         torch.set_num_threads(previous)
+        _explicit = previous_explicit

@@ -114,6 +114,17 @@ class TrainState:
         """Updates each run made: until it stopped, else all."""
         return torch.where(self.stopped_at >= 0, self.stopped_at, self.step)
 
+    def history(self, name: str) -> Tensor:
+        """A recorded metric at every record, stacked: (T, B, …) for a metric of shape (B, …); ``"step"`` gives
+        the (T,) recorded steps. Plot ``history("train_loss")[:, b]`` against ``history("step")`` for run b."""
+        if not self.records:
+            raise ValueError("no metrics were recorded (TrainConfig's record_every and record_per_decade are 0?)")
+        if name not in self.records[0]:
+            raise ValueError(f"name must be one of the recorded metrics {sorted(self.records[0])}, got {name!r}")
+        if name == "step":
+            return torch.tensor([r["step"] for r in self.records])
+        return torch.stack([r[name] for r in self.records])
+
     def messages(self) -> list[str]:
         return [f"run {b}: train loss, parameters or metrics became NaN/inf at step {int(s)}; the run stopped "
                 f"there and the metrics recorded until then are kept"

@@ -19,6 +19,9 @@ import time
 
 from .threads import pin_threads
 
+__all__ = ["exit_with_parent", "start_worker"]
+
+
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 POLL_SECONDS = 1.0
 

@@ -74,6 +74,17 @@ def int_list(text: str) -> list[int]:
     return values
 
 
+MAX_SEED = 2**63 - 1  # the largest seed a torch generator takes (run.MAX_SEED)
+
+
+def seed_list(text: str) -> list[int]:
+    """``int_list`` of seeds: each in [0, 2**63 - 1], what a torch generator takes."""
+    values = int_list(text)
+    if not all(0 <= v <= MAX_SEED for v in values):
+        raise argparse.ArgumentTypeError(f"seeds must be in [0, 2**63 - 1], got {text!r}")
+    return values
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -104,7 +115,7 @@ def add_deprecated(p: argparse.ArgumentParser, old: str, new: str, dest: str, **
 def add_seeds(p: argparse.ArgumentParser, default: Sequence[int] = (0,), what: str = "init seeds",
               deprecated_seed: bool = False) -> None:
     """``--seeds``: a list of seeds, one run each (``deprecated_seed``: also accept the old ``--seed N``)."""
-    p.add_argument("--seeds", type=int_list, default=list(default),
+    p.add_argument("--seeds", type=seed_list, default=list(default),
                    help=f"{what}, one run each: 0..4, 0,2,5 or 3")
     if deprecated_seed:
         add_deprecated(p, "--seed", "--seeds (a list: 0..4, 0,2,5)", "seeds", type=int, wrap=lambda seed: [seed])

@@ -23,7 +23,8 @@ TASKS = ("completion", "sensing")
 METHODS = ("gd", "global-rmsprop", "adam", "gradient-flow")  # run.METHODS
 DTYPES = ("float32", "float64")  # run.DTYPES
 MATRIX_INITS = ("gaussian", "balanced", "identity", "orthogonal")
-HT_INITS = ("gaussian", "balanced")
+CP_INITS = ("gaussian", "balanced")  # CPFactorization.inits
+HT_INITS = ("gaussian", "balanced")  # HierarchicalFactorization.inits
 
 SCALES = ("test", "quick", "paper")  # experiments.SCALE_NAMES
 EXECUTORS = ("serial", "local", "slurm")  # sweeps.executors.EXECUTORS

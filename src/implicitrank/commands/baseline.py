@@ -77,6 +77,8 @@ def run_nnm(args: argparse.Namespace) -> int:
                           "dtype": "float64", "data": data})
     if not math.isfinite(args.eps_constraint) or args.eps_constraint < 0:
         raise UsageError(f"eps_constraint must be >= 0, got {args.eps_constraint}")
+    if not 0 < args.tol < math.inf or args.max_iter < 1:
+        raise UsageError(f"--tol must be finite and > 0 and --max-iter >= 1, got {args.tol}, {args.max_iter}")
     out = args.out or default_out("nnm")
     summary = solve_and_save(config, out, eps_constraint=args.eps_constraint, method=args.method, tol=args.tol,
                              max_iter=args.max_iter)

@@ -72,6 +72,9 @@ def add_run_arguments(p: argparse.ArgumentParser, model: str) -> None:
         m.add_argument("--components", type=int, default=None,
                        help="CP components R / hierarchical width cap (default: enough not to constrain the rank)")
         m.add_argument("--init-mean", type=float, default=0.0, help="mean of the factor entries at init")
+    if model == "cp":
+        m.add_argument("--init", choices=_defaults.CP_INITS, default=d["init"],
+                       help="balanced: each component's factors start with equal norms (the same W(0))")
     if model == "ht":
         m.add_argument("--init", choices=_defaults.HT_INITS, default=d["init"],
                        help="balanced: every local component's vectors start with equal norms")
@@ -79,7 +82,8 @@ def add_run_arguments(p: argparse.ArgumentParser, model: str) -> None:
         m.add_argument("--tree", default="balanced",
                        help="mode tree: balanced | opposite | windows | windows:HxW[:K] | a literal like ((0,1),(2,3))")
     m.add_argument("--init-scale", type=float, nargs="+", default=[d["init_scale"]],
-                   help="init scale(s), one run each (matrix: ||W(0)||_F ≈ s·sqrt(min(m,n)); tensors: factor std)")
+                   help="init scale(s), one run each: the root-mean-square Frobenius norm of the end-to-end "
+                        "tensor at init, sqrt(E||W(0) - E W(0)||^2), for every model")
     _common.add_seeds(m)
     o = p.add_argument_group("optimization")
     o.add_argument("--optimizer", choices=_defaults.METHODS, default=d["optimizer"], help="training method")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,7 +38,7 @@ def register(subparsers) -> None:
                    help="factorization depths of every layer, e.g. 1,2,3 or 1..4 (1 = plain)")
     p.add_argument("--hidden", type=int, default=d["hidden"], help="MLP hidden width")
     p.add_argument("--init-scale", type=float, default=d["init_scale"],
-                   help="scale of every layer's end-to-end weight at init")
+                   help="scale of every layer's end-to-end weight at init: E||W(0)||_F^2 = s^2 min(in, out)")
     p.add_argument("--epochs", type=int, default=d["epochs"], help="training epochs")
     p.add_argument("--batch-size", type=int, default=d["batch_size"], help="minibatch size")
     p.add_argument("--lr", type=float, default=d["lr"], help="Adam learning rate")
@@ -48,7 +47,7 @@ def register(subparsers) -> None:
     p.add_argument("--autoencoder-depths", type=int_list, default=list(d["autoencoder_depths"]),
                    help="bottleneck depths")
     p.add_argument("--autoencoder-init-scale", type=float, default=d["autoencoder_init_scale"],
-                   help="init scale of the autoencoder's bottleneck")
+                   help="init scale of the autoencoder's bottleneck (as --init-scale)")
     p.add_argument("--autoencoder-epochs", type=int, default=d["autoencoder_epochs"], help="autoencoder epochs")
     _common.add_seeds(p, (d["seed"],), what="seeds (initialization and minibatch order)", deprecated_seed=True)
     _common.add_threads(p)
@@ -69,6 +68,8 @@ def config_from(args: argparse.Namespace) -> DigitsConfig:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     _common.apply_threads(args.threads)
     from tqdm import tqdm
 

@@ -5,7 +5,6 @@ Exits 0 when every claim of the figure holds (on the mean over seeds), 1 otherwi
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
 
 from ..errors import UsageError
@@ -66,6 +65,8 @@ def register(subparsers) -> None:
 
 
 def run_locality(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from ..threads import LARGE_WORK
 
     _common.apply_threads(args.threads, work=LARGE_WORK)  # convolution networks: the free cores

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import multiprocessing
 import os
+import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import OutputExistsError, UsageError
 from ..threads import available_cores, pin_threads
-from ..workers import start_worker
 from ._common import (
     add_data,
     add_out,
@@ -29,8 +27,8 @@ from ._common import (
     add_tensorboard,
     add_threads,
     default_out,
-    int_list,
     resolve_data,
+    seed_list,
 )
 from ._defaults import SCALES
 
@@ -48,8 +46,8 @@ def register(subparsers) -> None:
     p.add_argument("--scale", choices=SCALES, default="quick",
                    help="test: seconds; quick: minutes on 2 CPU cores; paper: the published sizes")
     add_out(p, "reproduce")
-    p.add_argument("--seeds", type=int_list, default=None,
-                   help="the repetitions' seeds, e.g. 0..2 or 0,5 (default: the scale's own, 0..N-1)")
+    p.add_argument("--seeds", type=seed_list, default=None,
+                   help="the repetitions' seeds, e.g. 0..2 for three (default: the scale's own)")
     add_data(p, "data the experiment can use: MovieLens u.data, MNIST/Fashion-MNIST IDX directory, CIFAR-10 batches")
     p.add_argument("--jobs", type=int, default=None,
                    help="experiments run at once by 'all' (default: one per core at test and quick scale, "
@@ -76,14 +74,15 @@ def unfinished(names: list[str], out: Path, resume: bool) -> list[str]:
     return [n for n in names if n not in finished]
 
 
-def chosen_seeds(seeds: list[int] | None) -> tuple[int, ...] | None:
-    """The seeds of ``--seeds`` as the experiments take them (``experiments.claims.seed_list``): distinct and
-    non-negative, checked before anything runs; None for each scale's own."""
+def seed_tuple(seeds: list[int] | None) -> tuple[int, ...] | None:
+    """``--seeds`` for the experiments: the seeds themselves, as in every command (``3`` is seed 3, not a count
+    of three, which it was before; a one-line note says so)."""
     if seeds is None:
         return None
-    from ..experiments.claims import seed_list
-
-    return seed_list(seeds, 1)
+    if len(seeds) == 1 and seeds[0] > 0:
+        print(f"implicitrank reproduce: note: --seeds is a list of seeds: {seeds[0]} runs seed {seeds[0]} only "
+              f"(for {seeds[0]} repetitions: --seeds 0..{seeds[0] - 1})", file=sys.stderr)
+    return tuple(seeds)
 
 
 def run_reproduce(args: argparse.Namespace) -> int:
@@ -105,7 +104,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
     names = list(MODULES) if args.name == "all" else [args.name]
     for name in names:  # every name and value is checked before anything runs
         experiment(name)
-    args.seeds, args.data = chosen_seeds(args.seeds), resolve_data(args.data)
+    args.seeds, args.data = seed_tuple(args.seeds), resolve_data(args.data)
     if args.name != "all":
         check_data(args.name, args.data)
     out = args.out or default_out("reproduce")
@@ -195,7 +194,11 @@ def _ours(claim: dict) -> str:
 
 def _run_parallel(names: list[str], args: argparse.Namespace, out: Path, jobs: int) -> dict[str, list[Claim]]:
     """Run ``names`` on ``jobs`` worker processes (one torch thread each, or ``--threads``), longest first."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
     from ..experiments.registry import QUICK_SECONDS
+    from ..workers import start_worker
 
     threads = args.threads or 1
     order = sorted(names, key=lambda n: QUICK_SECONDS.get(n, 0), reverse=True)

@@ -1,7 +1,8 @@
 """Arora et al. 2019, §5 (Figure 2): deep matrix factorization against minimum nuclear norm, across init scales.
 
 Ground truth W* = UVᵀ (n×n, rank r, ‖W*‖_F = n), completion from M random entries (two values of M) and sensing
-from M Gaussian measurements; depths 2, 3, 4 from the "gaussian" init with ‖W(0)‖_F ≈ init_scale·√n, trained with
+from M Gaussian measurements; depths 2, 3, 4 from the "gaussian" init with ‖W(0)‖_F ≈ α·√n (the paper's init scale α;
+the factorization's ``init_scale`` is that norm, ``CompletionScale.init_norms``), trained with
 global RMSprop (eps 1e-4) until the loss (mean over observations of the squared error, no ½) is ≤ 1e-6; against
 minimum nuclear norm (completion: |X_ij − y_ij| ≤ 1e-3 as published; sensing: A(X) = y, the only form
 ``baselines.nuclear_norm_min`` supports for sensing — the published sensing baseline error ≈7.5e-4 suggests a relaxed
@@ -58,7 +59,7 @@ class CompletionScale:
     rank: int
     observations: tuple[int, ...]  # (few, many) completion observations
     depths: tuple[int, ...]
-    init_scales: tuple[float, ...]  # descending
+    init_scales: tuple[float, ...]  # the paper's α, descending: ‖W(0)‖_F ≈ α·√size
     lr: float
     max_steps: int
     seeds: int
@@ -70,6 +71,11 @@ class CompletionScale:
             raise ValueError(f"observations must be two counts in [1, {self.size**2}], got {self.observations}")
         if list(self.init_scales) != sorted(self.init_scales, reverse=True):
             raise ValueError(f"init_scales must be descending, got {self.init_scales}")
+
+    @property
+    def init_norms(self) -> tuple[float, ...]:
+        """‖W(0)‖_F = α·√size for each α: the factorizations' ``init_scale`` (Fig. 2's x-axis)."""
+        return tuple(s * math.sqrt(self.size) for s in self.init_scales)
 
 
 SCALES = {
@@ -96,7 +102,7 @@ def settings(cfg: CompletionScale) -> list[tuple[str, int]]:
 
 def setting_configs(cfg: CompletionScale, task: str, observations: int, seeds) -> list[RunConfig]:
     """The runs of one part: every depth, init scale and seed, with the scale's optimizer for that task."""
-    return grid_configs(cfg.size, cfg.rank, task, observations, cfg.depths, cfg.init_scales, cfg.lr, cfg.max_steps,
+    return grid_configs(cfg.size, cfg.rank, task, observations, cfg.depths, cfg.init_norms, cfg.lr, cfg.max_steps,
                         seeds, cfg.sensing_optimizer if task == "sensing" else "global-rmsprop")
 
 
@@ -106,7 +112,7 @@ def factorization_rows(configs: list[RunConfig], label: dict, progress: bool) ->
     for result in run_grid(configs, progress=progress):
         c, s = result.config, result.summary
         rows.append(label | {"method": f"depth {c.depth}", "depth": c.depth, "init_scale": c.init_scale,
-                             "init_norm": c.init_scale * math.sqrt(min(c.shape)), "seed": c.seed,
+                             "init_norm": c.init_scale, "seed": c.seed,
                              "error": s["reconstruction_error_squared"], "nuclear_norm": s["nuclear_norm"],
                              "effective_rank": s["effective_rank"], "status": s["status"], "steps": s["steps"],
                              "train_loss": s["train_loss"]})
@@ -208,8 +214,8 @@ def _claims(rows: list[dict], cfg: CompletionScale, truth: float, seeds: tuple[i
                            "([truth, min norm])", "less", None, [[truth, r] for r in nn_rank], seeds=seeds,
                            published=published.A19_NN_ERANK))
     if 2 in cfg.depths:
-        large, small = (per_seed(fewc, "error", seeds, depth=2, init_scale=s) for s in (cfg.init_scales[0],
-                                                                                      cfg.init_scales[-1]))
+        large, small = (per_seed(fewc, "error", seeds, depth=2, init_scale=s) for s in (cfg.init_norms[0],
+                                                                                      cfg.init_norms[-1]))
         claims.append(evaluate(f"{few} obs, depth 2: error improves as init shrinks ([smallest init, largest init])",
                                "less", None, [list(x) for x in zip(small, large)], seeds=seeds,
                                published=published.A19_DEPTH2_INIT))
@@ -219,7 +225,7 @@ def _claims(rows: list[dict], cfg: CompletionScale, truth: float, seeds: tuple[i
                            "at_most", RECOVERED, everything, seeds=seeds, published=published.A19_MANY_RECOVER))
     sensing = [r for r in rows if r["task"] == "sensing"]
     if sensing:
-        d2 = per_seed(sensing, "error", seeds, depth=2, init_scale=cfg.init_scales[-1])
+        d2 = per_seed(sensing, "error", seeds, depth=2, init_scale=cfg.init_norms[-1])
         nn_sensing = per_seed(sensing, "error", seeds, **nn)
         d34 = [worst(x) for x in zip(*(per_seed(sensing, "error", seeds, depth=d) for d in deep))]
         claims.append(evaluate("sensing: depth >= 3 more accurate than depth 2 (smallest init) and nuclear norm "
@@ -237,8 +243,8 @@ def _plot(rows: list[dict], parts: list[tuple[str, int]], cfg: CompletionScale, 
                                             ("effective_rank", "effective rank"))):
             ax = axes[i][col]
             for d in cfg.depths:
-                xs = [s * math.sqrt(cfg.size) for s in cfg.init_scales]
-                ys = [_median(mine, key, depth=d, init_scale=s) for s in cfg.init_scales]
+                xs = cfg.init_norms
+                ys = [_median(mine, key, depth=d, init_scale=s) for s in xs]
                 ax.plot(xs, ys, "o-", color=DEPTH_COLORS.get(d), label=f"depth {d}")
             ax.axhline(_median(mine, key, method="nuclear norm"), color=BASELINE_COLOR, ls="--", label="nuclear norm")
             if key == "effective_rank":

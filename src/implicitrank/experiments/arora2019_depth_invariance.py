@@ -111,8 +111,9 @@ def run(scale: str, out_dir: Path, seeds, data: str | None) -> list[Claim]:
         truth = float(torch.linalg.svdvals(task.target[0]).sum())
         for depth in cfg.depths:
             model = MatrixFactorization(cfg.size, cfg.size, depth, None, "identity")
-            params = model.init(len(cfg.init_scales), torch.tensor(cfg.init_scales), generators([seed] * len(
-                cfg.init_scales)), dtype=torch.float64)
+            norms = torch.tensor(cfg.init_scales) * math.sqrt(cfg.size)  # ‖α·I‖_F: the model's init_scale
+            params = model.init(len(cfg.init_scales), norms, generators([seed] * len(cfg.init_scales)),
+                                dtype=torch.float64)
 
             def measure(p, loss, model=model):
                 w = model.end_to_end(p)

@@ -44,7 +44,7 @@ NAME = "arora2019-dynamics"
 TITLE = "Arora et al. 2019, Fig. 3: top singular values vs iterations (GD, identity init), depths 1-3; MovieLens"
 DEPTHS = (1, 2, 3)
 TOP = 10
-INIT_SCALE = 1e-3
+INIT_SCALE = 1e-3  # α of W(0) = α·I; the factorizations' init_scale is ‖W(0)‖_F = α·√n
 LR = 0.1
 MOVIELENS_SHAPE = (943, 1682)
 MOVIELENS_TRAIN = 10_000
@@ -93,7 +93,8 @@ def run_synthetic(cfg: DynamicsScale, seed: int) -> tuple[list[dict], dict[int, 
     rows, theory = [], {}
     for depth in DEPTHS:
         model = MatrixFactorization(cfg.size, cfg.size, depth, None, "identity")
-        params = model.init(1, torch.tensor([INIT_SCALE]), generators([seed]), dtype=torch.float64)
+        norm = INIT_SCALE * math.sqrt(cfg.size)
+        params = model.init(1, torch.tensor([norm]), generators([seed]), dtype=torch.float64)
         traj = record_trajectory(model, task, params, LR, cfg.steps, every)
         theory[depth] = float(check_rates(model, traj, top=cfg.rank).error[0])
         w, grad = traj.end_to_end[:, 0], traj.gradients[:, 0]
@@ -117,9 +118,9 @@ def run_synthetic(cfg: DynamicsScale, seed: int) -> tuple[list[dict], dict[int, 
 def run_movielens(cfg: DynamicsScale, path: str, seed: int) -> list[dict]:
     """Depths 1-3 on MovieLens (plain GD, identity init): per-record top singular values and held-out MSE."""
     configs = [RunConfig(shape=MOVIELENS_SHAPE, data=path, num_observations=MOVIELENS_TRAIN, depth=d, init="identity",
-                         init_scale=INIT_SCALE, optimizer="gd", lr=LR, max_steps=cfg.movielens_steps[d],
-                         loss_threshold=0.0, data_seed=seed, seed=seed, top=TOP, record_per_decade=20,
-                         checkpoint_every=0) for d in DEPTHS]
+                         init_scale=INIT_SCALE * math.sqrt(min(MOVIELENS_SHAPE)), optimizer="gd", lr=LR,
+                         max_steps=cfg.movielens_steps[d], loss_threshold=0.0, data_seed=seed, seed=seed, top=TOP,
+                         record_per_decade=20, checkpoint_every=0) for d in DEPTHS]
     rows = []
     for result in run_grid(configs, progress=True):
         for r in result.rows:

@@ -30,7 +30,7 @@ from .claims import Claim, evaluate, seed_list
 
 NAME = "arora2019-observations"
 TITLE = "Arora et al. 2019, Fig. 1: reconstruction error vs number of observations, ranks 5/10, depths 2-4"
-INIT_SCALE = 1e-3
+INIT_SCALE = 1e-3  # the paper's α: ‖W(0)‖_F ≈ α·√size, the factorizations' init_scale
 RECOVERED = 1e-3
 
 
@@ -78,7 +78,8 @@ def run(scale: str, out_dir: Path, seeds, data: str | None) -> list[Claim]:
         for m in cfg.observations:
             label = {"rank": rank, "observations": m}
             # depth 1 is the control: gradient descent on W itself has no low-rank bias
-            configs = grid_configs(cfg.size, rank, "completion", m, (1, *cfg.depths), (INIT_SCALE,), cfg.lr,
+            norm = INIT_SCALE * math.sqrt(cfg.size)
+            configs = grid_configs(cfg.size, rank, "completion", m, (1, *cfg.depths), (norm,), cfg.lr,
                                    cfg.max_steps, seeds)
             rows += factorization_rows(configs, label, progress=scale != "test")
             rows += baseline_rows(configs[0], seeds, label)

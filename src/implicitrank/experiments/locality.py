@@ -148,6 +148,8 @@ class LocalitySetup:
             raise UsageError("difficulties must not be empty")
         if self.task == "pathfinder" and min(self.difficulties) < 1:
             raise UsageError(f"Pathfinder lengths L must be >= 1, got {self.difficulties}")
+        if self.task == "is-same-class" and min(self.difficulties) < 0:
+            raise UsageError(f"Is Same Class distances d must be >= 0, got {self.difficulties}")
         if not self.reg_weights or min(self.reg_weights) < 0 or not all(map(math.isfinite, self.reg_weights)):
             raise UsageError(f"reg_weights (λ) must be finite and >= 0, got {self.reg_weights}")
         if self.model not in MODELS:

@@ -101,8 +101,8 @@ def init_with_det_sign(depth: int, init: str, init_scale: float, sign: int, coun
     whose product has that sign (half of them do). ``init_scale`` is the RMS of the product's entries."""
     model = MatrixFactorization(2, 2, depth, None, init)
     pool = list(range(first_seed, first_seed + 8 * count + 16))
-    # The model's init sets ||W(0)||_F = init_scale·√2; an RMS of s over 4 entries is ||W(0)||_F = 2s.
-    params = model.init(len(pool), torch.full((len(pool),), init_scale * math.sqrt(2.0)), generators(pool),
+    # The model's init_scale is ||W(0)||_F; an RMS of s over 4 entries is ||W(0)||_F = 2s.
+    params = model.init(len(pool), torch.full((len(pool),), 2.0 * init_scale), generators(pool),
                         dtype=torch.float64)
     keep = (torch.linalg.det(model.end_to_end(params)) * sign > 0).nonzero().flatten()[:count]
     if keep.numel() < count:

@@ -131,7 +131,8 @@ def _runs(setup: Setup, panel: Panel, observations: int, repetitions: tuple[int,
     singles = {s: prefix_completion(truths[s], observations, seed=s) for s in repetitions}
     task = stack_completions([singles[s] for s, _ in runs]).to("cpu", torch.float32)
     model = CPFactorization(shape, panel.components)
-    params = model.init(len(runs), torch.tensor([std for _, std in runs]), generators([s for s, _ in runs]))
+    scales = torch.tensor([model.scale_for_entry_std(std) for _, std in runs], dtype=torch.float64)  # papers: entry std
+    params = model.init(len(runs), scales, generators([s for s, _ in runs]))
     state = train_rmsprop(model, task, params, setup.lr, max_steps=setup.max_steps,
                           loss_threshold=setup.loss_threshold, patience=setup.patience, progress=progress)
     final = [p.detach().double() for p in state.params]

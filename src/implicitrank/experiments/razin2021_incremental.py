@@ -97,7 +97,8 @@ def run(scale: str, out_dir: Path, seeds, data: str | None) -> list[Claim]:
                                     setup.observations, seed=s) for s in repetitions}
     task = stack_completions([singles[s] for s, _ in runs]).to("cpu", torch.float32)
     model = CPFactorization(shape, setup.components)
-    params = model.init(len(runs), torch.tensor([std for _, std in runs]), generators([s for s, _ in runs]))
+    scales = torch.tensor([model.scale_for_entry_std(std) for _, std in runs], dtype=torch.float64)  # papers: entry std
+    params = model.init(len(runs), scales, generators([s for s, _ in runs]))
 
     def measure(p, loss):
         return {"norms": model.component_norms(p).float(),

@@ -167,7 +167,8 @@ def _sweep(dataset: str, task: Completion, training: Training, seed: int, progre
         ranks = tqdm(ranks, desc=f"{dataset}: CP rank", unit="R", leave=False)
     for rank in ranks:
         model = CPFactorization(task.shape, components=rank, init_mean=1.0)
-        params = model.init(len(VARIANTS), training.init_std, generators([seed] * len(VARIANTS)))
+        params = model.init(len(VARIANTS), model.scale_for_entry_std(training.init_std),
+                            generators([seed] * len(VARIANTS)))
         fit = task.to(params[0].dtype)
         steps = training.epochs * math.ceil(fit.num_observations / training.batch_size)
         config = TrainConfig(max_steps=steps, loss_threshold=0.0, record_per_decade=0, progress=False)

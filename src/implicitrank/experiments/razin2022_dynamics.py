@@ -56,7 +56,8 @@ QUANTITY_LABEL = {"matrix": "singular values", "cp": "component norms", "hierarc
 @dataclass(frozen=True)
 class Panel:
     """One panel: ``kind`` in KINDS, the ground truth's ``shape`` and ``rank`` (CP rank, matrix rank, or the
-    hierarchical rank at every node), init scale (the std of every factor entry, as in the authors' runs)."""
+    hierarchical rank at every node), ``init_scale`` the std of every factor entry, as in the authors' runs (the
+    factorization's init_scale is the matching ||W(0)||_F, ``scale_for_entry_std``)."""
 
     kind: str
     shape: tuple[int, ...]
@@ -146,23 +147,13 @@ def _build(setup: Setup, panel: Panel):
     return HierarchicalFactorization(panel.shape, width_cap=setup.width_cap), truth
 
 
-def _model_init_scale(panel: Panel, std: float | None = None) -> float:
-    """The factorization's ``init_scale`` for a per-entry factor std: CP and HT take the std itself; a depth-N
-    n×n matrix factorization with entries N(0, s²) has ||W(0)||_F ≈ s^N·n^((N+1)/2), which is
-    ``MatrixFactorization``'s init_scale·sqrt(n) for init_scale = s^N·n^(N/2)."""
-    std = panel.init_scale if std is None else std
-    if panel.kind != "matrix":
-        return std
-    n, depth = min(panel.shape), 3
-    return std**depth * n ** (depth / 2)
-
-
 def _train_panel(setup: Setup, panel: Panel, runs: list[tuple[int, bool]], progress: bool):
     """(steps, quantities (T, B, SHOWN) sorted descending, extra curves) of one panel's runs ((seed, control))."""
     model, truth = _build(setup, panel)
     task = prefix_completion(truth.float(), panel.observations, seed=0, batch=len(runs)).to("cpu", torch.float32)
-    scales = torch.tensor([_model_init_scale(panel, panel.control_init if control else panel.init_scale)
-                           for _, control in runs])
+    # the paper gives every panel's per-entry factor std; the model's init_scale is the matching ||W(0)||_F
+    scales = torch.tensor([model.scale_for_entry_std(panel.control_init if control else panel.init_scale)
+                           for _, control in runs], dtype=torch.float64)
     params = model.init(len(runs), scales, generators([seed for seed, _ in runs]))
 
     def measure(p, loss):

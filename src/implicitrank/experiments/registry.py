@@ -93,7 +93,8 @@ def reproduce(name: str, scale: str, out_dir: str | Path, seeds: int | Sequence[
     started = provenance.now()
     # One torch thread at the small scales (their problems gain nothing from more); at paper scale the free cores,
     # never more, which the runs' own policy (run_batch) brings down to one for the small problems.
-    with torch_threads(threads if threads is not None else policy_threads(LARGE_WORK if scale == "paper" else 0)):
+    chosen = threads if threads is not None else policy_threads(LARGE_WORK if scale == "paper" else 0)
+    with torch_threads(chosen, explicit=threads is not None):
         claims = module.run(scale, out_dir, seeds, data)
     used = sorted({s for c in claims for s in c.seeds})
     write_claims(out_dir, name, scale, claims, seeds=used, started=started)

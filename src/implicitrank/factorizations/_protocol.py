@@ -5,7 +5,17 @@ tensor factorization (local component norms) all expose the same four things, so
 measurements, results and the command line are written once against them:
 
 * ``init(batch, init_scale, generator)``: the parameters, a list of tensors with a leading run
-  dimension ``B`` (B independent runs train in one tensor program; a single run is B = 1);
+  dimension ``B`` (B independent runs train in one tensor program; a single run is B = 1). One meaning of
+  ``init_scale`` for all three: the root-mean-square Frobenius norm of the end-to-end tensor at init,
+
+      init_scale = sqrt(E ||W(0) − E W(0)||_F²),
+
+  i.e. sqrt(E ||W(0)||_F²) for the zero-mean inits (all but a nonzero ``init_mean``), and exactly ||W(0)||_F
+  for the inits whose norm is not random (matrix ``balanced``, ``identity``, ``orthogonal``). The same
+  init_scale gives the three the same size of W(0). ``scale_for_entry_std(std)`` converts a per-entry factor
+  std (the tensor papers' convention) into it, ``entry_std(init_scale)`` back;
+* ``init_method`` (a field), one of ``INITS`` = gaussian | balanced | identity | orthogonal; each
+  factorization lists the ones that apply in ``inits`` and refuses the others;
 * ``end_to_end(params)``: the end-to-end tensor, shape ``(B, *shape)``;
 * ``evaluate(params, indices)``: its entries at integer multi-indices without forming it, ``(B, M)``;
 * ``quantities(params, sort=True)``: the tracked quantities (``quantity_name``), ``(B, K)``, sorted
@@ -26,10 +36,13 @@ References: S. Arora, N. Cohen, W. Hu, Y. Luo, NeurIPS 2019, Theorem 3; N. Razin
 
 from __future__ import annotations
 
+import math
 from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
+
+INITS = ("gaussian", "balanced", "identity", "orthogonal")
 
 
 @runtime_checkable
@@ -38,6 +51,12 @@ class Factorization(Protocol):
 
     shape: tuple[int, ...]
     quantity_name: str
+    init_method: str
+    inits: tuple[str, ...]
+
+    def entry_std(self, init_scale: Tensor | float) -> Tensor: ...
+
+    def scale_for_entry_std(self, std: float) -> float: ...
 
     def init(
         self,
@@ -99,6 +118,36 @@ def per_run_scales(
     if scale.numel() != batch or bool((scale <= 0).any()):
         raise ValueError(f"init_scale must be positive, one per run (batch={batch}), got {scale.tolist()}")
     return gens, scale
+
+
+def check_init(owner: str, init_method: str, allowed: tuple[str, ...]) -> None:
+    """Refuse an init that does not apply: one line naming the argument and the allowed values."""
+    if init_method not in allowed:
+        raise ValueError(f"init_method must be one of {allowed} for {owner}, got {init_method!r}")
+
+
+def product_entry_std(init_scale: Tensor | float, log_count: float, factors: int) -> Tensor:
+    """The per-entry std s with count · s^(2·factors) = init_scale², from log(count); as a tensor like
+    init_scale. This is E||W||_F² for W multilinear in ``factors`` zero-mean factors whose entries have
+    variance s², when E||W||_F² = count · s^(2·factors) (count: a product of sizes)."""
+    return per_value(init_scale, lambda scale: math.exp((2.0 * math.log(scale) - log_count) / (2.0 * factors)))
+
+
+def per_value(values: Tensor | float, function) -> Tensor:
+    """``function`` of every value, in float64 scalar arithmetic: the same result for a run whatever the
+    batch it is in (vectorized kernels may round differently with the tensor's length)."""
+    values = torch.as_tensor(values, dtype=torch.float64)
+    return torch.tensor([function(v) for v in values.reshape(-1).tolist()], dtype=torch.float64).reshape(values.shape)
+
+
+def product_scale(std: float, log_count: float, factors: int) -> float:
+    """The inverse of ``product_entry_std``: sqrt(count) · std^factors, computed in the log domain."""
+    if not std > 0:
+        raise ValueError(f"std must be positive, got {std}")
+    log_scale = 0.5 * log_count + factors * math.log(std)
+    if not -745.0 < log_scale < 709.0:
+        raise ValueError(f"std {std} gives an init_scale of exp({log_scale:.4g}), outside float64")
+    return math.exp(log_scale)
 
 
 def batched_normal(

@@ -29,11 +29,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from ._protocol import batched_normal, check_order, per_run_scales, power_law_rates
+from . import _protocol as protocol
 
 DIRECT_MAX_ORDER = 8
 CHUNK_ELEMENTS = 1 << 22  # gathered entries per mode chunk: 16 MB in float32
@@ -70,14 +71,27 @@ class CPFactorization:
     shape : mode sizes (D_1, ..., D_N), N >= 1.
     components : R >= 1; ``None`` means the product of all mode sizes but the largest, which does not
         constrain the tensor rank (Razin & Cohen 2020: 64 for 8×8×8, 512 for 8^4).
-    init_mean : mean of the i.i.d. N(init_mean, init_scale²) factor entries (``init_scale`` is the std,
-        as in Razin et al. 2021); the order-784 natural-data experiment uses mean 1.
+    init_mean : every factor entry is init_mean + s·z, z i.i.d. N(0, 1) (default 0). ``init_scale`` is, as for
+        every factorization, the root-mean-square Frobenius norm of W(0) − E W(0) (see ``factorizations``):
+        Π_n D_n · R · ((init_mean² + s²)^N − init_mean^(2N)) = init_scale², which for init_mean = 0 is
+        E||W(0)||_F² = R·Π_n D_n·s^(2N) (``entry_std``; the tensor papers give s, ``scale_for_entry_std``
+        converts it). The order-784 natural-data experiment uses init_mean 1: W(0) is then not small.
+    init_method : one of ``inits``: ``gaussian`` (the above) or ``balanced`` (the same draw with each
+        component's factors rescaled to equal norms σ_r^(1/N), see ``balanced``: the same W(0), unbalancedness
+        ε = 0, as Razin et al. 2021, Thm. 1 assumes).
+
+    References
+    ----------
+    N. Razin, N. Cohen, NeurIPS 2020, §5 (init std per factor entry); N. Razin, A. Maman, N. Cohen, ICML 2021,
+    §4 and Appendix (init std, mean 1 at order 784).
     """
 
     shape: tuple[int, ...]
     components: int | None = None
     init_mean: float = 0.0
+    init_method: str = "gaussian"
     quantity_name: str = "component_norms"
+    inits: ClassVar[tuple[str, ...]] = ("gaussian", "balanced")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
@@ -93,6 +107,7 @@ class CPFactorization:
             raise ValueError(f"components (R) must be >= 1, got {self.components}")
         if not math.isfinite(self.init_mean):
             raise ValueError(f"init_mean must be finite, got {self.init_mean}")
+        protocol.check_init("CPFactorization", self.init_method, self.inits)
 
     @property
     def order(self) -> int:
@@ -111,12 +126,44 @@ class CPFactorization:
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
     ) -> list[Tensor]:
-        """Factor entries i.i.d. N(init_mean, init_scale²), run b drawn from ``generator[b]``."""
-        gens, std = per_run_scales(init_scale, generator, batch)
-        noise = batched_normal(gens, (self.order, max(self.shape), self.num_components),
-                               dtype=torch.float64, device="cpu")
-        factors = (self.init_mean + std.view(-1, 1, 1, 1) * noise) * self._valid_rows(torch.float64, "cpu")
-        return [factors.to(dtype=dtype, device=device).contiguous()]
+        """Factor entries i.i.d. N(init_mean, s²) with s = ``entry_std(init_scale)`` (then balanced for
+        ``init_method="balanced"``), run b drawn from ``generator[b]``; ``init_scale`` (one per run, or one for
+        all) is the root-mean-square ||W(0) − E W(0)||_F (see the class docstring)."""
+        gens, scale = protocol.per_run_scales(init_scale, generator, batch)
+        noise = protocol.batched_normal(gens, (self.order, max(self.shape), self.num_components),
+                                        dtype=torch.float64, device="cpu")
+        std = self.entry_std(scale).view(-1, 1, 1, 1)
+        params = [(self.init_mean + std * noise) * self._valid_rows(torch.float64, "cpu")]
+        if self.init_method == "balanced":
+            params = self.balanced(params)
+        return [p.to(dtype=dtype, device=device).contiguous() for p in params]
+
+    def _log_count(self) -> float:
+        return math.log(self.num_components) + sum(math.log(d) for d in self.shape)
+
+    def entry_std(self, init_scale: Tensor | float) -> Tensor:
+        """The std s of the factor entries for ``init_scale`` (see the class docstring): with μ = init_mean and
+        c = init_scale²/(R·Π D_n), s² = (μ^(2N) + c)^(1/N) − μ², taken as μ²·expm1(log1p(c/μ^(2N))/N)."""
+        if self.init_mean == 0:
+            return protocol.product_entry_std(init_scale, self._log_count(), self.order)
+        mu, log_mean = abs(self.init_mean), 2.0 * self.order * math.log(abs(self.init_mean))
+
+        def std(scale: float) -> float:
+            ratio = math.exp(2.0 * math.log(scale) - self._log_count() - log_mean)  # c / μ^(2N)
+            return mu * math.sqrt(math.expm1(math.log1p(ratio) / self.order))
+
+        return protocol.per_value(init_scale, std)
+
+    def scale_for_entry_std(self, std: float) -> float:
+        """The init_scale whose init draws the factor entries with std ``std`` (the inverse of ``entry_std``)."""
+        if self.init_mean == 0:
+            return protocol.product_scale(std, self._log_count(), self.order)
+        if not std > 0:
+            raise ValueError(f"std must be positive, got {std}")
+        mu = abs(self.init_mean)
+        log_sq = (self._log_count() + 2.0 * self.order * math.log(mu)
+                  + math.log(math.expm1(self.order * math.log1p((std / mu) ** 2))))
+        return protocol.product_scale(1.0, log_sq, 1)
 
     def _valid_rows(self, dtype: torch.dtype, device: torch.device | str) -> Tensor:
         """(N, D, 1) mask: 1 on rows i < D_n of mode n, 0 on padding."""
@@ -238,7 +285,7 @@ class CPFactorization:
         for n, factor in enumerate(factors[1:], start=1):
             contracted = torch.einsum("brdm,bdr->brm", contracted.unflatten(2, (self.shape[n], -1)), factor)
         inner = -contracted[..., 0]  # <−∇L(W), ⊗_n w_r^n>, (B, R)
-        return power_law_rates(self.component_norms(params), inner, check_order(order, self.order))
+        return protocol.power_law_rates(self.component_norms(params), inner, protocol.check_order(order, self.order))
 
     def unbalancedness(self, params: list[Tensor]) -> Tensor:
         """ε = max_r max_{n,n'} | ||w_r^n||² − ||w_r^{n'}||² | per run, (B,); conserved by gradient flow

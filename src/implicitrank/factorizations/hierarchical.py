@@ -30,14 +30,13 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from ._protocol import batched_normal, check_order, per_run_scales, power_law_rates
+from . import _protocol as protocol
 from .mode_tree import ModeTree, Nested, balanced_binary_tree
-
-INITS = ("gaussian", "balanced")
 
 
 @dataclass(frozen=True)
@@ -51,9 +50,19 @@ class HierarchicalFactorization:
         adjacent modes.
     widths : R_ν of the internal nodes, one int for all or a tuple in ``tree.internal_nodes`` order;
         ``None``: every R_ν as large as can matter, capped at ``width_cap`` (see ``default_widths``).
-    init_method : ``gaussian`` (entries i.i.d. N(init_mean, init_scale²), ``init_scale`` the std as in
-        Razin et al. 2022) or ``balanced`` (entries ±α/√(R_ν·R_Pa(ν)) with random signs: every local
-        component's K vectors have the same norm; α gives the Gaussian init's root-mean-square entry).
+    init_method : one of ``inits``. ``init_scale`` is, as for every factorization, the root-mean-square Frobenius
+        norm of W(0) − E W(0) (see ``factorizations``). ``gaussian``: entries i.i.d. N(init_mean, s²); for
+        init_mean = 0, E||W(0)||_F² = Π_ν R_ν · s^(2M) over the M nodes (R_n = D_n at the leaves), which fixes s
+        (``entry_std``; Razin et al. 2022 give s, ``scale_for_entry_std`` converts it); otherwise s solves the
+        same equation for the variance of W(0) (E||W(0)||² − ||E W(0)||², by the recursion of ``_log_moments``).
+        ``balanced``: entries ±α/√(R_ν·R_Pa(ν)) with random signs, so every local component's K vectors have
+        the same norm; α such that E||W(0)||_F² = α^(2M)/Π_ν R_Pa(ν) = init_scale².
+    init_mean : the mean of the ``gaussian`` init's entries (0: a small init).
+
+    References
+    ----------
+    N. Razin, A. Maman, N. Cohen, "Implicit Regularization in Hierarchical Tensor Factorization and Deep
+    Convolutional Neural Networks", ICML 2022, §3 and Appendix (init std per entry).
     """
 
     shape: tuple[int, ...]
@@ -63,6 +72,7 @@ class HierarchicalFactorization:
     init_method: str = "gaussian"
     init_mean: float = 0.0
     quantity_name: str = "local_component_norms"
+    inits: ClassVar[tuple[str, ...]] = ("gaussian", "balanced")
 
     def __post_init__(self) -> None:
         shape = tuple(int(d) for d in self.shape)
@@ -77,8 +87,7 @@ class HierarchicalFactorization:
         object.__setattr__(self, "tree", tree)
         if self.width_cap < 1:
             raise ValueError(f"width_cap must be >= 1, got {self.width_cap}")
-        if self.init_method not in INITS:
-            raise ValueError(f"init_method must be one of {INITS}, got {self.init_method!r}")
+        protocol.check_init("HierarchicalFactorization", self.init_method, self.inits)
         if not math.isfinite(self.init_mean):
             raise ValueError(f"init_mean must be finite, got {self.init_mean}")
         if self.init_method == "balanced" and self.init_mean != 0:
@@ -142,15 +151,66 @@ class HierarchicalFactorization:
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
     ) -> list[Tensor]:
-        gens, std = per_run_scales(init_scale, generator, batch)
+        """The node matrices W^(ν), (B, R_ν, R_Pa(ν)) each in node order, run b drawn from ``generator[b]``
+        with ``init_scale[b]`` (one per run, or one for all), the root-mean-square ||W(0) − E W(0)||_F (see
+        ``init_method`` in the class docstring)."""
+        gens, scale = protocol.per_run_scales(init_scale, generator, batch)
         sizes = [(self.node_widths[v], self.parent_width(v)) for v in range(self.tree.num_nodes)]
-        noise = [batched_normal(gens, size, dtype=torch.float64, device="cpu") for size in sizes]
+        noise = [protocol.batched_normal(gens, size, dtype=torch.float64, device="cpu") for size in sizes]
         if self.init_method == "gaussian":
-            params = [self.init_mean + std.view(-1, 1, 1) * z for z in noise]
+            std = self.entry_std(scale).view(-1, 1, 1)
+            params = [self.init_mean + std * z for z in noise]
         else:
-            alpha = std * math.sqrt(sum(a * b for a, b in sizes) / len(sizes))
+            log_parents = sum(math.log(b) for _, b in sizes)
+            alpha = protocol.product_entry_std(scale, -log_parents, len(sizes))
             params = [(alpha / math.sqrt(a * b)).view(-1, 1, 1) * z.sign() for (a, b), z in zip(sizes, noise)]
         return [p.to(dtype=dtype, device=device).contiguous() for p in params]
+
+    def entry_std(self, init_scale: Tensor | float) -> Tensor:
+        """The std s of the ``gaussian`` init's entries for ``init_scale`` (see the class docstring)."""
+        if self.init_mean == 0:
+            log_count = sum(math.log(w) for w in self.node_widths)
+            return protocol.product_entry_std(init_scale, log_count, self.tree.num_nodes)
+
+        def std(scale: float) -> float:
+            lo, hi, target = -300.0, 300.0, 2.0 * math.log(scale)
+            for _ in range(100):  # bisection on log s: the variance of W(0) grows with s
+                mid = 0.5 * (lo + hi)
+                lo, hi = (mid, hi) if self._log_variance(math.exp(mid)) < target else (lo, mid)
+            return math.exp(0.5 * (lo + hi))
+
+        return protocol.per_value(init_scale, std)
+
+    def scale_for_entry_std(self, std: float) -> float:
+        """The init_scale whose ``gaussian`` init draws the entries with std ``std`` (inverse of ``entry_std``)."""
+        if self.init_mean == 0:
+            return protocol.product_scale(std, sum(math.log(w) for w in self.node_widths), self.tree.num_nodes)
+        if not std > 0:
+            raise ValueError(f"std must be positive, got {std}")
+        return protocol.product_scale(1.0, self._log_variance(std), 1)
+
+    def _log_variance(self, std: float) -> float:
+        """log(E||W(0)||_F² − ||E W(0)||_F²) for the ``gaussian`` init with entry std ``std``."""
+        noisy, gap = self._log_moments(std), self._log_moments(0.0) - self._log_moments(std)
+        return -math.inf if gap >= 0 else noisy + math.log(-math.expm1(gap))
+
+    def _log_moments(self, std: float) -> float:
+        """log E||W(0)||_F² for entries i.i.d. with mean μ = init_mean and std ``std``, bottom-up: with
+        a_ν = E||W_{ν,r}||² and b_ν = E<W_{ν,r}, W_{ν,r̃}> (r ≠ r̃), m₂ = μ² + std²,
+            a_n = D_n·m₂, b_n = D_n·μ² (leaves);  a_ν = R_ν·m₂·Π_c a_c + R_ν(R_ν−1)·μ²·Π_c b_c,
+            b_ν = μ²·(R_ν·Π_c a_c + R_ν(R_ν−1)·Π_c b_c);   E||W||² = a_root (in the log domain)."""
+        log_mu2 = 2.0 * math.log(abs(self.init_mean))
+        log_m2 = math.log(self.init_mean**2 + std**2)
+        tree, a, b = self.tree, [0.0] * self.tree.num_nodes, [0.0] * self.tree.num_nodes
+        for n in range(self.order):
+            a[n], b[n] = math.log(self.shape[n]) + log_m2, math.log(self.shape[n]) + log_mu2
+        for node in tree.internal_nodes:
+            width = self.node_widths[node]
+            pa, pb = sum(a[c] for c in tree.children[node]), sum(b[c] for c in tree.children[node])
+            pairs = math.log(width * (width - 1)) if width > 1 else -math.inf
+            a[node] = _logaddexp(math.log(width) + log_m2 + pa, pairs + log_mu2 + pb)
+            b[node] = log_mu2 + _logaddexp(math.log(width) + pa, pairs + pb)
+        return a[tree.root]
 
     # ----- the end tensor and its entries -------------------------------------------------------------
 
@@ -316,8 +376,8 @@ class HierarchicalFactorization:
         node = self._internal(node)
         inner = torch.stack([(-gradient * self.local_component_tensor(params, node, r)).flatten(1).sum(1)
                              for r in range(self.node_widths[node])], dim=1)
-        return power_law_rates(self.local_component_norms(params, node), inner,
-                               check_order(order, self.local_order(node)))
+        return protocol.power_law_rates(self.local_component_norms(params, node), inner,
+                                        protocol.check_order(order, self.local_order(node)))
 
     def local_component_tensor(self, params: list[Tensor], node: int, r: int) -> Tensor:
         """The term of W that local component (ν, r) carries, (B, *shape): W with row r of W^(ν) kept and
@@ -398,6 +458,11 @@ class _Plan:
 
     leaf_groups: list[tuple[int, ...]]
     internal_groups: list[tuple[tuple[int, ...], tuple[tuple[tuple[int, tuple[int, ...] | None], ...], ...]]]
+
+
+def _logaddexp(x: float, y: float) -> float:
+    top = max(x, y)
+    return top if top == -math.inf else top + math.log(math.exp(x - top) + math.exp(y - top))
 
 
 def _normalized(gram: Tensor) -> tuple[Tensor, Tensor]:

@@ -7,15 +7,15 @@ Every factor carries a leading run dimension B: ``params[j]`` has shape ``(B, d_
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from ._protocol import batched_normal, check_order, per_run_scales
-
-INITS = ("gaussian", "balanced", "identity", "orthogonal")
+from . import _protocol as protocol
 
 
 @dataclass(frozen=True)
@@ -27,12 +27,20 @@ class MatrixFactorization:
     rows, cols : the shape of the end-to-end matrix W.
     depth : N >= 1, the number of factors.
     widths : hidden widths d_1..d_{N-1}; ``None`` means ``min(rows, cols)`` each.
-    init : ``gaussian`` (i.i.d. N(0, s^2), s = init_scale^(1/N)/sqrt(min(m,n)), so that
-        ||W(0)||_F ≈ init_scale·sqrt(min(m,n)) as in Arora et al. 2019 §5); ``balanced`` (a Gaussian
-        end-to-end matrix of that norm split by SVD into exactly balanced factors,
-        W_{j+1}^T W_{j+1} = W_j W_j^T); ``identity`` (W(0) = init_scale·I, each factor
-        init_scale^(1/N) times a rectangular identity, also balanced); ``orthogonal`` (each factor
-        init_scale^(1/N) times a random matrix with orthonormal rows or columns).
+    init_method : one of ``inits`` (all of ``INITS``). ``init_scale`` is, as for every factorization, the
+        root-mean-square Frobenius norm of W(0) (see ``factorizations``): ``gaussian``: every factor entry i.i.d.
+        N(0, s²) with d_0·d_1⋯d_N·s^(2N) = init_scale² (``entry_std``; square n×n at width n:
+        s = init_scale^(1/N)·n^(−(N+1)/(2N)), so init_scale = ||W(0)||_F is the x-axis of Arora et al. 2019,
+        Fig. 2, and their "init_scale" α is init_scale/√n); ``balanced``: a Gaussian end-to-end matrix rescaled
+        to ||W(0)||_F = init_scale, split by SVD into exactly balanced factors (W_{j+1}ᵀ W_{j+1} = W_j W_jᵀ);
+        ``identity``: W(0) = (init_scale/√k)·I, k = min(m, n), each factor (init_scale/√k)^(1/N) times a
+        rectangular identity (also balanced); ``orthogonal``: each factor c times a random matrix with
+        orthonormal rows or columns, c such that ||W(0)||_F = init_scale.
+
+    References
+    ----------
+    S. Arora, N. Cohen, W. Hu, Y. Luo, "Implicit Regularization in Deep Matrix Factorization", NeurIPS 2019,
+    §5 (initialization) and Figure 2.
     """
 
     rows: int
@@ -41,14 +49,14 @@ class MatrixFactorization:
     widths: tuple[int, ...] | None = None
     init_method: str = "gaussian"
     quantity_name: str = "singular_values"
+    inits: ClassVar[tuple[str, ...]] = protocol.INITS
 
     def __post_init__(self) -> None:
         if self.rows < 1 or self.cols < 1:
             raise ValueError(f"shape must be positive, got rows={self.rows}, cols={self.cols}")
         if self.depth < 1:
             raise ValueError(f"depth must be >= 1, got {self.depth}")
-        if self.init_method not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {self.init_method!r}")
+        protocol.check_init("MatrixFactorization", self.init_method, self.inits)
         if self.widths is not None:
             if len(self.widths) != self.depth - 1:
                 raise ValueError(f"widths must have depth-1 = {self.depth - 1} entries, got {len(self.widths)}")
@@ -74,31 +82,42 @@ class MatrixFactorization:
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
     ) -> list[Tensor]:
-        gens, scale = per_run_scales(init_scale, generator, batch)
-        dims, n_min, N = self.dims, min(self.rows, self.cols), self.depth
-        per_factor = scale ** (1.0 / N)
+        """The factors, (B, d_{j+1}, d_j) each, run b drawn from ``generator[b]`` with ``init_scale[b]`` (one
+        per run, or one for all), the root-mean-square ||W(0)||_F (see ``init_method`` in the class docstring)."""
+        gens, scale = protocol.per_run_scales(init_scale, generator, batch)
+        dims, k, N = self.dims, min(self.rows, self.cols), self.depth
         params: list[Tensor]
         if self.init_method == "gaussian":
-            s = (per_factor / n_min**0.5).view(-1, 1, 1)
-            params = [s * batched_normal(gens, (dims[j + 1], dims[j]), dtype=torch.float64, device="cpu")
+            s = self.entry_std(scale).view(-1, 1, 1)
+            params = [s * protocol.batched_normal(gens, (dims[j + 1], dims[j]), dtype=torch.float64, device="cpu")
                       for j in range(N)]
         elif self.init_method == "identity":
+            per_factor = (scale / math.sqrt(k)) ** (1.0 / N)
             params = [per_factor.view(-1, 1, 1) * torch.eye(dims[j + 1], dims[j], dtype=torch.float64).expand(
                 batch, -1, -1) for j in range(N)]
         elif self.init_method == "orthogonal":
             params = []
             for j in range(N):
-                a = batched_normal(gens, (max(dims[j + 1], dims[j]), min(dims[j + 1], dims[j])),
-                                   dtype=torch.float64, device="cpu")
+                a = protocol.batched_normal(gens, (max(dims[j + 1], dims[j]), min(dims[j + 1], dims[j])),
+                                            dtype=torch.float64, device="cpu")
                 q = torch.linalg.qr(a).Q
-                q = q if dims[j + 1] >= dims[j] else q.transpose(1, 2)
-                params.append(per_factor.view(-1, 1, 1) * q)
+                params.append(q if dims[j + 1] >= dims[j] else q.transpose(1, 2))
+            per_factor = (scale / torch.linalg.matrix_norm(self.end_to_end(params))) ** (1.0 / N)
+            params = [per_factor.view(-1, 1, 1) * q for q in params]
         else:
             params = self._balanced(gens, scale)
         return [p.to(dtype=dtype, device=device).contiguous() for p in params]
 
+    def entry_std(self, init_scale: Tensor | float) -> Tensor:
+        """The std s of the ``gaussian`` init's factor entries: E||W(0)||_F² = d_0·d_1⋯d_N·s^(2N) = init_scale²."""
+        return protocol.product_entry_std(init_scale, sum(math.log(d) for d in self.dims), self.depth)
+
+    def scale_for_entry_std(self, std: float) -> float:
+        """The init_scale whose ``gaussian`` init draws every factor entry with std ``std``."""
+        return protocol.product_scale(std, sum(math.log(d) for d in self.dims), self.depth)
+
     def _balanced(self, gens: list[torch.Generator], scale: Tensor) -> list[Tensor]:
-        """Split a Gaussian end-to-end matrix of norm init_scale·sqrt(min(m,n)) into balanced factors.
+        """Split a Gaussian end-to-end matrix of norm init_scale into balanced factors.
 
         With W = U S V^T (thin SVD, k = min(m,n)) take W_1 = S^(1/N) V^T (padded), W_j = S^(1/N) for the
         middle factors and W_N = U S^(1/N); then W_{j+1}^T W_{j+1} = W_j W_j^T for every j.
@@ -106,8 +125,8 @@ class MatrixFactorization:
         dims, N, k = self.dims, self.depth, min(self.rows, self.cols)
         if any(w < k for w in dims[1:-1]):
             raise ValueError(f"balanced init needs every width >= min(rows, cols) = {k}, got {dims[1:-1]}")
-        target = batched_normal(gens, (self.rows, self.cols), dtype=torch.float64, device="cpu")
-        target = target * (scale * k**0.5 / torch.linalg.matrix_norm(target)).view(-1, 1, 1)
+        target = protocol.batched_normal(gens, (self.rows, self.cols), dtype=torch.float64, device="cpu")
+        target = target * (scale / torch.linalg.matrix_norm(target)).view(-1, 1, 1)
         if N == 1:
             return [target]
         u, s, vh = torch.linalg.svd(target, full_matrices=False)
@@ -156,7 +175,7 @@ class MatrixFactorization:
         S. Arora, N. Cohen, W. Hu, Y. Luo, "Implicit Regularization in Deep Matrix Factorization", NeurIPS
         2019, Theorem 3.
         """
-        n = check_order(order, self.depth)
+        n = protocol.check_order(order, self.depth)
         u, s, vh = torch.linalg.svd(self.end_to_end(params), full_matrices=False)
         projection = torch.einsum("bir,bij,brj->br", u, gradient.to(s.dtype), vh)  # <∇L, u_r v_rᵀ>
         return -n * s.pow(2.0 - 2.0 / n) * projection
@@ -182,7 +201,7 @@ class MatrixFactorization:
         grads[0] = carried
         return loss, grads
 
-    def balancedness(self, params: list[Tensor]) -> Tensor:
+    def unbalancedness(self, params: list[Tensor]) -> Tensor:
         """max_j ||W_{j+1}^T W_{j+1} − W_j W_j^T||_F per run, (B,); zero at a balanced point and
         conserved by gradient flow (Arora et al. 2018, Thm. 1)."""
         if len(params) == 1:

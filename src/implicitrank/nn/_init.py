@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -30,7 +32,9 @@ def matrix_factors(
 ) -> list[Tensor]:
     """Factors W_1..W_N of ``groups`` independent ``rows x cols`` deep matrix factorizations, shapes
     ``(groups, d_{j+1}, d_j)``, drawn by :class:`MatrixFactorization` (``init`` one of its schemes; the
-    groups are its batch of runs). ``width`` is every hidden width (``None``: ``min(rows, cols)``)."""
+    groups are its batch of runs). ``width`` is every hidden width (``None``: ``min(rows, cols)``).
+    ``init_scale`` is per unit of √min(rows, cols): E||W(0)||_F² = init_scale²·min(rows, cols) (the factorization's
+    init_scale, the root-mean-square ||W(0)||_F, is init_scale·√min(rows, cols)), so 1 is a standard scale."""
     if depth < 1:
         raise ValueError(f"depth must be >= 1, got {depth}")
     if width is not None and width < 1:
@@ -41,7 +45,7 @@ def matrix_factors(
     factorization = MatrixFactorization(rows, cols, depth=depth, widths=widths, init_method=init)
     return factorization.init(
         groups,
-        torch.tensor(float(init_scale)),
+        torch.tensor(float(init_scale) * math.sqrt(min(rows, cols))),
         child_generators(generator, groups),
         dtype=dtype or torch.get_default_dtype(),
         device=device or "cpu",

@@ -26,10 +26,11 @@ class DeepLinear(nn.Module):
     in_features, out_features : the shape of the end-to-end map.
     depth : N >= 1 factors (1 is a plain linear layer).
     width : every hidden width d_1..d_{N-1}; ``None`` means ``min(in, out)`` (rank unconstrained).
-    init_scale : the scale of the end-to-end matrix at initialization, ||W(0)||_F ≈ init_scale·sqrt(min(in, out))
-        for the ``gaussian`` (with the default widths) and ``balanced`` schemes (see :class:`MatrixFactorization`);
-        small values (e.g. 1e-3) bring out the implicit low-rank bias, ~1 matches common network initializations.
-    init : one of :data:`implicitrank.factorizations.matrix.INITS`.
+    init_scale : the scale of the end-to-end matrix at initialization, E||W(0)||_F² = init_scale²·min(in, out) for
+        every scheme (the :class:`MatrixFactorization` init_scale, the root-mean-square ||W(0)||_F, is
+        init_scale·sqrt(min(in, out))); small values (e.g. 1e-3) bring out the implicit low-rank bias, ~1 matches
+        common network initializations.
+    init : one of :attr:`MatrixFactorization.inits <implicitrank.factorizations.MatrixFactorization>`.
     bias : learn an additive bias b (initialized to zero), applied once after the product.
     generator : the source of randomness; ``None`` draws from torch's global RNG.
     """

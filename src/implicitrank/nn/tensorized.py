@@ -41,8 +41,8 @@ class TensorizedLinear(nn.Module):
     tree : the mode tree (nested tuples over modes 0..K-1) of the hierarchical format; default balanced
         binary.
     init_scale : every factor entry i.i.d. Gaussian with the std that gives the end-to-end weight
-        E||W(0)||_F² = init_scale²·min(in, out), as :class:`DeepLinear` (1 is a standard scale; small
-        values bring out the implicit rank bias).
+        E||W(0)||_F² = init_scale²·min(in, out), as :class:`DeepLinear` (the factorization's init_scale is
+        init_scale·√min(in, out); 1 is a standard scale; small values bring out the implicit rank bias).
     bias, generator : as :class:`DeepLinear`.
     """
 
@@ -84,27 +84,13 @@ class TensorizedLinear(nn.Module):
             if len(shape) < 2:
                 raise ValueError(f"the hierarchical format needs at least 2 modes, got in_shape={in_shape}")
             self.factorization = HierarchicalFactorization(shape, tree=tree, widths=rank)
-        target_variance = init_scale**2 * min(self.in_features, self.out_features) / (
-            self.in_features * self.out_features)
-        std = (target_variance / self._variance_gain()) ** (1.0 / (2 * self._factors_per_entry()))
+        # the factorization's init_scale is the root-mean-square ||W(0)||_F (W's entries are the weight's)
+        norm = init_scale * math.sqrt(min(self.in_features, self.out_features))
         dtype = dtype or torch.get_default_dtype()
-        params = self.factorization.init(1, torch.tensor(std), child_generators(generator, 1), dtype=dtype,
+        params = self.factorization.init(1, torch.tensor(norm), child_generators(generator, 1), dtype=dtype,
                                          device=device or "cpu")
         self.factors = nn.ParameterList([nn.Parameter(p) for p in params])
         self.bias = nn.Parameter(torch.zeros(self.out_features, dtype=dtype, device=device)) if bias else None
-
-    def _factors_per_entry(self) -> int:
-        """How many factor entries multiply in each term of a weight entry: K for CP, every node for HTF."""
-        if self.format == "cp":
-            return len(self.in_shape)
-        return self.factorization.tree.num_nodes
-
-    def _variance_gain(self) -> float:
-        """Var(W entry) / std^(2·factors_per_entry) for i.i.d. zero-mean factors: the number of terms."""
-        if self.format == "cp":
-            return float(self.factorization.num_components)
-        widths = self.factorization.node_widths
-        return float(math.prod(widths[v] for v in self.factorization.tree.internal_nodes))
 
     def forward(self, x: Tensor) -> Tensor:
         lead = x.shape[:-1]

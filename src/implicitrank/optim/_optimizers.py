@@ -20,6 +20,13 @@ State = dict[str, Tensor | list[Tensor]]
 
 @dataclass(frozen=True)
 class Optimizer:
+    """An optimizer as a pair of functions over stacked per-run parameters (B, …), in the manner of optax.
+
+    ``init(params) -> state``; ``update(grads, state, lr) -> (updates, state)`` with ``lr`` of shape (B,), one
+    learning rate per run; the loop applies θ ← θ − update. Every update is proportional to ``lr``, so a run
+    given lr = 0 stands still.
+    """
+
     name: str
     init: Callable[[list[Tensor]], State]
     update: Callable[[list[Tensor], State, Tensor], tuple[list[Tensor], State]]

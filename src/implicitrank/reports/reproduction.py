@@ -54,14 +54,14 @@ def write(root: Path) -> Path:
     experiments.sort(key=lambda e: EXPERIMENT_ORDER.index(e["status"]))
     shared, varying = _split_provenance([e["provenance"] for e in experiments if e["provenance"]])
     for e in experiments:
-        e["provenance_rows"] = {k: fmt(e["provenance"].get(k)) for k in varying if k in e["provenance"]}
+        e["provenance_rows"] = {k: _show(k, e["provenance"].get(k)) for k in varying if k in e["provenance"]}
     claim_counts = {s: sum(e["counts"][s] for e in experiments) for s in CLAIM_STATUSES}
     experiment_counts = {s: sum(e["status"] == s for e in experiments) for s in EXPERIMENT_ORDER}
     scales = sorted({e["scale"] for e in experiments if e["scale"]})
     title = (f"Reproduction: {experiments[0]['name']}" if len(experiments) == 1
              else f"Reproduction of {len(experiments)} experiments")
     return render("reproduction.html", root, title=title, root=str(root), scales=", ".join(scales) or "—",
-                  provenance={k: fmt(v) for k, v in shared.items()}, experiments=experiments,
+                  provenance={k: _show(k, v) for k, v in shared.items()}, experiments=experiments,
                   summary=_summary_table(experiments), claim_counts=claim_counts,
                   experiment_counts=experiment_counts, total_seconds=duration(_total_seconds(experiments)))
 
@@ -108,9 +108,10 @@ def claim_row(c: dict[str, Any]) -> dict[str, Any]:
         paper = published.get("text") or fmt(value)
         if published.get("approximate") and not isinstance(value, str):
             paper = f"≈{paper}"
-        source = published.get("source") or ", ".join(
-            f"{v}" for k, v in published.items()
-            if k not in ("value", "text", "approximate") and v not in (None, "", False, [])) or "—"
+        parts = [published.get(k) for k in ("source", "paper", "where", "how")]
+        parts += [v for k, v in published.items() if k not in ("source", "paper", "where", "how", "value", "text",
+                                                                  "approximate")]
+        source = ", ".join(str(p) for p in parts if p not in (None, "", False, [])) or "—"
     elif published is not None:
         paper, source = fmt(published), "—"
     else:
@@ -135,13 +136,22 @@ def claim_row(c: dict[str, Any]) -> dict[str, Any]:
     control_text, control_css = "", ""
     if isinstance(control, dict):
         must_fail = control.get("status") == "fail"
-        control_text = (f"control — {control.get('claim', '')}: {control.get('status')} "
+        name = str(control.get("claim", ""))
+        name = name if name.startswith("control") else f"control: {name}"
+        control_text = (f"{name}: {control.get('status')} "
                         + ("(fails, as it must)" if must_fail else "(PASSES: the claim does not discriminate)"))
         control_css = "pass" if must_fail else "fail"
     return {"claim": c.get("claim", "—"), "status": status, "css": css_class(status), "paper": paper,
             "source": source, "reference": reference, "ours": ours, "spread": spread, "per_seed": per_seed_text,
             "test": c.get("tolerance") or c.get("test") or "—", "note": c.get("note") or "",
             "control": control_text, "control_css": control_css}
+
+
+def _show(key: str, value: Any) -> str:
+    """A provenance value as text: the command as the shell line it was, the rest as ``fmt`` gives it."""
+    if key == "command" and isinstance(value, list):
+        return " ".join(map(str, value))
+    return fmt(value)
 
 
 def _range(spread: Any) -> str:

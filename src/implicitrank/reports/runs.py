@@ -37,7 +37,7 @@ def write(directory: Path) -> Path:
         title = f"Run {directory.name}"
     else:
         runs = [gather_run(d, f"run-{i}", draw=i < MAX_DRAWN) for i, d in enumerate(run_dirs(directory))]
-        title = f"{len(runs)} runs in {directory.name}"
+        title = f"{len(runs)} run{'' if len(runs) == 1 else 's'} in {directory.name}"
     figures = [file_figure(p) for p in sorted(directory.glob("*.png"))] if not is_run(directory) else []
     statuses = {}
     for r in runs:

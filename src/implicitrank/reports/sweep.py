@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import plots, results
+from ..sweeps.state import ERROR, RUNS, SWEEP, read_sweep, sweep_status
 from ._page import cell, css_class, figure_uri, fmt, render, table
 
-SWEEP = "sweep.json"
 METRICS_SHOWN = ("reconstruction_error", "reconstruction_error_squared", "unobserved_error", "effective_rank",
                  "nuclear_norm", "train_loss", "test_mse", "steps", "seconds")
 REPEATS = ("seed", "data_seed", "truth_seed")  # axes a line takes the median over
@@ -32,8 +32,6 @@ def is_sweep(directory: Path) -> bool:
 
 def write(root: Path) -> Path:
     """Write ``root/report.html``; return its path."""
-    from ..sweeps.state import ERROR, RUNS, read_sweep, sweep_status
-
     sweep = read_sweep(root)
     spec = sweep["spec"]
     axes = [*spec.get("axes", {}), *(k for group in spec.get("zip", []) for k in group)]
@@ -155,7 +153,7 @@ def _final_quantities(series: dict[str, list[dict]], x_key: str) -> str | None:
     axis_label, symbol = plots.QUANTITY_LABELS[name]
     ncols = min(len(finals), 3)
     nrows = math.ceil(len(finals) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.6 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(max(4.6 * ncols, 6.4), 3.6 * nrows + 0.4), squeeze=False)
     for ax in axes.flat[len(finals):]:
         ax.axis("off")
     xs_all = sorted({x for rows in finals.values() for x, _ in rows})
@@ -175,7 +173,7 @@ def _final_quantities(series: dict[str, list[dict]], x_key: str) -> str | None:
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(f"final {axis_label.split(' (')[0]} (median over seeds), per line of the sweep")
+    fig.suptitle(f"final {axis_label.split(' (')[0]}\n(median over seeds), per line of the sweep", fontsize=10)
     return figure_uri(fig)
 
 

@@ -61,7 +61,7 @@ class SerialExecutor:
 
     def run(self, jobs: Sequence[Job], out: Path, advance: Advance) -> list[RunOutcome]:
         outcomes = []
-        with torch_threads(self.threads):
+        with torch_threads(self.threads, explicit=True):  # --threads overrides the runs' policy
             for job in jobs:
                 outcomes += run_job(job)
                 advance(len(job.configs))

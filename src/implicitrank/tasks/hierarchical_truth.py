@@ -32,7 +32,8 @@ def low_hierarchical_rank_tensor(
     if not frobenius_norm > 0:
         raise ValueError(f"frobenius_norm must be positive, got {frobenius_norm}")
     model = HierarchicalFactorization(tuple(shape), tree, widths=ranks)
-    params = [p[0] for p in model.init(1, torch.tensor(1.0), generators([seed]), dtype=torch.float64)]
+    unit = model.scale_for_entry_std(1.0)  # N(0, 1) weights
+    params = [p[0] for p in model.init(1, unit, generators([seed]), dtype=torch.float64)]
     if root_spectrum is not None:
         root = model.tree.root
         spectrum = torch.as_tensor(root_spectrum, dtype=torch.float64)

@@ -83,7 +83,14 @@ def one_vs_all_completion(
     test_labels: np.ndarray | None = None,
 ) -> Completion:
     """Completion of the order-P tensor over {0..k−1}^P from integer images (K, P) with intensities in
-    [0, max_value] and labels (K,)."""
+    [0, max_value] and labels (K,): image i quantized to k levels is an index, ``LABEL_VALUE`` (2) for
+    ``target_class`` and 0 otherwise its observed value; ``variant`` permutes the labels or draws the images.
+
+    References
+    ----------
+    Razin, Maman & Cohen, ICML 2021, §5.2 (one-vs-all classification as tensor completion; original,
+    random-label and random-image data).
+    """
     if variant not in VARIANTS:
         raise UsageError(f"variant must be one of {list(VARIANTS)}, got {variant!r}")
     pixels = np.asarray(pixels).reshape(len(pixels), -1)
@@ -118,7 +125,12 @@ def digits_one_vs_all(
     test_fraction: float = 0.0,
 ) -> Completion:
     """scikit-learn's 1,797 8×8 digits (integer intensities 0..16) as an order-64 completion; the last
-    ``test_fraction`` of a seeded shuffle is held out (test_indices/test_values)."""
+    ``test_fraction`` of a seeded shuffle is held out (test_indices/test_values).
+
+    References
+    ----------
+    Razin, Maman & Cohen, ICML 2021, §5.2 (the set-up, here on a data set small enough for tests).
+    """
     from sklearn.datasets import load_digits
 
     if not 0.0 <= test_fraction < 1.0:
