@@ -319,7 +319,7 @@ CASES = [
                                                         "--scale", "test", "--out", "{tmp}/o"), 2, ("line 1",),
          lambda tmp: _udata(tmp, ["1 2 3"]), _nothing_written),
     Case("locality cifar10 without a path", ("locality", "is-same-class", "--source", "cifar10", "--scale", "test",
-                                             "--out", "{tmp}/o"), 2, ("cifar_path is required",),
+                                             "--out", "{tmp}/o"), 2, ("--data is required with --source cifar10",),
          check=_nothing_written),
     # neighbours: values that reached the library unchecked (tracebacks before)
     Case("mf width 0", ("mf", *TINY, "--width", "0", "--out", "{tmp}/o"), 2, ("width must be >= 1",),

@@ -79,6 +79,9 @@ def run_locality(args: argparse.Namespace) -> int:
                 "batch_size": args.batch_size, "lr": args.lr, "device": args.device}
     out = args.out or default_out("locality")
     if args.task == "is-same-class":
+        if args.source == "cifar10" and args.data is None:
+            raise UsageError("--data is required with --source cifar10: the CIFAR-10 python batches (a directory "
+                             "holding data_batch_1..5 and test_batch); --source digits needs no data")
         fields.update(difficulties=args.distances, source=args.source, cifar_path=_common.resolve_data(args.data),
                       canvas_hw=None if args.canvas is None else tuple(args.canvas))
         if args.canvas is not None and len(args.canvas) != 2:
