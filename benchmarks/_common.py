@@ -35,8 +35,11 @@ def best_seconds(fn: Callable[[], object], repeats: int = 3) -> float:
 
 
 def write_results(name: str, payload: dict) -> Path:
+    """Write ``payload`` with the machine and provenance to ``results/NAME.json`` (``NAME-TIME.json`` when taken)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
+    if path.exists():  # an earlier measurement is kept, never overwritten
+        path = RESULTS / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}.json"
     payload = {"machine": {"python": platform.python_version(), "torch": torch.__version__,
                            "threads": torch.get_num_threads(), "processor": platform.processor() or platform.machine(),
                            "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
