@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from processes import group_alive
 
 from implicitrank.cli import main
 from implicitrank.run import RunConfig
@@ -397,14 +398,6 @@ def test_unexpected_errors_keep_their_traceback(error: Exception, monkeypatch) -
 
 # --- cases that need a real process ----------------------------------------------------------------------
 
-def _group_alive(group: int) -> bool:
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 def test_local_sweep_workers_exit_when_their_parent_is_killed(tmp_path: Path, capsys) -> None:
     """kill -9 of a ``sweep --executor local`` parent (item 5): its workers go too, and a rerun's status does not
     count their runs as running."""
@@ -426,11 +419,11 @@ def test_local_sweep_workers_exit_when_their_parent_is_killed(tmp_path: Path, ca
         os.kill(parent.pid, signal.SIGKILL)  # the parent only: its workers are left to themselves
         parent.wait()
         deadline = time.monotonic() + 30
-        while _group_alive(parent.pid) and time.monotonic() < deadline:
+        while group_alive(parent.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not _group_alive(parent.pid), "the workers outlived their parent"
+        assert not group_alive(parent.pid), "the workers outlived their parent"
     finally:
-        if _group_alive(parent.pid):
+        if group_alive(parent.pid):
             os.killpg(parent.pid, signal.SIGKILL)
     assert main(["sweep", "status", str(out)]) == 0
     status = capsys.readouterr().out

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from processes import group_alive
 
 import implicitrank.run
 from implicitrank import results
@@ -187,7 +188,7 @@ def test_killed_local_sweep_reruns_to_the_same_table_with_no_run_lost_or_duplica
     finally:
         os.killpg(sweep.pid, signal.SIGKILL)  # the sweep and its workers
         sweep.wait()
-        while _group_alive(sweep.pid):  # the workers, orphaned, may take a moment to go
+        while group_alive(sweep.pid):  # the workers, orphaned, may take a moment to go
             time.sleep(0.05)
     # What the kill left on disk: a run may have finished between the last look and the kill.
     done = {p.parent.name for p in runs.glob("*/summary.json")}
@@ -233,14 +234,6 @@ def test_batch_killed_between_two_runs_checkpoints_resumes_each_run_from_its_own
         resumed, uninterrupted = (results.read_metrics(d / "runs" / config.run_id)
                                   for d in (tmp_path / "killed", tmp_path / "uninterrupted"))
         assert resumed == uninterrupted
-
-
-def _group_alive(group: int) -> bool:
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_failed_run_records_its_error_and_only_retry_failed_reruns_it(tmp_path):
