@@ -86,9 +86,6 @@ def _plot(out: Path, spectra: dict[str, list[dict]], rows: list[dict], setup: st
     """Singular values of the first seed's run per depth, and the squared error by method (median over seeds)."""
     import statistics
 
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from ..plots import draw_quantities, save

@@ -143,9 +143,6 @@ def tables(classifiers: list[dict], autoencoders: list[dict]) -> str:
 
 
 def plot_compression(path: Path, classifiers: list[dict]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     architectures = list(dict.fromkeys(s["architecture"] for s in classifiers))
@@ -165,9 +162,6 @@ def plot_compression(path: Path, classifiers: list[dict]) -> None:
 
 def plot_ranks(path: Path, histories: dict[str, dict]) -> None:
     """Effective rank of every layer per epoch; one row per architecture, one column per depth."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     labels = list(histories)
