@@ -37,9 +37,9 @@ Measured at quick scale (seeds 0, 1; one torch thread on a shared 2-core machine
 
 Is Same Class: accuracy falls by 27 points from d = 0 to d = 40; at d = 40 λ = 0 gives 50.5 and 61.4 (seeds 0, 1;
 train accuracy 92-95%, R = 0.996 and 0.87: a nearly separable function), so the claim "near chance" passes for
-seed 0 alone (the one seed of ``reproduce --scale quick``) and fails for the two-seed mean (56.0 > 55). λ = 1
-gains 4.6 and 7.4 points at d = 40 (mean 6.0; paper 8) while lowering R to 0.82 and 0.60, changes d = 0 by +3.0
-(within 5), and does not help at d = 20 (−3.5, within the seed spread). The regularized runs stop at 30 epochs
+seed 0 alone (once the only seed of ``reproduce --scale quick``; it runs 3 now) and fails for the two-seed mean
+(56.0 > 55). λ = 1 gains 4.6 and 7.4 points at d = 40 (mean 6.0; paper 8) while lowering R to 0.82 and 0.60,
+changes d = 0 by +3.0 (within 5), and does not help at d = 20 (−3.5, within the seed spread). The regularized runs stop at 30 epochs
 short of fitting (train 66-72% at d = 40): the gain is limited by the budget. A wider canvas does not help:
 on 1×8×72 at d = 56, λ = 0 is at chance for both seeds (49.0, 51.3; R = 1.000) but λ = 1 recovers nothing
 (seed 1: 50.8, R = 0.998).
@@ -55,7 +55,7 @@ four claims pass (L = 2: 96.9 vs 97.4).
 
 Time: Is Same Class 8.0 min wall for both seeds (465 s of training: 12 s per plain run, 66 s per regularized one),
 Pathfinder 10.2 min wall for both seeds (≈ 9 s per plain run, 85-92 s per regularized one, images cached after the
-first generation); ``reproduce razin2022-locality --scale quick`` runs one seed: about 9 min on one thread (seed 0:
+first generation); a seed of ``reproduce razin2022-locality --scale quick`` takes about 9 min on one thread (seed 0:
 234 s Is Same Class, ≈ 300 s Pathfinder). On 2026-11-30 the same command took 1498 s on a machine about 2.5× slower
 for small steps (Is Same Class 649 s of training, regularized runs 170-189 s each; Pathfinder 794 s, regularized
 runs 227-259 s each), with all 8 claims passing (Is Same: 82.5/70.3/50.3 at λ = 0, 83.2/64.8/61.0 at λ = 1;

@@ -35,12 +35,12 @@ MODULES = {
 }
 SCALE_NAMES = ("test", "quick", "paper")
 # CPU seconds of each experiment at quick scale, one thread (2026-12-02, at the quick scale's seeds: 3, or 2 for
-# norms and incremental, 1 for locality, whose figure was measured 2026-11-30). They only set the order in which
-# ``reproduce all`` hands experiments to its workers: longest first, so no core idles at the end.
+# norms and incremental; locality: its one-seed time, ≈ 900 s, times its 3 seeds). They only set the order in
+# which ``reproduce all`` hands experiments to its workers: longest first, so no core idles at the end.
 QUICK_SECONDS = {
     "arora2019-completion": 112, "arora2019-observations": 73, "arora2019-dynamics": 17,
     "arora2019-depth-invariance": 83, "razin2020-norms": 67, "razin2020-tensor-completion": 52,
-    "razin2021-incremental": 494, "razin2021-natural": 25, "razin2022-dynamics": 101, "razin2022-locality": 1498,
+    "razin2021-incremental": 494, "razin2021-natural": 25, "razin2022-dynamics": 101, "razin2022-locality": 2700,
 }
 
 
