@@ -39,9 +39,9 @@ Is Same Class: accuracy falls by 27 points from d = 0 to d = 40; at d = 40 λ = 
 train accuracy 92-95%, R = 0.996 and 0.87: a nearly separable function), so the claim "near chance" passes for
 seed 0 alone (once the only seed of ``reproduce --scale quick``; it runs 3 now) and fails for the two-seed mean
 (56.0 > 55). λ = 1 gains 4.6 and 7.4 points at d = 40 (mean 6.0; paper 8) while lowering R to 0.82 and 0.60,
-changes d = 0 by +3.0 (within 5), and does not help at d = 20 (−3.5, within the seed spread). The regularized runs stop at 30 epochs
-short of fitting (train 66-72% at d = 40): the gain is limited by the budget. A wider canvas does not help:
-on 1×8×72 at d = 56, λ = 0 is at chance for both seeds (49.0, 51.3; R = 1.000) but λ = 1 recovers nothing
+changes d = 0 by +3.0 (within 5), and does not help at d = 20 (−3.5, within the seed spread). The regularized runs
+stop at 30 epochs short of fitting (train 66-72% at d = 40): the gain is limited by the budget. A wider canvas does
+not help: on 1×8×72 at d = 56, λ = 0 is at chance for both seeds (49.0, 51.3; R = 1.000) but λ = 1 recovers nothing
 (seed 1: 50.8, R = 0.998).
 
 Pathfinder: without the regularizer the plain CNN fits all 2000 training images at every L but generalizes only at
