@@ -24,10 +24,20 @@ record also carries ``time`` (B,), the flow time t of every run, and ``gradient_
 batched gradient evaluations so far.
 A run whose step size underflows (h < 1e-12·max(t, 1): the flow blows up or the problem is too stiff)
 is stopped as diverged with loss NaN.
+
+``method="rkc"`` is for that stiff phase: the Runge–Kutta–Chebyshev method (van der Houwen & Sommeijer 1980;
+Sommeijer, Shampine & Verwer 1997), second order, explicit, with s stages chosen per step so that its real stability
+interval [−0.653(s²−1), 0] covers h·ρ(∇²L). A gradient flow's Jacobian −∇²L is symmetric, so its spectrum is real,
+which is the case these methods are built for: s stages (s gradient evaluations) reach a step ∝ s² instead of
+dopri5's 3.3/λ_max per 6, and no linear systems are solved (a Rosenbrock/implicit step would need two solves
+with I + γh∇²L per step, each ~√(γhλ_max) Hessian-vector products, on a Hessian that is indefinite at the saddles
+the flow passes). ρ, the spectral radius of ∇²L per run, is estimated by a nonlinear power method on gradient
+differences every 25 accepted steps and after a rejection.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,7 +51,7 @@ from .optim import Optimizer, per_run
 from .tasks import check_task_matches
 from .train import LossAndGrad, Measure, TrainConfig, TrainState, record, run_loop, start
 
-__all__ = ["BOGACKI_SHAMPINE", "DORMAND_PRINCE", "TABLEAUS", "Tableau", "integrate"]
+__all__ = ["BOGACKI_SHAMPINE", "DORMAND_PRINCE", "METHODS", "TABLEAUS", "Tableau", "integrate"]
 
 
 @dataclass(frozen=True)
@@ -83,9 +93,14 @@ BOGACKI_SHAMPINE = Tableau(
 )
 
 TABLEAUS = {t.name: t for t in (DORMAND_PRINCE, BOGACKI_SHAMPINE)}
+METHODS = (*TABLEAUS, "rkc")
 
 _SAFETY, _MIN_FACTOR, _MAX_FACTOR = 0.9, 0.2, 10.0
 _UNDERFLOW = 1e-12
+# RKC (Sommeijer, Shampine & Verwer 1997, rkc.f): damping ε = 2/13 gives the stability interval ≈ 0.653(s²−1);
+# the spectral radius is re-estimated every 25 accepted steps, with a safety factor 1.2.
+_RKC_DAMPING, _RKC_MAX_STAGES, _RKC_RADIUS_EVERY, _RKC_RADIUS_SAFETY = 2 / 13, 250, 25, 1.2
+_POWER_ITERATIONS, _POWER_TOLERANCE = 20, 0.01
 
 
 def _flow_optimizer() -> Optimizer:
@@ -108,24 +123,55 @@ def integrate(
     on_checkpoint: Callable[[TrainState], None] | None = None,
     objective: LossAndGrad | None = None,
 ) -> TrainState:
-    """Follow the gradient flow of B runs of ``model`` on ``task`` until each converges, diverges or has
-    made ``config.max_steps`` accepted steps (see the module docstring).
+    """Follow the gradient flow θ̇ = −∇L(θ) of B runs of ``model`` on ``task`` until each converges, diverges or
+    has made ``config.max_steps`` accepted steps (see the module docstring).
 
-    rtol, atol : relative and absolute tolerances of the local error per step (parameters' units;
-        atol should be well below the size of the initial parameters' entries).
-    method : ``"dopri5"`` (Dormand–Prince 5(4)) or ``"bosh3"`` (Bogacki–Shampine 3(2)).
-    first_step : initial step size for every run; default: Hairer et al.'s estimate per run.
-    state : continue a checkpointed batch (then ``params`` is ignored); ``state.optimizer_state``
-        holds the integrator's per-run time, step size, last derivative and counters.
+    Parameters
+    ----------
+    model : Factorization or None
+        The factorization (``None`` when ``objective`` is given alone).
+    task : Task or None
+        The observations, B runs, of the model's shape, dtype and device.
+    params : list of Tensor or None
+        The (B, ...) parameters to start from (ignored when ``state`` is given).
+    config : TrainConfig
+        When to stop, record and checkpoint; one step is one accepted step of every active run.
+    rtol : float
+        Relative tolerance of the local error per step.
+    atol : float
+        Absolute tolerance of the local error per step (parameters' units; well below the initial entries).
+    method : str
+        ``"dopri5"`` (Dormand–Prince 5(4)), ``"bosh3"`` (Bogacki–Shampine 3(2)) or ``"rkc"`` (Runge–Kutta–
+        Chebyshev, second order, for the stiff phase after take-off).
+    first_step : float or None
+        Initial step size for every run; default: Hairer et al.'s estimate per run.
+    measure : Measure or None
+        Metrics recorded with the train loss, ``measure(params, loss) -> {name: (B, ...)}``.
+    state : TrainState or None
+        Continue a checkpointed batch (then ``params`` is ignored); ``state.optimizer_state`` holds the
+        integrator's per-run time, step size, last derivative and counters.
+    on_checkpoint : callable or None
+        Called with the state on the checkpoint schedule.
+    objective : LossAndGrad or None
+        Overrides the loss-and-gradient function (default: the model's closed form where it has one).
+
+    Returns
+    -------
+    TrainState
+        Final parameters, per-run status and records; each record carries ``time`` (B,), the flow time, and
+        ``gradient_evaluations``, the batched gradient evaluations so far.
 
     References
     ----------
-    Dormand & Prince, A family of embedded Runge–Kutta formulae, 1980. Bogacki & Shampine, A 3(2)
-    pair of Runge–Kutta formulas, 1989. Hairer, Nørsett & Wanner, Solving Ordinary Differential
-    Equations I, §II.4 (step size control, initial step).
+    Dormand & Prince, A family of embedded Runge–Kutta formulae, J. Comput. Appl. Math. 6, 1980. Bogacki &
+    Shampine, A 3(2) pair of Runge–Kutta formulas, Appl. Math. Lett. 2, 1989. Hairer, Nørsett & Wanner,
+    Solving Ordinary Differential Equations I, 1993, §II.4 (step size control, initial step). Sommeijer,
+    Shampine & Verwer, RKC: an explicit solver for parabolic PDEs, J. Comput. Appl. Math. 88, 1997, §2–3
+    (the scheme, its error estimate and the spectral radius estimate); Hairer & Wanner, Solving Ordinary
+    Differential Equations II, 1996, §IV.2 (stabilized explicit Runge–Kutta methods).
     """
-    if method not in TABLEAUS:
-        raise UsageError(f"method must be one of {sorted(TABLEAUS)}, got {method!r}")
+    if method not in METHODS:
+        raise UsageError(f"method must be one of {sorted(METHODS)}, got {method!r}")
     if not rtol > 0 or not atol > 0:
         raise UsageError(f"rtol and atol must be positive, got rtol={rtol}, atol={atol}")
     if first_step is not None and not first_step > 0:
@@ -139,23 +185,32 @@ def integrate(
                          f"got {rtol}; use float64 parameters for tighter tolerances")
     if task is not None:
         check_task_matches(model, task, params if state is None else state.params)
-    tableau = TABLEAUS[method]
     objective = objective or (lambda p: loss_and_grad(model, p, task))
+    if method == "rkc":
+        order, attempt, before = 2, _rkc_attempt, _rkc_radius
+    else:
+        tableau = TABLEAUS[method]
+        order, before = tableau.order, None
+
+        def attempt(params, flow, h, objective):
+            flow["gradient_evaluations"] = flow["gradient_evaluations"] + len(tableau.a)
+            return _attempt(params, flow["derivative"], h, objective, tableau)
+
     if state is None:
-        state = _start(params, objective, tableau, rtol, atol, first_step)
+        state = _start(params, objective, order, rtol, atol, first_step)
     return run_loop(state, config, lambda s: s.optimizer_state["loss"],
-                    lambda s: _accepted_step(s, objective, tableau, rtol, atol), measure=measure,
+                    lambda s: _accepted_step(s, objective, order, attempt, rtol, atol, before), measure=measure,
                     on_checkpoint=on_checkpoint, record_step=_record, syncs_every_step=True,
                     describe=lambda s: {"t": f"{float(s.optimizer_state['time'].max()):.4g}"})
 
 
-def _start(params: list[Tensor], objective: LossAndGrad, tableau: Tableau, rtol: float, atol: float,
+def _start(params: list[Tensor], objective: LossAndGrad, order: int, rtol: float, atol: float,
            first_step: float | None) -> TrainState:
     state = start(params, _flow_optimizer())
     loss, grads = objective(params)
     derivative = [-g for g in grads]
     if first_step is None:
-        step, extra = _initial_step(params, derivative, objective, tableau.order, rtol, atol), 1
+        step, extra = _initial_step(params, derivative, objective, order, rtol, atol), 1
     else:
         step, extra = torch.full_like(loss, first_step), 0
     state.optimizer_state = {"time": torch.zeros_like(loss), "step_size": step, "derivative": derivative,
@@ -186,15 +241,24 @@ def _initial_step(params: list[Tensor], derivative: list[Tensor], objective: Los
     return torch.minimum(100 * h0, h1)
 
 
-def _accepted_step(state: TrainState, objective: LossAndGrad, tableau: Tableau, rtol: float, atol: float) -> None:
-    """Attempt steps until every active run has accepted one (rejected runs retry with a smaller step)."""
+Attempt = Callable[[list[Tensor], dict, Tensor, LossAndGrad], tuple[list[Tensor], Tensor, list[Tensor], list[Tensor]]]
+
+
+def _accepted_step(state: TrainState, objective: LossAndGrad, order: int, attempt: Attempt, rtol: float,
+                   atol: float, before: Callable[[TrainState, LossAndGrad, Tensor], None] | None = None) -> None:
+    """Attempt steps until every active run has accepted one (rejected runs retry with a smaller step).
+
+    ``attempt(params, flow, h, objective)`` makes one step of size h (B,) and counts its gradient evaluations in
+    ``flow``; ``before(state, objective, rejected)`` runs before each attempt (RKC's spectral radius)."""
     flow = state.optimizer_state
     pending = state.active.clone()
-    exponent = -1.0 / (tableau.order + 1)
+    exponent = -1.0 / (order + 1)
+    rejected = torch.zeros_like(pending)
     while True:
+        if before is not None:
+            before(state, objective, rejected)
         h = torch.where(pending, flow["step_size"], torch.zeros_like(flow["step_size"]))
-        new_params, new_loss, new_derivative, error = _attempt(state.params, flow["derivative"], h, objective, tableau)
-        flow["gradient_evaluations"] = flow["gradient_evaluations"] + len(tableau.a)
+        new_params, new_loss, new_derivative, error = attempt(state.params, flow, h, objective)
         scales = [atol + rtol * torch.maximum(p.abs(), q.abs()) for p, q in zip(state.params, new_params)]
         err = _scaled_norm(error, scales)
         accept = pending & (err <= 1.0)
@@ -209,6 +273,7 @@ def _accepted_step(state: TrainState, objective: LossAndGrad, tableau: Tableau, 
         # Accepted or not, a step size this small relative to t means the flow blows up (or is hopelessly stiff).
         underflow = state.active & (flow["step_size"] < _UNDERFLOW * flow["time"].clamp_min(1.0))
         flow["loss"] = torch.where(underflow, torch.full_like(flow["loss"], math.nan), flow["loss"])
+        rejected = pending & ~accept
         pending = pending & ~accept & ~underflow
         if not bool(pending.any()):
             return
@@ -227,6 +292,116 @@ def _attempt(params: list[Tensor], derivative: list[Tensor], h: Tensor, objectiv
     error = [per_run(h, p) * sum(c * k[i] for c, k in zip(tableau.error, stages) if c != 0.0)
              for i, p in enumerate(params)]
     return point, loss, stages[-1], error
+
+
+@functools.cache
+def _rkc_coefficients(stages: int) -> Tensor:
+    """RKC's (μ_j, ν_j, μ̃_j, γ̃_j) for j = 1..s, a (``_RKC_MAX_STAGES`` + 1, 4) tensor (row 0 unused; row 1:
+    μ̃_1 only; zeros after row s, so that runs with different s share one stage loop). With w0 = 1 + ε/s²,
+    w1 = T_s'(w0)/T_s''(w0) and b_j = T_j''(w0)/T_j'(w0)² (b_0 = b_1 = b_2; T_j the Chebyshev polynomials):
+    μ_j = 2w0·b_j/b_{j−1}, ν_j = −b_j/b_{j−2}, μ̃_j = 2w1·b_j/b_{j−1}, γ̃_j = −(1 − b_{j−1}T_{j−1}(w0))·μ̃_j
+    (Sommeijer, Shampine & Verwer 1997, §2)."""
+    w0 = 1.0 + _RKC_DAMPING / stages**2
+    root = math.sqrt(w0**2 - 1.0)
+    arg = stages * math.log(w0 + root)
+    w1 = math.sinh(arg) * (w0**2 - 1.0) / (math.cosh(arg) * stages * root - w0 * math.sinh(arg))
+    b_prev = b_prev2 = 1.0 / (2.0 * w0) ** 2
+    rows = [(1.0, 0.0, 0.0, 0.0), (0.0, 0.0, w1 * b_prev, 0.0)]
+    z_prev2, z_prev, dz_prev2, dz_prev, d2z_prev2, d2z_prev = 1.0, w0, 0.0, 1.0, 0.0, 0.0  # T_j, T_j', T_j''
+    for _ in range(2, stages + 1):
+        z = 2 * w0 * z_prev - z_prev2
+        dz = 2 * w0 * dz_prev - dz_prev2 + 2 * z_prev
+        d2z = 2 * w0 * d2z_prev - d2z_prev2 + 4 * dz_prev
+        b = d2z / dz**2
+        mu, nu = 2 * w0 * b / b_prev, -b / b_prev2
+        mu_tilde = mu * w1 / w0
+        rows.append((mu, nu, mu_tilde, -(1.0 - z_prev * b_prev) * mu_tilde))
+        z_prev2, z_prev, dz_prev2, dz_prev, d2z_prev2, d2z_prev = z_prev, z, dz_prev, dz, d2z_prev, d2z
+        b_prev2, b_prev = b_prev, b
+    rows += [(0.0, 0.0, 0.0, 0.0)] * (_RKC_MAX_STAGES + 1 - len(rows))
+    return torch.tensor(rows, dtype=torch.float64)
+
+
+def _rkc_stages(h: Tensor, radius: Tensor) -> Tensor:
+    """Stages per run so that h·ρ lies in RKC's stability interval: s = 1 + ⌊√(1 + 1.54·h·ρ)⌋, at least 2
+    (rkc.f)."""
+    wanted = 1 + torch.sqrt(1 + 1.54 * (h * radius).double().clamp_min(0)).floor()
+    return wanted.nan_to_num(nan=_RKC_MAX_STAGES).clamp(2, _RKC_MAX_STAGES).long()
+
+
+def _rkc_attempt(params: list[Tensor], flow: dict, h: Tensor, objective: LossAndGrad
+                 ) -> tuple[list[Tensor], Tensor, list[Tensor], list[Tensor]]:
+    """One RKC step of size h (B,), s_b stages per run; returns the new point, its loss and derivative and the
+    error estimate (1/15)·(12(θ_n − θ_{n+1}) + 6h(f_n + f_{n+1})) (Sommeijer, Shampine & Verwer 1997, §3)."""
+    stages = _rkc_stages(h, flow["spectral_radius"])
+    last = int(stages.max())
+    table = torch.stack([_rkc_coefficients(s)[:last + 1] for s in stages.tolist()]).to(h.device, h.dtype)
+    f0 = flow["derivative"]
+    shape = {p.dim(): (-1, *[1] * (p.dim() - 1)) for p in params}
+    before = list(params)
+    current = [torch.addcmul(p, (table[:, 1, 2] * h).view(shape[p.dim()]), f) for p, f in zip(params, f0)]
+    for j in range(2, last + 1):
+        _, grads = objective(current)
+        coefficients = torch.stack((table[:, j, 0], table[:, j, 1], table[:, j, 2] * h, table[:, j, 3] * h))
+        going = stages >= j  # a run past its last stage keeps it, exactly as it would alone
+        stage = {d: (going.view(v), *(c.view(v) for c in coefficients)) for d, v in shape.items()}
+        updated = []
+        for p, y1, y2, g, f in zip(params, current, before, grads, f0):
+            run_on, mu, nu, mu_h, gamma_h = stage[p.dim()]
+            y = torch.addcmul(p, mu, y1 - p).addcmul_(nu, y2 - p).addcmul_(mu_h, g, value=-1.0)
+            updated.append(torch.where(run_on, y.addcmul_(gamma_h, f), y1))
+        current, before = updated, current
+    loss, grads = objective(current)
+    derivative = [-g for g in grads]
+    flow["gradient_evaluations"] = flow["gradient_evaluations"] + last
+    error = [(12 * (p - q) + 6 * per_run(h, p) * (f + g)) / 15 for p, q, f, g in zip(params, current, f0, derivative)]
+    return current, loss, derivative, error
+
+
+def _rkc_radius(state: TrainState, objective: LossAndGrad, rejected: Tensor) -> None:
+    """Estimate ρ(∇²L) per run by a nonlinear power method on gradient differences,
+    ρ ≈ ||∇L(θ + δv) − ∇L(θ)||/δ with v ← the difference normalized (warm-started from the last direction), for
+    the runs due: on the first attempt, 25 attempts after the last estimate, and after a rejection unless the
+    estimate is fresh (rkc.f's ``rkcrho``)."""
+    flow = state.optimizer_state
+    params, f0 = state.params, flow["derivative"]
+    age = flow.get("radius_age")
+    if age is None:
+        age, flow["spectral_radius"] = torch.full_like(rejected, _RKC_RADIUS_EVERY, dtype=torch.long), None
+    due = (age >= _RKC_RADIUS_EVERY) | (rejected & (age > 0))
+    flow["radius_age"] = torch.where(rejected, age, age + 1)
+    if not bool(due.any()):
+        return
+    direction = flow.get("radius_direction") or f0
+    eps, tiny = torch.finfo(params[0].dtype).eps, torch.finfo(params[0].dtype).tiny
+    size = _norm(params)
+    delta = math.sqrt(eps) * torch.where(size > 0, size, torch.ones_like(size))
+    scale = delta / _norm(direction).clamp_min(tiny)
+    direction = [per_run(scale, p) * d for p, d in zip(params, direction)]
+    radius = torch.zeros_like(size)
+    done = ~due  # per run, so that a run's estimate is the one it gets alone
+    for _ in range(_POWER_ITERATIONS):
+        _, grads = objective([p + d for p, d in zip(params, direction)])
+        flow["gradient_evaluations"] = flow["gradient_evaluations"] + 1
+        difference = [-g - f for g, f in zip(grads, f0)]
+        estimate = (_norm(difference) / delta).nan_to_num(nan=0.0, posinf=0.0)
+        converged = (estimate - radius).abs() <= _POWER_TOLERANCE * estimate
+        radius = torch.where(done, radius, estimate)
+        scale = delta / _norm(difference).clamp_min(tiny)
+        direction = [torch.where(per_run(done, d), d, per_run(scale, p) * e)
+                     for p, d, e in zip(params, direction, difference)]
+        done = done | converged
+        if bool(done.all()):
+            break
+    radius, old = _RKC_RADIUS_SAFETY * radius, flow["spectral_radius"]
+    flow["spectral_radius"] = radius if old is None else torch.where(due, radius, old)
+    flow["radius_direction"] = direction
+    flow["radius_age"] = torch.where(due, 0, flow["radius_age"])
+
+
+def _norm(values: list[Tensor]) -> Tensor:
+    """Per-run Euclidean norm over every parameter entry, (B,)."""
+    return sum(v.pow(2).flatten(1).sum(1) for v in values).sqrt()
 
 
 def _record(state: TrainState, measure: Measure | None) -> None:
