@@ -146,9 +146,13 @@ def mark_status(state: TrainState, loss: Tensor, threshold: float, patience: int
     A run goes on while its loss is finite and not yet settled below the threshold; whether it stopped by
     converging or diverging is read off the frozen loss later (``converged_at``/``diverged_at``).
     """
-    below = torch.isfinite(loss) & (loss <= threshold)
-    state.below_for = torch.where(below, state.below_for + state.active.to(state.below_for.dtype), 0)
-    going = torch.isfinite(loss) & (state.below_for <= patience)
+    finite = torch.isfinite(loss)
+    if patience:
+        below = finite & (loss <= threshold)
+        state.below_for = torch.where(below, state.below_for + state.active.to(state.below_for.dtype), 0)
+        going = finite & (state.below_for <= patience)
+    else:  # the common case, in fewer kernels (``below_for`` is only kept when there is a patience)
+        going = finite & (loss > threshold)
     state.stopped_at = torch.where(state.active & ~going, state.step, state.stopped_at)
     state.active = state.active & going
     state.loss = loss
@@ -247,22 +251,121 @@ def train(
     lr = torch.as_tensor(lr, dtype=reference.dtype, device=reference.device).reshape(-1)
     if lr.numel() != state.active.numel() or not bool((lr > 0).all()):
         raise UsageError(f"lr must be positive, one per run ({state.active.numel()}), got {lr.tolist()}")
+    batch = _Working(state, lr, task if objective is None and sample is None else None)
     if objective is None:
         def objective(p: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
-            return loss_and_grad(model, p, task if sample is None else sample(state.step))
+            return loss_and_grad(model, p, batch.task if sample is None else sample(state.step))
     grads: list[Tensor] = []
 
     def evaluate(state: TrainState) -> Tensor:
         nonlocal grads
-        loss, grads = objective(state.params)
-        return loss
+        if state.step % config.sync_every == 0:
+            batch.compact(state)
+        loss, grads = objective(batch.params)
+        return batch.full_loss(state, loss)
 
     def advance(state: TrainState) -> None:
         # Stopped runs get a zero step size: every optimizer's update is proportional to lr.
-        updates, state.optimizer_state = optimizer.update(grads, state.optimizer_state, lr * state.active)
-        state.params = list(torch._foreach_sub(state.params, updates))
+        updates, batch.optimizer_state = optimizer.update(grads, batch.optimizer_state, batch.lr(state))
+        torch._foreach_sub_(batch.params, updates)
 
-    return run_loop(state, config, evaluate, advance, measure=measure, on_checkpoint=on_checkpoint)
+    def record_step(state: TrainState, measure: Measure | None) -> None:
+        batch.write_back(state)
+        record(state, measure)
+
+    def checkpoint(state: TrainState) -> None:
+        batch.write_back(state)
+        on_checkpoint(state)
+
+    try:
+        return run_loop(state, config, evaluate, advance, measure=measure, record_step=record_step,
+                        on_checkpoint=checkpoint if on_checkpoint is not None else None)
+    finally:
+        batch.write_back(state)
+
+
+class _Working:
+    """The runs ``train`` steps: at first all B of ``state`` (copies, updated in place), then, once runs have
+    stopped, only those still active (compaction: a stopped run costs no more matmuls).
+
+    The working parameters and optimizer state are written back into ``state`` before every record and
+    checkpoint and at the end, so ``state`` always shows every run. Per-run values are those with the runs
+    along their first dimension (parameters, optimizer-state tensors of leading size B, the task's
+    ``run_fields``); shared values (a 0-d step count) stay as they are. Compaction needs a task with ``runs``
+    (``task=None`` turns it off: a minibatch sampler or a custom objective see all B runs). Each run's
+    arithmetic is the same in any batch, so a compacted batch gives bitwise the results of the full one.
+
+    Parameters
+    ----------
+    state : TrainState
+        The full batch; its parameters are replaced by copies that are then updated in place.
+    lr : Tensor
+        (B,) learning rates.
+    task : Task or None
+        The full task, or None to keep every run in the batch.
+    """
+
+    def __init__(self, state: TrainState, lr: Tensor, task) -> None:
+        state.params = [p.clone() for p in state.params]
+        self.params, self.optimizer_state = state.params, state.optimizer_state
+        self.size, self.live = len(lr), None
+        self._full_lr, self._lr, self._full_task, self.task = lr, lr, task, task
+
+    def lr(self, state: TrainState) -> Tensor:
+        """The working runs' learning rates, zero for those that stopped since the last compaction."""
+        return self._lr * (state.active if self.live is None else state.active[self.live])
+
+    def full_loss(self, state: TrainState, loss: Tensor) -> Tensor:
+        """(B,) losses: the working runs' ``loss``, the frozen loss of the runs compacted away."""
+        if self.live is None:
+            return loss
+        return state.loss.index_put((self.live,), loss)
+
+    def compact(self, state: TrainState) -> None:
+        """Drop the runs that stopped from the working batch (a host sync: call it on the sync schedule)."""
+        if self._full_task is None or not hasattr(self._full_task, "runs"):
+            return
+        live = state.active.nonzero().squeeze(1)
+        working = self.size if self.live is None else len(self.live)
+        if len(live) == 0 or len(live) == working:
+            return
+        self.write_back(state)
+        self.live = live
+        self.params = [p[live] for p in state.params]
+        self.optimizer_state = _runs(state.optimizer_state, live, self.size)
+        self.task, self._lr = self._full_task.runs(live), self._full_lr[live]
+
+    def write_back(self, state: TrainState) -> None:
+        """Copy the working runs' parameters and optimizer state into ``state``."""
+        if self.live is None:
+            state.params, state.optimizer_state = self.params, self.optimizer_state
+            return
+        for full, part in zip(state.params, self.params):
+            full[self.live] = part
+        state.optimizer_state = _put_runs(state.optimizer_state, self.optimizer_state, self.live, self.size)
+
+
+def _runs(value, index: Tensor, batch: int):
+    """The runs at ``index`` of a batched value (tensors of leading size ``batch``; lists and dicts of them)."""
+    if isinstance(value, Tensor):
+        return value[index] if value.dim() and value.shape[0] == batch else value
+    if isinstance(value, (list, tuple)):
+        return [_runs(v, index, batch) for v in value]
+    if isinstance(value, dict):
+        return {k: _runs(v, index, batch) for k, v in value.items()}
+    return value
+
+
+def _put_runs(full, part, index: Tensor, batch: int):
+    """``full`` with the runs at ``index`` replaced by ``part`` (the inverse of ``_runs``); shared values from
+    ``part``."""
+    if isinstance(full, Tensor):
+        return full.index_put((index,), part) if full.dim() and full.shape[0] == batch else part
+    if isinstance(full, (list, tuple)):
+        return [_put_runs(f, q, index, batch) for f, q in zip(full, part)]
+    if isinstance(full, dict):
+        return {k: _put_runs(full[k], part[k], index, batch) for k in full}
+    return part
 
 
 def run_loop(

@@ -76,6 +76,33 @@ class Observations:
     def device(self) -> torch.device:
         return self.values.device
 
+    def runs(self: T, index: Tensor) -> T:
+        """The task of the runs at ``index`` (a (B',) integer tensor), in that order: every per-run field
+        (leading dimension B, see ``run_fields``) is indexed, shared fields are kept.
+
+        Parameters
+        ----------
+        index : Tensor
+            (B',) positions of the runs to keep, on the task's device.
+
+        Returns
+        -------
+        Observations
+            A task of the same type with B' runs.
+        """
+        changes = {name: getattr(self, name)[index] for name in self.run_fields()}
+        return dataclasses.replace(self, **changes)
+
+    def run_fields(self) -> tuple[str, ...]:
+        """The names of the fields that hold one slice per run: ``values`` and, when given, ``target``.
+
+        Returns
+        -------
+        tuple of str
+            Field names whose tensors have the runs along their first dimension.
+        """
+        return ("values",) + (("target",) if getattr(self, "target", None) is not None else ())
+
     def to(self: T, *args: Any, **kwargs: Any) -> T:
         """The task on another device and/or floating-point dtype, called like ``torch.Tensor.to``.
 

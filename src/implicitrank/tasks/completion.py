@@ -53,6 +53,18 @@ class Completion(Observations):
         if bool(((self.indices < 0) | (self.indices >= sizes)).any()):
             raise ValueError(f"indices out of range for a tensor of shape {self.shape}")
 
+    def run_fields(self) -> tuple[str, ...]:
+        """``values``, ``target`` and ``test_values`` (when given), and the indices when each run has its own (3-D).
+
+        Returns
+        -------
+        tuple of str
+            Field names whose tensors have the runs along their first dimension.
+        """
+        per_run = {"indices": self.indices.dim() == 3, "test_values": self.test_values is not None,
+                   "test_indices": self.test_indices is not None and self.test_indices.dim() == 3}
+        return super().run_fields() + tuple(name for name, own in per_run.items() if own)
+
     def flat_indices(self) -> Tensor:
         """Row-major positions of the observed entries, (B, M) int64."""
         strides = torch.tensor([math.prod(self.shape[k + 1:]) for k in range(len(self.shape))],
