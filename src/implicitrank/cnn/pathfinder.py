@@ -79,8 +79,8 @@ class PathfinderConfig:
     References
     ----------
     N. Razin, A. Maman, N. Cohen, "Implicit Regularization in Hierarchical Tensor Factorization and Deep
-    Convolutional Neural Networks", ICML 2022, §5 (Pathfinder: 300×300 images resized to 150×150, L ∈ {3, 5, 7, 9}, 90/L distractors of int(L/3)
-    segments, start distance 27, markers of radius 3).
+    Convolutional Neural Networks", ICML 2022, §5 (Pathfinder: 300×300 images resized to
+    150×150, L ∈ {3, 5, 7, 9}, 90/L distractors of int(L/3) segments, start distance 27, markers of radius 3).
     """
 
     length: int = 9

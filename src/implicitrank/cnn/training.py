@@ -85,8 +85,8 @@ class TrainingConfig:
     References
     ----------
     N. Razin, A. Maman, N. Cohen, "Implicit Regularization in Hierarchical Tensor Factorization and Deep
-    Convolutional Neural Networks", ICML 2022, §5 (training: SGD lr 0.01, momentum 0.9, batch 64, no augmentation, at most 150 epochs, stop 20
-    epochs after 100% train accuracy).
+    Convolutional Neural Networks", ICML 2022, §5 (training: SGD lr 0.01, momentum 0.9,
+    batch 64, no augmentation, at most 150 epochs, stop 20 epochs after 100% train accuracy).
     """
 
     lr: float = 0.01
