@@ -76,8 +76,8 @@ class RunConfig:
     shape : tuple of int
         Mode sizes of the end-to-end tensor; (rows, cols) for ``matrix``. Default (100, 100).
     rank : int
-        Rank of the generated ground truth (matrix rank, CP rank, or hierarchical rank for ``ht``), in [1,
-        min(shape)] for ``matrix``. Unused with ``data``. Default 5.
+        Rank of the generated ground truth: its matrix rank (``matrix``, in [1, min(shape)]), CP rank (``cp``),
+        or every internal node's width R_ν (``ht``). Unused with ``data``. Default 5.
     num_observations : int
         Observed entries (completion) or measurements (sensing); for MovieLens ``data``, the ratings sampled for
         training. At most the number of entries for generated completion. Default 2000.
@@ -103,7 +103,7 @@ class RunConfig:
     init_scale : float
         Root-mean-square Frobenius norm of W(0), > 0 (per run). Default 1e-3.
     init_mean : float
-        Mean of the CP / HT factor entries at init (the tensor paper's natural-data runs use 1). Default 0.0.
+        Mean of the CP / HT factor entries at init. Default 0.0.
     optimizer : str
         One of ``METHODS``: an optimizer of ``implicitrank.optim`` or ``gradient-flow``. Default
         ``"global-rmsprop"``.
