@@ -341,6 +341,10 @@ def train(
 ) -> TrainState:
     """Train B runs of ``model`` on ``task`` until each converges, diverges or reaches ``max_steps``.
 
+    The parameters are copied once and then updated in place (``params`` is left as it was). Runs that stop
+    leave the batch at the next sync step (``config.sync_every``), so a batch whose runs converge at different
+    steps computes only the runs still going; every run's result is bitwise the one it would have alone.
+
     Parameters
     ----------
     model : Factorization
