@@ -191,6 +191,23 @@ def test_old_seed_flag_warns_and_means_one_seed(capsys):
     assert "--seed is deprecated; use --seeds" in capsys.readouterr().err
 
 
+def test_workers_means_parallel_worker_processes_in_reproduce_and_sweep(capsys):
+    """One flag for one idea: ``--workers`` in reproduce (experiments of 'all') and sweep (local jobs); reproduce's
+    old ``--jobs`` still works, with a one-line warning."""
+    from implicitrank.cli import build_parser
+
+    commands = dict(subcommands(build_parser()))
+    helps = {name: next(a.help for a in commands[name]._actions if "--workers" in a.option_strings)
+             for name in ("reproduce", "sweep")}
+    assert all(h.startswith("worker processes running in parallel (") for h in helps.values()), helps
+    assert commands["reproduce"].parse_args(["all", "--workers", "3"]).workers == 3
+    assert commands["sweep"].parse_args(["spec.toml", "--workers", "3"]).workers == 3
+    assert capsys.readouterr().err == ""
+    assert commands["reproduce"].parse_args(["all", "--jobs", "3"]).workers == 3
+    warning = "implicitrank reproduce: warning: --jobs is deprecated; use --workers"
+    assert capsys.readouterr().err.splitlines() == [warning]
+
+
 def test_reproduce_runs_the_seeds_given(tmp_path, capsys):
     """``--seeds`` lists the seeds in reproduce too: ``2`` is seed 2 (it was a count of two; a note says so)."""
     out = tmp_path / "o"
