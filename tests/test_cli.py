@@ -273,3 +273,29 @@ def test_locality_resumes_only_with_resume(tmp_path, capsys):
     assert "pass --resume" in capsys.readouterr().err
     assert main([*args, "--seeds", "0,1", "--resume"]) in (0, 1)
     assert len(list(tmp_path.rglob("summary.json"))) == 2 and first[0].stat().st_mtime_ns == written
+
+
+@pytest.mark.parametrize(("argv", "network"), [
+    (["is-same-class"], ("resnet18", 0.125)),  # the quick scale's network
+    (["is-same-class", "--width-multiplier", "0.25"], ("resnet18", 0.25)),
+    (["is-same-class", "--model", "plain"], ("plain", 16)),
+    (["pathfinder"], ("plain", 16)),
+    (["pathfinder", "--base-channels", "8"], ("plain", 8)),
+    (["pathfinder", "--model", "resnet34"], ("resnet34", 1.0)),
+    (["pathfinder", "--model", "resnet34", "--width-multiplier", "0.5"], ("resnet34", 0.5))])
+def test_locality_width_flags_each_set_one_network(argv, network, tmp_path, monkeypatch):
+    """``--width-multiplier`` sizes a ResNet and ``--base-channels`` the plain CNN (one ``--width`` meant both);
+    a ``--model`` of the other kind than the scale's starts from that network's default width."""
+    seen = []
+
+    class Trained(Exception):
+        """Raised where the runs would train."""
+
+    def run_sweep(setup, out, seeds, progress):
+        seen.append((setup.model, setup.width))
+        raise Trained
+
+    monkeypatch.setattr("implicitrank.experiments.locality.run_sweep", run_sweep)
+    with pytest.raises(Trained):
+        main(["locality", *argv, "--threads", "1", "--no-progress", "--out", str(tmp_path / "o")])
+    assert seen == [network]
