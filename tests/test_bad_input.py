@@ -214,6 +214,12 @@ CASES = [
          ("init_scale", "must be", "> 0")),
     Case("tf init scale inf", ("tf", "--shape", "3", "3", "3", "--num-observations", "10", "--max-steps", "5",
                                "--init-scale", "inf", "--no-progress", "--out", "{tmp}/o"), 2, ("init_scale",)),
+    Case("both --init-scale and --init-std", ("tf", "--init-scale", "1e-3", "--init-std", "1e-3", "--out", "{tmp}/o"),
+         2, ("--init-std", "not allowed with", "--init-scale"), check=_nothing_written),
+    Case("init std 0", ("tf", "--init-std", "0", "--out", "{tmp}/o"), 2, ("--init-std must be positive",),
+         check=_nothing_written),
+    Case("init std whose init scale is outside float64", ("htf", "--init-std", "1e-100", "--out", "{tmp}/o"), 2,
+         ("--init-std 1e-100", "outside float64"), check=_nothing_written),
     # a data file's size decides the problem's size (item 1)
     Case("mf npz takes the file's shape", ("mf", "--data", "{tmp}/x.npz", "--max-steps", "5", "--no-progress",
                                             "--out", "{tmp}/o"), 0, ("max_steps",), _npz, _shape_is((6, 5))),

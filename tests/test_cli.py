@@ -1,4 +1,5 @@
 import json
+import math
 import os
 
 import pytest
@@ -156,6 +157,42 @@ def test_tensor_commands_default_to_the_tensor_papers_optimizer(command):
     config = configs_from_args(args)[0]
     assert config.eps == 1e-6 and config.optimizer == "global-rmsprop"
     assert dict(subcommands(build_parser()))["mf"].parse_args([]).eps == 1e-4
+
+
+def test_tf_starts_at_the_norm_of_the_tensor_papers_init_std(tmp_path):
+    """tf defaults to the tensor papers' init, factor entries of std 1e-3 (Razin & Cohen 2020's 8×8×8 completion
+    with R = 64, Razin et al. 2022): ||W(0)||_F = sqrt(R·8³)·std³ ≈ 1.8e-7, not --init-scale's 1e-3; summary.json
+    records both."""
+    out = tmp_path / "tf"
+    assert main(["tf", "--max-steps", "0", "--seeds", "0..7", "--no-progress", "--out", str(out)]) == 0
+    summaries = [json.loads(path.read_text()) for path in out.glob("*/summary.json")]
+    expected = math.sqrt(64 * 8**3) * 1e-3**3
+    assert len(summaries) == 8
+    for summary in summaries:
+        assert summary["init_std"] == pytest.approx(1e-3, rel=1e-9)
+        assert summary["init_scale"] == pytest.approx(expected, rel=1e-9)
+    rms = math.sqrt(sum(s["frobenius_norm"] ** 2 for s in summaries) / len(summaries))  # ||W(0)||_F: no step taken
+    assert rms == pytest.approx(expected, rel=0.1)  # 8 draws (2% off with these seeds)
+
+
+@pytest.mark.parametrize(("argv", "std"), [(["tf"], 1e-3), (["htf"], 1e-2), (["mf", "--init-std", "1e-3"], 1e-3),
+                                           (["tf", "--init-std", "1e-2", "5e-3"], 1e-2)])
+def test_init_std_is_the_factor_entries_std_in_every_command(argv, std):
+    """``--init-std`` means the same in mf, tf and htf: the init_scale whose gaussian init has factor entries of that
+    std (``scale_for_entry_std``); tf and htf default to the papers' (1e-3 CP, 1e-2 HT), mf to --init-scale 1e-3."""
+    from implicitrank.cli import build_parser
+    from implicitrank.commands.factorize import configs_from_args
+    from implicitrank.run import MODELS
+
+    configs = configs_from_args(dict(subcommands(build_parser()))[argv[0]].parse_args(argv[1:]))
+    model = MODELS[configs[0].model].build(configs[0])
+    assert configs[0].init_scale == model.scale_for_entry_std(std)
+    assert float(model.entry_std(configs[0].init_scale)) == pytest.approx(std, rel=1e-9)
+    if argv == ["tf", "--init-std", "1e-2", "5e-3"]:
+        assert [c.init_scale for c in configs] == [model.scale_for_entry_std(s) for s in (1e-2, 5e-3)]
+    assert configs_from_args(dict(subcommands(build_parser()))["mf"].parse_args([]))[0].init_scale == 1e-3
+    given = dict(subcommands(build_parser()))["tf"].parse_args(["--init-scale", "0.1"])  # not the default std's
+    assert configs_from_args(given)[0].init_scale == 0.1
 
 
 def test_every_default_is_shown_once_in_help():
