@@ -48,10 +48,17 @@ __all__ = ["BOGACKI_SHAMPINE", "DORMAND_PRINCE", "TABLEAUS", "Tableau", "integra
 class Tableau:
     """An embedded explicit Runge–Kutta pair with the first-same-as-last property.
 
-    a : the stage coefficients (row i: the coefficients of stages 0..i-1 for stage i); the last row is
-        the higher-order solution, so the last stage is f at the new point (FSAL).
-    error : b − b̂, the coefficients of the error estimate over all stages.
-    order : the lower order q of the pair (the error estimate is O(h^(q+1))).
+    Attributes
+    ----------
+    name : str
+        The registry name (``dopri5``, ``bosh3``).
+    a : tuple of tuple of float
+        The stage coefficients (row i: the coefficients of stages 0..i−1 for stage i); the last row is the
+        higher-order solution, so the last stage is f at the new point (FSAL).
+    error : tuple of float
+        b − b̂, the coefficients of the error estimate over all stages.
+    order : int
+        The lower order q of the pair (the error estimate is O(h^(q+1))).
     """
 
     name: str
@@ -108,21 +115,59 @@ def integrate(
     on_checkpoint: Callable[[TrainState], None] | None = None,
     objective: LossAndGrad | None = None,
 ) -> TrainState:
-    """Follow the gradient flow of B runs of ``model`` on ``task`` until each converges, diverges or has
-    made ``config.max_steps`` accepted steps (see the module docstring).
+    """Follow the gradient flow θ̇ = −∇L(θ) of B runs of ``model`` on ``task``.
 
-    rtol, atol : relative and absolute tolerances of the local error per step (parameters' units;
-        atol should be well below the size of the initial parameters' entries).
-    method : ``"dopri5"`` (Dormand–Prince 5(4)) or ``"bosh3"`` (Bogacki–Shampine 3(2)).
-    first_step : initial step size for every run; default: Hairer et al.'s estimate per run.
-    state : continue a checkpointed batch (then ``params`` is ignored); ``state.optimizer_state``
-        holds the integrator's per-run time, step size, last derivative and counters.
+    Each run goes until it converges, diverges or has made ``config.max_steps`` accepted steps (see the module
+    docstring); stopping, records, checkpoints and progress are ``train.run_loop``'s.
+
+    Parameters
+    ----------
+    model : Factorization
+        The factorization.
+    task : Task or None
+        The task (checked against the model and parameters); may be None when ``objective`` is given.
+    params : list of Tensor or None
+        The (B, ...) parameters to start from (ignored when ``state`` is given).
+    config : TrainConfig
+        When to stop, record and checkpoint; ``max_steps`` counts accepted steps.
+    rtol, atol : float, optional
+        Relative and absolute tolerances of the local error per step (parameters' units; atol should be well
+        below the size of the initial parameters' entries). Defaults 1e-4 and 1e-8; rtol must be at least 10×
+        the dtype's machine epsilon.
+    method : str, optional
+        ``"dopri5"`` (Dormand–Prince 5(4), default) or ``"bosh3"`` (Bogacki–Shampine 3(2)).
+    first_step : float, optional
+        Initial step size for every run; None: Hairer et al.'s estimate per run.
+    measure : callable, optional
+        Metrics recorded with the train loss, ``measure(params, loss) -> {name: (B, ...)}``.
+    state : TrainState, optional
+        Continue a checkpointed batch (then ``params`` is ignored); ``state.optimizer_state`` holds the
+        integrator's per-run time, step size, last derivative and counters.
+    on_checkpoint : callable, optional
+        Called with the state on the checkpoint schedule.
+    objective : callable, optional
+        Overrides the loss-and-gradient function ``objective(params) -> (loss (B,), grads)``.
+
+    Returns
+    -------
+    TrainState
+        Final parameters, per-run status and records (each with ``time`` and ``gradient_evaluations``).
+
+    Raises
+    ------
+    UsageError
+        On an unknown method, non-positive tolerances or first step, rtol below 10× machine epsilon, neither
+        ``params`` nor ``state``, or a task that does not match the model and parameters.
+
+    Notes
+    -----
+    The pairs are Dormand & Prince's 5(4) ("A family of embedded Runge–Kutta formulae", J. Comput. Appl. Math.,
+    1980) and Bogacki & Shampine's 3(2) ("A 3(2) pair of Runge–Kutta formulas", Appl. Math. Lett., 1989).
 
     References
     ----------
-    Dormand & Prince, A family of embedded Runge–Kutta formulae, 1980. Bogacki & Shampine, A 3(2)
-    pair of Runge–Kutta formulas, 1989. Hairer, Nørsett & Wanner, Solving Ordinary Differential
-    Equations I, §II.4 (step size control, initial step).
+    E. Hairer, S. P. Nørsett, G. Wanner, "Solving Ordinary Differential Equations I", Springer 1993, §II.4
+    (step size control, initial step).
     """
     if method not in TABLEAUS:
         raise UsageError(f"method must be one of {sorted(TABLEAUS)}, got {method!r}")
