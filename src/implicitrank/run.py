@@ -551,7 +551,8 @@ def run_batch(configs: list[RunConfig], run_dirs: list[str | Path], *, resume: b
     """Train ``configs`` (equal batch keys) together as one batched program and write each run's directory.
 
     Each run directory gets ``config.json``, ``checkpoint.pt`` while training (removed at the end),
-    ``metrics.jsonl``, ``factors.pt`` and ``summary.json`` (with provenance). Torch threads follow
+    ``metrics.jsonl``, ``factors.pt`` and ``summary.json`` (with provenance, and the init both as ``init_scale``
+    and as ``init_std``, the model's ``entry_std`` of it). Torch threads follow
     ``threads.policy_threads`` of the batch's work.
 
     Parameters

@@ -150,8 +150,21 @@ def add_threads(p: argparse.ArgumentParser) -> None:
 
 
 def add_workers(p: argparse.ArgumentParser, unit: str, when: str, default: str, deprecated_jobs: bool = False) -> None:
-    """``--workers N``: worker processes running in parallel (``when``: in which mode), each running one ``unit``
-    at a time (``default``: the text of the default); ``deprecated_jobs``: also accept the old ``--jobs N``."""
+    """Add ``--workers N``: the worker processes a command runs in parallel, each running one ``unit`` at a time.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The command's parser.
+    unit : str
+        What one worker runs at a time ("experiment", "job").
+    when : str
+        In which mode the command has workers ("reproduce all", "--executor local").
+    default : str
+        The default, as the help shows it (the value itself is None: the command decides).
+    deprecated_jobs : bool, optional
+        Also accept the old ``--jobs N``, warning on one line that it is deprecated. Default False.
+    """
     p.add_argument("--workers", type=positive_int, default=None,
                    help=f"worker processes running in parallel ({when}), each running one {unit} at a time "
                         f"(default: {default})")

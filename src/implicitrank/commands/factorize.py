@@ -131,8 +131,25 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
 
 
 def scales_for_entry_std(stds: list[float], shared: dict) -> list[float]:
-    """``--init-std``: each std as the init_scale (||W(0)||_F) whose gaussian init draws every factor entry of the
-    model that ``shared`` configures with that std (``scale_for_entry_std``)."""
+    """``--init-std`` as init scales: for each std, the ||W(0)||_F whose gaussian init draws every factor entry with it.
+
+    Parameters
+    ----------
+    stds : list of float
+        The per-entry stds of the factors (the tensor papers' convention).
+    shared : dict
+        The ``RunConfig`` fields the runs share; they configure the model whose ``scale_for_entry_std`` converts.
+
+    Returns
+    -------
+    list of float
+        One init_scale per std.
+
+    Raises
+    ------
+    UsageError
+        When a std is not positive, or gives an init_scale outside float64.
+    """
     from ..run import MODELS, RunConfig
 
     model = MODELS[shared["model"]].build(RunConfig(**{**shared, "init_scale": 1.0, "lr": 1.0}))  # (per-run values)

@@ -76,9 +76,26 @@ def register(subparsers) -> None:
 
 
 def network_width(args: argparse.Namespace, scale_model: str) -> float | None:
-    """``LocalitySetup.width`` from ``--width-multiplier`` (ResNets) or ``--base-channels`` (plain CNN), each
-    refused for the other network; None keeps the scale's, unless ``--model`` picks the other kind of network than
-    the scale's ``scale_model``, whose default width it then takes."""
+    """``LocalitySetup.width`` from ``--width-multiplier`` (ResNets) or ``--base-channels`` (plain CNN).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``locality`` arguments (``model``, ``width_multiplier``, ``base_channels``).
+    scale_model : str
+        The network of the ``--scale`` set-up.
+
+    Returns
+    -------
+    float or None
+        The flag's value; None keeps the scale's width, unless ``--model`` picks the other kind of network than
+        ``scale_model``, whose default width (1 for a ResNet, 16 channels for the plain CNN) it then is.
+
+    Raises
+    ------
+    UsageError
+        When the flag given is the other network's, or its value is not positive.
+    """
     model = args.model or scale_model
     resnet = model in RESNETS
     flags = {"--width-multiplier": args.width_multiplier, "--base-channels": args.base_channels}
