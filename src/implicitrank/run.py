@@ -551,7 +551,8 @@ def run_batch(configs: list[RunConfig], run_dirs: list[str | Path], *, resume: b
     """Train ``configs`` (equal batch keys) together as one batched program and write each run's directory.
 
     Each run directory gets ``config.json``, ``checkpoint.pt`` while training (removed at the end),
-    ``metrics.jsonl``, ``factors.pt`` and ``summary.json`` (with provenance). Torch threads follow
+    ``metrics.jsonl``, ``factors.pt`` and ``summary.json`` (with provenance, and the init both as ``init_scale``
+    and as ``init_std``, the model's ``entry_std`` of it). Torch threads follow
     ``threads.policy_threads`` of the batch's work.
 
     Parameters
@@ -608,7 +609,8 @@ def run_batch(configs: list[RunConfig], run_dirs: list[str | Path], *, resume: b
                                  lambda s: _save_checkpoints(s, dirs, earlier + time.perf_counter() - started),
                                  lr, progress)
     seconds = earlier + time.perf_counter() - started  # the whole run's, over every session
-    summaries = [_finish(state, b, d, c, seconds, plots, started_at, tensorboard)
+    init_stds = model.entry_std(torch.tensor([c.init_scale for c in configs], dtype=torch.float64)).tolist()
+    summaries = [_finish(state, b, d, c, seconds, plots, started_at, tensorboard, init_stds[b])
                  for b, (d, c) in enumerate(zip(dirs, configs))]
     return BatchResult(summaries, state, model, task)
 
@@ -682,9 +684,10 @@ def _write_metrics(run_dir: Path, rows: list[dict], config: RunConfig, summary: 
 
 
 def _finish(state: TrainState, b: int, run_dir: Path, config: RunConfig, seconds: float, plots: bool,
-            started_at: str | None = None, tensorboard: bool = False) -> dict:
+            started_at: str | None = None, tensorboard: bool = False, init_std: float | None = None) -> dict:
     """Write run b's metrics (and their TensorBoard events), final factors, summary and (with ``plots``) plots;
-    remove its checkpoint."""
+    remove its checkpoint. The summary records the init both ways: ``init_scale`` (||W(0)||_F) and ``init_std``,
+    the factor entries' std of the gaussian init of that size (the model's ``entry_std``)."""
     run = _run_state(state, b)
     diverged_at, converged_at = int(state.diverged_at[b]), int(state.converged_at[b])
     # A diverged run's rows after it stopped hold only NaN (its batch went on): keep them up to the stop.
@@ -697,6 +700,8 @@ def _finish(state: TrainState, b: int, run_dir: Path, config: RunConfig, seconds
         "steps": int(state.steps[b]),
         "train_loss": float(state.loss[b]),
         "seconds": seconds,
+        "init_scale": config.init_scale,
+        "init_std": init_std,
     }
     for key in ("reconstruction_error", "reconstruction_error_squared", "unobserved_error", "effective_rank",
                 "nuclear_norm", "frobenius_norm", "spectral_norm", "test_mse", "time"):
