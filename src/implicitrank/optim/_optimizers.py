@@ -119,12 +119,12 @@ def global_rmsprop(decay: float = 0.99, eps: float = 1e-4) -> Optimizer:
 
     def init(params: list[Tensor]) -> State:
         p = params[0]
-        return {"second_moment": torch.zeros(p.shape[0], dtype=p.dtype, device=p.device), "count": 0}
+        return {"second_moment": torch.zeros(p.shape[0], dtype=p.dtype, device=p.device),
+                "count": torch.zeros((), dtype=p.dtype, device=p.device)}
 
     def update(grads: list[Tensor], state: State, lr: Tensor) -> tuple[list[Tensor], State]:
-        flat = [g.reshape(g.shape[0], -1) for g in grads]
-        sq_norm = torch.stack([torch.linalg.vecdot(f, f) for f in flat]).sum(0)
-        second = state["second_moment"].lerp(sq_norm, 1.0 - decay)  # decay·s + (1 − decay)·||g||²
+        sq_norm = sum(g.pow(2).flatten(1).sum(1) for g in grads)
+        second = decay * state["second_moment"] + (1.0 - decay) * sq_norm
         count = state["count"] + 1
         step = lr / ((second / (1.0 - decay**count)).sqrt() + eps)
         return torch._foreach_mul(grads, [per_run(step, g) for g in grads]), {"second_moment": second, "count": count}
