@@ -46,7 +46,7 @@ def paper_grid(sensing: bool) -> list[dict]:
         label = {"task": task, "observations": m}
         configs = setting_configs(cfg, task, m, cfg.seeds)
         start = time.perf_counter()
-        rows = factorization_rows(configs, label, progress=True)
+        rows = factorization_rows([(label, configs)], progress=True)
         train = time.perf_counter() - start
         start = time.perf_counter()
         baselines = baseline_rows(configs[0], cfg.seeds, label)

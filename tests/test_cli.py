@@ -1,4 +1,5 @@
 import json
+import math
 import os
 
 import pytest
@@ -158,6 +159,42 @@ def test_tensor_commands_default_to_the_tensor_papers_optimizer(command):
     assert dict(subcommands(build_parser()))["mf"].parse_args([]).eps == 1e-4
 
 
+def test_tf_starts_at_the_norm_of_the_tensor_papers_init_std(tmp_path):
+    """tf defaults to the tensor papers' init, factor entries of std 1e-3 (Razin & Cohen 2020's 8×8×8 completion
+    with R = 64, Razin et al. 2022): ||W(0)||_F = sqrt(R·8³)·std³ ≈ 1.8e-7, not --init-scale's 1e-3; summary.json
+    records both."""
+    out = tmp_path / "tf"
+    assert main(["tf", "--max-steps", "0", "--seeds", "0..7", "--no-progress", "--out", str(out)]) == 0
+    summaries = [json.loads(path.read_text()) for path in out.glob("*/summary.json")]
+    expected = math.sqrt(64 * 8**3) * 1e-3**3
+    assert len(summaries) == 8
+    for summary in summaries:
+        assert summary["init_std"] == pytest.approx(1e-3, rel=1e-9)
+        assert summary["init_scale"] == pytest.approx(expected, rel=1e-9)
+    rms = math.sqrt(sum(s["frobenius_norm"] ** 2 for s in summaries) / len(summaries))  # ||W(0)||_F: no step taken
+    assert rms == pytest.approx(expected, rel=0.1)  # 8 draws (2% off with these seeds)
+
+
+@pytest.mark.parametrize(("argv", "std"), [(["tf"], 1e-3), (["htf"], 1e-2), (["mf", "--init-std", "1e-3"], 1e-3),
+                                           (["tf", "--init-std", "1e-2", "5e-3"], 1e-2)])
+def test_init_std_is_the_factor_entries_std_in_every_command(argv, std):
+    """``--init-std`` means the same in mf, tf and htf: the init_scale whose gaussian init has factor entries of that
+    std (``scale_for_entry_std``); tf and htf default to the papers' (1e-3 CP, 1e-2 HT), mf to --init-scale 1e-3."""
+    from implicitrank.cli import build_parser
+    from implicitrank.commands.factorize import configs_from_args
+    from implicitrank.run import MODELS
+
+    configs = configs_from_args(dict(subcommands(build_parser()))[argv[0]].parse_args(argv[1:]))
+    model = MODELS[configs[0].model].build(configs[0])
+    assert configs[0].init_scale == model.scale_for_entry_std(std)
+    assert float(model.entry_std(configs[0].init_scale)) == pytest.approx(std, rel=1e-9)
+    if argv == ["tf", "--init-std", "1e-2", "5e-3"]:
+        assert [c.init_scale for c in configs] == [model.scale_for_entry_std(s) for s in (1e-2, 5e-3)]
+    assert configs_from_args(dict(subcommands(build_parser()))["mf"].parse_args([]))[0].init_scale == 1e-3
+    given = dict(subcommands(build_parser()))["tf"].parse_args(["--init-scale", "0.1"])  # not the default std's
+    assert configs_from_args(given)[0].init_scale == 0.1
+
+
 def test_every_default_is_shown_once_in_help():
     from implicitrank.cli import build_parser
 
@@ -189,6 +226,23 @@ def test_old_seed_flag_warns_and_means_one_seed(capsys):
     parser = dict(subcommands(build_parser()))["demo"]
     assert parser.parse_args(["--seed", "4"]).seeds == [4]
     assert "--seed is deprecated; use --seeds" in capsys.readouterr().err
+
+
+def test_workers_means_parallel_worker_processes_in_reproduce_and_sweep(capsys):
+    """One flag for one idea: ``--workers`` in reproduce (experiments of 'all') and sweep (local jobs); reproduce's
+    old ``--jobs`` still works, with a one-line warning."""
+    from implicitrank.cli import build_parser
+
+    commands = dict(subcommands(build_parser()))
+    helps = {name: next(a.help for a in commands[name]._actions if "--workers" in a.option_strings)
+             for name in ("reproduce", "sweep")}
+    assert all(h.startswith("worker processes running in parallel (") for h in helps.values()), helps
+    assert commands["reproduce"].parse_args(["all", "--workers", "3"]).workers == 3
+    assert commands["sweep"].parse_args(["spec.toml", "--workers", "3"]).workers == 3
+    assert capsys.readouterr().err == ""
+    assert commands["reproduce"].parse_args(["all", "--jobs", "3"]).workers == 3
+    warning = "implicitrank reproduce: warning: --jobs is deprecated; use --workers"
+    assert capsys.readouterr().err.splitlines() == [warning]
 
 
 def test_reproduce_runs_the_seeds_given(tmp_path, capsys):
@@ -256,3 +310,29 @@ def test_locality_resumes_only_with_resume(tmp_path, capsys):
     assert "pass --resume" in capsys.readouterr().err
     assert main([*args, "--seeds", "0,1", "--resume"]) in (0, 1)
     assert len(list(tmp_path.rglob("summary.json"))) == 2 and first[0].stat().st_mtime_ns == written
+
+
+@pytest.mark.parametrize(("argv", "network"), [
+    (["is-same-class"], ("resnet18", 0.125)),  # the quick scale's network
+    (["is-same-class", "--width-multiplier", "0.25"], ("resnet18", 0.25)),
+    (["is-same-class", "--model", "plain"], ("plain", 16)),
+    (["pathfinder"], ("plain", 16)),
+    (["pathfinder", "--base-channels", "8"], ("plain", 8)),
+    (["pathfinder", "--model", "resnet34"], ("resnet34", 1.0)),
+    (["pathfinder", "--model", "resnet34", "--width-multiplier", "0.5"], ("resnet34", 0.5))])
+def test_locality_width_flags_each_set_one_network(argv, network, tmp_path, monkeypatch):
+    """``--width-multiplier`` sizes a ResNet and ``--base-channels`` the plain CNN (one ``--width`` meant both);
+    a ``--model`` of the other kind than the scale's starts from that network's default width."""
+    seen = []
+
+    class Trained(Exception):
+        """Raised where the runs would train."""
+
+    def run_sweep(setup, out, seeds, progress):
+        seen.append((setup.model, setup.width))
+        raise Trained
+
+    monkeypatch.setattr("implicitrank.experiments.locality.run_sweep", run_sweep)
+    with pytest.raises(Trained):
+        main(["locality", *argv, "--threads", "1", "--no-progress", "--out", str(tmp_path / "o")])
+    assert seen == [network]

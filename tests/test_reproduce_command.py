@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from implicitrank.cli import main
 from implicitrank.experiments import evaluate, not_run, write_claims
 
@@ -10,7 +12,7 @@ def test_experiments_run_on_two_workers_each_with_its_log_and_claims(tmp_path, c
     monkeypatch.setattr("implicitrank.experiments.MODULES", {
         "arora2019-dynamics": "arora2019_dynamics", "razin2021-natural": "razin2021_natural"})
     out = tmp_path / "all"
-    code = main(["reproduce", "all", "--scale", "test", "--jobs", "2", "--out", str(out)])
+    code = main(["reproduce", "all", "--scale", "test", "--workers", "2", "--out", str(out)])
     printed = capsys.readouterr().out
     assert "2 at a time" in printed
     failed = 0
@@ -46,7 +48,7 @@ def test_exit_status_is_one_when_a_claim_fails_and_the_summary_lists_failures_fi
     assert main(["reproduce", "a-good", "--scale", "test", "--out", str(tmp_path / "one")]) == 0
     assert main(["reproduce", "b-bad", "--scale", "test", "--out", str(tmp_path / "two")]) == 1
     out = tmp_path / "all"
-    assert main(["reproduce", "all", "--scale", "test", "--jobs", "1", "--out", str(out)]) == 1
+    assert main(["reproduce", "all", "--scale", "test", "--workers", "1", "--out", str(out)]) == 1
     assert "1 claim(s) failed" in capsys.readouterr().out
     summary = json.loads((out / "claims.json").read_text())
     assert summary["experiments"] == [{"experiment": "b-bad", "pass": 0, "fail": 1, "not run": 0},  # failures first
@@ -68,9 +70,12 @@ def test_seeds_reach_the_experiment(tmp_path, monkeypatch):
     assert seen == [(0,), (0, 1), (0, 1, 2)]  # --seeds lists the seeds themselves (``claims.seed_list``)
 
 
-def test_jobs_below_one_is_refused(tmp_path, capsys):
-    assert main(["reproduce", "all", "--scale", "test", "--jobs", "0", "--out", str(tmp_path / "o")]) == 2
-    assert "--jobs must be >= 1" in capsys.readouterr().err
+@pytest.mark.parametrize("flag", ["--workers", "--jobs"])
+def test_workers_below_one_is_refused(tmp_path, capsys, flag):
+    with pytest.raises(SystemExit) as stop:
+        main(["reproduce", "all", "--scale", "test", flag, "0", "--out", str(tmp_path / "o")])
+    assert stop.value.code == 2
+    assert f"argument {flag}: expected a positive integer, got '0'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 

@@ -39,6 +39,51 @@ def test_a_converged_run_freezes_while_the_others_go_on():
         torch.testing.assert_close(p[:1], q)
 
 
+class _CountingMatrix(MatrixFactorization):
+    """A matrix factorization that notes the batch size of every gradient it computes."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.batch_sizes: list[int] = []
+
+    def loss_and_grad(self, params, dense_loss_and_grad):
+        self.batch_sizes.append(params[0].shape[0])
+        return super().loss_and_grad(params, dense_loss_and_grad)
+
+
+@pytest.mark.parametrize("make", [global_rmsprop, adam])
+def test_stopped_runs_leave_the_batch_and_every_run_still_equals_itself_alone(make):
+    # Four runs stopping at four different steps: once a run stops, the steps compute only the runs still going
+    # (fewer gradients), and each run's parameters, status and records are bitwise those of the run done alone.
+    batch = 4
+    target = low_rank_matrix(10, 8, 2, seed=0)
+    task = complete_from_target(target, 40, list(range(batch))).to("cpu", torch.float64)
+    model = _CountingMatrix(10, 8, 3)
+    scales = torch.tensor([0.3, 0.1, 0.03, 0.01], dtype=torch.float64)
+    params = model.init(batch, scales, generators(range(batch)), dtype=torch.float64)
+    lr = torch.tensor([2e-2, 1.5e-2, 1e-2, 5e-3], dtype=torch.float64)
+    config = TrainConfig(max_steps=4000, loss_threshold=1e-4, sync_every=10, record_per_decade=5, progress=False)
+    state = train(model, task, params, make(), lr, config)
+    stops = state.converged_at.tolist()
+    assert all(s > 0 for s in stops) and len(set(stops)) == batch, stops
+    assert sorted(set(model.batch_sizes), reverse=True)[:2] == [4, 3] and min(model.batch_sizes) == 1
+    assert len(model.batch_sizes) < batch * max(stops) * 0.9
+    for b in range(batch):
+        alone_model = MatrixFactorization(10, 8, 3)
+        alone = train(alone_model, task.runs(torch.tensor([b])), [p[b:b + 1] for p in params], make(),
+                      lr[b:b + 1], config)
+        assert alone.converged_at.tolist() == [stops[b]]
+        for p, q in zip(state.params, alone.params, strict=True):
+            assert torch.equal(p[b:b + 1], q)
+        assert torch.equal(state.loss[b:b + 1], alone.loss)
+        recorded = {r["step"]: r["train_loss"][b:b + 1] for r in state.records}
+        shared = [r for r in alone.records if r["step"] in recorded]
+        assert len(shared) >= len(alone.records) - 1  # all but the stopping step's row
+        assert all(torch.equal(recorded[r["step"]], r["train_loss"]) for r in shared)
+    assert all(torch.equal(p, q) for p, q in zip(params, model.init(batch, scales, generators(range(batch)),
+                                                                     dtype=torch.float64)))  # inputs untouched
+
+
 def test_history_stacks_each_recorded_metric_over_the_records():
     model, task, params = _problem()
     config = TrainConfig(max_steps=50, loss_threshold=0.0, record_every=10, record_per_decade=0, progress=False)

@@ -33,7 +33,18 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``implicitrank`` parser with every subcommand of ``COMMAND_MODULES`` registered."""
+    """The ``implicitrank`` parser with every subcommand of ``COMMAND_MODULES`` registered.
+
+    Each module's ``register(subparsers)`` adds its subcommand; prefix matching of long options is turned off in
+    every parser (an unknown ``--cifar`` is refused, not taken for ``--cifar-path``) and ``-1e-3`` is read as a
+    negative value.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The top-level parser (``prog="implicitrank"``, with ``--version``); a parsed command carries its handler
+        as ``args.func``.
+    """
     parser = argparse.ArgumentParser(
         prog="implicitrank",
         description="Implicit rank regularization in deep matrix, tensor and hierarchical tensor factorizations.",
@@ -73,7 +84,23 @@ def _strict(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line on ``argv`` (default: ``sys.argv[1:]``); returns the exit status (2: bad input)."""
+    """Run the command line on ``argv``.
+
+    Sets ``MPLBACKEND=Agg`` unless the environment names a backend, parses ``argv`` and runs the chosen command;
+    without a command it prints the help. A ``UsageError`` is printed as one line
+    ``implicitrank COMMAND: error: ...`` on stderr.
+
+    Parameters
+    ----------
+    argv : list of str or None, optional
+        The arguments after the program name. Default None: ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        The exit status: the command's own (0 when it returns None), 0 after printing the help, 2 for bad input
+        (a ``UsageError``), 141 when stdout's reader went away (a broken pipe).
+    """
     # The command line only writes figures to files: the file-only backend, chosen before matplotlib is imported
     # (the library itself leaves the backend to its user).
     os.environ.setdefault("MPLBACKEND", "Agg")

@@ -32,7 +32,7 @@ which is the case these methods are built for: s stages (s gradient evaluations)
 dopri5's 3.3/λ_max per 6, and no linear systems are solved (a Rosenbrock/implicit step would need two solves
 with I + γh∇²L per step, each ~√(γhλ_max) Hessian-vector products, on a Hessian that is indefinite at the saddles
 the flow passes). ρ, the spectral radius of ∇²L per run, is estimated by a nonlinear power method on gradient
-differences every 25 accepted steps and after a rejection.
+differences every 25 attempted steps and after a rejection.
 """
 
 from __future__ import annotations
@@ -58,10 +58,17 @@ __all__ = ["BOGACKI_SHAMPINE", "DORMAND_PRINCE", "METHODS", "TABLEAUS", "Tableau
 class Tableau:
     """An embedded explicit Runge–Kutta pair with the first-same-as-last property.
 
-    a : the stage coefficients (row i: the coefficients of stages 0..i-1 for stage i); the last row is
-        the higher-order solution, so the last stage is f at the new point (FSAL).
-    error : b − b̂, the coefficients of the error estimate over all stages.
-    order : the lower order q of the pair (the error estimate is O(h^(q+1))).
+    Attributes
+    ----------
+    name : str
+        The registry name (``dopri5``, ``bosh3``).
+    a : tuple of tuple of float
+        The stage coefficients (row i: the coefficients of stages 0..i−1 for stage i); the last row is the
+        higher-order solution, so the last stage is f at the new point (FSAL).
+    error : tuple of float
+        b − b̂, the coefficients of the error estimate over all stages.
+    order : int
+        The lower order q of the pair (the error estimate is O(h^(q+1))).
     """
 
     name: str
@@ -98,7 +105,7 @@ METHODS = (*TABLEAUS, "rkc")
 _SAFETY, _MIN_FACTOR, _MAX_FACTOR = 0.9, 0.2, 10.0
 _UNDERFLOW = 1e-12
 # RKC (Sommeijer, Shampine & Verwer 1997, rkc.f): damping ε = 2/13 gives the stability interval ≈ 0.653(s²−1);
-# the spectral radius is re-estimated every 25 accepted steps, with a safety factor 1.2.
+# the spectral radius is re-estimated every 25 attempts, with a safety factor 1.2.
 _RKC_DAMPING, _RKC_MAX_STAGES, _RKC_RADIUS_EVERY, _RKC_RADIUS_SAFETY = 2 / 13, 250, 25, 1.2
 _POWER_ITERATIONS, _POWER_TOLERANCE = 20, 0.01
 
@@ -123,52 +130,65 @@ def integrate(
     on_checkpoint: Callable[[TrainState], None] | None = None,
     objective: LossAndGrad | None = None,
 ) -> TrainState:
-    """Follow the gradient flow θ̇ = −∇L(θ) of B runs of ``model`` on ``task`` until each converges, diverges or
-    has made ``config.max_steps`` accepted steps (see the module docstring).
+    """Follow the gradient flow θ̇ = −∇L(θ) of B runs of ``model`` on ``task``.
+
+    Each run goes until it converges, diverges or has made ``config.max_steps`` accepted steps (see the module
+    docstring); stopping, records, checkpoints and progress are ``train.run_loop``'s.
 
     Parameters
     ----------
-    model : Factorization or None
-        The factorization (``None`` when ``objective`` is given alone).
+    model : Factorization
+        The factorization.
     task : Task or None
-        The observations, B runs, of the model's shape, dtype and device.
+        The task (checked against the model and parameters); may be None when ``objective`` is given.
     params : list of Tensor or None
         The (B, ...) parameters to start from (ignored when ``state`` is given).
     config : TrainConfig
-        When to stop, record and checkpoint; one step is one accepted step of every active run.
-    rtol : float
-        Relative tolerance of the local error per step.
-    atol : float
-        Absolute tolerance of the local error per step (parameters' units; well below the initial entries).
-    method : str
-        ``"dopri5"`` (Dormand–Prince 5(4)), ``"bosh3"`` (Bogacki–Shampine 3(2)) or ``"rkc"`` (Runge–Kutta–
-        Chebyshev, second order, for the stiff phase after take-off).
-    first_step : float or None
-        Initial step size for every run; default: Hairer et al.'s estimate per run.
-    measure : Measure or None
+        When to stop, record and checkpoint; ``max_steps`` counts accepted steps.
+    rtol, atol : float, optional
+        Relative and absolute tolerances of the local error per step (parameters' units; atol should be well
+        below the size of the initial parameters' entries). Defaults 1e-4 and 1e-8; rtol must be at least 10×
+        the dtype's machine epsilon.
+    method : str, optional
+        ``"dopri5"`` (Dormand–Prince 5(4), default), ``"bosh3"`` (Bogacki–Shampine 3(2)) or ``"rkc"``
+        (Runge–Kutta–Chebyshev, second order, for the stiff phase after take-off; see the module docstring).
+    first_step : float, optional
+        Initial step size for every run; None: Hairer et al.'s estimate per run.
+    measure : callable, optional
         Metrics recorded with the train loss, ``measure(params, loss) -> {name: (B, ...)}``.
-    state : TrainState or None
+    state : TrainState, optional
         Continue a checkpointed batch (then ``params`` is ignored); ``state.optimizer_state`` holds the
         integrator's per-run time, step size, last derivative and counters.
-    on_checkpoint : callable or None
+    on_checkpoint : callable, optional
         Called with the state on the checkpoint schedule.
-    objective : LossAndGrad or None
-        Overrides the loss-and-gradient function (default: the model's closed form where it has one).
+    objective : callable, optional
+        Overrides the loss-and-gradient function ``objective(params) -> (loss (B,), grads)``.
 
     Returns
     -------
     TrainState
-        Final parameters, per-run status and records; each record carries ``time`` (B,), the flow time, and
-        ``gradient_evaluations``, the batched gradient evaluations so far.
+        Final parameters, per-run status and records (each with ``time`` and ``gradient_evaluations``).
+
+    Raises
+    ------
+    UsageError
+        On an unknown method, non-positive tolerances or first step, rtol below 10× machine epsilon, neither
+        ``params`` nor ``state``, or a task that does not match the model and parameters.
+
+    Notes
+    -----
+    The pairs are Dormand & Prince's 5(4) ("A family of embedded Runge–Kutta formulae", J. Comput. Appl. Math.,
+    1980) and Bogacki & Shampine's 3(2) ("A 3(2) pair of Runge–Kutta formulas", Appl. Math. Lett., 1989). RKC is
+    Sommeijer, Shampine & Verwer's ("RKC: an explicit solver for parabolic PDEs", J. Comput. Appl. Math., 1997):
+    the scheme, damping ε = 2/13, stage count, error estimate and spectral radius estimate of their ``rkc.f``.
 
     References
     ----------
-    Dormand & Prince, A family of embedded Runge–Kutta formulae, J. Comput. Appl. Math. 6, 1980. Bogacki &
-    Shampine, A 3(2) pair of Runge–Kutta formulas, Appl. Math. Lett. 2, 1989. Hairer, Nørsett & Wanner,
-    Solving Ordinary Differential Equations I, 1993, §II.4 (step size control, initial step). Sommeijer,
-    Shampine & Verwer, RKC: an explicit solver for parabolic PDEs, J. Comput. Appl. Math. 88, 1997, §2–3
-    (the scheme, its error estimate and the spectral radius estimate); Hairer & Wanner, Solving Ordinary
-    Differential Equations II, 1996, §IV.2 (stabilized explicit Runge–Kutta methods).
+    E. Hairer, S. P. Nørsett, G. Wanner, "Solving Ordinary Differential Equations I", Springer 1993, §II.4
+    (step size control, initial step). B. P. Sommeijer, L. F. Shampine, J. G. Verwer, "RKC: an explicit solver for
+    parabolic PDEs", J. Comput. Appl. Math. 88, 1997, §2–3 (the scheme, its error estimate, the spectral radius).
+    E. Hairer, G. Wanner, "Solving Ordinary Differential Equations II", Springer 1996, §IV.2 (stabilized explicit
+    Runge–Kutta methods; §IV.7 for the Rosenbrock methods not chosen here).
     """
     if method not in METHODS:
         raise UsageError(f"method must be one of {sorted(METHODS)}, got {method!r}")

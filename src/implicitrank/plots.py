@@ -40,18 +40,56 @@ SUBSCRIPTS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 
 
 def indexed(symbol: str, k: int) -> str:
-    """``σ`` and 3 -> ``σ₃`` (the legend entry of the k-th quantity, counted from 1)."""
+    """The legend entry of the k-th quantity, counted from 1: ``σ`` and 3 -> ``σ₃``.
+
+    Parameters
+    ----------
+    symbol : str
+        The quantity's symbol.
+    k : int
+        Its index, written in subscript digits.
+
+    Returns
+    -------
+    str
+        ``symbol`` followed by ``k`` in subscript.
+    """
     return f"{symbol}{str(k).translate(SUBSCRIPTS)}"
 
 
 def spans_decades(values: Iterable[float | None], decades: float = 2.0) -> bool:
-    """Whether the finite positive ``values`` span at least ``decades`` orders of magnitude (then: a log axis)."""
+    """Whether the finite positive ``values`` span at least ``decades`` orders of magnitude (then: a log axis).
+
+    Parameters
+    ----------
+    values : iterable of float or None
+        The values; None, non-finite and non-positive ones are ignored.
+    decades : float, optional
+        The span, in powers of ten, that asks for a log axis. Default 2.0.
+
+    Returns
+    -------
+    bool
+        True when at least two values remain and log10(max / min) >= ``decades``.
+    """
     positive = [v for v in values if v is not None and math.isfinite(v) and v > 0]
     return len(positive) > 1 and math.log10(max(positive) / min(positive)) >= decades
 
 
 def describe_setup(config: dict) -> str:
-    """A run's set-up in a few words, from its ``config.json``: model, shape, task, init, optimizer, seed."""
+    """A run's set-up in a few words, from its ``config.json``: model, shape, task, init, optimizer, seed.
+
+    Parameters
+    ----------
+    config : dict
+        A run's configuration (``config.json``); a baseline's (with ``baseline``) leaves out init and optimizer.
+
+    Returns
+    -------
+    str
+        Parts joined by ``"; "``, e.g. ``depth-3 matrix factorization; 100×100 rank 5, completion from 2000
+        observations; init 0.001, global-rmsprop lr 0.001; seed 0``; empty for an empty ``config``.
+    """
     if not config:
         return ""
     model = config.get("model", "matrix")
@@ -81,12 +119,38 @@ def _values(rows: Sequence[dict], key: str) -> list[float]:
 
 
 def quantity_name(rows: Sequence[dict]) -> str | None:
-    """The tracked quantity recorded in ``rows`` (``singular_values``, ...), or None."""
+    """The tracked quantity recorded in ``rows``.
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        Rows of ``metrics.jsonl``; the first row decides.
+
+    Returns
+    -------
+    str or None
+        The first key of ``QUANTITY_LABELS`` (``singular_values``, ``component_norms``, ``local_component_norms``)
+        present in the first row, or None.
+    """
     return next((k for k in QUANTITY_LABELS if rows and k in rows[0]), None)
 
 
 def draw_quantities(ax: Axes, rows: Sequence[dict], name: str, title: str) -> None:
-    """The top quantities against steps on ``ax``: one line per index with its legend entry, log axes."""
+    """The top quantities against steps on ``ax``: one line per index with its legend entry.
+
+    The x axis (steps, or gradient-flow time) is logarithmic; the y axis is where the values span two decades.
+
+    Parameters
+    ----------
+    ax : Axes
+        The axes to draw on.
+    rows : sequence of dict
+        Rows of ``metrics.jsonl``, each with ``step`` (or ``time``) and the list ``rows[i][name]``.
+    name : str
+        The quantity, a key of ``QUANTITY_LABELS``.
+    title : str
+        The panel's title.
+    """
     x, xlabel = _x(rows)
     values = [[float(v) if v is not None else math.nan for v in r[name]] for r in rows]
     label, symbol = QUANTITY_LABELS[name]
@@ -102,7 +166,22 @@ def draw_quantities(ax: Axes, rows: Sequence[dict], name: str, title: str) -> No
 
 
 def draw_errors(ax: Axes, rows: Sequence[dict], title: str) -> bool:
-    """Loss and reconstruction errors against steps on ``ax`` (log axes); False when none was recorded."""
+    """Loss and reconstruction errors against steps on ``ax``, both axes logarithmic.
+
+    Parameters
+    ----------
+    ax : Axes
+        The axes to draw on.
+    rows : sequence of dict
+        Rows of ``metrics.jsonl``; each key of ``ERROR_KEYS`` present in the first row is drawn.
+    title : str
+        The panel's title.
+
+    Returns
+    -------
+    bool
+        Whether any error was drawn (False when none was recorded).
+    """
     x, xlabel = _x(rows)
     drawn = False
     for key in ERROR_KEYS:
@@ -118,7 +197,20 @@ def draw_errors(ax: Axes, rows: Sequence[dict], title: str) -> bool:
 
 
 def quantities_figure(rows: Sequence[dict], setup: str = "") -> Figure | None:
-    """The tracked quantities against steps, or None when the rows hold none."""
+    """The tracked quantities against steps (``draw_quantities``) in a new 6.4×4.2 inch figure.
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        Rows of ``metrics.jsonl``.
+    setup : str, optional
+        The set-up (``describe_setup``), written under the title. Default ``""``.
+
+    Returns
+    -------
+    Figure or None
+        The figure, or None when the rows hold no tracked quantity.
+    """
     name = quantity_name(rows)
     if name is None:
         return None
@@ -128,7 +220,20 @@ def quantities_figure(rows: Sequence[dict], setup: str = "") -> Figure | None:
 
 
 def errors_figure(rows: Sequence[dict], setup: str = "") -> Figure:
-    """Loss and errors against steps."""
+    """Loss and errors against steps (``draw_errors``) in a new 6.4×4.2 inch figure.
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        Rows of ``metrics.jsonl``.
+    setup : str, optional
+        The set-up (``describe_setup``), written under the title. Default ``""``.
+
+    Returns
+    -------
+    Figure
+        The figure.
+    """
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     draw_errors(ax, rows, _title("loss and errors", setup))
     return fig
@@ -141,7 +246,29 @@ def _title(what: str, setup: str, width: int = 64) -> str:
 
 def plot_run(run_dir: str | Path, rows: list[dict] | None = None) -> list[Path]:
     """Write ``quantities.png`` (the top quantities against steps) and ``errors.png`` (loss and
-    reconstruction errors against steps) into ``run_dir``; return the paths written."""
+    reconstruction errors against steps) into ``run_dir``.
+
+    The titles carry the set-up from ``config.json`` (the directory's name when there is none).
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        A run directory.
+    rows : list of dict or None, optional
+        Its metrics rows. Default None: read from ``run_dir``'s ``metrics.jsonl``.
+
+    Returns
+    -------
+    list of Path
+        The files written (``quantities.png`` only when a quantity was recorded, then ``errors.png``).
+
+    Raises
+    ------
+    UsageError
+        When there are no metrics rows.
+    MissingInputError
+        When ``rows`` is None and ``run_dir`` holds no ``metrics.jsonl``.
+    """
     run_dir = Path(run_dir)
     rows = results.read_metrics(run_dir) if rows is None else rows
     if not rows:
@@ -157,7 +284,22 @@ def plot_run(run_dir: str | Path, rows: list[dict] | None = None) -> list[Path]:
 
 
 def save(fig: Figure, path: Path, dpi: int = 110) -> Path:
-    """Lay out, write and close ``fig``."""
+    """Lay out, write and close ``fig``.
+
+    Parameters
+    ----------
+    fig : Figure
+        The figure; closed afterwards.
+    path : Path
+        The image file; its suffix chooses the format.
+    dpi : int, optional
+        Resolution. Default 110.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     fig.tight_layout()
     fig.savefig(path, dpi=dpi)
     plt.close(fig)

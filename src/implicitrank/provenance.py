@@ -20,7 +20,13 @@ __all__ = ["collect", "git_state", "now"]
 
 
 def now() -> str:
-    """The current UTC time as ISO 8601 with seconds (``2026-12-02T06:15:00+00:00``)."""
+    """The current UTC time as ISO 8601 with seconds.
+
+    Returns
+    -------
+    str
+        E.g. ``2026-12-02T06:15:00+00:00``.
+    """
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
@@ -52,17 +58,26 @@ def collect(*, seeds: Sequence[int] | None = None, device: str | None = None, dt
 
     Parameters
     ----------
-    seeds : the seeds of the runs the result comes from (None when not applicable).
-    device, dtype : where and in which precision it was computed (e.g. ``"cpu"``, ``"float32"``); the device
-        defaults to ``"cuda"`` naming the GPU when one is present, else ``"cpu"``.
-    started, ended : ISO times (``now()``); ``ended`` defaults to now.
-    argv : the command line (default ``sys.argv``).
+    seeds : sequence of int or None, optional
+        The seeds of the runs the result comes from. Default None (not applicable).
+    device : str or None, optional
+        Where it was computed, e.g. ``"cpu"``. Default None: ``"cuda (GPU NAME)"`` when a GPU is present, else
+        ``"cpu"``.
+    dtype : str or None, optional
+        The precision it was computed in, e.g. ``"float32"``. Default None (recorded as null).
+    started : str or None, optional
+        ISO time (``now()``) the work started. Default None.
+    ended : str or None, optional
+        ISO time the work ended. Default None: now.
+    argv : sequence of str or None, optional
+        The command line. Default None: ``sys.argv``.
 
     Returns
     -------
-    dict with ``implicitrank`` (version), ``git_commit``, ``git_dirty``, ``python``, ``torch``, ``numpy``,
-    ``platform``, ``device``, ``dtype``, ``torch_threads``, ``torch_interop_threads``, ``OMP_NUM_THREADS``,
-    ``MKL_NUM_THREADS``, ``seeds``, ``command``, ``started``, ``ended``.
+    dict
+        JSON-ready, with ``implicitrank`` (version), ``git_commit``, ``git_dirty``, ``python``, ``torch``,
+        ``numpy``, ``platform``, ``device``, ``dtype``, ``torch_threads``, ``torch_interop_threads``,
+        ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``, ``seeds``, ``command``, ``started``, ``ended``.
     """
     import numpy
     import torch

@@ -44,9 +44,20 @@ def _umask() -> int:
 
 
 def atomic_write(path: Path, write) -> None:
-    """Write ``path`` whole or not at all: ``write(handle)`` fills a temporary file beside it, which then
-    replaces ``path`` in one rename (a crash never leaves half a file). The file gets the permissions a plain
-    ``open`` would give (0666 less the umask; ``mkstemp``'s own 0600 would hide results from the user's group)."""
+    """Write ``path`` whole or not at all.
+
+    ``write(handle)`` fills a temporary file beside it, which then replaces ``path`` in one rename (a crash never
+    leaves half a file; the temporary file is removed on any error). The file gets the permissions a plain ``open``
+    would give (0666 less the umask; ``mkstemp``'s own 0600 would hide results from the user's group). The parent
+    directory is created when missing.
+
+    Parameters
+    ----------
+    path : Path
+        The file to write.
+    write : callable
+        Called once with the temporary file opened in binary mode (``"wb"``); it writes the content.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -60,7 +71,18 @@ def atomic_write(path: Path, write) -> None:
 
 
 def to_jsonable(value: Any) -> Any:
-    """Tensors and numbers to plain JSON values (non-finite floats become null)."""
+    """Tensors and numbers to plain JSON values.
+
+    Parameters
+    ----------
+    value : Any
+        A tensor, float, dict, list or tuple (converted recursively), or anything else (returned as is).
+
+    Returns
+    -------
+    Any
+        Tensors as (nested) lists, tuples as lists, non-finite floats as None (null).
+    """
     if isinstance(value, Tensor):
         value = value.tolist()
     if isinstance(value, float):
@@ -73,7 +95,15 @@ def to_jsonable(value: Any) -> Any:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as indented, key-sorted JSON (tensors as lists, non-finite floats as null), whole or not at all."""
+    """Write ``obj`` as indented, key-sorted JSON, whole or not at all (``atomic_write``).
+
+    Parameters
+    ----------
+    path : Path
+        The file to write.
+    obj : Any
+        What to write; tensors become lists and non-finite floats null (``to_jsonable``).
+    """
     text = json.dumps(to_jsonable(obj), indent=2, sort_keys=True) + "\n"
     atomic_write(path, lambda h: h.write(text.encode()))
 
@@ -82,8 +112,27 @@ DAMAGED = "restore it from a copy, or delete it and rerun what wrote it"
 
 
 def read_json(path: Path, hint: str = DAMAGED) -> Any:
-    """The JSON in ``path``; a truncated or corrupt file raises ``CorruptFileError`` naming it and ``hint``
-    (what to do)."""
+    """The JSON in ``path``.
+
+    Parameters
+    ----------
+    path : Path
+        The file to read.
+    hint : str, optional
+        What to do about a damaged file, appended to the error. Default ``DAMAGED``.
+
+    Returns
+    -------
+    Any
+        The parsed JSON value.
+
+    Raises
+    ------
+    CorruptFileError
+        When the file is truncated or corrupt (not JSON, or not UTF-8); the message names it and ``hint``.
+    FileNotFoundError
+        When ``path`` does not exist.
+    """
     try:
         return json.loads(Path(path).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -91,13 +140,39 @@ def read_json(path: Path, hint: str = DAMAGED) -> Any:
 
 
 def write_metrics(path: Path, rows: Iterable[dict]) -> None:
-    """Write ``rows`` as JSON lines (one row a line), whole or not at all."""
+    """Write ``rows`` as JSON lines (one row a line), whole or not at all (``atomic_write``).
+
+    Parameters
+    ----------
+    path : Path
+        The file to write (a run's ``metrics.jsonl``).
+    rows : iterable of dict
+        The rows; tensors become lists and non-finite floats null (``to_jsonable``).
+    """
     text = "".join(json.dumps(to_jsonable(row)) + "\n" for row in rows)
     atomic_write(path, lambda h: h.write(text.encode()))
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
-    """The rows of ``run_dir``'s metrics.jsonl."""
+    """The rows of ``run_dir``'s metrics.jsonl.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        A run directory.
+
+    Returns
+    -------
+    list of dict
+        One dict per non-blank line, in file order.
+
+    Raises
+    ------
+    MissingInputError
+        When ``run_dir`` holds no ``metrics.jsonl``.
+    CorruptFileError
+        When a line is not JSON; the message names the line.
+    """
     path = Path(run_dir) / METRICS
     if not path.is_file():
         raise MissingInputError(f"run_dir: no {METRICS} in {str(run_dir)!r}")
@@ -113,13 +188,41 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
 
 
 def save_torch(path: Path, obj: Any) -> None:
-    """``torch.save`` of ``obj`` to ``path``, whole or not at all."""
+    """``torch.save`` of ``obj`` to ``path``, whole or not at all (``atomic_write``).
+
+    Parameters
+    ----------
+    path : Path
+        The file to write (``factors.pt``, ``checkpoint.pt``).
+    obj : Any
+        What to save; ``load_torch`` reads it back with ``weights_only=True``, so tensors, numbers, strings and
+        containers of them.
+    """
     atomic_write(path, lambda h: torch.save(obj, h))
 
 
 def load_torch(path: Path, hint: str = DAMAGED) -> Any:
-    """What ``save_torch`` wrote to ``path``; a truncated or corrupt file raises ``CorruptFileError`` naming it
-    and ``hint`` (what to do)."""
+    """What ``save_torch`` wrote to ``path``, loaded onto the CPU with ``weights_only=True``.
+
+    Parameters
+    ----------
+    path : Path
+        The file to read.
+    hint : str, optional
+        What to do about a damaged file, appended to the error. Default ``DAMAGED``.
+
+    Returns
+    -------
+    Any
+        The saved object, its tensors on the CPU.
+
+    Raises
+    ------
+    CorruptFileError
+        When the file is truncated or corrupt; the message names it and ``hint``.
+    FileNotFoundError
+        When ``path`` does not exist (``PermissionError`` likewise passes through).
+    """
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except (FileNotFoundError, PermissionError):
@@ -136,10 +239,35 @@ def prepare_run_dir(run_dir: str | Path, config: dict, *, resume: bool, resumabl
                     device: str | None = None) -> Path:
     """Create ``run_dir`` for a new run, or check it for resuming.
 
-    Refuses (``OutputExistsError``) a finished run, a directory of another configuration, an unfinished run
-    without ``resume`` (naming ``--resume`` only where the command is ``resumable``), and a non-empty
-    directory that is not a run of ours. ``device`` (e.g. ``cpu`` for ``device = "auto"``) is recorded in
-    ``config.json`` as ``device_used``, that of the latest session on a resume.
+    A new (missing or empty) directory gets ``config.json``; an existing unfinished run of the same
+    configuration is accepted when ``resume``.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        The run directory.
+    config : dict
+        The run's configuration, written to (or compared with) ``config.json``.
+    resume : bool
+        Continue an unfinished run found there.
+    resumable : bool, optional
+        The command can resume (its refusal of an unfinished run then names ``--resume``). Default True.
+    device : str or None, optional
+        The device the run trains on (e.g. ``cpu`` for ``device = "auto"``), recorded in ``config.json`` as
+        ``device_used``, that of the latest session on a resume. Default None (not recorded).
+
+    Returns
+    -------
+    Path
+        ``run_dir`` as a ``Path``.
+
+    Raises
+    ------
+    OutputExistsError
+        For a finished run (``summary.json``), a directory of another configuration, an unfinished run without
+        ``resume``, and a non-empty directory that is not a run (no ``config.json``).
+    CorruptFileError
+        When an existing ``config.json`` cannot be read.
     """
     run_dir = Path(run_dir)
     record = {**config, DEVICE_USED: device} if device is not None else config
@@ -162,7 +290,18 @@ def prepare_run_dir(run_dir: str | Path, config: dict, *, resume: bool, resumabl
 
 
 def is_finished(run_dir: str | Path) -> bool:
-    """Whether the run wrote its summary (last): a readable ``summary.json`` (a corrupt one is not finished)."""
+    """Whether the run wrote its summary, which it writes last.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        A run directory.
+
+    Returns
+    -------
+    bool
+        True when ``summary.json`` exists and is readable JSON (a corrupt one is not finished).
+    """
     try:
         read_json(Path(run_dir) / SUMMARY)
     except (FileNotFoundError, CorruptFileError):

@@ -61,8 +61,93 @@ class RunConfig:
     Loss: the mean over observations of the squared error, with no ½ (papers.md, conventions).
     ``init_scale`` is, for every model, the root-mean-square Frobenius norm of the end-to-end tensor at init,
     sqrt(E||W(0) − E W(0)||_F²) (see ``implicitrank.factorizations``; ``init`` one of the model's ``inits``).
-    ``seed`` seeds the initialization, ``data_seed`` the
-    observation set, ``truth_seed`` the ground truth.
+    ``seed`` seeds the initialization, ``data_seed`` the observation set, ``truth_seed`` the ground truth.
+    The defaults are the matrix paper's completion set-up (a 100×100 rank-5 ground truth with ||W*||_F = 100,
+    2000 observed entries, global RMSprop with eps 1e-4, stop at train loss 1e-6), with a larger lr (1e-2) and
+    fewer steps (1e5).
+
+    Attributes
+    ----------
+    model : str
+        ``matrix`` (deep matrix factorization), ``cp`` or ``ht`` (hierarchical, over ``tree``). Default
+        ``"matrix"``.
+    task : str
+        ``completion`` or ``sensing`` (Gaussian measurements). Default ``"completion"``.
+    shape : tuple of int
+        Mode sizes of the end-to-end tensor; (rows, cols) for ``matrix``. Default (100, 100).
+    rank : int
+        Rank of the generated ground truth: its matrix rank (``matrix``, in [1, min(shape)]), CP rank (``cp``),
+        or every internal node's width R_ν (``ht``). Unused with ``data``. Default 5.
+    num_observations : int
+        Observed entries (completion) or measurements (sensing); for MovieLens ``data``, the ratings sampled for
+        training. At most the number of entries for generated completion. Default 2000.
+    target_norm : float or None
+        Frobenius norm of the ground truth; None: sqrt(number of entries) (entries of RMS 1). Default None.
+    data : str or None
+        A ``.npz`` (``matrix``, ``mask``) or MovieLens ``u.data`` file holding a matrix completion problem instead
+        of a generated one (``model="matrix"``, ``task="completion"`` only). Default None.
+    depth : int
+        Number of factors N of the matrix factorization (1: gradient descent on W itself). Default 3.
+    width : int or None
+        Matrix: every hidden width (None: min(rows, cols)); ``ht``: every internal node's width R_ν (None: the
+        factorization's default). Default None.
+    components : int or None
+        CP: the number of components R (None: the product of all mode sizes but the largest); ``ht``: the cap on
+        the default widths. Default None.
+    tree : str
+        The mode tree of ``ht``: ``balanced``, ``opposite``, ``windows[:HxW[:K]]`` or a nested tuple such as
+        ``((0,1),(2,3))`` (``tree_from_spec``). Default ``"balanced"``.
+    init : str
+        Initialization method, one of the model's ``inits`` (``gaussian``, ``balanced``; matrix also
+        ``identity``, ``orthogonal``). Default ``"gaussian"``.
+    init_scale : float
+        Root-mean-square Frobenius norm of W(0), > 0 (per run). Default 1e-3.
+    init_mean : float
+        Mean of the CP / HT factor entries at init. Default 0.0.
+    optimizer : str
+        One of ``METHODS``: an optimizer of ``implicitrank.optim`` or ``gradient-flow``. Default
+        ``"global-rmsprop"``.
+    lr : float
+        Learning rate, > 0 (per run; unused by ``gradient-flow``). Default 1e-2.
+    eps : float
+        Global RMSprop's eps, > 0 (used by ``global-rmsprop`` only). Default 1e-4.
+    rtol : float
+        Relative tolerance of ``gradient-flow``'s adaptive Runge–Kutta steps, > 0. Default 1e-4.
+    atol : float
+        Absolute tolerance of ``gradient-flow``, > 0. Default 1e-9.
+    max_steps : int
+        At most this many updates, >= 0. Default 100_000.
+    loss_threshold : float
+        A run converges (and stops) once its train loss is <= this. Default 1e-6.
+    seed : int
+        Seed of the initialization, in [0, 2**63 − 1] (per run). Default 0.
+    data_seed : int
+        Seed of the observation set or measurements (per run for generated completion). Default 0.
+    truth_seed : int
+        Seed of the generated ground truth. Default 0.
+    dtype : str
+        ``float32`` or ``float64``. Default ``"float32"``.
+    device : str
+        ``auto`` (CUDA when present, else the CPU), ``cpu`` or ``cuda[:N]``. Default ``"auto"``.
+    record_every : int
+        Record metrics every k steps (0: off). Default 0.
+    record_per_decade : int
+        Also record at about this many log-spaced steps per decade (0: off). Default 20.
+    checkpoint_every : int
+        Write each run's ``checkpoint.pt`` every k steps (0: never). Default 2000.
+    top : int
+        How many of the largest tracked quantities are recorded, >= 1. Default 10.
+
+    Raises
+    ------
+    UsageError
+        On construction, for a value out of its range or choices, or a combination the runs cannot take (e.g.
+        ``data`` with ``sensing`` or a tensor model).
+
+    References
+    ----------
+    S. Arora, N. Cohen, W. Hu, Y. Luo, "Implicit Regularization in Deep Matrix Factorization", NeurIPS 2019,
+    Figure 2 (completion of a 100×100 rank-5 matrix from 2000 entries, the set-up the defaults follow).
     """
 
     model: str = "matrix"
@@ -146,10 +231,37 @@ class RunConfig:
                     self.checkpoint_every)
 
     def to_dict(self) -> dict:
+        """The configuration as a dict of its fields (``config.json``).
+
+        Returns
+        -------
+        dict
+            Field name -> value (``dataclasses.asdict``; ``shape`` stays a tuple).
+        """
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> RunConfig:
+        """The configuration of a dict such as ``to_dict`` or ``config.json`` gives.
+
+        ``device_used`` (``config.json``'s record of the device, not part of the configuration) is ignored and
+        ``shape`` may be a list.
+
+        Parameters
+        ----------
+        values : dict
+            Field name -> value; missing fields take their defaults.
+
+        Returns
+        -------
+        RunConfig
+            The validated configuration.
+
+        Raises
+        ------
+        UsageError
+            When ``values`` names an unknown field, or a value is not acceptable.
+        """
         values = {k: v for k, v in values.items() if k != results.DEVICE_USED}  # config.json's record, not config
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
@@ -167,13 +279,26 @@ class RunConfig:
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def per_run_fields(self) -> tuple[str, ...]:
-        """Fields that may differ between runs of one batch (the data seed only for sampled completion)."""
+        """Fields that may differ between runs of one batch.
+
+        Returns
+        -------
+        tuple of str
+            ``seed``, ``data_seed``, ``init_scale``, ``lr``; without ``data_seed`` unless the task is completion
+            from generated data (one observation set per run).
+        """
         if self.task == "completion" and self.data is None:
             return PER_RUN_FIELDS
         return tuple(f for f in PER_RUN_FIELDS if f != "data_seed")
 
     def batch_key(self) -> str:
-        """Runs with equal keys train together in one batched program."""
+        """The key by which runs are batched: runs with equal keys train together in one batched program.
+
+        Returns
+        -------
+        str
+            Key-sorted JSON of every field but ``per_run_fields``.
+        """
         shared = {k: v for k, v in self.to_dict().items() if k not in self.per_run_fields()}
         return json.dumps(shared, sort_keys=True)
 
@@ -236,7 +361,23 @@ MODELS: dict[str, ModelEntry] = {
 
 
 def device_of(config: RunConfig) -> torch.device:
-    """The device a run asks for: ``auto`` is CUDA when present, else the CPU; ``cuda`` without one is refused."""
+    """The device a run asks for.
+
+    Parameters
+    ----------
+    config : RunConfig
+        The run; its ``device`` is ``auto``, ``cpu`` or ``cuda[:N]``.
+
+    Returns
+    -------
+    torch.device
+        For ``auto``, CUDA when present, else the CPU; otherwise the device named.
+
+    Raises
+    ------
+    UsageError
+        When ``cuda`` is asked for and no CUDA device is available.
+    """
     if config.device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if config.device.startswith("cuda") and not torch.cuda.is_available():
@@ -245,7 +386,28 @@ def device_of(config: RunConfig) -> torch.device:
 
 
 def build_task(configs: list[RunConfig]):
-    """The batched task of runs sharing a batch key (run b's per-run values from ``configs[b]``)."""
+    """The batched task of runs sharing a batch key (run b's per-run values from ``configs[b]``).
+
+    With ``data``, the file's completion problem (a ``.npz``, or ``num_observations`` MovieLens ratings sampled
+    with the first run's ``data_seed``), the same for every run; otherwise the model's ground truth (from the
+    first run's ``truth_seed``), sensed by ``num_observations`` Gaussian measurements (the first run's
+    ``data_seed``) or completed from ``num_observations`` entries sampled with each run's ``data_seed``.
+
+    Parameters
+    ----------
+    configs : list of RunConfig
+        The runs, B of them, with equal ``batch_key``.
+
+    Returns
+    -------
+    Task
+        The task, batched over B runs, on the CPU (``run_batch`` moves it to the runs' device and dtype).
+
+    Raises
+    ------
+    UsageError
+        When the data file's shape differs from the configured ``shape``, or the file cannot be read.
+    """
     first, batch = configs[0], len(configs)
     if first.data is not None:
         if data_format(first.data) == "npz":
@@ -263,8 +425,28 @@ def build_task(configs: list[RunConfig]):
 
 
 def make_measure(model: Factorization, task, top: int) -> Callable[[list[Tensor], Tensor], dict[str, Tensor]]:
-    """Metrics recorded on the schedule: the model's quantities (top ``top``), their effective rank,
-    norms, and reconstruction errors (relative Frobenius, its square, and on unobserved entries)."""
+    """Metrics recorded on the schedule: the model's quantities, their effective rank, norms and errors.
+
+    The measure returns, per run: the top ``top`` quantities (under ``model.quantity_name``) and the effective
+    rank of all of them; for singular values the nuclear and spectral norms. Where the end-to-end tensor has at
+    most ``DENSE_LIMIT`` = 10^7 entries: its Frobenius norm and, with a known target, the reconstruction error
+    ||W − W*||_F / ||W*||_F, its square and (completion with unobserved entries) the same on the unobserved
+    entries. With held-out entries (``task.test_indices``), ``test_mse``.
+
+    Parameters
+    ----------
+    model : Factorization
+        The factorization trained.
+    task : Task
+        The batched task (its ``target``, observed mask and test entries are read when present).
+    top : int
+        How many of the largest quantities to record.
+
+    Returns
+    -------
+    callable
+        ``measure(params, loss) -> {name: tensor with leading dimension B}``.
+    """
     dense = math.prod(model.shape) <= DENSE_LIMIT
     target = getattr(task, "target", None)
     unobserved = None
@@ -297,7 +479,38 @@ def make_measure(model: Factorization, task, top: int) -> Callable[[list[Tensor]
 
 def train_configured(model, task, params, config: RunConfig, measure, state, on_checkpoint, lr: Tensor,
                      progress: bool = True) -> TrainState:
-    """Dispatch to the optimizer loop or to gradient-flow integration."""
+    """Train a batch as ``config`` says: the optimizer loop (``train``), or gradient-flow integration.
+
+    ``gradient-flow`` runs ``flow.integrate`` with ``config.rtol`` and ``config.atol`` (``lr`` unused); every
+    other optimizer runs ``train`` with ``make_optimizer(config.optimizer)`` (``eps=config.eps`` for
+    ``global-rmsprop``).
+
+    Parameters
+    ----------
+    model : Factorization
+        The factorization.
+    task : Task
+        The batched task, on the parameters' device and dtype.
+    params : list of Tensor or None
+        The (B, ...) parameters to start from (None when ``state`` is given).
+    config : RunConfig
+        The batch's shared configuration (stopping, recording, checkpoints, optimizer).
+    measure : callable or None
+        ``measure(params, loss)``, the metrics recorded (``make_measure``).
+    state : TrainState or None
+        A checkpointed batch to continue, or None.
+    on_checkpoint : callable or None
+        Called with the state on the checkpoint schedule.
+    lr : Tensor
+        (B,) learning rates.
+    progress : bool, optional
+        Show a progress bar. Default True.
+
+    Returns
+    -------
+    TrainState
+        The batch's final state.
+    """
     train_config = TrainConfig(max_steps=config.max_steps, loss_threshold=config.loss_threshold,
                                record_every=config.record_every, record_per_decade=config.record_per_decade,
                                checkpoint_every=config.checkpoint_every, progress=progress)
@@ -313,6 +526,20 @@ def train_configured(model, task, params, config: RunConfig, measure, state, on_
 
 @dataclass
 class BatchResult:
+    """What ``run_batch`` returns.
+
+    Attributes
+    ----------
+    summaries : list of dict
+        Each run's summary, as written to its ``summary.json``.
+    state : TrainState
+        The batch's final training state.
+    model : Factorization
+        The factorization trained.
+    task : Task
+        The batched task it was trained on.
+    """
+
     summaries: list[dict]
     state: TrainState
     model: Factorization
@@ -321,9 +548,40 @@ class BatchResult:
 
 def run_batch(configs: list[RunConfig], run_dirs: list[str | Path], *, resume: bool = False,
               progress: bool = True, plots: bool = True, tensorboard: bool = False) -> BatchResult:
-    """Train ``configs`` (equal batch keys) together; write and return each run's summary (and, with
-    ``plots``, each run's plots; sweeps skip them, ``implicitrank plot`` draws them later; with ``tensorboard``,
-    each run's TensorBoard event file, see ``implicitrank.tensorboard``)."""
+    """Train ``configs`` (equal batch keys) together as one batched program and write each run's directory.
+
+    Each run directory gets ``config.json``, ``checkpoint.pt`` while training (removed at the end),
+    ``metrics.jsonl``, ``factors.pt`` and ``summary.json`` (with provenance, and the init both as ``init_scale``
+    and as ``init_std``, the model's ``entry_std`` of it). Torch threads follow
+    ``threads.policy_threads`` of the batch's work.
+
+    Parameters
+    ----------
+    configs : list of RunConfig
+        The runs, B >= 1 of them, differing only in ``per_run_fields``.
+    run_dirs : list of str or Path
+        One directory per run (see ``results.prepare_run_dir``).
+    resume : bool, optional
+        Continue unfinished runs from their checkpoints. Default False.
+    progress : bool, optional
+        Show a progress bar. Default True.
+    plots : bool, optional
+        Draw each run's plots (sweeps skip them; ``implicitrank plot`` draws them later). Default True.
+    tensorboard : bool, optional
+        Also write each run's TensorBoard event file (see ``implicitrank.tensorboard``). Default False.
+
+    Returns
+    -------
+    BatchResult
+        The runs' summaries, the final state, the model and the task.
+
+    Raises
+    ------
+    UsageError
+        When the counts of configs and directories differ or are 0, the configs differ in a shared field, a
+        directory cannot be used (``OutputExistsError``), the runs' checkpoints do not match for a resume, or
+        ``tensorboard`` is asked for without the package.
+    """
     if tensorboard:
         require_tensorboard()
     if not configs or len(configs) != len(run_dirs):
@@ -351,7 +609,8 @@ def run_batch(configs: list[RunConfig], run_dirs: list[str | Path], *, resume: b
                                  lambda s: _save_checkpoints(s, dirs, earlier + time.perf_counter() - started),
                                  lr, progress)
     seconds = earlier + time.perf_counter() - started  # the whole run's, over every session
-    summaries = [_finish(state, b, d, c, seconds, plots, started_at, tensorboard)
+    init_stds = model.entry_std(torch.tensor([c.init_scale for c in configs], dtype=torch.float64)).tolist()
+    summaries = [_finish(state, b, d, c, seconds, plots, started_at, tensorboard, init_stds[b])
                  for b, (d, c) in enumerate(zip(dirs, configs))]
     return BatchResult(summaries, state, model, task)
 
@@ -425,9 +684,10 @@ def _write_metrics(run_dir: Path, rows: list[dict], config: RunConfig, summary: 
 
 
 def _finish(state: TrainState, b: int, run_dir: Path, config: RunConfig, seconds: float, plots: bool,
-            started_at: str | None = None, tensorboard: bool = False) -> dict:
+            started_at: str | None = None, tensorboard: bool = False, init_std: float | None = None) -> dict:
     """Write run b's metrics (and their TensorBoard events), final factors, summary and (with ``plots``) plots;
-    remove its checkpoint."""
+    remove its checkpoint. The summary records the init both ways: ``init_scale`` (||W(0)||_F) and ``init_std``,
+    the factor entries' std of the gaussian init of that size (the model's ``entry_std``)."""
     run = _run_state(state, b)
     diverged_at, converged_at = int(state.diverged_at[b]), int(state.converged_at[b])
     # A diverged run's rows after it stopped hold only NaN (its batch went on): keep them up to the stop.
@@ -440,6 +700,8 @@ def _finish(state: TrainState, b: int, run_dir: Path, config: RunConfig, seconds
         "steps": int(state.steps[b]),
         "train_loss": float(state.loss[b]),
         "seconds": seconds,
+        "init_scale": config.init_scale,
+        "init_std": init_std,
     }
     for key in ("reconstruction_error", "reconstruction_error_squared", "unobserved_error", "effective_rank",
                 "nuclear_norm", "frobenius_norm", "spectral_norm", "test_mse", "time"):

@@ -46,7 +46,23 @@ def require() -> None:
 
 @contextlib.contextmanager
 def logging_to(root: str | Path) -> Iterator[Path]:
-    """Within the block, runs trained by ``run.run_batch`` also write their event files to ``root/<run_id>``."""
+    """Within the block, runs trained by ``run.run_batch`` also write their event files to ``root/<run_id>``.
+
+    Parameters
+    ----------
+    root : str or Path
+        The directory that receives one event directory per run.
+
+    Yields
+    ------
+    Path
+        ``root`` as a ``Path``.
+
+    Raises
+    ------
+    UsageError
+        When the ``tensorboard`` package is not installed.
+    """
     require()
     token = _LOG_ROOT.set(Path(root))
     try:
@@ -56,8 +72,23 @@ def logging_to(root: str | Path) -> Iterator[Path]:
 
 
 def event_dir(run_dir: Path, run_id: str, enabled: bool) -> Path | None:
-    """Where a run's event file goes: its run directory when ``enabled``, else ``root/<run_id>`` within a
-    ``logging_to(root)`` block, else None (no event file)."""
+    """Where a run's event file goes.
+
+    Parameters
+    ----------
+    run_dir : Path
+        The run's directory.
+    run_id : str
+        The run's id (its directory's name under a ``logging_to`` root).
+    enabled : bool
+        The run asked for TensorBoard events itself (``--tensorboard``).
+
+    Returns
+    -------
+    Path or None
+        ``run_dir`` when ``enabled``, else ``root/<run_id>`` within a ``logging_to(root)`` block, else None
+        (no event file).
+    """
     if enabled:
         return run_dir
     root = _LOG_ROOT.get()
@@ -65,8 +96,21 @@ def event_dir(run_dir: Path, run_id: str, enabled: bool) -> Path | None:
 
 
 def scalars(row: dict[str, Any]) -> dict[str, float]:
-    """The scalars of one ``metrics.jsonl`` row: ``key`` for a number, ``key/k`` (k from 1) for the k-th entry of a
-    list (the top quantities); missing values (null) are left out, as they are absent from the row's numbers."""
+    """The scalars of one ``metrics.jsonl`` row.
+
+    ``step`` and booleans are skipped; missing values (null) are left out, as they are absent from the row's
+    numbers.
+
+    Parameters
+    ----------
+    row : dict of str to Any
+        One row of ``metrics.jsonl`` (tensors are converted by ``results.to_jsonable``).
+
+    Returns
+    -------
+    dict of str to float
+        ``key`` for a number, ``key/k`` (k from 1) for the k-th numeric entry of a list (the top quantities).
+    """
     out: dict[str, float] = {}
     for key, value in results.to_jsonable(row).items():
         if key == "step" or value is None or isinstance(value, bool):
@@ -79,9 +123,33 @@ def scalars(row: dict[str, Any]) -> dict[str, float]:
 
 
 def write_events(directory: Path, rows: list[dict], config: dict[str, Any], summary: dict[str, Any]) -> Path:
-    """Write one event file into ``directory``: each row's scalars at its step, and ``config`` as hyperparameters
-    with the final metrics of ``summary``; a previous event file there (from an attempt stopped before its summary
-    was written) is replaced. Returns the file written."""
+    """Write one event file into ``directory``.
+
+    Each row's scalars (``scalars``) at its step, and ``config`` as hyperparameters with the final metrics of
+    ``summary`` (``final/<metric>``, the finite numbers among ``FINAL_METRICS``, also as scalars at the final
+    step). A previous event file there (from an attempt stopped before its summary was written) is replaced.
+
+    Parameters
+    ----------
+    directory : Path
+        Where the event file goes; created when missing.
+    rows : list of dict
+        The rows of the run's ``metrics.jsonl``, each with its ``step``.
+    config : dict of str to Any
+        The run's configuration (lists become ``12x12``, None ``"none"``).
+    summary : dict of str to Any
+        The run's summary (``summary.json``); its ``steps`` is the step of the final metrics.
+
+    Returns
+    -------
+    Path
+        The event file written (``events.out.tfevents.*``).
+
+    Raises
+    ------
+    UsageError
+        When the ``tensorboard`` package is not installed.
+    """
     require()
     from torch.utils.tensorboard import SummaryWriter
     from torch.utils.tensorboard.summary import hparams

@@ -26,9 +26,36 @@ __all__ = ["RankOneComparison", "rank_one_trajectory_distance", "record_trajecto
 
 
 def record_trajectory(model, task, params: list[Tensor], lr: float, steps: int, every: int = 1) -> Trajectory:
-    """Plain gradient descent for ``steps`` steps (a discretization of gradient flow, time t = lr·step),
-    recording the parameters, W and ∇L(W) every ``every`` steps. The task needs ``dense_loss_and_grad``
-    (small tensors)."""
+    """Plain gradient descent for ``steps`` steps, recording the parameters, W and ∇L(W) every ``every`` steps.
+
+    Gradient descent is a discretization of gradient flow, with time t = lr·step. The task needs
+    ``dense_loss_and_grad`` (small tensors).
+
+    Parameters
+    ----------
+    model : Factorization
+        The factorization.
+    task : Task
+        The task, with ``dense_loss_and_grad``.
+    params : list of Tensor
+        Initial parameters, leading run dimension B.
+    lr : float
+        The learning rate (one for all runs).
+    steps : int
+        Number of steps, >= ``every``.
+    every : int, optional
+        Record every ``every`` >= 1 steps. Default 1.
+
+    Returns
+    -------
+    Trajectory
+        Times lr·step, parameters, W(t) and ∇L(W(t)) at the recorded steps.
+
+    Raises
+    ------
+    ValueError
+        When ``steps < every`` or ``every < 1``.
+    """
     if steps < every or every < 1:
         raise ValueError(f"need steps >= every >= 1, got steps={steps}, every={every}")
 
@@ -49,8 +76,19 @@ def record_trajectory(model, task, params: list[Tensor], lr: float, steps: int, 
 
 @dataclass(frozen=True)
 class RankOneComparison:
-    """times (T,) = steps; distance (T, B) = ||W(t) − W̃(t)||_F between the CP run and the rank-one run;
-    norm (T, B) = ||W(t)||_F; component (B,) = the component the rank-one run started from."""
+    """A CP run against the rank-one run started from its leading component.
+
+    Attributes
+    ----------
+    times : Tensor
+        (T,) the recorded steps.
+    distance : Tensor
+        (T, B) ||W(t) − W̃(t)||_F between the CP run and the rank-one run.
+    norm : Tensor
+        (T, B) ||W(t)||_F of the CP run.
+    component : Tensor
+        (B,) the component the rank-one run started from.
+    """
 
     times: Tensor
     distance: Tensor
@@ -62,11 +100,37 @@ def rank_one_trajectory_distance(
     model: CPFactorization, task, params: list[Tensor], lr: float, steps: int, every: int = 10,
     optimizer: Optimizer | None = None,
 ) -> RankOneComparison:
-    """Train the CP model and an R = 1 model side by side and record their distance (Razin et al. 2021, Thm. 2).
+    """Train the CP model and an R = 1 model side by side and record their distance.
 
     The rank-one run starts from the component of the CP init with the largest predicted initial growth
-    (``model.predicted_rates``: the one that escapes zero first); both use ``optimizer`` (default plain
-    gradient descent, so that equal steps are equal times) with the same lr. Dense tensors: small shapes only.
+    (``model.predicted_rates``: the one that escapes zero first); both use ``optimizer`` (default plain gradient
+    descent, so that equal steps are equal times) with the same lr. Dense tensors: small shapes only.
+
+    Parameters
+    ----------
+    model : CPFactorization
+        The CP factorization.
+    task : Task
+        The task, with ``dense_loss_and_grad``.
+    params : list of Tensor
+        The CP init, leading run dimension B.
+    lr : float
+        The learning rate of both runs.
+    steps : int
+        Number of steps.
+    every : int, optional
+        Record every ``every`` steps. Default 10.
+    optimizer : Optimizer, optional
+        The optimizer of both runs; None means plain gradient descent.
+
+    Returns
+    -------
+    RankOneComparison
+        Distances and norms at the recorded steps, and the leading component per run.
+
+    References
+    ----------
+    N. Razin, A. Maman, N. Cohen, "Implicit Regularization in Tensor Factorization", ICML 2021, Theorem 2.
     """
     optimizer = optimizer or gradient_descent()
     gradient = task.dense_loss_and_grad(model.end_to_end(params))[1]

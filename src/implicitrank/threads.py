@@ -32,7 +32,13 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"
 
 
 def available_cores() -> int:
-    """Cores this process may run on (its CPU affinity, which Slurm and taskset restrict)."""
+    """Cores this process may run on: its CPU affinity, which Slurm and taskset restrict.
+
+    Returns
+    -------
+    int
+        ``len(os.sched_getaffinity(0))``; where that is missing (not Linux), ``os.cpu_count()`` (1 if unknown).
+    """
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -40,11 +46,24 @@ def available_cores() -> int:
 
 
 def busy_cores(samples: int = 5, interval: float = 0.01) -> int:
-    """Threads of other processes running now: the median over ``samples`` snapshots of the kernel's count
-    of runnable threads (/proc/loadavg, which counts this reading thread too) less one.
+    """Threads of other processes running now.
 
-    An instant count, unlike the load average, sees a busy process that started a second ago; the
-    median of a few snapshots ignores a blip. 0 where /proc is missing (not Linux)."""
+    The median over ``samples`` snapshots of the kernel's count of runnable threads (the fourth field of
+    /proc/loadavg, which counts this reading thread too) less one. An instant count, unlike the load average,
+    sees a busy process that started a second ago; the median of a few snapshots ignores a blip.
+
+    Parameters
+    ----------
+    samples : int, optional
+        Snapshots to take. Default 5.
+    interval : float, optional
+        Seconds between snapshots. Default 0.01.
+
+    Returns
+    -------
+    int
+        The median count, rounded, at least 0; 0 where /proc/loadavg cannot be read (not Linux).
+    """
     import statistics
     import time
 
@@ -61,8 +80,16 @@ def busy_cores(samples: int = 5, interval: float = 0.01) -> int:
 
 
 def free_cores() -> int:
-    """Cores this process may use that no other process keeps busy (at least 1): its affinity, less the
-    other runnable threads beyond the cores outside its affinity."""
+    """Cores this process may use that no other process keeps busy.
+
+    Its affinity (``available_cores``), less the other runnable threads (``busy_cores``) beyond the cores
+    outside its affinity.
+
+    Returns
+    -------
+    int
+        The free cores, at least 1.
+    """
     cores = available_cores()
     outside = max(0, (os.cpu_count() or cores) - cores)
     return max(1, cores - max(0, busy_cores() - outside))
@@ -72,33 +99,92 @@ _explicit: int | None = None  # the thread count set by pin_threads (--threads),
 
 
 def policy_threads(work: float = 0.0) -> int:
-    """Threads for a problem whose step does ``work`` multiply-adds: the explicit choice (``--threads``,
-    ``pin_threads``) when made; else 1 below ``LARGE_WORK`` (more threads only add synchronization and,
-    on a shared machine, spin against other processes); else the free cores (``free_cores``)."""
+    """Threads for a problem whose step does ``work`` multiply-adds.
+
+    The explicit choice (``--threads``, ``pin_threads``) when made; else 1 below ``LARGE_WORK`` = 10^8 (more
+    threads only add synchronization and, on a shared machine, spin against other processes); else the free
+    cores (``free_cores``).
+
+    Parameters
+    ----------
+    work : float, optional
+        Multiply-adds of one step's largest product. Default 0.0 (a small problem).
+
+    Returns
+    -------
+    int
+        The thread count, at least 1.
+    """
     if _explicit is not None:
         return _explicit
     return 1 if work < LARGE_WORK else free_cores()
 
 
 def use_policy(work: float = 0.0) -> int:
-    """Set this process's pools to ``policy_threads(work)`` (without making it an explicit choice) and return
-    it: the environment for libraries not loaded yet, torch directly when it is."""
+    """Set this process's pools to ``policy_threads(work)`` without making it an explicit choice.
+
+    Sets the environment for libraries not loaded yet, and torch's intra-op pool directly when torch is loaded.
+
+    Parameters
+    ----------
+    work : float, optional
+        Multiply-adds of one step's largest product (see ``policy_threads``). Default 0.0.
+
+    Returns
+    -------
+    int
+        The thread count set.
+
+    Raises
+    ------
+    UsageError
+        When an explicit choice below 1 was made (``thread_environment``).
+    """
     threads = policy_threads(work)
     _set(threads)
     return threads
 
 
 def thread_environment(threads: int) -> dict[str, str]:
-    """The environment variables that cap every BLAS/OpenMP pool at ``threads``."""
+    """The environment variables that cap every BLAS/OpenMP pool at ``threads``.
+
+    Parameters
+    ----------
+    threads : int
+        The thread count, at least 1.
+
+    Returns
+    -------
+    dict of str to str
+        ``str(threads)`` for each of ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``,
+        ``VECLIB_MAXIMUM_THREADS`` and ``NUMEXPR_NUM_THREADS``.
+
+    Raises
+    ------
+    UsageError
+        When ``threads`` < 1.
+    """
     if threads < 1:
         raise UsageError(f"threads must be >= 1, got {threads}")
     return {name: str(threads) for name in THREAD_VARIABLES}
 
 
 def pin_threads(threads: int) -> None:
-    """Cap this process at ``threads`` threads, overriding the policy from now on (``--threads``, a worker
-    pinned by its pool): the environment for libraries not loaded yet, and torch's intra-op pool directly
-    when torch is already loaded."""
+    """Cap this process at ``threads`` threads, overriding the policy from now on.
+
+    For ``--threads`` and a worker pinned by its pool: sets the environment for libraries not loaded yet, and
+    torch's intra-op pool directly when torch is already loaded.
+
+    Parameters
+    ----------
+    threads : int
+        The thread count, at least 1.
+
+    Raises
+    ------
+    UsageError
+        When ``threads`` < 1.
+    """
     global _explicit
     _set(threads)
     _explicit = threads
@@ -113,12 +199,23 @@ def _set(threads: int) -> None:
 
 @contextmanager
 def torch_threads(count: int | None, *, explicit: bool = False) -> Iterator[None]:
-    """Run with ``count`` torch intra-op threads (None: leave as is), restoring the setting afterwards;
-    ``explicit``: the count is the user's choice (``--threads``), which overrides ``policy_threads`` meanwhile
-    (a run started inside then keeps it instead of dropping to one thread).
+    """Run the block with ``count`` torch intra-op threads, restoring the setting afterwards.
 
     The problems of the papers are small (at most 100×100 matrices): a second thread buys nothing, and
     on a shared machine a spinning thread pool made small steps 50–100× slower than one thread.
+
+    Parameters
+    ----------
+    count : int or None
+        Torch intra-op threads within the block; None leaves the setting as is.
+    explicit : bool, optional
+        The count is the user's choice (``--threads``): it overrides ``policy_threads`` within the block, so a
+        run started inside keeps it instead of dropping to one thread. Default False.
+
+    Yields
+    ------
+    None
+        Control, once, with the threads set; the previous thread count and explicit choice are restored on exit.
     """
     global _explicit
     import torch

@@ -34,16 +34,30 @@ __all__ = ["LossAndGrad", "Measure", "TrainConfig", "TrainState", "mark_status",
 class TrainConfig:
     """When to stop, record and checkpoint.
 
-    Parameters
+    Attributes
     ----------
-    max_steps : at most this many updates per run.
-    loss_threshold : a run converges (and freezes) once its train loss is <= this (see converge_patience).
-    record_every : record metrics every k steps (0: off).
-    record_per_decade : also record at about this many log-spaced steps per decade (0: off).
-    sync_every : how often the host checks whether every run has stopped.
-    checkpoint_every : call the checkpoint hook every k steps (0: never).
-    converge_patience : a run freezes only once its loss has stayed <= loss_threshold for this many further
-        steps (the papers' "train loss below the threshold for a while"; 0: at once).
+    max_steps : int
+        At most this many updates per run, >= 0. Default 100,000.
+    loss_threshold : float
+        A run converges (and freezes) once its train loss is <= this, >= 0 (see converge_patience). Default 1e-6.
+    record_every : int
+        Record metrics every k steps (0: off). Default 0.
+    record_per_decade : int
+        Also record at about this many log-spaced steps per decade (0: off). Default 20.
+    sync_every : int
+        How often (in steps, >= 1) the host checks whether every run has stopped. Default 100.
+    checkpoint_every : int
+        Call the checkpoint hook every k steps (0: never). Default 0.
+    progress : bool
+        Show a progress bar. Default True.
+    converge_patience : int
+        A run freezes only once its loss has stayed <= loss_threshold for this many further steps (the papers'
+        "train loss below the threshold for a while"; 0: at once). Default 0.
+
+    Raises
+    ------
+    UsageError
+        On a negative count or threshold, or sync_every < 1.
     """
 
     max_steps: int = 100_000
@@ -67,11 +81,33 @@ class TrainConfig:
             raise UsageError(f"sync_every must be >= 1, got {self.sync_every}")
 
     def checkpoints_at(self, step: int) -> bool:
-        """Whether the checkpoint hook is called before the update at ``step`` (never at step 0)."""
+        """Whether the checkpoint hook is called before the update at ``step`` (never at step 0).
+
+        Parameters
+        ----------
+        step : int
+            The step.
+
+        Returns
+        -------
+        bool
+            True on the checkpoint schedule.
+        """
         return bool(self.checkpoint_every) and step > 0 and step % self.checkpoint_every == 0
 
     def records_at(self, step: int) -> bool:
-        """Whether metrics are recorded at ``step`` (step 0 and the last step always are)."""
+        """Whether metrics are recorded at ``step`` (step 0 and the last step always are).
+
+        Parameters
+        ----------
+        step : int
+            The step.
+
+        Returns
+        -------
+        bool
+            True at step 0, at ``max_steps``, every ``record_every`` steps and at the log-spaced steps.
+        """
         if step == 0 or step == self.max_steps:
             return True
         if self.record_every and step % self.record_every == 0:
@@ -84,7 +120,27 @@ class TrainConfig:
 
 @dataclass
 class TrainState:
-    """Everything needed to continue a batch of runs exactly where it stopped."""
+    """Everything needed to continue a batch of runs exactly where it stopped.
+
+    Attributes
+    ----------
+    step : int
+        Updates applied so far.
+    params : list of Tensor
+        The current (B, ...) parameters.
+    optimizer_state : dict
+        The optimizer's (or integrator's) state.
+    active : Tensor
+        (B,) bool: still updating.
+    stopped_at : Tensor
+        (B,) long: the step at which the run stopped, −1 while active.
+    loss : Tensor
+        (B,) latest train loss (a stopped run is frozen, so its loss stays as it stopped).
+    records : list of dict
+        The recorded metrics, one dict per recorded step (``step``, ``train_loss``, the measure's names).
+    below_for : Tensor or None
+        (B,) long: consecutive steps with the loss <= the threshold (None: zeros).
+    """
 
     step: int
     params: list[Tensor]
@@ -115,8 +171,25 @@ class TrainState:
         return torch.where(self.stopped_at >= 0, self.stopped_at, self.step)
 
     def history(self, name: str) -> Tensor:
-        """A recorded metric at every record, stacked: (T, B, …) for a metric of shape (B, …); ``"step"`` gives
-        the (T,) recorded steps. Plot ``history("train_loss")[:, b]`` against ``history("step")`` for run b."""
+        """A recorded metric at every record, stacked.
+
+        Plot ``history("train_loss")[:, b]`` against ``history("step")`` for run b.
+
+        Parameters
+        ----------
+        name : str
+            A recorded metric, or ``"step"``.
+
+        Returns
+        -------
+        Tensor
+            (T, B, …) for a metric of shape (B, …); (T,) recorded steps for ``"step"``.
+
+        Raises
+        ------
+        ValueError
+            When nothing was recorded or ``name`` is not a recorded metric.
+        """
         if not self.records:
             raise ValueError("no metrics were recorded (TrainConfig's record_every and record_per_decade are 0?)")
         if name not in self.records[0]:
@@ -126,13 +199,33 @@ class TrainState:
         return torch.stack([r[name] for r in self.records])
 
     def messages(self) -> list[str]:
+        """One message per diverged run, naming the step at which it became NaN/inf.
+
+        Returns
+        -------
+        list of str
+            Empty when no run diverged.
+        """
         return [f"run {b}: train loss, parameters or metrics became NaN/inf at step {int(s)}; the run stopped "
                 f"there and the metrics recorded until then are kept"
                 for b, s in enumerate(self.diverged_at.tolist()) if s >= 0]
 
 
 def start(params: list[Tensor], optimizer: Optimizer) -> TrainState:
-    """The state before the first step."""
+    """The state before the first step: all runs active, loss inf.
+
+    Parameters
+    ----------
+    params : list of Tensor
+        The (B, ...) initial parameters.
+    optimizer : Optimizer
+        Its ``init`` makes the optimizer state.
+
+    Returns
+    -------
+    TrainState
+        Step 0.
+    """
     batch, device = params[0].shape[0], params[0].device
     return TrainState(0, params, optimizer.init(params), torch.ones(batch, dtype=torch.bool, device=device),
                       torch.full((batch,), -1, dtype=torch.long, device=device),
@@ -140,15 +233,30 @@ def start(params: list[Tensor], optimizer: Optimizer) -> TrainState:
 
 
 def mark_status(state: TrainState, loss: Tensor, threshold: float, patience: int = 0) -> None:
-    """Stop the runs whose loss at ``state.step`` is NaN/inf or has been <= ``threshold`` for more than
-    ``patience`` consecutive steps, on the device (no sync).
+    """Stop the runs whose loss is NaN/inf or has settled below the threshold, on the device (no sync).
 
-    A run goes on while its loss is finite and not yet settled below the threshold; whether it stopped by
-    converging or diverging is read off the frozen loss later (``converged_at``/``diverged_at``).
+    A run stops when its loss at ``state.step`` is NaN/inf or has been <= ``threshold`` for more than
+    ``patience`` consecutive steps. Whether it stopped by converging or diverging is read off the frozen loss
+    later (``converged_at``/``diverged_at``). Updates ``state`` in place.
+
+    Parameters
+    ----------
+    state : TrainState
+        The state of the batch.
+    loss : Tensor
+        (B,) the loss at ``state.step``.
+    threshold : float
+        The convergence threshold.
+    patience : int, optional
+        Further steps the loss must stay below the threshold. Default 0.
     """
-    below = torch.isfinite(loss) & (loss <= threshold)
-    state.below_for = torch.where(below, state.below_for + state.active.to(state.below_for.dtype), 0)
-    going = torch.isfinite(loss) & (state.below_for <= patience)
+    finite = torch.isfinite(loss)
+    if patience:
+        below = finite & (loss <= threshold)
+        state.below_for = torch.where(below, state.below_for + state.active.to(state.below_for.dtype), 0)
+        going = finite & (state.below_for <= patience)
+    else:  # the common case, in fewer kernels (``below_for`` is only kept when there is a patience)
+        going = finite & (loss > threshold)
     state.stopped_at = torch.where(state.active & ~going, state.step, state.stopped_at)
     state.active = state.active & going
     state.loss = loss
@@ -157,9 +265,17 @@ def mark_status(state: TrainState, loss: Tensor, threshold: float, patience: int
 def record(state: TrainState, measure: Measure | None) -> None:
     """Append the metrics at the current step (moved to the CPU) to ``state.records``.
 
-    A run whose parameters are non-finite, or whose metrics overflow to ±inf, diverged: it stops here
-    (as a NaN/inf loss would stop it) and its metrics in this row are NaN. Metrics are never computed on
-    non-finite values (an SVD of them fails): such runs are measured on zeros and their values dropped.
+    A run whose parameters are non-finite, or whose metrics overflow to ±inf, diverged: it stops here (as a
+    NaN/inf loss would stop it) and its metrics in this row are NaN. Metrics are never computed on non-finite
+    values (an SVD of them fails): such runs are measured on zeros and their values dropped. A step already
+    recorded is not recorded again.
+
+    Parameters
+    ----------
+    state : TrainState
+        The state of the batch.
+    measure : callable or None
+        ``measure(params, loss) -> {name: (B, ...)}``; None records the train loss only.
     """
     if state.records and state.records[-1]["step"] == state.step:
         return
@@ -188,8 +304,20 @@ def _stop_diverged(state: TrainState, finite: Tensor) -> None:
 
 
 def show_progress(bar, state: TrainState, **extra: str) -> None:
-    """Move a loop's progress bar (if any) to ``state.step``, showing the largest loss, the runs still
-    active and ``extra`` (a host synchronization: call it only when the loop syncs anyway)."""
+    """Move a loop's progress bar (if any) to ``state.step``.
+
+    The bar shows the largest loss, the runs still active and ``extra``. A host synchronization: call it only
+    when the loop syncs anyway.
+
+    Parameters
+    ----------
+    bar : tqdm-like or None
+        The progress bar; None does nothing.
+    state : TrainState
+        The state of the batch.
+    **extra : str
+        More fields for the bar's text.
+    """
     if bar is None:
         return
     bar.update(state.step - bar.n)
@@ -213,31 +341,51 @@ def train(
 ) -> TrainState:
     """Train B runs of ``model`` on ``task`` until each converges, diverges or reaches ``max_steps``.
 
+    The parameters are copied once and then updated in place (``params`` is left as it was). Runs that stop
+    leave the batch at the next sync step (``config.sync_every``), so a batch whose runs converge at different
+    steps computes only the runs still going; every run's result is bitwise the one it would have alone.
+
     Parameters
     ----------
-    model : a factorization (``implicitrank.factorizations``).
-    task : a :class:`~implicitrank.tasks.Task` of the model's shape, dtype and device, with B runs.
-    params : the (B, ...) parameters to start from (ignored when ``state`` is given).
-    optimizer : an (init, update) pair (``implicitrank.optim``).
-    lr : (B,) learning rates, one per run.
-    config : when to stop, record and checkpoint.
-    measure : metrics recorded with the train loss, ``measure(params, loss) -> {name: (B, ...)}``.
-    state : continue a checkpointed batch where it stopped.
-    on_checkpoint : called with the state on the checkpoint schedule.
-    objective : overrides the loss-and-gradient function (default: the model's closed form where it has
-        one, else autograd).
-    sample : makes the fit a minibatch one: step k fits ``sample(k)`` (e.g.
-        :func:`implicitrank.tasks.minibatches`) instead of the whole ``task``; the recorded ``train_loss``
-        is then the minibatch's.
+    model : Factorization
+        A factorization (``implicitrank.factorizations``).
+    task : Task
+        A :class:`~implicitrank.tasks.Task` of the model's shape, dtype and device, with B runs.
+    params : list of Tensor or None
+        The (B, ...) parameters to start from (ignored when ``state`` is given).
+    optimizer : Optimizer
+        An (init, update) pair (``implicitrank.optim``).
+    lr : Tensor
+        (B,) learning rates, one per run, positive.
+    config : TrainConfig
+        When to stop, record and checkpoint.
+    measure : callable, optional
+        Metrics recorded with the train loss, ``measure(params, loss) -> {name: (B, ...)}``.
+    state : TrainState, optional
+        Continue a checkpointed batch where it stopped.
+    on_checkpoint : callable, optional
+        Called with the state on the checkpoint schedule.
+    objective : callable, optional
+        Overrides the loss-and-gradient function (default: the model's closed form where it has one, else
+        autograd).
+    sample : callable, optional
+        Makes the fit a minibatch one: step k fits ``sample(k)`` (e.g. :func:`implicitrank.tasks.minibatches`)
+        instead of the whole ``task``; the recorded ``train_loss`` is then the minibatch's.
 
     Returns
     -------
-    TrainState : final parameters, per-run status (``converged_at``, ``diverged_at``, ``steps``) and records.
+    TrainState
+        Final parameters, per-run status (``converged_at``, ``diverged_at``, ``steps``) and records.
+
+    Raises
+    ------
+    UsageError
+        When ``lr`` is not positive with one value per run, or the task does not match the model and parameters.
 
     References
     ----------
-    Arora, Cohen, Hu & Luo, NeurIPS 2019, §5 (full-batch training of B runs from small init until the train
-    loss is <= 1e-6; global RMSprop: papers.md, common conventions).
+    S. Arora, N. Cohen, W. Hu, Y. Luo, "Implicit Regularization in Deep Matrix Factorization", NeurIPS 2019,
+    Figure 2 (full-batch training from small init until the train loss is <= 1e-6).
     """
     if task is not None:
         check_task_matches(model, task, params if state is None else state.params)
@@ -247,22 +395,121 @@ def train(
     lr = torch.as_tensor(lr, dtype=reference.dtype, device=reference.device).reshape(-1)
     if lr.numel() != state.active.numel() or not bool((lr > 0).all()):
         raise UsageError(f"lr must be positive, one per run ({state.active.numel()}), got {lr.tolist()}")
+    batch = _Working(state, lr, task if objective is None and sample is None else None)
     if objective is None:
         def objective(p: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
-            return loss_and_grad(model, p, task if sample is None else sample(state.step))
+            return loss_and_grad(model, p, batch.task if sample is None else sample(state.step))
     grads: list[Tensor] = []
 
     def evaluate(state: TrainState) -> Tensor:
         nonlocal grads
-        loss, grads = objective(state.params)
-        return loss
+        if state.step % config.sync_every == 0:
+            batch.compact(state)
+        loss, grads = objective(batch.params)
+        return batch.full_loss(state, loss)
 
     def advance(state: TrainState) -> None:
         # Stopped runs get a zero step size: every optimizer's update is proportional to lr.
-        updates, state.optimizer_state = optimizer.update(grads, state.optimizer_state, lr * state.active)
-        state.params = list(torch._foreach_sub(state.params, updates))
+        updates, batch.optimizer_state = optimizer.update(grads, batch.optimizer_state, batch.lr(state))
+        torch._foreach_sub_(batch.params, updates)
 
-    return run_loop(state, config, evaluate, advance, measure=measure, on_checkpoint=on_checkpoint)
+    def record_step(state: TrainState, measure: Measure | None) -> None:
+        batch.write_back(state)
+        record(state, measure)
+
+    def checkpoint(state: TrainState) -> None:
+        batch.write_back(state)
+        on_checkpoint(state)
+
+    try:
+        return run_loop(state, config, evaluate, advance, measure=measure, record_step=record_step,
+                        on_checkpoint=checkpoint if on_checkpoint is not None else None)
+    finally:
+        batch.write_back(state)
+
+
+class _Working:
+    """The runs ``train`` steps: at first all B of ``state`` (copies, updated in place), then, once runs have
+    stopped, only those still active (compaction: a stopped run costs no more matmuls).
+
+    The working parameters and optimizer state are written back into ``state`` before every record and
+    checkpoint and at the end, so ``state`` always shows every run. Per-run values are those with the runs
+    along their first dimension (parameters, optimizer-state tensors of leading size B, the task's
+    ``run_fields``); shared values (a 0-d step count) stay as they are. Compaction needs a task with ``runs``
+    (``task=None`` turns it off: a minibatch sampler or a custom objective see all B runs). Each run's
+    arithmetic is the same in any batch, so a compacted batch gives bitwise the results of the full one.
+
+    Parameters
+    ----------
+    state : TrainState
+        The full batch; its parameters are replaced by copies that are then updated in place.
+    lr : Tensor
+        (B,) learning rates.
+    task : Task or None
+        The full task, or None to keep every run in the batch.
+    """
+
+    def __init__(self, state: TrainState, lr: Tensor, task) -> None:
+        state.params = [p.clone() for p in state.params]
+        self.params, self.optimizer_state = state.params, state.optimizer_state
+        self.size, self.live = len(lr), None
+        self._full_lr, self._lr, self._full_task, self.task = lr, lr, task, task
+
+    def lr(self, state: TrainState) -> Tensor:
+        """The working runs' learning rates, zero for those that stopped since the last compaction."""
+        return self._lr * (state.active if self.live is None else state.active[self.live])
+
+    def full_loss(self, state: TrainState, loss: Tensor) -> Tensor:
+        """(B,) losses: the working runs' ``loss``, the frozen loss of the runs compacted away."""
+        if self.live is None:
+            return loss
+        return state.loss.index_put((self.live,), loss)
+
+    def compact(self, state: TrainState) -> None:
+        """Drop the runs that stopped from the working batch (a host sync: call it on the sync schedule)."""
+        if self._full_task is None or not hasattr(self._full_task, "runs"):
+            return
+        live = state.active.nonzero().squeeze(1)
+        working = self.size if self.live is None else len(self.live)
+        if len(live) == 0 or len(live) == working:
+            return
+        self.write_back(state)
+        self.live = live
+        self.params = [p[live] for p in state.params]
+        self.optimizer_state = _runs(state.optimizer_state, live, self.size)
+        self.task, self._lr = self._full_task.runs(live), self._full_lr[live]
+
+    def write_back(self, state: TrainState) -> None:
+        """Copy the working runs' parameters and optimizer state into ``state``."""
+        if self.live is None:
+            state.params, state.optimizer_state = self.params, self.optimizer_state
+            return
+        for full, part in zip(state.params, self.params):
+            full[self.live] = part
+        state.optimizer_state = _put_runs(state.optimizer_state, self.optimizer_state, self.live, self.size)
+
+
+def _runs(value, index: Tensor, batch: int):
+    """The runs at ``index`` of a batched value (tensors of leading size ``batch``; lists and dicts of them)."""
+    if isinstance(value, Tensor):
+        return value[index] if value.dim() and value.shape[0] == batch else value
+    if isinstance(value, (list, tuple)):
+        return [_runs(v, index, batch) for v in value]
+    if isinstance(value, dict):
+        return {k: _runs(v, index, batch) for k, v in value.items()}
+    return value
+
+
+def _put_runs(full, part, index: Tensor, batch: int):
+    """``full`` with the runs at ``index`` replaced by ``part`` (the inverse of ``_runs``); shared values from
+    ``part``."""
+    if isinstance(full, Tensor):
+        return full.index_put((index,), part) if full.dim() and full.shape[0] == batch else part
+    if isinstance(full, (list, tuple)):
+        return [_put_runs(f, q, index, batch) for f, q in zip(full, part)]
+    if isinstance(full, dict):
+        return {k: _put_runs(full[k], part[k], index, batch) for k in full}
+    return part
 
 
 def run_loop(
@@ -279,12 +526,37 @@ def run_loop(
 ) -> TrainState:
     """What every loop over B runs shares: checkpoints, stopping, recording, progress and divergence.
 
-    Each iteration calls the checkpoint hook on the checkpoint schedule, takes the per-run loss at the
-    current parameters from ``evaluate(state)`` and stops the runs that converged or diverged
-    (:func:`mark_status`), records on the record schedule (``record_step``, default :func:`record`), and
-    then ``advance(state)`` makes one step of the runs still active, until ``max_steps`` or until no run
-    is active. The host looks at the status every ``sync_every`` steps (every step when the method
-    ``syncs_every_step`` anyway), where the progress bar also moves (``describe`` adds to its text).
+    Each iteration calls the checkpoint hook on the checkpoint schedule, takes the per-run loss at the current
+    parameters from ``evaluate(state)`` and stops the runs that converged or diverged (:func:`mark_status`),
+    records on the record schedule (``record_step``), and then ``advance(state)`` makes one step of the runs
+    still active, until ``max_steps`` or until no run is active. The host looks at the status every
+    ``sync_every`` steps (every step when ``syncs_every_step``), where the progress bar also moves.
+
+    Parameters
+    ----------
+    state : TrainState
+        The state of the batch.
+    config : TrainConfig
+        When to stop, record and checkpoint.
+    evaluate : callable
+        ``evaluate(state) -> loss`` (B,) at the current parameters.
+    advance : callable
+        ``advance(state)`` makes one step of the active runs, in place.
+    measure : callable, optional
+        Metrics recorded with the train loss.
+    on_checkpoint : callable, optional
+        Called with the state on the checkpoint schedule.
+    record_step : callable, optional
+        ``record_step(state, measure)``; default :func:`record`.
+    describe : callable, optional
+        ``describe(state) -> {field: text}`` added to the progress bar.
+    syncs_every_step : bool, optional
+        The method synchronizes every step anyway, so check for stopped runs every step. Default False.
+
+    Returns
+    -------
+    TrainState
+        The same state, advanced.
     """
     bar = progress_bar(config.max_steps, initial=state.step, enabled=config.progress)
     try:

@@ -27,7 +27,17 @@ POLL_SECONDS = 1.0
 
 
 def exit_with_parent(parent: int) -> None:
-    """End this process when the process ``parent`` (its parent) dies, however it dies."""
+    """End this process when the process ``parent`` (its parent) dies, however it dies.
+
+    On Linux the kernel sends SIGTERM at the parent's death (``prctl(PR_SET_PDEATHSIG)``); everywhere a daemon
+    thread checks ``os.getppid()`` every ``POLL_SECONDS`` and exits (status 1) once it differs from ``parent``.
+    Exits at once if the parent is already gone.
+
+    Parameters
+    ----------
+    parent : int
+        The pid of this process's parent, read in the parent (``os.getpid()`` there) before the child started.
+    """
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -43,6 +53,14 @@ def exit_with_parent(parent: int) -> None:
 
 
 def start_worker(threads: int, parent: int) -> None:
-    """A pool worker's initializer: die with ``parent``, then cap torch/BLAS at ``threads`` threads."""
+    """A pool worker's initializer: die with ``parent``, then cap torch/BLAS at ``threads`` threads.
+
+    Parameters
+    ----------
+    threads : int
+        The torch/BLAS threads of the worker (``pin_threads``).
+    parent : int
+        The pid of the pool's owner (``exit_with_parent``).
+    """
     exit_with_parent(parent)
     pin_threads(threads)

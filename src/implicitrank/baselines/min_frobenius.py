@@ -17,10 +17,25 @@ from ..tasks import Completion, Sensing
 
 
 def min_frobenius(task: Completion | Sensing) -> Tensor:
-    """argmin ||W||_F subject to A(W) = y, per run, (B, *shape).
+    """argmin ||W||_F subject to A(W) = y, per run: what depth-1 gradient descent from zero reaches.
 
-    Completion: the observed values with zeros elsewhere (any tensor order). Sensing:
-    vec(W) = Aᵀ (A Aᵀ)⁻¹ y (the pseudo-inverse solution; A must have independent rows).
+    Completion: the observed values with zeros elsewhere (any tensor order). Sensing: vec(W) = Aᵀ (A Aᵀ)⁻¹ y (the
+    pseudo-inverse solution; A must have independent rows).
+
+    Parameters
+    ----------
+    task : Completion or Sensing
+        The task, B runs.
+
+    Returns
+    -------
+    Tensor
+        W, (B, *shape).
+
+    Raises
+    ------
+    ValueError
+        When ``task`` is neither a ``Completion`` nor a ``Sensing``.
     """
     if isinstance(task, Completion):
         flat = torch.zeros(task.batch, math.prod(task.shape), dtype=task.values.dtype, device=task.values.device)

@@ -59,14 +59,25 @@ METHODS = ("admm", "cvxpy")
 class NuclearNormResult:
     """The outcome of one minimum-nuclear-norm solve.
 
-    solution : (m, n) float64 matrix X.
-    nuclear_norm : ||X||_*.
-    constraint_residual : ||max(|A(X) − y| − eps, 0)||_2 / ||y||_2.
-    iterations : SVDs (ADMM: one per evaluation of the fixed-point map, so a rejected acceleration
-        step counts too) or the conic solver's iterations where it reports them.
-    converged : the solver's stopping test was met within ``max_iter``.
-    seconds : wall time of the solve.
-    duality_gap : (||X||_* − D)/||X||_* for the ADMM's dual bound D (module docstring); NaN for cvxpy.
+    Attributes
+    ----------
+    solution : Tensor
+        (m, n) float64 matrix X.
+    nuclear_norm : float
+        ||X||_*.
+    constraint_residual : float
+        ||max(|A(X) − y| − eps, 0)||_2 / ||y||_2.
+    iterations : int
+        SVDs (ADMM: one per evaluation of the fixed-point map, so a rejected acceleration step counts too) or
+        the conic solver's iterations where it reports them.
+    converged : bool
+        The solver's stopping test was met within ``max_iter``.
+    method : str
+        ``"admm"`` or ``"cvxpy"``.
+    seconds : float
+        Wall time of the solve.
+    duality_gap : float
+        (||X||_* − D)/||X||_* for the ADMM's dual bound D (module docstring); NaN for cvxpy.
     """
 
     solution: Tensor
@@ -156,13 +167,30 @@ def _constraints(task: Completion | Sensing, run: int, eps: float) -> _Constrain
 
 
 def singular_value_threshold(v: Tensor, threshold: float) -> tuple[Tensor, Tensor]:
-    """SVT_τ(V) = U max(S − τ, 0) Vᵀ, the proximal map of τ||·||_* (Cai, Candès & Shen 2010).
+    """SVT_τ(V) = U max(S − τ, 0) Vᵀ, the proximal map of τ||·||_*.
 
     Computed from the Gram matrix of the shorter side (V is m×n with m >= n, else transpose): with
-    VᵀV = Q Λ Qᵀ and σ = √λ, SVT_τ(V) = V Q_k diag(1 − τ/σ_k) Q_kᵀ over the σ_k > τ — about half the work of
-    an SVD. Squaring loses accuracy only for σ below ~1e-8·σ_max, which this map sends to zero anyway as
-    long as τ is far above that (here τ is a tenth of ||A*(y)||_2 or more).
-    Returns the matrix and its thresholded singular values σ_k − τ, descending."""
+    VᵀV = Q Λ Qᵀ and σ = √λ, SVT_τ(V) = V Q_k diag(1 − τ/σ_k) Q_kᵀ over the σ_k > τ — about half the work of an
+    SVD. Squaring loses accuracy only for σ below ~1e-8·σ_max, which this map sends to zero anyway as long as τ
+    is far above that (here τ is a tenth of ||A*(y)||_2 or more).
+
+    Parameters
+    ----------
+    v : Tensor
+        The matrix V, (m, n).
+    threshold : float
+        τ >= 0.
+
+    Returns
+    -------
+    tuple of (Tensor, Tensor)
+        SVT_τ(V), (m, n), and its thresholded singular values σ_k − τ, descending.
+
+    References
+    ----------
+    J.-F. Cai, E. J. Candès, Z. Shen, "A Singular Value Thresholding Algorithm for Matrix Completion", SIAM J.
+    Optim. 2010, Theorem 2.1 (the singular value shrinkage operator is the proximal map of τ||·||_*).
+    """
     tall = v.shape[0] >= v.shape[1]
     a = v if tall else v.T
     eigenvalues, vectors = torch.linalg.eigh(a.T @ a)
@@ -188,20 +216,48 @@ def nuclear_norm_min(
 
     Parameters
     ----------
-    task : a matrix ``Completion`` (observed entries) or ``Sensing`` task (linear measurements).
-    run : which run's observations (tasks are batched; each run may have its own observation set).
-    eps_constraint : eps >= 0; Arora et al. 2019 used 1e-3 for completion. Sensing supports eps = 0 only.
-    method : ``"admm"`` (ours) or ``"cvxpy"`` (the cross-check).
-    tol : relative tolerance of the ADMM stopping test; for ``"cvxpy"`` the solver's ``eps``.
-    max_iter : cap on the ADMM's SVDs or the conic solver's iterations.
-    memory : how many past iterates the Anderson acceleration combines (0: plain ADMM).
-    solver : the cvxpy solver (``"SCS"``, ``"CLARABEL"``, …) for ``method="cvxpy"``.
+    task : Completion or Sensing
+        A matrix ``Completion`` (observed entries) or ``Sensing`` task (linear measurements).
+    run : int, optional
+        Which run's observations (tasks are batched; each run may have its own observation set). Default 0.
+    eps_constraint : float, optional
+        eps >= 0; Arora et al. 2019 used 1e-3 for completion. Sensing supports eps = 0 only. Default 0.
+    method : str, optional
+        ``"admm"`` (ours, default) or ``"cvxpy"`` (the cross-check).
+    tol : float, optional
+        Relative tolerance of the ADMM stopping test; for ``"cvxpy"`` the solver's ``eps``. Default 1e-7.
+    max_iter : int, optional
+        Cap on the ADMM's SVDs or the conic solver's iterations, >= 1. Default 20,000.
+    memory : int, optional
+        How many past iterates the Anderson acceleration combines (0: plain ADMM). Default 10.
+    solver : str, optional
+        The cvxpy solver (``"SCS"``, ``"CLARABEL"``, …) for ``method="cvxpy"``. Default ``"SCS"``.
+
+    Returns
+    -------
+    NuclearNormResult
+        The solution X (float64) with its nuclear norm, constraint residual, iterations, convergence flag,
+        wall time and (ADMM) duality gap.
+
+    Raises
+    ------
+    ValueError
+        On an unknown method, tol <= 0, max_iter < 1 or memory < 0; a task that is not a matrix completion or
+        sensing task, a run out of range, eps < 0 (or eps > 0 for sensing), repeated observed indices, or
+        linearly dependent measurements.
+    RuntimeError
+        When cvxpy returns no solution.
 
     References
     ----------
-    Boyd, Parikh, Chu, Peleato & Eckstein, Distributed Optimization and Statistical Learning via the
-    Alternating Direction Method of Multipliers, 2011. Cai, Candès & Shen, A Singular Value
-    Thresholding Algorithm for Matrix Completion, 2010. Arora, Cohen, Hu & Luo, NeurIPS 2019, §5.
+    S. Boyd, N. Parikh, E. Chu, B. Peleato, J. Eckstein, "Distributed Optimization and Statistical Learning via
+    the Alternating Direction Method of Multipliers", Foundations and Trends in Machine Learning 2011, §3.
+
+    J.-F. Cai, E. J. Candès, Z. Shen, "A Singular Value Thresholding Algorithm for Matrix Completion", SIAM J.
+    Optim. 2010, Theorem 2.1 (the singular value shrinkage operator is the proximal map of τ||·||_*).
+
+    S. Arora, N. Cohen, W. Hu, Y. Luo, "Implicit Regularization in Deep Matrix Factorization", NeurIPS 2019,
+    Figure 2 (the nuclear-norm baseline, constraint 1e-3 on the observed entries).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")

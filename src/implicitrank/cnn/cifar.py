@@ -19,7 +19,31 @@ BATCH_FILES = {"train": tuple(f"data_batch_{i}" for i in range(1, 6)), "test": (
 
 
 def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """One pickle batch as (images (n, 3, 32, 32) uint8, labels (n,) int64); ValueError if it is not one."""
+    """Read one CIFAR-10 python-pickle batch file.
+
+    The file is a pickled dict whose ``b"data"`` is an (n, 3072) uint8 array (each row the R, G and B planes of a
+    32×32 image) and whose ``b"labels"`` are n class indices in 0..9.
+
+    Parameters
+    ----------
+    path : str or Path
+        The batch file, e.g. ``data_batch_1`` or ``test_batch``.
+
+    Returns
+    -------
+    images : numpy.ndarray
+        Shape (n, 3, 32, 32), uint8 in 0..255.
+    labels : numpy.ndarray
+        Shape (n,), int64 class indices in 0..9.
+
+    Raises
+    ------
+    MissingInputError
+        When ``path`` is not a file.
+    UsageError
+        When the file does not unpickle to such a dict, ``b"data"`` is not (n, 3072) with n labels, or a label lies
+        outside 0..9 (a ``ValueError``).
+    """
     path = Path(path)
     if not path.is_file():
         raise MissingInputError(f"CIFAR-10 batch file not found: {path}")
@@ -39,7 +63,27 @@ def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def cifar10_source(path: str | Path, split: str) -> ImageSource:
-    """The CIFAR-10 ``split`` ("train": data_batch_1..5, "test": test_batch) in the directory ``path``."""
+    """One split of CIFAR-10 read from the directory of its python-pickle batches.
+
+    Parameters
+    ----------
+    path : str or Path
+        The directory holding ``data_batch_1`` … ``data_batch_5`` and ``test_batch``.
+    split : str
+        ``"train"`` (the five data batches, 50,000 images) or ``"test"`` (``test_batch``, 10,000 images).
+
+    Returns
+    -------
+    ImageSource
+        Images (n, 3, 32, 32) uint8 read with scale 1/255, so pixel values lie in [0, 1]; labels (n,) in 0..9.
+
+    Raises
+    ------
+    UsageError
+        When ``split`` is neither ``"train"`` nor ``"test"``, or a batch file is not a CIFAR-10 batch.
+    MissingInputError
+        When ``path`` is not a directory or one of the split's batch files is missing.
+    """
     if split not in SPLITS:
         raise UsageError(f"split must be one of {SPLITS}, got {split!r}")
     directory = Path(path)

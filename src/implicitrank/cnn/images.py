@@ -15,7 +15,25 @@ DIGITS_TRAIN_SIZE = 1200  # of scikit-learn's 1797 digits; the rest are the test
 
 @dataclass(frozen=True)
 class ImageSource:
-    """Images stored as integers, (N, C, h, w) uint8, read as ``images * scale`` in [0, 1]; labels (N,) long."""
+    """Labelled images stored as integers, read as ``images * scale`` in [0, 1].
+
+    Validated at construction.
+
+    Attributes
+    ----------
+    images : Tensor
+        Shape (N, C, h, w), uint8.
+    labels : Tensor
+        Shape (N,), long class indices; at least two distinct classes.
+    scale : float
+        The factor that maps the stored integers to [0, 1] (1/255 for CIFAR-10, 1/16 for the digits).
+
+    Raises
+    ------
+    ValueError
+        When ``images`` is not a 4-dimensional uint8 tensor, ``labels`` is not of shape (N,), or the labels hold
+        fewer than two classes.
+    """
 
     images: Tensor
     labels: Tensor
@@ -32,6 +50,7 @@ class ImageSource:
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
+        """The shape (C, h, w) of one image."""
         return tuple(self.images.shape[1:])  # type: ignore[return-value]
 
 
@@ -41,8 +60,26 @@ def _check_split(split: str) -> None:
 
 
 def digits_source(split: str) -> ImageSource:
-    """scikit-learn's 8×8 handwritten digits (values 0..16, 10 classes), split by a fixed seed-0 permutation:
-    the first 1200 are the train split, the other 597 the test split."""
+    """scikit-learn's 8×8 handwritten digits (values 0..16, 10 classes) as an image source.
+
+    The 1797 digits are ordered by a fixed permutation (``numpy.random.default_rng(0)``): the first 1200 are the
+    train split, the other 597 the test split.
+
+    Parameters
+    ----------
+    split : str
+        ``"train"`` or ``"test"``.
+
+    Returns
+    -------
+    ImageSource
+        Images (n, 1, 8, 8) uint8 in 0..16 read with scale 1/16; labels (n,) long in 0..9.
+
+    Raises
+    ------
+    ValueError
+        When ``split`` is neither ``"train"`` nor ``"test"``.
+    """
     _check_split(split)
     images, labels = _digits()
     order = np.random.default_rng(0).permutation(len(labels))

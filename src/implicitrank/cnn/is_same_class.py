@@ -19,7 +19,31 @@ from .regularizer import Box
 
 
 def pair_slots(image_hw: tuple[int, int], canvas_hw: tuple[int, int], distance: int) -> tuple[Box, Box]:
-    """The two image slots (top, left, height, width) on the canvas for a horizontal gap ``distance``."""
+    """The two image slots of an Is Same Class canvas.
+
+    Both slots are vertically centred (top = (H − h) // 2); the pair with its gap is centred horizontally
+    (left = (W − 2w − distance) // 2), the second slot starting ``distance`` columns after the first one ends.
+
+    Parameters
+    ----------
+    image_hw : tuple of int
+        The image size (h, w) in pixels.
+    canvas_hw : tuple of int
+        The canvas size (H, W) in pixels.
+    distance : int
+        The horizontal gap d between the two images, in pixels.
+
+    Returns
+    -------
+    tuple of Box
+        The left and the right slot, each h×w.
+
+    Raises
+    ------
+    ValueError
+        When ``distance`` is negative or the two images and the gap do not fit on the canvas (h > H or
+        2w + d > W).
+    """
     (h, w), (height, width) = image_hw, canvas_hw
     if distance < 0:
         raise ValueError(f"distance must be >= 0, got {distance}")
@@ -31,9 +55,33 @@ def pair_slots(image_hw: tuple[int, int], canvas_hw: tuple[int, int], distance: 
 
 
 def sample_pairs(labels: Tensor, n_pairs: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """``n_pairs`` index pairs (n, 2) into ``labels`` and their labels (n,) float: the first ⌈n/2⌉ drawn same-class
-    (the second index uniform over the first's class), the rest different-class (the second class uniform over the
-    others), then shuffled."""
+    """Draw index pairs into ``labels``, half of them of the same class.
+
+    The first index of every pair is uniform over all samples. For ⌈n/2⌉ pairs the second index is uniform over
+    the samples of the first one's class, for the others uniform over the samples of a class drawn uniformly
+    from the other classes; the pairs are then shuffled.
+
+    Parameters
+    ----------
+    labels : Tensor
+        Shape (N,), the class of every sample (at least two classes).
+    n_pairs : int
+        How many pairs n to draw, at least 2.
+    generator : torch.Generator
+        The source of randomness.
+
+    Returns
+    -------
+    pairs : Tensor
+        Shape (n, 2), long indices into ``labels``.
+    same : Tensor
+        Shape (n,), float: 1 where both samples have the same class, else 0.
+
+    Raises
+    ------
+    ValueError
+        When ``n_pairs`` < 2, too few for one pair of each kind.
+    """
     if n_pairs < 2:
         raise ValueError(f"n_pairs must be >= 2, got {n_pairs}")
     classes, counts = torch.unique(labels, return_counts=True)
@@ -55,7 +103,36 @@ def sample_pairs(labels: Tensor, n_pairs: int, generator: torch.Generator) -> tu
 
 @dataclass(frozen=True)
 class IsSameClass:
-    """Pairs of ``source`` images placed on a ``canvas_hw`` canvas a gap ``distance`` apart."""
+    """The Is Same Class task: pairs of ``source`` images on a zero canvas, a horizontal gap ``distance`` apart.
+
+    Label 1 iff both images of a pair have the same class. Canvases are built per batch from the stored pair
+    indices (:meth:`batch`), so memory holds only the source images. The regularizer's patches I and J are the
+    two image slots (:attr:`slots`). The paper: 32×32 CIFAR-10 images on a 3×224×224 canvas,
+    d ∈ {0, 40, 80, 120, 160}, 5k train pairs from the train split and 10k test pairs from the test split.
+
+    Attributes
+    ----------
+    source : ImageSource
+        The images the pairs index, (N, C, h, w).
+    pairs : Tensor
+        Shape (n, 2), long indices into ``source``.
+    labels : Tensor
+        Shape (n,), float, 1 = same class.
+    canvas_hw : tuple of int
+        The canvas size (H, W) in pixels.
+    distance : int
+        The horizontal gap d between the two images, in pixels.
+
+    Raises
+    ------
+    ValueError
+        When the two images and the gap do not fit on the canvas (see :func:`pair_slots`).
+
+    References
+    ----------
+    N. Razin, A. Maman, N. Cohen, "Implicit Regularization in Hierarchical Tensor Factorization and Deep
+    Convolutional Neural Networks", ICML 2022, §5 (Is Same Class).
+    """
 
     source: ImageSource
     pairs: Tensor  # (n, 2) long indices into source
@@ -69,7 +146,31 @@ class IsSameClass:
     @classmethod
     def generate(cls, source: ImageSource, n_pairs: int, canvas_hw: tuple[int, int], distance: int,
                  seed: int) -> IsSameClass:
-        """``n_pairs`` pairs drawn from ``source`` with a generator seeded by ``seed``."""
+        """Draw a task of ``n_pairs`` pairs from ``source`` (see :func:`sample_pairs`).
+
+        Parameters
+        ----------
+        source : ImageSource
+            The images to pair.
+        n_pairs : int
+            How many pairs to draw, at least 2; half of them (rounded up) of the same class.
+        canvas_hw : tuple of int
+            The canvas size (H, W) in pixels.
+        distance : int
+            The horizontal gap between the two images, in pixels.
+        seed : int
+            Seeds the ``torch.Generator`` that draws the pairs; the same seed gives the same pairs.
+
+        Returns
+        -------
+        IsSameClass
+            The task.
+
+        Raises
+        ------
+        ValueError
+            When the images and the gap do not fit on the canvas, or ``n_pairs`` < 2.
+        """
         pair_slots(source.image_shape[1:], canvas_hw, distance)
         pairs, labels = sample_pairs(source.labels, n_pairs, torch.Generator().manual_seed(seed))
         return cls(source, pairs, labels, canvas_hw, distance)
@@ -83,14 +184,51 @@ class IsSameClass:
         return pair_slots(self.source.image_shape[1:], self.canvas_hw, self.distance)
 
     def patches(self, generator: torch.Generator) -> tuple[Box, Box]:
+        """Patches I and J of the regularizer for one batch: always the two image slots.
+
+        Parameters
+        ----------
+        generator : torch.Generator
+            Unused (the slots are fixed); taken for the training loop's protocol.
+
+        Returns
+        -------
+        tuple of Box
+            The left and the right image slot.
+        """
         return self.slots
 
     def to(self, device: torch.device | str) -> IsSameClass:
+        """A copy of the task with the source images and labels, the pairs and the pair labels on ``device``.
+
+        Parameters
+        ----------
+        device : torch.device or str
+            Where :meth:`batch` will then build the canvases.
+
+        Returns
+        -------
+        IsSameClass
+            A new task with the same canvas size and distance; ``self`` is unchanged.
+        """
         source = ImageSource(self.source.images.to(device), self.source.labels.to(device), self.source.scale)
         return IsSameClass(source, self.pairs.to(device), self.labels.to(device), self.canvas_hw, self.distance)
 
     def batch(self, index: Tensor) -> tuple[Tensor, Tensor]:
-        """Canvases (b, C, H, W) float and labels (b,) for the pairs at ``index``."""
+        """The canvases and labels of the pairs at ``index``.
+
+        Parameters
+        ----------
+        index : Tensor
+            Shape (b,), long indices of pairs, on the task's device.
+
+        Returns
+        -------
+        x : Tensor
+            Shape (b, C, H, W), float32: zeros with the two images (scaled to [0, 1]) in their slots.
+        y : Tensor
+            Shape (b,), float labels, 1 = same class.
+        """
         images = self.source.images
         first, second = self.slots
         x = images.new_zeros((len(index), images.shape[1], *self.canvas_hw), dtype=torch.float32)

@@ -37,8 +37,51 @@ RETRY_COPIES = 4
 
 @dataclass(frozen=True)
 class PathfinderConfig:
-    """Geometry of Pathfinder images; the defaults are the paper's (n_distractors = 90 // L and
-    distractor_length = max(1, L // 3) when left as None)."""
+    """Geometry of Pathfinder images, validated at construction; the defaults are the paper's set-up.
+
+    Lengths are in pixels of the generated ``image_size``×``image_size`` image, which is average-pooled by the
+    integer factor f = image_size // output_size.
+
+    Attributes
+    ----------
+    length : int
+        L, the number of segments of each of the two target snakes (the paper: 3, 5, 7 or 9). Default 9.
+    image_size : int
+        Side of the generated image. Default 300.
+    output_size : int
+        Side of the stored image after pooling; must divide ``image_size``. Default 150.
+    segment_length : float
+        Length of one segment. Default 5.
+    thickness : float
+        Stroke thickness of the snakes. Default 2.
+    start_distance : float
+        Distance between the start points p and q of the two targets. Default 27.
+    marker_radius : float
+        Radius of the two disc markers. Default 3.
+    max_turn : float
+        The largest turn between consecutive segments, in radians, in [0, π]. Default π/6.
+    clearance : float
+        Extra gap kept between a snake's centre line and those of earlier snakes; must exceed √2·(2f − 1) so the
+        snakes stay apart after pooling. Default 5.
+    n_distractors : int or None
+        Distractor snakes per image; ``None`` means 90 // L (the paper's 90/L).
+    distractor_length : int or None
+        Segments per distractor; ``None`` means max(1, L // 3) (the paper's int(L/3)).
+
+    Raises
+    ------
+    UsageError
+        When a field is out of range: L < 1, ``output_size`` not dividing ``image_size``, a non-positive length,
+        ``max_turn`` outside [0, π], ``clearance`` too small for the pooling factor, negative ``n_distractors``,
+        ``distractor_length`` < 1, ``start_distance`` not above :attr:`block_radius`, or an image too small for
+        the start distance.
+
+    References
+    ----------
+    N. Razin, A. Maman, N. Cohen, "Implicit Regularization in Hierarchical Tensor Factorization and Deep
+    Convolutional Neural Networks", ICML 2022, §5 (Pathfinder: 300×300 images resized to
+    150×150, L ∈ {3, 5, 7, 9}, 90/L distractors of int(L/3) segments, start distance 27, markers of radius 3).
+    """
 
     length: int = 9
     image_size: int = 300
@@ -78,10 +121,12 @@ class PathfinderConfig:
 
     @property
     def distractors(self) -> int:
+        """The number of distractor snakes per image: ``n_distractors``, or 90 // L when that is ``None``."""
         return 90 // self.length if self.n_distractors is None else self.n_distractors
 
     @property
     def distractor_segments(self) -> int:
+        """Segments per distractor snake: ``distractor_length``, or max(1, L // 3) when that is ``None``."""
         return max(1, self.length // 3) if self.distractor_length is None else self.distractor_length
 
     @property
@@ -95,6 +140,21 @@ class PathfinderConfig:
         return self.marker_radius + 1
 
     def key(self, n: int, seed: int) -> str:
+        """The cache key of a generated data set: a hash of this configuration, ``n``, ``seed`` and the
+        generator's version.
+
+        Parameters
+        ----------
+        n : int
+            The number of images.
+        seed : int
+            The seed they are generated from.
+
+        Returns
+        -------
+        str
+            The first 16 hex digits of the SHA-256 of the sorted JSON of these values.
+        """
         text = json.dumps({**asdict(self), "n": n, "seed": seed, "version": 2}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -232,19 +292,81 @@ def _generate_chunk(config: PathfinderConfig, labels: np.ndarray,
 
 
 def generate_pathfinder(config: PathfinderConfig, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``n`` images (n, output, output) uint8, labels (n,) int64 and marker centres (n, 2, 2) as (row, col) in
-    generated pixels (divide by image_size // output_size for output pixels), from ``seed``.
+    """Generate ``n`` Pathfinder images with their labels, without a cache.
 
-    Chunks of CHUNK images draw from independent streams of ``np.random.SeedSequence(seed)``; each chunk is half
-    positive (an odd last chunk has one more negative).
+    Each image holds two target snakes of L segments starting ``start_distance`` apart at points p and q, the
+    distractor snakes, and two disc markers: one at p, the other at the far end of the snake from p (label 1) or
+    of the snake from q (label 0). Chunks of 128 images draw from independent streams of
+    ``numpy.random.SeedSequence(seed)``; each chunk is half positive (an odd last chunk has one more negative).
+
+    Parameters
+    ----------
+    config : PathfinderConfig
+        Canvas, snake and marker geometry (and the number of distractors) of every image.
+    n : int
+        Number of images, at least 2, drawn in chunks of 128.
+    seed : int
+        Root of the ``SeedSequence`` the chunks' streams are spawned from; the same seed and configuration give
+        the same images.
+
+    Returns
+    -------
+    images : numpy.ndarray
+        Shape (n, output_size, output_size), uint8 in 0..255 (the pooled ink coverage).
+    labels : numpy.ndarray
+        Shape (n,), int64: 1 when both markers lie on the same snake, else 0.
+    markers : numpy.ndarray
+        Shape (n, 2, 2), float: the marker centres as (row, col) in generated pixels (divide by
+        image_size // output_size for output pixels).
+
+    Raises
+    ------
+    UsageError
+        When ``n`` < 2 (checked by :func:`cached_pathfinder`, which does the work).
+
+    References
+    ----------
+    N. Razin, A. Maman, N. Cohen, "Implicit Regularization in Hierarchical Tensor Factorization and Deep
+    Convolutional Neural Networks", ICML 2022, §5 (the Pathfinder task).
     """
     return cached_pathfinder(config, n, seed, None)
 
 
 def cached_pathfinder(config: PathfinderConfig, n: int, seed: int, cache_dir: str | Path | None,
                       progress: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``generate_pathfinder`` read from (or written to) ``cache_dir/pathfinder-L<L>-<key>.npz`` when a directory
-    is given; the key hashes the configuration, ``n`` and ``seed``."""
+    """:func:`generate_pathfinder`, read from or written to a cache of compressed ``.npz`` files.
+
+    With ``cache_dir`` the result is read from ``cache_dir/pathfinder-L<L>-<key>.npz`` when that file exists
+    (``key`` from :meth:`PathfinderConfig.key`), else generated and written there (through a ``.partial.npz``
+    file renamed when complete).
+
+    Parameters
+    ----------
+    config : PathfinderConfig
+        The geometry; with ``n`` and ``seed`` it makes the cache file's key.
+    n : int
+        How many images to read or generate, at least 2.
+    seed : int
+        The generation seed, also part of the cache key, so no other seed's file is ever read.
+    cache_dir : str or Path or None
+        The cache directory (created when needed); ``None`` generates without caching.
+    progress : bool, optional
+        Show a progress bar while generating. Default False.
+
+    Returns
+    -------
+    images : numpy.ndarray
+        Shape (n, output_size, output_size), uint8.
+    labels : numpy.ndarray
+        Shape (n,), int64, 1 = markers on the same snake.
+    markers : numpy.ndarray
+        Shape (n, 2, 2), the marker centres as (row, col) in generated pixels.
+
+    Raises
+    ------
+    UsageError
+        When ``n`` < 2, before any cache file is looked at.
+    """
     if n < 2:
         raise UsageError(f"n must be >= 2, got {n}")
     path = None if cache_dir is None else Path(cache_dir) / f"pathfinder-L{config.length}-{config.key(n, seed)}.npz"
@@ -279,8 +401,32 @@ def cached_pathfinder(config: PathfinderConfig, n: int, seed: int, cache_dir: st
 
 @dataclass(frozen=True)
 class Pathfinder:
-    """Pathfinder images (n, 1, H, W) uint8 with labels (n,) float; patches I, J of the regularizer are random
-    non-overlapping ``patch_size``×``patch_size`` squares, drawn anew for every batch (the paper: 2×2)."""
+    """The Pathfinder task: images with labels, and random patch pairs for the regularizer.
+
+    Patches I and J of the regularizer are random non-overlapping ``patch_size``×``patch_size`` squares, drawn
+    anew for every batch (the paper: 2×2). Validated at construction.
+
+    Attributes
+    ----------
+    images : Tensor
+        Shape (n, 1, H, W), uint8.
+    labels : Tensor
+        Shape (n,), float, 1 = both markers on the same snake.
+    patch_size : int
+        Side of the regularizer's square patches, in pixels. Default 2.
+
+    Raises
+    ------
+    UsageError
+        When ``images`` is not a 4-dimensional uint8 tensor or ``labels`` is not of shape (n,).
+    ValueError
+        When two ``patch_size``×``patch_size`` patches do not fit in an image.
+
+    References
+    ----------
+    N. Razin, A. Maman, N. Cohen, "Implicit Regularization in Hierarchical Tensor Factorization and Deep
+    Convolutional Neural Networks", ICML 2022, §5 (Pathfinder; the regularizer on random non-overlapping 2×2 patches).
+    """
 
     images: Tensor
     labels: Tensor
@@ -296,6 +442,29 @@ class Pathfinder:
     @classmethod
     def generate(cls, config: PathfinderConfig, n: int, seed: int, cache_dir: str | Path | None = None,
                  patch_size: int = 2, progress: bool = False) -> Pathfinder:
+        """Generate (or read from the cache) ``n`` images with :func:`cached_pathfinder`.
+
+        Parameters
+        ----------
+        config : PathfinderConfig
+            The geometry of the images, passed on to :func:`cached_pathfinder`.
+        n : int
+            The size of the task, at least 2.
+        seed : int
+            The seed of the images (the regularizer's patch pairs are drawn later, from :meth:`patches`'s
+            generator).
+        cache_dir : str or Path or None, optional
+            The cache directory; ``None`` (the default) generates without caching.
+        patch_size : int, optional
+            Side of the regularizer's patches. Default 2.
+        progress : bool, optional
+            Show a progress bar while generating. Default False.
+
+        Returns
+        -------
+        Pathfinder
+            Images (n, 1, output_size, output_size) uint8 and labels (n,) float.
+        """
         images, labels, _ = cached_pathfinder(config, n, seed, cache_dir, progress)
         return cls(torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels).float(), patch_size)
 
@@ -303,11 +472,48 @@ class Pathfinder:
         return len(self.labels)
 
     def patches(self, generator: torch.Generator) -> tuple[Box, Box]:
+        """Patches I and J of the regularizer for one batch (see :func:`random_patch_pair`).
+
+        Parameters
+        ----------
+        generator : torch.Generator
+            The source of the random positions.
+
+        Returns
+        -------
+        tuple of Box
+            Two non-overlapping ``patch_size``×``patch_size`` squares at uniformly random positions.
+        """
         return random_patch_pair(tuple(self.images.shape[2:]), self.patch_size, generator)
 
     def to(self, device: torch.device | str) -> Pathfinder:
+        """The same task with its uint8 images and float labels on ``device``.
+
+        Parameters
+        ----------
+        device : torch.device or str
+            The device :meth:`batch` will index and return batches on.
+
+        Returns
+        -------
+        Pathfinder
+            A new task with the same ``patch_size``; ``self`` keeps its tensors where they were.
+        """
         return Pathfinder(self.images.to(device), self.labels.to(device), self.patch_size)
 
     def batch(self, index: Tensor) -> tuple[Tensor, Tensor]:
-        """Images (b, 1, H, W) float in [0, 1] and labels (b,)."""
+        """The images and labels at ``index``.
+
+        Parameters
+        ----------
+        index : Tensor
+            Shape (b,), long indices, on the task's device.
+
+        Returns
+        -------
+        x : Tensor
+            Shape (b, 1, H, W), float32 in [0, 1] (the stored bytes / 255).
+        y : Tensor
+            Shape (b,), float labels.
+        """
         return self.images[index].float() / 255, self.labels[index]

@@ -11,7 +11,28 @@ from torch import Tensor, nn
 
 
 class PlainCNN(nn.Module):
-    """conv-BN-ReLU blocks (channel count ``width``·2^⌊i/2⌋), global average pooling, one logit."""
+    """A plain CNN with one logit: conv-BN-ReLU blocks, global average pooling, a linear map.
+
+    Block i = 0..depth−1 is a 3×3 convolution (padding 1; stride 1 for the first block, 2 for the others) with
+    ``width``·2^⌊i/2⌋ output channels, then batch normalization (when ``batch_norm``; the convolution has a
+    bias only without it) and ReLU.
+
+    Parameters
+    ----------
+    in_channels : int, optional
+        Channels of the input images. Default 1.
+    width : int, optional
+        Channels of the first block. Default 16.
+    depth : int, optional
+        Number of blocks. Default 4.
+    batch_norm : bool, optional
+        Batch normalization after every convolution. Default True.
+
+    Raises
+    ------
+    ValueError
+        When ``in_channels``, ``width`` or ``depth`` is below 1.
+    """
 
     def __init__(self, *, in_channels: int = 1, width: int = 16, depth: int = 4, batch_norm: bool = True) -> None:
         super().__init__()
@@ -34,5 +55,16 @@ class PlainCNN(nn.Module):
         self.head = nn.Linear(channels, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        """The logit f(x), shape (batch,)."""
+        """The logit f(x) of the conv-BN-ReLU blocks after global average pooling.
+
+        Parameters
+        ----------
+        x : Tensor
+            A batch of (batch, in_channels, H, W) images; any H and W, the pooling removes them.
+
+        Returns
+        -------
+        Tensor
+            Shape (batch,): f(x) for each image, the input to binary cross-entropy.
+        """
         return self.head(self.features(x).mean(dim=(2, 3))).squeeze(1)

@@ -42,12 +42,51 @@ class LocalityDataset(Protocol):
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """Optimizer, stopping and regularization settings of one run.
+    """Optimizer, stopping and regularization settings of one run, validated at construction.
 
-    reg_weight : λ in loss = BCE + λ·R (0: plain training, no double backward).
-    epochs_after_fit : stop this many epochs after the first epoch at 100% train accuracy.
-    checkpoint_every : save a checkpoint every k epochs (0: never) when a run directory is given.
-    device : "auto" (CUDA when present), "cpu" or "cuda".
+    The defaults are the paper's: SGD lr 0.01, momentum 0.9, batch 64, at most 150 epochs, stop 20 epochs after
+    the first epoch at 100% train accuracy.
+
+    Attributes
+    ----------
+    lr : float
+        SGD learning rate, > 0. Default 0.01.
+    momentum : float
+        SGD momentum, in [0, 1). Default 0.9.
+    batch_size : int
+        Samples per batch, >= 2 (patches are exchanged between samples). Default 64.
+    max_epochs : int
+        The most epochs to train. Default 150.
+    epochs_after_fit : int
+        Stop this many epochs after the first epoch at 100% train accuracy. Default 20.
+    reg_weight : float
+        λ in loss = BCE + λ·R, >= 0; 0 is plain training, without double backward. Default 0.
+    eps : float
+        Added to the gradient norms in R. Default 1e-8.
+    weight_decay : float
+        SGD weight decay, >= 0. Default 0.
+    seed : int
+        Seeds the data order, patch choices and shuffles of every epoch (from (seed, epoch)) and the final
+        measurement of R. Default 0.
+    eval_every : int
+        Measure the test accuracy every k epochs (and always after the last one). Default 1.
+    checkpoint_every : int
+        Save a checkpoint every k epochs when a run directory is given; 0 never. Default 1.
+    device : str
+        ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``. Default ``"auto"``.
+    progress : bool
+        Show a progress bar. Default True.
+
+    Raises
+    ------
+    UsageError
+        When a field is out of range (see above).
+
+    References
+    ----------
+    N. Razin, A. Maman, N. Cohen, "Implicit Regularization in Hierarchical Tensor Factorization and Deep
+    Convolutional Neural Networks", ICML 2022, §5 (training: SGD lr 0.01, momentum 0.9,
+    batch 64, no augmentation, at most 150 epochs, stop 20 epochs after 100% train accuracy).
     """
 
     lr: float = 0.01
@@ -88,6 +127,14 @@ class TrainingConfig:
             raise UsageError(f"device must be one of ('auto', 'cpu', 'cuda'), got {self.device!r}")
 
     def torch_device(self) -> torch.device:
+        """The device to train on.
+
+        Returns
+        -------
+        torch.device
+            ``cuda`` when ``device`` is ``"auto"`` and CUDA is available, ``cpu`` for ``"auto"`` without it,
+            otherwise ``device`` itself.
+        """
         if self.device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
         return torch.device(self.device)
@@ -99,7 +146,45 @@ def _generator(seed: int, epoch: int) -> torch.Generator:
 
 def training_step(model: nn.Module, x: Tensor, y: Tensor, patches: tuple[Box, Box], permutation: Tensor,
                   reg_weight: float, eps: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Loss = BCE(f(x), y) + λ·R and its parts (loss, bce, R, logits); R is not computed when λ = 0."""
+    """The loss of one batch, loss = BCE(f(x), y) + λ·R, and its parts.
+
+    BCE is the mean binary cross-entropy of the logits. When λ > 0, ``x`` is marked ``requires_grad`` (in place)
+    and R comes from :func:`interaction_regularizer`, with a graph for double backward; when λ = 0 R is not
+    computed.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network f: its logits enter the BCE and, when λ > 0, its input gradients enter R.
+    x : Tensor
+        The batch, shape (batch, C, H, W).
+    y : Tensor
+        Shape (batch,), float labels 0 or 1.
+    patches : tuple of Box
+        Patches I and J of the regularizer.
+    permutation : Tensor
+        Shape (batch,), long: the sample each x̃_b takes patch J from.
+    reg_weight : float
+        λ.
+    eps : float
+        Added to the gradient norms in R.
+
+    Returns
+    -------
+    loss : Tensor
+        Scalar, BCE + λ·R, to call ``backward`` on.
+    bce : Tensor
+        Scalar, the binary cross-entropy.
+    reg : Tensor
+        Scalar, R (0 when λ = 0).
+    logits : Tensor
+        Shape (batch,), f(x).
+
+    References
+    ----------
+    N. Razin, A. Maman, N. Cohen, "Implicit Regularization in Hierarchical Tensor Factorization and Deep
+    Convolutional Neural Networks", ICML 2022, §5 (loss = BCE + λ·R).
+    """
     if reg_weight == 0:
         logits = model(x)
         bce = F.binary_cross_entropy_with_logits(logits, y)
@@ -113,7 +198,24 @@ def training_step(model: nn.Module, x: Tensor, y: Tensor, patches: tuple[Box, Bo
 
 @torch.no_grad()
 def accuracy(model: nn.Module, data: LocalityDataset, batch_size: int = 512) -> float:
-    """Fraction of samples whose logit sign matches the label (model in eval mode)."""
+    """The fraction of samples whose predicted class (logit > 0 means 1) matches the label.
+
+    The model runs in eval mode without gradients; its previous mode is restored.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network, one logit per sample.
+    data : LocalityDataset
+        The samples (a task such as :class:`IsSameClass` or :class:`Pathfinder`), on the model's device.
+    batch_size : int, optional
+        Samples per forward pass. Default 512.
+
+    Returns
+    -------
+    float
+        The accuracy, in [0, 1].
+    """
     was_training = model.training
     model.eval()
     correct = 0
@@ -126,8 +228,36 @@ def accuracy(model: nn.Module, data: LocalityDataset, batch_size: int = 512) -> 
 
 def measure_interaction(model: nn.Module, data: LocalityDataset, seed: int = 0, batch_size: int = 256,
                         eps: float = 1e-8) -> float:
-    """The regularizer R = mean_b |⟨ĝ_b, g̃_b⟩| over ``data`` with the model in eval mode: 1 when f ignores the
-    interaction between patches I and J, lower the more the gradient on I depends on patch J."""
+    """The regularizer R = mean_b |⟨ĝ_b, g̃_b⟩| over ``data``, with the model in eval mode.
+
+    R is 1 when f ignores the interaction between patches I and J and lower the more the gradient on I depends
+    on patch J. It is computed on consecutive batches (a last batch of one sample is skipped), each with its own
+    patches and :func:`derangement` drawn from a generator seeded by ``seed``, and averaged weighted by batch
+    size. The model's previous mode is restored.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network, one logit per sample.
+    data : LocalityDataset
+        The samples, on the model's device (at least 2).
+    seed : int, optional
+        Seeds the patches and permutations. Default 0.
+    batch_size : int, optional
+        Samples per batch. Default 256.
+    eps : float, optional
+        Added to the gradient norms. Default 1e-8.
+
+    Returns
+    -------
+    float
+        R averaged over the samples, in [0, 1] (up to ``eps``).
+
+    References
+    ----------
+    N. Razin, A. Maman, N. Cohen, "Implicit Regularization in Hierarchical Tensor Factorization and Deep
+    Convolutional Neural Networks", ICML 2022, §5 (the regularizer R).
+    """
     was_training = model.training
     model.eval()
     generator = torch.Generator().manual_seed(seed)
@@ -160,11 +290,40 @@ def epoch_loop(
     """What minibatch training of a network shares, epoch by epoch: stopping, recording, progress, checkpoints
     and divergence.
 
-    From epoch ``len(history)`` (a resumed run continues there) to ``max_epochs - 1``, unless ``stop(epoch)``
-    ends training first: ``run_epoch(epoch)`` trains one epoch and returns its row, whose ``train_loss`` is the
-    epoch's mean loss; a NaN/inf ``train_loss`` raises ``FloatingPointError`` naming the epoch (with ``hint``),
-    the rows recorded until then kept in ``history``; otherwise the row is appended to ``history``, the
-    progress bar moves (``show(row)`` adds to its text) and ``after_epoch(epoch)`` runs (checkpoints, logs).
+    Runs epochs from ``len(history)`` (a resumed run continues there) to ``max_epochs - 1``, unless
+    ``stop(epoch)`` ends training first. Each epoch ``run_epoch(epoch)`` trains and returns its row; the row is
+    appended to ``history``, the progress bar moves and ``after_epoch(epoch)`` runs.
+
+    Parameters
+    ----------
+    run_epoch : callable
+        ``run_epoch(epoch) -> dict``: trains one epoch (0-based) and returns its row, whose ``train_loss`` is the
+        epoch's mean loss.
+    history : list of dict
+        The rows recorded so far; appended to in place.
+    max_epochs : int
+        The epoch count at which training ends.
+    stop : callable, optional
+        ``stop(epoch) -> bool``, asked before each epoch; True ends training. ``None`` (default): never.
+    after_epoch : callable, optional
+        ``after_epoch(epoch)``, run after each recorded epoch (checkpoints, logs). Default ``None``.
+    progress : bool, optional
+        Show a progress bar. Default True.
+    hint : str, optional
+        What the divergence error advises. Default ``"lower the learning rate"``.
+    show : callable, optional
+        ``show(row) -> dict of str``: the progress bar's text for a row. ``None`` (default) shows the loss.
+
+    Returns
+    -------
+    list of dict
+        ``history``, with the new rows.
+
+    Raises
+    ------
+    FloatingPointError
+        When an epoch's ``train_loss`` is NaN or infinite; the message names the epoch and ``hint``, and the rows
+        recorded until then stay in ``history``.
     """
     bar = progress_bar(max_epochs, initial=len(history), unit="epoch", enabled=progress)
     try:
@@ -188,11 +347,46 @@ def epoch_loop(
 
 def train_classifier(model: nn.Module, train: LocalityDataset, test: LocalityDataset, config: TrainingConfig,
                      run_dir: str | Path | None = None) -> dict:
-    """Train ``model`` on ``train`` and return the summary (last/best test accuracy, the final regularizer value R on
-    the test set, epochs, fit epoch, time).
+    """Train a one-logit network on a locality task with SGD, optionally with the interaction regularizer.
 
-    With ``run_dir``: writes config.json, a checkpoint every ``checkpoint_every`` epochs (resumed from if present),
-    metrics.jsonl (one row per epoch) and summary.json.
+    Each epoch shuffles ``train`` (the order, patches and permutations from a generator seeded by
+    (``config.seed``, epoch)), minimizes BCE + λ·R per batch (:func:`training_step`), and records the epoch's
+    mean loss, BCE, R and train accuracy (on the epoch's batches); the test accuracy is measured every
+    ``eval_every`` epochs and after the last one. Training stops after ``max_epochs`` or ``epochs_after_fit``
+    epochs after the first epoch at 100% train accuracy. The model is moved to the config's device and trained in
+    place.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The one-logit network f, moved to the config's device and trained in place.
+    train : LocalityDataset
+        The training task (:class:`IsSameClass` or :class:`Pathfinder`).
+    test : LocalityDataset
+        The test task.
+    config : TrainingConfig
+        Optimizer, stopping and regularization settings.
+    run_dir : str or Path or None, optional
+        Where to write ``config.json``, a checkpoint every ``checkpoint_every`` epochs (a run resumes from it when
+        present), ``metrics.jsonl`` (one row per epoch) and ``summary.json``. ``None`` (default): nothing is
+        written.
+
+    Returns
+    -------
+    dict
+        The summary: ``last_test_acc`` (the reported number), ``best_test_acc``, ``last_train_acc``,
+        ``test_interaction`` (R on the test set, :func:`measure_interaction`), ``epochs``, ``fit_epoch`` (1-based,
+        ``None`` if 100% train accuracy was never reached), ``seconds`` and ``train_images_per_second``.
+
+    Raises
+    ------
+    FloatingPointError
+        When the training loss becomes NaN or infinite.
+
+    References
+    ----------
+    N. Razin, A. Maman, N. Cohen, "Implicit Regularization in Hierarchical Tensor Factorization and Deep
+    Convolutional Neural Networks", ICML 2022, §5 (training set-up; the last test accuracy is reported).
     """
     device = config.torch_device()
     model.to(device).train()

@@ -5,6 +5,7 @@ Each shared flag is defined once here and means the same in every command that t
 ``--seeds``        a list of seeds (``0..4``, ``0,2,5`` or ``3``), one run each;
 ``--data``         a file, or a directory holding the command's known file names (see ``resolve_data``);
 ``--threads``      threads of this process's torch/BLAS pools (default: the package's thread policy);
+``--workers``      worker processes running in parallel (``sweep --executor local``, ``reproduce all``);
 ``--device``       ``auto`` (CUDA when present) | ``cpu`` | ``cuda[:N]``;
 ``--dtype``        ``float32`` | ``float64``;
 ``--resume``       continue unfinished runs found in ``--out``;
@@ -146,6 +147,29 @@ def add_threads(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=positive_int, default=None,
                    help="torch/BLAS threads of this process (default: the package's policy: one per run on "
                         "small problems, never more than the free cores)")
+
+
+def add_workers(p: argparse.ArgumentParser, unit: str, when: str, default: str, deprecated_jobs: bool = False) -> None:
+    """Add ``--workers N``: the worker processes a command runs in parallel, each running one ``unit`` at a time.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The command's parser.
+    unit : str
+        What one worker runs at a time ("experiment", "job").
+    when : str
+        In which mode the command has workers ("reproduce all", "--executor local").
+    default : str
+        The default, as the help shows it (the value itself is None: the command decides).
+    deprecated_jobs : bool, optional
+        Also accept the old ``--jobs N``, warning on one line that it is deprecated. Default False.
+    """
+    p.add_argument("--workers", type=positive_int, default=None,
+                   help=f"worker processes running in parallel ({when}), each running one {unit} at a time "
+                        f"(default: {default})")
+    if deprecated_jobs:
+        add_deprecated(p, "--jobs", "--workers", "workers", type=positive_int)
 
 
 def apply_threads(threads: int | None, work: float = 0.0) -> None:

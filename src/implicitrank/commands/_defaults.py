@@ -19,6 +19,10 @@ RUN = {
 # tf / htf: the tensor papers' global RMSprop eps (Razin et al. 2021, 2022: 1e-6; papers.md, conventions)
 # and a small order-3 problem.
 TENSOR = {**RUN, "shape": (8, 8, 8), "num_observations": 200, "eps": 1e-6}
+# tf / htf: the tensor papers' init, a per-entry std of the factors (papers.md): 1e-3 for CP (Razin & Cohen 2020's
+# 8×8×8 completion with R = 64, Razin et al. 2022's CP dynamics), 1e-2 for HT (Razin et al. 2022's HT dynamics).
+# It becomes the init_scale (||W(0)||_F) through the model's ``scale_for_entry_std``: 1.8e-7 for the CP default.
+INIT_STD = {"cp": 1e-3, "ht": 1e-2}
 TASKS = ("completion", "sensing")
 METHODS = ("gd", "global-rmsprop", "adam", "gradient-flow")  # run.METHODS
 DTYPES = ("float32", "float64")  # run.DTYPES

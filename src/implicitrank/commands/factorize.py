@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -81,9 +82,15 @@ def add_run_arguments(p: argparse.ArgumentParser, model: str) -> None:
         m.add_argument("--width", type=int, default=None, help="width of every internal node (default: up to the cap)")
         m.add_argument("--tree", default="balanced",
                        help="mode tree: balanced | opposite | windows | windows:HxW[:K] | a literal like ((0,1),(2,3))")
-    m.add_argument("--init-scale", type=float, nargs="+", default=[d["init_scale"]],
-                   help="init scale(s), one run each: the root-mean-square Frobenius norm of the end-to-end "
-                        "tensor at init, sqrt(E||W(0) - E W(0)||^2), for every model")
+    init = m.add_mutually_exclusive_group()  # two spellings of one size of W(0)
+    std = _defaults.INIT_STD.get(model)
+    init.add_argument("--init-scale", type=float, nargs="+", default=None if std else [d["init_scale"]],
+                      help="init scale(s), one run each: the root-mean-square Frobenius norm of the end-to-end "
+                           "tensor at init, sqrt(E||W(0) - E W(0)||^2), for every model"
+                           + (" (default: the one --init-std gives)" if std else ""))
+    init.add_argument("--init-std", type=float, nargs="+", default=[std] if std else None,
+                      help="init std(s), one run each, the tensor papers' convention: the std of every factor "
+                           "entry of the gaussian init, taken as the --init-scale that gives it")
     _common.add_seeds(m)
     o = p.add_argument_group("optimization")
     o.add_argument("--optimizer", choices=_defaults.METHODS, default=d["optimizer"], help="training method")
@@ -115,8 +122,46 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
     shared = {k: v for k, v in vars(args).items() if k in RunConfig.__dataclass_fields__}
     shared["data"] = _common.resolve_data(args.data, DATA_FILES)
     shared["shape"] = resolve_shape(args, shared["data"])
+    # --init-scale and --init-std exclude each other, but the command's default one is set even when the other is
+    # given: tf/htf default to --init-std, so a --init-scale given wins; mf to --init-scale, so a --init-std given.
+    by_std = args.init_std is not None and (args.init_scale is None or args.model not in _defaults.INIT_STD)
+    scales = scales_for_entry_std(args.init_std, shared) if by_std else args.init_scale
     return [RunConfig(**{**shared, "seed": s, "data_seed": ds, "init_scale": i, "lr": lr})
-            for s, ds, i, lr in itertools.product(args.seeds, args.data_seeds, args.init_scale, args.lr)]
+            for s, ds, i, lr in itertools.product(args.seeds, args.data_seeds, scales, args.lr)]
+
+
+def scales_for_entry_std(stds: list[float], shared: dict) -> list[float]:
+    """``--init-std`` as init scales: for each std, the ||W(0)||_F whose gaussian init draws every factor entry with it.
+
+    Parameters
+    ----------
+    stds : list of float
+        The per-entry stds of the factors (the tensor papers' convention).
+    shared : dict
+        The ``RunConfig`` fields the runs share; they configure the model whose ``scale_for_entry_std`` converts.
+
+    Returns
+    -------
+    list of float
+        One init_scale per std.
+
+    Raises
+    ------
+    UsageError
+        When a std is not positive, or gives an init_scale outside float64.
+    """
+    from ..run import MODELS, RunConfig
+
+    model = MODELS[shared["model"]].build(RunConfig(**{**shared, "init_scale": 1.0, "lr": 1.0}))  # (per-run values)
+    scales = []
+    for std in stds:
+        if not 0 < std < math.inf:
+            raise UsageError(f"--init-std must be positive (finite and > 0), got {std}")
+        try:
+            scales.append(model.scale_for_entry_std(std))
+        except ValueError as err:  # an init_scale outside float64
+            raise UsageError(f"--init-std {std:g}: {err}") from err
+    return scales
 
 
 def resolve_shape(args: argparse.Namespace, data: str | None) -> tuple[int, ...]:

@@ -5,6 +5,7 @@ Exits 0 when every claim of the figure holds (on the mean over seeds), 1 otherwi
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from ..errors import UsageError
@@ -19,6 +20,10 @@ def _float_list(text: str) -> list[float]:
     except ValueError as err:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from err
     return values
+
+
+RESNETS = ("resnet18", "resnet34")
+PLAIN_CHANNELS = 16  # cnn.PlainCNN's default width
 
 
 def register(subparsers) -> None:
@@ -46,8 +51,14 @@ def register(subparsers) -> None:
                          help="preset set-up: quick runs on 2 CPU cores in minutes, paper is the published one")
         sub.add_argument("--reg-weights", type=_float_list, help="λ values, e.g. 0,1 (default: the scale's)")
         _common.add_seeds(sub, (0, 1), what="seeds")
-        sub.add_argument("--model", choices=("plain", "resnet18", "resnet34"), help="network (default: the scale's)")
-        sub.add_argument("--width", type=float, help="ResNet width multiplier or plain CNN channels")
+        sub.add_argument("--model", choices=("plain", *RESNETS), help="network (default: the scale's)")
+        sub.add_argument("--width-multiplier", type=float,
+                         help="--model resnet18|resnet34: multiplier of the stage widths 64, 128, 256, 512 "
+                              "(default: the scale's if it trains a ResNet, else 1)")
+        sub.add_argument("--base-channels", type=_common.positive_int,
+                         help="--model plain: channels of the first two blocks, doubled every two blocks "
+                              f"(default: the scale's if it trains the plain CNN, else {PLAIN_CHANNELS})")
+        sub.add_argument("--width", dest="removed_width", help=argparse.SUPPRESS)  # refused: it meant two things
         sub.add_argument("--n-train", type=int, help="training samples")
         sub.add_argument("--n-test", type=int, help="test samples")
         sub.add_argument("--epochs", type=int, help="maximum epochs")
@@ -64,17 +75,56 @@ def register(subparsers) -> None:
         sub.set_defaults(func=run_locality)
 
 
+def network_width(args: argparse.Namespace, scale_model: str) -> float | None:
+    """``LocalitySetup.width`` from ``--width-multiplier`` (ResNets) or ``--base-channels`` (plain CNN).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``locality`` arguments (``model``, ``width_multiplier``, ``base_channels``).
+    scale_model : str
+        The network of the ``--scale`` set-up.
+
+    Returns
+    -------
+    float or None
+        The flag's value; None keeps the scale's width, unless ``--model`` picks the other kind of network than
+        ``scale_model``, whose default width (1 for a ResNet, 16 channels for the plain CNN) it then is.
+
+    Raises
+    ------
+    UsageError
+        When the flag given is the other network's, or its value is not positive.
+    """
+    model = args.model or scale_model
+    resnet = model in RESNETS
+    flags = {"--width-multiplier": args.width_multiplier, "--base-channels": args.base_channels}
+    flag, other = ("--width-multiplier", "--base-channels") if resnet else ("--base-channels", "--width-multiplier")
+    if flags[other] is not None:
+        raise UsageError(f"{other} does not apply to --model {model}, which takes {flag}")
+    if flags[flag] is not None:
+        if not 0 < flags[flag] < math.inf:
+            raise UsageError(f"{flag} must be positive (finite and > 0), got {flags[flag]}")
+        return float(flags[flag])
+    if resnet != (scale_model in RESNETS):
+        return 1.0 if resnet else float(PLAIN_CHANNELS)
+    return None
+
+
 def run_locality(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from ..threads import LARGE_WORK
 
+    if args.removed_width is not None:
+        raise UsageError("--width is gone (it meant two things): use --width-multiplier for --model resnet18|resnet34 "
+                         "or --base-channels for --model plain")
     _common.apply_threads(args.threads, work=LARGE_WORK)  # convolution networks: the free cores
     from ..experiments.locality import aggregate, claims, run_sweep, setup_for, summary_markdown
 
     setup = setup_for(args.task, args.scale)
-    fields = {"reg_weights": args.reg_weights, "model": args.model, "width": args.width, "n_train": args.n_train,
-              "n_test": args.n_test}
+    fields = {"reg_weights": args.reg_weights, "model": args.model, "width": network_width(args, setup.model),
+              "n_train": args.n_train, "n_test": args.n_test}
     training = {"max_epochs": args.epochs, "epochs_after_fit": args.epochs_after_fit,
                 "batch_size": args.batch_size, "lr": args.lr, "device": args.device}
     out = args.out or default_out("locality")
@@ -89,8 +139,6 @@ def run_locality(args: argparse.Namespace) -> int:
     else:
         fields.update(difficulties=args.lengths, patch_size=args.patch_size,
                       cache_dir=args.cache_dir or str(Path(out) / "pathfinder-cache"))
-    if args.model is not None and args.model != "plain" and args.width is None:
-        fields["width"] = 1.0
     setup = replace(setup, **{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items() if v is not None},
                     training=replace(setup.training, **{k: v for k, v in training.items() if v is not None}))
     earlier = Path(out) / setup.task

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import OutputExistsError, UsageError
+from ..errors import OutputExistsError
 from ..threads import available_cores, pin_threads
 from ._common import (
     add_data,
@@ -26,6 +26,7 @@ from ._common import (
     add_progress,
     add_tensorboard,
     add_threads,
+    add_workers,
     default_out,
     resolve_data,
     seed_list,
@@ -49,9 +50,8 @@ def register(subparsers) -> None:
     p.add_argument("--seeds", type=seed_list, default=None,
                    help="the repetitions' seeds, e.g. 0..2 for three (default: the scale's own)")
     add_data(p, "data the experiment can use: MovieLens u.data, MNIST/Fashion-MNIST IDX directory, CIFAR-10 batches")
-    p.add_argument("--jobs", type=int, default=None,
-                   help="experiments run at once by 'all' (default: one per core at test and quick scale, "
-                        "1 at paper scale, whose runs use every core)")
+    add_workers(p, "experiment", "reproduce all", "one per core at test and quick scale, 1 at paper scale, whose "
+                "runs use every core", deprecated_jobs=True)
     p.add_argument("--resume", action="store_true",
                    help="--out holds an earlier reproduce: run only the experiments it has not finished (claims.json)")
     add_threads(p)
@@ -95,8 +95,6 @@ def run_reproduce(args: argparse.Namespace) -> int:
         for name in MODULES:
             print(f"{name:32s} {experiment(name).TITLE}")
         return 0
-    if args.jobs is not None and args.jobs < 1:
-        raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
     if args.tensorboard:
         from ..tensorboard import require
 
@@ -109,16 +107,16 @@ def run_reproduce(args: argparse.Namespace) -> int:
         check_data(args.name, args.data)
     out = args.out or default_out("reproduce")
     names = unfinished(names, out, args.resume)
-    jobs = args.jobs or (1 if args.scale == "paper" else available_cores())
-    jobs = max(1, min(jobs, len(names)))
+    workers = args.workers or (1 if args.scale == "paper" else available_cores())
+    workers = max(1, min(workers, len(names)))
     from .. import provenance
 
     started = provenance.now()
     with _environment(**({"TQDM_DISABLE": "1"} if args.no_progress else {})):
-        if jobs == 1:
+        if workers == 1:
             done = _run_serial(names, args, out)
         else:
-            done = _run_parallel(names, args, out, jobs)
+            done = _run_parallel(names, args, out, workers)
     failed = sum(c.status == "fail" for claims in done.values() for c in claims)
     if args.name == "all":  # every experiment, those finished earlier (--resume) too
         failed = write_summary(out, args.scale, list(MODULES), started)
@@ -192,8 +190,8 @@ def _ours(claim: dict) -> str:
     return "—" if not values else str(values[0] if len(values) == 1 else values)
 
 
-def _run_parallel(names: list[str], args: argparse.Namespace, out: Path, jobs: int) -> dict[str, list[Claim]]:
-    """Run ``names`` on ``jobs`` worker processes (one torch thread each, or ``--threads``), longest first."""
+def _run_parallel(names: list[str], args: argparse.Namespace, out: Path, workers: int) -> dict[str, list[Claim]]:
+    """Run ``names`` on ``workers`` worker processes (one torch thread each, or ``--threads``), longest first."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
@@ -202,12 +200,12 @@ def _run_parallel(names: list[str], args: argparse.Namespace, out: Path, jobs: i
 
     threads = args.threads or 1
     order = sorted(names, key=lambda n: QUICK_SECONDS.get(n, 0), reverse=True)
-    print(f"running {len(order)} experiments, {jobs} at a time, longest first ({', '.join(order)}); "
+    print(f"running {len(order)} experiments, {workers} at a time, longest first ({', '.join(order)}); "
           f"each one's output goes to {out}/<name>/log.txt", flush=True)
     finished: dict[str, list[Claim]] = {}
     # Workers log to files: their progress bars would interleave on the console.
     with _environment(TQDM_DISABLE="1"), ProcessPoolExecutor(
-            jobs, mp_context=multiprocessing.get_context("spawn"), initializer=start_worker,
+            workers, mp_context=multiprocessing.get_context("spawn"), initializer=start_worker,
             initargs=(threads, os.getpid())) as pool:
         pending: dict[Future, str] = {
             pool.submit(_reproduce_logged, name, args.scale, out / name, args.seeds, args.data, threads,

@@ -106,16 +106,33 @@ def setting_configs(cfg: CompletionScale, task: str, observations: int, seeds) -
                         seeds, cfg.sensing_optimizer if task == "sensing" else "global-rmsprop")
 
 
-def factorization_rows(configs: list[RunConfig], label: dict, progress: bool) -> list[dict]:
-    """Train ``configs`` and return one tidy row per run (``label`` columns first)."""
+def factorization_rows(parts: list[tuple[dict, list[RunConfig]]], progress: bool) -> list[dict]:
+    """Train every part's configs as one grid (so batches of all parts share the workers) and return one tidy
+    row per run, each part's ``label`` columns first.
+
+    Parameters
+    ----------
+    parts : list of (dict, list of RunConfig)
+        Each part's label columns and its runs.
+    progress : bool
+        Show each batch's progress bar when the grid trains serially.
+
+    Returns
+    -------
+    list of dict
+        One row per run, in the parts' order.
+    """
+    every = [c for _, configs in parts for c in configs]
+    results = iter(run_grid(every, progress=progress))
     rows = []
-    for result in run_grid(configs, progress=progress):
-        c, s = result.config, result.summary
-        rows.append(label | {"method": f"depth {c.depth}", "depth": c.depth, "init_scale": c.init_scale,
-                             "init_norm": c.init_scale, "seed": c.seed,
-                             "error": s["reconstruction_error_squared"], "nuclear_norm": s["nuclear_norm"],
-                             "effective_rank": s["effective_rank"], "status": s["status"], "steps": s["steps"],
-                             "train_loss": s["train_loss"]})
+    for label, configs in parts:
+        for _, result in zip(configs, results):
+            c, s = result.config, result.summary
+            rows.append(label | {"method": f"depth {c.depth}", "depth": c.depth, "init_scale": c.init_scale,
+                                 "init_norm": c.init_scale, "seed": c.seed,
+                                 "error": s["reconstruction_error_squared"], "nuclear_norm": s["nuclear_norm"],
+                                 "effective_rank": s["effective_rank"], "status": s["status"], "steps": s["steps"],
+                                 "train_loss": s["train_loss"]})
     return rows
 
 
@@ -151,11 +168,9 @@ def run(scale: str, out_dir: Path, seeds, data: str | None) -> list[Claim]:
     seeds = seed_list(seeds, cfg.seeds)
     progress = scale != "test"
     parts = settings(cfg)
-    rows = []
-    for task, m in parts:
-        label = {"task": task, "observations": m}
-        configs = setting_configs(cfg, task, m, seeds)
-        rows += factorization_rows(configs, label, progress)
+    grid = [({"task": task, "observations": m}, setting_configs(cfg, task, m, seeds)) for task, m in parts]
+    rows = factorization_rows(grid, progress)
+    for label, configs in grid:
         rows += baseline_rows(configs[0], seeds, label)
     truth = truth_effective_rank(cfg.size, cfg.rank)
     for row in rows:

@@ -73,16 +73,14 @@ def observations_needed(rows: list[dict], observations: tuple[int, ...], **match
 def run(scale: str, out_dir: Path, seeds, data: str | None) -> list[Claim]:
     cfg = SCALES[scale]
     seeds = seed_list(seeds, cfg.seeds)
-    rows = []
-    for rank in cfg.ranks:
-        for m in cfg.observations:
-            label = {"rank": rank, "observations": m}
-            # depth 1 is the control: gradient descent on W itself has no low-rank bias
-            norm = INIT_SCALE * math.sqrt(cfg.size)
-            configs = grid_configs(cfg.size, rank, "completion", m, (1, *cfg.depths), (norm,), cfg.lr,
-                                   cfg.max_steps, seeds)
-            rows += factorization_rows(configs, label, progress=scale != "test")
-            rows += baseline_rows(configs[0], seeds, label)
+    # depth 1 is the control: gradient descent on W itself has no low-rank bias
+    norm = INIT_SCALE * math.sqrt(cfg.size)
+    grid = [({"rank": rank, "observations": m},
+             grid_configs(cfg.size, rank, "completion", m, (1, *cfg.depths), (norm,), cfg.lr, cfg.max_steps, seeds))
+            for rank in cfg.ranks for m in cfg.observations]
+    rows = factorization_rows(grid, progress=scale != "test")
+    for label, configs in grid:
+        rows += baseline_rows(configs[0], seeds, label)
     write_csv(out_dir / "figure1.csv", rows)
     _plot(rows, cfg, out_dir / "figure1.png")
     return claims(rows, cfg, seeds)

@@ -36,8 +36,25 @@ RULES = ("all", "median")
 
 
 def seed_list(seeds, default: int | Sequence[int]) -> tuple[int, ...]:
-    """The seeds an experiment runs: ``seeds`` as a count (``3`` -> 0, 1, 2) or as the seeds themselves (a list
-    or tuple), ``default`` (same forms) when None."""
+    """The seeds an experiment runs.
+
+    Parameters
+    ----------
+    seeds : int, sequence of int or None
+        A count (``3`` -> 0, 1, 2) or the seeds themselves (a list or tuple); None takes ``default``.
+    default : int or sequence of int
+        The seeds when ``seeds`` is None, in the same forms.
+
+    Returns
+    -------
+    tuple of int
+        The seeds, in the order given.
+
+    Raises
+    ------
+    UsageError
+        For a bool, a count below 1, or seeds that are empty, repeated or negative.
+    """
     chosen = default if seeds is None else seeds
     if isinstance(chosen, bool):
         raise UsageError(f"seeds must be a count >= 1 or a list of seeds, got {chosen!r}")
@@ -157,7 +174,48 @@ def _spread(values: list):
 
 @dataclass(frozen=True)
 class Claim:
-    """One claim, its numbers and its verdict (see the module docstring)."""
+    """One claim, its numbers and its verdict (see the module docstring).
+
+    Attributes
+    ----------
+    claim : str
+        The claim in words.
+    status : str
+        ``pass``, ``fail`` or ``not run``.
+    test : str or None
+        One of ``TESTS`` (None for a claim not run). Default None.
+    parameter : float, str or None
+        The test's parameter (a tolerance, a bound, an ordering). Default None.
+    reference : float, list or None
+        The value the test compares with (``relative``, ``absolute``, ``factor``), if any. Default None.
+    published : Published or None
+        The paper's value and where it is, if the paper gives one. Default None.
+    derived : str or None
+        How we derived the reference when it is not the paper's (a formula). Default None.
+    seeds : tuple of int
+        The seeds of the runs. Default ().
+    per_seed : tuple
+        Our value for each seed (a number or a list). Default ().
+    aggregate : float, list or None
+        The median over seeds (element-wise for lists). Default None.
+    spread : list or None
+        [min, max] over seeds (element-wise for lists); None when a value is missing. Default None.
+    rule : str
+        The seed rule: ``all`` or ``median``. Default ``"all"``.
+    holds_in : int
+        In how many seeds the test holds. Default 0.
+    missing : int
+        How many seeds' values are missing (NaN, inf or None). Default 0.
+    note : str
+        Remarks shown beside the verdict. Default ``""``.
+    control : Claim or None
+        The same test on a control run, which must fail; not compared by ``==``. Default None.
+
+    Raises
+    ------
+    ValueError
+        On construction, when ``status`` is not one of ``STATUSES``.
+    """
 
     claim: str
     status: str
@@ -182,6 +240,7 @@ class Claim:
 
     @property
     def passed(self) -> bool:
+        """Whether the status is ``pass``."""
         return self.status == "pass"
 
     @property
@@ -192,7 +251,14 @@ class Claim:
         return f"{describe(self.test, self.parameter, self.reference)}; {rule_text(self.rule, len(self.per_seed))}"
 
     def to_dict(self) -> dict:
-        """The claim as JSON-ready data (claims.json), its control nested."""
+        """The claim as JSON-ready data (claims.json), its control nested.
+
+        Returns
+        -------
+        dict
+            Every field (tuples as lists, ``published`` as its ``to_dict``), with ``passed`` and ``tolerance``
+            (the test as applied, in words).
+        """
         return {"claim": self.claim, "status": self.status, "passed": self.passed, "test": self.test,
                 "parameter": self.parameter, "tolerance": self.tolerance, "reference": self.reference,
                 "published": None if self.published is None else self.published.to_dict(),
@@ -214,8 +280,45 @@ def evaluate(claim: str, test: str, parameter, per_seed: Sequence, *, seeds: Ite
              note: str = "", control: Claim | None = None) -> Claim:
     """A claim evaluated over seeds: ``per_seed[i]`` is our value for ``seeds[i]`` (a number or a list).
 
-    ``reference`` defaults to the published value (tests ``relative`` and ``factor`` need one). Missing numbers
-    (NaN, inf, None, of any numeric type, anywhere) fail the claim.
+    Missing numbers (NaN, inf, None, of any numeric type, anywhere) fail the claim. With rule ``all`` the claim
+    passes when the test holds in every seed; with ``median`` when it holds on the median and in a majority
+    (n // 2 + 1 of n) of seeds.
+
+    Parameters
+    ----------
+    claim : str
+        The claim in words.
+    test : str
+        One of ``TESTS`` (see the module docstring).
+    parameter : float or str
+        The test's parameter; for ``ordering`` one of ``ORDERINGS``.
+    per_seed : sequence
+        Our value for each seed: Python, NumPy or torch numbers or arrays, or nested lists of them.
+    seeds : iterable of int or None, optional
+        The seeds of ``per_seed``. Default None: 0, 1, ..., len(per_seed) − 1.
+    reference : float, list or None, optional
+        The value compared with. Default None: the published value for ``relative``, ``absolute`` and ``factor``.
+    published : Published or None, optional
+        The paper's value and its place. Default None.
+    derived : str or None, optional
+        How a reference that is not the paper's was derived. Default None.
+    rule : str, optional
+        ``all`` or ``median``. Default ``"all"``.
+    note : str, optional
+        A remark kept with the claim. Default ``""``.
+    control : Claim or None, optional
+        The same test on a control run (it must fail). Default None.
+
+    Returns
+    -------
+    Claim
+        Status ``pass`` or ``fail`` with its numbers: per-seed values, median, spread, seeds where it holds.
+
+    Raises
+    ------
+    ValueError
+        For an unknown test, rule or ordering, a count of values unequal to the count of seeds, or a test that
+        needs a reference without one.
     """
     if test not in TESTS:
         raise ValueError(f"test must be one of {TESTS}, got {test!r}")
@@ -260,7 +363,22 @@ def _shape(value):
 
 
 def not_run(claim: str, published: Published | None, reason: str) -> Claim:
-    """A claim we cannot check here (e.g. it needs data we do not ship): reported, never passed."""
+    """A claim we cannot check here (e.g. it needs data we do not ship): reported, never passed.
+
+    Parameters
+    ----------
+    claim : str
+        The claim in words.
+    published : Published or None
+        The paper's value, if it gives one.
+    reason : str
+        Why it is not run; the note reads ``not run: REASON``.
+
+    Returns
+    -------
+    Claim
+        Status ``not run``.
+    """
     return Claim(claim, "not run", published=published, note=f"not run: {reason}")
 
 
@@ -330,7 +448,28 @@ def markdown_rows(claims: Sequence[Claim]) -> list[str]:
 
 def write_claims(out_dir: str | Path, experiment: str, scale: str, claims: list[Claim], *,
                  seeds: Sequence[int] | None = None, started: str | None = None) -> tuple[Path, Path]:
-    """Write claims.json and claims.md (failures first) into ``out_dir``, with the provenance of the run."""
+    """Write claims.json and claims.md (failures first) into ``out_dir``, with the provenance of the run.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        The experiment's output directory (it must exist).
+    experiment : str
+        The experiment's name.
+    scale : str
+        The scale it ran at (``test``, ``quick``, ``paper``).
+    claims : list of Claim
+        The claims.
+    seeds : sequence of int or None, optional
+        The seeds used, recorded in the provenance. Default None.
+    started : str or None, optional
+        ISO time the experiment started (``provenance.now()``). Default None.
+
+    Returns
+    -------
+    tuple of Path
+        The paths of ``claims.json`` and ``claims.md``.
+    """
     out_dir = Path(out_dir)
     record = provenance.collect(seeds=seeds, started=started)
     n = counts(claims)

@@ -28,8 +28,24 @@ HOWS = ("stated", "read off a plot")
 
 @dataclass(frozen=True)
 class Published:
-    """A value from a paper: ``value`` (a number, a tuple of numbers, or a qualitative statement), ``paper``,
-    ``where`` (figure, table or section) and ``how`` (``stated`` or ``read off a plot``)."""
+    """A value from a paper, with its place there and how it was obtained.
+
+    Attributes
+    ----------
+    value : float, tuple or str
+        A number, a tuple of numbers, or a qualitative statement.
+    paper : str
+        The paper (``ARORA2019``, ``RAZIN2020``, ``RAZIN2021``, ``RAZIN2022``).
+    where : str
+        The figure, table or section.
+    how : str
+        ``stated`` or ``read off a plot``.
+
+    Raises
+    ------
+    ValueError
+        On construction, when ``how`` is not one of ``HOWS``.
+    """
 
     value: float | tuple | str
     paper: str
@@ -41,7 +57,13 @@ class Published:
             raise ValueError(f"how must be one of {HOWS}, got {self.how!r}")
 
     def render(self) -> str:
-        """The value, ≈ when read off a plot, with its paper, place and how it was obtained."""
+        """The value, ≈ when read off a plot, with its paper, place and how it was obtained.
+
+        Returns
+        -------
+        str
+            E.g. ``≈0.03 (Razin, Maman & Cohen 2021, Figure 2 (std 1e-2, final error), read off a plot)``.
+        """
         approx = "≈" if self.how == "read off a plot" else ""
         value = self.value if isinstance(self.value, str) else (
             "[" + ", ".join(f"{approx}{v:g}" for v in self.value) + "]" if isinstance(self.value, tuple)
@@ -49,7 +71,13 @@ class Published:
         return f"{value} ({self.paper}, {self.where}, {self.how})"
 
     def to_dict(self) -> dict:
-        """JSON-ready data (``approximate``: read off a plot)."""
+        """JSON-ready data.
+
+        Returns
+        -------
+        dict
+            ``value`` (a tuple as a list), ``paper``, ``where``, ``how`` and ``approximate`` (read off a plot).
+        """
         return {"value": list(self.value) if isinstance(self.value, tuple) else self.value, "paper": self.paper,
                 "where": self.where, "how": self.how, "approximate": self.how == "read off a plot"}
 

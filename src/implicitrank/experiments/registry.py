@@ -70,7 +70,23 @@ def check_data(name: str, data: str | None) -> None:
 
 
 def experiment(name: str) -> ModuleType:
-    """The module reproducing experiment ``name`` (a key of ``MODULES``), imported on first use."""
+    """The module reproducing experiment ``name``, imported on first use.
+
+    Parameters
+    ----------
+    name : str
+        A key of ``MODULES``, e.g. ``"arora2019-completion"``.
+
+    Returns
+    -------
+    ModuleType
+        The module, with ``NAME``, ``TITLE``, ``SCALES`` and ``run``.
+
+    Raises
+    ------
+    UsageError
+        When ``name`` is not a key of ``MODULES``.
+    """
     if name not in MODULES:
         raise UsageError(f"experiment must be one of {sorted(MODULES)} or 'all', got {name!r}")
     return importlib.import_module(f"implicitrank.experiments.{MODULES[name]}")
@@ -80,9 +96,35 @@ def reproduce(name: str, scale: str, out_dir: str | Path, seeds: int | Sequence[
               data: str | None = None, threads: int | None = None) -> list[Claim]:
     """Run one experiment at ``scale`` into ``out_dir`` and write its claims.json and claims.md (with provenance).
 
-    ``seeds``: a count (``3``: seeds 0, 1, 2), the seeds themselves (``(0, 5)``), or None for the scale's own.
-    ``threads``: torch threads while it runs (None: the package's policy, ``threads.policy_threads``: one
-    thread for the matrix and tensor runs at every scale, the free cores for the paper scale's networks)."""
+    The experiment writes its figure(s) as PNG and the table behind them as CSV into ``out_dir``.
+
+    Parameters
+    ----------
+    name : str
+        The experiment, a key of ``MODULES``.
+    scale : str
+        ``test`` (seconds), ``quick`` (minutes on 2 CPU cores) or ``paper`` (the published sizes).
+    out_dir : str or Path
+        Where it writes; created when missing.
+    seeds : int, sequence of int or None, optional
+        A count (``3``: seeds 0, 1, 2) or the seeds themselves (``(0, 5)``). Default None: the scale's own.
+    data : str or None, optional
+        The data file or directory of an experiment that reads one (see ``USES_DATA``). Default None.
+    threads : int or None, optional
+        Torch threads while it runs, an explicit choice. Default None: the package's policy
+        (``threads.policy_threads``: one thread at the test and quick scales, the free cores at the paper scale,
+        which the runs' own policy brings down to one for the small problems).
+
+    Returns
+    -------
+    list of Claim
+        The experiment's claims, as written to ``claims.json``.
+
+    Raises
+    ------
+    UsageError
+        For an unknown experiment or scale, or unacceptable seeds.
+    """
     if scale not in SCALE_NAMES:
         raise UsageError(f"scale must be one of {SCALE_NAMES}, got {scale!r}")
     if seeds is not None:

@@ -47,16 +47,68 @@ INITS = ("gaussian", "balanced", "identity", "orthogonal")
 
 @runtime_checkable
 class Factorization(Protocol):
-    """A batched factorization of a tensor of shape ``shape`` (see the module docstring)."""
+    """A batched factorization of a tensor of shape ``shape`` (see the module docstring).
+
+    The protocol that ``MatrixFactorization``, ``CPFactorization`` and ``HierarchicalFactorization`` implement;
+    tasks, training and measurements are written against it. Parameters are lists of tensors with a leading run
+    dimension B.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        Shape of the end-to-end tensor W (without the run dimension).
+    quantity_name : str
+        Name of the tracked quantities (``singular_values``, ``component_norms``, ``local_component_norms``).
+    init_method : str
+        The initialization, one of ``inits``.
+    inits : tuple of str
+        The entries of ``INITS`` this factorization accepts.
+
+    References
+    ----------
+    S. Arora, N. Cohen, W. Hu, Y. Luo, "Implicit Regularization in Deep Matrix Factorization", NeurIPS 2019,
+    Theorem 3.
+
+    N. Razin, A. Maman, N. Cohen, "Implicit Regularization in Tensor Factorization", ICML 2021, Theorem 1.
+
+    N. Razin, A. Maman, N. Cohen, "Implicit Regularization in Hierarchical Tensor Factorization and Deep
+    Convolutional Neural Networks", ICML 2022, Theorem 1.
+    """
 
     shape: tuple[int, ...]
     quantity_name: str
     init_method: str
     inits: tuple[str, ...]
 
-    def entry_std(self, init_scale: Tensor | float) -> Tensor: ...
+    def entry_std(self, init_scale: Tensor | float) -> Tensor:
+        """The per-entry std of the factors that gives a root-mean-square ||W(0)||_F of ``init_scale``.
 
-    def scale_for_entry_std(self, std: float) -> float: ...
+        Parameters
+        ----------
+        init_scale : Tensor or float
+            Root-mean-square Frobenius norm of W(0) (one value or one per run).
+
+        Returns
+        -------
+        Tensor
+            The std s, float64, shaped like ``init_scale``.
+        """
+        ...
+
+    def scale_for_entry_std(self, std: float) -> float:
+        """The init_scale whose init draws every factor entry with std ``std`` (inverse of ``entry_std``).
+
+        Parameters
+        ----------
+        std : float
+            Per-entry standard deviation of the factors (the tensor papers' convention), positive.
+
+        Returns
+        -------
+        float
+            The root-mean-square ||W(0)||_F that this std gives.
+        """
+        ...
 
     def init(
         self,
@@ -66,21 +118,126 @@ class Factorization(Protocol):
         *,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
-    ) -> list[Tensor]: ...
+    ) -> list[Tensor]:
+        """Initial parameters of ``batch`` runs, run b drawn from ``generator[b]``.
 
-    def end_to_end(self, params: list[Tensor]) -> Tensor: ...
+        Parameters
+        ----------
+        batch : int
+            Number of runs B.
+        init_scale : Tensor
+            Root-mean-square ||W(0) − E W(0)||_F, one per run or one for all; positive.
+        generator : torch.Generator or list of torch.Generator
+            One generator per run.
+        dtype : torch.dtype, optional
+            Dtype of the parameters. Default ``torch.float32``.
+        device : torch.device or str, optional
+            Device of the parameters. Default ``"cpu"``.
 
-    def evaluate(self, params: list[Tensor], indices: Tensor) -> Tensor: ...
+        Returns
+        -------
+        list of Tensor
+            The parameters, each with leading run dimension B.
+        """
+        ...
 
-    def quantities(self, params: list[Tensor], *, sort: bool = True) -> Tensor: ...
+    def end_to_end(self, params: list[Tensor]) -> Tensor:
+        """The end-to-end tensor W.
 
-    def predicted_rates(self, params: list[Tensor], gradient: Tensor, *, order: int | None = None) -> Tensor: ...
+        Parameters
+        ----------
+        params : list of Tensor
+            Parameters as returned by ``init``.
+
+        Returns
+        -------
+        Tensor
+            W, shape (B, *shape).
+        """
+        ...
+
+    def evaluate(self, params: list[Tensor], indices: Tensor) -> Tensor:
+        """Entries of W at integer multi-indices, without forming W.
+
+        Parameters
+        ----------
+        params : list of Tensor
+            Parameters as returned by ``init``.
+        indices : Tensor
+            Integer multi-indices, (M, order) shared by all runs or (B, M, order).
+
+        Returns
+        -------
+        Tensor
+            The entries, (B, M).
+        """
+        ...
+
+    def quantities(self, params: list[Tensor], *, sort: bool = True) -> Tensor:
+        """The tracked quantities (``quantity_name``), one row per run.
+
+        Parameters
+        ----------
+        params : list of Tensor
+            Parameters as returned by ``init``.
+        sort : bool, optional
+            Sort descending (default True); False keeps the factorization's fixed order.
+
+        Returns
+        -------
+        Tensor
+            The quantities, (B, K).
+        """
+        ...
+
+    def predicted_rates(self, params: list[Tensor], gradient: Tensor, *, order: int | None = None) -> Tensor:
+        """Time derivatives of the quantities predicted by σ̇_r = N·γ_r·σ_r^(2−2/N), γ_r = <−∇L(W), Δ_r>.
+
+        Parameters
+        ----------
+        params : list of Tensor
+            Parameters as returned by ``init``.
+        gradient : Tensor
+            ∇L(W), (B, *shape).
+        order : int, optional
+            Overrides N (the number of factors a quantity multiplies); None keeps the factorization's own.
+
+        Returns
+        -------
+        Tensor
+            The predicted σ̇, (B, K), in the order of ``quantities(params, sort=False)``.
+
+        References
+        ----------
+        S. Arora, N. Cohen, W. Hu, Y. Luo, "Implicit Regularization in Deep Matrix Factorization", NeurIPS 2019,
+        Theorem 3.
+
+        N. Razin, A. Maman, N. Cohen, "Implicit Regularization in Tensor Factorization", ICML 2021, Theorem 1.
+
+        N. Razin, A. Maman, N. Cohen, "Implicit Regularization in Hierarchical Tensor Factorization and Deep
+        Convolutional Neural Networks", ICML 2022, Theorem 1.
+        """
+        ...
 
 
 def autograd_loss_and_grad(model: Factorization, params: list[Tensor], task) -> tuple[Tensor, list[Tensor]]:
-    """Per-run loss ``(B,)`` and its gradients by autograd.
+    """Per-run loss and its gradients by autograd.
 
     Runs are independent, so the gradient of the summed loss is each run's own gradient.
+
+    Parameters
+    ----------
+    model : Factorization
+        The factorization.
+    params : list of Tensor
+        Its parameters, leading run dimension B (they are detached; the originals are not modified).
+    task : Task
+        Supplies ``task.loss(model, params)``, the per-run loss (B,).
+
+    Returns
+    -------
+    tuple of (Tensor, list of Tensor)
+        The loss (B,), detached, and one gradient per parameter tensor, shaped like it.
     """
     with torch.enable_grad():
         leaves = [p.detach().requires_grad_(True) for p in params]
@@ -90,8 +247,25 @@ def autograd_loss_and_grad(model: Factorization, params: list[Tensor], task) -> 
 
 
 def loss_and_grad(model: Factorization, params: list[Tensor], task) -> tuple[Tensor, list[Tensor]]:
-    """Per-run loss and gradients: the model's closed form where it has one (and, for a model with a
-    ``closed_form_gradient`` flag, where that flag is true), else autograd."""
+    """Per-run loss and gradients: the model's closed form where it has one, else autograd.
+
+    The closed form (``model.loss_and_grad`` over ``task.dense_loss_and_grad``) is used when the model has it, the
+    task has a dense loss, and the model's ``closed_form_gradient`` flag (if any) is true.
+
+    Parameters
+    ----------
+    model : Factorization
+        The factorization.
+    params : list of Tensor
+        Its parameters, leading run dimension B.
+    task : Task
+        The task whose loss is taken.
+
+    Returns
+    -------
+    tuple of (Tensor, list of Tensor)
+        The loss (B,) and one gradient per parameter tensor.
+    """
     closed_form = getattr(model, "loss_and_grad", None)
     if (closed_form is not None and hasattr(task, "dense_loss_and_grad")
             and getattr(model, "closed_form_gradient", True)):
@@ -100,7 +274,21 @@ def loss_and_grad(model: Factorization, params: list[Tensor], task) -> tuple[Ten
 
 
 def generators(seeds: list[int], device: torch.device | str = "cpu") -> list[torch.Generator]:
-    """One ``torch.Generator`` per run, so run b of a batch equals the same run done alone."""
+    """One ``torch.Generator`` per run, so run b of a batch equals the same run done alone.
+
+    Parameters
+    ----------
+    seeds : list of int
+        One seed per run.
+    device : torch.device or str, optional
+        Accepted for symmetry; the generators are always CPU generators (draws are made on the CPU and then
+        moved). Default ``"cpu"``.
+
+    Returns
+    -------
+    list of torch.Generator
+        CPU generators seeded with ``seeds``, in order.
+    """
     return [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
 
 

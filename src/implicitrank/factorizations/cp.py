@@ -64,26 +64,41 @@ def khatri_rao(factors: Sequence[Tensor]) -> Tensor:
 
 @dataclass(frozen=True)
 class CPFactorization:
-    """CP factorization of a tensor of shape ``shape`` with ``components`` = R rank-one terms.
+    """CP factorization W = Σ_r w_r^1 ⊗ ⋯ ⊗ w_r^N of a tensor of shape ``shape`` with R rank-one terms.
 
-    Parameters
+    Attributes
     ----------
-    shape : mode sizes (D_1, ..., D_N), N >= 1.
-    components : R >= 1; ``None`` means the product of all mode sizes but the largest, which does not
-        constrain the tensor rank (Razin & Cohen 2020: 64 for 8×8×8, 512 for 8^4).
-    init_mean : every factor entry is init_mean + s·z, z i.i.d. N(0, 1) (default 0). ``init_scale`` is, as for
-        every factorization, the root-mean-square Frobenius norm of W(0) − E W(0) (see ``factorizations``):
+    shape : tuple of int
+        Mode sizes (D_1, ..., D_N), N >= 1, each positive.
+    components : int or None
+        R >= 1; ``None`` means the product of all mode sizes but the largest, which does not constrain the tensor
+        rank (Razin & Cohen 2020: 64 for 8×8×8, 512 for 8^4).
+    init_mean : float
+        Every factor entry is init_mean + s·z, z i.i.d. N(0, 1) (default 0). ``init_scale`` is, as for every
+        factorization, the root-mean-square Frobenius norm of W(0) − E W(0) (see ``factorizations``):
         Π_n D_n · R · ((init_mean² + s²)^N − init_mean^(2N)) = init_scale², which for init_mean = 0 is
         E||W(0)||_F² = R·Π_n D_n·s^(2N) (``entry_std``; the tensor papers give s, ``scale_for_entry_std``
         converts it). The order-784 natural-data experiment uses init_mean 1: W(0) is then not small.
-    init_method : one of ``inits``: ``gaussian`` (the above) or ``balanced`` (the same draw with each
-        component's factors rescaled to equal norms σ_r^(1/N), see ``balanced``: the same W(0), unbalancedness
-        ε = 0, as Razin et al. 2021, Thm. 1 assumes).
+    init_method : str
+        One of ``inits``: ``gaussian`` (the above, default) or ``balanced`` (the same draw with each component's
+        factors rescaled to equal norms σ_r^(1/N), see ``balanced``: the same W(0), unbalancedness ε = 0, as
+        Razin et al. 2021, Theorem 1 assumes).
+    quantity_name : str
+        ``component_norms``.
+
+    Raises
+    ------
+    ValueError
+        On an empty or non-positive shape, R < 1, a default R above 100,000, a non-finite init_mean or an
+        unknown init.
 
     References
     ----------
-    N. Razin, N. Cohen, NeurIPS 2020, §5 (init std per factor entry); N. Razin, A. Maman, N. Cohen, ICML 2021,
-    §4 and Appendix (init std, mean 1 at order 784).
+    N. Razin, N. Cohen, "Implicit Regularization in Deep Learning May Not Be Explainable by Norms", NeurIPS 2020,
+    §5 (R = product of all mode sizes but the largest; init std per factor entry).
+
+    N. Razin, A. Maman, N. Cohen, "Implicit Regularization in Tensor Factorization", ICML 2021,
+    §4 and Appendix (init std; init mean 1 at order 784); Theorem 1 (balanced init).
     """
 
     shape: tuple[int, ...]
@@ -111,10 +126,12 @@ class CPFactorization:
 
     @property
     def order(self) -> int:
+        """The order N of the tensor (number of modes)."""
         return len(self.shape)
 
     @property
     def num_components(self) -> int:
+        """The number of components R (the default when ``components`` is None)."""
         return self.components if self.components is not None else math.prod(self.shape) // max(self.shape)
 
     def init(
@@ -126,9 +143,34 @@ class CPFactorization:
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
     ) -> list[Tensor]:
-        """Factor entries i.i.d. N(init_mean, s²) with s = ``entry_std(init_scale)`` (then balanced for
-        ``init_method="balanced"``), run b drawn from ``generator[b]``; ``init_scale`` (one per run, or one for
-        all) is the root-mean-square ||W(0) − E W(0)||_F (see the class docstring)."""
+        """Factor entries i.i.d. N(init_mean, s²) with s = ``entry_std(init_scale)``, run b drawn from ``generator[b]``.
+
+        For ``init_method="balanced"`` each component is then rescaled by ``balanced``. Padding rows of modes with
+        D_n < D are zero.
+
+        Parameters
+        ----------
+        batch : int
+            Number of runs B.
+        init_scale : Tensor or float
+            The root-mean-square ||W(0) − E W(0)||_F, one per run or one for all, positive (see the class docstring).
+        generator : sequence of torch.Generator
+            One generator per run (draws are made on the CPU in float64, then cast and moved).
+        dtype : torch.dtype, optional
+            Dtype of the parameters. Default ``torch.float32``.
+        device : torch.device or str, optional
+            Device of the parameters. Default ``"cpu"``.
+
+        Returns
+        -------
+        list of Tensor
+            One tensor (B, N, D, R), contiguous.
+
+        Raises
+        ------
+        ValueError
+            When the number of generators is not ``batch`` or an init scale is not positive.
+        """
         gens, scale = protocol.per_run_scales(init_scale, generator, batch)
         noise = protocol.batched_normal(gens, (self.order, max(self.shape), self.num_components),
                                         dtype=torch.float64, device="cpu")
@@ -142,8 +184,21 @@ class CPFactorization:
         return math.log(self.num_components) + sum(math.log(d) for d in self.shape)
 
     def entry_std(self, init_scale: Tensor | float) -> Tensor:
-        """The std s of the factor entries for ``init_scale`` (see the class docstring): with μ = init_mean and
-        c = init_scale²/(R·Π D_n), s² = (μ^(2N) + c)^(1/N) − μ², taken as μ²·expm1(log1p(c/μ^(2N))/N)."""
+        """The std s of the factor entries for ``init_scale`` (see the class docstring).
+
+        With μ = init_mean and c = init_scale²/(R·Π D_n), s² = (μ^(2N) + c)^(1/N) − μ², taken as
+        μ²·expm1(log1p(c/μ^(2N))/N) (and c^(1/N) for μ = 0).
+
+        Parameters
+        ----------
+        init_scale : Tensor or float
+            Root-mean-square ||W(0) − E W(0)||_F, one value or one per run.
+
+        Returns
+        -------
+        Tensor
+            s, float64, shaped like ``init_scale``.
+        """
         if self.init_mean == 0:
             return protocol.product_entry_std(init_scale, self._log_count(), self.order)
         mu, log_mean = abs(self.init_mean), 2.0 * self.order * math.log(abs(self.init_mean))
@@ -155,7 +210,23 @@ class CPFactorization:
         return protocol.per_value(init_scale, std)
 
     def scale_for_entry_std(self, std: float) -> float:
-        """The init_scale whose init draws the factor entries with std ``std`` (the inverse of ``entry_std``)."""
+        """The init_scale whose init draws the factor entries with std ``std`` (the inverse of ``entry_std``).
+
+        Parameters
+        ----------
+        std : float
+            Per-entry std of the factors, positive.
+
+        Returns
+        -------
+        float
+            The root-mean-square ||W(0) − E W(0)||_F.
+
+        Raises
+        ------
+        ValueError
+            When ``std`` is not positive or the result is outside float64.
+        """
         if self.init_mean == 0:
             return protocol.product_scale(std, self._log_count(), self.order)
         if not std > 0:
@@ -172,17 +243,56 @@ class CPFactorization:
         return (rows < sizes.unsqueeze(1)).to(dtype).unsqueeze(-1)
 
     def factor_matrices(self, params: list[Tensor]) -> list[Tensor]:
-        """The factor matrices [w_1^n … w_R^n] of each mode, (B, D_n, R) views."""
+        """The factor matrices [w_1^n … w_R^n] of each mode, without padding rows.
+
+        Parameters
+        ----------
+        params : list of Tensor
+            The parameters: one tensor (B, N, D, R), D = max_n D_n.
+
+        Returns
+        -------
+        list of Tensor
+            N views, (B, D_n, R) each.
+        """
         return [params[0][:, n, :d, :] for n, d in enumerate(self.shape)]
 
     def end_to_end(self, params: list[Tensor]) -> Tensor:
-        """W = Σ_r ⊗_n w_r^n, shape (B, *shape). Small tensors only (it has ∏ D_n entries)."""
+        """W = Σ_r ⊗_n w_r^n. Small tensors only (it has ∏ D_n entries).
+
+        Parameters
+        ----------
+        params : list of Tensor
+            The parameters: one tensor (B, N, D, R), D = max_n D_n.
+
+        Returns
+        -------
+        Tensor
+            W, shape (B, *shape).
+        """
         return cp_to_tensor(self.factor_matrices(params))
 
     def evaluate(self, params: list[Tensor], indices: Tensor) -> Tensor:
-        """Entries W[i] = Σ_r Π_n w_r^n[i_n] at ``indices`` (M, N) or (B, M, N), any integer dtype; (B, M).
+        """Entries W[i] = Σ_r Π_n w_r^n[i_n] at integer multi-indices.
 
-        Never forms W (see the module docstring for the log-domain path of large orders).
+        Never forms W; above order 8 the product is taken in the log domain with a sign (see the module docstring).
+
+        Parameters
+        ----------
+        params : list of Tensor
+            The parameters: one tensor (B, N, D, R), D = max_n D_n.
+        indices : Tensor
+            Multi-indices of any integer dtype, (M, N) shared by all runs or (B, M, N).
+
+        Returns
+        -------
+        Tensor
+            The entries, (B, M).
+
+        Raises
+        ------
+        ValueError
+            When ``indices`` is not integer, has the wrong shape, or is out of range.
         """
         factors = params[0]
         self._check_indices(indices)
@@ -208,7 +318,22 @@ class CPFactorization:
     ) -> tuple[Tensor, list[Tensor]]:
         """Loss and closed-form gradient through the dense W (small tensors; see the module docstring).
 
-        ``dense_loss_and_grad`` maps W (B, *shape) to the per-run loss (B,) and ∇L(W) (B, *shape).
+        Parameters
+        ----------
+        params : list of Tensor
+            The parameters: one tensor (B, N, D, R), D = max_n D_n.
+        dense_loss_and_grad : callable
+            Maps W (B, *shape) to the per-run loss (B,) and ∇L(W) (B, *shape).
+
+        Returns
+        -------
+        tuple of (Tensor, list of Tensor)
+            The loss (B,) and the gradient of the one parameter tensor, (B, N, D, R) (zero on padding rows).
+
+        Raises
+        ------
+        ValueError
+            When the tensor has more than DENSE_MAX_ENTRIES (65,536) entries (``closed_form_gradient`` is False).
         """
         if not self.closed_form_gradient:
             raise ValueError(f"loss_and_grad forms the dense tensor: shape {self.shape} has more than "
@@ -240,9 +365,24 @@ class CPFactorization:
             raise ValueError(f"indices out of range for a tensor of shape {self.shape}")
 
     def inner_rank_one(self, params: list[Tensor], vectors: Sequence[Tensor]) -> Tensor:
-        """<A_i, W> for rank-one A_i = a_i^1 ⊗ ⋯ ⊗ a_i^N given as ``vectors[n]`` (M, D_n); (B, M).
+        """<A_i, W> for rank-one A_i = a_i^1 ⊗ ⋯ ⊗ a_i^N, as Σ_r Π_n <a_i^n, w_r^n> (no A_i and no W formed).
 
-        <A_i, W> = Σ_r Π_n <a_i^n, w_r^n>, so no A_i and no W is formed.
+        Parameters
+        ----------
+        params : list of Tensor
+            The parameters: one tensor (B, N, D, R), D = max_n D_n.
+        vectors : sequence of Tensor
+            N matrices, ``vectors[n]`` of shape (M, D_n): row i is a_i^n.
+
+        Returns
+        -------
+        Tensor
+            (B, M).
+
+        Raises
+        ------
+        ValueError
+            When there are not N matrices or a matrix's last dimension is not D_n.
         """
         if len(vectors) != self.order or any(v.shape[-1] != d for v, d in zip(vectors, self.shape)):
             raise ValueError(f"vectors must be {self.order} matrices (M, D_n) with D_n = {self.shape}, got "
@@ -252,32 +392,92 @@ class CPFactorization:
         return torch.stack(projections, dim=2).prod(2).sum(-1)
 
     def factor_column_norms(self, params: list[Tensor]) -> Tensor:
-        """||w_r^n|| for every mode and component, (B, N, R)."""
+        """||w_r^n|| for every mode and component.
+
+        Parameters
+        ----------
+        params : list of Tensor
+            The parameters: one tensor (B, N, D, R), D = max_n D_n.
+
+        Returns
+        -------
+        Tensor
+            (B, N, R), in the parameters' dtype.
+        """
         return torch.linalg.vector_norm(params[0], dim=2)
 
     def log_component_norms(self, params: list[Tensor]) -> Tensor:
-        """log σ_r = Σ_n log ||w_r^n||, by fixed component index, (B, R), float64 (no overflow at order 784)."""
+        """log σ_r = Σ_n log ||w_r^n||, by fixed component index (no overflow at order 784).
+
+        Parameters
+        ----------
+        params : list of Tensor
+            The parameters: one tensor (B, N, D, R), D = max_n D_n.
+
+        Returns
+        -------
+        Tensor
+            (B, R), float64.
+        """
         return self.factor_column_norms(params).double().log().sum(1)
 
     def component_norms(self, params: list[Tensor]) -> Tensor:
-        """σ_r = Π_n ||w_r^n|| by fixed component index r, (B, R), float64 (papers.md, conventions)."""
+        """Component norms σ_r = Π_n ||w_r^n|| by fixed component index r.
+
+        Parameters
+        ----------
+        params : list of Tensor
+            The parameters: one tensor (B, N, D, R), D = max_n D_n.
+
+        Returns
+        -------
+        Tensor
+            (B, R), float64.
+        """
         return self.log_component_norms(params).exp()
 
     def quantities(self, params: list[Tensor], *, sort: bool = True) -> Tensor:
-        """Component norms sorted descending (``sort=False``: by component index r), (B, R), float64."""
+        """Component norms, sorted descending or by component index.
+
+        Parameters
+        ----------
+        params : list of Tensor
+            The parameters: one tensor (B, N, D, R), D = max_n D_n.
+        sort : bool, optional
+            Sort descending (default True); False keeps the order of the component index r.
+
+        Returns
+        -------
+        Tensor
+            (B, R), float64.
+        """
         norms = self.component_norms(params)
         return norms.sort(dim=-1, descending=True).values if sort else norms
 
     def predicted_rates(self, params: list[Tensor], gradient: Tensor, *, order: int | None = None) -> Tensor:
-        """σ̇_r = N·γ_r·σ_r^(2−2/N), γ_r = <−∇L(W), ⊗_n ŵ_r^n>, by component index, (B, R), float64.
+        """σ̇_r = N·γ_r·σ_r^(2−2/N), γ_r = <−∇L(W), ⊗_n ŵ_r^n>, by component index.
 
-        ``gradient`` is ∇L(W), (B, *shape) (small tensors); N is the order (``order`` overrides it). Taken as
-        N·<−∇L(W), ⊗_n w_r^n>·σ_r^(1−2/N), finite at σ_r = 0. Exact for gradient flow from a balanced init
+        Taken as N·<−∇L(W), ⊗_n w_r^n>·σ_r^(1−2/N), finite at σ_r = 0. Exact for gradient flow from a balanced init
         (``unbalancedness`` zero, e.g. after ``balanced``).
+
+        Parameters
+        ----------
+        params : list of Tensor
+            The parameters: one tensor (B, N, D, R), D = max_n D_n.
+        gradient : Tensor
+            ∇L(W), (B, *shape) (small tensors).
+        order : int, optional
+            Overrides N; None uses the tensor's order.
+
+        Returns
+        -------
+        Tensor
+            (B, R), float64.
 
         References
         ----------
-        N. Razin, A. Maman, N. Cohen, "Implicit Regularization in Tensor Factorization", ICML 2021, Theorem 1.
+        N. Razin, A. Maman, N. Cohen, "Implicit Regularization in Tensor Factorization", ICML 2021,
+        Theorem 1.
         """
         factors = [f.double() for f in self.factor_matrices(params)]
         contracted = gradient.double().reshape(gradient.shape[0], self.shape[0], -1)
@@ -288,8 +488,23 @@ class CPFactorization:
         return protocol.power_law_rates(self.component_norms(params), inner, protocol.check_order(order, self.order))
 
     def unbalancedness(self, params: list[Tensor]) -> Tensor:
-        """ε = max_r max_{n,n'} | ||w_r^n||² − ||w_r^{n'}||² | per run, (B,); conserved by gradient flow
-        (Razin et al. 2021, Lemma 1)."""
+        """ε = max_r max_{n,n'} | ||w_r^n||² − ||w_r^{n'}||² | per run; conserved by gradient flow.
+
+        Parameters
+        ----------
+        params : list of Tensor
+            The parameters: one tensor (B, N, D, R), D = max_n D_n.
+
+        Returns
+        -------
+        Tensor
+            (B,).
+
+        References
+        ----------
+        N. Razin, A. Maman, N. Cohen, "Implicit Regularization in Tensor Factorization", ICML 2021,
+        Lemma 1.
+        """
         sq = self.factor_column_norms(params).pow(2)
         return (sq.amax(1) - sq.amin(1)).amax(-1)
 
@@ -297,6 +512,16 @@ class CPFactorization:
         """The same tensor with each component's factors rescaled to equal norms σ_r^(1/N) (ε = 0).
 
         Directions and signs are kept; a component with a zero factor is left as it is.
+
+        Parameters
+        ----------
+        params : list of Tensor
+            The parameters: one tensor (B, N, D, R), D = max_n D_n.
+
+        Returns
+        -------
+        list of Tensor
+            One tensor (B, N, D, R).
         """
         norms = self.factor_column_norms(params)
         target = norms.log().mean(1, keepdim=True).exp()

@@ -43,21 +43,35 @@ from .mode_tree import ModeTree, Nested, balanced_binary_tree
 class HierarchicalFactorization:
     """Hierarchical tensor factorization of a tensor of shape ``shape`` over the mode tree ``tree``.
 
-    Parameters
+    Attributes
     ----------
-    shape : mode sizes (D_1, ..., D_N).
-    tree : a ``ModeTree`` (or its nested tuples) over the N modes; default the balanced binary tree over
-        adjacent modes.
-    widths : R_ν of the internal nodes, one int for all or a tuple in ``tree.internal_nodes`` order;
-        ``None``: every R_ν as large as can matter, capped at ``width_cap`` (see ``default_widths``).
-    init_method : one of ``inits``. ``init_scale`` is, as for every factorization, the root-mean-square Frobenius
-        norm of W(0) − E W(0) (see ``factorizations``). ``gaussian``: entries i.i.d. N(init_mean, s²); for
+    shape : tuple of int
+        Mode sizes (D_1, ..., D_N), each positive.
+    tree : ModeTree or nested tuples or None
+        The mode tree over the N modes; None means the balanced binary tree over adjacent modes.
+    widths : int or tuple of int or None
+        R_ν of the internal nodes, one int for all or a tuple in ``tree.internal_nodes`` order; ``None``: every
+        R_ν as large as can matter, capped at ``width_cap`` (see ``default_widths``).
+    width_cap : int
+        The cap on the default widths, >= 1. Default 512.
+    init_method : str
+        One of ``inits``. ``init_scale`` is, as for every factorization, the root-mean-square Frobenius norm of
+        W(0) − E W(0) (see ``factorizations``). ``gaussian`` (default): entries i.i.d. N(init_mean, s²); for
         init_mean = 0, E||W(0)||_F² = Π_ν R_ν · s^(2M) over the M nodes (R_n = D_n at the leaves), which fixes s
         (``entry_std``; Razin et al. 2022 give s, ``scale_for_entry_std`` converts it); otherwise s solves the
-        same equation for the variance of W(0) (E||W(0)||² − ||E W(0)||², by the recursion of ``_log_moments``).
-        ``balanced``: entries ±α/√(R_ν·R_Pa(ν)) with random signs, so every local component's K vectors have
-        the same norm; α such that E||W(0)||_F² = α^(2M)/Π_ν R_Pa(ν) = init_scale².
-    init_mean : the mean of the ``gaussian`` init's entries (0: a small init).
+        same equation for the variance of W(0) (E||W(0)||² − ||E W(0)||²). ``balanced``: entries
+        ±α/√(R_ν·R_Pa(ν)) with random signs, so every local component's K vectors have the same norm; α such that
+        E||W(0)||_F² = α^(2M)/Π_ν R_Pa(ν) = init_scale².
+    init_mean : float
+        The mean of the ``gaussian`` init's entries (default 0: a small init); must be 0 for ``balanced``.
+    quantity_name : str
+        ``local_component_norms``.
+
+    Raises
+    ------
+    ValueError
+        On an empty or non-positive shape, a tree over another number of modes, width_cap < 1, an unknown init,
+        a non-finite init_mean (or a nonzero one with ``balanced``), or widths of the wrong count or below 1.
 
     References
     ----------
@@ -106,6 +120,7 @@ class HierarchicalFactorization:
 
     @property
     def order(self) -> int:
+        """The order N of the tensor (number of modes)."""
         return len(self.shape)
 
     @cached_property
@@ -115,10 +130,18 @@ class HierarchicalFactorization:
         return (*self.shape, *internal)
 
     def default_widths(self) -> tuple[int, ...]:
-        """For each internal node, the product of all but the largest of m_Pa, m_c1, ..., m_ck (capped at
-        ``width_cap``), where m_c = min(Π_{n∈c} D_n, Π_{n∉c} D_n) bounds the matricization rank at child c
-        and m_Pa that at ν itself (1 at the root). The local tensor at ν is a CP decomposition with R_ν terms
-        of a tensor of those dimensions, whose CP rank is at most that product: a wider R_ν adds no expressiveness."""
+        """The default R_ν of each internal node: as wide as can matter, capped at ``width_cap``.
+
+        For each internal node, the product of all but the largest of m_Pa, m_c1, ..., m_ck (capped at
+        ``width_cap``), where m_c = min(Π_{n∈c} D_n, Π_{n∉c} D_n) bounds the matricization rank at child c and m_Pa
+        that at ν itself (1 at the root). The local tensor at ν is a CP decomposition with R_ν terms of a tensor of
+        those dimensions, whose CP rank is at most that product: a wider R_ν adds no expressiveness.
+
+        Returns
+        -------
+        tuple of int
+            One width per internal node, in ``tree.internal_nodes`` order.
+        """
         tree, cap, total = self.tree, self.width_cap, math.prod(self.shape)
 
         def bound(node: int) -> int:
@@ -134,12 +157,34 @@ class HierarchicalFactorization:
         return tuple(widths)
 
     def parent_width(self, node: int) -> int:
-        """R_Pa(ν): the number of columns of W^(ν) (1 at the root)."""
+        """R_Pa(ν): the number of columns of W^(ν) (1 at the root).
+
+        Parameters
+        ----------
+        node : int
+            A node id of the tree.
+
+        Returns
+        -------
+        int
+            The width of the node's parent, or 1 for the root.
+        """
         parent = self.tree.parent[node]
         return 1 if parent < 0 else self.node_widths[parent]
 
     def local_order(self, node: int) -> int:
-        """K_ν = |children(ν)| + 1, the number of vectors of a local component at ν."""
+        """K_ν = |children(ν)| + 1, the number of vectors of a local component at ν.
+
+        Parameters
+        ----------
+        node : int
+            A node id of the tree.
+
+        Returns
+        -------
+        int
+            K_ν.
+        """
         return len(self.tree.children[node]) + 1
 
     def init(
@@ -151,9 +196,32 @@ class HierarchicalFactorization:
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
     ) -> list[Tensor]:
-        """The node matrices W^(ν), (B, R_ν, R_Pa(ν)) each in node order, run b drawn from ``generator[b]``
-        with ``init_scale[b]`` (one per run, or one for all), the root-mean-square ||W(0) − E W(0)||_F (see
-        ``init_method`` in the class docstring)."""
+        """The node matrices W^(ν) of ``batch`` runs, run b drawn from ``generator[b]``.
+
+        Parameters
+        ----------
+        batch : int
+            Number of runs B.
+        init_scale : Tensor
+            The root-mean-square ||W(0) − E W(0)||_F, one per run or one for all, positive (see ``init_method`` in
+            the class docstring).
+        generator : sequence of torch.Generator
+            One generator per run (draws are made on the CPU in float64, then cast and moved).
+        dtype : torch.dtype, optional
+            Dtype of the parameters. Default ``torch.float32``.
+        device : torch.device or str, optional
+            Device of the parameters. Default ``"cpu"``.
+
+        Returns
+        -------
+        list of Tensor
+            W^(ν), (B, R_ν, R_Pa(ν)) each, in node order (leaves first, root last).
+
+        Raises
+        ------
+        ValueError
+            When the number of generators is not ``batch`` or an init scale is not positive.
+        """
         gens, scale = protocol.per_run_scales(init_scale, generator, batch)
         sizes = [(self.node_widths[v], self.parent_width(v)) for v in range(self.tree.num_nodes)]
         noise = [protocol.batched_normal(gens, size, dtype=torch.float64, device="cpu") for size in sizes]
@@ -167,7 +235,20 @@ class HierarchicalFactorization:
         return [p.to(dtype=dtype, device=device).contiguous() for p in params]
 
     def entry_std(self, init_scale: Tensor | float) -> Tensor:
-        """The std s of the ``gaussian`` init's entries for ``init_scale`` (see the class docstring)."""
+        """The std s of the ``gaussian`` init's entries for ``init_scale`` (see the class docstring).
+
+        For init_mean ≠ 0, s is found by bisection on log s.
+
+        Parameters
+        ----------
+        init_scale : Tensor or float
+            Root-mean-square ||W(0) − E W(0)||_F, one value or one per run.
+
+        Returns
+        -------
+        Tensor
+            s, float64, shaped like ``init_scale``.
+        """
         if self.init_mean == 0:
             log_count = sum(math.log(w) for w in self.node_widths)
             return protocol.product_entry_std(init_scale, log_count, self.tree.num_nodes)
@@ -182,7 +263,23 @@ class HierarchicalFactorization:
         return protocol.per_value(init_scale, std)
 
     def scale_for_entry_std(self, std: float) -> float:
-        """The init_scale whose ``gaussian`` init draws the entries with std ``std`` (inverse of ``entry_std``)."""
+        """The init_scale whose ``gaussian`` init draws the entries with std ``std`` (inverse of ``entry_std``).
+
+        Parameters
+        ----------
+        std : float
+            Per-entry std, positive.
+
+        Returns
+        -------
+        float
+            The root-mean-square ||W(0) − E W(0)||_F.
+
+        Raises
+        ------
+        ValueError
+            When ``std`` is not positive or the result is outside float64.
+        """
         if self.init_mean == 0:
             return protocol.product_scale(std, sum(math.log(w) for w in self.node_widths), self.tree.num_nodes)
         if not std > 0:
@@ -215,7 +312,18 @@ class HierarchicalFactorization:
     # ----- the end tensor and its entries -------------------------------------------------------------
 
     def end_to_end(self, params: list[Tensor]) -> Tensor:
-        """W = W_{root,1} as a dense (B, *shape) tensor, bottom-up over the tree. Small tensors only."""
+        """W = W_{root,1} as a dense tensor, bottom-up over the tree. Small tensors only.
+
+        Parameters
+        ----------
+        params : list of Tensor
+            The node matrices W^(ν), (B, R_ν, R_Pa(ν)) each, in node order.
+
+        Returns
+        -------
+        Tensor
+            W, shape (B, *shape).
+        """
         tree, batch = self.tree, params[0].shape[0]
         dense: list[Tensor] = list(params[:self.order])  # W_{ν,r} for r ∈ [R_Pa(ν)], (B, Π D over ν, R_Pa(ν))
         mode_order: list[tuple[int, ...]] = [(n,) for n in range(self.order)]
@@ -231,11 +339,28 @@ class HierarchicalFactorization:
         return w.permute(0, *(1 + order.index(m) for m in range(self.order)))
 
     def evaluate(self, params: list[Tensor], indices: Tensor) -> Tensor:
-        """Entries W[i] at integer ``indices`` (M, N) or (B, M, N), as (B, M), without forming W.
+        """Entries W[i] at integer multi-indices, without forming W.
 
-        The ConvAC view: the leaf of mode n reads row i_n of W^(n) (its one-hot input times W^(n)); each
-        internal node multiplies its children's outputs entrywise (product pooling) and applies W^(ν)
-        (a 1×1 locally-connected map). Nodes of one tree level with equal widths run as one batched op.
+        The ConvAC view: the leaf of mode n reads row i_n of W^(n) (its one-hot input times W^(n)); each internal
+        node multiplies its children's outputs entrywise (product pooling) and applies W^(ν) (a 1×1
+        locally-connected map). Nodes of one tree level with equal widths run as one batched op.
+
+        Parameters
+        ----------
+        params : list of Tensor
+            The node matrices W^(ν), (B, R_ν, R_Pa(ν)) each, in node order.
+        indices : Tensor
+            Multi-indices of any integer dtype, (M, N) shared by all runs or (B, M, N).
+
+        Returns
+        -------
+        Tensor
+            The entries, (B, M).
+
+        Raises
+        ------
+        ValueError
+            When ``indices`` is not integer, has the wrong shape, or is out of range.
         """
         self._check_indices(indices)
         idx = indices.long()
@@ -249,9 +374,26 @@ class HierarchicalFactorization:
         return self._contract(params, leaves)
 
     def inner_rank_one(self, params: list[Tensor], vectors: Sequence[Tensor]) -> Tensor:
-        """<A_i, W> for rank-one A_i = a_i^1 ⊗ ⋯ ⊗ a_i^N, ``vectors[n]`` (M, D_n); (B, M).
+        """<A_i, W> for rank-one A_i = a_i^1 ⊗ ⋯ ⊗ a_i^N.
 
         The same circuit as ``evaluate`` with the leaf of mode n reading a_i^n W^(n) instead of a row.
+
+        Parameters
+        ----------
+        params : list of Tensor
+            The node matrices W^(ν), (B, R_ν, R_Pa(ν)) each, in node order.
+        vectors : sequence of Tensor
+            N matrices, ``vectors[n]`` of shape (M, D_n): row i is a_i^n.
+
+        Returns
+        -------
+        Tensor
+            (B, M).
+
+        Raises
+        ------
+        ValueError
+            When there are not N two-dimensional matrices with last dimension D_n.
         """
         if len(vectors) != self.order or any(v.dim() != 2 or v.shape[-1] != d for v, d in zip(vectors, self.shape)):
             raise ValueError(f"vectors must be {self.order} matrices (M, D_n) with D_n = {self.shape}, got "
@@ -344,8 +486,25 @@ class HierarchicalFactorization:
     # ----- local components -------------------------------------------------------------------------
 
     def local_component_norms(self, params: list[Tensor], node: int | None = None) -> Tensor:
-        """σ_{ν,r} = ||W^(ν)[r, :]|| · Π_{c ∈ children(ν)} ||W^(c)[:, r]|| by fixed index r, (B, R_ν);
-        ``node`` defaults to the root."""
+        """σ_{ν,r} = ||W^(ν)[r, :]|| · Π_{c ∈ children(ν)} ||W^(c)[:, r]|| by fixed index r.
+
+        Parameters
+        ----------
+        params : list of Tensor
+            The node matrices W^(ν), (B, R_ν, R_Pa(ν)) each, in node order.
+        node : int, optional
+            An internal node id; None means the root.
+
+        Returns
+        -------
+        Tensor
+            (B, R_ν), in the parameters' dtype.
+
+        Raises
+        ------
+        ValueError
+            When ``node`` is not an internal node.
+        """
         node = self._internal(node)
         norms = torch.linalg.vector_norm(params[node], dim=2)
         for child in self.tree.children[node]:
@@ -353,20 +512,49 @@ class HierarchicalFactorization:
         return norms
 
     def quantities(self, params: list[Tensor], *, sort: bool = True, node: int | None = None) -> Tensor:
-        """The local component norms at ``node`` (default the root), sorted descending (``sort=False``: by
-        component index r), (B, R_ν)."""
+        """The local component norms at ``node`` (default the root), sorted descending or by index.
+
+        Parameters
+        ----------
+        params : list of Tensor
+            The node matrices W^(ν), (B, R_ν, R_Pa(ν)) each, in node order.
+        sort : bool, optional
+            Sort descending (default True); False keeps the component index r.
+        node : int, optional
+            An internal node id; None means the root.
+
+        Returns
+        -------
+        Tensor
+            (B, R_ν).
+        """
         norms = self.local_component_norms(params, node)
         return norms.sort(dim=-1, descending=True).values if sort else norms
 
     def predicted_rates(
         self, params: list[Tensor], gradient: Tensor, *, order: int | None = None, node: int | None = None
     ) -> Tensor:
-        """σ̇_{ν,r} = K_ν·γ_{ν,r}·σ_{ν,r}^(2−2/K_ν) for every r at ``node`` (default the root), (B, R_ν).
+        """σ̇_{ν,r} = K_ν·γ_{ν,r}·σ_{ν,r}^(2−2/K_ν) for every r at ``node`` (default the root).
 
-        ``gradient`` is ∇L(W), (B, *shape) (small tensors); K_ν = |children(ν)| + 1 (``order`` overrides it).
-        γ_{ν,r} = <−∇L(W), T_{ν,r}>/σ_{ν,r} with T_{ν,r} the component's term of W
-        (``local_component_tensor``), so the rate is K·<−∇L(W), T_{ν,r}>·σ^(1−2/K), finite at σ = 0. Exact for
-        gradient flow from a balanced init (``unbalancedness`` zero).
+        γ_{ν,r} = <−∇L(W), T_{ν,r}>/σ_{ν,r} with T_{ν,r} the component's term of W (``local_component_tensor``), so
+        the rate is K·<−∇L(W), T_{ν,r}>·σ^(1−2/K), finite at σ = 0. Exact for gradient flow from a balanced init
+        (``unbalancedness`` zero).
+
+        Parameters
+        ----------
+        params : list of Tensor
+            The node matrices W^(ν), (B, R_ν, R_Pa(ν)) each, in node order.
+        gradient : Tensor
+            ∇L(W), (B, *shape) (small tensors).
+        order : int, optional
+            Overrides K_ν = |children(ν)| + 1; None uses K_ν.
+        node : int, optional
+            An internal node id; None means the root.
+
+        Returns
+        -------
+        Tensor
+            (B, R_ν), by component index r.
 
         References
         ----------
@@ -380,9 +568,31 @@ class HierarchicalFactorization:
                                         protocol.check_order(order, self.local_order(node)))
 
     def local_component_tensor(self, params: list[Tensor], node: int, r: int) -> Tensor:
-        """The term of W that local component (ν, r) carries, (B, *shape): W with row r of W^(ν) kept and
-        its other rows zeroed (W is linear in W^(ν), and only row r meets the component's child columns).
-        Divided by σ_{ν,r} it is the unit-vector term Δ_{ν,r} whose projection gives γ_{ν,r}."""
+        """The term of W that local component (ν, r) carries.
+
+        W with row r of W^(ν) kept and its other rows zeroed (W is linear in W^(ν), and only row r meets the
+        component's child columns). Divided by σ_{ν,r} it is the unit-vector term Δ_{ν,r} whose projection gives
+        γ_{ν,r}.
+
+        Parameters
+        ----------
+        params : list of Tensor
+            The node matrices W^(ν), (B, R_ν, R_Pa(ν)) each, in node order.
+        node : int
+            An internal node id.
+        r : int
+            The component index, 0 <= r < R_ν.
+
+        Returns
+        -------
+        Tensor
+            (B, *shape) (dense: small tensors only).
+
+        Raises
+        ------
+        ValueError
+            When ``node`` is not internal or ``r`` is out of range.
+        """
         node = self._internal(node)
         if not 0 <= r < self.node_widths[node]:
             raise ValueError(f"r must be in [0, {self.node_widths[node]}) at node {node}, got {r}")
@@ -391,9 +601,21 @@ class HierarchicalFactorization:
         return self.end_to_end([p * keep if v == node else p for v, p in enumerate(params)])
 
     def unbalancedness(self, params: list[Tensor]) -> Tensor:
-        """max over local components of max_{j,j'} | ||a_j||² − ||a_j'||² | over its K vectors, per run
-        (B,); zero at a balanced init and conserved by gradient flow, since d||a_j||²/dt = 2σγ for every
-        vector of a component."""
+        """max over local components of max_{j,j'} | ||a_j||² − ||a_j'||² | over its K vectors, per run.
+
+        Zero at a balanced init and conserved by gradient flow, since d||a_j||²/dt = 2σγ for every vector of a
+        component.
+
+        Parameters
+        ----------
+        params : list of Tensor
+            The node matrices W^(ν), (B, R_ν, R_Pa(ν)) each, in node order.
+
+        Returns
+        -------
+        Tensor
+            (B,).
+        """
         gaps = []
         for node in self.tree.internal_nodes:
             sq = [params[node].pow(2).sum(2)] + [params[c].pow(2).sum(1) for c in self.tree.children[node]]
@@ -410,16 +632,27 @@ class HierarchicalFactorization:
     # ----- matricizations ---------------------------------------------------------------------------
 
     def matricization_singular_values(self, params: list[Tensor]) -> list[Tensor]:
-        """Singular values (descending, float64) of W's matricization at every node — rows the node's
-        modes — without forming W: one (B, k_ν) tensor per node, k_ν = min(R_Pa(ν), Π_{n∈ν} D_n, Π_{n∉ν} D_n).
+        """Singular values of W's matricization at every node (rows: the node's modes), without forming W.
 
         With W = Σ_r W_{ν,r} ⊗ Ψ_{ν,r}, the matricization is Σ_r vec(W_{ν,r}) vec(Ψ_{ν,r})ᵀ, so its squared
         singular values are the eigenvalues of G_ν^½ H_ν G_ν^½ with the Gram matrices
+
             G_n = W^(n)ᵀ W^(n),  G_ν = W^(ν)ᵀ (⊙_c G_c) W^(ν)                      (bottom-up),
             H_root = [1],        H_c = (W^(ν) H_ν W^(ν)ᵀ) ⊙ (⊙_{c' ≠ c} G_c')         (top-down),
+
         ⊙ the entrywise product (the Gram recursions of the hierarchical Tucker format, Hackbusch 2012,
-        "Tensor Spaces and Numerical Tensor Calculus"). Each Gram is kept divided by its largest entry,
-        its log scale carried, so deep trees neither overflow nor underflow.
+        "Tensor Spaces and Numerical Tensor Calculus"). Each Gram is kept divided by its largest entry, its log
+        scale carried, so deep trees neither overflow nor underflow.
+
+        Parameters
+        ----------
+        params : list of Tensor
+            The node matrices W^(ν), (B, R_ν, R_Pa(ν)) each, in node order.
+
+        Returns
+        -------
+        list of Tensor
+            One (B, k_ν) float64 tensor per node, descending, k_ν = min(R_Pa(ν), Π_{n∈ν} D_n, Π_{n∉ν} D_n).
         """
         tree = self.tree
         p = [w.detach().double() for w in params]

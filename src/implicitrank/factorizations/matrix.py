@@ -20,27 +20,40 @@ from . import _protocol as protocol
 
 @dataclass(frozen=True)
 class MatrixFactorization:
-    """Depth-``depth`` factorization of an ``rows x cols`` matrix.
+    """Depth-``depth`` factorization W = W_N ⋯ W_1 of a ``rows x cols`` matrix.
 
-    Parameters
+    Attributes
     ----------
-    rows, cols : the shape of the end-to-end matrix W.
-    depth : N >= 1, the number of factors.
-    widths : hidden widths d_1..d_{N-1}; ``None`` means ``min(rows, cols)`` each.
-    init_method : one of ``inits`` (all of ``INITS``). ``init_scale`` is, as for every factorization, the
-        root-mean-square Frobenius norm of W(0) (see ``factorizations``): ``gaussian``: every factor entry i.i.d.
-        N(0, s²) with d_0·d_1⋯d_N·s^(2N) = init_scale² (``entry_std``; square n×n at width n:
+    rows, cols : int
+        The shape of the end-to-end matrix W, positive.
+    depth : int
+        N >= 1, the number of factors. Default 3.
+    widths : tuple of int or None
+        Hidden widths d_1..d_{N-1} (depth − 1 positive entries); ``None`` means ``min(rows, cols)`` each, which
+        does not constrain the rank.
+    init_method : str
+        One of ``inits`` (all of ``INITS``), default ``gaussian``. ``init_scale`` is, as for every factorization,
+        the root-mean-square Frobenius norm of W(0) (see ``factorizations``): ``gaussian``: every factor entry
+        i.i.d. N(0, s²) with d_0·d_1⋯d_N·s^(2N) = init_scale² (``entry_std``; square n×n at width n:
         s = init_scale^(1/N)·n^(−(N+1)/(2N)), so init_scale = ||W(0)||_F is the x-axis of Arora et al. 2019,
-        Fig. 2, and their "init_scale" α is init_scale/√n); ``balanced``: a Gaussian end-to-end matrix rescaled
-        to ||W(0)||_F = init_scale, split by SVD into exactly balanced factors (W_{j+1}ᵀ W_{j+1} = W_j W_jᵀ);
-        ``identity``: W(0) = (init_scale/√k)·I, k = min(m, n), each factor (init_scale/√k)^(1/N) times a
-        rectangular identity (also balanced); ``orthogonal``: each factor c times a random matrix with
-        orthonormal rows or columns, c such that ||W(0)||_F = init_scale.
+        Figure 2, and their "init_scale" α is init_scale/√n); ``balanced``: a Gaussian end-to-end matrix
+        rescaled to ||W(0)||_F = init_scale, split by SVD into exactly balanced factors
+        (W_{j+1}ᵀ W_{j+1} = W_j W_jᵀ; needs every width >= min(rows, cols)); ``identity``:
+        W(0) = (init_scale/√k)·I, k = min(m, n), each factor (init_scale/√k)^(1/N) times a rectangular identity
+        (also balanced); ``orthogonal``: each factor c times a random matrix with orthonormal rows or columns,
+        c such that ||W(0)||_F = init_scale.
+    quantity_name : str
+        ``singular_values``.
+
+    Raises
+    ------
+    ValueError
+        On a non-positive shape or width, depth < 1, ``widths`` of the wrong length, or an unknown init.
 
     References
     ----------
     S. Arora, N. Cohen, W. Hu, Y. Luo, "Implicit Regularization in Deep Matrix Factorization", NeurIPS 2019,
-    §5 (initialization) and Figure 2.
+    Figure 2 (x-axis ||W(0)||_F) and Figure 3 (identity init).
     """
 
     rows: int
@@ -65,6 +78,7 @@ class MatrixFactorization:
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """The shape (rows, cols) of the end-to-end matrix."""
         return (self.rows, self.cols)
 
     @property
@@ -82,8 +96,33 @@ class MatrixFactorization:
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
     ) -> list[Tensor]:
-        """The factors, (B, d_{j+1}, d_j) each, run b drawn from ``generator[b]`` with ``init_scale[b]`` (one
-        per run, or one for all), the root-mean-square ||W(0)||_F (see ``init_method`` in the class docstring)."""
+        """The factors of ``batch`` runs, (B, d_{j+1}, d_j) each, run b drawn from ``generator[b]``.
+
+        Parameters
+        ----------
+        batch : int
+            Number of runs B.
+        init_scale : Tensor
+            The root-mean-square ||W(0)||_F, one per run or one for all, positive (see ``init_method`` in the
+            class docstring).
+        generator : sequence of torch.Generator
+            One generator per run (draws are made on the CPU in float64, then cast and moved).
+        dtype : torch.dtype, optional
+            Dtype of the factors. Default ``torch.float32``.
+        device : torch.device or str, optional
+            Device of the factors. Default ``"cpu"``.
+
+        Returns
+        -------
+        list of Tensor
+            The N factors W_1..W_N, contiguous, shapes (B, d_{j+1}, d_j).
+
+        Raises
+        ------
+        ValueError
+            When the number of generators is not ``batch``, an init scale is not positive, or (``balanced``) a
+            width is below min(rows, cols).
+        """
         gens, scale = protocol.per_run_scales(init_scale, generator, batch)
         dims, k, N = self.dims, min(self.rows, self.cols), self.depth
         params: list[Tensor]
@@ -109,11 +148,38 @@ class MatrixFactorization:
         return [p.to(dtype=dtype, device=device).contiguous() for p in params]
 
     def entry_std(self, init_scale: Tensor | float) -> Tensor:
-        """The std s of the ``gaussian`` init's factor entries: E||W(0)||_F² = d_0·d_1⋯d_N·s^(2N) = init_scale²."""
+        """The std s of the ``gaussian`` init's factor entries: E||W(0)||_F² = d_0·d_1⋯d_N·s^(2N) = init_scale².
+
+        Parameters
+        ----------
+        init_scale : Tensor or float
+            Root-mean-square ||W(0)||_F, one value or one per run.
+
+        Returns
+        -------
+        Tensor
+            s, float64, shaped like ``init_scale``.
+        """
         return protocol.product_entry_std(init_scale, sum(math.log(d) for d in self.dims), self.depth)
 
     def scale_for_entry_std(self, std: float) -> float:
-        """The init_scale whose ``gaussian`` init draws every factor entry with std ``std``."""
+        """The init_scale whose ``gaussian`` init draws every factor entry with std ``std``.
+
+        Parameters
+        ----------
+        std : float
+            Per-entry std of the factors, positive.
+
+        Returns
+        -------
+        float
+            sqrt(d_0·d_1⋯d_N)·std^N.
+
+        Raises
+        ------
+        ValueError
+            When ``std`` is not positive or the result is outside float64.
+        """
         return protocol.product_scale(std, sum(math.log(d) for d in self.dims), self.depth)
 
     def _balanced(self, gens: list[torch.Generator], scale: Tensor) -> list[Tensor]:
@@ -146,14 +212,38 @@ class MatrixFactorization:
         return params
 
     def end_to_end(self, params: list[Tensor]) -> Tensor:
-        """W = W_N ⋯ W_1, shape (B, rows, cols)."""
+        """W = W_N ⋯ W_1.
+
+        Parameters
+        ----------
+        params : list of Tensor
+            The factors, (B, d_{j+1}, d_j) each.
+
+        Returns
+        -------
+        Tensor
+            W, shape (B, rows, cols).
+        """
         product = params[0]
         for factor in params[1:]:
             product = factor @ product
         return product
 
     def evaluate(self, params: list[Tensor], indices: Tensor) -> Tensor:
-        """Entries W[i, j] at ``indices`` of shape (M, 2) or (B, M, 2); returns (B, M)."""
+        """Entries W[i, j] at ``indices``.
+
+        Parameters
+        ----------
+        params : list of Tensor
+            The factors.
+        indices : Tensor
+            Integer (row, column) pairs, (M, 2) shared by all runs or (B, M, 2).
+
+        Returns
+        -------
+        Tensor
+            The entries, (B, M).
+        """
         w = self.end_to_end(params)
         flat = indices[..., 0] * self.cols + indices[..., 1]
         if flat.dim() == 1:
@@ -161,19 +251,46 @@ class MatrixFactorization:
         return w.reshape(w.shape[0], -1).gather(1, flat)
 
     def quantities(self, params: list[Tensor], *, sort: bool = True) -> Tensor:
-        """Singular values of W, (B, min(m, n)), descending (they have no other order: ``sort`` is moot)."""
+        """Singular values of W, descending.
+
+        Parameters
+        ----------
+        params : list of Tensor
+            The factors.
+        sort : bool, optional
+            Ignored: singular values have no other order. Default True.
+
+        Returns
+        -------
+        Tensor
+            (B, min(rows, cols)).
+        """
         return torch.linalg.svdvals(self.end_to_end(params))
 
     def predicted_rates(self, params: list[Tensor], gradient: Tensor, *, order: int | None = None) -> Tensor:
-        """σ̇_r = −N·(σ_r²)^(1−1/N)·<∇L(W), u_r v_rᵀ> for the singular triplets (σ_r, u_r, v_r) of W, (B, min(m, n)).
+        """σ̇_r = −N·(σ_r²)^(1−1/N)·<∇L(W), u_r v_rᵀ> for the singular triplets (σ_r, u_r, v_r) of W.
 
-        ``gradient`` is ∇L(W), (B, rows, cols); N is the depth (``order`` overrides it); depth 1 gives
-        σ̇_r = −<∇L(W), u_r v_rᵀ>. Exact for gradient flow from a balanced init.
+        N is the depth (``order`` overrides it); depth 1 gives σ̇_r = −<∇L(W), u_r v_rᵀ>. Exact for gradient flow
+        from a balanced init.
+
+        Parameters
+        ----------
+        params : list of Tensor
+            The factors.
+        gradient : Tensor
+            ∇L(W), (B, rows, cols).
+        order : int, optional
+            Overrides N; None uses the depth.
+
+        Returns
+        -------
+        Tensor
+            Predicted σ̇_r, (B, min(rows, cols)), in the (descending) order of the singular values.
 
         References
         ----------
-        S. Arora, N. Cohen, W. Hu, Y. Luo, "Implicit Regularization in Deep Matrix Factorization", NeurIPS
-        2019, Theorem 3.
+        S. Arora, N. Cohen, W. Hu, Y. Luo, "Implicit Regularization in Deep Matrix Factorization", NeurIPS 2019,
+        Theorem 3.
         """
         n = protocol.check_order(order, self.depth)
         u, s, vh = torch.linalg.svd(self.end_to_end(params), full_matrices=False)
@@ -183,11 +300,23 @@ class MatrixFactorization:
     def loss_and_grad(
         self, params: list[Tensor], dense_loss_and_grad: Callable[[Tensor], tuple[Tensor, Tensor]]
     ) -> tuple[Tensor, list[Tensor]]:
-        """Loss and closed-form gradients: dL/dW_j = (W_N⋯W_{j+1})^T ∇L(W) (W_{j-1}⋯W_1)^T.
+        """Loss and closed-form gradients: dL/dW_j = (W_N⋯W_{j+1})ᵀ ∇L(W) (W_{j−1}⋯W_1)ᵀ.
 
         Prefix products are kept from the forward pass; the backward pass carries
-        A_j = (W_N⋯W_{j+1})^T ∇L(W) down the chain, so a step costs 3(N-1) matmuls, like autograd but
-        without its bookkeeping.
+        A_j = (W_N⋯W_{j+1})ᵀ ∇L(W) down the chain, so a step costs 3(N−1) matmuls, like autograd but without its
+        bookkeeping.
+
+        Parameters
+        ----------
+        params : list of Tensor
+            The factors.
+        dense_loss_and_grad : callable
+            Maps W (B, rows, cols) to the per-run loss (B,) and ∇L(W) (B, rows, cols).
+
+        Returns
+        -------
+        tuple of (Tensor, list of Tensor)
+            The loss (B,) and one gradient per factor, shaped like it.
         """
         prefixes = [params[0]]
         for factor in params[1:]:
@@ -202,8 +331,25 @@ class MatrixFactorization:
         return loss, grads
 
     def unbalancedness(self, params: list[Tensor]) -> Tensor:
-        """max_j ||W_{j+1}^T W_{j+1} − W_j W_j^T||_F per run, (B,); zero at a balanced point and
-        conserved by gradient flow (Arora et al. 2018, Thm. 1)."""
+        """max_j ||W_{j+1}ᵀ W_{j+1} − W_j W_jᵀ||_F per run.
+
+        Zero at a balanced point and conserved by gradient flow, so a balanced init stays balanced.
+
+        Parameters
+        ----------
+        params : list of Tensor
+            The factors.
+
+        Returns
+        -------
+        Tensor
+            (B,); zeros at depth 1.
+
+        References
+        ----------
+        S. Arora, N. Cohen, E. Hazan, "On the Optimization of Deep Networks: Implicit Acceleration by
+        Overparameterization", ICML 2018, Theorem 1 (the balancedness it assumes).
+        """
         if len(params) == 1:
             return torch.zeros(params[0].shape[0], dtype=params[0].dtype, device=params[0].device)
         gaps = [torch.linalg.matrix_norm(params[j + 1].transpose(1, 2) @ params[j + 1]

@@ -25,8 +25,24 @@ from torch import Tensor
 
 @dataclass(frozen=True)
 class Trajectory:
-    """Snapshots of a run at times t = lr·step: ``times`` (T,); ``params``, one (T, B, …) tensor per
-    parameter; ``end_to_end`` W(t) and ``gradients`` ∇L(W(t)), (T, B, *shape)."""
+    """Snapshots of a run at times t = lr·step.
+
+    Attributes
+    ----------
+    times : Tensor
+        (T,) times, T >= 2.
+    params : list of Tensor
+        One (T, B, …) tensor per parameter.
+    end_to_end : Tensor
+        W(t), (T, B, *shape).
+    gradients : Tensor
+        ∇L(W(t)), (T, B, *shape).
+
+    Raises
+    ------
+    ValueError
+        When there are fewer than two time points.
+    """
 
     times: Tensor
     params: list[Tensor]
@@ -38,16 +54,34 @@ class Trajectory:
             raise ValueError(f"a trajectory needs at least two time points, got {self.times.numel()}")
 
     def at(self, i: int) -> list[Tensor]:
-        """The parameters at time index ``i``."""
+        """The parameters at time index ``i``.
+
+        Parameters
+        ----------
+        i : int
+            Index into ``times``.
+
+        Returns
+        -------
+        list of Tensor
+            One (B, …) tensor per parameter.
+        """
         return [p[i] for p in self.params]
 
 
 @dataclass(frozen=True)
 class RateCheck:
-    """Measured and predicted rates of K quantities over T − 1 intervals, (T − 1, B, K) each.
+    """Measured and predicted rates of K quantities over T − 1 intervals.
 
-    Measured: (σ(t_{i+1}) − σ(t_i))/(t_{i+1} − t_i). Predicted: the law at both ends, averaged (trapezoid),
-    so the comparison is second-order accurate in the time step.
+    Measured: (σ(t_{i+1}) − σ(t_i))/(t_{i+1} − t_i). Predicted: the law at both ends, averaged (trapezoid), so the
+    comparison is second-order accurate in the time step.
+
+    Attributes
+    ----------
+    measured : Tensor
+        (T − 1, B, K), float64.
+    predicted : Tensor
+        (T − 1, B, K), float64.
     """
 
     measured: Tensor
@@ -71,10 +105,44 @@ def check_rates(
 ) -> RateCheck:
     """Compare the measured rates of ``model.quantities`` along ``trajectory`` with ``model.predicted_rates``.
 
-    ``order`` overrides the law's N (a wrong N is the negative control); ``top`` keeps the ``top`` quantities
-    largest at the end of the trajectory (the others barely move and their rates are noise); ``where`` goes
-    to both methods (e.g. ``node=`` for a hierarchical factorization's local components at another node).
-    The law holds for gradient flow from a balanced init: record with a small learning rate.
+    The law is σ̇_r = N·γ_r·σ_r^(2−2/N), γ_r = <−∇L(W), Δ_r> (see the module docstring). It holds for gradient
+    flow from a balanced init: record with a small learning rate.
+
+    Parameters
+    ----------
+    model : Factorization
+        The factorization the trajectory was recorded with.
+    trajectory : Trajectory
+        The recorded run (``implicitrank.theory.record_trajectory`` makes one).
+    order : int, optional
+        Overrides the law's N (a wrong N is the negative control); None keeps the model's.
+    top : int, optional
+        Keep the ``top`` >= 1 quantities largest at the end of the trajectory (the others barely move and their
+        rates are noise); None keeps all.
+    **where
+        Passed to both ``quantities`` and ``predicted_rates`` (e.g. ``node=`` for a hierarchical
+        factorization's local components at another node).
+
+    Returns
+    -------
+    RateCheck
+        Measured and trapezoid-averaged predicted rates, (T − 1, B, K) each; ``relative_error`` and ``error``
+        summarize them.
+
+    Raises
+    ------
+    ValueError
+        When ``top`` < 1.
+
+    References
+    ----------
+    S. Arora, N. Cohen, W. Hu, Y. Luo, "Implicit Regularization in Deep Matrix Factorization", NeurIPS 2019,
+    Theorem 3.
+
+    N. Razin, A. Maman, N. Cohen, "Implicit Regularization in Tensor Factorization", ICML 2021, Theorem 1.
+
+    N. Razin, A. Maman, N. Cohen, "Implicit Regularization in Hierarchical Tensor Factorization and Deep
+    Convolutional Neural Networks", ICML 2022, Theorem 1.
     """
     if top is not None and top < 1:
         raise ValueError(f"top must be >= 1, got {top}")

@@ -11,7 +11,20 @@ from torch import Tensor
 
 
 def singular_values(w: Tensor, top: int | None = None) -> Tensor:
-    """Singular values of (B, m, n) matrices, descending, (B, min(m,n)) or the top ``top``."""
+    """Singular values of batched matrices, descending.
+
+    Parameters
+    ----------
+    w : Tensor
+        Matrices, (B, m, n).
+    top : int, optional
+        Keep only the ``top`` largest; None keeps all.
+
+    Returns
+    -------
+    Tensor
+        (B, min(m, n)), or (B, top).
+    """
     s = torch.linalg.svdvals(w)
     return s if top is None else s[..., :top]
 
@@ -19,7 +32,15 @@ def singular_values(w: Tensor, top: int | None = None) -> Tensor:
 def effective_rank(values: Tensor) -> Tensor:
     """Effective rank exp(H(p)), p_i = σ_i/Σ_j σ_j, H the Shannon entropy (Roy & Vetterli 2007).
 
-    ``values`` are nonnegative (singular values, component norms), (..., K). All-zero gives 0.
+    Parameters
+    ----------
+    values : Tensor
+        Nonnegative values (singular values, component norms), (..., K).
+
+    Returns
+    -------
+    Tensor
+        (...,); 0 where all values are zero.
     """
     total = values.sum(-1, keepdim=True)
     p = values / total.clamp_min(torch.finfo(values.dtype).tiny)
@@ -28,7 +49,27 @@ def effective_rank(values: Tensor) -> Tensor:
 
 
 def numerical_rank(values: Tensor, tol: float = 1e-3, relative: bool = True) -> Tensor:
-    """Number of values above ``tol`` (times the largest one when ``relative``), (...,)."""
+    """Number of values above ``tol`` (times the largest one when ``relative``).
+
+    Parameters
+    ----------
+    values : Tensor
+        Nonnegative values, (..., K).
+    tol : float, optional
+        The threshold, positive. Default 1e-3.
+    relative : bool, optional
+        Scale ``tol`` by the largest value (default True); False uses it as an absolute cut.
+
+    Returns
+    -------
+    Tensor
+        (...,) integer counts.
+
+    Raises
+    ------
+    ValueError
+        When ``tol`` is not positive.
+    """
     if tol <= 0:
         raise ValueError(f"tol must be positive, got {tol}")
     cut = tol * values.amax(-1, keepdim=True) if relative else torch.full_like(values[..., :1], tol)
@@ -36,7 +77,25 @@ def numerical_rank(values: Tensor, tol: float = 1e-3, relative: bool = True) -> 
 
 
 def schatten_norm(values: Tensor, p: float) -> Tensor:
-    """Schatten-p norm (Σ σ_i^p)^(1/p); p = 1 nuclear, 2 Frobenius, inf spectral."""
+    """Schatten-p norm (Σ σ_i^p)^(1/p); p = 1 nuclear, 2 Frobenius, inf spectral.
+
+    Parameters
+    ----------
+    values : Tensor
+        Singular values, (..., K).
+    p : float
+        Positive, or ``inf``.
+
+    Returns
+    -------
+    Tensor
+        (...,).
+
+    Raises
+    ------
+    ValueError
+        When ``p`` is not positive.
+    """
     if p == float("inf"):
         return values.amax(-1)
     if p <= 0:
@@ -45,23 +104,78 @@ def schatten_norm(values: Tensor, p: float) -> Tensor:
 
 
 def nuclear_norm(values: Tensor) -> Tensor:
-    """Nuclear norm Σ σ_i from singular values (..., K)."""
+    """Nuclear norm Σ σ_i from singular values.
+
+    Parameters
+    ----------
+    values : Tensor
+        Singular values, (..., K).
+
+    Returns
+    -------
+    Tensor
+        (...,).
+    """
     return values.sum(-1)
 
 
 def frobenius_norm(values: Tensor) -> Tensor:
-    """Frobenius norm (Σ σ_i²)^(1/2) from singular values (..., K)."""
+    """Frobenius norm (Σ σ_i²)^(1/2) from singular values.
+
+    Parameters
+    ----------
+    values : Tensor
+        Singular values, (..., K).
+
+    Returns
+    -------
+    Tensor
+        (...,).
+    """
     return values.pow(2).sum(-1).sqrt()
 
 
 def spectral_norm(values: Tensor) -> Tensor:
-    """Spectral norm max σ_i from singular values (..., K)."""
+    """Spectral norm max σ_i from singular values.
+
+    Parameters
+    ----------
+    values : Tensor
+        Singular values, (..., K).
+
+    Returns
+    -------
+    Tensor
+        (...,).
+    """
     return values.amax(-1)
 
 
 def relative_error(w: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
-    """||W − W*||_F / ||W*||_F per run (restricted to ``mask`` where given). Its square is the
-    "reconstruction error" of Arora et al. 2019 (the mean of (W−W*)² when ||W*||_F² = m·n)."""
+    """||W − W*||_F / ||W*||_F per run, restricted to ``mask`` where given.
+
+    Its square is the "reconstruction error" of Arora et al. 2019 (the mean of (W − W*)² when
+    ||W*||_F² = m·n).
+
+    Parameters
+    ----------
+    w : Tensor
+        W, (B, ...).
+    target : Tensor
+        W*, broadcastable to ``w``.
+    mask : Tensor, optional
+        Boolean mask broadcastable to ``w``: only these entries count (in both norms).
+
+    Returns
+    -------
+    Tensor
+        (B,).
+
+    References
+    ----------
+    S. Arora, N. Cohen, W. Hu, Y. Luo, "Implicit Regularization in Deep Matrix Factorization", NeurIPS 2019,
+    Figure 2 (reconstruction error = mean of (W − W*)² over all entries).
+    """
     diff, ref = (w - target).flatten(1), target.flatten(1).expand_as((w - target).flatten(1))
     if mask is not None:
         keep = mask.flatten(1).expand_as(diff)

@@ -23,7 +23,24 @@ from ._layers import PLAIN_LAYERS, FactorizedLayer, kernel_matrices
 def collapse(model: nn.Module) -> nn.Module:
     """A copy of ``model`` with every factorized layer replaced by its equivalent plain layer.
 
-    ``model`` itself is left untouched; if it is a factorized layer, the plain layer is returned.
+    Factorized layers (:class:`DeepLinear`, :class:`DeepConv2d`, :class:`TensorizedLinear`) become the
+    ``nn.Linear``/``nn.Conv2d`` holding their end-to-end weight (their ``collapsed()``), so the copy computes the
+    same function (to float tolerance) without the over-parameterization. ``model`` itself is left untouched.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A network, or a single factorized layer.
+
+    Returns
+    -------
+    torch.nn.Module
+        A deep copy of ``model`` with its factorized layers collapsed; for a factorized layer, its plain layer.
+
+    References
+    ----------
+    S. Guo, J. M. Alvarez, M. Salzmann, "ExpandNets: Linear Over-parameterization to Train Compact
+    Convolutional Networks", NeurIPS 2020, §3 (contracting an expanded network back to the compact one).
     """
     if isinstance(model, FactorizedLayer):
         return model.collapsed()
@@ -42,10 +59,35 @@ def _collapse_children(module: nn.Module) -> None:
 
 @dataclass(frozen=True)
 class LayerCompression:
-    """One layer's truncation. ``rank`` is per group; ``energy_kept`` = Σ_{i≤r} σ_i² / Σ σ_i² over all
-    groups; ``factored`` tells whether it became two thin layers (only when that is smaller — otherwise
-    the truncated weight stays in one dense layer). FLOPs count 2 per multiply-add of the weights (bias
-    ignored), per example when ``compress`` got an ``example_input``, else per output position."""
+    """One layer's truncation by :func:`compress`.
+
+    FLOPs count 2 per multiply-add of the weights (bias ignored), per example when ``compress`` got an
+    ``example_input``, else per output position.
+
+    Attributes
+    ----------
+    name : str
+        The layer's name in ``named_modules()`` (``""`` for a model that is one layer).
+    groups : int
+        The layer's groups g (1 for a Linear layer).
+    matrix_shape : tuple of int
+        Shape of one group's kernel matrix, (out/g, in/g·kh·kw).
+    rank : int
+        Singular values kept per group.
+    energy_kept : float
+        Σ_{i≤r} σ_i² / Σ σ_i² over all groups.
+    factored : bool
+        Whether the layer became two thin layers (only when that is smaller; otherwise the truncated weight stays
+        in one dense layer).
+    params_before : int
+        Parameters of the layer before (bias included).
+    params_after : int
+        Parameters of its replacement.
+    flops_before : int
+        FLOPs of the layer before.
+    flops_after : int
+        FLOPs of its replacement.
+    """
 
     name: str
     groups: int
@@ -60,12 +102,23 @@ class LayerCompression:
 
     @property
     def max_rank(self) -> int:
+        """The largest rank a group's kernel matrix can have: its smaller side."""
         return min(self.matrix_shape)
 
 
 @dataclass(frozen=True)
 class CompressionReport:
-    """Parameters of the whole model (collapsed, then compressed) and FLOPs of its compressed layers."""
+    """What :func:`compress` did: parameters of the whole model and FLOPs of its compressed layers.
+
+    Attributes
+    ----------
+    layers : tuple of LayerCompression
+        One entry per compressed layer.
+    params_before : int
+        Parameters of the collapsed model, before truncation.
+    params_after : int
+        Parameters of the compressed model.
+    """
 
     layers: tuple[LayerCompression, ...]
     params_before: int
@@ -73,22 +126,33 @@ class CompressionReport:
 
     @property
     def params_saved(self) -> int:
+        """Parameters removed: ``params_before - params_after``."""
         return self.params_before - self.params_after
 
     @property
     def flops_before(self) -> int:
+        """FLOPs of the compressed layers before truncation, summed."""
         return sum(layer.flops_before for layer in self.layers)
 
     @property
     def flops_after(self) -> int:
+        """FLOPs of their replacements, summed."""
         return sum(layer.flops_after for layer in self.layers)
 
     @property
     def flops_saved(self) -> int:
+        """FLOPs removed: ``flops_before - flops_after``."""
         return self.flops_before - self.flops_after
 
     def table(self) -> str:
-        """A plain-text table, one row per layer and a total."""
+        """The report as a plain-text table.
+
+        Returns
+        -------
+        str
+            One row per layer (name, kernel matrix shape, rank, energy kept, parameters and FLOPs before -> after)
+            and a total row.
+        """
         rows = [f"{'layer':<16}{'matrix':>12}{'rank':>6}{'energy':>8}{'params':>16}{'FLOPs':>20}"]
         for layer in self.layers:
             g = f"{layer.groups}x" if layer.groups > 1 else ""
@@ -107,14 +171,42 @@ def compress(
     energy: float | None = None,
     example_input: Tensor | None = None,
 ) -> tuple[nn.Module, CompressionReport]:
-    """Collapse ``model``, then replace layers by their truncated SVD; returns (compressed copy, report).
+    """Collapse ``model``, then replace its layers by their truncated SVD.
 
-    Exactly one of
-    ``rank`` : an int kept in every Linear/Conv2d layer (per group), or ``{layer name: rank}`` for just
-        those layers (names as in ``named_modules()``; ``""`` for a model that is one layer);
-    ``energy`` : in (0, 1]; each layer keeps the fewest singular values with Σ_{i≤r} σ_i² ≥ energy·Σ σ_i²
-        (per group; the layer takes the largest group's r).
-    ``example_input`` : a batch the model accepts; given, FLOPs are counted per example.
+    Each chosen Linear/Conv2d layer keeps the top r singular triplets of every group's kernel matrix (the best
+    rank-r approximation in Frobenius and spectral norm, by the Eckart–Young theorem) and is stored as
+    W ≈ (U_r S_r^{1/2})(S_r^{1/2} V_rᵀ): two thin layers (a Linear or grouped k×k convolution to r channels per
+    group, then a Linear or grouped 1×1 convolution carrying the bias), or, when the pair would not be smaller,
+    one dense layer holding the truncated weight. ``model`` itself is left untouched. Give exactly one of
+    ``rank`` and ``energy``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network (factorized layers are collapsed first, see :func:`collapse`).
+    rank : int or Mapping of str to int, optional
+        An int kept in every Linear/Conv2d layer (per group), or ``{layer name: rank}`` for just those layers
+        (names as in ``named_modules()``; ``""`` for a model that is one layer). Each rank lies in
+        [1, the smaller side of the layer's kernel matrix].
+    energy : float, optional
+        In (0, 1]: each layer keeps the fewest singular values with Σ_{i≤r} σ_i² ≥ energy·Σ σ_i² (per group; the
+        layer takes the largest group's r).
+    example_input : Tensor, optional
+        A batch the model accepts; given, one forward pass counts each layer's output positions and FLOPs are
+        per example. ``None`` (default): per output position.
+
+    Returns
+    -------
+    compressed : torch.nn.Module
+        The compressed copy.
+    report : CompressionReport
+        Per layer: rank, energy kept, parameters and FLOPs before and after.
+
+    Raises
+    ------
+    ValueError
+        When both or neither of ``rank`` and ``energy`` are given, ``energy`` is outside (0, 1], ``rank`` names
+        unknown layers or is not a positive int, or a rank exceeds a layer's smaller side.
     """
     if (rank is None) == (energy is None):
         raise ValueError("give exactly one of rank= or energy=")

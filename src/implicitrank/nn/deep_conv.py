@@ -28,17 +28,64 @@ def _pair(value: Pair, name: str) -> tuple[int, int]:
 
 
 class DeepConv2d(nn.Module):
-    """A k×k ``groups``-grouped convolution ``in -> width`` then ``depth - 1`` grouped 1×1 convolutions
-    ``width -> … -> out`` (bias, if any, once at the end); mathematically one ``nn.Conv2d``.
+    """A convolution stored as a deep matrix factorization of its kernel: mathematically one ``nn.Conv2d``.
+
+    A k×k ``groups``-grouped convolution ``in -> width``, then ``depth - 1`` grouped 1×1 convolutions
+    ``width -> … -> out``; the bias, if any, is added once at the end. Per group, the flattened kernels multiply
+    to the equivalent kernel matrix W_N ⋯ W_1 of shape (out/g, in/g·kh·kw), whose singular values gradient
+    descent learns one at a time from a small initialization, as for :class:`DeepLinear`.
 
     Parameters
     ----------
-    in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias : as ``nn.Conv2d``
-        (zero padding; ``padding`` may also be ``"same"`` or ``"valid"``).
-    depth : N >= 1 convolutions in the stack (1 is a plain convolution).
-    width : channels between the convolutions, a multiple of ``groups``; ``None`` means ``out_channels``,
+    in_channels : int
+        Input channels, a multiple of ``groups``.
+    out_channels : int
+        Output channels, a multiple of ``groups``.
+    kernel_size : int or tuple of int
+        (kh, kw) of the first convolution, as ``nn.Conv2d``.
+    depth : int
+        N >= 1 convolutions in the stack (1 is a plain convolution).
+    width : int or None, optional
+        Channels between the convolutions, a multiple of ``groups``; ``None`` (default) means ``out_channels``,
         which leaves each group's kernel rank unconstrained.
-    init_scale, init, generator : per group as in :class:`~implicitrank.nn.DeepLinear`.
+    stride : int or tuple of int, optional
+        Stride of the first convolution. Default 1.
+    padding : int or tuple of int or str, optional
+        Zero padding of the first convolution, or ``"same"`` / ``"valid"``. Default 0.
+    dilation : int or tuple of int, optional
+        Dilation of the first convolution. Default 1.
+    groups : int, optional
+        Groups g of every convolution in the stack. Default 1.
+    bias : bool, optional
+        Learn an additive bias (initialized to zero), applied once after the last convolution. Default True.
+    init_scale : float, optional
+        Per group as in :class:`DeepLinear`: E||W(0)||_F² = init_scale²·min(rows, cols) for each group's kernel
+        matrix. Default 1.
+    init : str, optional
+        An initialization scheme of :class:`~implicitrank.factorizations.MatrixFactorization`. Default
+        ``"gaussian"``.
+    generator : torch.Generator or None, optional
+        Seeds one independent draw of the factorized kernel per group; ``None`` takes those seeds from torch's
+        global RNG.
+    device : torch.device or str or None, optional
+        Device of the kernels and the bias, the CPU when ``None``.
+    dtype : torch.dtype or None, optional
+        The kernels' and the bias' dtype, torch's default dtype when ``None``.
+
+    Raises
+    ------
+    ValueError
+        When ``groups`` < 1, a channel count or ``width`` is not a positive multiple of ``groups``, ``padding`` is
+        an unknown string, a size is not an int or a pair of ints, ``depth`` < 1, ``init_scale`` is not positive
+        or ``init`` is not a scheme of the factorization.
+
+    References
+    ----------
+    S. Guo, J. M. Alvarez, M. Salzmann, "ExpandNets: Linear Over-parameterization to Train Compact
+    Convolutional Networks", NeurIPS 2020, §3 (linear expansion of convolutional layers).
+
+    S. Arora, N. Cohen, W. Hu, Y. Luo, "Implicit Regularization in Deep Matrix Factorization", NeurIPS 2019,
+    Theorem 3 (the singular value dynamics of a deep matrix factorization).
     """
 
     def __init__(
@@ -86,6 +133,18 @@ class DeepConv2d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_channels, dtype=first.dtype, device=first.device)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
+        """Apply the convolutions one after another (never forming the equivalent kernel), then the bias.
+
+        Parameters
+        ----------
+        x : Tensor
+            A (batch, in_channels, H, W) batch of feature maps, read by the k×k convolution.
+
+        Returns
+        -------
+        Tensor
+            Shape (batch, out_channels, H', W'), as ``nn.Conv2d`` with the same size arguments gives.
+        """
         last = len(self.kernels) - 1
         x = F.conv2d(x, self.kernels[0], self.bias if last == 0 else None, self.stride, self.padding,
                      self.dilation, self.groups)
@@ -94,15 +153,29 @@ class DeepConv2d(nn.Module):
         return x
 
     def end_to_end(self) -> Tensor:
-        """The equivalent kernel, shape (out_channels, in_channels/groups, kh, kw): per group the product
-        of the flattened kernels, W_N ⋯ W_1 with W_1 of shape (width/g, in/g·kh·kw)."""
+        """The equivalent kernel: per group the product of the flattened kernels, W_N ⋯ W_1.
+
+        W_1 is the flattened k×k kernel, (width/g, in/g·kh·kw); the product is differentiable.
+
+        Returns
+        -------
+        Tensor
+            Shape (out_channels, in_channels/groups, kh, kw).
+        """
         g = self.groups
         matrices = [k.reshape(g, k.shape[0] // g, -1) for k in self.kernels]
         product = self.factorization.end_to_end(matrices)
         return product.reshape(self.out_channels, self.in_channels // g, *self.kernel_size)
 
     def collapsed(self) -> nn.Conv2d:
-        """The equivalent ``nn.Conv2d`` (a copy)."""
+        """Collapse the stack into the one ``nn.Conv2d`` it equals (ExpandNets' contraction).
+
+        Returns
+        -------
+        torch.nn.Conv2d
+            A new layer with this layer's kernel size, stride, padding, dilation and groups, holding copies of
+            :meth:`end_to_end`'s kernel and of the bias.
+        """
         weight = self.end_to_end().detach()
         plain = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size, stride=self.stride,
                           padding=self.padding, dilation=self.dilation, groups=self.groups,
@@ -110,6 +183,14 @@ class DeepConv2d(nn.Module):
         return filled(plain, weight, self.bias)
 
     def extra_repr(self) -> str:
+        """The arguments ``print(module)`` lists for the convolution stack.
+
+        Returns
+        -------
+        str
+            In and out channels (as ``nn.Conv2d`` prints them), then kernel size, depth, width, stride, padding,
+            dilation, groups and whether there is a bias.
+        """
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, depth={self.depth}, "
                 f"width={self.width}, stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
                 f"groups={self.groups}, bias={self.bias is not None}")

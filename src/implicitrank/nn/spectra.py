@@ -19,7 +19,17 @@ from ._layers import FactorizedLayer, kernel_matrices, layer_weight
 
 @dataclass(frozen=True)
 class LayerSpectrum:
-    """Singular values (descending, float64, CPU) and effective rank of one layer."""
+    """Singular values and effective rank of one layer.
+
+    Attributes
+    ----------
+    name : str
+        The layer's name in ``named_modules()``.
+    singular_values : Tensor
+        The singular values of all its groups' kernel matrices together, descending, float64, on the CPU.
+    effective_rank : float
+        exp(H(σ/Σσ)), H the Shannon entropy, as :func:`implicitrank.measure.effective_rank`.
+    """
 
     name: str
     singular_values: Tensor
@@ -29,7 +39,18 @@ class LayerSpectrum:
 def layer_spectra(model: nn.Module) -> dict[str, LayerSpectrum]:
     """The spectrum of every Linear/Conv2d layer, plain or factorized, keyed by module name.
 
-    The parts of a factorized layer are not listed on their own: the layer is measured end to end.
+    A factorized layer is measured through its end-to-end weight; its parts are not listed on their own. A
+    (grouped) layer's singular values are those of its kernel matrices (out/g) x (in/g·kh·kw) together.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network (or a single layer, listed under ``""``).
+
+    Returns
+    -------
+    dict of str to LayerSpectrum
+        One entry per layer, in ``named_modules()`` order.
     """
     spectra: dict[str, LayerSpectrum] = {}
     inside: list[str] = []
@@ -51,9 +72,26 @@ def layer_spectra(model: nn.Module) -> dict[str, LayerSpectrum]:
 
 @dataclass
 class SpectraLog:
-    """A training callback: ``log(model, step)`` appends every layer's effective rank and top singular values.
+    """A training callback: ``log(model, step)`` records every layer's effective rank and top singular values.
 
-    ``top`` bounds how many singular values are kept per record (``None``: all).
+    Each call appends ``step`` to ``steps`` and, per layer of :func:`layer_spectra`, the effective rank and the
+    ``top`` largest singular values.
+
+    Attributes
+    ----------
+    top : int or None
+        How many singular values to keep per record, >= 1; ``None`` keeps all. Default 8.
+    steps : list of int
+        The steps recorded so far.
+    effective_ranks : dict of str to list of float
+        Per layer name, the effective rank at each recorded step.
+    singular_values : dict of str to list of Tensor
+        Per layer name, the top singular values (descending, float64) at each recorded step.
+
+    Raises
+    ------
+    ValueError
+        When ``top`` is below 1.
     """
 
     top: int | None = 8

@@ -32,18 +32,56 @@ LETTERS = "defghijklmnopqstuvwxyz"  # mode subscripts for einsum (a, b, c, r res
 class TensorizedLinear(nn.Module):
     """y = W x + b with W (out x in) a CP or hierarchical factorization of its order-K tensorization.
 
+    The weight is read as the order-K tensor T[(o_1,i_1), …, (o_K,i_K)] = W[(o_1,…,o_K), (i_1,…,i_K)] (mode k
+    pairs the k-th output and input digits, of size o_k·i_k), held as a
+    :class:`~implicitrank.factorizations.CPFactorization` or a
+    :class:`~implicitrank.factorizations.HierarchicalFactorization`. Gradient descent on the factors learns
+    components one at a time (σ̇ ∝ σ^(2−2/K)), lowering the tensor (or hierarchical tensor) rank. The forward
+    pass never forms W.
+
     Parameters
     ----------
-    in_shape, out_shape : (i_1, …, i_K) and (o_1, …, o_K), the same length K; in = Π i_k, out = Π o_k.
-    format : ``cp`` or ``hierarchical``.
-    rank : CP: the number of components R; hierarchical: the width of every internal node (or a tuple in
-        the tree's internal-node order). ``None``: the factorization's default (as large as can matter).
-    tree : the mode tree (nested tuples over modes 0..K-1) of the hierarchical format; default balanced
-        binary.
-    init_scale : every factor entry i.i.d. Gaussian with the std that gives the end-to-end weight
+    in_shape : sequence of int
+        (i_1, …, i_K); in_features = Π i_k.
+    out_shape : sequence of int
+        (o_1, …, o_K), the same length K; out_features = Π o_k.
+    format : str, optional
+        ``"cp"`` (default) or ``"hierarchical"`` (needs K >= 2).
+    rank : int or tuple of int or None, optional
+        CP: the number of components R (one int); hierarchical: the width of every internal node, or a tuple in
+        the tree's internal-node order. ``None`` (default): the factorization's default (as large as can matter).
+    tree : object, optional
+        The mode tree (nested tuples over modes 0..K-1) of the hierarchical format; ``None`` (default) is the
+        balanced binary tree. Not allowed with ``"cp"``.
+    init_scale : float, optional
+        Every factor entry i.i.d. Gaussian with the std that gives the end-to-end weight
         E||W(0)||_F² = init_scale²·min(in, out), as :class:`DeepLinear` (the factorization's init_scale is
         init_scale·√min(in, out); 1 is a standard scale; small values bring out the implicit rank bias).
-    bias, generator : as :class:`DeepLinear`.
+        Default 1.
+    bias : bool, optional
+        Learn an additive bias (initialized to zero). Default True.
+    generator : torch.Generator or None, optional
+        Seeds the Gaussian entries of every factor (CP factor matrices or the tree's node matrices); ``None``
+        takes the seed from torch's global RNG.
+    device : torch.device or str or None, optional
+        The factors' and the bias' device: ``None`` keeps them on the CPU.
+    dtype : torch.dtype or None, optional
+        ``None`` means ``torch.get_default_dtype()``; otherwise the dtype of every factor and of the bias.
+
+    Raises
+    ------
+    ValueError
+        When the shapes are empty, of different lengths or not positive, there are more than 22 modes, ``format``
+        is unknown, ``init_scale`` is not positive, ``tree`` or a tuple ``rank`` is given with ``"cp"``, or the
+        hierarchical format gets a single mode.
+
+    References
+    ----------
+    N. Razin, A. Maman, N. Cohen, "Implicit Regularization in Tensor Factorization", ICML 2021, Theorem 1
+    (component norms: σ̇_r = N·γ_r·σ_r^(2−2/N)).
+
+    N. Razin, A. Maman, N. Cohen, "Implicit Regularization in Hierarchical Tensor Factorization and Deep
+    Convolutional Neural Networks", ICML 2022, Theorem 1 (local component norms).
     """
 
     def __init__(
@@ -93,6 +131,19 @@ class TensorizedLinear(nn.Module):
         self.bias = nn.Parameter(torch.zeros(self.out_features, dtype=dtype, device=device)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
+        """Apply W and add the bias, mode by mode, without forming W.
+
+        Parameters
+        ----------
+        x : Tensor
+            Shape (..., in_features), in_features = Π i_k; the last dimension is split into the K input digits
+            (i_1, …, i_K), row-major.
+
+        Returns
+        -------
+        Tensor
+            W x (+ b if learned): the output digits (o_1, …, o_K) flattened into a last dimension ``out_features``.
+        """
         lead = x.shape[:-1]
         t = x.reshape(-1, 1, *self.in_shape)
         if self.format == "cp":
@@ -138,7 +189,13 @@ class TensorizedLinear(nn.Module):
         return torch.einsum("bcqr...,rq->bcq...", t, params[node][0]).flatten(1, 2)
 
     def end_to_end(self) -> Tensor:
-        """The weight matrix (out_features, in_features), formed from the factorization's end tensor."""
+        """The weight matrix W, formed from the factorization's end-to-end tensor (differentiable).
+
+        Returns
+        -------
+        Tensor
+            Shape (out_features, in_features).
+        """
         k = len(self.in_shape)
         tensor = self.factorization.end_to_end(list(self.factors))[0]
         paired = tensor.reshape(*(d for pair in zip(self.out_shape, self.in_shape) for d in pair))
@@ -146,17 +203,41 @@ class TensorizedLinear(nn.Module):
         return paired.permute(order).reshape(self.out_features, self.in_features)
 
     def quantities(self) -> Tensor:
-        """The factorization's tracked quantities: component norms (CP) or local component norms
-        (hierarchical), descending; their number above a threshold estimates the (hierarchical) tensor rank."""
+        """The factorization's tracked quantities, descending.
+
+        Their number above a threshold estimates the tensor rank (CP) or the root's part of the hierarchical
+        tensor rank.
+
+        Returns
+        -------
+        Tensor
+            One value per component: the component norms Π_k ‖w_r^k‖ (CP, shape (R,)) or the local component
+            norms at the root (hierarchical, one per root component).
+        """
         return self.factorization.quantities(list(self.factors))[0]
 
     def collapsed(self) -> nn.Linear:
-        """The equivalent ``nn.Linear`` (a copy)."""
+        """A dense ``nn.Linear`` computing the same map, its weight formed once from the factors.
+
+        Returns
+        -------
+        torch.nn.Linear
+            A new layer whose weight is a detached copy of :meth:`end_to_end` (all out_features·in_features
+            entries) and whose bias is copied, independent of this layer from then on.
+        """
         weight = self.end_to_end().detach()
         plain = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None, device=weight.device,
                           dtype=weight.dtype)
         return filled(plain, weight, self.bias)
 
     def extra_repr(self) -> str:
+        """The summary line of ``print(module)`` for a tensorized layer.
+
+        Returns
+        -------
+        str
+            ``in_shape``, ``out_shape``, ``"cp"`` or ``"hierarchical"``, the count of factor entries (what the
+            layer stores instead of W) and whether there is a bias.
+        """
         return (f"in_shape={self.in_shape}, out_shape={self.out_shape}, format={self.format!r}, "
                 f"parameters={sum(p.numel() for p in self.factors)}, bias={self.bias is not None}")

@@ -30,7 +30,26 @@ __all__ = ["KINDS", "REPORT", "detect", "write_report"]
 
 
 def detect(directory: str | Path) -> str:
-    """What ``directory`` holds: one of ``KINDS``; a ``UsageError`` naming the argument when it is none of them."""
+    """What ``directory`` holds: a sweep, a reproduction or runs.
+
+    Parameters
+    ----------
+    directory : str or Path
+        An output directory of the package.
+
+    Returns
+    -------
+    str
+        One of ``KINDS``: ``sweep`` (``sweep.json``), ``reproduction`` (``claims.json``, one experiment's or
+        several), ``runs`` (a run directory or a directory of them), checked in that order.
+
+    Raises
+    ------
+    MissingInputError
+        When ``directory`` is not a directory.
+    UsageError
+        When it holds none of them; the message names the argument.
+    """
     from . import reproduction, runs, sweep
 
     directory = Path(directory)
@@ -47,7 +66,25 @@ def detect(directory: str | Path) -> str:
 
 
 def write_report(directory: str | Path) -> Path:
-    """Write ``directory/report.html`` for whatever output of the package ``directory`` holds; return its path."""
+    """Write ``directory/report.html`` for whatever output of the package ``directory`` holds (see ``detect``).
+
+    Parameters
+    ----------
+    directory : str or Path
+        An output directory of the package.
+
+    Returns
+    -------
+    Path
+        The report written, ``directory/report.html``.
+
+    Raises
+    ------
+    MissingInputError
+        When ``directory`` is not a directory.
+    UsageError
+        When it holds no output of the package.
+    """
     from . import reproduction, runs, sweep
 
     kind = detect(directory)

@@ -26,7 +26,26 @@ FIELDS = [f.name for f in dataclasses.fields(RunConfig)]
 
 
 def collect_rows(out: str | Path) -> list[dict[str, Any]]:
-    """The finished runs of the sweep in ``out``: ``run_id``, config fields, then summary values."""
+    """The finished runs of the sweep in ``out``, one row each, in the sweep's order.
+
+    A run whose ``summary.json`` cannot be read is left out with a warning on stderr.
+
+    Parameters
+    ----------
+    out : str or Path
+        The sweep directory.
+
+    Returns
+    -------
+    list of dict of str to Any
+        ``run_id``, every ``RunConfig`` field (``shape`` as ``12x12``), then the summary's values but
+        ``run_id`` and ``provenance``.
+
+    Raises
+    ------
+    MissingInputError
+        When ``out`` is not a sweep directory (no ``sweep.json``).
+    """
     out = Path(out)
     sweep = read_sweep(out)
     rows = []
@@ -46,7 +65,20 @@ def collect_rows(out: str | Path) -> list[dict[str, Any]]:
 
 
 def write_table(out: str | Path, rows: list[dict[str, Any]] | None = None) -> list[Path]:
-    """Write ``results.csv`` (and ``results.parquet`` with pyarrow) into ``out``; return the paths."""
+    """Write ``results.csv``, ``results.provenance.json`` and, with pyarrow, ``results.parquet`` into ``out``.
+
+    Parameters
+    ----------
+    out : str or Path
+        The sweep directory.
+    rows : list of dict or None, optional
+        The rows. Default None: ``collect_rows(out)``.
+
+    Returns
+    -------
+    list of Path
+        The files written: ``results.csv``, ``results.provenance.json`` and, with pyarrow, ``results.parquet``.
+    """
     out = Path(out)
     rows = collect_rows(out) if rows is None else rows
     columns = list(dict.fromkeys(k for row in rows for k in row))

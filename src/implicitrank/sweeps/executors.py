@@ -47,7 +47,19 @@ class Executor(Protocol):
 
 
 class SerialExecutor:
-    """Jobs one after another in this process (torch capped at ``threads`` meanwhile, when given)."""
+    """Jobs one after another in this process (torch capped at ``threads`` meanwhile, when given).
+
+    Parameters
+    ----------
+    threads : int or None, optional
+        Torch threads while the jobs run, an explicit choice that overrides the runs' policy. Default None: the
+        package's policy.
+
+    Raises
+    ------
+    UsageError
+        When ``threads`` is below 1.
+    """
 
     name, slots = "serial", 1
 
@@ -57,9 +69,26 @@ class SerialExecutor:
         self.threads = threads
 
     def check(self) -> None:
+        """Nothing to check: this process can always run jobs."""
         return None
 
     def run(self, jobs: Sequence[Job], out: Path, advance: Advance) -> list[RunOutcome]:
+        """Run ``jobs`` one after another with ``run_job``.
+
+        Parameters
+        ----------
+        jobs : sequence of Job
+            The jobs to run.
+        out : Path
+            The sweep directory.
+        advance : callable
+            Called with each finished job's number of runs (the progress bar's ``update``).
+
+        Returns
+        -------
+        list of RunOutcome
+            One outcome per run of every job.
+        """
         outcomes = []
         with torch_threads(self.threads, explicit=True):  # --threads overrides the runs' policy
             for job in jobs:
@@ -69,8 +98,22 @@ class SerialExecutor:
 
 
 class LocalExecutor:
-    """A pool of ``workers`` processes (default: one per core), each pinned to ``threads`` threads
-    (default: its share of the cores) before it imports torch."""
+    """A pool of ``workers`` processes, each pinned to ``threads`` threads before it imports torch.
+
+    Workers are spawned (not forked) and die with this process (``workers.start_worker``).
+
+    Parameters
+    ----------
+    workers : int or None, optional
+        Worker processes. Default None: one per core this process may use (``threads.available_cores``).
+    threads : int or None, optional
+        Torch/BLAS threads of each worker. Default None: its share of the cores, max(1, cores // workers).
+
+    Raises
+    ------
+    UsageError
+        When ``workers`` or ``threads`` is below 1.
+    """
 
     name = "local"
 
@@ -85,9 +128,30 @@ class LocalExecutor:
         self.slots = self.workers
 
     def check(self) -> None:
+        """Nothing to check: a process pool can always run here."""
         return None
 
     def run(self, jobs: Sequence[Job], out: Path, advance: Advance) -> list[RunOutcome]:
+        """Run ``jobs`` on a pool of at most ``workers`` processes, each job in one worker.
+
+        A job whose worker died is recorded as interrupted (its runs resume next time), one that crashed as
+        failed. Interrupted (e.g. Ctrl-C), the queued jobs are dropped and the running ones left to their
+        checkpoints.
+
+        Parameters
+        ----------
+        jobs : sequence of Job
+            The jobs to run.
+        out : Path
+            The sweep directory.
+        advance : callable
+            Called with each finished job's number of runs (the progress bar's ``update``).
+
+        Returns
+        -------
+        list of RunOutcome
+            One outcome per run of every job.
+        """
         if not jobs:
             return []
         # spawn, not fork: a fresh interpreter whose initializer sets the thread caps before torch loads
@@ -118,8 +182,30 @@ class LocalExecutor:
 class SlurmOptions:
     """Resources of each Slurm job (one job = one batch of runs).
 
-    time : the time limit in minutes; a job that reaches it is requeued (at most ``max_requeues``
-    times) and resumes from its runs' checkpoints, as is a preempted job.
+    Attributes
+    ----------
+    partition : str or None
+        The partition. Default None: the cluster's default.
+    time : int
+        The time limit in minutes, >= 1; a job that reaches it is requeued (at most ``max_requeues`` times) and
+        resumes from its runs' checkpoints, as is a preempted job. Default 60.
+    cpus : int
+        CPUs per job, >= 1; each job's BLAS pools are capped at them. Default 1.
+    gpus : int
+        GPUs per node, >= 0. Default 0.
+    mem_gb : float or None
+        Memory per job in GB, > 0. Default None: the partition's default.
+    array_parallelism : int
+        At most this many jobs of the array run at once, >= 1. Default 256.
+    max_requeues : int
+        Requeues after a time-out, >= 0. Default 3.
+    account : str or None
+        The account charged. Default None.
+
+    Raises
+    ------
+    UsageError
+        On construction, for a value out of its range.
     """
 
     partition: str | None = None
@@ -140,6 +226,23 @@ class SlurmOptions:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SlurmOptions:
+        """The options of a spec's ``[slurm]`` table.
+
+        Parameters
+        ----------
+        values : dict of str to Any
+            Option name -> value; missing options take their defaults.
+
+        Returns
+        -------
+        SlurmOptions
+            The validated options.
+
+        Raises
+        ------
+        UsageError
+            For an unknown option or a value out of its range.
+        """
         known = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(values) - set(known))
         if unknown:
@@ -147,7 +250,19 @@ class SlurmOptions:
         return cls(**values)
 
     def parameters(self, name: str) -> dict[str, Any]:
-        """submitit ``SlurmExecutor`` parameters; each job's BLAS pools are capped at its CPUs."""
+        """submitit ``SlurmExecutor`` parameters; each job's BLAS pools are capped at its CPUs.
+
+        Parameters
+        ----------
+        name : str
+            The Slurm job name.
+
+        Returns
+        -------
+        dict of str to Any
+            ``job_name``, ``time``, ``cpus_per_task``, ``array_parallelism``, ``setup`` (exports of the thread
+            variables), and ``partition``, ``account``, ``gpus_per_node``, ``mem`` (in MB) where set.
+        """
         params: dict[str, Any] = {
             "job_name": name, "time": self.time, "cpus_per_task": self.cpus,
             "array_parallelism": self.array_parallelism,
@@ -167,21 +282,41 @@ class SlurmJob(submitit.helpers.Checkpointable):
 
 
 class SlurmExecutor:
-    """Jobs as one Slurm job array through submitit; logs in ``OUT/slurm``."""
+    """Jobs as one Slurm job array through submitit; logs in ``OUT/slurm``.
+
+    Parameters
+    ----------
+    options : SlurmOptions or None, optional
+        Resources of each job. Default None: ``SlurmOptions()``.
+    poll_seconds : float, optional
+        How often to look for finished jobs' results, > 0. Default 1.0.
+    sacct_seconds : float, optional
+        How often to ask Slurm (one ``sacct`` for all jobs) for their states, to notice cancelled, timed-out or
+        killed jobs, > 0. Default 10.0.
+
+    Raises
+    ------
+    UsageError
+        When ``poll_seconds`` or ``sacct_seconds`` is not positive.
+    """
 
     name, slots = "slurm", 1
 
     def __init__(self, options: SlurmOptions | None = None, poll_seconds: float = 1.0,
                  sacct_seconds: float = 10.0) -> None:
-        """poll_seconds : how often to look for finished jobs' results; sacct_seconds : how often to ask
-        Slurm (one ``sacct`` for all jobs) for their states, to notice cancelled, timed-out or killed jobs."""
         if not (poll_seconds > 0 and sacct_seconds > 0):
             raise UsageError(f"poll_seconds and sacct_seconds must be positive, got {poll_seconds}, {sacct_seconds}")
         self.options = options or SlurmOptions()
         self.poll_seconds, self.sacct_seconds = poll_seconds, sacct_seconds
 
     def check(self) -> None:
-        """A reachable cluster (``sinfo`` answers) with the asked-for partition."""
+        """Check for a reachable cluster (``sinfo`` answers) with the asked-for partition.
+
+        Raises
+        ------
+        UsageError
+            When ``sinfo`` is not on PATH, does not answer in 30 s or fails, or the partition does not exist.
+        """
         sinfo = shutil.which("sinfo")
         hint = "start one (e.g. .ci/start-slurm) or use --executor local"
         if sinfo is None:
@@ -197,7 +332,20 @@ class SlurmExecutor:
             raise UsageError(f"slurm.partition must be one of {partitions}, got {self.options.partition!r}")
 
     def submit(self, jobs: Sequence[Job], out: Path) -> list[submitit.Job]:
-        """Submit ``jobs`` as one array; returns submitit's handles (``.job_id`` as ``scancel`` takes it)."""
+        """Submit ``jobs`` as one array, named ``implicitrank-<out's name>``, logs in ``out/slurm/<job id>``.
+
+        Parameters
+        ----------
+        jobs : sequence of Job
+            The jobs, one array task each.
+        out : Path
+            The sweep directory.
+
+        Returns
+        -------
+        list of submitit.Job
+            submitit's handles, in the order of ``jobs`` (``.job_id`` as ``scancel`` takes it).
+        """
         executor = submitit.SlurmExecutor(folder=out / "slurm" / "%j", max_num_timeout=self.options.max_requeues)
         executor.update_parameters(**self.options.parameters(f"implicitrank-{out.name}"))
         with executor.batch():
@@ -205,8 +353,26 @@ class SlurmExecutor:
         return handles
 
     def wait(self, handles: Sequence[submitit.Job], jobs: Sequence[Job], advance: Advance) -> list[RunOutcome]:
-        """Collect each job's outcomes as it ends; a cancelled, timed-out or killed job is recorded as
-        interrupted (its runs resume next time), a crashed one as failed."""
+        """Collect each job's outcomes as it ends.
+
+        A cancelled, timed-out or killed job is recorded as interrupted (its runs resume next time), a crashed
+        one as failed. On Ctrl-C the submitted jobs keep running; their ids are printed and the interrupt
+        re-raised.
+
+        Parameters
+        ----------
+        handles : sequence of submitit.Job
+            The submitted jobs' handles (``submit``).
+        jobs : sequence of Job
+            The jobs, in the order of ``handles``.
+        advance : callable
+            Called with each finished job's number of runs.
+
+        Returns
+        -------
+        list of RunOutcome
+            One outcome per run of every job, in the order the jobs ended.
+        """
         outcomes: list[RunOutcome] = []
         pending = list(zip(handles, jobs))
         asked = time.monotonic()
@@ -240,12 +406,50 @@ class SlurmExecutor:
         return outcomes
 
     def run(self, jobs: Sequence[Job], out: Path, advance: Advance) -> list[RunOutcome]:
+        """Submit ``jobs`` and wait for them (``submit``, then ``wait``).
+
+        Parameters
+        ----------
+        jobs : sequence of Job
+            The jobs to run.
+        out : Path
+            The sweep directory.
+        advance : callable
+            Called with each finished job's number of runs (the progress bar's ``update``).
+
+        Returns
+        -------
+        list of RunOutcome
+            One outcome per run of every job.
+        """
         return self.wait(self.submit(jobs, out), jobs, advance) if jobs else []
 
 
 def make_executor(name: str, *, workers: int | None = None, threads: int | None = None,
                   slurm: SlurmOptions | None = None) -> Executor:
-    """An executor by name: serial | local | slurm."""
+    """An executor by name.
+
+    Parameters
+    ----------
+    name : str
+        ``serial``, ``local`` or ``slurm``.
+    workers : int or None, optional
+        The local executor's worker processes. Default None: one per core.
+    threads : int or None, optional
+        Torch threads of the serial executor, or of each local worker. Default None (see each executor).
+    slurm : SlurmOptions or None, optional
+        The Slurm executor's resources. Default None: ``SlurmOptions()``.
+
+    Returns
+    -------
+    Executor
+        ``SerialExecutor``, ``LocalExecutor`` or ``SlurmExecutor``.
+
+    Raises
+    ------
+    UsageError
+        For an unknown name or unacceptable options.
+    """
     if name == "serial":
         return SerialExecutor(threads)
     if name == "local":

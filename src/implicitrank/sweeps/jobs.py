@@ -36,7 +36,26 @@ from .state import (
 @dataclass(frozen=True)
 class Job:
     """Runs of equal batch keys, their directories, where their locks live, whether to plot and whether to write
-    TensorBoard events."""
+    TensorBoard events.
+
+    Attributes
+    ----------
+    configs : tuple of RunConfig
+        The runs, at least one.
+    run_dirs : tuple of Path
+        One directory per run.
+    lock_dir : Path
+        Where the runs' lock files live (a sweep's ``OUT/.locks``).
+    plots : bool
+        Draw each run's plots. Default False.
+    tensorboard : bool
+        Write each run's TensorBoard events. Default False.
+
+    Raises
+    ------
+    ValueError
+        On construction, when there are no runs or the counts of runs and directories differ.
+    """
 
     configs: tuple[RunConfig, ...]
     run_dirs: tuple[Path, ...]
@@ -54,8 +73,20 @@ class Job:
 class RunOutcome:
     """What one attempt did with a run.
 
-    status : done (trained now or earlier), failed (error recorded), running (another process holds
-    it), interrupted (the job stopped early: cancelled, killed, timed out; the run resumes next time).
+    Attributes
+    ----------
+    run_id : str
+        The run.
+    status : str
+        ``done`` (trained now or earlier), ``failed`` (error recorded), ``running`` (another process holds it),
+        ``interrupted`` (the job stopped early: cancelled, killed, timed out; the run resumes next time).
+    message : str
+        What happened, e.g. ``trained in 3.2s``, the error, or who holds the run. Default ``""``.
+    resumed_from : int or None
+        The checkpoint step the attempt resumed from; None when it started from step 0 or did not train.
+        Default None.
+    threads : int or None
+        Torch threads of the process that trained it; None when it did not train. Default None.
     """
 
     run_id: str
@@ -66,7 +97,27 @@ class RunOutcome:
 
 
 def run_job(job: Job) -> list[RunOutcome]:
-    """Train the job's unfinished runs (resuming from checkpoints); never raise for a run's error."""
+    """Train the job's unfinished runs (resuming from checkpoints); never raise for a run's error.
+
+    Each run's lock is taken (a run locked by another process is left to it) and held until the job ends;
+    finished runs are skipped; the others train with ``run_batch`` in groups of equal checkpoint step. A run's
+    error (an unreadable checkpoint, a failed batch) is written to its ``error.json``.
+
+    Parameters
+    ----------
+    job : Job
+        The runs.
+
+    Returns
+    -------
+    list of RunOutcome
+        One outcome per run: ``running``, ``done`` or ``failed``.
+
+    Raises
+    ------
+    UncompletedJobError
+        Only submitit's, when its signal handler gives up requeueing a Slurm job.
+    """
     threads = torch.get_num_threads()
     outcomes: list[RunOutcome] = []
     with contextlib.ExitStack() as stack:

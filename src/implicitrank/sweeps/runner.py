@@ -21,7 +21,25 @@ from .state import RunState, count, run_state, sweep_lock, write_sweep
 
 @dataclass
 class SweepReport:
-    """What a sweep found, ran and left: states before and after, and each run's outcome."""
+    """What a sweep found, ran and left: states before and after, and each run's outcome.
+
+    Attributes
+    ----------
+    plan : Plan
+        The sweep's plan.
+    executor : str
+        The executor's name (``serial``, ``local``, ``slurm``).
+    jobs : list of Job
+        The jobs run this time (or that would run, for a dry run).
+    before : list of RunState
+        Every run's state before, in the order of the sweep.
+    after : list of RunState
+        Every run's state after; empty for a dry run. Default empty.
+    outcomes : list of RunOutcome
+        What this time's attempts did, one per run attempted. Default empty.
+    seconds : float
+        Wall-clock seconds of the sweep (0.0 for a dry run). Default 0.0.
+    """
 
     plan: Plan
     executor: str
@@ -37,6 +55,14 @@ class SweepReport:
         return bool(self.after) and all(s.status == "done" for s in self.after)
 
     def summary(self) -> str:
+        """The report in words, as ``implicitrank sweep`` prints it.
+
+        Returns
+        -------
+        str
+            The status counts, what ran this time on which executor and how long it took, one line per run not
+            done (its axis values and detail), and what to do about failed and pending runs.
+        """
         counts = count(self.after or self.before)
         ran = {s: sum(o.status == s for o in self.outcomes) for s in ("done", "failed", "interrupted", "running")}
         lines = [f"sweep {self.plan.spec.name!r}: {len(self.plan.configs)} runs in {self.plan.out}: "
@@ -68,14 +94,46 @@ def default_out(spec: SweepSpec) -> Path:
 def run_sweep(spec: SweepSpec | str | Path, out: str | Path | None = None, executor: Executor | str = "serial", *,
               retry_failed: bool = False, batch: bool = True, max_batch: int | None = None, plots: bool = False,
               progress: bool = True, dry_run: bool = False, tensorboard: bool = False) -> SweepReport:
-    """Run every run of ``spec`` that is not done into ``out`` (default ``runs/<spec name>``).
+    """Run every run of ``spec`` that is not done into ``out``.
 
-    executor : "serial" | "local" | "slurm" (the spec's [slurm] table as options) or an executor.
-    batch : train runs that differ only in per-run values as one batched job (``max_batch`` at most).
-    dry_run : plan and report what would run, write nothing.
-    tensorboard : also write each run's TensorBoard events (so does the spec's ``tensorboard = true``).
     Bad specs, an out directory holding something else, and an executor that cannot run here are
-    refused before anything is written or submitted.
+    refused before anything is written or submitted. The sweep holds ``out``'s lock while it runs.
+
+    Parameters
+    ----------
+    spec : SweepSpec, str or Path
+        The spec, or the path of its TOML file.
+    out : str, Path or None, optional
+        The sweep directory. Default None: ``runs/<spec name>``.
+    executor : Executor or str, optional
+        ``"serial"``, ``"local"``, ``"slurm"`` (the spec's [slurm] table as options) or an executor. Default
+        ``"serial"``.
+    retry_failed : bool, optional
+        Also rerun failed runs. Default False.
+    batch : bool, optional
+        Train runs that differ only in per-run values as one batched job. Default True.
+    max_batch : int or None, optional
+        At most this many runs a job. Default None (no limit).
+    plots : bool, optional
+        Draw each run's plots. Default False.
+    progress : bool, optional
+        Show a progress bar over the runs. Default True.
+    dry_run : bool, optional
+        Plan and report what would run, write nothing. Default False.
+    tensorboard : bool, optional
+        Also write each run's TensorBoard events (so does the spec's ``tensorboard = true``). Default False.
+
+    Returns
+    -------
+    SweepReport
+        The states before and after, the jobs and each run's outcome.
+
+    Raises
+    ------
+    UsageError
+        For a bad spec, an executor that cannot run here, or ``tensorboard`` without its package.
+    OutputExistsError
+        When ``out`` holds other runs or something else, or another sweep is writing it.
     """
     if not isinstance(spec, SweepSpec):
         spec = load_spec(spec)

@@ -54,6 +54,28 @@ class SweepSpec:
 
     The runs are the Cartesian product of the groups: each Cartesian axis is a group of one field,
     each zipped group moves its fields together. Axis values override ``base``.
+
+    Attributes
+    ----------
+    name : str
+        The sweep's name (non-empty), e.g. the spec file's stem.
+    base : dict of str to Any
+        ``RunConfig`` fields shared by every run. Default empty.
+    axes : dict of str to list
+        Cartesian axes: field -> its non-empty list of values. Default empty.
+    zips : list of dict of str to list
+        Zipped groups: in each, field -> values, all of equal length; the i-th values go together. Default
+        empty.
+    slurm : dict of str to Any
+        Defaults of the Slurm executor (``SlurmOptions`` fields). Default empty.
+    tensorboard : bool
+        Also write each run's TensorBoard events. Default False.
+
+    Raises
+    ------
+    UsageError
+        On construction: nothing set or varied, an unknown field or a value of the wrong kind, a field varied
+        twice, an empty axis or zip group, zipped axes of unequal lengths, or bad ``slurm`` options.
     """
 
     name: str
@@ -93,17 +115,44 @@ class SweepSpec:
         SlurmOptions.from_dict(self.slurm)
 
     def groups(self) -> list[list[dict[str, Any]]]:
-        """Each group as its list of assignments (field -> value)."""
+        """Each group as its list of assignments: every Cartesian axis, then every zipped group.
+
+        Returns
+        -------
+        list of list of dict of str to Any
+            Per group, one assignment (field -> value) per position; an axis's assignments set one field, a
+            zipped group's set all of its fields.
+        """
         groups = [[{key: v} for v in values] for key, values in self.axes.items()]
         groups += [[dict(zip(group, values)) for values in zip(*group.values())] for group in self.zips]
         return groups
 
     def assignments(self) -> list[dict[str, Any]]:
-        """Every run's axis values, in the order of the axes (the last axis varies fastest)."""
+        """Every run's axis values: the Cartesian product of ``groups``.
+
+        Returns
+        -------
+        list of dict of str to Any
+            One dict (field -> value) per run, in the order of the axes (the last axis varies fastest).
+        """
         return [{k: v for part in combo for k, v in part.items()} for combo in itertools.product(*self.groups())]
 
     def configs(self) -> list[RunConfig]:
-        """Every run's validated configuration; a bad combination is named, duplicates are refused."""
+        """Every run's validated configuration: ``base`` overridden by the run's axis values.
+
+        Integers given for float fields count as floats, so ``1`` and ``1.0`` name the same run.
+
+        Returns
+        -------
+        list of RunConfig
+            In the order of ``assignments``.
+
+        Raises
+        ------
+        UsageError
+            For a combination that is not a valid configuration (naming its axis values), or two combinations
+            that are the same run.
+        """
         configs, ids = [], {}
         for values in self.assignments():
             try:
@@ -118,12 +167,37 @@ class SweepSpec:
         return configs
 
     def to_dict(self) -> dict[str, Any]:
+        """The spec as its TOML tables (as recorded in ``sweep.json``).
+
+        Returns
+        -------
+        dict of str to Any
+            ``name``, ``base``, ``axes``, ``zip`` (the zipped groups), ``slurm`` and ``tensorboard``.
+        """
         return {"name": self.name, "base": self.base, "axes": self.axes, "zip": self.zips, "slurm": self.slurm,
                 "tensorboard": self.tensorboard}
 
 
 def load_spec(path: str | Path) -> SweepSpec:
-    """Read and validate a TOML sweep spec."""
+    """Read and validate a TOML sweep spec (see the module docstring).
+
+    Parameters
+    ----------
+    path : str or Path
+        The TOML file; its stem is the sweep's name unless the spec gives ``name``.
+
+    Returns
+    -------
+    SweepSpec
+        The spec, its ranges expanded and its values checked.
+
+    Raises
+    ------
+    MissingInputError
+        When there is no such file.
+    UsageError
+        When the file is not valid TOML or not a valid spec.
+    """
     path = Path(path)
     if not path.is_file():
         raise MissingInputError(f"spec: no such file {str(path)!r}")
@@ -135,7 +209,27 @@ def load_spec(path: str | Path) -> SweepSpec:
 
 
 def parse_spec(data: dict[str, Any], default_name: str = "sweep") -> SweepSpec:
-    """A spec from its TOML tables (see the module docstring); ranges 'A..B' are expanded."""
+    """A spec from its TOML tables (see the module docstring); ranges 'A..B' are expanded.
+
+    Parameters
+    ----------
+    data : dict of str to Any
+        The tables: ``name``, ``base``, ``axes``, ``zip`` (a table or an array of tables), ``slurm``,
+        ``tensorboard``.
+    default_name : str, optional
+        The name when ``data`` gives none. Default ``"sweep"``.
+
+    Returns
+    -------
+    SweepSpec
+        The validated spec.
+
+    Raises
+    ------
+    UsageError
+        For unknown sections, a section of the wrong kind, an axis that is neither a list nor an integer range
+        'A..B', an empty range, or a spec ``SweepSpec`` refuses.
+    """
     unknown = sorted(set(data) - set(SECTIONS))
     if unknown:
         raise UsageError(f"spec: unknown sections {unknown}; allowed: {list(SECTIONS)}")

@@ -38,7 +38,20 @@ STATUSES = ("done", "running", "failed", "pending")
 
 @dataclass(frozen=True)
 class RunState:
-    """A run's status and the detail behind it (error, lock holder, why it was interrupted)."""
+    """A run's status and the detail behind it (error, lock holder, why it was interrupted).
+
+    Attributes
+    ----------
+    run_id : str
+        The run.
+    status : str
+        ``done``, ``running``, ``failed`` or ``pending`` (see the module docstring).
+    detail : str
+        The error, the lock holder, why it was interrupted, or whether it resumes from a checkpoint. Default
+        ``""``.
+    resumable : bool
+        The run has a checkpoint to resume from. Default False.
+    """
 
     run_id: str
     status: str
@@ -167,7 +180,25 @@ def run_state(out: Path, run_id: str) -> RunState:
 
 
 def sweep_status(out: str | Path) -> list[RunState]:
-    """Every run's state, in the order of the sweep."""
+    """Every run's state, in the order of the sweep.
+
+    Parameters
+    ----------
+    out : str or Path
+        The sweep directory.
+
+    Returns
+    -------
+    list of RunState
+        One state per run of ``sweep.json``.
+
+    Raises
+    ------
+    MissingInputError
+        When ``out`` is not a sweep directory (no ``sweep.json``).
+    CorruptFileError
+        When ``sweep.json`` cannot be read.
+    """
     out = Path(out)
     return [run_state(out, run_id) for run_id in read_sweep(out)["run_ids"]]
 

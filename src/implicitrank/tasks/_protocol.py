@@ -30,27 +30,78 @@ T = TypeVar("T", bound="Observations")
 
 @runtime_checkable
 class Task(Protocol):
-    """Observations of a tensor of shape ``shape`` for B runs (see the module docstring)."""
+    """Observations of a tensor of shape ``shape`` for B runs (see the module docstring).
+
+    The protocol that ``Completion`` and ``Sensing`` (and the tensor tasks) implement; the loss is the mean over
+    observations of the squared error, with no ½.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        Shape of the tensor being fit (without the run dimension).
+    values : Tensor
+        The observations, (B, M).
+    target : Tensor or None
+        The ground truth (B, *shape) when known, else None.
+    """
 
     shape: tuple[int, ...]
     values: Tensor
     target: Tensor | None
 
     @property
-    def batch(self) -> int: ...
+    def batch(self) -> int:
+        """B, the number of runs."""
+        ...
 
     @property
-    def num_observations(self) -> int: ...
+    def num_observations(self) -> int:
+        """M, the number of observations per run."""
+        ...
 
     @property
-    def dtype(self) -> torch.dtype: ...
+    def dtype(self) -> torch.dtype:
+        """The dtype of ``values`` (and of every floating-point tensor of the task)."""
+        ...
 
     @property
-    def device(self) -> torch.device: ...
+    def device(self) -> torch.device:
+        """The device of ``values`` (and of every tensor of the task)."""
+        ...
 
-    def to(self, *args: Any, **kwargs: Any) -> Task: ...
+    def to(self, *args: Any, **kwargs: Any) -> Task:
+        """The task on another device and/or floating-point dtype, called like ``torch.Tensor.to``.
 
-    def loss(self, model: Any, params: list[Tensor]) -> Tensor: ...
+        Parameters
+        ----------
+        *args : torch.device or str or torch.dtype
+            A device, a dtype, or a device then a dtype.
+        **kwargs : torch.device or str or torch.dtype
+            ``device=`` and/or ``dtype=``.
+
+        Returns
+        -------
+        Task
+            A task of the same type; floating-point tensors take the dtype, integer indices keep theirs.
+        """
+        ...
+
+    def loss(self, model: Any, params: list[Tensor]) -> Tensor:
+        """The per-run loss: the mean over observations of the squared error, no ½.
+
+        Parameters
+        ----------
+        model : Factorization
+            The model whose predictions are compared with ``values``.
+        params : list of Tensor
+            Its parameters, leading run dimension B.
+
+        Returns
+        -------
+        Tensor
+            The loss, (B,).
+        """
+        ...
 
 
 class Observations:
@@ -76,6 +127,33 @@ class Observations:
     def device(self) -> torch.device:
         return self.values.device
 
+    def runs(self: T, index: Tensor) -> T:
+        """The task of the runs at ``index`` (a (B',) integer tensor), in that order: every per-run field
+        (leading dimension B, see ``run_fields``) is indexed, shared fields are kept.
+
+        Parameters
+        ----------
+        index : Tensor
+            (B',) positions of the runs to keep, on the task's device.
+
+        Returns
+        -------
+        Observations
+            A task of the same type with B' runs.
+        """
+        changes = {name: getattr(self, name)[index] for name in self.run_fields()}
+        return dataclasses.replace(self, **changes)
+
+    def run_fields(self) -> tuple[str, ...]:
+        """The names of the fields that hold one slice per run: ``values`` and, when given, ``target``.
+
+        Returns
+        -------
+        tuple of str
+            Field names whose tensors have the runs along their first dimension.
+        """
+        return ("values",) + (("target",) if getattr(self, "target", None) is not None else ())
+
     def to(self: T, *args: Any, **kwargs: Any) -> T:
         """The task on another device and/or floating-point dtype, called like ``torch.Tensor.to``.
 
@@ -94,8 +172,29 @@ class Observations:
 
 def parse_to(*args: Any, device: torch.device | str | None = None,
              dtype: torch.dtype | None = None) -> tuple[torch.device | None, torch.dtype | None]:
-    """The device and dtype of a ``to(...)`` call: ``to(device)``, ``to(dtype)``, ``to(device, dtype)`` or
-    keywords; what is not given is ``None`` (unchanged)."""
+    """The device and dtype of a ``to(...)`` call: ``to(device)``, ``to(dtype)``, ``to(device, dtype)`` or keywords.
+
+    Parameters
+    ----------
+    *args : torch.device or str or torch.dtype
+        At most a device and a dtype, in any order.
+    device : torch.device or str, optional
+        The device by keyword.
+    dtype : torch.dtype, optional
+        The dtype by keyword; must be floating point.
+
+    Returns
+    -------
+    tuple of (torch.device or None, torch.dtype or None)
+        What is not given is None (unchanged).
+
+    Raises
+    ------
+    TypeError
+        On more than two positional arguments, a device or dtype given twice, or an argument of another type.
+    UsageError
+        When the dtype is not floating point.
+    """
     if len(args) > 2:
         raise TypeError(f"to() takes at most a device and a dtype, got {len(args)} positional arguments")
     for arg in args:
@@ -123,9 +222,25 @@ def _move(value: Any, device: torch.device | None, dtype: torch.dtype | None) ->
 
 
 def check_task_matches(model: Any, task: Task, params: list[Tensor]) -> None:
-    """Refuse, before the first step, a task whose shape differs from the model's or whose dtype, device or
-    number of runs differs from the parameters' (training would otherwise fail deep inside a gradient, or
-    silently compute in mixed precision)."""
+    """Refuse, before the first step, a task that does not fit the model and parameters.
+
+    A task whose shape differs from the model's, or whose dtype, device or number of runs differs from the
+    parameters', would otherwise fail deep inside a gradient, or silently compute in mixed precision.
+
+    Parameters
+    ----------
+    model : Factorization
+        The model; its ``shape`` (when it has one) must equal the task's.
+    task : Task
+        The task.
+    params : list of Tensor
+        The parameters; ``params[0]`` gives the dtype, device and number of runs B.
+
+    Raises
+    ------
+    UsageError
+        On a shape, dtype, device or run-count mismatch (naming ``task.to(...)`` to fix a dtype or device).
+    """
     model_shape = getattr(model, "shape", None)
     if model_shape is not None and tuple(task.shape) != tuple(model_shape):
         raise UsageError(f"task shape {tuple(task.shape)} does not match model shape {tuple(model_shape)}")

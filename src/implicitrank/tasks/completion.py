@@ -22,19 +22,32 @@ from ._values import check_values
 class Completion(Observations):
     """Observed entries of a tensor of shape ``shape`` for B runs, fit by L(W) = (1/M) Σ_{(i,y)} (W[i] − y)².
 
-    Parameters
+    Attributes
     ----------
-    shape : the shape of the tensor being completed.
-    indices : (B, M, order) or (M, order) integer multi-indices (shared by all runs when 2-D); any
-        integer dtype, so huge orders can be stored compactly.
-    values : (B, M) observed values.
-    target : optional (B, *shape) ground truth, for reconstruction errors.
-    test_indices, test_values : optional held-out entries (e.g. MovieLens ratings not trained on).
+    shape : tuple of int
+        The shape of the tensor being completed.
+    indices : Tensor
+        (B, M, order) or (M, order) integer multi-indices (shared by all runs when 2-D); any integer dtype, so
+        huge orders can be stored compactly.
+    values : Tensor
+        (B, M) observed values.
+    target : Tensor or None
+        Optional (B, *shape) ground truth, for reconstruction errors.
+    test_indices, test_values : Tensor or None
+        Optional held-out entries (e.g. MovieLens ratings not trained on).
+
+    Raises
+    ------
+    ValueError
+        When ``indices`` does not end in the order, ``values`` is not (B, M), or an index is out of range.
 
     References
     ----------
-    Arora, Cohen, Hu & Luo, NeurIPS 2019, §5 (matrix completion, mean squared error over the observed
-    entries); Razin, Maman & Cohen, ICML 2021, §5 (tensor completion, same loss).
+    S. Arora, N. Cohen, W. Hu, Y. Luo, "Implicit Regularization in Deep Matrix Factorization", NeurIPS 2019,
+    Figure 2 (matrix completion, mean squared error over the observed entries).
+
+    N. Razin, A. Maman, N. Cohen, "Implicit Regularization in Tensor Factorization", ICML 2021, §5 (tensor
+    completion, same loss).
     """
 
     shape: tuple[int, ...]
@@ -53,31 +66,89 @@ class Completion(Observations):
         if bool(((self.indices < 0) | (self.indices >= sizes)).any()):
             raise ValueError(f"indices out of range for a tensor of shape {self.shape}")
 
+    def run_fields(self) -> tuple[str, ...]:
+        """``values``, ``target`` and ``test_values`` (when given), and the indices when each run has its own (3-D).
+
+        Returns
+        -------
+        tuple of str
+            Field names whose tensors have the runs along their first dimension.
+        """
+        per_run = {"indices": self.indices.dim() == 3, "test_values": self.test_values is not None,
+                   "test_indices": self.test_indices is not None and self.test_indices.dim() == 3}
+        return super().run_fields() + tuple(name for name, own in per_run.items() if own)
+
     def flat_indices(self) -> Tensor:
-        """Row-major positions of the observed entries, (B, M) int64."""
+        """Row-major positions of the observed entries.
+
+        Returns
+        -------
+        Tensor
+            (B, M) int64.
+        """
         strides = torch.tensor([math.prod(self.shape[k + 1:]) for k in range(len(self.shape))],
                                device=self.indices.device)
         flat = (self.indices.long() * strides).sum(-1)
         return flat.expand(self.batch, -1) if flat.dim() == 1 else flat
 
     def observed_mask(self) -> Tensor:
-        """(B, *shape) boolean mask of observed entries (small tensors only)."""
+        """Boolean mask of the observed entries (small tensors only).
+
+        Returns
+        -------
+        Tensor
+            (B, *shape), bool.
+        """
         mask = torch.zeros(self.batch, math.prod(self.shape), dtype=torch.bool, device=self.values.device)
         mask.scatter_(1, self.flat_indices(), True)
         return mask.view(self.batch, *self.shape)
 
     def rows(self, rows: Tensor) -> Completion:
-        """The task restricted to the observations at positions ``rows`` (B, or shared), e.g. a minibatch."""
+        """The task restricted to the observations at positions ``rows``, e.g. a minibatch.
+
+        Parameters
+        ----------
+        rows : Tensor
+            Positions among the M observations (a 1-D index shared by the runs).
+
+        Returns
+        -------
+        Completion
+            The same shape with those indices and values (no target, no test entries).
+        """
         return Completion(self.shape, self.indices[..., rows, :], self.values[:, rows])
 
     def loss(self, model, params: list[Tensor]) -> Tensor:
-        """Per-run mean squared error over observed entries, (B,)."""
+        """Per-run mean squared error over the observed entries, no ½.
+
+        Parameters
+        ----------
+        model : Factorization
+            The model, evaluated at ``indices``.
+        params : list of Tensor
+            Its parameters, leading run dimension B.
+
+        Returns
+        -------
+        Tensor
+            (B,).
+        """
         return (model.evaluate(params, self.indices) - self.values).pow(2).mean(dim=1)
 
     def dense_loss_and_grad(self, w: Tensor) -> tuple[Tensor, Tensor]:
-        """Loss and ∇L(W) for a dense end-to-end W of shape (B, *shape).
+        """Loss and ∇L(W) for a dense end-to-end W.
 
         ∇L(W) is zero off the observed entries and 2(W[i] − y_i)/M on them.
+
+        Parameters
+        ----------
+        w : Tensor
+            W, (B, *shape).
+
+        Returns
+        -------
+        tuple of (Tensor, Tensor)
+            The loss (B,) and ∇L(W), shaped like ``w``.
         """
         flat_idx = self._flat
         flat_w = w.reshape(w.shape[0], -1)
@@ -97,7 +168,29 @@ class Completion(Observations):
 def sample_observations(
     numel: int, num_observations: int, seeds: list[int], device: torch.device | str = "cpu"
 ) -> Tensor:
-    """Per run, ``num_observations`` distinct flat positions drawn uniformly without replacement, (B, M)."""
+    """Per run, ``num_observations`` distinct flat positions drawn uniformly without replacement.
+
+    Parameters
+    ----------
+    numel : int
+        The number of entries of the tensor.
+    num_observations : int
+        M, in [1, numel].
+    seeds : list of int
+        One seed per run (run b's positions are a prefix of a random permutation seeded by ``seeds[b]``).
+    device : torch.device or str, optional
+        Device of the result. Default ``"cpu"``.
+
+    Returns
+    -------
+    Tensor
+        (B, M) int64 flat positions.
+
+    Raises
+    ------
+    ValueError
+        When ``num_observations`` is not in [1, numel].
+    """
     if not 1 <= num_observations <= numel:
         raise ValueError(f"num_observations must be in [1, {numel}] (the number of entries), got {num_observations}")
     rows = [torch.randperm(numel, generator=torch.Generator().manual_seed(int(s)))[:num_observations]
@@ -112,10 +205,29 @@ def minibatches(task: Completion, batch_size: int, seed: int = 0) -> Callable[[i
     ``seed`` and e, so a resumed fit sees the same batches) cut into consecutive batches of ``batch_size``
     (the last one smaller).
 
+    Parameters
+    ----------
+    task : Completion
+        The full task.
+    batch_size : int
+        Observations per minibatch, >= 1.
+    seed : int, optional
+        Seed of the shuffles. Default 0.
+
+    Returns
+    -------
+    callable
+        ``sample(step) -> Completion``, the minibatch of that step.
+
+    Raises
+    ------
+    ValueError
+        When ``batch_size`` < 1.
+
     References
     ----------
-    Razin, Maman & Cohen, ICML 2021, §5.2: natural data fit as tensor completion by minibatch Adam
-    (batch 5000).
+    N. Razin, A. Maman, N. Cohen, "Implicit Regularization in Tensor Factorization", ICML 2021, §5.2 (natural data
+    fit as tensor completion by minibatch Adam, batch 5000).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -134,8 +246,27 @@ def minibatches(task: Completion, batch_size: int, seed: int = 0) -> Callable[[i
 
 
 def complete_from_target(target: Tensor, num_observations: int, data_seeds: list[int]) -> Completion:
-    """A completion task observing ``num_observations`` random entries of ``target`` (one tensor of
-    shape ``shape``, shared by the runs); run b's observation set is drawn from ``data_seeds[b]``."""
+    """A completion task observing ``num_observations`` random entries of ``target``, shared by the runs.
+
+    Parameters
+    ----------
+    target : Tensor
+        The ground truth, one tensor of shape ``shape`` (no run dimension).
+    num_observations : int
+        M, the number of distinct entries observed per run.
+    data_seeds : list of int
+        One seed per run; run b's observation set is drawn from ``data_seeds[b]`` (equal seeds: equal sets).
+
+    Returns
+    -------
+    Completion
+        B = len(data_seeds) runs, with ``target`` expanded to (B, *shape).
+
+    Raises
+    ------
+    ValueError
+        When ``num_observations`` is not in [1, numel].
+    """
     batch, shape = len(data_seeds), tuple(target.shape)
     flat = sample_observations(math.prod(shape), num_observations, data_seeds, device=target.device)
     multi = torch.stack(torch.unravel_index(flat, shape), dim=-1)

@@ -25,8 +25,29 @@ def _existing(path: str | Path, argument: str) -> Path:
 
 
 def load_npz_completion(path: str | Path, batch: int = 1) -> Completion:
-    """Observed entries from an ``.npz`` holding ``matrix`` (m×n, the values; used as ground truth for
-    errors when it is fully finite) and ``mask`` (m×n booleans, True where observed)."""
+    """Observed entries from an ``.npz`` holding ``matrix`` and ``mask``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file: ``matrix`` (m×n, the values; used as ground truth for errors when it is fully finite) and
+        ``mask`` (m×n booleans, True where observed).
+    batch : int, optional
+        Number of runs B sharing the observations. Default 1.
+
+    Returns
+    -------
+    Completion
+        Shape (m, n), the observed entries as (M, 2) indices and (B, M) values, float64.
+
+    Raises
+    ------
+    MissingInputError
+        When ``path`` is not a file.
+    UsageError
+        When the file is not a readable ``.npz`` archive, lacks ``matrix`` or ``mask``, their shapes differ or
+        are not 2-D, no entry is observed, or an observed value is NaN or inf.
+    """
     path = _existing(path, "data")
     try:
         archive = np.load(path, allow_pickle=False)
@@ -52,10 +73,28 @@ def load_npz_completion(path: str | Path, batch: int = 1) -> Completion:
 
 
 def read_movielens(path: str | Path) -> np.ndarray:
-    """Rows (user, item, rating) from a MovieLens ``u.data`` file (tab-separated
-    ``user item rating timestamp``, ids from 1), as an (K, 3) float array with 0-based ids.
+    """Rows (user, item, rating) from a MovieLens ``u.data`` file, with 0-based ids.
 
-    A malformed line is reported with its 1-based line number."""
+    The file is whitespace-separated ``user item rating timestamp`` per line, ids from 1; blank lines are
+    skipped.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``u.data`` file.
+
+    Returns
+    -------
+    numpy.ndarray
+        (K, 3) float64: user, item (0-based) and rating.
+
+    Raises
+    ------
+    MissingInputError
+        When ``path`` is not a file.
+    UsageError
+        On a non-text file, a malformed line (reported with its 1-based line number), or no ratings.
+    """
     path = _existing(path, "data")
     try:
         lines = path.read_text().splitlines()
@@ -110,12 +149,38 @@ def data_shape(path: str | Path) -> tuple[int, int]:
 def movielens_completion(
     path: str | Path, num_observations: int = 10_000, seed: int = 0, batch: int = 1
 ) -> Completion:
-    """MovieLens completion: ``num_observations`` random ratings train, the rest are held out
-    (``test_indices``/``test_values``). Ratings are not normalized.
+    """MovieLens completion: ``num_observations`` random ratings train, the rest are held out.
+
+    The held-out ratings are ``test_indices``/``test_values``. Ratings are not normalized. The shape is at
+    least 943 × 1682 (MovieLens 100K).
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``u.data`` file.
+    num_observations : int, optional
+        Ratings to train on, in [1, K − 1]. Default 10,000.
+    seed : int, optional
+        Seed of the random split. Default 0.
+    batch : int, optional
+        Number of runs B sharing the split. Default 1.
+
+    Returns
+    -------
+    Completion
+        The training ratings, with the rest as test entries; no target.
+
+    Raises
+    ------
+    MissingInputError
+        When ``path`` is not a file.
+    UsageError
+        On a malformed file or ``num_observations`` out of range.
 
     References
     ----------
-    Arora, Cohen, Hu & Luo, NeurIPS 2019, §5, Fig. 3 (MovieLens 100K, 10,000 random ratings for training).
+    S. Arora, N. Cohen, W. Hu, Y. Luo, "Implicit Regularization in Deep Matrix Factorization", NeurIPS 2019,
+    Figure 3 (MovieLens 100K, 10,000 random ratings for training).
     """
     table = read_movielens(path)
     shape = _movielens_shape(table)

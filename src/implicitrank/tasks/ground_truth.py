@@ -10,14 +10,38 @@ def low_rank_matrix(
     rows: int, cols: int, rank: int, *, seed: int = 0, frobenius_norm: float | None = None,
     dtype: torch.dtype = torch.float64,
 ) -> Tensor:
-    """W* = U V^T with U ∈ R^{rows×rank}, V ∈ R^{cols×rank} i.i.d. N(0, 1), rescaled so that
-    ||W*||_F = ``frobenius_norm`` (default sqrt(rows·cols): entries of RMS 1, i.e. ||W*||_F = n = 100
-    for the papers' 100×100 target).
+    """A random low-rank matrix W* = U Vᵀ with i.i.d. N(0, 1) factors, rescaled to a given Frobenius norm.
+
+    U ∈ R^{rows×rank}, V ∈ R^{cols×rank}; ||W*||_F = ``frobenius_norm`` (default sqrt(rows·cols): entries of RMS
+    1, i.e. ||W*||_F = n = 100 for the papers' 100×100 target).
+
+    Parameters
+    ----------
+    rows, cols : int
+        The shape, positive.
+    rank : int
+        The rank, in [1, min(rows, cols)].
+    seed : int, optional
+        Seed of U and V (drawn in float64). Default 0.
+    frobenius_norm : float, optional
+        ||W*||_F, positive; None means sqrt(rows·cols).
+    dtype : torch.dtype, optional
+        Dtype of the result. Default ``torch.float64``.
+
+    Returns
+    -------
+    Tensor
+        W*, (rows, cols).
+
+    Raises
+    ------
+    ValueError
+        On a non-positive shape or norm, or a rank out of range.
 
     References
     ----------
-    Arora, Cohen, Hu & Luo, NeurIPS 2019, §5 (U, V ∈ R^{100×5} i.i.d. N(0, 1), W* = U Vᵀ rescaled to
-    ||W*||_F = 100).
+    S. Arora, N. Cohen, W. Hu, Y. Luo, "Implicit Regularization in Deep Matrix Factorization", NeurIPS 2019,
+    Figure 2 (U, V ∈ R^{100×5} i.i.d. N(0, 1), W* = U Vᵀ rescaled to ||W*||_F = 100).
     """
     if rows < 1 or cols < 1:
         raise ValueError(f"shape must be positive, got {rows}x{cols}")

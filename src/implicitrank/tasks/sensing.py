@@ -21,16 +21,26 @@ from ._values import check_values
 class Sensing(Observations):
     """y_i = <A_i, W*> for B runs, fit by L(W) = (1/M) Σ_i (<A_i, W> − y_i)².
 
-    Parameters
+    Attributes
     ----------
-    shape : the shape of W.
-    measurements : (M, numel), rows vec(A_i) (shared by the runs).
-    values : (B, M) the measurements y_i.
-    target : the optional (B, *shape) ground truth W*.
+    shape : tuple of int
+        The shape of W.
+    measurements : Tensor
+        (M, numel), rows vec(A_i) (shared by the runs).
+    values : Tensor
+        (B, M) the measurements y_i.
+    target : Tensor or None
+        The optional (B, *shape) ground truth W*.
+
+    Raises
+    ------
+    ValueError
+        When ``measurements`` is not (M, numel) or ``values`` is not (B, M).
 
     References
     ----------
-    Arora, Cohen, Hu & Luo, NeurIPS 2019, §5 (matrix sensing with Gaussian measurement matrices).
+    S. Arora, N. Cohen, W. Hu, Y. Luo, "Implicit Regularization in Deep Matrix Factorization", NeurIPS 2019,
+    Figure 2 (matrix sensing with Gaussian measurement matrices).
     """
 
     shape: tuple[int, ...]
@@ -45,23 +55,71 @@ class Sensing(Observations):
         check_values(self.values, self.measurements.shape[0])
 
     def loss(self, model, params: list[Tensor]) -> Tensor:
+        """Per-run mean over measurements of (<A_i, W> − y_i)², no ½.
+
+        Parameters
+        ----------
+        model : Factorization
+            The model; its dense end-to-end W is formed.
+        params : list of Tensor
+            Its parameters, leading run dimension B.
+
+        Returns
+        -------
+        Tensor
+            (B,).
+        """
         w = model.end_to_end(params).reshape(self.batch, -1)
         return (w @ self.measurements.T - self.values).pow(2).mean(dim=1)
 
     def dense_loss_and_grad(self, w: Tensor) -> tuple[Tensor, Tensor]:
+        """Loss and ∇L(W) = Aᵀ(2r/M), r the residuals, for a dense end-to-end W.
+
+        Parameters
+        ----------
+        w : Tensor
+            W, (B, *shape).
+
+        Returns
+        -------
+        tuple of (Tensor, Tensor)
+            The loss (B,) and ∇L(W), shaped like ``w``.
+        """
         residual = w.reshape(w.shape[0], -1) @ self.measurements.T - self.values
         grad = (residual * (2.0 / self.num_observations)) @ self.measurements
         return residual.pow(2).mean(dim=1), grad.view_as(w)
 
 
 def gaussian_sensing(target: Tensor, num_observations: int, seed: int = 0, batch: int = 1) -> Sensing:
-    """Sensing of ``target`` by ``num_observations`` measurement matrices with i.i.d. N(0, 1/n²) entries, n =
-    the number of columns, drawn in float64 from ``seed`` and stored in the target's dtype; ``batch`` runs
-    share them.
+    """Sensing of ``target`` by measurement matrices with i.i.d. N(0, 1/n²) entries, n the number of columns.
+
+    The matrices are drawn in float64 from ``seed`` and stored in the target's dtype; y_i = <A_i, W*>.
+
+    Parameters
+    ----------
+    target : Tensor
+        The ground truth W*, one matrix (no run dimension).
+    num_observations : int
+        M, the number of measurements, >= 1.
+    seed : int, optional
+        Seed of the measurement matrices. Default 0.
+    batch : int, optional
+        Number of runs B sharing the measurements. Default 1.
+
+    Returns
+    -------
+    Sensing
+        The task, with ``target`` expanded to (B, *shape).
+
+    Raises
+    ------
+    ValueError
+        When ``num_observations`` < 1.
 
     References
     ----------
-    Arora, Cohen, Hu & Luo, NeurIPS 2019, §5 (papers.md §1: A_i i.i.d. N(0, 1/n²), y_i = <A_i, W*>).
+    S. Arora, N. Cohen, W. Hu, Y. Luo, "Implicit Regularization in Deep Matrix Factorization", NeurIPS 2019,
+    Figure 2 (sensing: A_i i.i.d. N(0, 1/n²), y_i = <A_i, W*>).
     """
     if num_observations < 1:
         raise ValueError(f"num_observations must be >= 1, got {num_observations}")
