@@ -13,7 +13,8 @@ depth-4 batch), float32, loss threshold 1e-6, one torch thread. Methods:
 
 * global RMSprop, lr 1e-3, eps 1e-4 (the paper's optimizer, what the grid runs);
 * gradient flow, dopri5, rtol 1e-4, atol 1e-9 (``RunConfig``'s defaults);
-* gradient flow, rkc, the same tolerances (``--rkc-rtol`` to tighten its rtol).
+* gradient flow, rkc, at dopri5's tolerances and at rtol 1e-5 (``--rkc-rtols``): at 1e-4 its final errors
+  differ from the flow's by up to ~25% (measured), at 1e-5 by ~2%.
 
 Measured per method: process CPU seconds and wall seconds of the whole batch (min and median over ``--repeats``;
 dopri5 ``--dopri5-repeats``, default 1: it is the slow, known baseline), batched gradient evaluations (a batched
@@ -23,6 +24,7 @@ The errors are checked against what the arora2019 claims test for depth 4 at 200
 (``RECOVERED``) and effective rank within 10% of the truth's; and each run's error against RMSprop's.
 
     PYTHONPATH=src python benchmarks/bench_stiff_flow.py [--repeats 3] [--seeds 0] [--observations 2000]
+        [--methods rkc global-rmsprop dopri5] [--rkc-rtols 1e-4 1e-5]
 
 Prints a table and writes ``benchmarks/results/bench_stiff_flow.json``.
 """
@@ -104,7 +106,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="grid seeds, all in one batch")
     parser.add_argument("--observations", type=int, nargs="+", default=[2000], help="completion observations")
     parser.add_argument("--methods", nargs="+", default=["rkc", "global-rmsprop", "dopri5"])
-    parser.add_argument("--rkc-rtol", type=float, default=RTOL, help=f"rkc's rtol (default {RTOL:g}, dopri5's)")
+    parser.add_argument("--rkc-rtols", type=float, nargs="+", default=[RTOL, 1e-5],
+                        help=f"rkc's rtols, one row each (default {RTOL:g}, dopri5's, and 1e-5)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     truth_rank = truth_effective_rank(PAPER.size, PAPER.rank)
@@ -113,33 +116,29 @@ def main() -> None:
     for observations in args.observations:
         for method in args.methods:
             repeats = args.dopri5_repeats if method == "dopri5" else args.repeats
-            if repeats:
-                rtol = args.rkc_rtol if method == "rkc" else RTOL
+            for rtol in (args.rkc_rtols if method == "rkc" else [RTOL]) if repeats else []:
                 rows.append(measure(method, observations, seeds, repeats, truth_rank, rtol))
                 r = rows[-1]
-                print(f"M={observations} {method:<15} cpu min {r['cpu_min']:7.2f} s median "
+                label = f"{method} (rtol {rtol:g})" if method != "global-rmsprop" else method
+                print(f"M={observations} {label:<20}  cpu min {r['cpu_min']:7.2f} s median "
                       f"{r['cpu_median']:7.2f} s  evals {r['gradient_evaluations']:>7}  batch steps "
                       f"{r['batch_steps']:>7}  err² {' '.join(f'{e:.2e}' for e in r['error_squared'])}  "
                       f"erank {' '.join(f'{e:.2f}' for e in r['effective_rank'])}", flush=True)
     ratios = []
     for observations in args.observations:
-        mine = {r["method"]: r for r in rows if r["observations"] == observations}
-        if "rkc" in mine:
-            rkc = mine["rkc"]
-            for other in ("global-rmsprop", "dopri5"):
-                if other in mine:
-                    o = mine[other]
-                    ratios.append({
-                        "observations": observations, "seeds": list(seeds), "against": other,
-                        "cpu_min_ratio": o["cpu_min"] / rkc["cpu_min"],
-                        "cpu_median_ratio": o["cpu_median"] / rkc["cpu_median"],
-                        "evaluations_ratio": o["gradient_evaluations"] / rkc["gradient_evaluations"],
-                        "error_ratio_rkc_over_other": [a / b for a, b in zip(rkc["error_squared"],
-                                                                             o["error_squared"])]})
-                    x = ratios[-1]
-                    print(f"M={observations} {other} / rkc: cpu x{x['cpu_min_ratio']:.2f} (min) "
-                          f"x{x['cpu_median_ratio']:.2f} (median), evaluations x{x['evaluations_ratio']:.2f}; "
-                          f"rkc err² / {other} err² {' '.join(f'{e:.3f}' for e in x['error_ratio_rkc_over_other'])}")
+        here = [r for r in rows if r["observations"] == observations]
+        for rkc in (r for r in here if r["method"] == "rkc"):
+            for o in (r for r in here if r["method"] in ("global-rmsprop", "dopri5")):
+                ratios.append({
+                    "observations": observations, "seeds": list(seeds), "rkc_rtol": rkc["rtol"], "against": o["method"],
+                    "cpu_min_ratio": o["cpu_min"] / rkc["cpu_min"],
+                    "cpu_median_ratio": o["cpu_median"] / rkc["cpu_median"],
+                    "evaluations_ratio": o["gradient_evaluations"] / rkc["gradient_evaluations"],
+                    "error_ratio_rkc_over_other": [a / b for a, b in zip(rkc["error_squared"], o["error_squared"])]})
+                x = ratios[-1]
+                print(f"M={observations} {o['method']} / rkc (rtol {rkc['rtol']:g}): cpu x{x['cpu_min_ratio']:.2f} "
+                      f"(min) x{x['cpu_median_ratio']:.2f} (median), evaluations x{x['evaluations_ratio']:.2f}; "
+                      f"rkc err² / its err² {' '.join(f'{e:.3f}' for e in x['error_ratio_rkc_over_other'])}")
     payload = {"problem": {"size": PAPER.size, "rank": PAPER.rank, "depth": DEPTH, "init_scales": PAPER.init_scales,
                            "lr": PAPER.lr, "eps": 1e-4, "rtol": RTOL, "atol": ATOL, "loss_threshold": THRESHOLD,
                            "dtype": "float32", "truth_effective_rank": truth_rank,
