@@ -80,7 +80,7 @@ def sample_pairs(labels: Tensor, n_pairs: int, generator: torch.Generator) -> tu
     Raises
     ------
     ValueError
-        When ``n_pairs`` < 2.
+        When ``n_pairs`` < 2, too few for one pair of each kind.
     """
     if n_pairs < 2:
         raise ValueError(f"n_pairs must be >= 2, got {n_pairs}")
@@ -199,17 +199,17 @@ class IsSameClass:
         return self.slots
 
     def to(self, device: torch.device | str) -> IsSameClass:
-        """The same task with its images, pairs and labels on ``device``.
+        """A copy of the task with the source images and labels, the pairs and the pair labels on ``device``.
 
         Parameters
         ----------
         device : torch.device or str
-            The target device.
+            Where :meth:`batch` will then build the canvases.
 
         Returns
         -------
         IsSameClass
-            A new task; ``self`` is unchanged.
+            A new task with the same canvas size and distance; ``self`` is unchanged.
         """
         source = ImageSource(self.source.images.to(device), self.source.labels.to(device), self.source.scale)
         return IsSameClass(source, self.pairs.to(device), self.labels.to(device), self.canvas_hw, self.distance)

@@ -302,11 +302,12 @@ def generate_pathfinder(config: PathfinderConfig, n: int, seed: int) -> tuple[np
     Parameters
     ----------
     config : PathfinderConfig
-        The geometry.
+        Canvas, snake and marker geometry (and the number of distractors) of every image.
     n : int
-        How many images, at least 2.
+        Number of images, at least 2, drawn in chunks of 128.
     seed : int
-        The seed; the same seed and configuration give the same images.
+        Root of the ``SeedSequence`` the chunks' streams are spawned from; the same seed and configuration give
+        the same images.
 
     Returns
     -------
@@ -321,7 +322,7 @@ def generate_pathfinder(config: PathfinderConfig, n: int, seed: int) -> tuple[np
     Raises
     ------
     UsageError
-        When ``n`` < 2.
+        When ``n`` < 2 (checked by :func:`cached_pathfinder`, which does the work).
 
     References
     ----------
@@ -342,11 +343,11 @@ def cached_pathfinder(config: PathfinderConfig, n: int, seed: int, cache_dir: st
     Parameters
     ----------
     config : PathfinderConfig
-        The geometry.
+        The geometry; with ``n`` and ``seed`` it makes the cache file's key.
     n : int
-        How many images, at least 2.
+        How many images to read or generate, at least 2.
     seed : int
-        The seed; the same seed and configuration give the same images.
+        The generation seed, also part of the cache key, so no other seed's file is ever read.
     cache_dir : str or Path or None
         The cache directory (created when needed); ``None`` generates without caching.
     progress : bool, optional
@@ -364,7 +365,7 @@ def cached_pathfinder(config: PathfinderConfig, n: int, seed: int, cache_dir: st
     Raises
     ------
     UsageError
-        When ``n`` < 2.
+        When ``n`` < 2, before any cache file is looked at.
     """
     if n < 2:
         raise UsageError(f"n must be >= 2, got {n}")
@@ -446,11 +447,12 @@ class Pathfinder:
         Parameters
         ----------
         config : PathfinderConfig
-            The geometry.
+            The geometry of the images, passed on to :func:`cached_pathfinder`.
         n : int
-            How many images, at least 2.
+            The size of the task, at least 2.
         seed : int
-            The seed of the images.
+            The seed of the images (the regularizer's patch pairs are drawn later, from :meth:`patches`'s
+            generator).
         cache_dir : str or Path or None, optional
             The cache directory; ``None`` (the default) generates without caching.
         patch_size : int, optional
@@ -485,17 +487,17 @@ class Pathfinder:
         return random_patch_pair(tuple(self.images.shape[2:]), self.patch_size, generator)
 
     def to(self, device: torch.device | str) -> Pathfinder:
-        """The same task with its images and labels on ``device``.
+        """The same task with its uint8 images and float labels on ``device``.
 
         Parameters
         ----------
         device : torch.device or str
-            The target device.
+            The device :meth:`batch` will index and return batches on.
 
         Returns
         -------
         Pathfinder
-            A new task; ``self`` is unchanged.
+            A new task with the same ``patch_size``; ``self`` keeps its tensors where they were.
         """
         return Pathfinder(self.images.to(device), self.labels.to(device), self.patch_size)
 

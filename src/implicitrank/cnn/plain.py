@@ -55,16 +55,16 @@ class PlainCNN(nn.Module):
         self.head = nn.Linear(channels, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        """The logit f(x).
+        """The logit f(x) of the conv-BN-ReLU blocks after global average pooling.
 
         Parameters
         ----------
         x : Tensor
-            Images, shape (batch, in_channels, H, W).
+            A batch of (batch, in_channels, H, W) images; any H and W, the pooling removes them.
 
         Returns
         -------
         Tensor
-            Shape (batch,).
+            Shape (batch,): f(x) for each image, the input to binary cross-entropy.
         """
         return self.head(self.features(x).mean(dim=(2, 3))).squeeze(1)

@@ -249,7 +249,7 @@ def derangement(n: int, generator: torch.Generator, device: torch.device | str =
     Raises
     ------
     ValueError
-        When ``n`` < 2.
+        When ``n`` < 2: a single sample has no other sample to be sent to.
     """
     if n < 2:
         raise ValueError(f"need at least 2 samples to shuffle patches between them, got {n}")

@@ -97,17 +97,18 @@ class ResNet(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, x: Tensor) -> Tensor:
-        """The logit f(x).
+        """The logit f(x): stem, the four stages, average over the spatial positions, linear head.
 
         Parameters
         ----------
         x : Tensor
-            Images, shape (batch, in_channels, H, W).
+            Images, shape (batch, in_channels, H, W), downsampled 32-fold (``"imagenet"`` stem) or 8-fold
+            (``"small"``) before the pooling.
 
         Returns
         -------
         Tensor
-            Shape (batch,).
+            One logit per image, shape (batch,) (the head's single output squeezed).
         """
         return self.head(self.stages(self.stem(x)).mean(dim=(2, 3))).squeeze(1)
 
@@ -118,16 +119,17 @@ def resnet18(*, width: float = 1.0, in_channels: int = 3, stem: str = "imagenet"
     Parameters
     ----------
     width : float, optional
-        Multiplier of the stage widths 64, 128, 256, 512. Default 1.
+        Scales the 64/128/256/512 channels of the four two-block stages; 1 (default) is the paper's ResNet18.
     in_channels : int, optional
-        Channels of the input images. Default 3.
+        Channels of the first (stem) convolution: 3 (default) for RGB canvases, 1 for grey ones.
     stem : str, optional
-        ``"imagenet"`` (default) or ``"small"``, as in :class:`ResNet`.
+        ``"imagenet"`` (default, the 224×224 stem) or ``"small"`` for small canvases; see :class:`ResNet`.
 
     Returns
     -------
     ResNet
-        The network, one logit per image.
+        A freshly initialized ResNet18 (17 convolutions on the main path, then the linear head) mapping each
+        image to one logit.
 
     References
     ----------
@@ -143,16 +145,16 @@ def resnet34(*, width: float = 1.0, in_channels: int = 3, stem: str = "imagenet"
     Parameters
     ----------
     width : float, optional
-        Multiplier of the stage widths 64, 128, 256, 512. Default 1.
+        Multiplier of the channels of the 3-, 4-, 6- and 3-block stages (64, 128, 256, 512 at the default 1).
     in_channels : int, optional
-        Channels of the input images. Default 3.
+        How many channels each input image has (3, the default, for colour).
     stem : str, optional
-        ``"imagenet"`` (default) or ``"small"``, as in :class:`ResNet`.
+        Which stem precedes the 16 blocks: ``"imagenet"`` (default) or ``"small"``, as in :class:`ResNet`.
 
     Returns
     -------
     ResNet
-        The network, one logit per image.
+        A new, deeper sibling of :func:`resnet18`: 33 convolutions on the main path, one logit per image.
 
     References
     ----------

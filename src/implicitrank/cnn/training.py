@@ -155,7 +155,7 @@ def training_step(model: nn.Module, x: Tensor, y: Tensor, patches: tuple[Box, Bo
     Parameters
     ----------
     model : torch.nn.Module
-        The network f, one logit per sample.
+        The network f: its logits enter the BCE and, when λ > 0, its input gradients enter R.
     x : Tensor
         The batch, shape (batch, C, H, W).
     y : Tensor
@@ -359,7 +359,7 @@ def train_classifier(model: nn.Module, train: LocalityDataset, test: LocalityDat
     Parameters
     ----------
     model : torch.nn.Module
-        The network f, one logit per sample.
+        The one-logit network f, moved to the config's device and trained in place.
     train : LocalityDataset
         The training task (:class:`IsSameClass` or :class:`Pathfinder`).
     test : LocalityDataset

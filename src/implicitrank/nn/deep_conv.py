@@ -65,11 +65,12 @@ class DeepConv2d(nn.Module):
         An initialization scheme of :class:`~implicitrank.factorizations.MatrixFactorization`. Default
         ``"gaussian"``.
     generator : torch.Generator or None, optional
-        The source of randomness; ``None`` draws from torch's global RNG.
+        Seeds one independent draw of the factorized kernel per group; ``None`` takes those seeds from torch's
+        global RNG.
     device : torch.device or str or None, optional
-        Device of the parameters; ``None`` means the CPU.
+        Device of the kernels and the bias, the CPU when ``None``.
     dtype : torch.dtype or None, optional
-        Dtype of the parameters; ``None`` means torch's default dtype.
+        The kernels' and the bias' dtype, torch's default dtype when ``None``.
 
     Raises
     ------
@@ -137,7 +138,7 @@ class DeepConv2d(nn.Module):
         Parameters
         ----------
         x : Tensor
-            Shape (batch, in_channels, H, W).
+            A (batch, in_channels, H, W) batch of feature maps, read by the k×k convolution.
 
         Returns
         -------
@@ -167,13 +168,13 @@ class DeepConv2d(nn.Module):
         return product.reshape(self.out_channels, self.in_channels // g, *self.kernel_size)
 
     def collapsed(self) -> nn.Conv2d:
-        """The equivalent plain convolution.
+        """Collapse the stack into the one ``nn.Conv2d`` it equals (ExpandNets' contraction).
 
         Returns
         -------
         torch.nn.Conv2d
-            A new layer holding the end-to-end kernel and the bias (copies: later training of either leaves the
-            other alone).
+            A new layer with this layer's kernel size, stride, padding, dilation and groups, holding copies of
+            :meth:`end_to_end`'s kernel and of the bias.
         """
         weight = self.end_to_end().detach()
         plain = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size, stride=self.stride,
@@ -182,12 +183,13 @@ class DeepConv2d(nn.Module):
         return filled(plain, weight, self.bias)
 
     def extra_repr(self) -> str:
-        """The layer's settings, shown by ``print(module)``.
+        """The arguments ``print(module)`` lists for the convolution stack.
 
         Returns
         -------
         str
-            Channels, kernel size, depth, width, stride, padding, dilation, groups and whether there is a bias.
+            In and out channels (as ``nn.Conv2d`` prints them), then kernel size, depth, width, stride, padding,
+            dilation, groups and whether there is a bias.
         """
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, depth={self.depth}, "
                 f"width={self.width}, stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "

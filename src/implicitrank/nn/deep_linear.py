@@ -47,11 +47,12 @@ class DeepLinear(nn.Module):
     bias : bool, optional
         Learn an additive bias b (initialized to zero), applied once after the product. Default True.
     generator : torch.Generator or None, optional
-        The source of randomness; ``None`` draws from torch's global RNG.
+        Seeds the draw of the factors W_1..W_N; with ``None`` the seed comes from torch's global RNG, so
+        ``torch.manual_seed`` alone makes the layer reproducible.
     device : torch.device or str or None, optional
-        Device of the parameters; ``None`` means the CPU.
+        Where the factors and the bias are created (the CPU for ``None``).
     dtype : torch.dtype or None, optional
-        Dtype of the parameters; ``None`` means torch's default dtype.
+        Floating type of the factors and the bias; ``None`` uses ``torch.get_default_dtype()``.
 
     Raises
     ------
@@ -105,12 +106,12 @@ class DeepLinear(nn.Module):
         Parameters
         ----------
         x : Tensor
-            Shape (..., in_features).
+            Inputs whose last dimension has size d_0 = ``in_features``; any leading dimensions.
 
         Returns
         -------
         Tensor
-            Shape (..., out_features).
+            W_N ⋯ W_1 x (+ b if learned), with the last dimension now d_N = ``out_features``.
         """
         for factor in self.factors:
             x = F.linear(x, factor)
@@ -127,12 +128,13 @@ class DeepLinear(nn.Module):
         return self.factorization.end_to_end([f.unsqueeze(0) for f in self.factors])[0]
 
     def collapsed(self) -> nn.Linear:
-        """The equivalent plain linear layer.
+        """Collapse the factors into one ``nn.Linear``, as ExpandNets do after training.
 
         Returns
         -------
         torch.nn.Linear
-            A new layer holding W and the bias (copies: later training of either leaves the other alone).
+            A new layer with weight W = W_N ⋯ W_1 and this layer's bias, both copied, so training either layer
+            afterwards leaves the other alone.
         """
         weight = self.end_to_end().detach()
         plain = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None,
@@ -140,12 +142,12 @@ class DeepLinear(nn.Module):
         return filled(plain, weight, self.bias)
 
     def extra_repr(self) -> str:
-        """The layer's settings, shown by ``print(module)``.
+        """What ``print(module)`` shows inside ``DeepLinear(...)``.
 
         Returns
         -------
         str
-            Sizes, depth, widths and whether there is a bias.
+            ``in_features``, ``out_features``, the depth N, the widths (d_0, ..., d_N) and whether b is learned.
         """
         return (f"in_features={self.in_features}, out_features={self.out_features}, depth={self.depth}, "
                 f"widths={self.widths}, bias={self.bias is not None}")

@@ -61,11 +61,12 @@ class TensorizedLinear(nn.Module):
     bias : bool, optional
         Learn an additive bias (initialized to zero). Default True.
     generator : torch.Generator or None, optional
-        The source of randomness; ``None`` draws from torch's global RNG.
+        Seeds the Gaussian entries of every factor (CP factor matrices or the tree's node matrices); ``None``
+        takes the seed from torch's global RNG.
     device : torch.device or str or None, optional
-        Device of the parameters; ``None`` means the CPU.
+        The factors' and the bias' device: ``None`` keeps them on the CPU.
     dtype : torch.dtype or None, optional
-        Dtype of the parameters; ``None`` means torch's default dtype.
+        ``None`` means ``torch.get_default_dtype()``; otherwise the dtype of every factor and of the bias.
 
     Raises
     ------
@@ -135,12 +136,13 @@ class TensorizedLinear(nn.Module):
         Parameters
         ----------
         x : Tensor
-            Shape (..., in_features).
+            Shape (..., in_features), in_features = Π i_k; the last dimension is split into the K input digits
+            (i_1, …, i_K), row-major.
 
         Returns
         -------
         Tensor
-            Shape (..., out_features).
+            W x (+ b if learned): the output digits (o_1, …, o_K) flattened into a last dimension ``out_features``.
         """
         lead = x.shape[:-1]
         t = x.reshape(-1, 1, *self.in_shape)
@@ -215,12 +217,13 @@ class TensorizedLinear(nn.Module):
         return self.factorization.quantities(list(self.factors))[0]
 
     def collapsed(self) -> nn.Linear:
-        """The equivalent plain linear layer.
+        """A dense ``nn.Linear`` computing the same map, its weight formed once from the factors.
 
         Returns
         -------
         torch.nn.Linear
-            A new layer holding W and the bias (copies: later training of either leaves the other alone).
+            A new layer whose weight is a detached copy of :meth:`end_to_end` (all out_features·in_features
+            entries) and whose bias is copied, independent of this layer from then on.
         """
         weight = self.end_to_end().detach()
         plain = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None, device=weight.device,
@@ -228,12 +231,13 @@ class TensorizedLinear(nn.Module):
         return filled(plain, weight, self.bias)
 
     def extra_repr(self) -> str:
-        """The layer's settings, shown by ``print(module)``.
+        """The summary line of ``print(module)`` for a tensorized layer.
 
         Returns
         -------
         str
-            Shapes, format, the number of factor parameters and whether there is a bias.
+            ``in_shape``, ``out_shape``, ``"cp"`` or ``"hierarchical"``, the count of factor entries (what the
+            layer stores instead of W) and whether there is a bias.
         """
         return (f"in_shape={self.in_shape}, out_shape={self.out_shape}, format={self.format!r}, "
                 f"parameters={sum(p.numel() for p in self.factors)}, bias={self.bias is not None}")
