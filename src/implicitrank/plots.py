@@ -202,9 +202,9 @@ def quantities_figure(rows: Sequence[dict], setup: str = "") -> Figure | None:
     Parameters
     ----------
     rows : sequence of dict
-        Rows of ``metrics.jsonl``.
+        Rows of ``metrics.jsonl``; the quantity columns are looked up by ``quantity_name``.
     setup : str, optional
-        The set-up (``describe_setup``), written under the title. Default ``""``.
+        Text under the title (``describe_setup``). Default ``""``.
 
     Returns
     -------
@@ -225,9 +225,9 @@ def errors_figure(rows: Sequence[dict], setup: str = "") -> Figure:
     Parameters
     ----------
     rows : sequence of dict
-        Rows of ``metrics.jsonl``.
+        Rows of ``metrics.jsonl`` with the loss and any recorded errors.
     setup : str, optional
-        The set-up (``describe_setup``), written under the title. Default ``""``.
+        The set-up, wrapped under the "loss and errors" title. Default ``""``.
 
     Returns
     -------

@@ -117,9 +117,9 @@ def read_json(path: Path, hint: str = DAMAGED) -> Any:
     Parameters
     ----------
     path : Path
-        The file to read.
+        The file to parse as UTF-8 JSON.
     hint : str, optional
-        What to do about a damaged file, appended to the error. Default ``DAMAGED``.
+        Advice appended to the error when the file does not parse. Default ``DAMAGED``.
 
     Returns
     -------
@@ -159,7 +159,7 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     Parameters
     ----------
     run_dir : str or Path
-        A run directory.
+        A run directory holding ``metrics.jsonl``.
 
     Returns
     -------
@@ -207,9 +207,9 @@ def load_torch(path: Path, hint: str = DAMAGED) -> Any:
     Parameters
     ----------
     path : Path
-        The file to read.
+        A file written by ``save_torch`` (``factors.pt``, ``checkpoint.pt``).
     hint : str, optional
-        What to do about a damaged file, appended to the error. Default ``DAMAGED``.
+        What the ``CorruptFileError`` of an unreadable file tells the user to do. Default ``DAMAGED``.
 
     Returns
     -------
@@ -295,7 +295,7 @@ def is_finished(run_dir: str | Path) -> bool:
     Parameters
     ----------
     run_dir : str or Path
-        A run directory.
+        The run's directory, finished or not (or not yet created).
 
     Returns
     -------

@@ -162,7 +162,7 @@ def thread_environment(threads: int) -> dict[str, str]:
     Raises
     ------
     UsageError
-        When ``threads`` < 1.
+        For a thread count below 1; no variable is returned then.
     """
     if threads < 1:
         raise UsageError(f"threads must be >= 1, got {threads}")

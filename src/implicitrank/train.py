@@ -86,7 +86,7 @@ class TrainConfig:
         Parameters
         ----------
         step : int
-            The step.
+            Index of the update about to be made.
 
         Returns
         -------
@@ -101,7 +101,7 @@ class TrainConfig:
         Parameters
         ----------
         step : int
-            The step.
+            A step in [0, max_steps] whose metrics might be recorded.
 
         Returns
         -------

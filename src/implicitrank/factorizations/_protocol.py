@@ -121,18 +121,20 @@ class Factorization(Protocol):
     ) -> list[Tensor]:
         """Initial parameters of ``batch`` runs, run b drawn from ``generator[b]``.
 
+        ``init_scale`` means the same for every factorization (see the module docstring).
+
         Parameters
         ----------
         batch : int
-            Number of runs B.
+            How many independent runs B to initialize (the leading dimension of every tensor).
         init_scale : Tensor
             Root-mean-square ||W(0) − E W(0)||_F, one per run or one for all; positive.
         generator : torch.Generator or list of torch.Generator
-            One generator per run.
+            One generator per run, so run b is drawn the same alone or in a batch.
         dtype : torch.dtype, optional
-            Dtype of the parameters. Default ``torch.float32``.
+            Floating dtype of every returned tensor. Default ``torch.float32``.
         device : torch.device or str, optional
-            Device of the parameters. Default ``"cpu"``.
+            Where the returned tensors live. Default ``"cpu"``.
 
         Returns
         -------
@@ -209,13 +211,11 @@ class Factorization(Protocol):
 
         References
         ----------
-        S. Arora, N. Cohen, W. Hu, Y. Luo, "Implicit Regularization in Deep Matrix Factorization", NeurIPS 2019,
-        Theorem 3.
+        S. Arora, N. Cohen, W. Hu, Y. Luo, NeurIPS 2019, Theorem 3: singular values, N the depth.
 
-        N. Razin, A. Maman, N. Cohen, "Implicit Regularization in Tensor Factorization", ICML 2021, Theorem 1.
+        N. Razin, A. Maman, N. Cohen, ICML 2021, Theorem 1: component norms, N the order.
 
-        N. Razin, A. Maman, N. Cohen, "Implicit Regularization in Hierarchical Tensor Factorization and Deep
-        Convolutional Neural Networks", ICML 2022, Theorem 1.
+        N. Razin, A. Maman, N. Cohen, ICML 2022, Theorem 1: local component norms, N = |children(ν)| + 1.
         """
         ...
 

@@ -151,15 +151,15 @@ class CPFactorization:
         Parameters
         ----------
         batch : int
-            Number of runs B.
+            Number of runs B, the first dimension of the one (B, N, D, R) tensor.
         init_scale : Tensor or float
             The root-mean-square ||W(0) − E W(0)||_F, one per run or one for all, positive (see the class docstring).
         generator : sequence of torch.Generator
-            One generator per run (draws are made on the CPU in float64, then cast and moved).
+            One generator per run; run b's (N, D, R) noise comes from ``generator[b]``, on the CPU in float64.
         dtype : torch.dtype, optional
-            Dtype of the parameters. Default ``torch.float32``.
+            Dtype the factors are cast to after the draw. Default ``torch.float32``.
         device : torch.device or str, optional
-            Device of the parameters. Default ``"cpu"``.
+            Device the factors are moved to. Default ``"cpu"``.
 
         Returns
         -------
@@ -192,12 +192,12 @@ class CPFactorization:
         Parameters
         ----------
         init_scale : Tensor or float
-            Root-mean-square ||W(0) − E W(0)||_F, one value or one per run.
+            The target root-mean-square ||W(0) − E W(0)||_F: a float, or a tensor of one value per run.
 
         Returns
         -------
         Tensor
-            s, float64, shaped like ``init_scale``.
+            The std s of every factor entry, float64, shaped like ``init_scale``.
         """
         if self.init_mean == 0:
             return protocol.product_entry_std(init_scale, self._log_count(), self.order)
@@ -215,17 +215,17 @@ class CPFactorization:
         Parameters
         ----------
         std : float
-            Per-entry std of the factors, positive.
+            The std s of every factor entry (as the tensor papers state init), positive.
 
         Returns
         -------
         float
-            The root-mean-square ||W(0) − E W(0)||_F.
+            The init_scale (root-mean-square ||W(0) − E W(0)||_F) for this s and ``init_mean``.
 
         Raises
         ------
         ValueError
-            When ``std`` is not positive or the result is outside float64.
+            When ``std`` is not positive or the init_scale it gives overflows or underflows float64.
         """
         if self.init_mean == 0:
             return protocol.product_scale(std, self._log_count(), self.order)
@@ -248,12 +248,12 @@ class CPFactorization:
         Parameters
         ----------
         params : list of Tensor
-            The parameters: one tensor (B, N, D, R), D = max_n D_n.
+            The stacked factors (B, N, D, R); mode n is cut to its first D_n rows.
 
         Returns
         -------
         list of Tensor
-            N views, (B, D_n, R) each.
+            N views of ``params[0]`` (no copies), mode n's of shape (B, D_n, R).
         """
         return [params[0][:, n, :d, :] for n, d in enumerate(self.shape)]
 
@@ -263,12 +263,12 @@ class CPFactorization:
         Parameters
         ----------
         params : list of Tensor
-            The parameters: one tensor (B, N, D, R), D = max_n D_n.
+            The stacked factors (B, N, D, R), whose rank-one terms are summed densely.
 
         Returns
         -------
         Tensor
-            W, shape (B, *shape).
+            W with ∏ D_n entries per run, (B, *shape).
         """
         return cp_to_tensor(self.factor_matrices(params))
 
@@ -280,14 +280,14 @@ class CPFactorization:
         Parameters
         ----------
         params : list of Tensor
-            The parameters: one tensor (B, N, D, R), D = max_n D_n.
+            The stacked factors (B, N, D, R); only the rows i_n the indices select are read.
         indices : Tensor
-            Multi-indices of any integer dtype, (M, N) shared by all runs or (B, M, N).
+            Integer multi-indices (i_1, ..., i_N): (M, N) for every run alike, or (B, M, N) per run.
 
         Returns
         -------
         Tensor
-            The entries, (B, M).
+            W[i] for each run and multi-index, (B, M), differentiable in ``params``.
 
         Raises
         ------
@@ -321,7 +321,7 @@ class CPFactorization:
         Parameters
         ----------
         params : list of Tensor
-            The parameters: one tensor (B, N, D, R), D = max_n D_n.
+            The stacked factors (B, N, D, R), split into a left and a right group of modes.
         dense_loss_and_grad : callable
             Maps W (B, *shape) to the per-run loss (B,) and ∇L(W) (B, *shape).
 
@@ -370,14 +370,14 @@ class CPFactorization:
         Parameters
         ----------
         params : list of Tensor
-            The parameters: one tensor (B, N, D, R), D = max_n D_n.
+            The stacked factors (B, N, D, R); each w_r^n is projected on every a_i^n.
         vectors : sequence of Tensor
             N matrices, ``vectors[n]`` of shape (M, D_n): row i is a_i^n.
 
         Returns
         -------
         Tensor
-            (B, M).
+            One measurement <A_i, W> per run and i, (B, M).
 
         Raises
         ------
@@ -397,12 +397,12 @@ class CPFactorization:
         Parameters
         ----------
         params : list of Tensor
-            The parameters: one tensor (B, N, D, R), D = max_n D_n.
+            The stacked factors (B, N, D, R); zero padding rows leave the norms unchanged.
 
         Returns
         -------
         Tensor
-            (B, N, R), in the parameters' dtype.
+            ||w_r^n|| by mode n and component r, (B, N, R), in the parameters' dtype.
         """
         return torch.linalg.vector_norm(params[0], dim=2)
 
@@ -412,12 +412,12 @@ class CPFactorization:
         Parameters
         ----------
         params : list of Tensor
-            The parameters: one tensor (B, N, D, R), D = max_n D_n.
+            The stacked factors (B, N, D, R): the log-norms of a component's N factors are summed.
 
         Returns
         -------
         Tensor
-            (B, R), float64.
+            log σ_r, (B, R), float64 (−inf where a factor of the component is zero).
         """
         return self.factor_column_norms(params).double().log().sum(1)
 
@@ -427,12 +427,12 @@ class CPFactorization:
         Parameters
         ----------
         params : list of Tensor
-            The parameters: one tensor (B, N, D, R), D = max_n D_n.
+            The stacked factors (B, N, D, R); σ_r is the exponential of ``log_component_norms``.
 
         Returns
         -------
         Tensor
-            (B, R), float64.
+            σ_r by component index r, unsorted: (B, R), float64.
         """
         return self.log_component_norms(params).exp()
 
@@ -442,14 +442,14 @@ class CPFactorization:
         Parameters
         ----------
         params : list of Tensor
-            The parameters: one tensor (B, N, D, R), D = max_n D_n.
+            The stacked factors (B, N, D, R), whose component norms are the tracked quantities.
         sort : bool, optional
             Sort descending (default True); False keeps the order of the component index r.
 
         Returns
         -------
         Tensor
-            (B, R), float64.
+            The R component norms of each run, float64; the largest first when sorted.
         """
         norms = self.component_norms(params)
         return norms.sort(dim=-1, descending=True).values if sort else norms
@@ -463,7 +463,7 @@ class CPFactorization:
         Parameters
         ----------
         params : list of Tensor
-            The parameters: one tensor (B, N, D, R), D = max_n D_n.
+            The stacked factors (B, N, D, R) at the current point: they give σ_r and ⊗_n w_r^n.
         gradient : Tensor
             ∇L(W), (B, *shape) (small tensors).
         order : int, optional
@@ -472,7 +472,7 @@ class CPFactorization:
         Returns
         -------
         Tensor
-            (B, R), float64.
+            The predicted σ̇_r by component index r, (B, R), float64.
 
         References
         ----------
@@ -493,12 +493,12 @@ class CPFactorization:
         Parameters
         ----------
         params : list of Tensor
-            The parameters: one tensor (B, N, D, R), D = max_n D_n.
+            The stacked factors (B, N, D, R); only their column norms ||w_r^n|| enter.
 
         Returns
         -------
         Tensor
-            (B,).
+            ε of each run, (B,), in the parameters' dtype.
 
         References
         ----------
@@ -516,12 +516,12 @@ class CPFactorization:
         Parameters
         ----------
         params : list of Tensor
-            The parameters: one tensor (B, N, D, R), D = max_n D_n.
+            The stacked factors (B, N, D, R) to rebalance (left unmodified).
 
         Returns
         -------
         list of Tensor
-            One tensor (B, N, D, R).
+            A new (B, N, D, R) tensor holding the same W, every factor of component r with norm σ_r^(1/N).
         """
         norms = self.factor_column_norms(params)
         target = norms.log().mean(1, keepdim=True).exp()

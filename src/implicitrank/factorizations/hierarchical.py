@@ -162,12 +162,12 @@ class HierarchicalFactorization:
         Parameters
         ----------
         node : int
-            A node id of the tree.
+            Any node id (leaf or internal) whose parent is looked up in ``tree.parent``.
 
         Returns
         -------
         int
-            The width of the node's parent, or 1 for the root.
+            R_Pa(ν), or 1 for the root (it has no parent).
         """
         parent = self.tree.parent[node]
         return 1 if parent < 0 else self.node_widths[parent]
@@ -178,12 +178,12 @@ class HierarchicalFactorization:
         Parameters
         ----------
         node : int
-            A node id of the tree.
+            The node ν; its number of children is counted.
 
         Returns
         -------
         int
-            K_ν.
+            K_ν, the exponent's N in the law σ̇ = K·γ·σ^(2−2/K) at ν.
         """
         return len(self.tree.children[node]) + 1
 
@@ -201,16 +201,16 @@ class HierarchicalFactorization:
         Parameters
         ----------
         batch : int
-            Number of runs B.
+            Number of runs B; every node matrix gets this leading dimension.
         init_scale : Tensor
             The root-mean-square ||W(0) − E W(0)||_F, one per run or one for all, positive (see ``init_method`` in
             the class docstring).
         generator : sequence of torch.Generator
-            One generator per run (draws are made on the CPU in float64, then cast and moved).
+            One generator per run: run b's node matrices are drawn from ``generator[b]`` in node order (CPU, float64).
         dtype : torch.dtype, optional
-            Dtype of the parameters. Default ``torch.float32``.
+            Dtype of the node matrices, cast after the float64 draw. Default ``torch.float32``.
         device : torch.device or str, optional
-            Device of the parameters. Default ``"cpu"``.
+            Device of the node matrices. Default ``"cpu"``.
 
         Returns
         -------
@@ -242,12 +242,12 @@ class HierarchicalFactorization:
         Parameters
         ----------
         init_scale : Tensor or float
-            Root-mean-square ||W(0) − E W(0)||_F, one value or one per run.
+            Target root-mean-square ||W(0) − E W(0)||_F over the whole tree, scalar or one per run.
 
         Returns
         -------
         Tensor
-            s, float64, shaped like ``init_scale``.
+            s for the entries of every node matrix, float64, shaped like ``init_scale``.
         """
         if self.init_mean == 0:
             log_count = sum(math.log(w) for w in self.node_widths)
@@ -268,17 +268,17 @@ class HierarchicalFactorization:
         Parameters
         ----------
         std : float
-            Per-entry std, positive.
+            Std of the entries of every node matrix W^(ν), positive.
 
         Returns
         -------
         float
-            The root-mean-square ||W(0) − E W(0)||_F.
+            The root-mean-square ||W(0) − E W(0)||_F of the tree's end tensor.
 
         Raises
         ------
         ValueError
-            When ``std`` is not positive or the result is outside float64.
+            On ``std`` <= 0, or an init_scale outside the range of float64.
         """
         if self.init_mean == 0:
             return protocol.product_scale(std, sum(math.log(w) for w in self.node_widths), self.tree.num_nodes)
@@ -317,12 +317,12 @@ class HierarchicalFactorization:
         Parameters
         ----------
         params : list of Tensor
-            The node matrices W^(ν), (B, R_ν, R_Pa(ν)) each, in node order.
+            The node matrices W^(ν) in node order, contracted bottom-up from the leaves to the root.
 
         Returns
         -------
         Tensor
-            W, shape (B, *shape).
+            The dense W, (B, *shape), modes back in their original order.
         """
         tree, batch = self.tree, params[0].shape[0]
         dense: list[Tensor] = list(params[:self.order])  # W_{ν,r} for r ∈ [R_Pa(ν)], (B, Π D over ν, R_Pa(ν))
@@ -348,14 +348,14 @@ class HierarchicalFactorization:
         Parameters
         ----------
         params : list of Tensor
-            The node matrices W^(ν), (B, R_ν, R_Pa(ν)) each, in node order.
+            The node matrices W^(ν), (B, R_ν, R_Pa(ν)), in node order: the weights of the circuit.
         indices : Tensor
-            Multi-indices of any integer dtype, (M, N) shared by all runs or (B, M, N).
+            Integer multi-indices, one row i_n per leaf: (M, N) for all runs or (B, M, N).
 
         Returns
         -------
         Tensor
-            The entries, (B, M).
+            W[i] per run and multi-index, (B, M).
 
         Raises
         ------
@@ -381,14 +381,14 @@ class HierarchicalFactorization:
         Parameters
         ----------
         params : list of Tensor
-            The node matrices W^(ν), (B, R_ν, R_Pa(ν)) each, in node order.
+            The node matrices W^(ν) in node order; leaf n's matrix is multiplied by the a_i^n.
         vectors : sequence of Tensor
             N matrices, ``vectors[n]`` of shape (M, D_n): row i is a_i^n.
 
         Returns
         -------
         Tensor
-            (B, M).
+            <A_i, W> for each run and measurement i, (B, M).
 
         Raises
         ------
@@ -491,14 +491,14 @@ class HierarchicalFactorization:
         Parameters
         ----------
         params : list of Tensor
-            The node matrices W^(ν), (B, R_ν, R_Pa(ν)) each, in node order.
+            The node matrices; row r of W^(ν) and column r of each child's W^(c) enter.
         node : int, optional
-            An internal node id; None means the root.
+            The internal node ν whose components are measured; None means the root.
 
         Returns
         -------
         Tensor
-            (B, R_ν), in the parameters' dtype.
+            σ_{ν,r} by index r, (B, R_ν), in the parameters' dtype.
 
         Raises
         ------
@@ -517,16 +517,16 @@ class HierarchicalFactorization:
         Parameters
         ----------
         params : list of Tensor
-            The node matrices W^(ν), (B, R_ν, R_Pa(ν)) each, in node order.
+            The node matrices W^(ν), (B, R_ν, R_Pa(ν)) each, whose local component norms are tracked.
         sort : bool, optional
             Sort descending (default True); False keeps the component index r.
         node : int, optional
-            An internal node id; None means the root.
+            Which internal node's components to report (the root's when None).
 
         Returns
         -------
         Tensor
-            (B, R_ν).
+            The R_ν local component norms of each run, (B, R_ν).
         """
         norms = self.local_component_norms(params, node)
         return norms.sort(dim=-1, descending=True).values if sort else norms
@@ -543,18 +543,18 @@ class HierarchicalFactorization:
         Parameters
         ----------
         params : list of Tensor
-            The node matrices W^(ν), (B, R_ν, R_Pa(ν)) each, in node order.
+            The node matrices at the current point, which give σ_{ν,r} and T_{ν,r}.
         gradient : Tensor
             ∇L(W), (B, *shape) (small tensors).
         order : int, optional
             Overrides K_ν = |children(ν)| + 1; None uses K_ν.
         node : int, optional
-            An internal node id; None means the root.
+            The internal node whose law is stated; the root when None.
 
         Returns
         -------
         Tensor
-            (B, R_ν), by component index r.
+            The predicted σ̇_{ν,r}, (B, R_ν), by component index r.
 
         References
         ----------
@@ -577,16 +577,16 @@ class HierarchicalFactorization:
         Parameters
         ----------
         params : list of Tensor
-            The node matrices W^(ν), (B, R_ν, R_Pa(ν)) each, in node order.
+            The node matrices W^(ν) in node order; row r of W^(ν) is kept, the others zeroed.
         node : int
-            An internal node id.
+            The internal node ν of the component.
         r : int
             The component index, 0 <= r < R_ν.
 
         Returns
         -------
         Tensor
-            (B, *shape) (dense: small tensors only).
+            T_{ν,r} as a dense (B, *shape) tensor (small tensors only).
 
         Raises
         ------
@@ -609,12 +609,12 @@ class HierarchicalFactorization:
         Parameters
         ----------
         params : list of Tensor
-            The node matrices W^(ν), (B, R_ν, R_Pa(ν)) each, in node order.
+            The node matrices; at each internal node, its rows' and its children's columns' norms enter.
 
         Returns
         -------
         Tensor
-            (B,).
+            The largest gap of each run over all internal nodes, (B,).
         """
         gaps = []
         for node in self.tree.internal_nodes:
@@ -647,7 +647,7 @@ class HierarchicalFactorization:
         Parameters
         ----------
         params : list of Tensor
-            The node matrices W^(ν), (B, R_ν, R_Pa(ν)) each, in node order.
+            The node matrices W^(ν) in node order; they are detached and taken in float64.
 
         Returns
         -------

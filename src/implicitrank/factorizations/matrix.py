@@ -101,16 +101,16 @@ class MatrixFactorization:
         Parameters
         ----------
         batch : int
-            Number of runs B.
+            Number of runs B, the leading dimension of each factor.
         init_scale : Tensor
             The root-mean-square ||W(0)||_F, one per run or one for all, positive (see ``init_method`` in the
             class docstring).
         generator : sequence of torch.Generator
-            One generator per run (draws are made on the CPU in float64, then cast and moved).
+            One generator per run, drawing on the CPU in float64 (``identity`` draws nothing).
         dtype : torch.dtype, optional
-            Dtype of the factors. Default ``torch.float32``.
+            Dtype of the N factors, cast after the float64 init. Default ``torch.float32``.
         device : torch.device or str, optional
-            Device of the factors. Default ``"cpu"``.
+            Device on which the factors are returned. Default ``"cpu"``.
 
         Returns
         -------
@@ -153,12 +153,12 @@ class MatrixFactorization:
         Parameters
         ----------
         init_scale : Tensor or float
-            Root-mean-square ||W(0)||_F, one value or one per run.
+            Target root-mean-square ||W(0)||_F of the ``gaussian`` init, scalar or per run.
 
         Returns
         -------
         Tensor
-            s, float64, shaped like ``init_scale``.
+            s (the same for all N factors), float64, shaped like ``init_scale``.
         """
         return protocol.product_entry_std(init_scale, sum(math.log(d) for d in self.dims), self.depth)
 
@@ -168,7 +168,7 @@ class MatrixFactorization:
         Parameters
         ----------
         std : float
-            Per-entry std of the factors, positive.
+            Std of each entry of the N factors, positive.
 
         Returns
         -------
@@ -178,7 +178,7 @@ class MatrixFactorization:
         Raises
         ------
         ValueError
-            When ``std`` is not positive or the result is outside float64.
+            If ``std`` <= 0, or sqrt(d_0⋯d_N)·std^N over- or underflows float64.
         """
         return protocol.product_scale(std, sum(math.log(d) for d in self.dims), self.depth)
 
@@ -217,12 +217,12 @@ class MatrixFactorization:
         Parameters
         ----------
         params : list of Tensor
-            The factors, (B, d_{j+1}, d_j) each.
+            W_1, ..., W_N in the order they are applied, (B, d_{j+1}, d_j) each.
 
         Returns
         -------
         Tensor
-            W, shape (B, rows, cols).
+            The product W, (B, rows, cols).
         """
         product = params[0]
         for factor in params[1:]:
@@ -235,14 +235,14 @@ class MatrixFactorization:
         Parameters
         ----------
         params : list of Tensor
-            The factors.
+            The factors; their product W is formed, then read at the indices.
         indices : Tensor
             Integer (row, column) pairs, (M, 2) shared by all runs or (B, M, 2).
 
         Returns
         -------
         Tensor
-            The entries, (B, M).
+            W[i, j] per run and pair, (B, M).
         """
         w = self.end_to_end(params)
         flat = indices[..., 0] * self.cols + indices[..., 1]
@@ -256,14 +256,14 @@ class MatrixFactorization:
         Parameters
         ----------
         params : list of Tensor
-            The factors.
+            The factors, whose product's singular values are returned.
         sort : bool, optional
             Ignored: singular values have no other order. Default True.
 
         Returns
         -------
         Tensor
-            (B, min(rows, cols)).
+            σ_1 >= σ_2 >= ... of W, (B, min(rows, cols)).
         """
         return torch.linalg.svdvals(self.end_to_end(params))
 
@@ -276,7 +276,7 @@ class MatrixFactorization:
         Parameters
         ----------
         params : list of Tensor
-            The factors.
+            The factors at the current point; W is formed and decomposed by SVD.
         gradient : Tensor
             ∇L(W), (B, rows, cols).
         order : int, optional
@@ -309,14 +309,14 @@ class MatrixFactorization:
         Parameters
         ----------
         params : list of Tensor
-            The factors.
+            The factors W_1..W_N; their prefix products are kept for the backward pass.
         dense_loss_and_grad : callable
             Maps W (B, rows, cols) to the per-run loss (B,) and ∇L(W) (B, rows, cols).
 
         Returns
         -------
         tuple of (Tensor, list of Tensor)
-            The loss (B,) and one gradient per factor, shaped like it.
+            The loss (B,) and dL/dW_j for j = 1..N, each shaped like W_j.
         """
         prefixes = [params[0]]
         for factor in params[1:]:
@@ -338,12 +338,12 @@ class MatrixFactorization:
         Parameters
         ----------
         params : list of Tensor
-            The factors.
+            The factors; every adjacent pair (W_j, W_{j+1}) is compared.
 
         Returns
         -------
         Tensor
-            (B,); zeros at depth 1.
+            The largest gap of each run, (B,); zeros at depth 1 (one factor, no pair).
 
         References
         ----------

@@ -132,17 +132,17 @@ def check_rates(
     Raises
     ------
     ValueError
-        When ``top`` < 1.
+        If ``top`` is given and below 1.
 
     References
     ----------
-    S. Arora, N. Cohen, W. Hu, Y. Luo, "Implicit Regularization in Deep Matrix Factorization", NeurIPS 2019,
-    Theorem 3.
+    Arora et al., "Implicit Regularization in Deep Matrix Factorization", NeurIPS 2019, Theorem 3 (the
+    matrix law that ``MatrixFactorization.predicted_rates`` states).
 
-    N. Razin, A. Maman, N. Cohen, "Implicit Regularization in Tensor Factorization", ICML 2021, Theorem 1.
+    Razin et al., "Implicit Regularization in Tensor Factorization", ICML 2021, Theorem 1 (CP).
 
-    N. Razin, A. Maman, N. Cohen, "Implicit Regularization in Hierarchical Tensor Factorization and Deep
-    Convolutional Neural Networks", ICML 2022, Theorem 1.
+    Razin et al., "Implicit Regularization in Hierarchical Tensor Factorization and Deep Convolutional Neural
+    Networks", ICML 2022, Theorem 1 (hierarchical, at any internal node).
     """
     if top is not None and top < 1:
         raise ValueError(f"top must be >= 1, got {top}")

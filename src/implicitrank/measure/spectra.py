@@ -82,14 +82,14 @@ def schatten_norm(values: Tensor, p: float) -> Tensor:
     Parameters
     ----------
     values : Tensor
-        Singular values, (..., K).
+        Singular values σ_i along the last axis, (..., K).
     p : float
-        Positive, or ``inf``.
+        The exponent: positive, or ``inf`` for the largest value.
 
     Returns
     -------
     Tensor
-        (...,).
+        (Σ σ_i^p)^(1/p) for each leading index, (...,).
 
     Raises
     ------
@@ -109,12 +109,12 @@ def nuclear_norm(values: Tensor) -> Tensor:
     Parameters
     ----------
     values : Tensor
-        Singular values, (..., K).
+        Singular values, (..., K); summed over the last axis.
 
     Returns
     -------
     Tensor
-        (...,).
+        Σ σ_i, (...,).
     """
     return values.sum(-1)
 
@@ -125,12 +125,12 @@ def frobenius_norm(values: Tensor) -> Tensor:
     Parameters
     ----------
     values : Tensor
-        Singular values, (..., K).
+        Singular values whose squares are summed, (..., K).
 
     Returns
     -------
     Tensor
-        (...,).
+        ||W||_F, one per leading index.
     """
     return values.pow(2).sum(-1).sqrt()
 
@@ -141,12 +141,12 @@ def spectral_norm(values: Tensor) -> Tensor:
     Parameters
     ----------
     values : Tensor
-        Singular values, (..., K).
+        Singular values in any order; the largest along the last axis is taken.
 
     Returns
     -------
     Tensor
-        (...,).
+        σ_max, (...,).
     """
     return values.amax(-1)
 

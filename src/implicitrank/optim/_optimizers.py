@@ -123,7 +123,10 @@ def global_rmsprop(decay: float = 0.99, eps: float = 1e-4) -> Optimizer:
                 "count": torch.zeros((), dtype=p.dtype, device=p.device)}
 
     def update(grads: list[Tensor], state: State, lr: Tensor) -> tuple[list[Tensor], State]:
-        sq_norm = sum(g.pow(2).flatten(1).sum(1) for g in grads)
+        squares = [g.pow(2).flatten(1).sum(1) for g in grads]
+        sq_norm = squares[0]
+        for square in squares[1:]:  # not sum(), whose 0 + ... is one more kernel a step
+            sq_norm = sq_norm + square
         second = decay * state["second_moment"] + (1.0 - decay) * sq_norm
         count = state["count"] + 1
         step = lr / ((second / (1.0 - decay**count)).sqrt() + eps)

@@ -35,7 +35,7 @@ def detect(directory: str | Path) -> str:
     Parameters
     ----------
     directory : str or Path
-        An output directory of the package.
+        The directory to classify by the files it holds (see Returns).
 
     Returns
     -------
@@ -71,7 +71,7 @@ def write_report(directory: str | Path) -> Path:
     Parameters
     ----------
     directory : str or Path
-        An output directory of the package.
+        A sweep, reproduction or run output directory; the report is written into it.
 
     Returns
     -------

@@ -33,7 +33,7 @@ def collect_rows(out: str | Path) -> list[dict[str, Any]]:
     Parameters
     ----------
     out : str or Path
-        The sweep directory.
+        The sweep directory: ``sweep.json`` and the runs' summaries under ``runs/``.
 
     Returns
     -------

@@ -78,16 +78,16 @@ class SerialExecutor:
         Parameters
         ----------
         jobs : sequence of Job
-            The jobs to run.
+            Run in order, in this process, each by one call of ``run_job``.
         out : Path
-            The sweep directory.
+            Unused in-process: each job carries its runs' directories (``Job.run_dirs``).
         advance : callable
-            Called with each finished job's number of runs (the progress bar's ``update``).
+            Called after each job with its number of runs (the progress bar's ``update``).
 
         Returns
         -------
         list of RunOutcome
-            One outcome per run of every job.
+            The outcomes of every job's runs, in the order of ``jobs``.
         """
         outcomes = []
         with torch_threads(self.threads, explicit=True):  # --threads overrides the runs' policy
@@ -141,16 +141,16 @@ class LocalExecutor:
         Parameters
         ----------
         jobs : sequence of Job
-            The jobs to run.
+            Submitted to the pool together, one job per worker at a time.
         out : Path
-            The sweep directory.
+            Unused by the pool: each job carries its runs' directories.
         advance : callable
-            Called with each finished job's number of runs (the progress bar's ``update``).
+            Called as each job completes (in any order) with its number of runs.
 
         Returns
         -------
         list of RunOutcome
-            One outcome per run of every job.
+            One outcome per run, in the order the jobs completed.
         """
         if not jobs:
             return []
@@ -181,6 +181,8 @@ class LocalExecutor:
 @dataclass(frozen=True)
 class SlurmOptions:
     """Resources of each Slurm job (one job = one batch of runs).
+
+    Validated on construction; ``from_dict`` reads them from a spec's ``[slurm]`` table.
 
     Attributes
     ----------
@@ -339,7 +341,7 @@ class SlurmExecutor:
         jobs : sequence of Job
             The jobs, one array task each.
         out : Path
-            The sweep directory.
+            The sweep directory, whose name names the array; logs go to ``out/slurm``.
 
         Returns
         -------
@@ -411,16 +413,16 @@ class SlurmExecutor:
         Parameters
         ----------
         jobs : sequence of Job
-            The jobs to run.
+            One task of the Slurm array each.
         out : Path
-            The sweep directory.
+            The sweep directory: it names the array and holds its logs in ``out/slurm``.
         advance : callable
-            Called with each finished job's number of runs (the progress bar's ``update``).
+            Passed to ``wait``: called as each Slurm job ends with its number of runs.
 
         Returns
         -------
         list of RunOutcome
-            One outcome per run of every job.
+            One outcome per run, in the order the Slurm jobs ended (empty when there are no jobs).
         """
         return self.wait(self.submit(jobs, out), jobs, advance) if jobs else []
 

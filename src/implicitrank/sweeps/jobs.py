@@ -76,7 +76,7 @@ class RunOutcome:
     Attributes
     ----------
     run_id : str
-        The run.
+        The id of the run attempted.
     status : str
         ``done`` (trained now or earlier), ``failed`` (error recorded), ``running`` (another process holds it),
         ``interrupted`` (the job stopped early: cancelled, killed, timed out; the run resumes next time).

@@ -44,12 +44,12 @@ class Plan:
         Parameters
         ----------
         config : RunConfig
-            The run.
+            The run; its ``run_id`` names the directory.
 
         Returns
         -------
         Path
-            ``out/runs/<config.run_id>``.
+            ``out/runs/<config.run_id>`` (the path only; nothing is created).
         """
         return self.out / RUNS / config.run_id
 

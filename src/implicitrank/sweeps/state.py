@@ -43,7 +43,7 @@ class RunState:
     Attributes
     ----------
     run_id : str
-        The run.
+        The run's id (its directory name under ``out/runs``).
     status : str
         ``done``, ``running``, ``failed`` or ``pending`` (see the module docstring).
     detail : str
@@ -185,7 +185,7 @@ def sweep_status(out: str | Path) -> list[RunState]:
     Parameters
     ----------
     out : str or Path
-        The sweep directory.
+        The sweep directory whose runs' directories, locks and markers are read.
 
     Returns
     -------

@@ -94,7 +94,7 @@ class Task(Protocol):
         model : Factorization
             The model whose predictions are compared with ``values``.
         params : list of Tensor
-            Its parameters, leading run dimension B.
+            The model's parameters, with a leading run dimension B.
 
         Returns
         -------

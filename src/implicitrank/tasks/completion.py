@@ -124,14 +124,14 @@ class Completion(Observations):
         Parameters
         ----------
         model : Factorization
-            The model, evaluated at ``indices``.
+            The model, read through ``evaluate`` at ``indices`` only.
         params : list of Tensor
-            Its parameters, leading run dimension B.
+            The model's parameters for the B runs, one row of ``values`` each.
 
         Returns
         -------
         Tensor
-            (B,).
+            (1/M) Σ (W[i] − y)² per run, (B,).
         """
         return (model.evaluate(params, self.indices) - self.values).pow(2).mean(dim=1)
 
@@ -143,12 +143,12 @@ class Completion(Observations):
         Parameters
         ----------
         w : Tensor
-            W, (B, *shape).
+            The dense end-to-end tensor of each run, read at the observed entries.
 
         Returns
         -------
         tuple of (Tensor, Tensor)
-            The loss (B,) and ∇L(W), shaped like ``w``.
+            The loss (B,) and ∇L(W) (zero off the observed entries), shaped like ``w``.
         """
         flat_idx = self._flat
         flat_w = w.reshape(w.shape[0], -1)
@@ -222,7 +222,7 @@ def minibatches(task: Completion, batch_size: int, seed: int = 0) -> Callable[[i
     Raises
     ------
     ValueError
-        When ``batch_size`` < 1.
+        When ``batch_size`` is below 1 (an empty minibatch).
 
     References
     ----------

@@ -161,9 +161,9 @@ def movielens_completion(
     num_observations : int, optional
         Ratings to train on, in [1, K − 1]. Default 10,000.
     seed : int, optional
-        Seed of the random split. Default 0.
+        Seeds which ratings train and which are held out. Default 0.
     batch : int, optional
-        Number of runs B sharing the split. Default 1.
+        Runs B, all trained on the same split. Default 1.
 
     Returns
     -------

@@ -60,14 +60,14 @@ class Sensing(Observations):
         Parameters
         ----------
         model : Factorization
-            The model; its dense end-to-end W is formed.
+            The model; its dense end-to-end W is formed and measured.
         params : list of Tensor
-            Its parameters, leading run dimension B.
+            Parameters of the B runs, each run's W measured by the shared A.
 
         Returns
         -------
         Tensor
-            (B,).
+            The mean squared measurement residual per run, (B,).
         """
         w = model.end_to_end(params).reshape(self.batch, -1)
         return (w @ self.measurements.T - self.values).pow(2).mean(dim=1)
@@ -78,12 +78,12 @@ class Sensing(Observations):
         Parameters
         ----------
         w : Tensor
-            W, (B, *shape).
+            The dense W of each run, (B, *shape); flattened and multiplied by Aᵀ.
 
         Returns
         -------
         tuple of (Tensor, Tensor)
-            The loss (B,) and ∇L(W), shaped like ``w``.
+            The loss (B,) and Aᵀ(2r/M) reshaped like ``w``.
         """
         residual = w.reshape(w.shape[0], -1) @ self.measurements.T - self.values
         grad = (residual * (2.0 / self.num_observations)) @ self.measurements
@@ -102,9 +102,9 @@ def gaussian_sensing(target: Tensor, num_observations: int, seed: int = 0, batch
     num_observations : int
         M, the number of measurements, >= 1.
     seed : int, optional
-        Seed of the measurement matrices. Default 0.
+        Seeds the float64 draw of all M measurement matrices. Default 0.
     batch : int, optional
-        Number of runs B sharing the measurements. Default 1.
+        Number of runs B; all share A and y (``target`` and ``values`` are expanded). Default 1.
 
     Returns
     -------
@@ -114,7 +114,7 @@ def gaussian_sensing(target: Tensor, num_observations: int, seed: int = 0, batch
     Raises
     ------
     ValueError
-        When ``num_observations`` < 1.
+        For ``num_observations`` < 1 (no measurement at all).
 
     References
     ----------
