@@ -138,7 +138,9 @@ def integrate(
     """Follow the gradient flow θ̇ = −∇L(θ) of B runs of ``model`` on ``task``.
 
     Each run goes until it converges, diverges or has made ``config.max_steps`` accepted steps (see the module
-    docstring); stopping, records, checkpoints and progress are ``train.run_loop``'s.
+    docstring); stopping, records, checkpoints and progress are ``train.run_loop``'s. Once a run has stopped, its
+    gradients are no longer computed (the task's ``runs`` gives the runs still going), bitwise without effect on
+    the others.
 
     Parameters
     ----------
@@ -210,7 +212,8 @@ def integrate(
                          f"got {rtol}; use float64 parameters for tighter tolerances")
     if task is not None:
         check_task_matches(model, task, params if state is None else state.params)
-    objective = objective or (lambda p: loss_and_grad(model, p, task))
+    integrating: list[TrainState] = []  # the state once there is one: its ``active`` runs need gradients
+    objective = objective or _active_runs_objective(model, task, integrating)
     if method == "rkc":
         order, attempt, before = 2, _rkc_attempt, _rkc_radius
     else:
@@ -223,10 +226,48 @@ def integrate(
 
     if state is None:
         state = _start(params, objective, order, rtol, atol, first_step)
+    integrating.append(state)
     return run_loop(state, config, lambda s: s.optimizer_state["loss"],
                     lambda s: _accepted_step(s, objective, order, attempt, rtol, atol, before), measure=measure,
                     on_checkpoint=on_checkpoint, record_step=_record, syncs_every_step=True,
                     describe=lambda s: {"t": f"{float(s.optimizer_state['time'].max()):.4g}"})
+
+
+def _active_runs_objective(model, task, integrating: list[TrainState]) -> LossAndGrad:
+    """The loss and gradients of the runs still going only: runs that stopped get zeros (their steps have h = 0 and
+    are never accepted), so a batch whose runs converge at different times computes only those still integrating.
+
+    ``integrating`` holds the run state once it exists (until then every run is computed). Each run's
+    arithmetic is the same in any batch, so this is bitwise the full batch's result for every run still going.
+
+    Parameters
+    ----------
+    model : Factorization
+        The factorization whose closed-form (or autograd) gradients are taken.
+    task : Task
+        The full B-run task; its ``runs`` gives the sub-task of the runs still going.
+    integrating : list of TrainState
+        Empty, or the state being integrated, whose ``active`` is read at each call.
+
+    Returns
+    -------
+    callable
+        ``objective(params) -> (loss (B,), grads)`` over the full batch.
+    """
+    cached: dict = {}
+
+    def objective(params: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        active = integrating[-1].active if integrating else None
+        if active is None or not hasattr(task, "runs") or bool(active.all()):
+            return loss_and_grad(model, params, task)
+        live = active.nonzero().squeeze(1)
+        if "live" not in cached or not torch.equal(cached["live"], live):
+            cached.update(live=live, task=task.runs(live))
+        loss, grads = loss_and_grad(model, [p[live] for p in params], cached["task"])
+        return (loss.new_zeros(params[0].shape[0]).index_put_((live,), loss),
+                [torch.zeros_like(p).index_put_((live,), g) for p, g in zip(params, grads)])
+
+    return objective
 
 
 def _start(params: list[Tensor], objective: LossAndGrad, order: int, rtol: float, atol: float,
