@@ -41,7 +41,7 @@ from .tasks.tensors import low_rank_tensor
 from .tensorboard import event_dir, write_events
 from .tensorboard import require as require_tensorboard
 from .threads import policy_threads, torch_threads
-from .train import TrainConfig, TrainState, train
+from .train import TrainConfig, TrainState, select_runs, train
 
 __all__ = ["DTYPES", "METHODS", "TASKS", "BatchResult", "RunConfig", "build_task", "device_of", "make_measure",
            "run_batch", "train_configured"]
@@ -615,19 +615,8 @@ def run_batch(configs: list[RunConfig], run_dirs: list[str | Path], *, resume: b
     return BatchResult(summaries, state, model, task)
 
 
-def _slice(value, b: int, batch: int):
-    """Run b's part of batched state, keeping a leading dimension of 1 (shared scalars stay as they are)."""
-    if isinstance(value, Tensor):
-        return value[b:b + 1].clone() if value.dim() and value.shape[0] == batch else value.clone()
-    if isinstance(value, (list, tuple)):
-        return [_slice(v, b, batch) for v in value]
-    if isinstance(value, dict):
-        return {k: _slice(v, b, batch) for k, v in value.items()}
-    return value
-
-
 def _stack(values: list, device: torch.device):
-    """Inverse of ``_slice`` over runs: concatenate per-run parts, keep shared scalars once."""
+    """Inverse of ``select_runs`` over single runs: concatenate per-run parts, keep shared scalars once."""
     first = values[0]
     if isinstance(first, Tensor):
         return (torch.cat(values) if first.dim() else first).to(device)
@@ -641,8 +630,8 @@ def _stack(values: list, device: torch.device):
 def _run_state(state: TrainState, b: int) -> dict:
     batch = state.active.shape[0]
     status = {k: getattr(state, k) for k in ("active", "stopped_at", "loss", "below_for")}
-    return {"step": state.step, **_slice({"params": state.params, "optimizer_state": state.optimizer_state,
-                                          "status": status, "records": state.records}, b, batch)}
+    return {"step": state.step, **select_runs({"params": state.params, "optimizer_state": state.optimizer_state,
+                                               "status": status, "records": state.records}, [b], batch)}
 
 
 def _metric_rows(records: list[dict]) -> list[dict]:

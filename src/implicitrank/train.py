@@ -26,8 +26,8 @@ from .tasks import Task, check_task_matches
 Measure = Callable[[list[Tensor], Tensor], dict[str, Tensor]]
 LossAndGrad = Callable[[list[Tensor]], tuple[Tensor, list[Tensor]]]
 
-__all__ = ["LossAndGrad", "Measure", "TrainConfig", "TrainState", "mark_status", "record", "run_loop", "show_progress",
-           "start", "train"]
+__all__ = ["LossAndGrad", "Measure", "TrainConfig", "TrainState", "mark_status", "record", "run_loop", "select_runs",
+           "show_progress", "start", "train"]
 
 
 @dataclass(frozen=True)
@@ -476,7 +476,7 @@ class _Working:
         self.write_back(state)
         self.live = live
         self.params = [p[live] for p in state.params]
-        self.optimizer_state = _runs(state.optimizer_state, live, self.size)
+        self.optimizer_state = select_runs(state.optimizer_state, live, self.size)
         self.task, self._lr = self._full_task.runs(live), self._full_lr[live]
 
     def write_back(self, state: TrainState) -> None:
@@ -489,19 +489,35 @@ class _Working:
         state.optimizer_state = _put_runs(state.optimizer_state, self.optimizer_state, self.live, self.size)
 
 
-def _runs(value, index: Tensor, batch: int):
-    """The runs at ``index`` of a batched value (tensors of leading size ``batch``; lists and dicts of them)."""
+def select_runs(value, index: Tensor | list[int], batch: int):
+    """The runs at ``index`` of batched state: tensors whose leading size is ``batch`` are indexed (a copy),
+    lists, tuples and dicts of them are walked, anything else (a shared 0-d count, a step number) is kept.
+
+    Parameters
+    ----------
+    value : Tensor, list, tuple, dict or other
+        Batched state, e.g. a ``TrainState``'s parameters, optimizer state or records.
+    index : Tensor or list of int
+        The positions of the runs to keep (a list indexes tensors on any device).
+    batch : int
+        B, the number of runs of ``value``.
+
+    Returns
+    -------
+    Tensor, list, dict or other
+        ``value`` with only those runs, in that order.
+    """
     if isinstance(value, Tensor):
         return value[index] if value.dim() and value.shape[0] == batch else value
     if isinstance(value, (list, tuple)):
-        return [_runs(v, index, batch) for v in value]
+        return [select_runs(v, index, batch) for v in value]
     if isinstance(value, dict):
-        return {k: _runs(v, index, batch) for k, v in value.items()}
+        return {k: select_runs(v, index, batch) for k, v in value.items()}
     return value
 
 
 def _put_runs(full, part, index: Tensor, batch: int):
-    """``full`` with the runs at ``index`` replaced by ``part`` (the inverse of ``_runs``); shared values from
+    """``full`` with the runs at ``index`` replaced by ``part`` (the inverse of ``select_runs``); shared values from
     ``part``."""
     if isinstance(full, Tensor):
         return full.index_put((index,), part) if full.dim() and full.shape[0] == batch else part
