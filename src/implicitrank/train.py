@@ -139,7 +139,8 @@ class TrainState:
     records : list of dict
         The recorded metrics, one dict per recorded step (``step``, ``train_loss``, the measure's names).
     below_for : Tensor or None
-        (B,) long: consecutive steps with the loss <= the threshold (None: zeros).
+        (B,) long: consecutive steps with the loss <= the threshold, counted only when a ``converge_patience``
+        is set (None: zeros).
     """
 
     step: int
@@ -149,7 +150,7 @@ class TrainState:
     stopped_at: Tensor  # (B,) long: the step at which the run stopped, -1 while active
     loss: Tensor  # (B,) latest train loss (a stopped run is frozen, so its loss stays as it stopped)
     records: list[dict[str, Tensor]] = field(default_factory=list)
-    below_for: Tensor | None = None  # (B,) long: consecutive steps with the loss <= the threshold
+    below_for: Tensor | None = None  # (B,) long: steps in a row with the loss <= the threshold (with a patience)
 
     def __post_init__(self) -> None:
         if self.below_for is None:
