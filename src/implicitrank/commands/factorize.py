@@ -88,9 +88,10 @@ def add_run_arguments(p: argparse.ArgumentParser, model: str) -> None:
                       help="init scale(s), one run each: the root-mean-square Frobenius norm of the end-to-end "
                            "tensor at init, sqrt(E||W(0) - E W(0)||^2), for every model"
                            + (" (default: the one --init-std gives)" if std else ""))
-    init.add_argument("--init-std", type=float, nargs="+", default=[std] if std else None,
+    init.add_argument("--init-std", type=float, nargs="+",
                       help="init std(s), one run each, the tensor papers' convention: the std of every factor "
-                           "entry of the gaussian init, taken as the --init-scale that gives it")
+                           "entry of the gaussian init, taken as the --init-scale that gives it"
+                           + (f" (default: {std})" if std else ""))
     _common.add_seeds(m)
     o = p.add_argument_group("optimization")
     o.add_argument("--optimizer", choices=_defaults.METHODS, default=d["optimizer"], help="training method")
@@ -122,10 +123,10 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
     shared = {k: v for k, v in vars(args).items() if k in RunConfig.__dataclass_fields__}
     shared["data"] = _common.resolve_data(args.data, DATA_FILES)
     shared["shape"] = resolve_shape(args, shared["data"])
-    # --init-scale and --init-std exclude each other, but the command's default one is set even when the other is
-    # given: tf/htf default to --init-std, so a --init-scale given wins; mf to --init-scale, so a --init-std given.
-    by_std = args.init_std is not None and (args.init_scale is None or args.model not in _defaults.INIT_STD)
-    scales = scales_for_entry_std(args.init_std, shared) if by_std else args.init_scale
+    # One of the two is given, or neither: then mf has its --init-scale default and tf/htf the tensor papers' std.
+    std = _defaults.INIT_STD.get(args.model)
+    stds = args.init_std or ([std] if std and args.init_scale is None else None)
+    scales = scales_for_entry_std(stds, shared) if stds else args.init_scale
     return [RunConfig(**{**shared, "seed": s, "data_seed": ds, "init_scale": i, "lr": lr})
             for s, ds, i, lr in itertools.product(args.seeds, args.data_seeds, scales, args.lr)]
 
