@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from counting import CountingMatrix
 
 from implicitrank.factorizations import CPFactorization, MatrixFactorization, generators
 from implicitrank.flow import METHODS, TABLEAUS, integrate
@@ -127,24 +128,12 @@ def test_steps_are_long_on_the_plateau_and_shrink_where_the_first_singular_value
     assert steps[after].max() > 2 * steps[take_off].min()
 
 
-class _CountingMatrix(MatrixFactorization):
-    """A matrix factorization that notes the batch size of every gradient it computes."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.batch_sizes: list[int] = []
-
-    def loss_and_grad(self, params, dense_loss_and_grad):
-        self.batch_sizes.append(params[0].shape[0])
-        return super().loss_and_grad(params, dense_loss_and_grad)
-
-
 @pytest.mark.parametrize("method", ["dopri5", "rkc"])
 def test_batched_runs_equal_the_same_runs_alone(method: str) -> None:
     """Each run has its own step size (and, for rkc, its own stages and spectral radius): a run rejected in the
     batch does not change the others; runs that stopped are no longer computed."""
     task = complete_from_target(low_rank_matrix(8, 8, 2, seed=1), 30, [1, 2, 3])
-    model = _CountingMatrix(8, 8, depth=2)
+    model = CountingMatrix(8, 8, depth=2)
     scales = torch.tensor([1e-1, 1e-2, 1e-3]) * 8**0.5
     params = model.init(3, scales, generators([0, 1, 2]), dtype=torch.float64)
     batched = integrate(model, task, params, _config(record_every=0), rtol=1e-5, atol=1e-9, method=method)

@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+from counting import CountingMatrix
 
 from implicitrank import run as run_module
 from implicitrank.factorizations import MatrixFactorization, generators
@@ -39,18 +40,6 @@ def test_a_converged_run_freezes_while_the_others_go_on():
         torch.testing.assert_close(p[:1], q)
 
 
-class _CountingMatrix(MatrixFactorization):
-    """A matrix factorization that notes the batch size of every gradient it computes."""
-
-    def __init__(self, *args):
-        super().__init__(*args)
-        self.batch_sizes: list[int] = []
-
-    def loss_and_grad(self, params, dense_loss_and_grad):
-        self.batch_sizes.append(params[0].shape[0])
-        return super().loss_and_grad(params, dense_loss_and_grad)
-
-
 @pytest.mark.parametrize("make", [global_rmsprop, adam])
 def test_stopped_runs_leave_the_batch_and_every_run_still_equals_itself_alone(make):
     # Four runs stopping at four different steps: once a run stops, the steps compute only the runs still going
@@ -58,7 +47,7 @@ def test_stopped_runs_leave_the_batch_and_every_run_still_equals_itself_alone(ma
     batch = 4
     target = low_rank_matrix(10, 8, 2, seed=0)
     task = complete_from_target(target, 40, list(range(batch))).to("cpu", torch.float64)
-    model = _CountingMatrix(10, 8, 3)
+    model = CountingMatrix(10, 8, 3)
     scales = torch.tensor([0.3, 0.1, 0.03, 0.01], dtype=torch.float64)
     params = model.init(batch, scales, generators(range(batch)), dtype=torch.float64)
     lr = torch.tensor([2e-2, 1.5e-2, 1e-2, 5e-3], dtype=torch.float64)
