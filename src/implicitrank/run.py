@@ -639,6 +639,15 @@ def _stack(values: list, device: torch.device):
     return first
 
 
+def _gradient_evaluations(state: TrainState, b: int, config: RunConfig) -> int | None:
+    """Run b's gradient evaluations: one per step of an optimizer; gradient flow's count of its own stages
+    (``flow.integrate``), None for a flow resumed from a checkpoint written before that count existed."""
+    if config.optimizer != "gradient-flow":
+        return int(state.steps[b])
+    evaluations = state.optimizer_state.get("evaluations")
+    return None if evaluations is None else int(evaluations[b])
+
+
 def _run_state(state: TrainState, b: int) -> dict:
     batch = state.active.shape[0]
     status = {k: getattr(state, k) for k in ("active", "stopped_at", "loss", "below_for")}
@@ -699,6 +708,7 @@ def _finish(state: TrainState, b: int, run_dir: Path, config: RunConfig, seconds
         "status": "diverged" if diverged_at >= 0 else "converged" if converged_at >= 0 else "max_steps",
         "converged": converged_at >= 0,
         "steps": int(state.steps[b]),
+        "gradient_evaluations": _gradient_evaluations(state, b, config),
         "train_loss": float(state.loss[b]),
         "seconds": seconds,
         "init_scale": config.init_scale,
