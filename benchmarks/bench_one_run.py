@@ -7,6 +7,10 @@ Problem (both sides): 100×100 rank-5 completion from 2000 observed entries, dep
 * Ours: the whole ``implicitrank mf`` process (imports, data, training with the default recording schedule of 20
   log-spaced records per decade and a checkpoint every 2000 steps, summary, plots), ``--repeats`` times; CPU
   seconds (user + system, from the kernel) and wall seconds.
+* Ours, the flow: the same ``implicitrank mf`` process following the gradient flow that global RMSprop
+  reparametrizes in time, by rkc (``--optimizer gradient-flow --flow-method rkc --rtol 1e-5``, what
+  ``arora2019-completion --scale paper`` runs); its error is reported beside global RMSprop's, since it is the same
+  end point only within the integrator's tolerance.
 * Reference (``reference_2019.py``: what the original script does each step, autograd, one process per run): the
   whole process to convergence, as often as ours.
 * Floor: what no implementation of the same steps can beat on this core: our process's CPU outside the training
@@ -40,6 +44,8 @@ from implicitrank.threads import THREAD_VARIABLES
 
 HERE = Path(__file__).resolve().parent
 PROBLEM = ["--lr", "1e-3", "--init-scale", "1e-2", "--depth", "3"]
+FLOW = ["--init-scale", "1e-2", "--depth", "3", "--optimizer", "gradient-flow", "--flow-method", "rkc",
+        "--rtol", "1e-5"]
 REFERENCE = ["--lr", "1e-3", "--init-scale", "1e-3", "--depth", "3", "--threads", "1"]
 
 
@@ -49,27 +55,31 @@ def main() -> None:
     args = parser.parse_args()
     env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     policy_env = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}  # ours: the package's policy
-    ours, reference = [], []
+    ours, flow, reference = [], [], []
     with tempfile.TemporaryDirectory(prefix="bench-one-run-") as tmp:
         for k in range(args.repeats):
-            out = Path(tmp) / f"mf{k}"
-            cpu, wall = _child([sys.executable, "-c", "import sys; from implicitrank.cli import main; sys.exit(main())",
-                                "mf", *PROBLEM, "--no-progress", "--out", str(out)], policy_env)
-            summary = json.loads(next(out.glob("*/summary.json")).read_text())
-            ours.append({"cpu_seconds": cpu, "wall_seconds": wall, "steps": summary["steps"],
-                         "train_seconds": summary["seconds"], "status": summary["status"]})
+            ours.append(_mf(PROBLEM, Path(tmp) / f"mf{k}", policy_env))
+            flow.append(_mf(FLOW, Path(tmp) / f"flow{k}", policy_env))
+            cpu, wall, summary = ours[-1]["cpu_seconds"], ours[-1]["wall_seconds"], ours[-1]
             ref_cpu, ref_wall, text = _child([sys.executable, str(HERE / "reference_2019.py"), *REFERENCE], env,
                                              capture=True)
             steps = int(re.search(r"^steps (\d+)", text, re.MULTILINE).group(1))
             reference.append({"cpu_seconds": ref_cpu, "wall_seconds": ref_wall, "steps": steps})
             print(f"repeat {k}: ours {cpu:.1f} s CPU ({wall:.1f} s wall, {summary['steps']} steps, training "
-                  f"{summary['seconds']:.1f} s wall); reference {ref_cpu:.1f} s CPU ({ref_wall:.1f} s wall, {steps} "
-                  f"steps); ratio {ref_cpu / cpu:.2f}", flush=True)
+                  f"{summary['train_seconds']:.1f} s wall); reference {ref_cpu:.1f} s CPU ({ref_wall:.1f} s wall, "
+                  f"{steps} steps); ratio {ref_cpu / cpu:.2f}; flow {flow[-1]['cpu_seconds']:.1f} s CPU "
+                  f"({flow[-1]['gradient_evaluations']} gradient evaluations), ratio "
+                  f"{ref_cpu / flow[-1]['cpu_seconds']:.2f}; squared error RMSprop "
+                  f"{summary['reconstruction_error_squared']:.3g}, flow {flow[-1]['reconstruction_error_squared']:.3g}",
+                  flush=True)
     recording = _recording_share(ours[0]["steps"])
     ratios = [r["cpu_seconds"] / o["cpu_seconds"] for o, r in zip(ours, reference)]
     matmuls = _matmul_seconds()
     floors = [o["cpu_seconds"] - recording["seconds_per_step"] * o["steps"] + o["steps"] * matmuls for o in ours]
+    flow_ratios = [r["cpu_seconds"] / f["cpu_seconds"] for f, r in zip(flow, reference)]
     summary = {"ratio_min": min(ratios), "ratio_median": statistics.median(ratios),
+               "flow_ratio_min": min(flow_ratios), "flow_ratio_median": statistics.median(flow_ratios),
+               "flow_cpu_median": statistics.median(f["cpu_seconds"] for f in flow),
                "ours_cpu_min": min(o["cpu_seconds"] for o in ours),
                "ours_cpu_median": statistics.median(o["cpu_seconds"] for o in ours),
                "reference_cpu_median": statistics.median(r["cpu_seconds"] for r in reference),
@@ -77,14 +87,25 @@ def main() -> None:
                "best_ratio": statistics.median(r["cpu_seconds"] / f for r, f in zip(reference, floors))}
     print(f"per step: ours {recording['seconds_per_step'] * 1e6:.0f} µs, its 6 matmuls alone {matmuls * 1e6:.0f} µs; "
           f"the best ratio any implementation of these steps could reach here: {summary['best_ratio']:.2f}")
-    print(f"reference/ours CPU: min {summary['ratio_min']:.2f}, median {summary['ratio_median']:.2f} (target >= 3)")
+    print(f"reference/ours CPU: min {summary['ratio_min']:.2f}, median {summary['ratio_median']:.2f} (target >= 3); "
+          f"the flow: min {summary['flow_ratio_min']:.2f}, median {summary['flow_ratio_median']:.2f}")
     print(f"metric recording: {recording['records']} records × {recording['seconds_per_record'] * 1e3:.2f} ms = "
           f"{100 * recording['share_of_training']:.1f}% of the training CPU (target < 10%)")
-    path = write_results("bench_one_run", {"problem": PROBLEM, "reference_problem": REFERENCE,
+    path = write_results("bench_one_run", {"problem": PROBLEM, "flow_problem": FLOW, "reference_problem": REFERENCE,
                                            "load_average": os.getloadavg(),
-                                           "ours": ours, "reference": reference, "recording": recording,
+                                           "ours": ours, "flow": flow, "reference": reference, "recording": recording,
                                            "summary": summary})
     print(f"wrote {path}")
+
+
+def _mf(problem: list[str], out: Path, env: dict) -> dict:
+    """One whole ``implicitrank mf`` process on ``problem``: its CPU and wall seconds and its summary's numbers."""
+    cpu, wall = _child([sys.executable, "-c", "import sys; from implicitrank.cli import main; sys.exit(main())",
+                        "mf", *problem, "--no-progress", "--out", str(out)], env)
+    summary = json.loads(next(out.glob("*/summary.json")).read_text())
+    return {"cpu_seconds": cpu, "wall_seconds": wall, "steps": summary["steps"],
+            "gradient_evaluations": summary["gradient_evaluations"], "train_seconds": summary["seconds"],
+            "status": summary["status"], "reconstruction_error_squared": summary["reconstruction_error_squared"]}
 
 
 def _child(command: list[str], env: dict, capture: bool = False):

@@ -123,12 +123,14 @@ def test_parser_defaults_equal_the_library_defaults():
     from implicitrank.commands import _defaults
     from implicitrank.experiments import SCALE_NAMES
     from implicitrank.factorizations import CPFactorization, HierarchicalFactorization, MatrixFactorization
+    from implicitrank.flow import METHODS as FLOW_METHODS
     from implicitrank.nn.digits_experiment import DigitsConfig
     from implicitrank.run import DTYPES, METHODS, TASKS, RunConfig
     from implicitrank.sweeps.executors import EXECUTORS, SlurmOptions
 
     config = RunConfig()
     assert {k: getattr(config, k) for k in _defaults.RUN} == _defaults.RUN
+    assert _defaults.FLOW_METHODS == FLOW_METHODS
     assert _defaults.METHODS == METHODS and _defaults.DTYPES == tuple(DTYPES) and _defaults.TASKS == TASKS
     assert _defaults.MATRIX_INITS == MatrixFactorization.inits and _defaults.CP_INITS == CPFactorization.inits
     assert _defaults.HT_INITS == HierarchicalFactorization.inits
@@ -336,3 +338,19 @@ def test_locality_width_flags_each_set_one_network(argv, network, tmp_path, monk
     with pytest.raises(Trained):
         main(["locality", *argv, "--threads", "1", "--no-progress", "--out", str(tmp_path / "o")])
     assert seen == [network]
+
+
+def test_mf_gradient_flow_takes_the_integrator_by_name(tmp_path):
+    # rkc and dopri5 integrate one flow: at a tight tolerance their end points (so their errors) agree.
+    errors = {}
+    for method in ("dopri5", "rkc"):
+        out = tmp_path / method
+        assert main(["mf", *TINY, "--optimizer", "gradient-flow", "--flow-method", method, "--rtol", "1e-7",
+                     "--dtype", "float64", "--init-scale", "1e-2", "--max-steps", "20000", "--out", str(out)]) == 0
+        run = next(out.iterdir())
+        assert json.loads((run / "config.json").read_text())["flow_method"] == method
+        summary = json.loads((run / "summary.json").read_text())
+        assert summary["converged"], summary
+        assert summary["gradient_evaluations"] >= 2 * summary["steps"]  # rkc: s >= 2 stages a step; dopri5: 6
+        errors[method] = summary["reconstruction_error"]
+    assert errors["rkc"] == pytest.approx(errors["dopri5"], rel=0.02)

@@ -145,6 +145,10 @@ def test_batched_runs_equal_the_same_runs_alone(method: str) -> None:
         assert int(alone.steps[0]) == int(batched.steps[b])
         assert torch.equal(alone.params[0][0], batched.params[0][b])
         assert float(alone.records[-1]["time"][0]) == pytest.approx(float(batched.records[-1]["time"][b]), rel=1e-12)
+        # Each run's gradient evaluations are its own: alone they are the whole batch's count.
+        evaluations = int(alone.optimizer_state["evaluations"][0])
+        assert evaluations == int(alone.optimizer_state["gradient_evaluations"])
+        assert evaluations == int(batched.optimizer_state["evaluations"][b])
 
 
 @pytest.mark.parametrize("method", METHODS)

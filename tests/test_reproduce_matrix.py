@@ -4,6 +4,8 @@ Each experiment runs once per module (fixtures) through ``experiments.reproduce`
 claims that survive the small size, and that figures, tables and claims files are written.
 """
 
+import csv
+import dataclasses
 import json
 import math
 
@@ -198,6 +200,24 @@ def test_depth_two_improves_as_init_shrinks_and_many_observations_recover_everyt
     claims, _ = completion
     assert _passed(claims, "40 obs, depth 2: error improves as init shrinks")
     assert _passed(claims, "100 obs: everything recovers")
+
+
+def test_the_paper_scales_gradient_flow_reproduces_the_same_claims(completion, tmp_path, monkeypatch):
+    """``--scale paper`` trains completion by the gradient flow global RMSprop follows (rkc, ``FLOW_RKC``): at the
+    test scale that training must pass every claim global RMSprop passes, and fail every control."""
+    from implicitrank.experiments import arora2019_completion as experiment
+
+    assert experiment.SCALES["paper"].completion_training == experiment.FLOW_RKC
+    test = experiment.SCALES["test"]
+    monkeypatch.setitem(experiment.SCALES, "test", dataclasses.replace(test, completion_training=experiment.FLOW_RKC))
+    flow = reproduce("arora2019-completion", "test", tmp_path)
+    rmsprop = completion[0]
+    assert [c.claim for c in flow] == [c.claim for c in rmsprop]
+    assert [c.status for c in flow] == [c.status for c in rmsprop] and all(c.status == "pass" for c in flow)
+    assert all(c.control.status == "fail" for c in flow if c.control is not None)
+    with open(tmp_path / "figure2.csv") as f:
+        runs = [r for r in csv.DictReader(f) if r["method"] != "nuclear norm"]
+    assert runs and all(int(r["gradient_evaluations"]) >= 2 * int(r["steps"]) for r in runs)  # rkc: >= 2 stages
 
 
 def test_deeper_factorizations_need_fewer_observations(observations):

@@ -22,6 +22,7 @@ from processes import group_alive
 import implicitrank.run
 from implicitrank import results
 from implicitrank.cli import main
+from implicitrank.run import RunConfig
 from implicitrank.sweeps import (
     LocalExecutor,
     SerialExecutor,
@@ -72,6 +73,14 @@ def test_run_ids_do_not_depend_on_how_the_spec_is_written():
     as_ints = tiny(axes={"init_scale": [1, 2], "seed": "0..1"}).configs()
     as_floats = tiny(axes={"seed": [0, 1], "init_scale": [1.0, 2.0]}).configs()
     assert {c.run_id for c in as_ints} == {c.run_id for c in as_floats}
+
+
+def test_a_field_added_later_leaves_earlier_run_ids_unchanged():
+    # Ids as implicitrank computed them before flow_method existed (commit 1551fa7): finished runs stay found.
+    assert RunConfig().run_id == "ed6b0bd3a5a2"
+    assert RunConfig(optimizer="gradient-flow", depth=2, seed=3).run_id == "1afe1d79cb01"
+    rkc = RunConfig(optimizer="gradient-flow", depth=2, seed=3, flow_method="rkc")
+    assert rkc.run_id != "1afe1d79cb01" and RunConfig.from_dict(rkc.to_dict()).run_id == rkc.run_id
 
 
 def test_example_spec_loads():

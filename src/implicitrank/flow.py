@@ -21,7 +21,9 @@ retries with a smaller step (the others idle at h = 0) until all active runs hav
 host synchronizes once per attempt. Stopping (loss threshold, NaN/inf, ``max_steps`` accepted
 steps), records, checkpoints and progress are ``train.run_loop``'s, shared with ``train.train``; each
 record also carries ``time`` (B,), the flow time t of every run, and ``gradient_evaluations``, the
-batched gradient evaluations so far.
+batched gradient evaluations so far. The state's ``optimizer_state["evaluations"]`` (B,) counts the gradient
+evaluations each run's own steps took (as if it ran alone: the stages of its attempts and its spectral-radius
+estimates), the flow's cost in the unit of an optimizer's step.
 A run whose step size underflows (h < 1e-12·max(t, 1): the flow blows up or the problem is too stiff)
 is stopped as diverged with loss NaN.
 
@@ -32,7 +34,7 @@ which is the case these methods are built for: s stages (s gradient evaluations)
 dopri5's 3.3/λ_max per 6, and no linear systems are solved (a Rosenbrock/implicit step would need two solves
 with I + γh∇²L per step, each ~√(γhλ_max) Hessian-vector products, on a Hessian that is indefinite at the saddles
 the flow passes). ρ, the spectral radius of ∇²L per run, is estimated by a nonlinear power method on gradient
-differences every 25 attempted steps and after a rejection. Being second order it takes more steps than dopri5
+differences every 25 steps and after a rejection. Being second order it takes more steps than dopri5
 where accuracy sets them (take-offs), and its damping of stiff components is mild, so use a tolerance ~10× tighter
 for the same end point: on the paper grid's depth-4 completion runs (``benchmarks/bench_stiff_flow.py``, 4 init
 scales, float32) rkc at rtol 1e-5 matched dopri5's and global RMSprop's final errors within 2% with 2.8× fewer
@@ -222,6 +224,7 @@ def integrate(
 
         def attempt(params, flow, h, objective):
             flow["gradient_evaluations"] = flow["gradient_evaluations"] + len(tableau.a)
+            _count(flow, len(tableau.a) * (h > 0))
             return _attempt(params, flow["derivative"], h, objective, tableau)
 
     if state is None:
@@ -281,6 +284,7 @@ def _start(params: list[Tensor], objective: LossAndGrad, order: int, rtol: float
         step, extra = torch.full_like(loss, first_step), 0
     state.optimizer_state = {"time": torch.zeros_like(loss), "step_size": step, "derivative": derivative,
                              "loss": loss, "gradient_evaluations": torch.tensor(1 + extra),
+                             "evaluations": torch.full_like(loss, 1 + extra, dtype=torch.long),
                              "rejected": torch.zeros_like(loss, dtype=torch.long)}
     return state
 
@@ -420,6 +424,7 @@ def _rkc_attempt(params: list[Tensor], flow: dict, h: Tensor, objective: LossAnd
     loss, grads = objective(current)
     derivative = [-g for g in grads]
     flow["gradient_evaluations"] = flow["gradient_evaluations"] + last
+    _count(flow, torch.where(h > 0, stages, 0))
     error = [(12 * (p - q) + 6 * per_run(h, p) * (f + g)) / 15 for p, q, f, g in zip(params, current, f0, derivative)]
     return current, loss, derivative, error
 
@@ -427,15 +432,16 @@ def _rkc_attempt(params: list[Tensor], flow: dict, h: Tensor, objective: LossAnd
 def _rkc_radius(state: TrainState, objective: LossAndGrad, rejected: Tensor) -> None:
     """Estimate ρ(∇²L) per run by a nonlinear power method on gradient differences,
     ρ ≈ ||∇L(θ + δv) − ∇L(θ)||/δ with v ← the difference normalized (warm-started from the last direction), for
-    the runs due: on the first attempt, 25 attempts after the last estimate, and after a rejection unless the
+    the active runs due: on the first attempt, 25 steps after the last estimate, and after a rejection unless the
     estimate is fresh (rkc.f's ``rkcrho``)."""
     flow = state.optimizer_state
     params, f0 = state.params, flow["derivative"]
     age = flow.get("radius_age")
     if age is None:
         age, flow["spectral_radius"] = torch.full_like(rejected, _RKC_RADIUS_EVERY, dtype=torch.long), None
-    due = (age >= _RKC_RADIUS_EVERY) | (rejected & (age > 0))
-    flow["radius_age"] = torch.where(rejected, age, age + 1)
+    due = ((age >= _RKC_RADIUS_EVERY) | (rejected & (age > 0))) & state.active
+    # Age counts a run's own steps: every active run attempts the first time, only rejected runs retry (as alone).
+    flow["radius_age"] = age if bool(rejected.any()) else age + 1
     if not bool(due.any()):
         return
     direction = flow.get("radius_direction") or f0
@@ -449,6 +455,7 @@ def _rkc_radius(state: TrainState, objective: LossAndGrad, rejected: Tensor) -> 
     for _ in range(_POWER_ITERATIONS):
         _, grads = objective([p + d for p, d in zip(params, direction)])
         flow["gradient_evaluations"] = flow["gradient_evaluations"] + 1
+        _count(flow, (~done).long())
         difference = [-g - f for g, f in zip(grads, f0)]
         estimate = (_norm(difference) / delta).nan_to_num(nan=0.0, posinf=0.0)
         converged = (estimate - radius).abs() <= _POWER_TOLERANCE * estimate
@@ -463,6 +470,13 @@ def _rkc_radius(state: TrainState, objective: LossAndGrad, rejected: Tensor) -> 
     flow["spectral_radius"] = radius if old is None else torch.where(due, radius, old)
     flow["radius_direction"] = direction
     flow["radius_age"] = torch.where(due, 0, flow["radius_age"])
+
+
+def _count(flow: dict, evaluations: Tensor) -> None:
+    """Add each run's gradient evaluations (B,) to ``flow["evaluations"]`` (absent from a state checkpointed
+    before it was counted: then it stays absent, rather than counting only what came after)."""
+    if "evaluations" in flow:
+        flow["evaluations"] = flow["evaluations"] + evaluations.to(flow["evaluations"].device)
 
 
 def _norm(values: list[Tensor]) -> Tensor:

@@ -25,6 +25,8 @@ from . import provenance, results
 from .errors import UsageError
 from .factorizations import CPFactorization, Factorization, HierarchicalFactorization, MatrixFactorization, generators
 from .factorizations.mode_tree import tree_from_spec
+from .flow import METHODS as FLOW_METHODS
+from .flow import integrate
 from .measure import effective_rank, relative_error
 from .optim import OPTIMIZERS, make_optimizer
 from .tasks import (
@@ -50,6 +52,7 @@ METHODS = (*OPTIMIZERS, "gradient-flow")
 TASKS = ("completion", "sensing")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 PER_RUN_FIELDS = ("seed", "data_seed", "init_scale", "lr")
+ADDED_FIELDS = {"flow_method": "dopri5"}  # field -> default, left out of run ids at that default (RunConfig.run_id)
 MAX_SEED = 2**63 - 1
 DENSE_LIMIT = 10_000_000  # largest end-to-end tensor (entries) formed for measurements
 
@@ -115,6 +118,10 @@ class RunConfig:
         Relative tolerance of ``gradient-flow``'s adaptive Runge–Kutta steps, > 0. Default 1e-4.
     atol : float
         Absolute tolerance of ``gradient-flow``, > 0. Default 1e-9.
+    flow_method : str
+        The integrator of ``gradient-flow``, one of ``flow.METHODS``: ``dopri5`` (Dormand–Prince 5(4)),
+        ``bosh3`` (Bogacki–Shampine 3(2)) or ``rkc`` (Runge–Kutta–Chebyshev, for the stiff phase after take-off).
+        Default ``"dopri5"``.
     max_steps : int
         At most this many updates, >= 0. Default 100_000.
     loss_threshold : float
@@ -169,6 +176,7 @@ class RunConfig:
     eps: float = 1e-4
     rtol: float = 1e-4
     atol: float = 1e-9
+    flow_method: str = "dopri5"
     max_steps: int = 100_000
     loss_threshold: float = 1e-6
     seed: int = 0
@@ -187,6 +195,7 @@ class RunConfig:
         _choice("init", self.init, MODELS[self.model].inits)
         _choice("task", self.task, TASKS)
         _choice("optimizer", self.optimizer, METHODS)
+        _choice("flow_method", self.flow_method, FLOW_METHODS)
         _choice("dtype", self.dtype, tuple(DTYPES))
         _choice("device", self.device.split(":")[0], ("auto", "cpu", "cuda"))
         if not self.shape or any(s < 1 for s in self.shape):
@@ -274,8 +283,13 @@ class RunConfig:
 
     @property
     def run_id(self) -> str:
-        """A stable id: a hash of the validated configuration."""
-        text = json.dumps(self.to_dict(), sort_keys=True)
+        """A stable id: a hash of the validated configuration.
+
+        Fields added after runs were first saved (``ADDED_FIELDS``) enter the hash only when they differ from
+        their default, so a configuration that could be written before they existed keeps its id.
+        """
+        fields = {k: v for k, v in self.to_dict().items() if k not in ADDED_FIELDS or v != ADDED_FIELDS[k]}
+        text = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def per_run_fields(self) -> tuple[str, ...]:
@@ -481,9 +495,9 @@ def train_configured(model, task, params, config: RunConfig, measure, state, on_
                      progress: bool = True) -> TrainState:
     """Train a batch as ``config`` says: the optimizer loop (``train``), or gradient-flow integration.
 
-    ``gradient-flow`` runs ``flow.integrate`` with ``config.rtol`` and ``config.atol`` (``lr`` unused); every
-    other optimizer runs ``train`` with ``make_optimizer(config.optimizer)`` (``eps=config.eps`` for
-    ``global-rmsprop``).
+    ``gradient-flow`` runs ``flow.integrate`` with ``config.flow_method``, ``config.rtol`` and ``config.atol``
+    (``lr`` unused); every other optimizer runs ``train`` with ``make_optimizer(config.optimizer)``
+    (``eps=config.eps`` for ``global-rmsprop``).
 
     Parameters
     ----------
@@ -515,10 +529,8 @@ def train_configured(model, task, params, config: RunConfig, measure, state, on_
                                record_every=config.record_every, record_per_decade=config.record_per_decade,
                                checkpoint_every=config.checkpoint_every, progress=progress)
     if config.optimizer == "gradient-flow":
-        from .flow import integrate
-
-        return integrate(model, task, params, train_config, rtol=config.rtol, atol=config.atol, measure=measure,
-                         state=state, on_checkpoint=on_checkpoint)
+        return integrate(model, task, params, train_config, rtol=config.rtol, atol=config.atol,
+                         method=config.flow_method, measure=measure, state=state, on_checkpoint=on_checkpoint)
     options = {"eps": config.eps} if config.optimizer == "global-rmsprop" else {}
     return train(model, task, params, make_optimizer(config.optimizer, **options), lr, train_config,
                  measure=measure, state=state, on_checkpoint=on_checkpoint)
@@ -627,6 +639,15 @@ def _stack(values: list, device: torch.device):
     return first
 
 
+def _gradient_evaluations(state: TrainState, b: int, config: RunConfig) -> int | None:
+    """Run b's gradient evaluations: one per step of an optimizer; gradient flow's count of its own stages
+    (``flow.integrate``), None for a flow resumed from a checkpoint written before that count existed."""
+    if config.optimizer != "gradient-flow":
+        return int(state.steps[b])
+    evaluations = state.optimizer_state.get("evaluations")
+    return None if evaluations is None else int(evaluations[b])
+
+
 def _run_state(state: TrainState, b: int) -> dict:
     batch = state.active.shape[0]
     status = {k: getattr(state, k) for k in ("active", "stopped_at", "loss", "below_for")}
@@ -687,6 +708,7 @@ def _finish(state: TrainState, b: int, run_dir: Path, config: RunConfig, seconds
         "status": "diverged" if diverged_at >= 0 else "converged" if converged_at >= 0 else "max_steps",
         "converged": converged_at >= 0,
         "steps": int(state.steps[b]),
+        "gradient_evaluations": _gradient_evaluations(state, b, config),
         "train_loss": float(state.loss[b]),
         "seconds": seconds,
         "init_scale": config.init_scale,

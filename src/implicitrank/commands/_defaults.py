@@ -13,8 +13,9 @@ from __future__ import annotations
 RUN = {
     "shape": (100, 100), "rank": 5, "task": "completion", "num_observations": 2000, "depth": 3,
     "init": "gaussian", "init_scale": 1e-3, "optimizer": "global-rmsprop", "lr": 1e-2, "eps": 1e-4,
-    "rtol": 1e-4, "atol": 1e-9, "max_steps": 100_000, "loss_threshold": 1e-6, "dtype": "float32",
-    "device": "auto", "record_every": 0, "record_per_decade": 20, "checkpoint_every": 2000, "top": 10,
+    "rtol": 1e-4, "atol": 1e-9, "flow_method": "dopri5", "max_steps": 100_000, "loss_threshold": 1e-6,
+    "dtype": "float32", "device": "auto", "record_every": 0, "record_per_decade": 20, "checkpoint_every": 2000,
+    "top": 10,
 }
 # tf / htf: the tensor papers' global RMSprop eps (Razin et al. 2021, 2022: 1e-6; papers.md, conventions)
 # and a small order-3 problem.
@@ -25,6 +26,7 @@ TENSOR = {**RUN, "shape": (8, 8, 8), "num_observations": 200, "eps": 1e-6}
 INIT_STD = {"cp": 1e-3, "ht": 1e-2}
 TASKS = ("completion", "sensing")
 METHODS = ("gd", "global-rmsprop", "adam", "gradient-flow")  # run.METHODS
+FLOW_METHODS = ("dopri5", "bosh3", "rkc")  # flow.METHODS
 DTYPES = ("float32", "float64")  # run.DTYPES
 MATRIX_INITS = ("gaussian", "balanced", "identity", "orthogonal")
 CP_INITS = ("gaussian", "balanced")  # CPFactorization.inits

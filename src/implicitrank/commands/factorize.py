@@ -99,6 +99,9 @@ def add_run_arguments(p: argparse.ArgumentParser, model: str) -> None:
     o.add_argument("--eps", type=float, default=d["eps"], help="global RMSprop epsilon")
     o.add_argument("--rtol", type=float, default=d["rtol"], help="gradient-flow relative tolerance")
     o.add_argument("--atol", type=float, default=d["atol"], help="gradient-flow absolute tolerance")
+    o.add_argument("--flow-method", choices=_defaults.FLOW_METHODS, default=d["flow_method"],
+                   help="gradient-flow integrator: dopri5 (Dormand-Prince 5(4)), bosh3 (Bogacki-Shampine 3(2)) or "
+                        "rkc (Runge-Kutta-Chebyshev, for the stiff phase after take-off)")
     o.add_argument("--max-steps", type=int, default=d["max_steps"], help="step cap per run")
     o.add_argument("--loss-threshold", type=float, default=d["loss_threshold"], help="stop a run at this train loss")
     _common.add_dtype(o, d["dtype"])
