@@ -7,9 +7,10 @@ crosses every later plateau at h ≈ 7 with 6 gradient evaluations a step. ``met
 accuracy instead.
 
 Set-up (the paper grid's, ``arora2019-completion --scale paper``): 100×100 rank-5 ground truth, completion from
-2000 observed entries (``--observations``), depth 4 (``--depth``: the grid's 2, 3 or 4), the grid's init scales
-α = 1e-3…1e-6 (‖W(0)‖_F = α·√100) for each seed of ``--seeds`` in one batch (as ``run_grid`` batches a depth:
-``--seeds 0 1 2`` is the paper grid's batch of that depth), float32, loss threshold 1e-6, one torch thread. Methods:
+2000 observed entries (``--observations``; or ``--task sensing`` from that many Gaussian measurements), depth 4
+(``--depth``: the grid's 2, 3 or 4), the grid's init scales α = 1e-3…1e-6 (‖W(0)‖_F = α·√100) for each seed of
+``--seeds`` in one batch (as ``run_grid`` batches a depth: ``--seeds 0 1 2`` is the paper grid's batch of that
+depth), float32, loss threshold 1e-6, one torch thread. Methods:
 
 * global RMSprop, lr 1e-3, eps 1e-4 (the paper's optimizer, what the grid runs);
 * gradient flow, dopri5, rtol 1e-4, atol 1e-9 (``RunConfig``'s defaults);
@@ -51,10 +52,10 @@ THRESHOLD, RTOL, ATOL = 1e-6, 1e-4, 1e-9
 PAPER = SCALES["paper"]
 
 
-def _batch(depth: int, observations: int, seeds: tuple[int, ...]):
+def _batch(task_name: str, depth: int, observations: int, seeds: tuple[int, ...]):
     """The grid's runs of ``depth`` and ``seeds``: one batch over the init scales and seeds (as ``run_grid``
     batches)."""
-    configs = grid_configs(PAPER.size, PAPER.rank, "completion", observations, (depth,), PAPER.init_norms, PAPER.lr,
+    configs = grid_configs(PAPER.size, PAPER.rank, task_name, observations, (depth,), PAPER.init_norms, PAPER.lr,
                            PAPER.max_steps, seeds)
     task = build_task(configs).to("cpu", torch.float32)
     model = MatrixFactorization(PAPER.size, PAPER.size, depth=depth)
@@ -73,11 +74,11 @@ def _run(method: str, model, task, params, rtol: float):
     return state, int(state.optimizer_state["gradient_evaluations"])
 
 
-def measure(method: str, depth: int, observations: int, seeds: tuple[int, ...], repeats: int, truth_rank: float,
-            rtol: float = RTOL) -> dict:
+def measure(method: str, task_name: str, depth: int, observations: int, seeds: tuple[int, ...], repeats: int,
+            truth_rank: float, rtol: float = RTOL) -> dict:
     cpu, wall = [], []
     for _ in range(repeats):
-        model, task, params = _batch(depth, observations, seeds)
+        model, task, params = _batch(task_name, depth, observations, seeds)
         started_cpu, started = time.process_time(), time.perf_counter()
         state, evaluations = _run(method, model, task, params, rtol)
         cpu.append(time.process_time() - started_cpu)
@@ -86,7 +87,8 @@ def measure(method: str, depth: int, observations: int, seeds: tuple[int, ...], 
     errors = ((w - target).pow(2).flatten(1).sum(1) / target.pow(2).flatten(1).sum(1)).tolist()
     ranks = effective_rank(torch.linalg.svdvals(w)).tolist()
     runs = [{"init_scale": a, "seed": k} for a in PAPER.init_scales for k in seeds]
-    row = {"method": method, "depth": depth, "observations": observations, "seeds": list(seeds), "runs": runs,
+    row = {"method": method, "task": task_name, "depth": depth, "observations": observations, "seeds": list(seeds),
+           "runs": runs,
            "cpu_seconds": cpu, "cpu_min": min(cpu), "cpu_median": statistics.median(cpu), "wall_seconds": wall,
            "wall_min": min(wall), "gradient_evaluations": evaluations, "batch_steps": state.step,
            "steps": state.steps.tolist(), "converged": (state.converged_at >= 0).tolist(),
@@ -106,7 +108,9 @@ def main() -> None:
     parser.add_argument("--dopri5-repeats", type=int, default=1, help="repeats of dopri5 (default 1)")
     parser.add_argument("--depth", type=int, default=4, choices=PAPER.depths, help="the grid's depth (default 4)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="grid seeds, all in one batch")
-    parser.add_argument("--observations", type=int, nargs="+", default=[2000], help="completion observations")
+    parser.add_argument("--task", choices=("completion", "sensing"), default="completion",
+                        help="the grid's completion runs (default) or its sensing runs (2000 Gaussian measurements)")
+    parser.add_argument("--observations", type=int, nargs="+", default=[2000], help="observations or measurements")
     parser.add_argument("--methods", nargs="+", default=["rkc", "global-rmsprop", "dopri5"])
     parser.add_argument("--rkc-rtols", type=float, nargs="+", default=[RTOL, 1e-5],
                         help=f"rkc's rtols, one row each (default {RTOL:g}, dopri5's, and 1e-5)")
@@ -119,7 +123,7 @@ def main() -> None:
         for method in args.methods:
             repeats = args.dopri5_repeats if method == "dopri5" else args.repeats
             for rtol in (args.rkc_rtols if method == "rkc" else [RTOL]) if repeats else []:
-                rows.append(measure(method, args.depth, observations, seeds, repeats, truth_rank, rtol))
+                rows.append(measure(method, args.task, args.depth, observations, seeds, repeats, truth_rank, rtol))
                 r = rows[-1]
                 label = f"{method} (rtol {rtol:g})" if method != "global-rmsprop" else method
                 print(f"M={observations} {label:<20}  cpu min {r['cpu_min']:7.2f} s median "
@@ -141,7 +145,7 @@ def main() -> None:
                 print(f"M={observations} {o['method']} / rkc (rtol {rkc['rtol']:g}): cpu x{x['cpu_min_ratio']:.2f} "
                       f"(min) x{x['cpu_median_ratio']:.2f} (median), evaluations x{x['evaluations_ratio']:.2f}; "
                       f"rkc err² / its err² {' '.join(f'{e:.3f}' for e in x['error_ratio_rkc_over_other'])}")
-    payload = {"problem": {"size": PAPER.size, "rank": PAPER.rank, "depth": args.depth,
+    payload = {"problem": {"size": PAPER.size, "rank": PAPER.rank, "task": args.task, "depth": args.depth,
                            "init_scales": PAPER.init_scales,
                            "lr": PAPER.lr, "eps": 1e-4, "rtol": RTOL, "atol": ATOL, "loss_threshold": THRESHOLD,
                            "dtype": "float32", "truth_effective_rank": truth_rank,
