@@ -21,10 +21,9 @@ integrates the flow with dopri5: a step there reads the 2000×10⁴ measurement
 matrix twice (memory-bound, ~14 ms for two runs on one core), and the flow needs ~1,000 accepted steps where
 RMSprop needs tens of thousands. Measured (2026-11, one thread, shared machine): depth 3 at init 1e-3 and 1e-6
 reached squared errors 8.5e-6 and 8.2e-6 (paper ≈9e-6) in 92 s for the two runs; at that rate the whole sensing
-grid (36 runs) takes about 15-25 min, so paper scale as a whole exceeds 10 minutes. The completion grid (72 runs
-and 6 solves; ``benchmarks/bench_reproduce.py``) trained in about 6 min 40 s on 2026-11-23; on 2026-11-30, on a
-machine about 2× slower for small steps, it took 1003 s (851 s of training, 150 s of solves at M = 5000 where the
-fixed-penalty ADMM reaches its iteration cap).
+grid (36 runs) takes about 15-25 min (rkc measured only 1.09× faster there, so sensing keeps dopri5), and paper
+scale as a whole exceeds 10 minutes. The completion grid (72 runs and 6 solves, on 2 cores; ``benchmarks/
+bench_grid.py``, 2026-12-02) took 157–167 s with rkc against 431 s with global RMSprop in the same session (2.6×).
 
 ``quick`` is 30×30 rank 2 with M = 250 and 600 (M / (r(2n−r)) ≈ 2.2, as the paper's 2000 / 975 ≈ 2.05), lr 3e-3,
 ≤ 30,000 steps, 3 seeds; ``test`` 12×12 rank 1, 1 seed. Every claim is evaluated on each seed (``claims``);
