@@ -14,7 +14,7 @@ Scales: ``paper`` is the published grid (100×100 rank 5; M = 2000, 5000; init s
 1e-2…1e-5; ≤ 1e6 steps; 3 seeds; sensing with 2000 measurements). Instead of global RMSprop at lr 1e-3 it integrates
 the gradient flow that global RMSprop reparametrizes in time (papers.md, conventions; the paper found lr 1e-3 and
 3e-4 indistinguishable, i.e. already the flow's end point). Completion uses Runge–Kutta–Chebyshev at rtol 1e-5
-(``FLOW_RKC``): on this grid's 72 runs its squared errors were 0.82–1.0 of global RMSprop's, with the same effective
+(``FLOW_RKC``): on this grid's 72 runs its squared errors were 0.78–1.01 of global RMSprop's, with the same effective
 ranks, for 6.6× (depth 2), 3.9–4.5× (depth 3) and 1.8–2.3× (depth 4) less CPU (``benchmarks/bench_stiff_flow.py``,
 2026-12-02); it also cannot overshoot as global RMSprop's steps of up to lr/eps = 10 can. The sensing variant
 integrates the flow with dopri5: a step there reads the 2000×10⁴ measurement
@@ -152,7 +152,10 @@ def factorization_rows(parts: list[tuple[dict, list[RunConfig]]], progress: bool
     for label, configs in parts:
         for _, result in zip(configs, results):
             c, s = result.config, result.summary
-            rows.append(label | {"method": f"depth {c.depth}", "depth": c.depth, "init_scale": c.init_scale,
+            training = (f"gradient flow ({c.flow_method}, rtol {c.rtol:g})" if c.optimizer == "gradient-flow"
+                        else f"{c.optimizer} (lr {c.lr:g})")
+            rows.append(label | {"method": f"depth {c.depth}", "training": training, "depth": c.depth,
+                                 "init_scale": c.init_scale,
                                  "init_norm": c.init_scale, "seed": c.seed,
                                  "error": s["reconstruction_error_squared"], "nuclear_norm": s["nuclear_norm"],
                                  "effective_rank": s["effective_rank"], "status": s["status"], "steps": s["steps"],
@@ -172,7 +175,8 @@ def baseline_rows(config: RunConfig, seeds, label: dict) -> list[dict]:
         result = nuclear_norm_min(task, 0, eps_constraint=eps, tol=1e-6, max_iter=2_000)
         x, target = result.solution, task.target[0]
         error = float((x - target).pow(2).sum() / target.pow(2).sum())
-        rows.append(label | {"method": "nuclear norm", "depth": 0, "init_scale": None, "init_norm": None, "seed": k,
+        rows.append(label | {"method": "nuclear norm", "training": f"ADMM (eps {eps:g})", "depth": 0,
+                             "init_scale": None, "init_norm": None, "seed": k,
                              "error": error, "nuclear_norm": result.nuclear_norm,
                              "effective_rank": float(effective_rank(torch.linalg.svdvals(x))),
                              "status": "converged" if result.converged else "max_iter",
