@@ -15,7 +15,7 @@ Scales: ``paper`` is the published grid (100×100 rank 5; M = 2000, 5000; init s
 the gradient flow that global RMSprop reparametrizes in time (papers.md, conventions; the paper found lr 1e-3 and
 3e-4 indistinguishable, i.e. already the flow's end point). Completion uses Runge–Kutta–Chebyshev at rtol 1e-5
 (``FLOW_RKC``): on this grid's 72 runs its squared errors were 0.78–1.01 of global RMSprop's, with the same effective
-ranks, for 6.6× (depth 2), 3.9–4.5× (depth 3) and 1.8–2.3× (depth 4) less CPU (``benchmarks/bench_stiff_flow.py``,
+ranks, for 6.6–10.5× (depth 2), 3.9–4.5× (depth 3) and 1.8–2.3× (depth 4) less CPU (``benchmarks/bench_stiff_flow.py``,
 2026-12-02); it also cannot overshoot as global RMSprop's steps of up to lr/eps = 10 can. The sensing variant
 integrates the flow with dopri5: a step there reads the 2000×10⁴ measurement
 matrix twice (memory-bound, ~14 ms for two runs on one core), and the flow needs ~1,000 accepted steps where
@@ -69,8 +69,8 @@ class Training:
 
 
 # The paper scale's completion runs: RKC at rtol 1e-5 ends where global RMSprop (lr 1e-3) ends, within the claims'
-# tolerances (squared errors 0.82-1.0 of RMSprop's at every depth, the same effective ranks), for 1.8-6.6x less CPU
-# (benchmarks/bench_stiff_flow.py, 2026-12-02: depth 2 6.6x, depth 3 3.9-4.5x, depth 4 1.8-2.3x).
+# tolerances (squared errors 0.78-1.01 of RMSprop's, the same effective ranks), for 1.8-10.5x less CPU per batch
+# (benchmarks/bench_stiff_flow.py, 2026-12-02: depth 2 6.6-10.5x, depth 3 3.9-4.5x, depth 4 1.8-2.3x).
 FLOW_RKC = Training("gradient-flow", "rkc", 1e-5)
 
 
