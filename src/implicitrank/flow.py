@@ -441,7 +441,7 @@ def _rkc_radius(state: TrainState, objective: LossAndGrad, rejected: Tensor) -> 
         age, flow["spectral_radius"] = torch.full_like(rejected, _RKC_RADIUS_EVERY, dtype=torch.long), None
     due = ((age >= _RKC_RADIUS_EVERY) | (rejected & (age > 0))) & state.active
     # Age counts a run's own steps: every active run attempts the first time, only rejected runs retry (as alone).
-    flow["radius_age"] = age if bool(rejected.any()) else age + 1
+    flow["radius_age"] = age + (~rejected.any()).long()
     if not bool(due.any()):
         return
     direction = flow.get("radius_direction") or f0
