@@ -151,3 +151,30 @@ def test_bad_tasks_are_refused() -> None:
         nuclear_norm_min(torch.zeros(3, 3))
     with pytest.raises(ValueError, match="task"):
         min_frobenius(torch.zeros(3, 3))
+
+
+def test_anderson_gram_updated_a_row_at_a_time_equals_the_recomputed_one() -> None:
+    """The secants' Gram matrix ΔGᵀΔG, kept up to date row by row through the ring buffer's wrap-around and a
+    restart, equals the product of the last secants pushed, and the extrapolation W + G − (ΔW + ΔG)γ solves
+    γ = argmin ||G − ΔG γ|| (checked by least squares)."""
+    from implicitrank.baselines.nuclear_norm import _Secants
+
+    generator = torch.Generator().manual_seed(0)
+    secants = _Secants(numel=30, memory=4, dtype=torch.float64)
+    for pushes in (3, 7, 2):  # the second wraps around the buffer; the third follows a restart
+        secants.clear()
+        pushed = [tuple(torch.randn(5, 6, generator=generator, dtype=torch.float64) for _ in range(2))
+                  for _ in range(pushes)]
+        for d_w, d_g in pushed:
+            secants.push(d_w, d_g)
+        last = pushed[-4:]
+        d_g = torch.stack([g.reshape(-1) for _, g in last])
+        d_sum = torch.stack([(w + g).reshape(-1) for w, g in last])
+        assert secants.size == len(last)
+        order = sorted(range(len(last)), key=lambda k: (pushes - len(last) + k) % 4)  # ring buffer rows
+        torch.testing.assert_close(secants.gram[:len(last), :len(last)], (d_g @ d_g.T)[order][:, order],
+                                   rtol=1e-12, atol=1e-12)
+        w, g = (torch.randn(5, 6, generator=generator, dtype=torch.float64) for _ in range(2))
+        gamma = torch.linalg.lstsq(d_g.T, g.reshape(-1, 1)).solution.squeeze(1)
+        expected = w.reshape(-1) + g.reshape(-1) - gamma @ d_sum
+        torch.testing.assert_close(secants.extrapolate(w, g), expected.view_as(w))

@@ -260,8 +260,8 @@ def _singular_value_threshold(v: Tensor, threshold: float) -> tuple[Tensor, Tens
     a = v if tall else v.T
     eigenvalues, vectors = torch.linalg.eigh(a.T @ a)
     sigma = eigenvalues.clamp_min(0.0).sqrt()
-    keep = sigma > threshold
-    kept_sigma, kept_vectors = sigma[keep], vectors[:, keep]
+    kept = int((sigma > threshold).sum())  # ascending: the kept ones are the last columns (views, no copies)
+    kept_sigma, kept_vectors = sigma[sigma.numel() - kept:], vectors[:, sigma.numel() - kept:]
     kept_left = (a @ kept_vectors) / kept_sigma
     x = (kept_left * (kept_sigma - threshold)) @ kept_vectors.T
     if tall:
@@ -412,27 +412,33 @@ def _admm(c: _Constraints, tol: float, max_iter: int, memory: int, period: int =
 class _Secants:
     """The last ``memory`` secant pairs (ΔW, ΔG) of the fixed-point iteration W ← W + G(W), for type-II
     Anderson extrapolation W + G − (ΔW + ΔG)γ with γ = argmin ||G − ΔG γ|| (Walker & Ni 2011), kept in
-    preallocated columns and solved through the small Gram matrix ΔGᵀΔG (pseudo-inverse, so nearly collinear
-    secants do no harm; a bad extrapolation is rejected by the safeguard anyway)."""
+    preallocated rows (ΔG and ΔW + ΔG) with the small Gram matrix ΔGᵀΔG updated a row at a time, and solved
+    through it (pseudo-inverse, so nearly collinear secants do no harm; a bad extrapolation is rejected by the
+    safeguard anyway)."""
 
     def __init__(self, numel: int, memory: int, dtype: torch.dtype) -> None:
-        self.d_w = torch.zeros(memory, numel, dtype=dtype)  # one secant per row: contiguous writes and products
-        self.d_g = torch.zeros(memory, numel, dtype=dtype)
+        self.d_g = torch.zeros(memory, numel, dtype=dtype)  # one secant per row: contiguous writes and products
+        self.d_sum = torch.zeros(memory, numel, dtype=dtype)  # ΔW + ΔG
+        self.gram = torch.zeros(memory, memory, dtype=dtype)
         self.size, self.position = 0, 0
 
     def push(self, d_w: Tensor, d_g: Tensor) -> None:
-        self.d_w[self.position] = d_w.reshape(-1)
-        self.d_g[self.position] = d_g.reshape(-1)
-        self.position = (self.position + 1) % self.d_w.shape[0]
-        self.size = min(self.size + 1, self.d_w.shape[0])
+        row = self.position
+        self.d_g[row] = d_g.reshape(-1)
+        torch.add(d_w.reshape(-1), self.d_g[row], out=self.d_sum[row])
+        self.size = min(self.size + 1, self.d_g.shape[0])
+        products = self.d_g[:self.size] @ self.d_g[row]
+        self.gram[row, :self.size] = products
+        self.gram[:self.size, row] = products
+        self.position = (row + 1) % self.d_g.shape[0]
 
     def clear(self) -> None:
         self.size, self.position = 0, 0
 
     def extrapolate(self, w: Tensor, g: Tensor) -> Tensor:
-        d_w, d_g, flat = self.d_w[:self.size], self.d_g[:self.size], g.reshape(-1)
-        gamma = torch.linalg.pinv(d_g @ d_g.T, rtol=1e-12, hermitian=True) @ (d_g @ flat)
-        return (w.reshape(-1) + flat - gamma @ d_w - gamma @ d_g).view_as(w)
+        n, flat = self.size, g.reshape(-1)
+        gamma = torch.linalg.pinv(self.gram[:n, :n], rtol=1e-12, hermitian=True) @ (self.d_g[:n] @ flat)
+        return (w.reshape(-1) + flat - gamma @ self.d_sum[:n]).view_as(w)
 
 
 def _cvxpy(c: _Constraints, tol: float, max_iter: int, solver: str) -> tuple[Tensor, int, bool]:
