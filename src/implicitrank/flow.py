@@ -296,6 +296,18 @@ def _scaled_norm(values: list[Tensor], scales: list[Tensor]) -> Tensor:
     return (total / count).sqrt()
 
 
+def _error_norm(error: list[Tensor], params: list[Tensor], new_params: list[Tensor], rtol: float,
+                atol: float) -> Tensor:
+    """``_scaled_norm(error, scales)`` with scales atol + rtol·max(|θ|, |θ^new|), computed in ``error``'s buffers
+    (overwritten) and one scratch buffer per parameter: the same operations in the same order, bitwise the same."""
+    total = 0
+    for e, p, q in zip(error, params, new_params):
+        scale = p.abs()
+        torch.maximum(scale, q.abs(), out=scale)
+        total = total + e.div_(scale.mul_(rtol).add_(atol)).pow_(2).flatten(1).sum(1)
+    return (total / sum(e[0].numel() for e in error)).sqrt()
+
+
 def _initial_step(params: list[Tensor], derivative: list[Tensor], objective: LossAndGrad, order: int,
                   rtol: float, atol: float) -> Tensor:
     """Hairer, Nørsett & Wanner, Solving ODEs I, §II.4: a first step from ||θ||, ||θ̇|| and a trial Euler step."""
@@ -329,13 +341,16 @@ def _accepted_step(state: TrainState, objective: LossAndGrad, order: int, attemp
             before(state, objective, rejected)
         h = torch.where(pending, flow["step_size"], torch.zeros_like(flow["step_size"]))
         new_params, new_loss, new_derivative, error = attempt(state.params, flow, h, objective)
-        scales = [atol + rtol * torch.maximum(p.abs(), q.abs()) for p, q in zip(state.params, new_params)]
-        err = _scaled_norm(error, scales)
+        err = _error_norm(error, state.params, new_params, rtol, atol)
         accept = pending & (err <= 1.0)
         factor = (_SAFETY * err.clamp_min(1e-10).pow(exponent)).nan_to_num(nan=_MIN_FACTOR)
         factor = torch.where(accept, factor.clamp(_MIN_FACTOR, _MAX_FACTOR), factor.clamp(_MIN_FACTOR, 1.0))
-        state.params = [torch.where(per_run(accept, p), q, p) for p, q in zip(state.params, new_params)]
-        flow["derivative"] = [torch.where(per_run(accept, f), g, f) for f, g in zip(flow["derivative"], new_derivative)]
+        if bool(accept.all()):  # the usual step: every run accepts
+            state.params, flow["derivative"] = new_params, new_derivative
+        else:
+            state.params = [torch.where(per_run(accept, p), q, p) for p, q in zip(state.params, new_params)]
+            flow["derivative"] = [torch.where(per_run(accept, f), g, f)
+                                  for f, g in zip(flow["derivative"], new_derivative)]
         flow["loss"] = torch.where(accept, new_loss, flow["loss"])
         flow["time"] = flow["time"] + torch.where(accept, h, torch.zeros_like(h))
         flow["rejected"] = flow["rejected"] + (pending & ~accept).long()
@@ -410,22 +425,33 @@ def _rkc_attempt(params: list[Tensor], flow: dict, h: Tensor, objective: LossAnd
     shape = {p.dim(): (-1, *[1] * (p.dim() - 1)) for p in params}
     before = list(params)
     current = [torch.addcmul(p, (table[:, 1, 2] * h).view(shape[p.dim()]), f) for p, f in zip(params, f0)]
+    # Each stage is written over the one two back (dead once y_{j−2} − θ is taken; at j = 2 that is θ itself, kept),
+    # so a stage allocates nothing: the same operations in the same order as out-of-place ones, bitwise the same.
+    scratch = [torch.empty_like(p) for p in params]
     for j in range(2, last + 1):
         _, grads = objective(current)
         coefficients = torch.stack((table[:, j, 0], table[:, j, 1], table[:, j, 2] * h, table[:, j, 3] * h))
         going = stages >= j  # a run past its last stage keeps it, exactly as it would alone
+        everyone = bool(going.all())
         stage = {d: (going.view(v), *(c.view(v) for c in coefficients)) for d, v in shape.items()}
         updated = []
-        for p, y1, y2, g, f in zip(params, current, before, grads, f0):
+        for p, y1, y2, g, f, t in zip(params, current, before, grads, f0, scratch):
             run_on, mu, nu, mu_h, gamma_h = stage[p.dim()]
-            y = torch.addcmul(p, mu, y1 - p).addcmul_(nu, y2 - p).addcmul_(mu_h, g, value=-1.0)
-            updated.append(torch.where(run_on, y.addcmul_(gamma_h, f), y1))
+            y = torch.empty_like(p) if j == 2 else y2
+            torch.sub(y2, p, out=t)
+            torch.addcmul(p, mu, torch.sub(y1, p, out=y), out=y)
+            y.addcmul_(nu, t).addcmul_(mu_h, g, value=-1.0).addcmul_(gamma_h, f)
+            updated.append(y if everyone else torch.where(run_on, y, y1, out=y))
         current, before = updated, current
     loss, grads = objective(current)
     derivative = [-g for g in grads]
     flow["gradient_evaluations"] = flow["gradient_evaluations"] + last
     _count(flow, torch.where(h > 0, stages, 0))
-    error = [(12 * (p - q) + 6 * per_run(h, p) * (f + g)) / 15 for p, q, f, g in zip(params, current, f0, derivative)]
+    # (12(θ_n − θ_{n+1}) + 6h(f_n + f_{n+1}))/15 in the buffers of the scratch and the stage before the last.
+    error = []
+    for p, q, f, g, e, d in zip(params, current, f0, derivative, scratch, before):
+        torch.add(f, g, out=d).mul_(6 * per_run(h, p))
+        error.append(torch.sub(p, q, out=e).mul_(12).add_(d).div_(15))
     return current, loss, derivative, error
 
 
