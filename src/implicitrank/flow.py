@@ -215,7 +215,13 @@ def integrate(
     if task is not None:
         check_task_matches(model, task, params if state is None else state.params)
     integrating: list[TrainState] = []  # the state once there is one: its ``active`` runs need gradients
-    objective = objective or _active_runs_objective(model, task, integrating)
+    if objective is None:
+        objective = _active_runs_objective(model, task, integrating)
+    else:
+        given = objective
+
+        def objective(params: list[Tensor], runs: Tensor | None = None) -> tuple[Tensor, list[Tensor]]:
+            return given(params)  # a given objective computes every run
     if method == "rkc":
         order, attempt, before = 2, _rkc_attempt, _rkc_radius
     else:
@@ -239,6 +245,8 @@ def integrate(
 def _active_runs_objective(model, task, integrating: list[TrainState]) -> LossAndGrad:
     """The loss and gradients of the runs still going only: runs that stopped get zeros (their steps have h = 0 and
     are never accepted), so a batch whose runs converge at different times computes only those still integrating.
+    ``objective(params, runs)`` narrows it further to the runs of the (B,) mask ``runs`` (RKC's stages: a run past its
+    own last stage, or idle at h = 0, needs no gradient; the power method: runs whose estimate has converged).
 
     ``integrating`` holds the run state once it exists (until then every run is computed). Each run's
     arithmetic is the same in any batch, so this is bitwise the full batch's result for every run still going.
@@ -255,18 +263,23 @@ def _active_runs_objective(model, task, integrating: list[TrainState]) -> LossAn
     Returns
     -------
     callable
-        ``objective(params) -> (loss (B,), grads)`` over the full batch.
+        ``objective(params, runs=None) -> (loss (B,), grads)`` over the full batch.
     """
-    cached: dict = {}
+    tasks: dict[tuple[int, ...], object] = {}  # the sub-tasks of the sets of runs met (a few: stages nest)
 
-    def objective(params: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
-        active = integrating[-1].active if integrating else None
-        if active is None or not hasattr(task, "runs") or bool(active.all()):
+    def objective(params: list[Tensor], runs: Tensor | None = None) -> tuple[Tensor, list[Tensor]]:
+        wanted = integrating[-1].active if integrating else None
+        if runs is not None:
+            wanted = runs if wanted is None else wanted & runs
+        if wanted is None or not hasattr(task, "runs") or bool(wanted.all()):
             return loss_and_grad(model, params, task)
-        live = active.nonzero().squeeze(1)
-        if "live" not in cached or not torch.equal(cached["live"], live):
-            cached.update(live=live, task=task.runs(live))
-        loss, grads = loss_and_grad(model, [p[live] for p in params], cached["task"])
+        live = wanted.nonzero().squeeze(1)
+        key = tuple(live.tolist())
+        if key not in tasks:
+            if len(tasks) >= 64:
+                tasks.clear()
+            tasks[key] = task.runs(live)
+        loss, grads = loss_and_grad(model, [p[live] for p in params], tasks[key])
         return (loss.new_zeros(params[0].shape[0]).index_put_((live,), loss),
                 [torch.zeros_like(p).index_put_((live,), g) for p, g in zip(params, grads)])
 
@@ -417,7 +430,9 @@ def _rkc_stages(h: Tensor, radius: Tensor) -> Tensor:
 def _rkc_attempt(params: list[Tensor], flow: dict, h: Tensor, objective: LossAndGrad
                  ) -> tuple[list[Tensor], Tensor, list[Tensor], list[Tensor]]:
     """One RKC step of size h (B,), s_b stages per run; returns the new point, its loss and derivative and the
-    error estimate (1/15)·(12(θ_n − θ_{n+1}) + 6h(f_n + f_{n+1})) (Sommeijer, Shampine & Verwer 1997, §3)."""
+    error estimate (1/15)·(12(θ_n − θ_{n+1}) + 6h(f_n + f_{n+1})) (Sommeijer, Shampine & Verwer 1997, §3).
+    The batch takes max_b s_b stages, but stage j's gradients are computed only for the runs with s_b ≥ j and h_b > 0
+    (``objective(points, runs)``): each run's own s_b evaluations, as alone."""
     stages = _rkc_stages(h, flow["spectral_radius"])
     last = int(stages.max())
     table = torch.stack([_rkc_coefficients(s)[:last + 1] for s in stages.tolist()]).to(h.device, h.dtype)
@@ -428,11 +443,12 @@ def _rkc_attempt(params: list[Tensor], flow: dict, h: Tensor, objective: LossAnd
     # Each stage is written over the one two back (dead once y_{j−2} − θ is taken; at j = 2 that is θ itself, kept),
     # so a stage allocates nothing: the same operations in the same order as out-of-place ones, bitwise the same.
     scratch = [torch.empty_like(p) for p in params]
+    attempting = h > 0
     for j in range(2, last + 1):
-        _, grads = objective(current)
-        coefficients = torch.stack((table[:, j, 0], table[:, j, 1], table[:, j, 2] * h, table[:, j, 3] * h))
         going = stages >= j  # a run past its last stage keeps it, exactly as it would alone
         everyone = bool(going.all())
+        _, grads = objective(current, going & attempting)
+        coefficients = torch.stack((table[:, j, 0], table[:, j, 1], table[:, j, 2] * h, table[:, j, 3] * h))
         stage = {d: (going.view(v), *(c.view(v) for c in coefficients)) for d, v in shape.items()}
         updated = []
         for p, y1, y2, g, f, t in zip(params, current, before, grads, f0, scratch):
@@ -443,10 +459,10 @@ def _rkc_attempt(params: list[Tensor], flow: dict, h: Tensor, objective: LossAnd
             y.addcmul_(nu, t).addcmul_(mu_h, g, value=-1.0).addcmul_(gamma_h, f)
             updated.append(y if everyone else torch.where(run_on, y, y1, out=y))
         current, before = updated, current
-    loss, grads = objective(current)
+    loss, grads = objective(current, attempting)
     derivative = [-g for g in grads]
     flow["gradient_evaluations"] = flow["gradient_evaluations"] + last
-    _count(flow, torch.where(h > 0, stages, 0))
+    _count(flow, torch.where(attempting, stages, 0))
     # (12(θ_n − θ_{n+1}) + 6h(f_n + f_{n+1}))/15 in the buffers of the scratch and the stage before the last.
     error = []
     for p, q, f, g, e, d in zip(params, current, f0, derivative, scratch, before):
@@ -479,7 +495,7 @@ def _rkc_radius(state: TrainState, objective: LossAndGrad, rejected: Tensor) -> 
     radius = torch.zeros_like(size)
     done = ~due  # per run, so that a run's estimate is the one it gets alone
     for _ in range(_POWER_ITERATIONS):
-        _, grads = objective([p + d for p, d in zip(params, direction)])
+        _, grads = objective([p + d for p, d in zip(params, direction)], ~done)
         flow["gradient_evaluations"] = flow["gradient_evaluations"] + 1
         _count(flow, (~done).long())
         difference = [-g - f for g, f in zip(grads, f0)]
