@@ -215,13 +215,15 @@ def integrate(
     if task is not None:
         check_task_matches(model, task, params if state is None else state.params)
     integrating: list[TrainState] = []  # the state once there is one: its ``active`` runs need gradients
+    batch = (state.params if state is not None else params)[0].shape[0]
     if objective is None:
-        objective = _active_runs_objective(model, task, integrating)
+        objective = _active_runs_objective(model, task, integrating, batch)
     else:
         given = objective
 
         def objective(params: list[Tensor], runs: Tensor | None = None) -> tuple[Tensor, list[Tensor]]:
-            return given(params)  # a given objective computes every run
+            # A given objective computes every run: the others at zeros, dropped.
+            return given(params) if runs is None else _through_full(given, params, runs, batch)
     if method == "rkc":
         order, attempt, before = 2, _rkc_attempt, _rkc_radius
     else:
@@ -242,11 +244,12 @@ def integrate(
                     describe=lambda s: {"t": f"{float(s.optimizer_state['time'].max()):.4g}"})
 
 
-def _active_runs_objective(model, task, integrating: list[TrainState]) -> LossAndGrad:
+def _active_runs_objective(model, task, integrating: list[TrainState], batch: int) -> LossAndGrad:
     """The loss and gradients of the runs still going only: runs that stopped get zeros (their steps have h = 0 and
     are never accepted), so a batch whose runs converge at different times computes only those still integrating.
-    ``objective(params, runs)`` narrows it further to the runs of the (B,) mask ``runs`` (RKC's stages: a run past its
-    own last stage, or idle at h = 0, needs no gradient; the power method: runs whose estimate has converged).
+    ``objective(params, runs)`` computes only the runs at ``runs``, a (B',) index, from their (B', ...) parameters
+    (RKC's stages: a run past its own last stage, or idle at h = 0, needs no gradient; the power method: runs whose
+    estimate has converged).
 
     ``integrating`` holds the run state once it exists (until then every run is computed). Each run's
     arithmetic is the same in any batch, so this is bitwise the full batch's result for every run still going.
@@ -259,31 +262,58 @@ def _active_runs_objective(model, task, integrating: list[TrainState]) -> LossAn
         The full B-run task; its ``runs`` gives the sub-task of the runs still going.
     integrating : list of TrainState
         Empty, or the state being integrated, whose ``active`` is read at each call.
+    batch : int
+        B, the number of runs.
 
     Returns
     -------
     callable
-        ``objective(params, runs=None) -> (loss (B,), grads)`` over the full batch.
+        ``objective(params, runs=None) -> (loss, grads)``: over the full batch (B,), or over ``runs`` (B',).
     """
-    tasks: dict[tuple[int, ...], object] = {}  # the sub-tasks of the sets of runs met (a few: stages nest)
+    tasks: dict[tuple[int, ...], object] = {}  # the sub-tasks of the runs met (a few orders and subsets)
 
-    def objective(params: list[Tensor], runs: Tensor | None = None) -> tuple[Tensor, list[Tensor]]:
-        wanted = integrating[-1].active if integrating else None
-        if runs is not None:
-            wanted = runs if wanted is None else wanted & runs
-        if wanted is None or not hasattr(task, "runs") or bool(wanted.all()):
-            return loss_and_grad(model, params, task)
-        live = wanted.nonzero().squeeze(1)
-        key = tuple(live.tolist())
+    def of_runs(runs: Tensor):
+        key = tuple(runs.tolist())
         if key not in tasks:
             if len(tasks) >= 64:
                 tasks.clear()
-            tasks[key] = task.runs(live)
-        loss, grads = loss_and_grad(model, [p[live] for p in params], tasks[key])
+            tasks[key] = task.runs(runs)
+        return tasks[key]
+
+    def objective(params: list[Tensor], runs: Tensor | None = None) -> tuple[Tensor, list[Tensor]]:
+        if not hasattr(task, "runs"):
+            full = functools.partial(loss_and_grad, model, task=task)
+            return full(params) if runs is None else _through_full(full, params, runs, batch)
+        if runs is not None:
+            return loss_and_grad(model, params, of_runs(runs))
+        active = integrating[-1].active if integrating else None
+        if active is None or bool(active.all()):
+            return loss_and_grad(model, params, task)
+        live = active.nonzero().squeeze(1)
+        loss, grads = loss_and_grad(model, [p[live] for p in params], of_runs(live))
         return (loss.new_zeros(params[0].shape[0]).index_put_((live,), loss),
                 [torch.zeros_like(p).index_put_((live,), g) for p, g in zip(params, grads)])
 
     return objective
+
+
+def _through_full(objective: LossAndGrad, params: list[Tensor], runs: Tensor, batch: int
+                  ) -> tuple[Tensor, list[Tensor]]:
+    """A full-batch objective at the runs ``runs`` (B',) of parameters given for those runs only: the other runs are
+    computed at zeros and dropped."""
+    full = [p.new_zeros((batch, *p.shape[1:])).index_copy_(0, runs, p) for p in params]
+    loss, grads = objective(full)
+    return loss[runs], [g.index_select(0, runs) for g in grads]
+
+
+def _at_runs(objective: LossAndGrad, params: list[Tensor], wanted: Tensor) -> tuple[Tensor, list[Tensor]]:
+    """The objective at the runs of the (B,) mask ``wanted`` only, zeros for the others."""
+    if bool(wanted.all()):
+        return objective(params)
+    live = wanted.nonzero().squeeze(1)
+    loss, grads = objective([p.index_select(0, live) for p in params], live)
+    return (loss.new_zeros(wanted.shape[0]).index_copy_(0, live, loss),
+            [p.new_zeros(p.shape).index_copy_(0, live, g) for p, g in zip(params, grads)])
 
 
 def _start(params: list[Tensor], objective: LossAndGrad, order: int, rtol: float, atol: float,
@@ -431,44 +461,73 @@ def _rkc_attempt(params: list[Tensor], flow: dict, h: Tensor, objective: LossAnd
                  ) -> tuple[list[Tensor], Tensor, list[Tensor], list[Tensor]]:
     """One RKC step of size h (B,), s_b stages per run; returns the new point, its loss and derivative and the
     error estimate (1/15)·(12(θ_n − θ_{n+1}) + 6h(f_n + f_{n+1})) (Sommeijer, Shampine & Verwer 1997, §3).
-    The batch takes max_b s_b stages, but stage j's gradients are computed only for the runs with s_b ≥ j and h_b > 0
-    (``objective(points, runs)``): each run's own s_b evaluations, as alone."""
+
+    The batch takes max_b s_b stages, but stage j computes only the runs with s_b ≥ j and h_b > 0: the runs are put
+    in order of decreasing s_b (idle runs, h_b = 0, last), so that those still in their stages are the first n_j
+    rows and every stage works on those rows only (``objective(points, runs)``); each run makes its own s_b
+    evaluations with the arithmetic it has alone. Idle runs get their θ, a zero loss, derivative and error."""
     stages = _rkc_stages(h, flow["spectral_radius"])
     last = int(stages.max())
-    table = torch.stack([_rkc_coefficients(s)[:last + 1] for s in stages.tolist()]).to(h.device, h.dtype)
-    f0 = flow["derivative"]
+    attempting = h > 0
+    own = torch.where(attempting, stages, 0)
+    order = torch.argsort(own, descending=True, stable=True)
+    ordered = own[order].tolist()
+    counts = [sum(1 for s in ordered if s >= j) for j in range(last + 1)]  # n_j: runs in stage j
+    n = counts[1]  # the runs attempting
+    table = torch.stack([_rkc_coefficients(s)[:last + 1] for s in stages[order[:n]].tolist()]).to(h.device, h.dtype)
+    hn = h[order[:n]]
     shape = {p.dim(): (-1, *[1] * (p.dim() - 1)) for p in params}
-    before = list(params)
-    current = [torch.addcmul(p, (table[:, 1, 2] * h).view(shape[p.dim()]), f) for p, f in zip(params, f0)]
+    start = [p.index_select(0, order) for p in params]  # θ in that order; its first n rows attempt
+    f0 = [f.index_select(0, order[:n]) for f in flow["derivative"]]
+    theta = [p[:n] for p in start]
     # Each stage is written over the one two back (dead once y_{j−2} − θ is taken; at j = 2 that is θ itself, kept),
     # so a stage allocates nothing: the same operations in the same order as out-of-place ones, bitwise the same.
-    scratch = [torch.empty_like(p) for p in params]
-    attempting = h > 0
+    before = theta
+    current = [torch.addcmul(p, (table[:, 1, 2] * hn).view(shape[p.dim()]), f) for p, f in zip(theta, f0)]
+    scratch = [torch.empty_like(p) for p in theta]
+    final = [torch.empty_like(p) for p in start]  # the new point, in that order: each run's last stage
+    for q, p in zip(final, start):
+        q[n:] = p[n:]
     for j in range(2, last + 1):
-        going = stages >= j  # a run past its last stage keeps it, exactly as it would alone
-        everyone = bool(going.all())
-        _, grads = objective(current, going & attempting)
-        coefficients = torch.stack((table[:, j, 0], table[:, j, 1], table[:, j, 2] * h, table[:, j, 3] * h))
-        stage = {d: (going.view(v), *(c.view(v) for c in coefficients)) for d, v in shape.items()}
+        m, finished = counts[j], slice(counts[j], counts[j - 1])  # runs in stage j; runs whose last was j − 1
+        for q, y1 in zip(final, current):
+            q[finished] = y1[finished]
+        _, grads = objective([y1[:m] for y1 in current], order[:m])
+        coefficients = (table[:m, j, 0], table[:m, j, 1], table[:m, j, 2] * hn[:m], table[:m, j, 3] * hn[:m])
+        stage = {d: [c.view(v) for c in coefficients] for d, v in shape.items()}
         updated = []
-        for p, y1, y2, g, f, t in zip(params, current, before, grads, f0, scratch):
-            run_on, mu, nu, mu_h, gamma_h = stage[p.dim()]
-            y = torch.empty_like(p) if j == 2 else y2
+        for p, y1, y2, g, f, t in zip(theta, current, before, grads, f0, scratch):
+            mu, nu, mu_h, gamma_h = stage[p.dim()]
+            y = torch.empty_like(y1) if j == 2 else y2
+            p, y1, y2, f, t, out = p[:m], y1[:m], y2[:m], f[:m], t[:m], y[:m]
             torch.sub(y2, p, out=t)
-            torch.addcmul(p, mu, torch.sub(y1, p, out=y), out=y)
-            y.addcmul_(nu, t).addcmul_(mu_h, g, value=-1.0).addcmul_(gamma_h, f)
-            updated.append(y if everyone else torch.where(run_on, y, y1, out=y))
+            torch.addcmul(p, mu, torch.sub(y1, p, out=out), out=out)
+            out.addcmul_(nu, t).addcmul_(mu_h, g, value=-1.0).addcmul_(gamma_h, f)
+            updated.append(y)
         current, before = updated, current
-    loss, grads = objective(current, attempting)
+    for q, y in zip(final, current):
+        q[:counts[last]] = y[:counts[last]]
+    new = [q[:n] for q in final]
+    loss, grads = objective(new, order[:n])
     derivative = [-g for g in grads]
     flow["gradient_evaluations"] = flow["gradient_evaluations"] + last
-    _count(flow, torch.where(attempting, stages, 0))
+    _count(flow, own)
     # (12(θ_n − θ_{n+1}) + 6h(f_n + f_{n+1}))/15 in the buffers of the scratch and the stage before the last.
     error = []
-    for p, q, f, g, e, d in zip(params, current, f0, derivative, scratch, before):
-        torch.add(f, g, out=d).mul_(6 * per_run(h, p))
+    for p, q, f, g, e, d in zip(theta, new, f0, derivative, scratch, before):
+        torch.add(f, g, out=d).mul_(6 * hn.view(shape[p.dim()]))
         error.append(torch.sub(p, q, out=e).mul_(12).add_(d).div_(15))
-    return current, loss, derivative, error
+    back = torch.argsort(order)
+    return ([q.index_select(0, back) for q in final], _padded(loss, order, n, back),
+            [_padded(g, order, n, back) for g in derivative], [_padded(e, order, n, back) for e in error])
+
+
+def _padded(values: Tensor, order: Tensor, n: int, back: Tensor) -> Tensor:
+    """Values of the first n runs of ``order`` (n, ...) as a (B, ...) tensor in the batch's order, zeros for the
+    others."""
+    if n == order.shape[0]:
+        return values.index_select(0, back)
+    return values.new_zeros((order.shape[0], *values.shape[1:])).index_copy_(0, order[:n], values)
 
 
 def _rkc_radius(state: TrainState, objective: LossAndGrad, rejected: Tensor) -> None:
@@ -495,7 +554,7 @@ def _rkc_radius(state: TrainState, objective: LossAndGrad, rejected: Tensor) -> 
     radius = torch.zeros_like(size)
     done = ~due  # per run, so that a run's estimate is the one it gets alone
     for _ in range(_POWER_ITERATIONS):
-        _, grads = objective([p + d for p, d in zip(params, direction)], ~done)
+        _, grads = _at_runs(objective, [p + d for p, d in zip(params, direction)], ~done)
         flow["gradient_evaluations"] = flow["gradient_evaluations"] + 1
         _count(flow, (~done).long())
         difference = [-g - f for g, f in zip(grads, f0)]
