@@ -342,7 +342,8 @@ def _scaled_norm(values: list[Tensor], scales: list[Tensor]) -> Tensor:
 def _error_norm(error: list[Tensor], params: list[Tensor], new_params: list[Tensor], rtol: float,
                 atol: float) -> Tensor:
     """``_scaled_norm(error, scales)`` with scales atol + rtol·max(|θ|, |θ^new|), computed in ``error``'s buffers
-    (overwritten) and one scratch buffer per parameter: the same operations in the same order, bitwise the same."""
+    (overwritten) and |θ|, |θ^new| (two temporaries per parameter): the same operations in the same order, bitwise
+    the same."""
     total = 0
     for e, p, q in zip(error, params, new_params):
         scale = p.abs()
