@@ -215,7 +215,15 @@ def integrate(
     if task is not None:
         check_task_matches(model, task, params if state is None else state.params)
     integrating: list[TrainState] = []  # the state once there is one: its ``active`` runs need gradients
-    objective = objective or _active_runs_objective(model, task, integrating)
+    batch = (state.params if state is not None else params)[0].shape[0]
+    if objective is None:
+        objective = _active_runs_objective(model, task, integrating, batch)
+    else:
+        given = objective
+
+        def objective(params: list[Tensor], runs: Tensor | None = None) -> tuple[Tensor, list[Tensor]]:
+            # A given objective computes every run: the others at zeros, dropped.
+            return given(params) if runs is None else _through_full(given, params, runs, batch)
     if method == "rkc":
         order, attempt, before = 2, _rkc_attempt, _rkc_radius
     else:
@@ -236,9 +244,12 @@ def integrate(
                     describe=lambda s: {"t": f"{float(s.optimizer_state['time'].max()):.4g}"})
 
 
-def _active_runs_objective(model, task, integrating: list[TrainState]) -> LossAndGrad:
+def _active_runs_objective(model, task, integrating: list[TrainState], batch: int) -> LossAndGrad:
     """The loss and gradients of the runs still going only: runs that stopped get zeros (their steps have h = 0 and
     are never accepted), so a batch whose runs converge at different times computes only those still integrating.
+    ``objective(params, runs)`` computes only the runs at ``runs``, a (B',) index, from their (B', ...) parameters
+    (RKC's stages: a run past its own last stage, or idle at h = 0, needs no gradient; the power method: runs whose
+    estimate has converged).
 
     ``integrating`` holds the run state once it exists (until then every run is computed). Each run's
     arithmetic is the same in any batch, so this is bitwise the full batch's result for every run still going.
@@ -251,26 +262,58 @@ def _active_runs_objective(model, task, integrating: list[TrainState]) -> LossAn
         The full B-run task; its ``runs`` gives the sub-task of the runs still going.
     integrating : list of TrainState
         Empty, or the state being integrated, whose ``active`` is read at each call.
+    batch : int
+        B, the number of runs.
 
     Returns
     -------
     callable
-        ``objective(params) -> (loss (B,), grads)`` over the full batch.
+        ``objective(params, runs=None) -> (loss, grads)``: over the full batch (B,), or over ``runs`` (B',).
     """
-    cached: dict = {}
+    tasks: dict[tuple[int, ...], object] = {}  # the sub-tasks of the runs met (a few orders and subsets)
 
-    def objective(params: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+    def of_runs(runs: Tensor):
+        key = tuple(runs.tolist())
+        if key not in tasks:
+            if len(tasks) >= 64:
+                tasks.clear()
+            tasks[key] = task.runs(runs)
+        return tasks[key]
+
+    def objective(params: list[Tensor], runs: Tensor | None = None) -> tuple[Tensor, list[Tensor]]:
+        if not hasattr(task, "runs"):
+            full = functools.partial(loss_and_grad, model, task=task)
+            return full(params) if runs is None else _through_full(full, params, runs, batch)
+        if runs is not None:
+            return loss_and_grad(model, params, of_runs(runs))
         active = integrating[-1].active if integrating else None
-        if active is None or not hasattr(task, "runs") or bool(active.all()):
+        if active is None or bool(active.all()):
             return loss_and_grad(model, params, task)
         live = active.nonzero().squeeze(1)
-        if "live" not in cached or not torch.equal(cached["live"], live):
-            cached.update(live=live, task=task.runs(live))
-        loss, grads = loss_and_grad(model, [p[live] for p in params], cached["task"])
+        loss, grads = loss_and_grad(model, [p[live] for p in params], of_runs(live))
         return (loss.new_zeros(params[0].shape[0]).index_put_((live,), loss),
                 [torch.zeros_like(p).index_put_((live,), g) for p, g in zip(params, grads)])
 
     return objective
+
+
+def _through_full(objective: LossAndGrad, params: list[Tensor], runs: Tensor, batch: int
+                  ) -> tuple[Tensor, list[Tensor]]:
+    """A full-batch objective at the runs ``runs`` (B',) of parameters given for those runs only: the other runs are
+    computed at zeros and dropped."""
+    full = [p.new_zeros((batch, *p.shape[1:])).index_copy_(0, runs, p) for p in params]
+    loss, grads = objective(full)
+    return loss[runs], [g.index_select(0, runs) for g in grads]
+
+
+def _at_runs(objective: LossAndGrad, params: list[Tensor], wanted: Tensor) -> tuple[Tensor, list[Tensor]]:
+    """The objective at the runs of the (B,) mask ``wanted`` only, zeros for the others."""
+    if bool(wanted.all()):
+        return objective(params)
+    live = wanted.nonzero().squeeze(1)
+    loss, grads = objective([p.index_select(0, live) for p in params], live)
+    return (loss.new_zeros(wanted.shape[0]).index_copy_(0, live, loss),
+            [p.new_zeros(p.shape).index_copy_(0, live, g) for p, g in zip(params, grads)])
 
 
 def _start(params: list[Tensor], objective: LossAndGrad, order: int, rtol: float, atol: float,
@@ -294,6 +337,19 @@ def _scaled_norm(values: list[Tensor], scales: list[Tensor]) -> Tensor:
     total = sum(v.div(s).pow(2).flatten(1).sum(1) for v, s in zip(values, scales))
     count = sum(v[0].numel() for v in values)
     return (total / count).sqrt()
+
+
+def _error_norm(error: list[Tensor], params: list[Tensor], new_params: list[Tensor], rtol: float,
+                atol: float) -> Tensor:
+    """``_scaled_norm(error, scales)`` with scales atol + rtol·max(|θ|, |θ^new|), computed in ``error``'s buffers
+    (overwritten) and |θ|, |θ^new| (two temporaries per parameter): the same operations in the same order, bitwise
+    the same."""
+    total = 0
+    for e, p, q in zip(error, params, new_params):
+        scale = p.abs()
+        torch.maximum(scale, q.abs(), out=scale)
+        total = total + e.div_(scale.mul_(rtol).add_(atol)).pow_(2).flatten(1).sum(1)
+    return (total / sum(e[0].numel() for e in error)).sqrt()
 
 
 def _initial_step(params: list[Tensor], derivative: list[Tensor], objective: LossAndGrad, order: int,
@@ -329,13 +385,16 @@ def _accepted_step(state: TrainState, objective: LossAndGrad, order: int, attemp
             before(state, objective, rejected)
         h = torch.where(pending, flow["step_size"], torch.zeros_like(flow["step_size"]))
         new_params, new_loss, new_derivative, error = attempt(state.params, flow, h, objective)
-        scales = [atol + rtol * torch.maximum(p.abs(), q.abs()) for p, q in zip(state.params, new_params)]
-        err = _scaled_norm(error, scales)
+        err = _error_norm(error, state.params, new_params, rtol, atol)
         accept = pending & (err <= 1.0)
         factor = (_SAFETY * err.clamp_min(1e-10).pow(exponent)).nan_to_num(nan=_MIN_FACTOR)
         factor = torch.where(accept, factor.clamp(_MIN_FACTOR, _MAX_FACTOR), factor.clamp(_MIN_FACTOR, 1.0))
-        state.params = [torch.where(per_run(accept, p), q, p) for p, q in zip(state.params, new_params)]
-        flow["derivative"] = [torch.where(per_run(accept, f), g, f) for f, g in zip(flow["derivative"], new_derivative)]
+        if bool(accept.all()):  # the usual step: every run accepts
+            state.params, flow["derivative"] = new_params, new_derivative
+        else:
+            state.params = [torch.where(per_run(accept, p), q, p) for p, q in zip(state.params, new_params)]
+            flow["derivative"] = [torch.where(per_run(accept, f), g, f)
+                                  for f, g in zip(flow["derivative"], new_derivative)]
         flow["loss"] = torch.where(accept, new_loss, flow["loss"])
         flow["time"] = flow["time"] + torch.where(accept, h, torch.zeros_like(h))
         flow["rejected"] = flow["rejected"] + (pending & ~accept).long()
@@ -402,31 +461,74 @@ def _rkc_stages(h: Tensor, radius: Tensor) -> Tensor:
 def _rkc_attempt(params: list[Tensor], flow: dict, h: Tensor, objective: LossAndGrad
                  ) -> tuple[list[Tensor], Tensor, list[Tensor], list[Tensor]]:
     """One RKC step of size h (B,), s_b stages per run; returns the new point, its loss and derivative and the
-    error estimate (1/15)·(12(θ_n − θ_{n+1}) + 6h(f_n + f_{n+1})) (Sommeijer, Shampine & Verwer 1997, §3)."""
+    error estimate (1/15)·(12(θ_n − θ_{n+1}) + 6h(f_n + f_{n+1})) (Sommeijer, Shampine & Verwer 1997, §3).
+
+    The batch takes max_b s_b stages, but stage j computes only the runs with s_b ≥ j and h_b > 0: the runs are put
+    in order of decreasing s_b (idle runs, h_b = 0, last), so that those still in their stages are the first n_j
+    rows and every stage works on those rows only (``objective(points, runs)``); each run makes its own s_b
+    evaluations with the arithmetic it has alone. Idle runs get their θ, a zero loss, derivative and error."""
     stages = _rkc_stages(h, flow["spectral_radius"])
     last = int(stages.max())
-    table = torch.stack([_rkc_coefficients(s)[:last + 1] for s in stages.tolist()]).to(h.device, h.dtype)
-    f0 = flow["derivative"]
+    attempting = h > 0
+    own = torch.where(attempting, stages, 0)
+    order = torch.argsort(own, descending=True, stable=True)
+    ordered = own[order].tolist()
+    counts = [sum(1 for s in ordered if s >= j) for j in range(last + 1)]  # n_j: runs in stage j
+    n = counts[1]  # the runs attempting
+    table = torch.stack([_rkc_coefficients(s)[:last + 1] for s in stages[order[:n]].tolist()]).to(h.device, h.dtype)
+    hn = h[order[:n]]
     shape = {p.dim(): (-1, *[1] * (p.dim() - 1)) for p in params}
-    before = list(params)
-    current = [torch.addcmul(p, (table[:, 1, 2] * h).view(shape[p.dim()]), f) for p, f in zip(params, f0)]
+    start = [p.index_select(0, order) for p in params]  # θ in that order; its first n rows attempt
+    f0 = [f.index_select(0, order[:n]) for f in flow["derivative"]]
+    theta = [p[:n] for p in start]
+    # Each stage is written over the one two back (dead once y_{j−2} − θ is taken; at j = 2 that is θ itself, kept),
+    # so a stage allocates nothing: the same operations in the same order as out-of-place ones, bitwise the same.
+    before = theta
+    current = [torch.addcmul(p, (table[:, 1, 2] * hn).view(shape[p.dim()]), f) for p, f in zip(theta, f0)]
+    scratch = [torch.empty_like(p) for p in theta]
+    final = [torch.empty_like(p) for p in start]  # the new point, in that order: each run's last stage
+    for q, p in zip(final, start):
+        q[n:] = p[n:]
     for j in range(2, last + 1):
-        _, grads = objective(current)
-        coefficients = torch.stack((table[:, j, 0], table[:, j, 1], table[:, j, 2] * h, table[:, j, 3] * h))
-        going = stages >= j  # a run past its last stage keeps it, exactly as it would alone
-        stage = {d: (going.view(v), *(c.view(v) for c in coefficients)) for d, v in shape.items()}
+        m, finished = counts[j], slice(counts[j], counts[j - 1])  # runs in stage j; runs whose last was j − 1
+        for q, y1 in zip(final, current):
+            q[finished] = y1[finished]
+        _, grads = objective([y1[:m] for y1 in current], order[:m])
+        coefficients = (table[:m, j, 0], table[:m, j, 1], table[:m, j, 2] * hn[:m], table[:m, j, 3] * hn[:m])
+        stage = {d: [c.view(v) for c in coefficients] for d, v in shape.items()}
         updated = []
-        for p, y1, y2, g, f in zip(params, current, before, grads, f0):
-            run_on, mu, nu, mu_h, gamma_h = stage[p.dim()]
-            y = torch.addcmul(p, mu, y1 - p).addcmul_(nu, y2 - p).addcmul_(mu_h, g, value=-1.0)
-            updated.append(torch.where(run_on, y.addcmul_(gamma_h, f), y1))
+        for p, y1, y2, g, f, t in zip(theta, current, before, grads, f0, scratch):
+            mu, nu, mu_h, gamma_h = stage[p.dim()]
+            y = torch.empty_like(y1) if j == 2 else y2
+            p, y1, y2, f, t, out = p[:m], y1[:m], y2[:m], f[:m], t[:m], y[:m]
+            torch.sub(y2, p, out=t)
+            torch.addcmul(p, mu, torch.sub(y1, p, out=out), out=out)
+            out.addcmul_(nu, t).addcmul_(mu_h, g, value=-1.0).addcmul_(gamma_h, f)
+            updated.append(y)
         current, before = updated, current
-    loss, grads = objective(current)
+    for q, y in zip(final, current):
+        q[:counts[last]] = y[:counts[last]]
+    new = [q[:n] for q in final]
+    loss, grads = objective(new, order[:n])
     derivative = [-g for g in grads]
     flow["gradient_evaluations"] = flow["gradient_evaluations"] + last
-    _count(flow, torch.where(h > 0, stages, 0))
-    error = [(12 * (p - q) + 6 * per_run(h, p) * (f + g)) / 15 for p, q, f, g in zip(params, current, f0, derivative)]
-    return current, loss, derivative, error
+    _count(flow, own)
+    # (12(θ_n − θ_{n+1}) + 6h(f_n + f_{n+1}))/15 in the buffers of the scratch and the stage before the last.
+    error = []
+    for p, q, f, g, e, d in zip(theta, new, f0, derivative, scratch, before):
+        torch.add(f, g, out=d).mul_(6 * hn.view(shape[p.dim()]))
+        error.append(torch.sub(p, q, out=e).mul_(12).add_(d).div_(15))
+    back = torch.argsort(order)
+    return ([q.index_select(0, back) for q in final], _padded(loss, order, n, back),
+            [_padded(g, order, n, back) for g in derivative], [_padded(e, order, n, back) for e in error])
+
+
+def _padded(values: Tensor, order: Tensor, n: int, back: Tensor) -> Tensor:
+    """Values of the first n runs of ``order`` (n, ...) as a (B, ...) tensor in the batch's order, zeros for the
+    others."""
+    if n == order.shape[0]:
+        return values.index_select(0, back)
+    return values.new_zeros((order.shape[0], *values.shape[1:])).index_copy_(0, order[:n], values)
 
 
 def _rkc_radius(state: TrainState, objective: LossAndGrad, rejected: Tensor) -> None:
@@ -453,7 +555,7 @@ def _rkc_radius(state: TrainState, objective: LossAndGrad, rejected: Tensor) -> 
     radius = torch.zeros_like(size)
     done = ~due  # per run, so that a run's estimate is the one it gets alone
     for _ in range(_POWER_ITERATIONS):
-        _, grads = objective([p + d for p, d in zip(params, direction)])
+        _, grads = _at_runs(objective, [p + d for p, d in zip(params, direction)], ~done)
         flow["gradient_evaluations"] = flow["gradient_evaluations"] + 1
         _count(flow, (~done).long())
         difference = [-g - f for g, f in zip(grads, f0)]
