@@ -39,7 +39,8 @@ where accuracy sets them (take-offs), and its damping of stiff components is mil
 for the same end point: on the paper grid's depth-4 completion runs (``benchmarks/bench_stiff_flow.py``, 4 init
 scales, float32) rkc at rtol 1e-5 matched dopri5's and global RMSprop's final errors within 2% with 2.8× fewer
 gradient evaluations than dopri5 (rtol 1e-4) and 4.0× fewer than global RMSprop (lr 1e-3), 2.0× less CPU than the
-latter; at rtol 1e-4 its errors were up to 24% lower than theirs.
+latter; at rtol 1e-4 its errors were up to 24% lower than theirs. In a batch, a stage computes only the runs still
+in their own stages (the runs ordered by decreasing stage count), so each run costs its own s evaluations.
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ from .factorizations import loss_and_grad
 from .optim import Optimizer, per_run
 from .tasks import check_task_matches
 from .train import LossAndGrad, Measure, TrainConfig, TrainState, record, run_loop, start
+
+# objective(params) over the batch, or objective(params, runs) over the runs at the (B',) index ``runs`` from their
+# (B', ...) parameters (``_active_runs_objective``): what rkc's stages and power method call.
+RunsLossAndGrad = Callable[..., tuple[Tensor, list[Tensor]]]
 
 __all__ = ["BOGACKI_SHAMPINE", "DORMAND_PRINCE", "METHODS", "TABLEAUS", "Tableau", "integrate"]
 
@@ -244,7 +249,7 @@ def integrate(
                     describe=lambda s: {"t": f"{float(s.optimizer_state['time'].max()):.4g}"})
 
 
-def _active_runs_objective(model, task, integrating: list[TrainState], batch: int) -> LossAndGrad:
+def _active_runs_objective(model, task, integrating: list[TrainState], batch: int) -> RunsLossAndGrad:
     """The loss and gradients of the runs still going only: runs that stopped get zeros (their steps have h = 0 and
     are never accepted), so a batch whose runs converge at different times computes only those still integrating.
     ``objective(params, runs)`` computes only the runs at ``runs``, a (B',) index, from their (B', ...) parameters
@@ -306,7 +311,7 @@ def _through_full(objective: LossAndGrad, params: list[Tensor], runs: Tensor, ba
     return loss[runs], [g.index_select(0, runs) for g in grads]
 
 
-def _at_runs(objective: LossAndGrad, params: list[Tensor], wanted: Tensor) -> tuple[Tensor, list[Tensor]]:
+def _at_runs(objective: RunsLossAndGrad, params: list[Tensor], wanted: Tensor) -> tuple[Tensor, list[Tensor]]:
     """The objective at the runs of the (B,) mask ``wanted`` only, zeros for the others."""
     if bool(wanted.all()):
         return objective(params)
@@ -367,11 +372,12 @@ def _initial_step(params: list[Tensor], derivative: list[Tensor], objective: Los
     return torch.minimum(100 * h0, h1)
 
 
-Attempt = Callable[[list[Tensor], dict, Tensor, LossAndGrad], tuple[list[Tensor], Tensor, list[Tensor], list[Tensor]]]
+Attempt = Callable[[list[Tensor], dict, Tensor, RunsLossAndGrad],
+                   tuple[list[Tensor], Tensor, list[Tensor], list[Tensor]]]
 
 
-def _accepted_step(state: TrainState, objective: LossAndGrad, order: int, attempt: Attempt, rtol: float,
-                   atol: float, before: Callable[[TrainState, LossAndGrad, Tensor], None] | None = None) -> None:
+def _accepted_step(state: TrainState, objective: RunsLossAndGrad, order: int, attempt: Attempt, rtol: float,
+                   atol: float, before: Callable[[TrainState, RunsLossAndGrad, Tensor], None] | None = None) -> None:
     """Attempt steps until every active run has accepted one (rejected runs retry with a smaller step).
 
     ``attempt(params, flow, h, objective)`` makes one step of size h (B,) and counts its gradient evaluations in
@@ -458,7 +464,7 @@ def _rkc_stages(h: Tensor, radius: Tensor) -> Tensor:
     return wanted.nan_to_num(nan=_RKC_MAX_STAGES).clamp(2, _RKC_MAX_STAGES).long()
 
 
-def _rkc_attempt(params: list[Tensor], flow: dict, h: Tensor, objective: LossAndGrad
+def _rkc_attempt(params: list[Tensor], flow: dict, h: Tensor, objective: RunsLossAndGrad
                  ) -> tuple[list[Tensor], Tensor, list[Tensor], list[Tensor]]:
     """One RKC step of size h (B,), s_b stages per run; returns the new point, its loss and derivative and the
     error estimate (1/15)·(12(θ_n − θ_{n+1}) + 6h(f_n + f_{n+1})) (Sommeijer, Shampine & Verwer 1997, §3).
@@ -531,7 +537,7 @@ def _padded(values: Tensor, order: Tensor, n: int, back: Tensor) -> Tensor:
     return values.new_zeros((order.shape[0], *values.shape[1:])).index_copy_(0, order[:n], values)
 
 
-def _rkc_radius(state: TrainState, objective: LossAndGrad, rejected: Tensor) -> None:
+def _rkc_radius(state: TrainState, objective: RunsLossAndGrad, rejected: Tensor) -> None:
     """Estimate ρ(∇²L) per run by a nonlinear power method on gradient differences,
     ρ ≈ ||∇L(θ + δv) − ∇L(θ)||/δ with v ← the difference normalized (warm-started from the last direction), for
     the active runs due: on the first attempt, 25 steps after the last estimate, and after a rejection unless the
