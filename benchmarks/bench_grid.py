@@ -54,7 +54,7 @@ GRID = """
 import dataclasses, json, sys
 from implicitrank.allocator import keep_freed_memory
 if sys.argv[2] != "global-rmsprop":
-    keep_freed_memory()  # as ``reproduce`` (the command line) does since 2026-12-02, fourth session
+    keep_freed_memory()  # as ``reproduce`` does since 2026-12-02, fourth session
 from implicitrank.experiments.arora2019_completion import (SCALES, Training, baseline_rows, factorization_rows,
                                                             setting_configs)
 cfg = SCALES["paper"]

@@ -11,7 +11,6 @@ import sys
 import pytest
 
 from implicitrank.allocator import allocator_environment
-from implicitrank.sweeps.executors import SlurmOptions
 
 VARIABLES = tuple(allocator_environment())
 
@@ -68,13 +67,14 @@ def test_a_threshold_set_by_the_user_is_left_as_it_is() -> None:
     assert done.stdout.split() == ["False", "None", "131072"]
 
 
-def test_the_command_line_hands_the_policy_to_the_processes_it_starts() -> None:
-    """``cli.main`` sets the environment its children (grid workers, local sweep workers) start with; Slurm jobs
-    export it in their setup."""
-    code = ("import os; from implicitrank.cli import main; main([]); "
+def test_reproduce_hands_the_policy_to_the_processes_it_starts(tmp_path) -> None:
+    """``reproduce`` (whose grids train batches) sets the environment its grid workers start with; the single-run
+    commands leave the allocator alone."""
+    code = ("import contextlib, os, sys; from implicitrank.cli import main\n"
+            "with contextlib.suppress(SystemExit): main(sys.argv[1:])\n"
             f"print(*[os.environ.get(k) for k in {VARIABLES!r}])")
-    done = subprocess.run([sys.executable, "-c", code], env=_clean_environment(), capture_output=True, text=True,
-                          check=True)
-    assert done.stdout.split()[-2:] == list(allocator_environment().values())
-    setup = SlurmOptions().parameters("job")["setup"]
-    assert all(f"export {k}={v}" in setup for k, v in allocator_environment().items())
+    for argv, expected in ((["reproduce", "--list"], list(allocator_environment().values())),
+                           (["mf", "--depth", "0"], ["None", "None"])):  # refused in the command
+        done = subprocess.run([sys.executable, "-c", code, *argv], env=_clean_environment(), capture_output=True,
+                              text=True, cwd=tmp_path)
+        assert done.stdout.split()[-2:] == expected, argv

@@ -15,7 +15,6 @@ import sys
 from collections.abc import Iterator
 
 from . import __version__
-from .allocator import keep_freed_memory
 from .errors import UsageError
 
 __all__ = ["build_parser", "main"]
@@ -87,8 +86,7 @@ def _strict(parser: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line on ``argv``.
 
-    Sets ``MPLBACKEND=Agg`` unless the environment names a backend and the allocator's policy
-    (``allocator.keep_freed_memory``), parses ``argv`` and runs the chosen command;
+    Sets ``MPLBACKEND=Agg`` unless the environment names a backend, parses ``argv`` and runs the chosen command;
     without a command it prints the help. A ``UsageError`` is printed as one line
     ``implicitrank COMMAND: error: ...`` on stderr.
 
@@ -106,7 +104,6 @@ def main(argv: list[str] | None = None) -> int:
     # The command line only writes figures to files: the file-only backend, chosen before matplotlib is imported
     # (the library itself leaves the backend to its user).
     os.environ.setdefault("MPLBACKEND", "Agg")
-    keep_freed_memory()  # the allocator's policy, for this process and the ones it starts
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):

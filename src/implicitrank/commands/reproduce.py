@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..allocator import keep_freed_memory
 from ..errors import OutputExistsError
 from ..threads import available_cores, pin_threads
 from ._common import (
@@ -86,6 +87,7 @@ def seed_tuple(seeds: list[int] | None) -> tuple[int, ...] | None:
 
 
 def run_reproduce(args: argparse.Namespace) -> int:
+    keep_freed_memory()  # grids train batches of runs: glibc's heap keeps their buffers (``allocator``)
     if args.threads is not None:
         pin_threads(args.threads)
     from ..experiments import MODULES, experiment

@@ -28,7 +28,6 @@ from typing import Any, Protocol
 import submitit
 from submitit.core.utils import FailedJobError, UncompletedJobError
 
-from ..allocator import allocator_environment
 from ..errors import UsageError
 from ..threads import available_cores, thread_environment, torch_threads
 from ..workers import start_worker
@@ -264,14 +263,12 @@ class SlurmOptions:
         -------
         dict of str to Any
             ``job_name``, ``time``, ``cpus_per_task``, ``array_parallelism``, ``setup`` (exports of the thread
-            variables and of the allocator's thresholds, ``allocator_environment``), and ``partition``, ``account``,
-            ``gpus_per_node``, ``mem`` (in MB) where set.
+            variables), and ``partition``, ``account``, ``gpus_per_node``, ``mem`` (in MB) where set.
         """
         params: dict[str, Any] = {
             "job_name": name, "time": self.time, "cpus_per_task": self.cpus,
             "array_parallelism": self.array_parallelism,
-            "setup": [f"export {k}={v}"
-                      for k, v in (thread_environment(self.cpus) | allocator_environment()).items()],
+            "setup": [f"export {k}={v}" for k, v in thread_environment(self.cpus).items()],
         }
         optional = {"partition": self.partition, "account": self.account, "gpus_per_node": self.gpus or None,
                     "mem": None if self.mem_gb is None else f"{math.ceil(self.mem_gb * 1024)}M"}
