@@ -23,7 +23,9 @@ RMSprop needs tens of thousands. Measured (2026-11, one thread, shared machine):
 reached squared errors 8.5e-6 and 8.2e-6 (paper ≈9e-6) in 92 s for the two runs; at that rate the whole sensing
 grid (36 runs) takes about 15-25 min (rkc measured only 1.09× faster there, so sensing keeps dopri5), and paper
 scale as a whole exceeds 10 minutes. The completion grid (72 runs and 6 solves, on 2 cores; ``benchmarks/
-bench_grid.py``, 2026-12-02) took 157–167 s with rkc against 431 s with global RMSprop in the same session (2.6×).
+bench_grid.py``, 2026-12-02) took 68–82 s with rkc against 307 s with global RMSprop in the same session (3.8–4.5×;
+157–167 s against 431 s, 2.6×, before rkc's stages computed only the runs still in them and the grid's processes
+kept freed memory, ``allocator``).
 
 ``quick`` is 30×30 rank 2 with M = 250 and 600 (M / (r(2n−r)) ≈ 2.2, as the paper's 2000 / 975 ≈ 2.05), lr 3e-3,
 ≤ 30,000 steps, 3 seeds; ``test`` 12×12 rank 1, 1 seed. Every claim is evaluated on each seed (``claims``);
