@@ -285,19 +285,16 @@ def _active_runs_objective(model, task, integrating: list[TrainState], batch: in
             tasks[key] = task.runs(runs)
         return tasks[key]
 
+    def at_runs(params: list[Tensor], runs: Tensor | None = None) -> tuple[Tensor, list[Tensor]]:
+        return loss_and_grad(model, params, task if runs is None else of_runs(runs))
+
     def objective(params: list[Tensor], runs: Tensor | None = None) -> tuple[Tensor, list[Tensor]]:
         if not hasattr(task, "runs"):
             full = functools.partial(loss_and_grad, model, task=task)
             return full(params) if runs is None else _through_full(full, params, runs, batch)
-        if runs is not None:
-            return loss_and_grad(model, params, of_runs(runs))
-        active = integrating[-1].active if integrating else None
-        if active is None or bool(active.all()):
-            return loss_and_grad(model, params, task)
-        live = active.nonzero().squeeze(1)
-        loss, grads = loss_and_grad(model, [p[live] for p in params], of_runs(live))
-        return (loss.new_zeros(params[0].shape[0]).index_put_((live,), loss),
-                [torch.zeros_like(p).index_put_((live,), g) for p, g in zip(params, grads)])
+        if runs is not None or not integrating:
+            return at_runs(params, runs)
+        return _at_runs(at_runs, params, integrating[-1].active)
 
     return objective
 
