@@ -62,6 +62,11 @@ def test_nnm_solves_the_same_problem(tmp_path):
         (["mf", "--data", "/nonexistent/u.data"], "no such file"),
         (["mf", "--shape", "3", "4", "5"], "shape must be (rows, cols)"),
         (["mf", "--device", "tpu"], "device must be one of"),
+        (["mf", "--optimizer", "gd", "--rtol", "1e-6"], "--rtol applies to --optimizer gradient-flow only"),
+        (["mf", "--flow-method", "rkc"], "--flow-method applies to --optimizer gradient-flow only"),
+        (["tf", "--optimizer", "adam", "--atol", "1e-12"], "--atol applies to --optimizer gradient-flow only"),
+        (["htf", "--optimizer", "gd", "--eps", "1e-3"], "--eps applies to --optimizer global-rmsprop only"),
+        (["mf", "--optimizer", "gradient-flow", "--lr", "0.1"], "--optimizer gradient-flow does not use it"),
     ],
 )
 def test_bad_input_gets_a_clear_error_naming_the_argument(tmp_path, capsys, args, message):

@@ -123,6 +123,7 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
     """One config per (seed, data seed, init scale, lr) combination."""
     from ..run import RunConfig
 
+    refuse_unused_options(args)
     shared = {k: v for k, v in vars(args).items() if k in RunConfig.__dataclass_fields__}
     shared["data"] = _common.resolve_data(args.data, DATA_FILES)
     shared["shape"] = resolve_shape(args, shared["data"])
@@ -132,6 +133,36 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
     scales = scales_for_entry_std(stds, shared) if stds else args.init_scale
     return [RunConfig(**{**shared, "seed": s, "data_seed": ds, "init_scale": i, "lr": lr})
             for s, ds, i, lr in itertools.product(args.seeds, args.data_seeds, scales, args.lr)]
+
+
+# option -> the optimizers that use it (the others would ignore it)
+USED_BY = {"rtol": ("gradient-flow",), "atol": ("gradient-flow",), "flow_method": ("gradient-flow",),
+           "eps": ("global-rmsprop",), "lr": tuple(m for m in _defaults.METHODS if m != "gradient-flow")}
+
+
+def refuse_unused_options(args: argparse.Namespace) -> None:
+    """Refuse an optimization option set away from its default for an optimizer that does not use it.
+
+    ``--rtol``, ``--atol`` and ``--flow-method`` configure ``gradient-flow`` only, ``--eps`` ``global-rmsprop``
+    only, and ``--lr`` every optimizer but ``gradient-flow``: a value given for another optimizer would be ignored
+    without a word, and the run would not be the one asked for.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``mf``/``tf``/``htf`` arguments.
+
+    Raises
+    ------
+    UsageError
+        Naming the option and the optimizers that use it.
+    """
+    d = defaults_for(args.model)
+    for name, users in USED_BY.items():
+        value, default = getattr(args, name), ([d[name]] if name == "lr" else d[name])
+        if args.optimizer not in users and value != default:
+            raise UsageError(f"--{name.replace('_', '-')} applies to --optimizer {' | '.join(users)} only; "
+                             f"--optimizer {args.optimizer} does not use it (leave it out)")
 
 
 def scales_for_entry_std(stds: list[float], shared: dict) -> list[float]:
