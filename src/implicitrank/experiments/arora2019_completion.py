@@ -103,7 +103,7 @@ class CompletionScale:
 
 
 SCALES = {
-    "test": CompletionScale(12, 1, (40, 100), (2, 3), (1e-2, 1e-4), 1e-2, 5_000, 1, None),
+    "test": CompletionScale(12, 1, (40, 100), (2, 3), (1e-2, 1e-3, 1e-4), 1e-2, 5_000, 1, None),
     "quick": CompletionScale(30, 2, (250, 600), (2, 3, 4), (1e-2, 1e-3, 1e-4, 1e-5), 3e-3, 30_000, 3, 250),
     "paper": CompletionScale(100, 5, (2000, 5000), (2, 3, 4), (1e-3, 1e-4, 1e-5, 1e-6), 1e-3, 1_000_000, 3, 2000,
                              completion_training=FLOW_RKC, sensing_training=Training("gradient-flow")),
