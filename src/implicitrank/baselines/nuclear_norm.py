@@ -56,8 +56,9 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -111,26 +112,36 @@ class _Constraints:
     flat: Tensor | None = None  # (M,) observed positions (completion)
     measurements: Tensor | None = None  # (M, m·n) rows vec(A_i) (sensing)
     gram_cholesky: Tensor | None = None  # Cholesky factor of A Aᵀ (sensing)
+    lower: Tensor = field(init=False)  # y − eps
+    upper: Tensor = field(init=False)  # y + eps
+    scale: float = field(init=False)  # ||y||_2, the residual's denominator
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lower", self.values - self.eps)
+        object.__setattr__(self, "upper", self.values + self.eps)
+        object.__setattr__(self, "scale", max(float(self.values.norm()), torch.finfo(self.values.dtype).tiny))
 
     def apply(self, x: Tensor) -> Tensor:
         if self.flat is not None:
-            return x.reshape(-1)[self.flat]
+            return x.take(self.flat)
         return self.measurements @ x.reshape(-1)
 
     def project(self, v: Tensor) -> Tensor:
         """Euclidean projection onto C."""
         if self.flat is not None:
-            z = v.reshape(-1).clone()
-            z[self.flat] = torch.clamp(z[self.flat], self.values - self.eps, self.values + self.eps)
-            return z.view(self.shape)
+            z = v.clone(memory_format=torch.contiguous_format)
+            observed = self.values if self.eps == 0 else self.apply(v).clamp(self.lower, self.upper)
+            z.view(-1).index_put_((self.flat,), observed)
+            return z
         # Affine set {A vec(Z) = y}: Z = V − Aᵀ (A Aᵀ)⁻¹ (A vec(V) − y).
         gap = (self.measurements @ v.reshape(-1) - self.values).unsqueeze(1)
         dual = torch.cholesky_solve(gap, self.gram_cholesky).squeeze(1)
         return v - (self.measurements.T @ dual).view(self.shape)
 
     def residual(self, x: Tensor) -> float:
-        violation = ((self.apply(x) - self.values).abs() - self.eps).clamp_min(0.0)
-        return float(violation.norm() / self.values.norm().clamp_min(torch.finfo(x.dtype).tiny))
+        observed = self.apply(x)  # max(|a − y| − eps, 0) = |a − clamp(a, y − eps, y + eps)|
+        violation = observed - (self.values if self.eps == 0 else observed.clamp(self.lower, self.upper))
+        return float(violation.norm()) / self.scale
 
     def dual_coordinates(self, subgradient: Tensor) -> Tensor:
         """ν whose A*(ν) is the part of ``subgradient`` in the range of A* (orthogonal projection)."""
@@ -358,18 +369,19 @@ def _admm(c: _Constraints, tol: float, max_iter: int, memory: int, period: int =
     rho = 10.0 / max(float(torch.linalg.matrix_norm(w, ord=2)), 1e-300)
     svds = 0
 
-    def step(w: Tensor) -> tuple[Tensor, Tensor, float, tuple[Tensor, Tensor]]:
+    def step(w: Tensor) -> tuple[Tensor, Tensor, Tensor, tuple[Tensor, Tensor]]:
         nonlocal svds
         svds += 1
         x, sigma, left, right = _singular_value_threshold(w, 1.0 / rho)
-        # X, the fixed-point residual Z − X, ||X||_*, X's singular vectors
-        return x, c.project(2.0 * x - w) - x, float(sigma.sum()), (left, right)
+        # X, the fixed-point residual Z − X, X's singular values and singular vectors
+        return x, c.project(2.0 * x - w) - x, sigma, (left, right)
 
     def gap() -> float:
-        return c.duality_gap(nuclear, rho * (w - x), *vectors)
+        return c.duality_gap(float(sigma.sum()), rho * (w - x), *vectors)
 
-    x, g, nuclear, vectors = step(w)
+    x, g, sigma, vectors = step(w)
     secants = _Secants(w.numel(), memory, w.dtype) if memory else None
+    g_norm = float(torch.linalg.vector_norm(g))  # ||Z − X||_F, what the safeguard compares
     next_check, increases = 0, 0
     watched = (svds, c.residual(x))  # (SVDs, constraint residual) at the last look at the balance
     while svds <= max_iter:
@@ -389,20 +401,24 @@ def _admm(c: _Constraints, tol: float, max_iter: int, memory: int, period: int =
                 w = x + (w - x) / increase
                 rho *= increase
                 increases += 1
-                x, g, nuclear, vectors = step(w)
+                x, g, sigma, vectors = step(w)
+                g_norm = float(torch.linalg.vector_norm(g))
                 if secants is not None:
                     secants.clear()
             watched = (svds, c.residual(x))
         if secants is not None and secants.size:
             candidate = secants.extrapolate(w, g)
-            x_candidate, g_candidate, nuclear_candidate, vectors_candidate = step(candidate)
-            if torch.linalg.matrix_norm(g_candidate) < torch.linalg.matrix_norm(g):
+            x_candidate, g_candidate, sigma_candidate, vectors_candidate = step(candidate)
+            candidate_norm = float(torch.linalg.vector_norm(g_candidate))
+            if candidate_norm < g_norm:
                 secants.push(candidate - w, g_candidate - g)
-                w, x, g, nuclear, vectors = candidate, x_candidate, g_candidate, nuclear_candidate, vectors_candidate
+                w, x, g, sigma, vectors = candidate, x_candidate, g_candidate, sigma_candidate, vectors_candidate
+                g_norm = candidate_norm
                 continue
             secants.clear()
         w_next = w + g
-        x, g_next, nuclear, vectors = step(w_next)
+        x, g_next, sigma, vectors = step(w_next)
+        g_norm = float(torch.linalg.vector_norm(g_next))
         if secants is not None:
             secants.push(w_next - w, g_next - g)
         w, g = w_next, g_next
@@ -413,8 +429,8 @@ class _Secants:
     """The last ``memory`` secant pairs (ΔW, ΔG) of the fixed-point iteration W ← W + G(W), for type-II
     Anderson extrapolation W + G − (ΔW + ΔG)γ with γ = argmin ||G − ΔG γ|| (Walker & Ni 2011), kept in
     preallocated rows (ΔG and ΔW + ΔG) with the small Gram matrix ΔGᵀΔG updated a row at a time, and solved
-    through it (pseudo-inverse, so nearly collinear secants do no harm; a bad extrapolation is rejected by the
-    safeguard anyway)."""
+    through it (pseudo-inverse with relative cut-off 1e-12, so nearly collinear secants do no harm; a bad
+    extrapolation is rejected by the safeguard anyway)."""
 
     def __init__(self, numel: int, memory: int, dtype: torch.dtype) -> None:
         self.d_g = torch.zeros(memory, numel, dtype=dtype)  # one secant per row: contiguous writes and products
@@ -437,8 +453,14 @@ class _Secants:
 
     def extrapolate(self, w: Tensor, g: Tensor) -> Tensor:
         n, flat = self.size, g.reshape(-1)
-        gamma = torch.linalg.pinv(self.gram[:n, :n], rtol=1e-12, hermitian=True) @ (self.d_g[:n] @ flat)
-        return (w.reshape(-1) + flat - gamma @ self.d_sum[:n]).view_as(w)
+        # γ = (ΔGᵀΔG)⁺ ΔGᵀG, the pseudo-inverse through the eigendecomposition of the n×n Gram matrix (positive
+        # semidefinite: its largest eigenvalue is the last), in NumPy: at n <= memory torch's per-call overhead
+        # was most of the cost of an extrapolation.
+        eigenvalues, vectors = np.linalg.eigh(self.gram[:n, :n].numpy())
+        kept = eigenvalues > 1e-12 * eigenvalues[-1]
+        coordinates = vectors[:, kept].T @ (self.d_g[:n] @ flat).numpy()
+        gamma = torch.from_numpy(vectors[:, kept] @ (coordinates / eigenvalues[kept]))
+        return torch.addmv(w.reshape(-1) + flat, self.d_sum[:n].T, gamma, alpha=-1.0).view_as(w)
 
 
 def _cvxpy(c: _Constraints, tol: float, max_iter: int, solver: str) -> tuple[Tensor, int, bool]:
