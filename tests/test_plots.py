@@ -33,6 +33,26 @@ def test_quantities_and_errors_have_labels_legends_and_log_axes(tmp_path):
     assert {p.name for p in run.glob("*.png")} == {"quantities.png", "errors.png"}
 
 
+def test_a_gradient_flow_run_is_drawn_from_its_first_time_and_titled_without_a_learning_rate(tmp_path):
+    """The flow's time axis starts a decade before its first positive time (t = 0 drawn there, and said so), not
+    at a fixed tiny value that would leave most of the log axis to the flat start; the flow has no learning rate,
+    so the title and the run's directory name its integrator and tolerance, or the flow, instead."""
+    assert main(["mf", *TINY, "--init-scale", "1e-3", "--optimizer", "gradient-flow", "--flow-method", "rkc",
+                 "--out", str(tmp_path)]) == 0
+    run = next(tmp_path.iterdir())
+    assert run.name == "depth3-init0.001-flow-seed0-data0"
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    setup = plots.describe_setup(json.loads((run / "config.json").read_text()))
+    assert "gradient flow (rkc, rtol 0.0001)" in setup and " lr " not in setup
+
+    ax = plots.quantities_figure(rows, setup).axes[0]
+    first = min(r["time"] for r in rows if r["time"] > 0)
+    drawn = ax.get_lines()[0].get_xdata()
+    assert rows[0]["time"] == 0 and drawn[0] == first / 10 and list(drawn[1:]) == [r["time"] for r in rows[1:]]
+    assert f"t = 0 drawn at {first / 10:.2g}" in ax.get_xlabel()
+    assert ax.get_xlim()[0] > first / 100  # the axis starts at the drawn origin, not decades before it
+
+
 def test_linear_axis_where_values_do_not_span_decades():
     assert not plots.spans_decades([1.0, 2.0, 50.0])
     assert plots.spans_decades([1e-3, 1.0])

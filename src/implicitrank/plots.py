@@ -88,7 +88,8 @@ def describe_setup(config: dict) -> str:
     -------
     str
         Parts joined by ``"; "``, e.g. ``depth-3 matrix factorization; 100×100 rank 5, completion from 2000
-        observations; init 0.001, global-rmsprop lr 0.001; seed 0``; empty for an empty ``config``.
+        observations; init 0.001, global-rmsprop lr 0.001; seed 0``, or ``…; init 0.001, gradient flow (rkc, rtol
+        1e-05); …`` for the flow (which has no learning rate); empty for an empty ``config``.
     """
     if not config:
         return ""
@@ -101,16 +102,23 @@ def describe_setup(config: dict) -> str:
     task = config.get("task", "completion")
     data = f"{config['data']}" if config.get("data") else f"{shape} rank {config.get('rank')}"
     parts = [kind, f"{data}, {task} from {config.get('num_observations')} observations"]
-    if "baseline" not in config:
+    if "baseline" not in config and config.get("optimizer") == "gradient-flow":  # the flow has no learning rate
+        parts.append(f"init {config.get('init_scale'):g}, gradient flow ({config.get('flow_method', 'dopri5')}, "
+                     f"rtol {config.get('rtol'):g})")
+    elif "baseline" not in config:
         parts.append(f"init {config.get('init_scale'):g}, {config.get('optimizer')} lr {config.get('lr'):g}")
     parts.append(f"seed {config.get('seed')}")
     return "; ".join(parts)
 
 
 def _x(rows: Sequence[dict]) -> tuple[list[float], str]:
-    """The x values (steps, or gradient-flow time) and their axis label."""
+    """The x values (steps, or gradient-flow time) and their axis label, for a log axis: step 0 is drawn at 1,
+    time 0 a decade before the first positive time (not at a fixed tiny value, which would leave most of the axis
+    to the flat start)."""
     if "time" in rows[0]:
-        return [max(float(r["time"]), 1e-12) for r in rows], "time t of gradient flow (lr × steps)"
+        times = [float(r["time"]) for r in rows]
+        origin = min((t for t in times if t > 0), default=10.0) / 10
+        return [max(t, origin) for t in times], f"time t of gradient flow (lr × steps; t = 0 drawn at {origin:.2g})"
     return [max(int(r["step"]), 1) for r in rows], "iteration (optimizer steps; step 0 drawn at 1)"
 
 

@@ -215,8 +215,11 @@ def resolve_shape(args: argparse.Namespace, data: str | None) -> tuple[int, ...]
 
 
 def run_name(config: RunConfig) -> str:
+    """The run's directory name, e.g. ``depth3-init0.001-lr0.01-seed0-data0`` (``-flow-`` in place of the learning
+    rate for gradient flow, which has none)."""
     depth = f"depth{config.depth}-" if config.model == "matrix" else ""
-    return f"{depth}init{config.init_scale:g}-lr{config.lr:g}-seed{config.seed}-data{config.data_seed}"
+    training = "flow" if config.optimizer == "gradient-flow" else f"lr{config.lr:g}"
+    return f"{depth}init{config.init_scale:g}-{training}-seed{config.seed}-data{config.data_seed}"
 
 
 def run_command(args: argparse.Namespace) -> int:
