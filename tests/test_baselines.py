@@ -90,6 +90,22 @@ def test_nuclear_norm_recovers_a_well_sampled_low_rank_matrix() -> None:
     assert _relative(result.solution, truth) <= 1e-5
 
 
+@pytest.mark.parametrize("eps", [0.0, 1e-2])
+@pytest.mark.parametrize("unit", [1e-160, 1e160])
+def test_the_solve_is_scale_equivariant_where_squared_entries_would_under_or_overflow(
+        small_completion: Completion, unit: float, eps: float) -> None:
+    """min ||X||_* s.t. |A(X) − y| <= eps scales with y and eps: observations of 1e∓160 (whose squares leave float64
+    in the SVT's Gram matrix) give the unit problem's solution times the unit, certified, with the same iterations
+    and a residual measured in the same units."""
+    unit_result = nuclear_norm_min(small_completion, eps_constraint=eps, tol=1e-8)
+    scaled = Completion(small_completion.shape, small_completion.indices, small_completion.values * unit)
+    result = nuclear_norm_min(scaled, eps_constraint=eps * unit, tol=1e-8)
+    assert result.converged and result.iterations == unit_result.iterations
+    assert result.nuclear_norm / unit == pytest.approx(unit_result.nuclear_norm, rel=1e-12)
+    assert torch.allclose(result.solution / unit, unit_result.solution, rtol=0, atol=1e-12)
+    assert result.constraint_residual == pytest.approx(unit_result.constraint_residual, abs=1e-12)
+
+
 def test_each_run_of_a_batched_task_is_solved_with_its_own_observations() -> None:
     truth = low_rank_matrix(10, 10, 2, seed=6)
     batched = complete_from_target(truth, 50, [7, 8])

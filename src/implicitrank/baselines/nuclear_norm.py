@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -114,12 +114,15 @@ class _Constraints:
     gram_cholesky: Tensor | None = None  # Cholesky factor of A Aᵀ (sensing)
     lower: Tensor = field(init=False)  # y − eps
     upper: Tensor = field(init=False)  # y + eps
-    scale: float = field(init=False)  # ||y||_2, the residual's denominator
+    peak: float = field(init=False)  # max |y_i| (1 when y = 0): the unit the norms below are taken in
+    scale: float = field(init=False)  # ||y / peak||_2, the residual's denominator
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lower", self.values - self.eps)
         object.__setattr__(self, "upper", self.values + self.eps)
-        object.__setattr__(self, "scale", max(float(self.values.norm()), torch.finfo(self.values.dtype).tiny))
+        object.__setattr__(self, "peak", float(self.values.abs().max()) or 1.0)
+        tiny = torch.finfo(self.values.dtype).tiny
+        object.__setattr__(self, "scale", max(float((self.values / self.peak).norm()), tiny))
 
     def apply(self, x: Tensor) -> Tensor:
         if self.flat is not None:
@@ -141,7 +144,7 @@ class _Constraints:
     def residual(self, x: Tensor) -> float:
         observed = self.apply(x)  # max(|a − y| − eps, 0) = |a − clamp(a, y − eps, y + eps)|
         violation = observed - (self.values if self.eps == 0 else observed.clamp(self.lower, self.upper))
-        return float(violation.norm()) / self.scale
+        return float((violation / self.peak).norm()) / self.scale  # in units of max |y|: no under- or overflow
 
     def dual_coordinates(self, subgradient: Tensor) -> Tensor:
         """ν whose A*(ν) is the part of ``subgradient`` in the range of A* (orthogonal projection)."""
@@ -355,7 +358,13 @@ def nuclear_norm_min(
     started = time.perf_counter()
     gap = math.nan
     if method == "admm":
-        x, iterations, converged, gap = _admm(constraints, tol, max_iter, memory)
+        # The iteration is scale-equivariant (ρ starts at 10/||A*(y)||_2), so it is run on y / max|y| and its X scaled
+        # back: the Gram matrices of its SVTs square the entries, which under- or overflow from |y| ~ 1e±150 on
+        # (values of 1e-160 were reported converged at a wrong nuclear norm, 1e160 failed inside eigh).
+        unit = constraints.peak
+        x, iterations, converged, gap = _admm(replace(constraints, values=constraints.values / unit,
+                                                      eps=constraints.eps / unit), tol, max_iter, memory)
+        x = x * unit
     else:
         x, iterations, converged = _cvxpy(constraints, tol, max_iter, solver)
     seconds = time.perf_counter() - started
