@@ -44,7 +44,8 @@ Two solvers, chosen by name (``method``):
   observations: few active constraints, an optimum with singular values far below the rest) the
   plain iteration converges sublinearly (100×100 rank 5, 5000 entries, eps 1e-3: over 2,000 SVDs
   with either bound at the first ρ); the larger ρ and the completed certificate bring it to 630–690.
-  ``max_iter`` caps it.
+  ``max_iter`` caps it. The iteration is scale-equivariant, so it runs on y / max|y| (and eps / max|y|) and
+  its X is scaled back: the SVT's Gram matrices square the entries, which would under- or overflow far from 1.
 * ``"cvxpy"``: the same problem handed to cvxpy (SCS or another conic solver); the independent
   cross-check. Needs the ``dev`` extra.
 
