@@ -77,7 +77,7 @@ def test_cancelled_slurm_job_is_reported_and_its_run_resumes_from_its_checkpoint
     # two jobs: a long run (cancelled once checkpointed) and a short one that finishes. The long run must
     # outlast the KillWait (1 s in .ci/start-slurm) during which a cancelled job's process keeps training,
     # with a wide margin on an idle machine (20,000 steps once finished in that window: ~10k steps/s here)
-    # (checkpoints every 1000 steps: the rerun's 100 checkpoints instead of 1000 were a quarter of the test's time)
+    # (a checkpoint every 1000 steps: at every 100, the rerun's 1000 checkpoints were a quarter of the test's time)
     spec = parse_spec({"name": "cancel", "base": {**TINY, "loss_threshold": 0.0, "checkpoint_every": 1000},
                        "zip": {"max_steps": [100_000, 100], "depth": [2, 3]}})
     out = tmp_path / "slurm-cancel"

@@ -102,12 +102,13 @@ def describe_setup(config: dict) -> str:
     task = config.get("task", "completion")
     data = f"{config['data']}" if config.get("data") else f"{shape} rank {config.get('rank')}"
     parts = [kind, f"{data}, {task} from {config.get('num_observations')} observations"]
-    if "baseline" not in config and config.get("optimizer") == "gradient-flow":  # the flow has no learning rate
-        method, rtol = config.get("flow_method", "dopri5"), config.get("rtol")
-        integrator = method if rtol is None else f"{method}, rtol {rtol:g}"
-        parts.append(f"init {config.get('init_scale'):g}, gradient flow ({integrator})")
-    elif "baseline" not in config:
-        parts.append(f"init {config.get('init_scale'):g}, {config.get('optimizer')} lr {config.get('lr'):g}")
+    if "baseline" not in config:
+        if config.get("optimizer") == "gradient-flow":  # the flow has no learning rate
+            method, rtol = config.get("flow_method", "dopri5"), config.get("rtol")
+            training = f"gradient flow ({method if rtol is None else f'{method}, rtol {rtol:g}'})"
+        else:
+            training = f"{config.get('optimizer')} lr {config.get('lr'):g}"
+        parts.append(f"init {config.get('init_scale'):g}, {training}")
     parts.append(f"seed {config.get('seed')}")
     return "; ".join(parts)
 

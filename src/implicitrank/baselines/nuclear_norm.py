@@ -359,10 +359,7 @@ def nuclear_norm_min(
     started = time.perf_counter()
     gap = math.nan
     if method == "admm":
-        # The iteration is scale-equivariant (ρ starts at 10/||A*(y)||_2), so it is run on y / max|y| and its X scaled
-        # back: the Gram matrices of its SVTs square the entries, which under- or overflow from |y| ~ 1e±150 on
-        # (values of 1e-160 were reported converged at a wrong nuclear norm, 1e160 failed inside eigh).
-        unit = constraints.peak
+        unit = constraints.peak  # solved in units of max|y| (module docstring: the SVT squares the entries)
         x, iterations, converged, gap = _admm(replace(constraints, values=constraints.values / unit,
                                                       eps=constraints.eps / unit), tol, max_iter, memory)
         x = x * unit
@@ -468,8 +465,8 @@ class _Secants:
         # was most of the cost of an extrapolation.
         eigenvalues, vectors = np.linalg.eigh(self.gram[:n, :n].numpy())
         kept = eigenvalues > 1e-12 * eigenvalues[-1]
-        coordinates = vectors[:, kept].T @ (self.d_g[:n] @ flat).numpy()
-        gamma = torch.from_numpy(vectors[:, kept] @ (coordinates / eigenvalues[kept]))
+        basis = vectors[:, kept]
+        gamma = torch.from_numpy(basis @ ((basis.T @ (self.d_g[:n] @ flat).numpy()) / eigenvalues[kept]))
         return torch.addmv(w.reshape(-1) + flat, self.d_sum[:n].T, gamma, alpha=-1.0).view_as(w)
 
 
