@@ -46,6 +46,22 @@ def test_relative_error_overall_and_on_a_mask():
     assert float(relative_error(w, target, mask)) == pytest.approx(0.0)
 
 
+@pytest.mark.parametrize("scale", [1e-160, 1e160, 1e-300, 1e300])
+def test_relative_error_is_scale_invariant_where_squared_entries_would_under_or_overflow(scale):
+    """||W − W*|| / ||W*|| does not depend on the unit; squaring entries of 1e±160 does (it gave 2e-130 for an error
+    of 0.1, and NaN)."""
+    g = torch.Generator().manual_seed(0)
+    target = torch.randn(2, 12, 12, dtype=torch.float64, generator=g)
+    w = target + 0.1 * torch.randn(2, 12, 12, dtype=torch.float64, generator=g)
+    mask = torch.rand(1, 12, 12, generator=g) < 0.5
+    for m in (None, mask):
+        unit = relative_error(w, target, m)
+        assert 0.05 < float(unit.min()) and float(unit.max()) < 0.2
+        torch.testing.assert_close(relative_error(w * scale, target * scale, m), unit, rtol=1e-12, atol=0)
+    empty = torch.zeros(1, 12, 12, dtype=torch.bool)
+    assert relative_error(w * scale, target * scale, empty).tolist() == [0.0, 0.0]
+
+
 def test_measurements_only_measure_they_import_no_loop_optimizer_or_solver():
     """``measure`` computes from parameters and recorded trajectories; what trains or fits (recorders, CP-ALS
     ranks) lives in ``implicitrank.theory`` and ``implicitrank.baselines``."""
