@@ -80,3 +80,33 @@ def test_demo_figure_has_legends_labels_and_a_report(tmp_path, monkeypatch, caps
     legends = [ax.get_legend() for ax in fig.axes[:3]]
     assert all(legend is not None and legend.get_texts()[0].get_text() == "σ₁" for legend in legends)
     assert f"report: {out / 'report.html'}" in capsys.readouterr().out
+
+
+def test_saved_log_axes_spanning_decades_label_powers_of_ten_in_plain_text_and_tick_2_and_5(tmp_path):
+    """``plots.save`` labels a log axis that spans decades 10⁻⁶ … 10⁰ without mathtext and puts its minor ticks at 2
+    and 5 of each decade; an axis within one decade keeps matplotlib's ticks (which label its minor values)."""
+    import math
+
+    import matplotlib.pyplot as plt
+
+    fig, (wide, narrow) = plt.subplots(1, 2)
+    wide.loglog([1, 1e4], [1e-6, 1])
+    narrow.plot([1, 2], [2, 5])
+    narrow.set_yscale("log")
+    plots.save(fig, tmp_path / "axes.png")
+    assert (tmp_path / "axes.png").stat().st_size > 0
+    for axis in (wide.xaxis, wide.yaxis):
+        low, high = sorted(axis.get_view_interval())
+        majors = [v for v in axis.get_majorticklocs() if low <= v <= high]
+        labels = [axis.get_major_formatter()(v) for v in majors]
+        assert labels and all(label == "10" + str(round(math.log10(v))).translate(plots.SUPERSCRIPTS)
+                              for v, label in zip(majors, labels))
+        minors = [v for v in axis.get_minorticklocs() if low <= v <= high]
+        assert minors and {round(v / 10 ** math.floor(math.log10(v) + 1e-9), 6) for v in minors} == {2.0, 5.0}
+    assert "10⁻⁶" in [wide.yaxis.get_major_formatter()(v) for v in wide.yaxis.get_majorticklocs()]
+    assert not isinstance(narrow.yaxis.get_major_formatter(), type(wide.yaxis.get_major_formatter()))
+
+
+def test_power_of_ten_labels():
+    assert [plots.power_of_ten(v) for v in (1e-3, 1.0, 100.0, 1e12)] == ["10⁻³", "10⁰", "10²", "10¹²"]
+    assert plots.power_of_ten(0.03) == "0.03" and plots.power_of_ten(0.0) == "" and plots.power_of_ten(-1.0) == ""

@@ -145,6 +145,8 @@ def tables(classifiers: list[dict], autoencoders: list[dict]) -> str:
 def plot_compression(path: Path, classifiers: list[dict]) -> None:
     import matplotlib.pyplot as plt
 
+    from ..plots import save
+
     architectures = list(dict.fromkeys(s["architecture"] for s in classifiers))
     fig, axes = plt.subplots(1, len(architectures), figsize=(5.5 * len(architectures), 4), squeeze=False)
     for ax, architecture in zip(axes[0], architectures):
@@ -155,14 +157,14 @@ def plot_compression(path: Path, classifiers: list[dict]) -> None:
         ax.set(xscale="log", xlabel="kept rank per layer", ylabel="test accuracy", ylim=(0, 1),
                title=f"{architecture}: accuracy after truncated SVD")
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def plot_ranks(path: Path, histories: dict[str, dict]) -> None:
     """Effective rank of every layer per epoch; one row per architecture, one column per depth."""
     import matplotlib.pyplot as plt
+
+    from ..plots import save
 
     labels = list(histories)
     rows = list(dict.fromkeys(label.split()[0] for label in labels))
@@ -176,6 +178,4 @@ def plot_ranks(path: Path, histories: dict[str, dict]) -> None:
             ax.plot(history["epochs"], ranks, label=f"layer {name}")
         ax.set(xlabel="epoch", ylabel="effective rank", title=label)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)

@@ -126,10 +126,3 @@ def _cell(value):
 def panels(nrows: int, ncols: int, width: float = 4.2, height: float = 3.4):
     fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
     return fig, axes
-
-
-def save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

@@ -47,9 +47,10 @@ import torch
 
 from ..baselines import nuclear_norm_min
 from ..measure import effective_rank
+from ..plots import save
 from ..run import RunConfig, build_task
 from . import published
-from ._matrix_common import BASELINE_COLOR, DEPTH_COLORS, median, panels, per_seed, run_grid, save, worst, write_csv
+from ._matrix_common import BASELINE_COLOR, DEPTH_COLORS, median, panels, per_seed, run_grid, worst, write_csv
 from .claims import Claim, evaluate, seed_list
 
 NAME = "arora2019-completion"

@@ -41,10 +41,11 @@ from scipy.optimize import linprog
 from ..baselines import nuclear_norm_min
 from ..factorizations import MatrixFactorization, generators
 from ..optim import make_optimizer
+from ..plots import save
 from ..tasks import Sensing
 from ..train import TrainConfig, train
 from . import published
-from ._matrix_common import DEPTH_COLORS, panels, save, write_csv
+from ._matrix_common import DEPTH_COLORS, panels, write_csv
 from .claims import Claim, evaluate, seed_list
 
 NAME = "arora2019-depth-invariance"

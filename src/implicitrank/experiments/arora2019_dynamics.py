@@ -32,12 +32,12 @@ import torch
 
 from ..factorizations import MatrixFactorization, generators
 from ..measure import check_rates
-from ..plots import indexed
+from ..plots import indexed, save
 from ..run import RunConfig
 from ..tasks import complete_from_target, low_rank_matrix
 from ..theory import record_trajectory
 from . import published
-from ._matrix_common import DEPTH_COLORS, panels, run_grid, save, write_csv
+from ._matrix_common import DEPTH_COLORS, panels, run_grid, write_csv
 from .claims import Claim, evaluate, not_run, seed_list
 
 NAME = "arora2019-dynamics"

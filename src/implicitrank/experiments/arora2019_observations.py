@@ -23,8 +23,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..plots import save
 from . import published
-from ._matrix_common import BASELINE_COLOR, DEPTH_COLORS, median, panels, save, write_csv
+from ._matrix_common import BASELINE_COLOR, DEPTH_COLORS, median, panels, write_csv
 from .arora2019_completion import baseline_rows, factorization_rows, grid_configs
 from .claims import Claim, evaluate, seed_list
 

@@ -328,6 +328,8 @@ def plot_accuracy(setup: LocalitySetup, table: list[dict], path: Path) -> None:
     """Test accuracy against difficulty, one curve per λ, error bars = standard deviation over seeds."""
     import matplotlib.pyplot as plt
 
+    from ..plots import save
+
     fig, ax = plt.subplots(figsize=(5, 3.6))
     for reg_weight in sorted({r["reg_weight"] for r in table}):
         curve = sorted((r for r in table if r["reg_weight"] == reg_weight), key=lambda r: r["difficulty"])
@@ -338,9 +340,7 @@ def plot_accuracy(setup: LocalitySetup, table: list[dict], path: Path) -> None:
     ax.set(xlabel=xlabel, ylabel="test accuracy (%)", title=f"{setup.task} ({setup.model})")
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path, dpi=120)
 
 
 def claims(setup: LocalitySetup, table: list[dict], scale: str) -> list[dict]:

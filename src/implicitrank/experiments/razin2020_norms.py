@@ -44,10 +44,11 @@ from ..factorizations import MatrixFactorization, generators
 from ..flow import integrate
 from ..measure import effective_rank
 from ..optim import gradient_descent
+from ..plots import save
 from ..tasks import Completion
 from ..train import TrainConfig, train
 from . import published
-from ._matrix_common import panels, save, write_csv
+from ._matrix_common import panels, write_csv
 from .claims import Claim, evaluate, seed_list
 
 NAME = "razin2020-norms"

@@ -48,12 +48,10 @@ def png_uri(data: bytes) -> str:
 
 def figure_uri(fig, dpi: int = 100) -> str:
     """A matplotlib figure as a PNG data URI (the figure is closed)."""
-    import matplotlib.pyplot as plt
+    from ..plots import save
 
     buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png", dpi=dpi)
-    plt.close(fig)
+    save(fig, buffer, dpi=dpi)
     return png_uri(buffer.getvalue())
 
 
