@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import textwrap
 from collections.abc import Iterable, Sequence
+from os import PathLike
 from pathlib import Path
 from typing import BinaryIO
 
@@ -299,21 +300,21 @@ def plot_run(run_dir: str | Path, rows: list[dict] | None = None) -> list[Path]:
     return written
 
 
-def save(fig: Figure, path: Path | BinaryIO, dpi: int = 110) -> Path | BinaryIO:
+def save(fig: Figure, path: str | PathLike | BinaryIO, dpi: int = 110) -> str | PathLike | BinaryIO:
     """Lay out, write and close ``fig``; its log axes that span decades get ``decade_ticks``.
 
     Parameters
     ----------
     fig : Figure
         The figure; closed afterwards.
-    path : Path or binary file
+    path : str, path or binary file
         The image file (its suffix chooses the format) or a buffer (PNG).
     dpi : int, optional
         Resolution. Default 110.
 
     Returns
     -------
-    Path or binary file
+    str, path or binary file
         ``path``.
     """
     for ax in fig.axes:
@@ -322,7 +323,7 @@ def save(fig: Figure, path: Path | BinaryIO, dpi: int = 110) -> Path | BinaryIO:
             if axis.get_scale() == "log" and low > 0 and math.log10(high / low) >= 2:
                 decade_ticks(axis)
     fig.tight_layout()
-    fig.savefig(path, dpi=dpi, **({} if isinstance(path, Path) else {"format": "png"}))
+    fig.savefig(path, dpi=dpi, **({} if isinstance(path, (str, PathLike)) else {"format": "png"}))
     plt.close(fig)
     return path
 
