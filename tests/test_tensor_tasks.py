@@ -121,6 +121,21 @@ def test_cp_als_completes_a_low_rank_tensor_from_missing_entries():
     assert relative_error(cp_to_tensor(fit.factors).unsqueeze(0), target.unsqueeze(0)).item() < 1e-4
 
 
+@pytest.mark.parametrize("scale", [1e-9, 1e-170, 1e160])
+def test_cp_als_and_the_als_rank_do_not_depend_on_the_unit(scale):
+    """ALS is scale-equivariant; with an absolute ridge of 1e-12 the fit of data around 1e-9 stalled at error 0.09
+    (rank None), at 1e-170 the tensor's norm underflowed (rank 0) and at 1e160 the mse overflowed (NaN)."""
+    a, b, c = (torch.randn(d, 2, generator=torch.Generator().manual_seed(d), dtype=torch.float64) for d in (3, 4, 5))
+    tensor = cp_to_tensor([a, b, c])
+    unit = cp_als_full(tensor, 2)
+    fit = cp_als_full(tensor * scale, 2)
+    assert unit.relative_error < 1e-10 and fit.relative_error < 1e-10
+    torch.testing.assert_close(cp_to_tensor(fit.factors) / scale, tensor, rtol=1e-8, atol=1e-8)
+    assert tensor_rank_by_als(tensor * scale, max_rank=4) == tensor_rank_by_als(tensor, max_rank=4) == 2
+    with pytest.raises(ValueError, match="finite"):
+        tensor_rank_by_als(tensor * math.inf)
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"rank": 0}, "rank"), ({"ridge": 0.0}, "ridge"), ({"restarts": 0}, "restarts"),
     ({"indices": torch.tensor([[0, 9]])}, "out of range"), ({"values": torch.zeros(0)}, "values"),
@@ -154,6 +169,10 @@ def test_tensor_rank_by_als_and_by_pruning():
     params[0][0, :, :, 2:] *= 1e-3  # run 0: two large components and three tiny ones
     assert tensor_rank_by_pruning(model, params, tol=1e-2).tolist()[0] == 2
     assert tensor_rank_by_pruning(model, params, tol=1e-2).tolist()[1] >= 4
+    for scale in (1e-60, 1e55):  # W scaled by 1e-180 and 1e165: its norm under- or overflowed (rank 0)
+        scaled = [params[0] * scale]
+        assert tensor_rank_by_pruning(model, scaled, tol=1e-2).tolist() == tensor_rank_by_pruning(
+            model, params, tol=1e-2).tolist()
 
 
 # --------------------------------------------------------------------------------------------- science

@@ -27,7 +27,7 @@ from .factorizations import CPFactorization, Factorization, HierarchicalFactoriz
 from .factorizations.mode_tree import tree_from_spec
 from .flow import METHODS as FLOW_METHODS
 from .flow import integrate
-from .measure import effective_rank, relative_error
+from .measure import effective_rank, relative_error, scaled_norm
 from .optim import OPTIMIZERS, make_optimizer
 from .tasks import (
     Completion,
@@ -476,7 +476,7 @@ def make_measure(model: Factorization, task, top: int) -> Callable[[list[Tensor]
             out.update(nuclear_norm=q.sum(1), spectral_norm=q[:, 0])
         if dense:
             w = model.end_to_end(params)
-            out["frobenius_norm"] = torch.linalg.vector_norm(w.flatten(1), dim=1)
+            out["frobenius_norm"] = scaled_norm(w.flatten(1), 1)
             if target is not None:
                 out["reconstruction_error"] = relative_error(w, target)
                 out["reconstruction_error_squared"] = out["reconstruction_error"].pow(2)

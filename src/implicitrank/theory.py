@@ -19,6 +19,7 @@ from torch import Tensor
 
 from .factorizations import CPFactorization
 from .measure.dynamics import Trajectory
+from .measure.spectra import scaled_norm
 from .optim import Optimizer, gradient_descent
 from .train import TrainConfig, train
 
@@ -150,5 +151,5 @@ def rank_one_trajectory_distance(
     rows = [(a, b) for a, b in zip(full, single) if a["step"] % every == 0]
     w = torch.stack([a["w"] for a, _ in rows]).flatten(2)
     w1 = torch.stack([b["w"] for _, b in rows]).flatten(2)
-    return RankOneComparison(torch.tensor([a["step"] for a, _ in rows]), torch.linalg.vector_norm(w - w1, dim=2),
-                             torch.linalg.vector_norm(w, dim=2), leader)
+    return RankOneComparison(torch.tensor([a["step"] for a, _ in rows]), scaled_norm(w - w1, 2), scaled_norm(w, 2),
+                             leader)

@@ -14,15 +14,17 @@ from .dynamics import RateCheck, Trajectory, check_rates
 from .spectra import (
     effective_rank,
     frobenius_norm,
+    norm_ratio,
     nuclear_norm,
     numerical_rank,
     relative_error,
+    scaled_norm,
     schatten_norm,
     singular_values,
     spectral_norm,
 )
 
 __all__ = [
-    "RateCheck", "Trajectory", "check_rates", "effective_rank", "frobenius_norm", "nuclear_norm", "numerical_rank",
-    "relative_error", "schatten_norm", "singular_values", "spectral_norm",
+    "RateCheck", "Trajectory", "check_rates", "effective_rank", "frobenius_norm", "norm_ratio", "nuclear_norm",
+    "numerical_rank", "relative_error", "scaled_norm", "schatten_norm", "singular_values", "spectral_norm",
 ]

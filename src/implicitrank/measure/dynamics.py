@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .spectra import norm_ratio
+
 
 @dataclass(frozen=True)
 class Trajectory:
@@ -90,14 +92,12 @@ class RateCheck:
     @property
     def relative_error(self) -> Tensor:
         """||measured − predicted|| / ||predicted|| over the intervals, per run and quantity, (B, K)."""
-        return (torch.linalg.vector_norm(self.measured - self.predicted, dim=0)
-                / torch.linalg.vector_norm(self.predicted, dim=0).clamp_min(1e-300))
+        return norm_ratio(self.measured - self.predicted, self.predicted, 0)
 
     @property
     def error(self) -> Tensor:
         """||measured − predicted|| / ||predicted|| over all intervals and quantities, per run, (B,)."""
-        return (torch.linalg.vector_norm(self.measured - self.predicted, dim=(0, 2))
-                / torch.linalg.vector_norm(self.predicted, dim=(0, 2)).clamp_min(1e-300))
+        return norm_ratio(self.measured - self.predicted, self.predicted, (0, 2))
 
 
 def check_rates(

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from ..factorizations.cp import CPFactorization
 from ..factorizations.hierarchical import HierarchicalFactorization
-from .spectra import effective_rank, numerical_rank
+from .spectra import effective_rank, numerical_rank, scaled_norm
 
 
 def matricize(tensor: Tensor, row_modes: Sequence[int]) -> Tensor:
@@ -61,11 +61,11 @@ def tensor_rank_by_pruning(model: CPFactorization, params: list[Tensor], tol: fl
     factors = params[0]
     order = model.component_norms(params).argsort(dim=-1, descending=True)
     full = model.end_to_end(params).flatten(1)
-    limit = tol * torch.linalg.vector_norm(full, dim=1)
+    limit = tol * scaled_norm(full, 1)
     partial = torch.zeros_like(full)
     rank = torch.full((factors.shape[0],), -1, dtype=torch.long)
     for k in range(factors.shape[-1] + 1):
-        done = (torch.linalg.vector_norm(full - partial, dim=1) <= limit) & (rank < 0)
+        done = (scaled_norm(full - partial, 1) <= limit) & (rank < 0)
         rank = torch.where(done, k, rank)
         if bool((rank >= 0).all()) or k == factors.shape[-1]:
             break
