@@ -58,7 +58,12 @@ def load_npz_completion(path: str | Path, batch: int = 1) -> Completion:
     with archive:
         if "matrix" not in archive.files or "mask" not in archive.files:
             raise UsageError(f"data: {path} must contain arrays 'matrix' and 'mask', has {sorted(archive.files)}")
-        matrix, mask = np.asarray(archive["matrix"], dtype=np.float64), np.asarray(archive["mask"], dtype=bool)
+        try:
+            arrays = archive["matrix"], archive["mask"]
+        except ValueError as err:  # object arrays: pickles are never loaded
+            raise UsageError(f"data: {path} holds an array numpy cannot read without pickle ({err}); {ACCEPTED}") \
+                from err
+    matrix, mask = _real_matrix(arrays[0], path), _boolean_mask(arrays[1], path)
     if matrix.ndim != 2 or mask.shape != matrix.shape:
         raise UsageError(f"data: 'matrix' must be 2-D and 'mask' the same shape, got {matrix.shape} and {mask.shape}")
     if not mask.any():
@@ -67,9 +72,27 @@ def load_npz_completion(path: str | Path, batch: int = 1) -> Completion:
     values = matrix[rows, cols]
     if not np.isfinite(values).all():
         raise UsageError("data: 'matrix' has NaN or inf at observed entries")
+    if not values.any():
+        raise UsageError("data: every observed value of 'matrix' is 0 (errors relative to the target are undefined)")
     target = torch.from_numpy(matrix).expand(batch, *matrix.shape) if np.isfinite(matrix).all() else None
     indices = torch.from_numpy(np.stack([rows, cols], axis=1)).long()
     return Completion(matrix.shape, indices, torch.from_numpy(values).expand(batch, -1).clone(), target=target)
+
+
+def _real_matrix(array: np.ndarray, path: Path) -> np.ndarray:
+    """'matrix' as float64; booleans, integers and floats only (a complex part would be dropped, text refused)."""
+    if array.dtype.kind not in "biuf":
+        raise UsageError(f"data: 'matrix' in {path} must hold real numbers (bool, integer or float), got dtype "
+                         f"{array.dtype}")
+    return np.asarray(array, dtype=np.float64)
+
+
+def _boolean_mask(array: np.ndarray, path: Path) -> np.ndarray:
+    """'mask' as booleans: a boolean array, or numbers that are all 0 or 1 (any other value is a mistake)."""
+    if array.dtype.kind != "b" and (array.dtype.kind not in "iuf" or not np.isin(array, (0, 1)).all()):
+        found = np.unique(array)[:5].tolist() if array.dtype.kind in "iuf" else str(array.dtype)
+        raise UsageError(f"data: 'mask' in {path} must be boolean or 0/1 (True where observed), got {found}")
+    return np.asarray(array, dtype=bool)
 
 
 def read_movielens(path: str | Path) -> np.ndarray:
@@ -93,7 +116,8 @@ def read_movielens(path: str | Path) -> np.ndarray:
     MissingInputError
         When ``path`` is not a file.
     UsageError
-        On a non-text file, a malformed line (reported with its 1-based line number), or no ratings.
+        On a non-text file, a malformed line (reported with its 1-based line number), a rating outside 1–5, a
+        (user, item) pair rated twice, or no ratings.
     """
     path = _existing(path, "data")
     try:
@@ -101,7 +125,7 @@ def read_movielens(path: str | Path) -> np.ndarray:
     except UnicodeDecodeError as err:
         raise UsageError(f"data: {path} is not a MovieLens u.data text file (user item rating timestamp): "
                          f"{err}; {ACCEPTED}") from err
-    rows = []
+    rows, seen = [], {}
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -111,12 +135,22 @@ def read_movielens(path: str | Path) -> np.ndarray:
                              f"got {len(fields)}: {line[:60]!r}")
         try:
             row = [float(v) for v in fields]
+            if "_" in line:  # float() reads 1_0 as 10
+                raise ValueError(line)
         except ValueError as err:
             raise UsageError(f"data: {path} line {number} is not a MovieLens u.data row (user item rating "
                              f"timestamp, numbers): {line[:60]!r}") from err
         if min(row[:2]) < 1 or not all(math.isfinite(v) for v in row) or any(v != int(v) for v in row[:2]):
             raise UsageError(f"data: {path} line {number}: user and item ids must be integers >= 1 and every "
                              f"value finite, got {line[:60]!r}")
+        if not 1 <= row[2] <= 5:
+            raise UsageError(f"data: {path} line {number}: ratings must be in 1..5 (MovieLens stars), got "
+                             f"{line[:60]!r}")
+        pair = (int(row[0]), int(row[1]))
+        if pair in seen:
+            raise UsageError(f"data: {path} line {number}: user {pair[0]} rated item {pair[1]} again (first on line "
+                             f"{seen[pair]}); each (user, item) pair must be rated once")
+        seen[pair] = number
         rows.append(row)
     if not rows:
         raise UsageError(f"data: {path} holds no ratings (an empty MovieLens u.data file)")
