@@ -94,6 +94,14 @@ def test_missing_or_corrupt_cifar_files_give_clear_errors(tmp_path):
         pickle.dump({b"data": np.zeros((2, 100), dtype=np.uint8), b"labels": [0, 1]}, f)
     with pytest.raises(ValueError, match="3072"):
         cifar10_source(tmp_path, "test")
+    # converted as they were, int64 pixels wrapped (633 -> 121), [0, 1] floats and 0.9 labels became 0
+    for data, labels, match in [(np.full((2, 3072), 633), [0, 1], "uint8"), (np.full((2, 3072), 0.5), [0, 1], "uint8"),
+                                (np.zeros((2, 3072), np.uint8), [0.9, 1.0], "integers in 0..9"),
+                                (np.zeros((0, 3072), np.uint8), [], "n >= 1")]:
+        with open(tmp_path / "test_batch", "wb") as f:
+            pickle.dump({b"data": data, b"labels": labels}, f)
+        with pytest.raises(ValueError, match=match):
+            cifar10_source(tmp_path, "test")
     with pytest.raises(ValueError, match="split must be one of"):
         cifar10_source(tmp_path, "validation")
 

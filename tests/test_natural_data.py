@@ -111,6 +111,10 @@ def test_bad_natural_data_input_is_refused(tiny_mnist, tmp_path):
         mnist_one_vs_all(path / "train-images.gz", path / "test-labels")  # 4 labels for 10 images
     with pytest.raises(ValueError, match="uint8 images"):
         mnist_one_vs_all(path / "train-labels.gz", path / "train-labels.gz")
+    for bad in (np.full(10, 200, np.uint8), np.full(10, 6.7, np.float32)):  # a class of its own; truncated to 6
+        (tmp_path / "bad-labels").write_bytes(idx_bytes(bad, 0x08 if bad.dtype == np.uint8 else 0x0D))
+        with pytest.raises(ValueError, match="labels in 0..9"):
+            mnist_one_vs_all(path / "train-images.gz", tmp_path / "bad-labels")
     with pytest.raises(ValueError, match="together"):
         mnist_one_vs_all(path / "train-images.gz", path / "train-labels.gz", test_images=path / "test-images")
     with pytest.raises(ValueError, match="variant"):

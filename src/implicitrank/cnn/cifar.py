@@ -50,16 +50,18 @@ def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         with path.open("rb") as f:
             batch = pickle.load(f, encoding="bytes")
-        data = np.asarray(batch[b"data"], dtype=np.uint8)
-        labels = np.asarray(batch[b"labels"], dtype=np.int64)
+        data, labels = np.asarray(batch[b"data"]), np.asarray(batch[b"labels"])
     except Exception as err:  # any unpickling or format failure means the file is not a CIFAR batch
         raise UsageError(f"{path} is not a CIFAR-10 python-pickle batch (a dict with b'data' and b'labels'): "
                          f"{type(err).__name__}: {err}") from err
-    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or labels.shape != (data.shape[0],):
-        raise UsageError(f"{path}: b'data' must be (n, 3072) with n labels, got {data.shape} and {labels.shape}")
-    if labels.size and (labels.min() < 0 or labels.max() > 9):
-        raise UsageError(f"{path}: labels must lie in 0..9")
-    return data.reshape(-1, 3, 32, 32), labels
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or labels.shape != (data.shape[0],) or len(data) == 0:
+        raise UsageError(f"{path}: b'data' must be (n >= 1, 3072) with n labels, got {data.shape} and {labels.shape}")
+    if data.dtype != np.uint8:  # a conversion would wrap 633 to 121 and truncate [0, 1] floats to 0
+        raise UsageError(f"{path}: b'data' must be uint8 pixels (0..255), got {data.dtype}")
+    if labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() > 9:
+        raise UsageError(f"{path}: labels must be integers in 0..9, got {labels.dtype} from {labels.min()} to "
+                         f"{labels.max()}")
+    return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)
 
 
 def cifar10_source(path: str | Path, split: str) -> ImageSource:

@@ -29,7 +29,7 @@ from ..errors import MissingInputError
 from ..factorizations import CPFactorization, generators
 from ..optim import adam
 from ..tasks.completion import Completion, minibatches
-from ..tasks.natural import VARIANTS, digits_one_vs_all, one_vs_all_completion, one_vs_all_errors, read_idx
+from ..tasks.natural import VARIANTS, digits_one_vs_all, one_vs_all_completion, one_vs_all_errors, read_idx_pair
 from ..train import TrainConfig, train
 from . import published
 from ._tensor_common import pyplot, save_figure, write_csv
@@ -143,8 +143,8 @@ def _digits_tasks(seed: int) -> Completion:
 
 
 def _mnist_tasks(files: dict[str, Path], training: Training, seed: int) -> Completion:
-    images, labels = read_idx(files["images"], "data"), read_idx(files["labels"], "data")
-    test_images, test_labels = read_idx(files["test_images"], "data"), read_idx(files["test_labels"], "data")
+    images, labels = read_idx_pair(files["images"], files["labels"], "data", "data")
+    test_images, test_labels = read_idx_pair(files["test_images"], files["test_labels"], "data", "data")
     rng = np.random.default_rng(seed)
     if training.max_train is not None and training.max_train < len(images):
         keep = np.sort(rng.choice(len(images), training.max_train, replace=False))
@@ -152,10 +152,9 @@ def _mnist_tasks(files: dict[str, Path], training: Training, seed: int) -> Compl
     if training.max_test is not None and training.max_test < len(test_images):
         keep = np.sort(rng.choice(len(test_images), training.max_test, replace=False))
         test_images, test_labels = test_images[keep], test_labels[keep]
-    return _batched([one_vs_all_completion(images.reshape(len(images), -1), labels.astype(np.int64), max_value=255,
-                                           levels=2, target_class=TARGET_CLASS, variant=v, seed=seed,
-                                           test_pixels=test_images.reshape(len(test_images), -1),
-                                           test_labels=test_labels.astype(np.int64)) for v in VARIANTS])
+    return _batched([one_vs_all_completion(images, labels, max_value=255, levels=2, target_class=TARGET_CLASS,
+                                           variant=v, seed=seed, test_pixels=test_images, test_labels=test_labels)
+                     for v in VARIANTS])
 
 
 def _sweep(dataset: str, task: Completion, training: Training, seed: int, progress: bool) -> list[dict]:

@@ -157,23 +157,35 @@ def mnist_one_vs_all(
     Razin, Maman & Cohen, ICML 2021, §5.2 (one-vs-all MNIST / Fashion-MNIST as tensor completion, binarized
     pixels).
     """
-    pixels, classes = _idx_pair(images, labels, "images", "labels")
+    pixels, classes = read_idx_pair(images, labels, "images", "labels")
     test = {}
     if (test_images is None) != (test_labels is None):
         raise UsageError("test_images and test_labels must be given together")
     if test_images is not None:
-        test_pixels, test_classes = _idx_pair(test_images, test_labels, "test_images", "test_labels")
+        test_pixels, test_classes = read_idx_pair(test_images, test_labels, "test_images", "test_labels")
         test = {"test_pixels": test_pixels, "test_labels": test_classes}
     return one_vs_all_completion(pixels, classes, max_value=255, levels=levels, target_class=target_class,
                                  variant=variant, seed=seed, batch=batch, **test)
 
 
-def _idx_pair(images: str | Path, labels: str | Path, image_arg: str, label_arg: str) -> tuple[np.ndarray, np.ndarray]:
+def read_idx_pair(images: str | Path, labels: str | Path, image_arg: str, label_arg: str
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST-style IDX images and labels: (K, rows·cols) uint8 pixels and (K,) int64 classes in 0..9.
+
+    Raises
+    ------
+    UsageError
+        Naming ``image_arg`` or ``label_arg``: images that are not K >= 1 uint8 (rows, cols) arrays, labels that are
+        not K integers in 0..9 (a float label would be truncated, 200 or −1 would be a class of its own).
+    """
     pixels, classes = read_idx(images, image_arg), read_idx(labels, label_arg)
-    if pixels.ndim != 3 or pixels.dtype != np.uint8:
-        raise UsageError(f"{image_arg}: expected uint8 images (K, rows, cols), got {pixels.dtype} {pixels.shape}")
+    if pixels.ndim != 3 or pixels.dtype != np.uint8 or len(pixels) == 0:
+        raise UsageError(f"{image_arg}: expected uint8 images (K >= 1, rows, cols), got {pixels.dtype} {pixels.shape}")
     if classes.ndim != 1 or len(classes) != len(pixels):
         raise UsageError(f"{label_arg}: expected {len(pixels)} labels (one per image), got shape {classes.shape}")
+    if classes.dtype.kind not in "iu" or classes.min() < 0 or classes.max() > 9:
+        raise UsageError(f"{label_arg}: expected integer class labels in 0..9, got {classes.dtype} values from "
+                         f"{classes.min()} to {classes.max()}")
     return pixels.reshape(len(pixels), -1), classes.astype(np.int64)
 
 
