@@ -110,3 +110,11 @@ def test_saved_log_axes_spanning_decades_label_powers_of_ten_in_plain_text_and_t
 def test_power_of_ten_labels():
     assert [plots.power_of_ten(v) for v in (1e-3, 1.0, 100.0, 1e12)] == ["10⁻³", "10⁰", "10²", "10¹²"]
     assert plots.power_of_ten(0.03) == "0.03" and plots.power_of_ten(0.0) == "" and plots.power_of_ten(-1.0) == ""
+
+
+def test_a_run_that_diverged_at_its_first_record_is_plotted_without_error(tmp_path):
+    """Its only row holds NaN loss and errors: nothing a log axis can show (matplotlib raised "Data cannot be
+    log-scaled", a traceback after the run's results were written)."""
+    rows = [{"step": 0, "train_loss": None, "reconstruction_error": None, "singular_values": [None, None]}]
+    written = plots.plot_run(tmp_path, rows)
+    assert [p.name for p in written] == ["quantities.png", "errors.png"] and all(p.stat().st_size for p in written)

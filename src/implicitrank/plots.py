@@ -200,12 +200,15 @@ def draw_errors(ax: Axes, rows: Sequence[dict], title: str) -> bool:
         Whether any error was drawn (False when none was recorded).
     """
     x, xlabel = _x(rows)
-    drawn = False
+    drawn, positive = False, False
     for key in ERROR_KEYS:
         if key in rows[0]:
-            ax.plot(x, _values(rows, key), label=ERROR_LABELS[key])
-            drawn = True
-    ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel="loss (units of W²); errors (relative)")
+            values = _values(rows, key)
+            ax.plot(x, values, label=ERROR_LABELS[key])
+            drawn, positive = True, positive or any(v > 0 and math.isfinite(v) for v in values)
+    # A run that diverged at its first record has nothing a log axis can show (matplotlib raises on it).
+    ax.set(xscale="log", yscale="log" if positive else "linear", xlabel=xlabel,
+           ylabel="loss (units of W²); errors (relative)")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3, which="both")
     if drawn:
