@@ -19,7 +19,7 @@ from implicitrank.cnn import (
     generate_pathfinder,
     pair_slots,
 )
-from implicitrank.experiments.locality import setup_for
+from implicitrank.experiments.locality import canvas_for, setup_for
 
 
 def test_is_same_class_pairs_are_balanced_and_labelled_by_class_equality():
@@ -58,6 +58,20 @@ def test_a_distance_that_does_not_fit_the_canvas_is_refused():
         IsSameClass.generate(digits_source("test"), 8, (8, 40), 25, seed=0)
     with pytest.raises(ValueError, match="distance must be >= 0"):
         pair_slots((8, 8), (8, 40), -1)
+
+
+@pytest.mark.parametrize("scale", ["test", "quick"])
+def test_the_digits_canvas_of_a_scale_holds_cifar_images_at_the_same_distances(scale, tmp_path):
+    """A scale's canvas is sized for 8×8 digits; with CIFAR-10 (32×32) it is the same canvas in image units, so the
+    scale's distances fit (the digits' 8×56 refused every distance: a traceback from ``locality --source cifar10``
+    without ``--canvas``)."""
+    setup = setup_for("is-same-class", scale)
+    assert canvas_for(setup, "digits") == setup.canvas_hw == (8, 56)
+    assert canvas_for(setup, "cifar10") == (32, 224)
+    replace(setup, source="cifar10", cifar_path=str(tmp_path), canvas_hw=canvas_for(setup, "cifar10"))  # validates
+    with pytest.raises(ValueError, match="canvas_hw"):
+        replace(setup, source="cifar10", cifar_path=str(tmp_path))
+    assert canvas_for(setup_for("is-same-class", "paper"), "digits") == (224, 224)  # smaller images: kept
 
 
 def _write_cifar(directory, rng, n=6):

@@ -48,8 +48,9 @@ def pair_slots(image_hw: tuple[int, int], canvas_hw: tuple[int, int], distance: 
     if distance < 0:
         raise ValueError(f"distance must be >= 0, got {distance}")
     if h > height or 2 * w + distance > width:
+        allowed = f"0..{width - 2 * w}" if h <= height and width >= 2 * w else "none"
         raise ValueError(f"distance {distance} does not fit: two {h}x{w} images need a canvas of height >= {h} and "
-                         f"width >= {2 * w + distance}, got {height}x{width}; allowed distances are 0..{width - 2 * w}")
+                         f"width >= {2 * w + distance}, got {height}x{width}; allowed distances are {allowed}")
     top, left = (height - h) // 2, (width - 2 * w - distance) // 2
     return Box(top, left, h, w), Box(top, left + w + distance, h, w)
 

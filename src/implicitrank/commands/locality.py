@@ -40,7 +40,8 @@ def register(subparsers) -> None:
     _common.add_data(same, "CIFAR-10: the directory of its python batches (data_batch_1.. test_batch), "
                            "for --source cifar10")
     _common.add_deprecated(same, "--cifar-path", "--data", "data")
-    same.add_argument("--canvas", type=int_list, help="canvas height,width (default: the scale's)")
+    same.add_argument("--canvas", type=int_list,
+                      help="canvas height,width (default: the scale's, in units of the --source images)")
     path = _common.add_parser(tasks, "pathfinder", help="two markers: on the same snake?",
                               description="Pathfinder images generated here and cached as .npz.")
     path.add_argument("--lengths", type=int_list, help="snake lengths L, e.g. 3,5,7,9 (default: the scale's)")
@@ -120,7 +121,7 @@ def run_locality(args: argparse.Namespace) -> int:
         raise UsageError("--width is gone (it meant two things): use --width-multiplier for --model resnet18|resnet34 "
                          "or --base-channels for --model plain")
     _common.apply_threads(args.threads, work=LARGE_WORK)  # convolution networks: the free cores
-    from ..experiments.locality import aggregate, claims, run_sweep, setup_for, summary_markdown
+    from ..experiments.locality import aggregate, canvas_for, claims, run_sweep, setup_for, summary_markdown
 
     setup = setup_for(args.task, args.scale)
     fields = {"reg_weights": args.reg_weights, "model": args.model, "width": network_width(args, setup.model),
@@ -132,10 +133,11 @@ def run_locality(args: argparse.Namespace) -> int:
         if args.source == "cifar10" and args.data is None:
             raise UsageError("--data is required with --source cifar10: the CIFAR-10 python batches (a directory "
                              "holding data_batch_1..5 and test_batch); --source digits needs no data")
-        fields.update(difficulties=args.distances, source=args.source, cifar_path=_common.resolve_data(args.data),
-                      canvas_hw=None if args.canvas is None else tuple(args.canvas))
         if args.canvas is not None and len(args.canvas) != 2:
             raise UsageError(f"--canvas must be height,width, got {args.canvas}")
+        canvas = canvas_for(setup, args.source or setup.source) if args.canvas is None else tuple(args.canvas)
+        fields.update(difficulties=args.distances, source=args.source, cifar_path=_common.resolve_data(args.data),
+                      canvas_hw=canvas)
     else:
         fields.update(difficulties=args.lengths, patch_size=args.patch_size,
                       cache_dir=args.cache_dir or str(Path(out) / "pathfinder-cache"))

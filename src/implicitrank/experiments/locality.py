@@ -160,13 +160,26 @@ class LocalitySetup:
             raise UsageError("cifar_path is required with source 'cifar10' (the directory of the python batches)")
         if self.task == "is-same-class":
             for distance in self.difficulties:
-                pair_slots(SOURCE_IMAGE_HW[self.source], self.canvas_hw, distance)
+                try:
+                    pair_slots(SOURCE_IMAGE_HW[self.source], self.canvas_hw, distance)
+                except ValueError as err:
+                    raise UsageError(f"canvas_hw: {err} (source {self.source})") from err
         if self.n_train < 2 or self.n_test < 2:
             raise UsageError(f"n_train and n_test must be >= 2, got {self.n_train}, {self.n_test}")
 
     @property
     def difficulty_name(self) -> str:
         return "d" if self.task == "is-same-class" else "L"
+
+
+def canvas_for(setup: LocalitySetup, source: str) -> tuple[int, int]:
+    """``setup``'s Is Same Class canvas for images of ``source``: for larger images the same canvas in units of
+    image size (the digits' 8×56 holds 32×32 CIFAR-10 images as 32×224), so the scale's distances fit; smaller
+    images keep the canvas, which holds them at those distances already."""
+    (h, w), (mine, theirs) = setup.canvas_hw, (SOURCE_IMAGE_HW[source], SOURCE_IMAGE_HW[setup.source])
+    if mine[0] <= theirs[0] and mine[1] <= theirs[1]:
+        return h, w
+    return h * mine[0] // theirs[0], w * mine[1] // theirs[1]
 
 
 def setup_for(task: str, scale: str) -> LocalitySetup:
