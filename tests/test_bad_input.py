@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import pickle
 import signal
 import stat
 import subprocess
@@ -52,6 +53,13 @@ def _udata(tmp: Path, lines: list[str] | None = None) -> None:
     rng = np.random.default_rng(0)
     rows = [f"{rng.integers(1, 944)}\t{rng.integers(1, 1683)}\t{rng.integers(1, 6)}\t88125{k}" for k in range(2100)]
     (tmp / "u.data").write_text("\n".join(rows if lines is None else lines) + "\n")
+
+
+def _cifar_batches(tmp: Path) -> None:
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8), b"labels": [0, 1, 0, 1]}
+        (tmp / name).write_bytes(pickle.dumps(batch))
 
 
 def _shape_is(shape: tuple[int, ...]) -> Callable[[Path], None]:
@@ -334,6 +342,11 @@ CASES = [
                                      "test", "--out", "{tmp}/o"), 2, ("--seeds",), check=_nothing_written),
     Case("negative truth seed", ("mf", *TINY, "--truth-seed", "-1", "--out", "{tmp}/o"), 2, ("truth_seed",),
          check=_nothing_written),
+    Case("sweep spec not UTF-8", ("sweep", "{tmp}/e.toml", "--dry-run"), 2, ("spec:", "not valid TOML"),
+         lambda tmp: (tmp / "e.toml").write_bytes(b"\xff\xfe"), _nothing_written),
+    Case("plot with a config.json that is a list", ("plot", "{tmp}/r"), 2, ("config.json", "not an object"),
+         lambda tmp: [(tmp / "r").mkdir(), (tmp / "r" / "config.json").write_text("[1]"),
+                      (tmp / "r" / "metrics.jsonl").write_text('{"step": 0, "train_loss": 1.0}\n')]),
     Case("empty sweep spec", ("sweep", "{tmp}/e.toml", "--out", "{tmp}/o"), 2, ("names no field",),
          lambda tmp: (tmp / "e.toml").write_text('name = "e"\n'), _nothing_written),
     Case("sweep spec with only empty tables", ("sweep", "{tmp}/e.toml", "--out", "{tmp}/o"), 2, ("names no field",),
@@ -341,6 +354,9 @@ CASES = [
     Case("reproduce an experiment that reads no data", ("reproduce", "razin2020-norms", "--data", "{tmp}/u.data",
                                                         "--scale", "test", "--out", "{tmp}/o"), 2,
          ("--data", "razin2020-norms uses no data"), _udata, _nothing_written),
+    Case("reproduce dynamics reads u.data from a directory", ("reproduce", "arora2019-dynamics", "--data", "{tmp}",
+                                                             "--scale", "test", "--out", "{tmp}/o"), 2,
+         ("u.data line 1", "4 columns"), lambda tmp: _udata(tmp, ["1 2 3"])),
     Case("reproduce natural with a directory without IDX files", ("reproduce", "razin2021-natural", "--data",
                                                                   "{tmp}/idx", "--scale", "test", "--out", "{tmp}/o"),
          2, ("no IDX files",), lambda tmp: (tmp / "idx").mkdir(), _nothing_written),
@@ -350,6 +366,9 @@ CASES = [
     Case("locality cifar10 without a path", ("locality", "is-same-class", "--source", "cifar10", "--scale", "test",
                                              "--out", "{tmp}/o"), 2, ("--data is required with --source cifar10",),
          check=_nothing_written),
+    Case("locality cifar10 on a small canvas", ("locality", "is-same-class", "--source", "cifar10", "--data", "{tmp}",
+                                                "--canvas", "32,40", "--scale", "test", "--out", "{tmp}/o"),
+         2, ("canvas_hw", "width >= 64", "allowed distances are none"), _cifar_batches, _nothing_written),
     # one meaning per flag (issue 16): locality's --width meant a ResNet multiplier or plain CNN channels
     Case("locality old --width", ("locality", "pathfinder", "--width", "8", "--scale", "test", "--out", "{tmp}/o"), 2,
          ("--width is gone", "--width-multiplier", "--base-channels"), check=_nothing_written),

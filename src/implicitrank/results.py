@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .errors import CorruptFileError, MissingInputError, OutputExistsError
+from .errors import CorruptFileError, MissingInputError, OutputExistsError, UsageError
 
 __all__ = ["CHECKPOINT", "CONFIG", "DAMAGED", "FACTORS", "METRICS", "SUMMARY", "atomic_write", "is_finished",
            "load_torch", "prepare_run_dir", "read_json", "read_metrics", "save_torch", "to_jsonable", "write_json",
@@ -111,7 +111,7 @@ def write_json(path: Path, obj: Any) -> None:
 DAMAGED = "restore it from a copy, or delete it and rerun what wrote it"
 
 
-def read_json(path: Path, hint: str = DAMAGED) -> Any:
+def read_json(path: Path, hint: str = DAMAGED) -> dict[str, Any]:
     """The JSON in ``path``.
 
     Parameters
@@ -123,20 +123,28 @@ def read_json(path: Path, hint: str = DAMAGED) -> Any:
 
     Returns
     -------
-    Any
-        The parsed JSON value.
+    dict
+        The parsed JSON object (every JSON file the package writes holds one).
 
     Raises
     ------
     CorruptFileError
-        When the file is truncated or corrupt (not JSON, or not UTF-8); the message names it and ``hint``.
+        When the file is truncated or corrupt (not JSON, not UTF-8, or not a JSON object); the message names it and
+        ``hint``.
+    UsageError
+        When the file cannot be read (permissions).
     FileNotFoundError
         When ``path`` does not exist.
     """
     try:
-        return json.loads(Path(path).read_text())
+        value = json.loads(Path(path).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CorruptFileError(f"{path} is truncated or corrupt (not JSON: {err}); {hint}") from err
+    except PermissionError as err:
+        raise UsageError(f"{path} cannot be read: {err.strerror}") from err
+    if not isinstance(value, dict):
+        raise CorruptFileError(f"{path} is corrupt (a JSON {type(value).__name__}, not an object); {hint}")
+    return value
 
 
 def write_metrics(path: Path, rows: Iterable[dict]) -> None:

@@ -104,7 +104,9 @@ def run_reproduce(args: argparse.Namespace) -> int:
     names = list(MODULES) if args.name == "all" else [args.name]
     for name in names:  # every name and value is checked before anything runs
         experiment(name)
-    args.seeds, args.data = seed_tuple(args.seeds), resolve_data(args.data)
+    # arora2019-dynamics reads a u.data file: a directory holding one is taken too (the help's promise)
+    files = ("u.data",) if args.name == "arora2019-dynamics" else ()
+    args.seeds, args.data = seed_tuple(args.seeds), resolve_data(args.data, files)
     if args.name != "all":
         check_data(args.name, args.data)
     out = args.out or default_out("reproduce")

@@ -203,8 +203,10 @@ def load_spec(path: str | Path) -> SweepSpec:
         raise MissingInputError(f"spec: no such file {str(path)!r}")
     try:
         data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise UsageError(f"spec: {path} is not valid TOML: {err}") from err
+    except PermissionError as err:
+        raise UsageError(f"spec: {path} cannot be read: {err.strerror}") from err
     return parse_spec(data, default_name=path.stem)
 
 

@@ -125,6 +125,8 @@ def read_movielens(path: str | Path) -> np.ndarray:
     except UnicodeDecodeError as err:
         raise UsageError(f"data: {path} is not a MovieLens u.data text file (user item rating timestamp): "
                          f"{err}; {ACCEPTED}") from err
+    except PermissionError as err:
+        raise UsageError(f"data: {path} cannot be read: {err.strerror}") from err
     rows, seen = [], {}
     for number, line in enumerate(lines, start=1):
         if not line.strip():

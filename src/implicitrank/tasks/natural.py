@@ -41,7 +41,10 @@ def read_idx(path: str | Path, argument: str = "path") -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise MissingInputError(f"{argument}: no such file {str(path)!r}")
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except PermissionError as err:
+        raise UsageError(f"{argument}: {path} cannot be read: {err.strerror}") from err
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
