@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from processes import group_alive
 
 from implicitrank.cli import main
@@ -134,6 +135,14 @@ def _unfinished_mf(tmp: Path) -> None:
 
     results.save_torch(run / "checkpoint.pt", {"step": 10, "params": [1.0] * 1000})
     _truncate(run / "checkpoint.pt")
+    (run / "summary.json").unlink()
+
+
+def _unfinished_mf_with_a_list_checkpoint(tmp: Path) -> None:
+    """An mf run killed after a checkpoint, whose checkpoint.pt was then replaced by a torch file of a list."""
+    assert main(["mf", *TINY, "--out", str(tmp / "o")]) == 0
+    run = next((tmp / "o").iterdir())
+    torch.save([1, 2, 3], run / "checkpoint.pt")
     (run / "summary.json").unlink()
 
 
@@ -312,6 +321,8 @@ CASES = [
     # corrupt and malformed files (item 6)
     Case("resume from a truncated checkpoint", ("mf", *TINY, "--out", "{tmp}/o", "--resume"), 2,
          ("checkpoint.pt", "truncated or corrupt", "delete it"), _unfinished_mf),
+    Case("resume from a checkpoint of something else", ("mf", *TINY, "--out", "{tmp}/o", "--resume"), 2,
+         ("checkpoint.pt", "not a checkpoint", "step"), _unfinished_mf_with_a_list_checkpoint),
     Case("sweep status with a truncated summary", ("sweep", "status", "{tmp}/o"), 0,
          ("0 done", "1 failed", "1 pending", "summary.json is truncated", "--retry-failed"), _damaged_sweep),
     Case("collect with a truncated summary", ("collect", "{tmp}/o"), 0,

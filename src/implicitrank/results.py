@@ -209,7 +209,7 @@ def save_torch(path: Path, obj: Any) -> None:
     atomic_write(path, lambda h: torch.save(obj, h))
 
 
-def load_torch(path: Path, hint: str = DAMAGED) -> Any:
+def load_torch(path: Path, hint: str = DAMAGED, keys: Iterable[str] = ()) -> Any:
     """What ``save_torch`` wrote to ``path``, loaded onto the CPU with ``weights_only=True``.
 
     Parameters
@@ -218,6 +218,8 @@ def load_torch(path: Path, hint: str = DAMAGED) -> Any:
         A file written by ``save_torch`` (``factors.pt``, ``checkpoint.pt``).
     hint : str, optional
         What the ``CorruptFileError`` of an unreadable file tells the user to do. Default ``DAMAGED``.
+    keys : iterable of str, optional
+        Keys the saved object must have (a checkpoint's); given, it must be a dict holding them.
 
     Returns
     -------
@@ -227,17 +229,21 @@ def load_torch(path: Path, hint: str = DAMAGED) -> Any:
     Raises
     ------
     CorruptFileError
-        When the file is truncated or corrupt; the message names it and ``hint``.
+        When the file is truncated or corrupt, or lacks ``keys``; the message names it and ``hint``.
     FileNotFoundError
         When ``path`` does not exist (``PermissionError`` likewise passes through).
     """
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        saved = torch.load(path, map_location="cpu", weights_only=True)
     except (FileNotFoundError, PermissionError):
         raise
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CorruptFileError(f"{path} is truncated or corrupt ({reason}); {hint}") from err
+    missing = sorted(set(keys) - (set(saved) if isinstance(saved, dict) else set()))
+    if missing:
+        raise CorruptFileError(f"{path} is not a checkpoint of this package (no {', '.join(missing)}); {hint}")
+    return saved
 
 
 DEVICE_USED = "device_used"  # config.json's record of the device the run trained on (not part of its config)

@@ -678,7 +678,8 @@ def _load_checkpoints(dirs: list[Path], device: torch.device) -> tuple[TrainStat
         return None, 0.0
     if not all(p.exists() for p in paths):
         raise UsageError("resume: some runs of this batch have a checkpoint and some do not; resume them apart")
-    runs = [results.load_torch(p, "delete it to restart this run from step 0 (it cannot be resumed)") for p in paths]
+    runs = [results.load_torch(p, "delete it to restart this run from step 0 (it cannot be resumed)",
+                               ("step", "params", "optimizer_state", "status", "records")) for p in paths]
     if len({r["step"] for r in runs}) != 1:
         raise UsageError("resume: the runs of this batch were checkpointed at different steps; resume them apart")
     merged = _stack([{k: r[k] for k in ("params", "optimizer_state", "status", "records")} for r in runs], device)

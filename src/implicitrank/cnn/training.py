@@ -400,7 +400,7 @@ def train_classifier(model: nn.Module, train: LocalityDataset, test: LocalityDat
     if run_path is not None:
         write_json(run_path / CONFIG, asdict(config))
         if (run_path / CHECKPOINT).is_file():
-            saved = load_torch(run_path / CHECKPOINT)
+            saved = load_torch(run_path / CHECKPOINT, keys=("model", "optimizer", "history", "fit_epoch", "elapsed"))
             model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
             history, fit_epoch, elapsed = saved["history"], saved["fit_epoch"], saved["elapsed"]

@@ -183,4 +183,4 @@ def stopped_early(job: Job, reason: str, *, failed: bool = False, trace: str | N
 def _checkpoint_step(run_dir: Path) -> int | None:
     path = run_dir / results.CHECKPOINT
     hint = f"it was moved to {CORRUPT_CHECKPOINT}; rerun with --retry-failed to restart the run from step 0"
-    return int(results.load_torch(path, hint)["step"]) if path.is_file() else None
+    return int(results.load_torch(path, hint, ("step",))["step"]) if path.is_file() else None
