@@ -283,6 +283,8 @@ CASES = [
          lambda tmp: _udata(tmp, ["1\t2\t3\t4", "2\t3\t99\t5"]), _nothing_written),
     Case("u.data pair rated twice", ("mf", "--data", "{tmp}/u.data", "--out", "{tmp}/o"), 2, ("line 3", "line 1"),
          lambda tmp: _udata(tmp, ["1\t2\t3\t4", "2\t3\t4\t5", "1\t2\t5\t6"]), _nothing_written),
+    Case("u.data id too large for a dense matrix", ("mf", "--data", "{tmp}/u.data", "--out", "{tmp}/o"), 2,
+         ("100000000×1682", "renumber"), lambda tmp: _udata(tmp, ["100000000\t2\t3\t4"]), _nothing_written),
     Case("u.data id with an underscore", ("mf", "--data", "{tmp}/u.data", "--out", "{tmp}/o"), 2, ("line 1",),
          lambda tmp: _udata(tmp, ["1_0\t2\t3\t4"]), _nothing_written),
     Case("npz mask of 0.5 and 1", ("mf", "--data", "{tmp}/x.npz", "--out", "{tmp}/o"), 2, ("'mask'", "0/1", "0.5"),

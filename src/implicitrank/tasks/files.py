@@ -160,9 +160,15 @@ def read_movielens(path: str | Path) -> np.ndarray:
     return np.column_stack([table[:, 0] - 1, table[:, 1] - 1, table[:, 2]])
 
 
-def _movielens_shape(table: np.ndarray) -> tuple[int, int]:
-    return (max(MOVIELENS_100K_SHAPE[0], int(table[:, 0].max()) + 1),
-            max(MOVIELENS_100K_SHAPE[1], int(table[:, 1].max()) + 1))
+def _movielens_shape(table: np.ndarray, largest: int = 10**8) -> tuple[int, int]:
+    """Users × items: MovieLens 100K's 943 × 1682, or more where the ids go beyond (the factors are dense, so ids
+    that would make more than ``largest`` entries are refused: user 100000000 asked for 1.3 TB)."""
+    shape = (max(MOVIELENS_100K_SHAPE[0], int(table[:, 0].max()) + 1),
+             max(MOVIELENS_100K_SHAPE[1], int(table[:, 1].max()) + 1))
+    if shape[0] * shape[1] > largest:
+        raise UsageError(f"data: user ids up to {shape[0]} and item ids up to {shape[1]} make a dense "
+                         f"{shape[0]}×{shape[1]} matrix, more than {largest:.0e} entries; renumber the ids from 1")
+    return shape
 
 
 def data_format(path: str | Path) -> str:
