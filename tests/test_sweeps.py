@@ -89,6 +89,18 @@ def test_example_spec_loads():
     assert len(spec.configs()) == 3 * 2 * 2 * 3
 
 
+def test_runs_with_a_data_file_and_no_shape_take_the_files_shape(tmp_path):
+    """As ``mf --data`` does; the default 100×100 made every run fail ("holds a 6×5 problem, not 100×100; leave shape
+    out", with shape left out), and a missing file went unnoticed until the runs."""
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "x.npz", matrix=np.outer(rng.standard_normal(6), rng.standard_normal(5)),
+             mask=rng.random((6, 5)) < 0.6)
+    spec = parse_spec({"base": {"data": str(tmp_path / "x.npz")}, "axes": {"seed": "0..1"}})
+    assert [c.shape for c in spec.configs()] == [(6, 5), (6, 5)]
+    with pytest.raises(ValueError, match="data: no such file"):
+        parse_spec({"base": {"data": str(tmp_path / "none.npz")}, "axes": {"seed": "0..1"}}).configs()
+
+
 @pytest.mark.parametrize("data, message", [
     ({"base": {"depht": 3}}, "base.depht: unknown config field"),
     ({"axes": {"sede": [1, 2]}}, "axes.sede: unknown config field"),

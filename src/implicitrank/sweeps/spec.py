@@ -140,7 +140,8 @@ class SweepSpec:
     def configs(self) -> list[RunConfig]:
         """Every run's validated configuration: ``base`` overridden by the run's axis values.
 
-        Integers given for float fields count as floats, so ``1`` and ``1.0`` name the same run.
+        Integers given for float fields count as floats, so ``1`` and ``1.0`` name the same run. A run with ``data``
+        and no ``shape`` takes the data file's shape, as ``mf --data`` does (the file is read once per path).
 
         Returns
         -------
@@ -150,13 +151,20 @@ class SweepSpec:
         Raises
         ------
         UsageError
-            For a combination that is not a valid configuration (naming its axis values), or two combinations
-            that are the same run.
+            For a combination that is not a valid configuration (naming its axis values), two combinations that
+            are the same run, or a data file that cannot be read.
         """
-        configs, ids = [], {}
+        from ..tasks.files import data_shape
+
+        configs, ids, shapes = [], {}, {}
         for values in self.assignments():
+            fields = {**self.base, **values}
+            if fields.get("data") is not None and "shape" not in fields:
+                if fields["data"] not in shapes:
+                    shapes[fields["data"]] = list(data_shape(fields["data"]))
+                fields["shape"] = shapes[fields["data"]]
             try:
-                config = RunConfig.from_dict(_as_declared({**self.base, **values}))
+                config = RunConfig.from_dict(_as_declared(fields))
             except ValueError as err:
                 raise UsageError(f"the run with {values} is not a valid configuration: {err}") from err
             if config.run_id in ids:
