@@ -125,6 +125,41 @@ def test_derived_references_are_labelled_and_never_shown_as_the_papers(tmp_path)
     assert data[1]["published"]["value"] == 2.58e-5 and data[1]["published"]["how"] == "stated"
 
 
+@pytest.mark.parametrize("test, parameter, reference", [
+    ("relative", 0.1, math.inf), ("relative", 0.1, -math.inf), ("absolute", 1.0, math.nan), ("relative", math.inf, 1.0),
+    ("at_most", math.inf, None), ("at_least", -math.inf, None), ("factor", 0.5, 1.0), ("relative", -0.1, 1.0),
+    ("at_most", None, None),
+])
+def test_a_tolerance_or_reference_that_decides_nothing_is_refused(test, parameter, reference):
+    """A reference of inf passed 0.5 and 7.0 under 'relative'; at_most inf passes anything; a factor below 1 or a
+    negative tolerance fails even the reference itself."""
+    with pytest.raises(ValueError, match="finite"):
+        evaluate("c", test, parameter, [0.5, 7.0], seeds=[0, 1], reference=reference)
+
+
+def test_a_control_without_numbers_is_no_check_rather_than_failing_as_it_must(tmp_path):
+    """A control fails when its runs are missing too; that proves nothing about the claim, so it is neither counted
+    among the controls that fail as they must nor shown so (it read "fails, as it must" before)."""
+    from implicitrank.experiments.claims import control_verdict
+    from implicitrank.reports.reproduction import gather_experiment
+
+    missing = evaluate("control: diverged", "at_most", 1e-3, [math.nan, math.nan], seeds=[0, 1])
+    empty = evaluate("control: no runs", "at_most", 1e-3, [], seeds=[])
+    real = evaluate("control: depth 1", "at_most", 1e-3, [0.5, 0.6], seeds=[0, 1])
+    assert [control_verdict(c.to_dict()) for c in (missing, empty, real)] == ["no numbers", "no numbers",
+                                                                               "discriminates"]
+    claims = [evaluate(f"claim {k}", "at_most", 1e-3, [1e-4, 2e-4], seeds=[0, 1], control=c)
+              for k, c in enumerate((missing, empty, real))]
+    write_claims(tmp_path / "x", "demo-exp", "test", claims, seeds=[0, 1])
+    data = json.loads((tmp_path / "x" / "claims.json").read_text())
+    assert data["controls"] == {"total": 3, "failed_as_they_must": 1}
+    md = (tmp_path / "x" / "claims.md").read_text()
+    assert "controls: 1 of 3 fail as they must" in md and md.count("no numbers") == 2
+    section = gather_experiment("demo-exp", tmp_path / "x", "demo-exp")
+    assert section["controls"]["failing"] == 1
+    assert [c["control_css"] for c in section["claims"]] == ["fail", "fail", "pass"]
+
+
 def test_claims_files_list_failures_first_with_counts_controls_and_provenance(tmp_path):
     control = evaluate("control: depth 1", "at_most", 1e-3, [0.5, 0.6], seeds=[0, 1])
     claims = [evaluate("good", "at_most", 1e-3, [1e-4, 2e-4], seeds=[0, 1], control=control),

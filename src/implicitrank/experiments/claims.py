@@ -335,6 +335,15 @@ def evaluate(claim: str, test: str, parameter, per_seed: Sequence, *, seeds: Ite
     if test in ("relative", "absolute", "factor") and reference is None:
         raise ValueError(f"test {test!r} needs a reference value")
     reference = as_number(reference)
+    # A tolerance or reference of inf passes anything and NaN fails anything: both are mistakes in the claim
+    # itself (ours, not the runs'), so they raise instead of deciding the status.
+    if test in ("relative", "absolute", "factor") and is_missing(reference):
+        raise ValueError(f"test {test!r} needs a finite reference, got {reference!r}")
+    floor = {"factor": 1.0, "relative": 0.0, "absolute": 0.0, "at_least": -math.inf, "at_most": -math.inf}.get(test)
+    if floor is not None and not (isinstance(parameter, (int, float)) and math.isfinite(parameter)
+                                  and parameter >= floor):
+        raise ValueError(f"test {test!r} needs a finite parameter (>= 1 for factor, >= 0 for a tolerance), got "
+                         f"{parameter!r}")
     missing = sum(is_missing(v) for v in values)
     notes = [note] if note else []
     if not values:
@@ -424,11 +433,39 @@ def _reference_cell(c: Claim) -> str:
     return "—"
 
 
+CONTROL_VERDICTS = {
+    "discriminates": "fails, as it must",
+    "does not discriminate": "PASSES (the claim does not discriminate)",
+    "no numbers": "no numbers (its runs are missing or did not run): not a check",
+}
+
+
+def control_verdict(control: dict) -> str:
+    """What a control (a claim's ``to_dict()``) shows: ``"discriminates"`` when it fails on numbers it has,
+    ``"does not discriminate"`` when it passes, ``"no numbers"`` when it fails only because its values are missing
+    (NaN, inf, None, no runs) or it did not run: failing for lack of numbers proves nothing.
+
+    Parameters
+    ----------
+    control : dict
+        The control claim as JSON-ready data (``status``, ``missing``, ``per_seed``).
+
+    Returns
+    -------
+    str
+        A key of ``CONTROL_VERDICTS``.
+    """
+    if control.get("status") == "pass":
+        return "does not discriminate"
+    if control.get("status") == "fail" and not control.get("missing") and control.get("per_seed"):
+        return "discriminates"
+    return "no numbers"
+
+
 def _control_cell(c: Claim) -> str:
     if c.control is None:
         return "—"
-    verdict = "fails, as it must" if c.control.status == "fail" else "PASSES (the claim does not discriminate)"
-    return f"{c.control.claim}: {ours_text(c.control)} — {verdict}"
+    return f"{c.control.claim}: {ours_text(c.control)} — {CONTROL_VERDICTS[control_verdict(c.control.to_dict())]}"
 
 
 def counts(claims: Sequence[Claim]) -> dict[str, int]:
@@ -474,13 +511,14 @@ def write_claims(out_dir: str | Path, experiment: str, scale: str, claims: list[
     record = provenance.collect(seeds=seeds, started=started)
     n = counts(claims)
     controls = [c.control for c in claims if c.control is not None]
+    discriminating = sum(control_verdict(c.to_dict()) == "discriminates" for c in controls)
     results.write_json(out_dir / "claims.json", {
         "experiment": experiment, "scale": scale, "counts": n,
-        "controls": {"total": len(controls), "failed_as_they_must": sum(c.status == "fail" for c in controls)},
+        "controls": {"total": len(controls), "failed_as_they_must": discriminating},
         "claims": [c.to_dict() for c in claims], "provenance": record})
     lines = [f"# {experiment} ({scale} scale)", "",
              f"{n['pass']} passed, {n['fail']} failed, {n['not run']} not run; controls: "
-             f"{sum(c.status == 'fail' for c in controls)} of {len(controls)} fail as they must", "",
+             f"{discriminating} of {len(controls)} fail as they must", "",
              f"Seeds: {_fmt(None if seeds is None else list(seeds))}. Commit {record['git_commit']}"
              f"{' (dirty)' if record['git_dirty'] else ''}, implicitrank {record['implicitrank']}, torch "
              f"{record['torch']}, {record['started']} – {record['ended']}.", "",

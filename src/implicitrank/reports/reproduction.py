@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..experiments.claims import CONTROL_VERDICTS, control_verdict
 from ._page import cell, css_class, duration, file_figure, fmt, read_json_or_none, render, seconds_between, table
 
 CLAIMS = "claims.json"
@@ -95,7 +96,8 @@ def gather_experiment(name: str, directory: Path, anchor: str) -> dict[str, Any]
             "claims": claims, "figures": figures, "problems": problems, "title": title, "notes": notes,
             "scale": (data or {}).get("scale"), "provenance": provenance, "seconds": seconds,
             "wall_time": duration(seconds),
-            "controls": {"total": len(controls), "failing": sum(c.get("status") == "fail" for c in controls)},
+            "controls": {"total": len(controls),
+                         "failing": sum(control_verdict(c) == "discriminates" for c in controls)},
             "directory": str(directory)}
 
 
@@ -135,12 +137,11 @@ def claim_row(c: dict[str, Any]) -> dict[str, Any]:
     control = c.get("control")
     control_text, control_css = "", ""
     if isinstance(control, dict):
-        must_fail = control.get("status") == "fail"
+        verdict = control_verdict(control)
         name = str(control.get("claim", ""))
         name = name if name.startswith("control") else f"control: {name}"
-        control_text = (f"{name}: {control.get('status')} "
-                        + ("(fails, as it must)" if must_fail else "(PASSES: the claim does not discriminate)"))
-        control_css = "pass" if must_fail else "fail"
+        control_text = f"{name}: {control.get('status')} ({CONTROL_VERDICTS[verdict]})"
+        control_css = "pass" if verdict == "discriminates" else "fail"
     return {"claim": c.get("claim", "—"), "status": status, "css": css_class(status), "paper": paper,
             "source": source, "reference": reference, "ours": ours, "spread": spread, "per_seed": per_seed_text,
             "test": c.get("tolerance") or c.get("test") or "—", "note": c.get("note") or "",
