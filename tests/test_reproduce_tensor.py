@@ -143,7 +143,12 @@ def test_locality_claims_are_evaluated_per_seed_and_a_missing_accuracy_fails(tmp
     assert fall.status == "pass" and fall.per_seed == pytest.approx((47.0, -2.0, 47.0)) and fall.holds_in == 2
     assert "on the median and in >= 2 of 3" in fall.tolerance  # the paper reports means over seeds
     gain = next(c for c in claims if "recovers" in c.claim)
-    assert gain.status == "pass" and gain.control.status == "fail"  # λ = 0 in place of λ = 3 gains nothing
+    assert gain.status == "pass" and gain.control.status == "fail"  # no gain at L = 2, where λ = 0 learns already
+    assert gain.control.per_seed == pytest.approx((0.0, 49.0, 1.0))
+    weaker_near = [r | {"last_test_acc": r["last_test_acc"] - 0.1} if (r["reg_weight"], r["difficulty"]) == (0.0, 2)
+                   else r for r in rows]  # λ = 3 now gains 10, 59 and 11 points at L = 2 too
+    control = next(c for c in seed_claims(setup, weaker_near, (0, 1, 2), "quick") if "recovers" in c.claim).control
+    assert control.status == "pass"  # a regularizer that helps everywhere does not show locality restored
     rows[-1]["last_test_acc"] = math.nan
     gain = next(c for c in seed_claims(setup, rows, (0, 1, 2), "quick") if "recovers" in c.claim)
     assert gain.status == "fail" and "1 of 3 runs missing" in gain.note
@@ -166,3 +171,16 @@ def test_epsilon_rank_lower_bound_is_the_rank_of_an_exact_low_rank_tensor():
 def test_takeoff_step_is_when_a_curve_first_reaches_half_its_final_value():
     curves = torch.tensor([[0.0, 0.0], [0.6, 0.1], [1.0, 0.4], [1.0, 1.0]])
     assert takeoff_steps([0, 10, 20, 30], curves) == [10, 30]
+    curves[-1, 1] = math.nan  # the run diverged: no take-off to report (it read -1, then a spacing of 31 steps)
+    assert takeoff_steps([0, 10, 20, 30], curves)[0] == 10 and math.isnan(takeoff_steps([0, 10, 20, 30], curves)[1])
+
+
+def test_a_diverged_run_has_no_count_of_learned_components():
+    """NaN final norms counted as "not learned" (0), which a control or an at-most claim could take as a result."""
+    from implicitrank.experiments.razin2021_incremental import _learned as learned_cp
+    from implicitrank.experiments.razin2022_dynamics import _learned as learned_hierarchical
+
+    curve = torch.tensor([[0.1, 0.1, 0.1], [3.0, 2.0, 0.01]])
+    assert learned_cp(curve) == 2.0 and learned_hierarchical(curve) == 2.0
+    curve[-1, 2] = math.nan
+    assert math.isnan(learned_cp(curve)) and math.isnan(learned_hierarchical(curve))

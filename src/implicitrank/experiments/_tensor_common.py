@@ -52,14 +52,15 @@ def mean_squared_error(w: Tensor, target: Tensor) -> Tensor:
     return (w - target).pow(2).flatten(1).mean(1)
 
 
-def takeoff_steps(steps: Sequence[int], curves: Tensor, fraction: float = 0.5) -> list[int]:
+def takeoff_steps(steps: Sequence[int], curves: Tensor, fraction: float = 0.5) -> list[float]:
     """For each curve (column of ``curves``, (T, K)), the first recorded step at which it reaches ``fraction``
-    of its final value: when that quantity was learned."""
+    of its final value: when that quantity was learned; NaN for a curve that ends without a number (its run
+    diverged), which was a step of −1 before."""
     steps = list(steps)
     out = []
     for k in range(curves.shape[1]):
         above = (curves[:, k] >= fraction * curves[-1, k]).nonzero()
-        out.append(int(steps[int(above[0])]) if len(above) else -1)
+        out.append(float(steps[int(above[0])]) if len(above) and bool(curves[-1, k].isfinite()) else math.nan)
     return out
 
 

@@ -25,6 +25,7 @@ incremental-learning claims must fail.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,9 +154,11 @@ def _plot_errors(steps, errors: torch.Tensor, runs, path: Path) -> None:
     save_figure(fig, path)
 
 
-def _learned(curve: torch.Tensor) -> int:
+def _learned(curve: torch.Tensor) -> float:
+    """How many components end above a tenth of the first; NaN when a final value is not a number (a diverged run
+    learned nothing we can count, not 0)."""
     final = curve[-1]
-    return int((final > 0.1 * final[0]).sum())
+    return float((final > 0.1 * final[0]).sum()) if bool(final.isfinite().all()) else math.nan
 
 
 def _takeoffs(setup: Setup, steps: list[int], curve: torch.Tensor) -> list[float]:

@@ -27,6 +27,7 @@ rank, are learned one at a time and few; the non-node's are not constrained by t
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -205,9 +206,12 @@ def _plot_matricizations(curve, path: Path) -> None:
     save_figure(fig, path)
 
 
-def _learned(curve) -> int:
-    """How many quantities end above ``LEARNED_FRACTION`` of the largest (``curve``: (T, SHOWN), descending)."""
-    return int((curve[-1] > LEARNED_FRACTION * curve[-1, 0]).sum())
+def _learned(curve) -> float:
+    """How many quantities end above ``LEARNED_FRACTION`` of the largest (``curve``: (T, SHOWN), descending); NaN
+    when a final value is not a number (a diverged run)."""
+    if not bool(curve[-1].isfinite().all()):
+        return math.nan
+    return float((curve[-1] > LEARNED_FRACTION * curve[-1, 0]).sum())
 
 
 def _spacing(steps: list[int], curve) -> list[float]:
@@ -260,7 +264,9 @@ def claims(setup: Setup, curves: dict, runs: list[tuple[int, bool]]) -> list[Cla
         out.append(evaluate(f"{label}: final values of the five largest (each within 35%)", "relative", 0.35,
                             [[float(v) for v in values[-1, index[s, False], :5]] for s in seeds], seeds=seeds,
                             published=published.R22_FINAL[kind], rule="median", note=note))
-        lasts = [float(max(takeoff_steps(steps, values[:, index[s, False], :panel.rank]))) for s in seeds]
+        # max() keeps a NaN only when it comes first: a missing take-off makes the last one missing
+        lasts = [max(t) if all(map(math.isfinite, t)) else math.nan
+                 for t in (takeoff_steps(steps, values[:, index[s, False], :panel.rank]) for s in seeds)]
         out.append(evaluate(f"{label}: last take-off step (all five learned by)", "relative", 0.5, lasts, seeds=seeds,
                             published=published.R22_LAST_TAKEOFF[kind], rule="median", note=note))
     if "hierarchical" in curves:

@@ -53,7 +53,9 @@ def run_task(task: str, scale: str, out_dir: Path, repetitions, data: str | None
 
 def seed_claims(setup: LocalitySetup, rows: list[dict], seeds: tuple[int, ...], scale: str) -> list[Claim]:
     """The figure's claims per seed (accuracies in percent, differences in points), on the median and in a
-    majority of seeds (the paper reports means). The gain claim's control puts λ = 0 in place of the largest λ."""
+    majority of seeds (the paper reports means). The gain claim's control asks for the same gain at the near
+    difficulty, where λ = 0 already learns the task (a control λ = 0 in place of λ, used before, was 0 by
+    construction and failed on any data)."""
     task, name = setup.task, setup.difficulty_name
     published_table = PUBLISHED[task]
     where = R22_LOCALITY_WHERE[task]
@@ -87,8 +89,10 @@ def seed_claims(setup: LocalitySetup, rows: list[dict], seeds: tuple[int, ...], 
         top_curve = plotted(tuple(published_table[paper_top].values()), RAZIN2022,
                             f"{where}, λ = {paper_top:g} at {name} = {list(published_table[paper_top])}")
         base = acc(0.0, far)
-        control = evaluate(f"control: {task}: λ=0 in place of λ={top:g} at {name}={far} (points over λ=0)",
-                           "at_least", 3.0, [a - b for a, b in zip(base, base)], seeds=seeds, rule="median")
+        # the same gain where there is no long-range interaction to restore (λ=0 already learns the near task):
+        # if λ helps there too, the claim shows a regularizer that helps, not one that restores what locality lost
+        control = evaluate(f"control: {task}: the same gain at {name}={near} (points over λ=0)", "at_least", 3.0,
+                           [a - b for a, b in zip(acc(top, near), acc(0.0, near))], seeds=seeds, rule="median")
         out.append(evaluate(f"{task}: λ={top:g} (paper: {paper_top:g}) recovers accuracy at {name}={far} (points over "
                             "λ=0)", "at_least", 3.0, [a - b for a, b in zip(acc(top, far), base)], seeds=seeds,
                             published=top_curve, rule="median", note=note, control=control))
