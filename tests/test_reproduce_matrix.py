@@ -13,8 +13,11 @@ import pytest
 import torch
 
 from implicitrank.experiments import reproduce
+from implicitrank.experiments.arora2019_completion import factorization_rows
 from implicitrank.experiments.arora2019_depth_invariance import commuting_sensing, min_nuclear_norm_psd
 from implicitrank.experiments.arora2019_dynamics import singular_vector_alignment
+from implicitrank.experiments.arora2019_observations import SCALES as OBSERVATION_SCALES
+from implicitrank.experiments.arora2019_observations import claims as observation_claims
 from implicitrank.experiments.arora2019_observations import observations_needed
 from implicitrank.experiments.razin2020_norms import (
     DET_ROUNDING,
@@ -257,3 +260,52 @@ def test_movielens_runs_report_top_singular_values_and_held_out_mse(tmp_path):
     for depth in (1, 2, 3):
         last = [r for r in rows if r["depth"] == depth][-1]
         assert last["step"] == 1 and last["test_mse"] > 0 and last["sigma_1"] > 0
+
+
+def test_a_diverged_run_leaves_the_grid_without_numbers_rather_than_its_last_finite_ones():
+    """Its summary holds the last record before it diverged (error 0.799 at step 9 of an 8×8 run at lr 3 passed an
+    'error <= 1' claim); a run that merely ran out of steps keeps its numbers."""
+    from implicitrank.run import RunConfig
+
+    common = {"shape": (8, 8), "rank": 2, "num_observations": 30, "depth": 3, "optimizer": "gd", "max_steps": 50,
+              "checkpoint_every": 0}
+    rows = factorization_rows([({"observations": 30}, [RunConfig(**common, lr=3.0, init_scale=1.0),
+                                                       RunConfig(**common, lr=0.1, init_scale=0.1)])], progress=False)
+    assert [r["status"] for r in rows] == ["diverged", "max_steps"]
+    assert all(math.isnan(rows[0][k]) for k in ("error", "nuclear_norm", "effective_rank"))
+    assert all(math.isfinite(rows[1][k]) for k in ("error", "nuclear_norm", "effective_rank"))
+
+
+def test_depths_that_never_recover_show_no_ordering_with_depth():
+    """All "never" ties were non-increasing, so the claim passed where no depth recovered at all."""
+    cfg = OBSERVATION_SCALES["test"]
+    rows = [{"rank": rank, "observations": m, "depth": d, "method": f"depth {d}", "seed": 0, "error": 0.5}
+            for rank in cfg.ranks for m in cfg.observations for d in (1, *cfg.depths)]
+    rows += [{"rank": rank, "observations": m, "depth": 0, "method": "nuclear norm", "seed": 0, "error": 0.5}
+             for rank in cfg.ranks for m in cfg.observations]
+    ordering = [c for c in observation_claims(rows, cfg, (0,)) if "non-increasing" in c.claim]
+    assert ordering and all(c.status == "fail" and c.missing == 1 for c in ordering)
+
+
+def test_a_run_that_diverged_stays_among_the_norm_claims_runs_and_fails_them():
+    """A NaN det failed ``det > 0``, so a diverged run was left out as one that "crossed det = 0" and the claims
+    passed on the others."""
+    from implicitrank.experiments.razin2020_norms import _claims
+
+    cfg, nan = SCALES["test"], math.nan
+    end = cfg.loss_threshold
+
+    def trajectory(depth, variant, seed, diverged=False):
+        rows = [{"depth": depth, "variant": variant, "epsilon": None, "seed": seed, "step": step, "loss": loss,
+                 "w11": 1 / math.sqrt(2 * loss), "w22": 0.0, "det": 0.01, "nuclear_norm": 1 / math.sqrt(2 * loss),
+                 "frobenius_norm": 1 / math.sqrt(2 * loss), "spectral_norm": 1 / math.sqrt(2 * loss),
+                 "effective_rank": 1.05} for step, loss in ((0, 1.0), (100, 0.1), (1000, 0.013), (5000, end))]
+        if diverged:
+            rows[-1] = {k: nan if isinstance(v, float) else v for k, v in rows[-1].items()}
+        return rows
+
+    rows = [r for d in (1, *cfg.depths) for r in trajectory(d, "balanced", 0) + trajectory(d, "unbalanced", 1, d == 3)]
+    flow = {d: [{"depth": d, "init": "balanced", "min_det": 0.1, "det_before_crossing": None, "final_loss": end / 2}]
+            for d in cfg.depths}
+    at_the_end = [c for c in _claims(rows, cfg, flow) if c.claim.startswith("depth 3") and "at the end" in c.claim]
+    assert at_the_end and all(c.seeds == (0, 1) and c.status == "fail" and c.missing == 1 for c in at_the_end)

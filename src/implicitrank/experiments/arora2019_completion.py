@@ -46,7 +46,7 @@ from pathlib import Path
 import torch
 
 from ..baselines import nuclear_norm_min
-from ..measure import effective_rank
+from ..measure import effective_rank, relative_error
 from ..plots import save
 from ..run import RunConfig, build_task
 from . import published
@@ -56,6 +56,7 @@ from .claims import Claim, evaluate, seed_list
 NAME = "arora2019-completion"
 TITLE = "Arora et al. 2019, Fig. 2: depths 2-4 vs min nuclear norm across init scales (completion, sensing)"
 NUCLEAR_EPS = 1e-3  # completion: |X_ij − y_ij| <= 1e-3 on observed entries, as published
+BASELINE_GAP = 1e-4  # the relative suboptimality a baseline X certified short of its 1e-6 target may have
 RECOVERED = 1e-3  # squared relative error counted as "≈ ground truth" at reduced scales
 FAILED = 1e-2  # squared relative error counted as "fails"
 
@@ -157,11 +158,15 @@ def factorization_rows(parts: list[tuple[dict, list[RunConfig]]], progress: bool
             c, s = result.config, result.summary
             training = (f"gradient flow ({c.flow_method}, rtol {c.rtol:g})" if c.optimizer == "gradient-flow"
                         else f"{c.optimizer} (lr {c.lr:g})")
+            # A diverged run's summary holds its last finite record: no result, so its numbers are missing
+            # (a claim over them fails) rather than those of the point it passed on the way out.
+            found = {key: math.nan if s["status"] == "diverged" else s[name] for key, name in
+                     (("error", "reconstruction_error_squared"), ("nuclear_norm", "nuclear_norm"),
+                      ("effective_rank", "effective_rank"))}
             rows.append(label | {"method": f"depth {c.depth}", "training": training, "depth": c.depth,
                                  "init_scale": c.init_scale,
-                                 "init_norm": c.init_scale, "seed": c.seed,
-                                 "error": s["reconstruction_error_squared"], "nuclear_norm": s["nuclear_norm"],
-                                 "effective_rank": s["effective_rank"], "status": s["status"], "steps": s["steps"],
+                                 "init_norm": c.init_scale, "seed": c.seed, **found,
+                                 "status": s["status"], "steps": s["steps"],
                                  "gradient_evaluations": s["gradient_evaluations"], "train_loss": s["train_loss"]})
     return rows
 
@@ -177,13 +182,19 @@ def baseline_rows(config: RunConfig, seeds, label: dict) -> list[dict]:
         # M = 5000, the slowest, took 630–690 for 100×100 rank 5 with truth and observation seeds 0, 1, 2 (issue 18).
         result = nuclear_norm_min(task, 0, eps_constraint=eps, tol=1e-6, max_iter=2_000)
         x, target = result.solution, task.target[0]
-        error = float((x - target).pow(2).sum() / target.pow(2).sum())
+        # An X whose certificate does not bound its suboptimality is not the minimum-nuclear-norm solution: its
+        # numbers are missing, not approximate. Where the cap stops the certificate between 1e-6 and BASELINE_GAP,
+        # X is kept: on the test scale's 12×12 relaxed problems the dual estimate needs 6,000–21,000 SVDs to
+        # certify 1e-6 while X's nuclear norm already matches cvxpy's to 1e-7 (gap 1.4e-6–6.5e-6 at the cap).
+        certified = result.converged or (result.constraint_residual <= 1e-6 and result.duality_gap <= BASELINE_GAP)
+        found = {"error": float(relative_error(x[None], target[None]) ** 2), "nuclear_norm": result.nuclear_norm,
+                 "effective_rank": float(effective_rank(torch.linalg.svdvals(x)))}
         rows.append(label | {"method": "nuclear norm", "training": f"ADMM (eps {eps:g})", "depth": 0,
                              "init_scale": None, "init_norm": None, "seed": k,
-                             "error": error, "nuclear_norm": result.nuclear_norm,
-                             "effective_rank": float(effective_rank(torch.linalg.svdvals(x))),
+                             **{key: v if certified else math.nan for key, v in found.items()},
                              "status": "converged" if result.converged else "max_iter",
-                             "steps": result.iterations, "gradient_evaluations": None, "train_loss": None})
+                             "duality_gap": result.duality_gap, "steps": result.iterations,
+                             "gradient_evaluations": None, "train_loss": None})
     return rows
 
 

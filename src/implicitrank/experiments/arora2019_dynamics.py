@@ -127,6 +127,9 @@ def run_movielens(cfg: DynamicsScale, path: str, seed: int) -> list[dict]:
             rows.append({"depth": result.config.depth, "step": r["step"], "train_loss": r["train_loss"],
                          "test_mse": r.get("test_mse")} | {f"sigma_{j + 1}": v for j, v in
                                                              enumerate(r["singular_values"])})
+        if result.summary["status"] == "diverged":  # its rows end at the last finite record: the end has no number
+            rows.append({key: math.nan for key in rows[-1]} | {"depth": result.config.depth,
+                                                                "step": result.summary["steps"]})
     return rows
 
 

@@ -98,8 +98,9 @@ def claims(rows: list[dict], cfg: ObservationsScale, seeds: tuple[int, ...]) -> 
         nn = [observations_needed([r for r in mine if r["seed"] == s], cfg.observations, method="nuclear norm")
               for s in seeds]
         label = f"rank {rank}: observations needed at depths {list(cfg.depths)} ({never} = never)"
-        out.append(evaluate(f"{label}, non-increasing with depth", "ordering", "non-increasing",
-                            [list(x) for x in zip(*(needed[d] for d in cfg.depths))], seeds=seeds,
+        # a seed where no depth recovers has no ordering to show (all "never" ties are non-increasing): missing
+        by_seed = [list(x) if min(x) < never else [math.nan] * len(x) for x in zip(*(needed[d] for d in cfg.depths))]
+        out.append(evaluate(f"{label}, non-increasing with depth", "ordering", "non-increasing", by_seed, seeds=seeds,
                             published=published.A19_FEWER_OBSERVATIONS))
         deepest, shallowest = max(cfg.depths), min(cfg.depths)
         control = evaluate(f"control: rank {rank}, depth 1 needs fewer observations than depth {shallowest} "

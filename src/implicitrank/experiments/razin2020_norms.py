@@ -237,7 +237,8 @@ def _claims(rows: list[dict], cfg: NormsScale, flow: dict[int, list[dict]]) -> l
     control_seeds = [f["seed"] for f in control_finals]
     for depth in (d for d in cfg.depths if d >= 3):
         # The published curves are trajectories that kept det > 0 (gradient flow does; GD may cross, counted here).
-        main = [t for t in main_runs[depth] if t[-1]["det"] > 0]
+        # A run whose det is not a number (it diverged) stays in, so that the claims see it missing and fail.
+        main = [t for t in main_runs[depth] if not t[-1]["det"] <= 0]
         crossed = len(main_runs[depth]) - len(main)
         note = f"{crossed} of {len(main_runs[depth])} runs crossed det = 0 and are left out" if crossed else ""
         seeds = [t[0]["seed"] for t in main]
