@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..experiments.claims import CONTROL_VERDICTS, control_verdict
 from ._page import cell, css_class, duration, file_figure, fmt, read_json_or_none, render, seconds_between, table
 
 CLAIMS = "claims.json"
@@ -96,8 +95,7 @@ def gather_experiment(name: str, directory: Path, anchor: str) -> dict[str, Any]
             "claims": claims, "figures": figures, "problems": problems, "title": title, "notes": notes,
             "scale": (data or {}).get("scale"), "provenance": provenance, "seconds": seconds,
             "wall_time": duration(seconds),
-            "controls": {"total": len(controls),
-                         "failing": sum(control_verdict(c) == "discriminates" for c in controls)},
+            "controls": {"total": len(controls), "failing": sum(_verdict(c) == "discriminates" for c in controls)},
             "directory": str(directory)}
 
 
@@ -137,7 +135,9 @@ def claim_row(c: dict[str, Any]) -> dict[str, Any]:
     control = c.get("control")
     control_text, control_css = "", ""
     if isinstance(control, dict):
-        verdict = control_verdict(control)
+        from ..experiments.claims import CONTROL_VERDICTS
+
+        verdict = _verdict(control)
         name = str(control.get("claim", ""))
         name = name if name.startswith("control") else f"control: {name}"
         control_text = f"{name}: {control.get('status')} ({CONTROL_VERDICTS[verdict]})"
@@ -146,6 +146,13 @@ def claim_row(c: dict[str, Any]) -> dict[str, Any]:
             "source": source, "reference": reference, "ours": ours, "spread": spread, "per_seed": per_seed_text,
             "test": c.get("tolerance") or c.get("test") or "—", "note": c.get("note") or "",
             "control": control_text, "control_css": control_css}
+
+
+def _verdict(control: dict) -> str:
+    """``claims.control_verdict``, imported when a report has controls (it brings torch, a second of start-up)."""
+    from ..experiments.claims import control_verdict
+
+    return control_verdict(control)
 
 
 def _show(key: str, value: Any) -> str:
