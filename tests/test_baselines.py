@@ -194,3 +194,13 @@ def test_anderson_gram_updated_a_row_at_a_time_equals_the_recomputed_one() -> No
         gamma = torch.linalg.lstsq(d_g.T, g.reshape(-1, 1)).solution.squeeze(1)
         expected = w.reshape(-1) + g.reshape(-1) - gamma @ d_sum
         torch.testing.assert_close(secants.extrapolate(w, g), expected.view_as(w))
+
+
+def test_minimum_frobenius_sensing_in_float32_is_as_accurate_as_float32_allows() -> None:
+    """The normal equations square cond(A): in float32, 99 measurements of a 10×10 matrix gave an interpolant 2.1e-5
+    off here (2e-3 for another draw); solved in float64 and returned in float32 it is off by float32 rounding only."""
+    task = gaussian_sensing(low_rank_matrix(10, 10, 2, seed=0).double(), 99, seed=3)
+    exact = min_frobenius(task)
+    single = min_frobenius(task.to("cpu", torch.float32))
+    assert single.dtype == torch.float32
+    assert float((single.double() - exact).norm() / exact.norm()) <= 1e-6

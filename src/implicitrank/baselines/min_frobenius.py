@@ -20,7 +20,8 @@ def min_frobenius(task: Completion | Sensing) -> Tensor:
     """argmin ||W||_F subject to A(W) = y, per run: what depth-1 gradient descent from zero reaches.
 
     Completion: the observed values with zeros elsewhere (any tensor order). Sensing: vec(W) = Aᵀ (A Aᵀ)⁻¹ y (the
-    pseudo-inverse solution; A must have independent rows).
+    pseudo-inverse solution; A must have independent rows), solved in float64 and returned in the task's dtype: the
+    Gram matrix squares A's condition number, which in float32 cost 2e-3 of accuracy at cond(A) ≈ 350.
 
     Parameters
     ----------
@@ -41,7 +42,7 @@ def min_frobenius(task: Completion | Sensing) -> Tensor:
         flat = torch.zeros(task.batch, math.prod(task.shape), dtype=task.values.dtype, device=task.values.device)
         return flat.scatter_(1, task.flat_indices(), task.values).view(task.batch, *task.shape)
     if isinstance(task, Sensing):
-        a = task.measurements
-        solution = torch.linalg.solve(a @ a.T, task.values.T)  # (M, B)
-        return (a.T @ solution).T.reshape(task.batch, *task.shape)
+        a = task.measurements.double()
+        solution = torch.linalg.solve(a @ a.T, task.values.double().T)  # (M, B)
+        return (a.T @ solution).T.reshape(task.batch, *task.shape).to(task.values.dtype)
     raise ValueError(f"task must be a Completion or a Sensing task, got {type(task).__name__}")
