@@ -382,6 +382,11 @@ CASES = [
     Case("locality cifar10 on a small canvas", ("locality", "is-same-class", "--source", "cifar10", "--data", "{tmp}",
                                                 "--canvas", "32,40", "--scale", "test", "--out", "{tmp}/o"),
          2, ("canvas_hw", "width >= 64", "allowed distances are none"), _cifar_batches, _nothing_written),
+    Case("locality cifar10 given one batch file", ("locality", "is-same-class", "--source", "cifar10", "--data",
+                                                   "{tmp}/data_batch_1", "--scale", "test", "--no-progress",
+                                                   "--out", "{tmp}/o"),
+         2, ("data_batch_3",), lambda tmp: [_cifar_batches(tmp), (tmp / "data_batch_3").unlink()],
+         absent=("directory",)),
     # one meaning per flag (issue 16): locality's --width meant a ResNet multiplier or plain CNN channels
     Case("locality old --width", ("locality", "pathfinder", "--width", "8", "--scale", "test", "--out", "{tmp}/o"), 2,
          ("--width is gone", "--width-multiplier", "--base-channels"), check=_nothing_written),

@@ -136,8 +136,10 @@ def run_locality(args: argparse.Namespace) -> int:
         if args.canvas is not None and len(args.canvas) != 2:
             raise UsageError(f"--canvas must be height,width, got {args.canvas}")
         canvas = canvas_for(setup, args.source or setup.source) if args.canvas is None else tuple(args.canvas)
-        fields.update(difficulties=args.distances, source=args.source, cifar_path=_common.resolve_data(args.data),
-                      canvas_hw=canvas)
+        cifar = _common.resolve_data(args.data)
+        if cifar is not None and Path(cifar).is_file():  # one of the batches names the directory holding them all
+            cifar = str(Path(cifar).parent)
+        fields.update(difficulties=args.distances, source=args.source, cifar_path=cifar, canvas_hw=canvas)
     else:
         fields.update(difficulties=args.lengths, patch_size=args.patch_size,
                       cache_dir=args.cache_dir or str(Path(out) / "pathfinder-cache"))
