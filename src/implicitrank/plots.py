@@ -322,8 +322,7 @@ def save(fig: Figure, path: str | PathLike | BinaryIO, dpi: int = 110) -> str | 
     """
     for ax in fig.axes:
         for axis in (ax.xaxis, ax.yaxis):
-            low, high = sorted(axis.get_view_interval())
-            if axis.get_scale() == "log" and low > 0 and math.log10(high / low) >= 2:
+            if axis.get_scale() == "log" and spans_decades(axis.get_view_interval()):
                 decade_ticks(axis)
     fig.tight_layout()
     fig.savefig(path, dpi=dpi, **({} if isinstance(path, (str, PathLike)) else {"format": "png"}))

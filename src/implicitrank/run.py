@@ -431,10 +431,10 @@ def build_task(configs: list[RunConfig]):
         if tuple(task.shape) != first.shape:
             raise UsageError(f"shape: the data file {first.data} holds a {'×'.join(map(str, task.shape))} problem, "
                              f"not {'×'.join(map(str, first.shape))}; leave shape out (the file's) or give its shape")
-        peak = float(task.values.abs().max())
-        if peak > torch.finfo(DTYPES[first.dtype]).max:
+        peak, largest = float(task.values.abs().max()), torch.finfo(DTYPES[first.dtype]).max
+        if peak > largest:
             raise UsageError(f"data: observed values up to {peak:.3g} overflow {first.dtype} (largest "
-                             f"{torch.finfo(DTYPES[first.dtype]).max:.3g}); use dtype float64 or rescale the data")
+                             f"{largest:.3g}); use dtype float64 or rescale the data")
         return task
     target = MODELS[first.model].ground_truth(first)
     if first.task == "sensing":

@@ -95,7 +95,8 @@ def gather_experiment(name: str, directory: Path, anchor: str) -> dict[str, Any]
             "claims": claims, "figures": figures, "problems": problems, "title": title, "notes": notes,
             "scale": (data or {}).get("scale"), "provenance": provenance, "seconds": seconds,
             "wall_time": duration(seconds),
-            "controls": {"total": len(controls), "failing": sum(_verdict(c) == "discriminates" for c in controls)},
+            "controls": {"total": len(controls),
+                         "failing": sum(_verdict(c)[0] == "discriminates" for c in controls)},
             "directory": str(directory)}
 
 
@@ -135,12 +136,10 @@ def claim_row(c: dict[str, Any]) -> dict[str, Any]:
     control = c.get("control")
     control_text, control_css = "", ""
     if isinstance(control, dict):
-        from ..experiments.claims import CONTROL_VERDICTS
-
-        verdict = _verdict(control)
+        verdict, text = _verdict(control)
         name = str(control.get("claim", ""))
         name = name if name.startswith("control") else f"control: {name}"
-        control_text = f"{name}: {control.get('status')} ({CONTROL_VERDICTS[verdict]})"
+        control_text = f"{name}: {control.get('status')} ({text})"
         control_css = "pass" if verdict == "discriminates" else "fail"
     return {"claim": c.get("claim", "—"), "status": status, "css": css_class(status), "paper": paper,
             "source": source, "reference": reference, "ours": ours, "spread": spread, "per_seed": per_seed_text,
@@ -148,11 +147,13 @@ def claim_row(c: dict[str, Any]) -> dict[str, Any]:
             "control": control_text, "control_css": control_css}
 
 
-def _verdict(control: dict) -> str:
-    """``claims.control_verdict``, imported when a report has controls (it brings torch, a second of start-up)."""
-    from ..experiments.claims import control_verdict
+def _verdict(control: dict) -> tuple[str, str]:
+    """``claims.control_verdict`` of a control and its words, imported when a report has controls (the claims
+    module brings torch, a second of start-up)."""
+    from ..experiments.claims import CONTROL_VERDICTS, control_verdict
 
-    return control_verdict(control)
+    verdict = control_verdict(control)
+    return verdict, CONTROL_VERDICTS[verdict]
 
 
 def _show(key: str, value: Any) -> str:
