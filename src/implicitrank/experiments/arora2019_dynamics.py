@@ -30,11 +30,13 @@ from pathlib import Path
 
 import torch
 
+from ..errors import UsageError
 from ..factorizations import MatrixFactorization, generators
 from ..measure import check_rates
 from ..plots import indexed, save
 from ..run import RunConfig
 from ..tasks import complete_from_target, low_rank_matrix
+from ..tasks.files import read_movielens
 from ..theory import record_trajectory
 from . import published
 from ._matrix_common import DEPTH_COLORS, panels, run_grid, write_csv
@@ -113,6 +115,19 @@ def run_synthetic(cfg: DynamicsScale, seed: int) -> tuple[list[dict], dict[int, 
             row |= {f"rate_predicted_{j + 1}": float(rate[i, j]) for j in range(cfg.rank)}
             rows.append(row)
     return rows, theory
+
+
+def check_movielens(path: str) -> None:
+    """Refuse a file ``run_movielens`` cannot use before anything trains: not a MovieLens ``u.data`` file, or too
+    few ratings to train on ``MOVIELENS_TRAIN`` and hold out the rest (the synthetic part trains first)."""
+    if Path(path).suffix.lower() == ".npz":  # which the file reader's message offers: other commands take it
+        raise UsageError(f"--data: {NAME} reads a MovieLens u.data text file (user item rating timestamp per line), "
+                         f"got {path}")
+    table = read_movielens(path)
+    if len(table) <= MOVIELENS_TRAIN:
+        raise UsageError(f"--data: {path} has {len(table):,} ratings; {NAME} trains on {MOVIELENS_TRAIN:,} random "
+                         f"ones and holds out the rest, so it needs more than {MOVIELENS_TRAIN:,} (MovieLens 100K: "
+                         "100,000)")
 
 
 def run_movielens(cfg: DynamicsScale, path: str, seed: int) -> list[dict]:

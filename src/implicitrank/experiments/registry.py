@@ -60,9 +60,7 @@ def check_data(name: str, data: str | None) -> None:
         uses = "; ".join(f"{n}: {what}" for n, what in USES_DATA.items())
         raise UsageError(f"--data: {name} uses no data; leave --data out (experiments that read it: {uses})")
     if name == "arora2019-dynamics":
-        from ..tasks.files import data_shape
-
-        data_shape(data)
+        experiment(name).check_movielens(data)
     elif name == "razin2021-natural":
         experiment(name).find_idx_sets(data)
     elif not Path(data).is_dir():
@@ -123,13 +121,15 @@ def reproduce(name: str, scale: str, out_dir: str | Path, seeds: int | Sequence[
     Raises
     ------
     UsageError
-        For an unknown experiment or scale, or unacceptable seeds.
+        For an unknown experiment or scale, unacceptable seeds, or data the experiment does not read or cannot use
+        (``check_data``).
     """
     if scale not in SCALE_NAMES:
         raise UsageError(f"scale must be one of {SCALE_NAMES}, got {scale!r}")
     if seeds is not None:
         seeds = seed_list(seeds, 1)
     module = experiment(name)
+    check_data(name, data)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = provenance.now()
