@@ -204,3 +204,22 @@ def test_minimum_frobenius_sensing_in_float32_is_as_accurate_as_float32_allows()
     single = min_frobenius(task.to("cpu", torch.float32))
     assert single.dtype == torch.float32
     assert float((single.double() - exact).norm() / exact.norm()) <= 1e-6
+
+
+def test_minimum_frobenius_of_an_entry_observed_twice_is_the_least_squares_mean_gd_reaches() -> None:
+    task = Completion((2, 2), torch.tensor([[0, 0], [0, 0], [1, 1]]), torch.tensor([[1.0, 3.0, 2.0]],
+                                                                                     dtype=torch.float64))
+    w = torch.zeros(1, 2, 2, dtype=torch.float64)
+    for _ in range(2000):  # depth-1 gradient descent from zero on the task's own loss
+        w -= 0.5 * task.dense_loss_and_grad(w)[1]
+    expected = torch.tensor([[[2.0, 0.0], [0.0, 2.0]]], dtype=torch.float64)
+    torch.testing.assert_close(w, expected)
+    torch.testing.assert_close(min_frobenius(task), expected)
+
+
+def test_minimum_frobenius_refuses_linearly_dependent_measurements() -> None:
+    from implicitrank.tasks import Sensing
+
+    a = torch.randn(12, 9, generator=torch.Generator().manual_seed(1), dtype=torch.float64)  # 12 rows in R^9
+    with pytest.raises(ValueError, match="linearly dependent"):
+        min_frobenius(Sensing((3, 3), a, torch.ones(1, 12, dtype=torch.float64)))

@@ -162,3 +162,26 @@ def test_a_float64_task_with_float32_parameters_is_refused_before_the_first_step
     with pytest.raises(ValueError, match="task has 2 runs but the parameters have 1"):
         run(task.to(torch.float32), [p[:1] for p in params])
     assert run(task.to(torch.float32), params).step == 2
+
+
+def test_indices_must_be_integer_and_shared_or_one_set_per_run():
+    values = torch.tensor([[1.0, 2.0]] * 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"indices must be .*B = 3"):  # run 0's set read as every run's
+        Completion((2, 2), torch.tensor([[[0, 0], [1, 1]]]), values)
+    with pytest.raises(ValueError, match="indices must be an integer tensor"):  # truncated to (0, 0), (1, 1)
+        Completion((2, 2), torch.tensor([[0.9, 0.6], [1.2, 1.0]]), values[:1])
+    with pytest.raises(ValueError, match="test_indices must be an integer tensor"):
+        Completion((2, 2), torch.tensor([[0, 0], [1, 1]]), values[:1], test_indices=torch.tensor([[0.5, 1.0]]),
+                   test_values=torch.tensor([[1.0]]))
+
+
+def test_an_entry_observed_twice_counts_twice_in_the_dense_gradient_as_in_the_loss():
+    """∇L of L = mean over observations, by autograd, against the closed form the training steps use."""
+    task = Completion((2, 2), torch.tensor([[0, 0], [0, 0], [1, 1]]), torch.tensor([[1.0, 3.0, 2.0]],
+                                                                                     dtype=torch.float64))
+    w = torch.tensor([[[0.5, -1.0], [2.0, 0.25]]], dtype=torch.float64, requires_grad=True)
+    loss, grad = task.dense_loss_and_grad(w.detach())
+    reference = (w.reshape(1, -1)[:, [0, 0, 3]] - task.values).pow(2).mean(1)
+    (expected,) = torch.autograd.grad(reference.sum(), w)
+    torch.testing.assert_close(loss, reference.detach())
+    torch.testing.assert_close(grad, expected)

@@ -39,7 +39,9 @@ class Completion(Observations):
     Raises
     ------
     ValueError
-        When ``indices`` does not end in the order, ``values`` is not (B, M), or an index is out of range.
+        When ``indices`` is not an integer (M, order) or (B, M, order) tensor with B the runs of ``values``,
+        ``values`` is not (B, M), or an index is out of range (``test_indices`` likewise against ``test_values``).
+        An entry observed more than once counts once per observation in the loss (natural data repeats images).
 
     References
     ----------
@@ -59,9 +61,10 @@ class Completion(Observations):
 
     def __post_init__(self) -> None:
         order = len(self.shape)
-        if self.indices.shape[-1] != order:
-            raise ValueError(f"indices must end in the tensor order {order}, got shape {tuple(self.indices.shape)}")
+        _check_indices("indices", self.indices, order, self.values)
         check_values(self.values, self.indices.shape[-2])
+        if self.test_indices is not None and self.test_values is not None:
+            _check_indices("test_indices", self.test_indices, order, self.test_values)
         sizes = torch.tensor(self.shape, device=self.indices.device)
         if bool(((self.indices < 0) | (self.indices >= sizes)).any()):
             raise ValueError(f"indices out of range for a tensor of shape {self.shape}")
@@ -138,7 +141,7 @@ class Completion(Observations):
     def dense_loss_and_grad(self, w: Tensor) -> tuple[Tensor, Tensor]:
         """Loss and ∇L(W) for a dense end-to-end W.
 
-        ∇L(W) is zero off the observed entries and 2(W[i] − y_i)/M on them.
+        ∇L(W) is zero off the observed entries and Σ 2(W[i] − y_i)/M on them (summed over an entry's observations).
 
         Parameters
         ----------
@@ -153,7 +156,8 @@ class Completion(Observations):
         flat_idx = self._flat
         flat_w = w.reshape(w.shape[0], -1)
         residual = flat_w.gather(1, flat_idx) - self.values
-        grad = torch.zeros_like(flat_w).scatter_(1, flat_idx, residual * (2.0 / self.num_observations))
+        # added, not written: an entry observed twice gets both terms of the loss's gradient
+        grad = torch.zeros_like(flat_w).scatter_add_(1, flat_idx, residual * (2.0 / self.num_observations))
         return residual.pow(2).mean(dim=1), grad.view_as(w)
 
     @property
@@ -163,6 +167,18 @@ class Completion(Observations):
             cached = self.flat_indices()
             self._flat_cache = cached
         return cached
+
+
+def _check_indices(name: str, indices: Tensor, order: int, values: Tensor) -> None:
+    """``indices`` must be integer, (M, order) shared by the runs or (B, M, order) with B the runs of ``values``."""
+    if indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
+        raise ValueError(f"{name} must be an integer tensor (positions), got {indices.dtype}")
+    if indices.dim() not in (2, 3) or indices.shape[-1] != order:
+        raise ValueError(f"{name} must be (M, order) = (M, {order}) shared by the runs or (B, M, {order}), got shape "
+                         f"{tuple(indices.shape)}")
+    if indices.dim() == 3 and values.dim() >= 1 and indices.shape[0] != values.shape[0]:
+        raise ValueError(f"{name} must be (M, {order}) shared by the runs or (B, M, {order}) with B = "
+                         f"{values.shape[0]} (the runs of the values), got shape {tuple(indices.shape)}")
 
 
 def sample_observations(
