@@ -115,6 +115,20 @@ def test_divergence_stops_the_run_names_the_step_and_keeps_the_records():
     assert int(state.steps[0]) == 200
 
 
+def test_a_diverged_run_s_integer_metrics_are_missing_not_a_count_of_zero():
+    from implicitrank.measure import numerical_rank
+
+    model, task, params = _problem()
+    lr = torch.tensor([1e-3, 1e3], dtype=torch.float64)
+    config = TrainConfig(max_steps=60, loss_threshold=0.0, record_every=1, record_per_decade=0, progress=False)
+    state = train(model, task, params, gradient_descent(), lr, config,
+                  measure=lambda p, loss: {"rank": numerical_rank(model.quantities(p))})
+    step = int(state.diverged_at[1])
+    ranks = state.history("rank")
+    assert step > 0 and ranks[:step, 1].ge(1).all()  # measured while finite
+    assert ranks[step:, 1].isnan().all() and ranks[:, 0].ge(1).all()
+
+
 def test_an_infinite_loss_counts_as_divergence():
     from implicitrank.train import mark_status, start
 

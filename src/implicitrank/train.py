@@ -291,9 +291,22 @@ def record(state: TrainState, measure: Measure | None) -> None:
             if v.is_floating_point() and v.dim():
                 finite = finite & ~torch.isinf(v.reshape(v.shape[0], -1)).any(1).to(finite.device)
         _stop_diverged(state, finite)
-        metrics = {k: torch.where(per_run(finite.to(v.device), v), v, math.nan).cpu()
-                   if v.is_floating_point() and v.dim() else v.cpu() for k, v in values.items()}
+        metrics = {k: _missing_unless(finite, v) for k, v in values.items()}
     state.records.append({"step": state.step, "train_loss": state.loss.detach().cpu(), **metrics})
+
+
+def _missing_unless(finite: Tensor, v: Tensor) -> Tensor:
+    """The metric ``v`` (B, ...) on the CPU, NaN for the runs that are not ``finite``. An integer or boolean metric
+    becomes float64 in a row where some run is not: its value there, computed on zeros, would read as a result
+    (a numerical rank of 0)."""
+    if not v.dim():
+        return v.cpu()
+    keep = per_run(finite.to(v.device), v)
+    if not v.is_floating_point():
+        if bool(keep.all()):
+            return v.cpu()
+        v = v.to(torch.float64)
+    return torch.where(keep, v, math.nan).cpu()
 
 
 def _stop_diverged(state: TrainState, finite: Tensor) -> None:
