@@ -62,7 +62,7 @@ def test_relative_error_is_scale_invariant_where_squared_entries_would_under_or_
         assert 0.05 < float(unit.min()) and float(unit.max()) < 0.2
         torch.testing.assert_close(relative_error(w * scale, target * scale, m), unit, rtol=1e-12, atol=0)
     empty = torch.zeros(1, 12, 12, dtype=torch.bool)
-    assert relative_error(w * scale, target * scale, empty).tolist() == [0.0, 0.0]
+    assert relative_error(w * scale, target * scale, empty).isnan().all()  # no entry: no number, at any unit
 
 
 @pytest.mark.parametrize("scale", [1e-170, 1e170])
@@ -90,6 +90,44 @@ def test_scaled_norm_and_effective_rank_of_zero_and_non_finite_values():
     entropy = -(3 / 7 * math.log(3 / 7) + 4 / 7 * math.log(4 / 7))
     assert ranks[:2].tolist() == [pytest.approx(math.exp(entropy), rel=1e-14), 0.0] and ranks[2:].isnan().all()
     assert effective_rank(torch.tensor([[1e-310, 1e-310]], dtype=torch.float64)).item() == pytest.approx(2.0)
+
+
+def test_relative_error_reads_masks_and_targets_by_shape_and_has_no_number_for_nothing():
+    g = torch.Generator().manual_seed(0)
+    w, target = torch.randn(2, 3, 4, generator=g, dtype=torch.float64), torch.randn(2, 3, 4, generator=g,
+                                                                                    dtype=torch.float64)
+    mask = torch.rand(2, 3, 4, generator=g) > 0.5
+    expected = [float((w[b] - target[b])[mask[b]].norm() / target[b][mask[b]].norm()) for b in range(2)]
+    torch.testing.assert_close(relative_error(w, target, mask), torch.tensor(expected, dtype=torch.float64))
+    with pytest.raises(ValueError, match="mask must broadcast"):  # same number of entries, other shape
+        relative_error(w, target, mask.transpose(1, 2))
+    shared = [float((w[b] - target[0]).norm() / target[0].norm()) for b in range(2)]
+    torch.testing.assert_close(relative_error(w, target[0]), torch.tensor(shared, dtype=torch.float64))
+    with pytest.raises(ValueError, match="mask must be a boolean"):
+        relative_error(w, target, mask.double())
+    assert relative_error(w, target, torch.zeros_like(mask)).isnan().all()  # an empty mask: not a perfect 0
+    assert relative_error(w, torch.zeros_like(target)).isnan().all()  # relative to nothing
+    assert relative_error(torch.zeros_like(w), torch.zeros_like(target)).eq(0).all()  # exact
+
+
+def test_numerical_rank_of_non_finite_values_is_missing_not_zero():
+    ranks = numerical_rank(torch.tensor([[1.0, math.nan, 1.0], [math.inf, 1.0, 0.0], [1.0, 0.5, 0.0]]))
+    assert ranks[:2].isnan().all() and ranks[2] == 2
+    assert numerical_rank(torch.tensor([[1.0, 0.5, 0.0]])).dtype == torch.int64
+    with pytest.raises(ValueError, match="tol must be positive"):
+        numerical_rank(torch.ones(1, 2), tol=math.nan)
+
+
+def test_singular_value_threshold_refuses_what_has_no_threshold():
+    from implicitrank.baselines import singular_value_threshold
+
+    v = torch.diag(torch.tensor([3.0, 1.0], dtype=torch.float64))
+    torch.testing.assert_close(singular_value_threshold(v, 0.5)[1], torch.tensor([2.5, 0.5], dtype=torch.float64))
+    for threshold in (-1.0, math.nan):  # -1 grew [3, 1] to [4, 2]; NaN gave the zero matrix
+        with pytest.raises(ValueError, match="threshold must be >= 0"):
+            singular_value_threshold(v, threshold)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        singular_value_threshold(torch.full((2, 2), math.nan, dtype=torch.float64), 0.5)
 
 
 def test_measurements_only_measure_they_import_no_loop_optimizer_or_solver():

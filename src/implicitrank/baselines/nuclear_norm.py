@@ -259,11 +259,22 @@ def singular_value_threshold(v: Tensor, threshold: float) -> tuple[Tensor, Tenso
     tuple of (Tensor, Tensor)
         SVT_τ(V), (m, n), and its thresholded singular values σ_k − τ, descending.
 
+    Raises
+    ------
+    ValueError
+        When ``v`` is not a finite real floating-point matrix or ``threshold`` is negative or NaN.
+
     References
     ----------
     J.-F. Cai, E. J. Candès, Z. Shen, "A Singular Value Thresholding Algorithm for Matrix Completion", SIAM J.
     Optim. 2010, Theorem 2.1 (the singular value shrinkage operator is the proximal map of τ||·||_*).
     """
+    if v.dim() != 2 or not v.is_floating_point():
+        raise ValueError(f"v must be a real floating-point (m, n) matrix, got {v.dtype} of shape {tuple(v.shape)}")
+    if not bool(torch.isfinite(v).all()):
+        raise ValueError("v holds NaN or inf")
+    if not threshold >= 0:
+        raise ValueError(f"threshold must be >= 0, got {threshold}")
     x, sigma, _, _ = _singular_value_threshold(v, threshold)
     return x, sigma
 

@@ -8,6 +8,8 @@ error of 0.1 read 2e-130 on data of 1e-160.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -34,8 +36,8 @@ def scaled_norm(x: Tensor, dim: int | tuple[int, ...] = -1) -> Tensor:
 
 
 def norm_ratio(x: Tensor, y: Tensor, dim: int | tuple[int, ...] = -1) -> Tensor:
-    """||x||_2 / ||y||_2 over ``dim``, both in units of max|y| (exact for tiny or huge y); ||x||·1e30 where y is
-    all zero (an empty mask: 0).
+    """||x||_2 / ||y||_2 over ``dim``, both in units of max|y| (exact for tiny or huge y); where y is all zero,
+    NaN (a size relative to nothing is no number; inf would read as a divergence) unless x is too (0: a match).
 
     Parameters
     ----------
@@ -50,7 +52,9 @@ def norm_ratio(x: Tensor, y: Tensor, dim: int | tuple[int, ...] = -1) -> Tensor:
         The ratios.
     """
     peak = _in_units_of_peak(y, dim)
-    return scaled_norm(x / peak, dim) / torch.linalg.vector_norm(y / peak, dim=dim).clamp_min(1e-30)
+    numerator, denominator = scaled_norm(x / peak, dim), torch.linalg.vector_norm(y / peak, dim=dim)
+    ratio = numerator / torch.where(denominator == 0, torch.ones_like(denominator), denominator)
+    return torch.where((denominator == 0) & (numerator != 0), math.nan, ratio)
 
 
 def _in_units_of_peak(x: Tensor, dim: int | tuple[int, ...]) -> Tensor:
@@ -113,17 +117,21 @@ def numerical_rank(values: Tensor, tol: float = 1e-3, relative: bool = True) -> 
     Returns
     -------
     Tensor
-        (...,) integer counts.
+        (...,) integer counts; float64 with NaN for the slices holding NaN or inf, when there are any.
 
     Raises
     ------
     ValueError
-        When ``tol`` is not positive.
+        When ``tol`` is not positive (or NaN).
     """
-    if tol <= 0:
+    if not tol > 0:
         raise ValueError(f"tol must be positive, got {tol}")
     cut = tol * values.amax(-1, keepdim=True) if relative else torch.full_like(values[..., :1], tol)
-    return (values > cut).sum(-1)
+    counts = (values > cut).sum(-1)
+    finite = torch.isfinite(values).all(-1)
+    if bool(finite.all()):
+        return counts
+    return torch.where(finite, counts.to(torch.float64), math.nan)
 
 
 def schatten_norm(values: Tensor, p: float) -> Tensor:
@@ -211,7 +219,7 @@ def relative_error(w: Tensor, target: Tensor, mask: Tensor | None = None) -> Ten
     Parameters
     ----------
     w : Tensor
-        W, (B, ...).
+        W, (B, ...): the first dimension holds the runs (one matrix: ``w[None]``).
     target : Tensor
         W*, broadcastable to ``w``.
     mask : Tensor, optional
@@ -220,15 +228,31 @@ def relative_error(w: Tensor, target: Tensor, mask: Tensor | None = None) -> Ten
     Returns
     -------
     Tensor
-        (B,).
+        (B,); NaN for a run whose mask keeps no entry, or whose W* is zero where W is not (``norm_ratio``).
+
+    Raises
+    ------
+    ValueError
+        When ``target`` or ``mask`` does not broadcast to the shape of ``w``, or ``mask`` is not boolean.
 
     References
     ----------
     S. Arora, N. Cohen, W. Hu, Y. Luo, "Implicit Regularization in Deep Matrix Factorization", NeurIPS 2019,
     Figure 2 (reconstruction error = mean of (W − W*)² over all entries).
     """
-    diff, ref = (w - target).flatten(1), target.flatten(1).expand_as((w - target).flatten(1))
-    if mask is not None:
-        keep = mask.flatten(1).expand_as(diff)
-        diff, ref = diff * keep, ref * keep
-    return norm_ratio(diff, ref, 1)
+    target = _broadcast("target", target, w)
+    diff, ref = (w - target).flatten(1), target.flatten(1)
+    if mask is None:
+        return norm_ratio(diff, ref, 1)
+    if mask.dtype != torch.bool:
+        raise ValueError(f"mask must be a boolean tensor, got {mask.dtype}")
+    keep = _broadcast("mask", mask, w).flatten(1)
+    return torch.where(keep.any(1), norm_ratio(diff * keep, ref * keep, 1), math.nan)
+
+
+def _broadcast(name: str, x: Tensor, w: Tensor) -> Tensor:
+    """``x`` broadcast to the shape of ``w`` (by trailing dimensions, as arithmetic does), or a ValueError."""
+    try:
+        return torch.broadcast_to(x, w.shape)
+    except RuntimeError:
+        raise ValueError(f"{name} must broadcast to the shape of w {tuple(w.shape)}, got {tuple(x.shape)}") from None
