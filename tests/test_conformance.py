@@ -185,3 +185,17 @@ def test_an_init_that_does_not_apply_is_refused_in_one_line_naming_the_allowed_o
             BUILD[kind](init_method=init)
         message = str(error.value)
         assert "\n" not in message and all(repr(i) in message for i in model.inits) and repr(init) in message
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_factorization_refuses_inits_that_are_no_numbers(kind):
+    model = BUILD[kind]()
+    for scale in (math.inf, math.nan):  # were inf/NaN factors
+        with pytest.raises(ValueError, match="init_scale must be positive and finite"):
+            model.init(1, torch.tensor([scale]), generators([0]))
+    with pytest.raises(ValueError, match="dtype must be a floating-point"):  # were all-zero integer factors
+        model.init(1, torch.tensor([0.1]), generators([0]), dtype=torch.int64)
+    with pytest.raises(ValueError, match="one torch.Generator per run"):
+        model.init(1, torch.tensor([0.1]), torch.Generator())
+    with pytest.raises(ValueError, match="batch must be an integer >= 1"):
+        model.init(0, torch.tensor([0.1]), [])

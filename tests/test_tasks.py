@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -48,6 +50,9 @@ def test_sensing_uses_gaussian_measurements_of_variance_one_over_n_squared():
     [
         ({"rows": 5, "cols": 5, "rank": 6}, "rank"),
         ({"rows": 5, "cols": 5, "rank": 0}, "rank"),
+        ({"rows": 3, "cols": 3, "rank": 1, "dtype": torch.int64}, "dtype must be a floating-point"),  # was -1/0/1
+        ({"rows": 3, "cols": 3, "rank": 1, "frobenius_norm": math.inf}, "frobenius_norm must be positive and"),
+        ({"rows": 3, "cols": 3, "rank": 1, "frobenius_norm": math.nan}, "frobenius_norm must be positive and"),
     ],
 )
 def test_bad_ground_truth_arguments(kwargs, match):
@@ -185,3 +190,10 @@ def test_an_entry_observed_twice_counts_twice_in_the_dense_gradient_as_in_the_lo
     (expected,) = torch.autograd.grad(reference.sum(), w)
     torch.testing.assert_close(loss, reference.detach())
     torch.testing.assert_close(grad, expected)
+
+
+def test_sensing_of_an_integer_target_is_refused_not_measured_with_truncated_matrices():
+    with pytest.raises(ValueError, match="target must be a finite floating-point"):
+        gaussian_sensing(torch.tensor([[3, 1], [2, 5]]), 4)  # measurements were cast to int: {-1, 0, 1}
+    with pytest.raises(ValueError, match="batch must be >= 1"):
+        gaussian_sensing(torch.ones(2, 2, dtype=torch.float64), 4, batch=-1)

@@ -114,7 +114,7 @@ class Factorization(Protocol):
         self,
         batch: int,
         init_scale: Tensor,
-        generator: torch.Generator | list[torch.Generator],
+        generator: list[torch.Generator],
         *,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
@@ -129,8 +129,8 @@ class Factorization(Protocol):
             How many independent runs B to initialize (the leading dimension of every tensor).
         init_scale : Tensor
             Root-mean-square ||W(0) − E W(0)||_F, one per run or one for all; positive.
-        generator : torch.Generator or list of torch.Generator
-            One generator per run, so run b is drawn the same alone or in a batch.
+        generator : list of torch.Generator
+            One generator per run, so run b is drawn the same alone or in a batch (``generators(seeds)``).
         dtype : torch.dtype, optional
             Floating dtype of every returned tensor. Default ``torch.float32``.
         device : torch.device or str, optional
@@ -293,18 +293,24 @@ def generators(seeds: list[int], device: torch.device | str = "cpu") -> list[tor
 
 
 def per_run_scales(
-    init_scale: Tensor | float, generator: list[torch.Generator] | tuple, batch: int
+    init_scale: Tensor | float, generator: list[torch.Generator] | tuple, batch: int, dtype: torch.dtype
 ) -> tuple[list[torch.Generator], Tensor]:
-    """Check ``init`` arguments: one generator per run and positive init scales, one per run (or one
-    for all); returns the generators and a (B,) float64 tensor of scales."""
+    """Check ``init`` arguments: at least one run, one generator per run, finite positive init scales, one per run
+    (or one for all), a floating dtype; returns the generators and a (B,) float64 tensor of scales."""
+    if not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"batch must be an integer >= 1, got {batch!r}")
+    if isinstance(generator, torch.Generator):
+        raise ValueError("generator must be a list of one torch.Generator per run (generators(seeds)), got one")
     gens = list(generator)
     if len(gens) != batch:
         raise ValueError(f"need one generator per run: batch={batch}, generators={len(gens)}")
     scale = torch.as_tensor(init_scale, dtype=torch.float64).reshape(-1)
     if scale.numel() == 1:
         scale = scale.expand(batch)
-    if scale.numel() != batch or bool((scale <= 0).any()):
-        raise ValueError(f"init_scale must be positive, one per run (batch={batch}), got {scale.tolist()}")
+    if scale.numel() != batch or not bool(((scale > 0) & torch.isfinite(scale)).all()):
+        raise ValueError(f"init_scale must be positive and finite, one per run (batch={batch}), got {scale.tolist()}")
+    if not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")
     return gens, scale
 
 

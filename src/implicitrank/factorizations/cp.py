@@ -171,7 +171,7 @@ class CPFactorization:
         ValueError
             When the number of generators is not ``batch`` or an init scale is not positive.
         """
-        gens, scale = protocol.per_run_scales(init_scale, generator, batch)
+        gens, scale = protocol.per_run_scales(init_scale, generator, batch, dtype)
         noise = protocol.batched_normal(gens, (self.order, max(self.shape), self.num_components),
                                         dtype=torch.float64, device="cpu")
         std = self.entry_std(scale).view(-1, 1, 1, 1)

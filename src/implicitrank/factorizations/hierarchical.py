@@ -222,7 +222,7 @@ class HierarchicalFactorization:
         ValueError
             When the number of generators is not ``batch`` or an init scale is not positive.
         """
-        gens, scale = protocol.per_run_scales(init_scale, generator, batch)
+        gens, scale = protocol.per_run_scales(init_scale, generator, batch, dtype)
         sizes = [(self.node_widths[v], self.parent_width(v)) for v in range(self.tree.num_nodes)]
         noise = [protocol.batched_normal(gens, size, dtype=torch.float64, device="cpu") for size in sizes]
         if self.init_method == "gaussian":

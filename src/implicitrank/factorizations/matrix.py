@@ -123,7 +123,7 @@ class MatrixFactorization:
             When the number of generators is not ``batch``, an init scale is not positive, or (``balanced``) a
             width is below min(rows, cols).
         """
-        gens, scale = protocol.per_run_scales(init_scale, generator, batch)
+        gens, scale = protocol.per_run_scales(init_scale, generator, batch, dtype)
         dims, k, N = self.dims, min(self.rows, self.cols), self.depth
         params: list[Tensor]
         if self.init_method == "gaussian":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -36,7 +38,8 @@ def low_rank_matrix(
     Raises
     ------
     ValueError
-        On a non-positive shape or norm, or a rank out of range.
+        On a non-positive shape, a norm that is not positive and finite, a rank out of range, or a dtype that is not
+        floating-point.
 
     References
     ----------
@@ -47,11 +50,13 @@ def low_rank_matrix(
         raise ValueError(f"shape must be positive, got {rows}x{cols}")
     if not 1 <= rank <= min(rows, cols):
         raise ValueError(f"rank must be in [1, min(rows, cols)] = [1, {min(rows, cols)}], got {rank}")
+    if not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")
     g = torch.Generator().manual_seed(int(seed))
     u = torch.randn(rows, rank, generator=g, dtype=torch.float64)
     v = torch.randn(cols, rank, generator=g, dtype=torch.float64)
     w = u @ v.T
     norm = (rows * cols) ** 0.5 if frobenius_norm is None else float(frobenius_norm)
-    if norm <= 0:
-        raise ValueError(f"frobenius_norm must be positive, got {frobenius_norm}")
+    if not 0 < norm < math.inf:
+        raise ValueError(f"frobenius_norm must be positive and finite, got {frobenius_norm}")
     return (w * (norm / torch.linalg.matrix_norm(w))).to(dtype)

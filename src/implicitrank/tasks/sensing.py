@@ -114,7 +114,8 @@ def gaussian_sensing(target: Tensor, num_observations: int, seed: int = 0, batch
     Raises
     ------
     ValueError
-        For ``num_observations`` < 1 (no measurement at all).
+        For ``num_observations`` < 1 (no measurement at all), ``batch`` < 1, or a ``target`` that is not a finite
+        floating-point tensor (integer measurements would be truncated).
 
     References
     ----------
@@ -123,6 +124,11 @@ def gaussian_sensing(target: Tensor, num_observations: int, seed: int = 0, batch
     """
     if num_observations < 1:
         raise ValueError(f"num_observations must be >= 1, got {num_observations}")
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    if not target.is_floating_point() or not bool(torch.isfinite(target).all()):
+        raise ValueError(f"target must be a finite floating-point tensor (the measurements take its dtype), got "
+                         f"{target.dtype}")
     shape = tuple(target.shape)
     g = torch.Generator().manual_seed(int(seed))
     a = torch.randn(num_observations, math.prod(shape), generator=g, dtype=torch.float64) / shape[-1]
