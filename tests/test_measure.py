@@ -143,3 +143,12 @@ def test_measurements_only_measure_they_import_no_loop_optimizer_or_solver():
                 imported.add(node.module.split(".")[1])
     assert imported, "no imports found: the check reads the wrong files"
     assert not imported & {"train", "flow", "optim", "baselines", "theory", "run", "experiments"}, imported
+
+
+@pytest.mark.parametrize("measure", [effective_rank, numerical_rank, nuclear_norm, frobenius_norm, spectral_norm,
+                                     lambda v: schatten_norm(v, 1)])
+def test_spectral_measures_refuse_negative_or_empty_values(measure):
+    with pytest.raises(ValueError, match="nonnegative"):  # effective_rank([2, -1]) was 2.9e-39
+        measure(torch.tensor([[2.0, -1.0]]))
+    with pytest.raises(ValueError, match="K >= 1"):
+        measure(torch.zeros(3, 0))

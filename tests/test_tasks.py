@@ -197,3 +197,12 @@ def test_sensing_of_an_integer_target_is_refused_not_measured_with_truncated_mat
         gaussian_sensing(torch.tensor([[3, 1], [2, 5]]), 4)  # measurements were cast to int: {-1, 0, 1}
     with pytest.raises(ValueError, match="batch must be >= 1"):
         gaussian_sensing(torch.ones(2, 2, dtype=torch.float64), 4, batch=-1)
+
+
+def test_tasks_need_floating_values_and_sensing_one_dtype():
+    from implicitrank.tasks import Sensing
+
+    with pytest.raises(ValueError, match="values must be a floating-point"):  # task.to(float64) kept them int64
+        Completion((2, 2), torch.tensor([[0, 0]]), torch.tensor([[3]]))
+    with pytest.raises(ValueError, match="share a dtype"):
+        Sensing((2, 2), torch.ones(1, 4, dtype=torch.float32), torch.ones(1, 1, dtype=torch.float64))

@@ -170,6 +170,13 @@ def test_unknown_optimizer_is_named():
         make_optimizer("sgdw")
 
 
+@pytest.mark.parametrize("eps", [-1.0, 0.0, math.inf, math.nan])
+def test_optimizers_refuse_an_eps_that_is_not_positive_and_finite(eps):
+    for optimizer in (adam, global_rmsprop):  # adam(eps=-1) trained on; rmsprop(eps=inf) froze every run
+        with pytest.raises(ValueError, match="eps must be positive and finite"):
+            optimizer(eps=eps)
+
+
 def test_batched_runs_equal_the_same_runs_done_one_by_one(tmp_path):
     configs = [RunConfig(**SMALL, seed=s, init_scale=i, lr=lr, data_seed=ds)
                for s, i, lr, ds in [(0, 1e-2, 1e-2, 0), (1, 1e-3, 3e-3, 1)]]

@@ -57,6 +57,16 @@ def norm_ratio(x: Tensor, y: Tensor, dim: int | tuple[int, ...] = -1) -> Tensor:
     return torch.where((denominator == 0) & (numerator != 0), math.nan, ratio)
 
 
+def _spectrum(values: Tensor) -> Tensor:
+    """``values`` (..., K), checked to be a spectrum: K >= 1 and no negative value (NaN and inf are let through, for
+    the measures to mark)."""
+    if values.dim() == 0 or values.shape[-1] == 0:
+        raise ValueError(f"values must be (..., K) with K >= 1, got shape {tuple(values.shape)}")
+    if bool((values < 0).any()):
+        raise ValueError("values must be nonnegative (singular values or norms), got a negative one")
+    return values
+
+
 def _in_units_of_peak(x: Tensor, dim: int | tuple[int, ...]) -> Tensor:
     """max|x| over ``dim`` (kept), 1 where the slice is all zero."""
     peak = x.abs().amax(dim=dim, keepdim=True)
@@ -94,7 +104,13 @@ def effective_rank(values: Tensor) -> Tensor:
     -------
     Tensor
         (...,); 0 where all values are zero, NaN where one is not finite.
+
+    Raises
+    ------
+    ValueError
+        When ``values`` is empty (K = 0) or negative.
     """
+    values = _spectrum(values)
     values = values / _in_units_of_peak(values, -1)  # subnormal or overflowing sums would skew p
     total = values.sum(-1, keepdim=True)
     p = values / total.clamp_min(torch.finfo(values.dtype).tiny)
@@ -122,10 +138,11 @@ def numerical_rank(values: Tensor, tol: float = 1e-3, relative: bool = True) -> 
     Raises
     ------
     ValueError
-        When ``tol`` is not positive (or NaN).
+        When ``tol`` is not positive (or NaN), or ``values`` is empty or negative.
     """
     if not tol > 0:
         raise ValueError(f"tol must be positive, got {tol}")
+    values = _spectrum(values)
     cut = tol * values.amax(-1, keepdim=True) if relative else torch.full_like(values[..., :1], tol)
     counts = (values > cut).sum(-1)
     finite = torch.isfinite(values).all(-1)
@@ -152,8 +169,9 @@ def schatten_norm(values: Tensor, p: float) -> Tensor:
     Raises
     ------
     ValueError
-        When ``p`` is not positive.
+        When ``p`` is not positive, or ``values`` is empty or negative.
     """
+    values = _spectrum(values)
     if p == float("inf"):
         return values.amax(-1)
     if p <= 0:
@@ -174,8 +192,13 @@ def nuclear_norm(values: Tensor) -> Tensor:
     -------
     Tensor
         Σ σ_i, (...,).
+
+    Raises
+    ------
+    ValueError
+        When ``values`` is empty (K = 0) or negative.
     """
-    return values.sum(-1)
+    return _spectrum(values).sum(-1)
 
 
 def frobenius_norm(values: Tensor) -> Tensor:
@@ -190,8 +213,13 @@ def frobenius_norm(values: Tensor) -> Tensor:
     -------
     Tensor
         ||W||_F, one per leading index.
+
+    Raises
+    ------
+    ValueError
+        When ``values`` is empty (K = 0) or negative.
     """
-    return scaled_norm(values, -1)
+    return scaled_norm(_spectrum(values), -1)
 
 
 def spectral_norm(values: Tensor) -> Tensor:
@@ -206,8 +234,13 @@ def spectral_norm(values: Tensor) -> Tensor:
     -------
     Tensor
         σ_max, (...,).
+
+    Raises
+    ------
+    ValueError
+        When ``values`` is empty (K = 0) or negative.
     """
-    return values.amax(-1)
+    return _spectrum(values).amax(-1)
 
 
 def relative_error(w: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:

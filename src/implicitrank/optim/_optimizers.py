@@ -7,6 +7,7 @@ tensors, so they checkpoint with ``torch.save`` and load back with ``weights_onl
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -99,7 +100,7 @@ def global_rmsprop(decay: float = 0.99, eps: float = 1e-4) -> Optimizer:
     Raises
     ------
     UsageError
-        When ``decay`` is not in [0, 1) or ``eps`` is not positive.
+        When ``decay`` is not in [0, 1) or ``eps`` is not positive and finite.
 
     References
     ----------
@@ -114,8 +115,8 @@ def global_rmsprop(decay: float = 0.99, eps: float = 1e-4) -> Optimizer:
     """
     if not 0.0 <= decay < 1.0:
         raise UsageError(f"decay must be in [0, 1), got {decay}")
-    if eps <= 0:
-        raise UsageError(f"eps must be positive, got {eps}")
+    if not 0 < eps < math.inf:
+        raise UsageError(f"eps must be positive and finite, got {eps}")
 
     def init(params: list[Tensor]) -> State:
         p = params[0]
@@ -155,7 +156,7 @@ def adam(beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> Optimiz
     Raises
     ------
     UsageError
-        When ``beta1`` or ``beta2`` is not in [0, 1).
+        When ``beta1`` or ``beta2`` is not in [0, 1), or ``eps`` is not positive and finite.
 
     References
     ----------
@@ -163,6 +164,8 @@ def adam(beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> Optimiz
     """
     if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0):
         raise UsageError(f"beta1 and beta2 must be in [0, 1), got {beta1}, {beta2}")
+    if not 0 < eps < math.inf:
+        raise UsageError(f"eps must be positive and finite, got {eps}")
 
     def init(params: list[Tensor]) -> State:
         return {"m": [torch.zeros_like(p) for p in params], "v": [torch.zeros_like(p) for p in params],

@@ -35,7 +35,7 @@ class Sensing(Observations):
     Raises
     ------
     ValueError
-        When ``measurements`` is not (M, numel) or ``values`` is not (B, M).
+        When ``measurements`` is not (M, numel), ``values`` is not a floating-point (B, M), or their dtypes differ.
 
     References
     ----------
@@ -53,6 +53,9 @@ class Sensing(Observations):
         if self.measurements.dim() != 2 or self.measurements.shape[1] != numel:
             raise ValueError(f"measurements must be (M, {numel}), got {tuple(self.measurements.shape)}")
         check_values(self.values, self.measurements.shape[0])
+        if self.measurements.dtype != self.values.dtype:
+            raise ValueError(f"measurements and values must share a dtype, got {self.measurements.dtype} and "
+                             f"{self.values.dtype}")
 
     def loss(self, model, params: list[Tensor]) -> Tensor:
         """Per-run mean over measurements of (<A_i, W> − y_i)², no ½.
