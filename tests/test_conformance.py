@@ -199,3 +199,21 @@ def test_every_factorization_refuses_inits_that_are_no_numbers(kind):
         model.init(1, torch.tensor([0.1]), torch.Generator())
     with pytest.raises(ValueError, match="batch must be an integer >= 1"):
         model.init(0, torch.tensor([0.1]), [])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_training_refuses_parameters_of_another_model(kind):
+    """Depth-2 factors handed to a depth-3 model trained as depth 2 and read its depth-3 theory."""
+    from implicitrank.errors import UsageError
+    from implicitrank.optim import gradient_descent
+    from implicitrank.train import TrainConfig, train
+
+    model = BUILD[kind]()
+    other = {"matrix": lambda: MatrixFactorization(5, 4, 2), "cp": lambda: CPFactorization((3, 4, 2), components=2),
+             "ht": lambda: HierarchicalFactorization((2, 3, 2, 2), widths=3)}[kind]()
+    task = _task(model, 1)
+    params = other.init(1, 0.5, generators([0]), dtype=torch.float64)
+    with pytest.raises(UsageError, match="the parameters do not fit the model"):
+        train(model, task, params, gradient_descent(), torch.tensor([0.1]), TrainConfig(max_steps=2, progress=False))
+    fitting = model.init(1, 0.5, generators([0]), dtype=torch.float64)
+    train(model, task, fitting, gradient_descent(), torch.tensor([0.1]), TrainConfig(max_steps=2, progress=False))

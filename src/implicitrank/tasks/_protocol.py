@@ -239,11 +239,23 @@ def check_task_matches(model: Any, task: Task, params: list[Tensor]) -> None:
     Raises
     ------
     UsageError
-        On a shape, dtype, device or run-count mismatch (naming ``task.to(...)`` to fix a dtype or device).
+        On a shape, dtype, device or run-count mismatch (naming ``task.to(...)`` to fix a dtype or device), or
+        parameters shaped for another model (a factorization of another depth or width).
     """
     model_shape = getattr(model, "shape", None)
     if model_shape is not None and tuple(task.shape) != tuple(model_shape):
         raise UsageError(f"task shape {tuple(task.shape)} does not match model shape {tuple(model_shape)}")
+    if dataclasses.is_dataclass(model) and "gaussian" in getattr(model, "inits", ()):
+        # the shapes of one run's parameters, drawn by the model itself (gaussian: every factorization has it and it
+        # needs nothing of the widths, which another init may)
+        probe = dataclasses.replace(model, init_method="gaussian")
+        expected = [tuple(p.shape[1:]) for p in probe.init(1, 1.0, [torch.Generator().manual_seed(0)],
+                                                           dtype=torch.float64)]
+        got = [tuple(p.shape[1:]) for p in params]
+        if got != expected:
+            raise UsageError(f"the parameters do not fit the model: {len(got)} tensors of shapes {got} per run, the "
+                             f"model's are {len(expected)} of shapes {expected} (parameters of another depth or "
+                             "width?)")
     reference = params[0]
     if task.dtype != reference.dtype or task.device != reference.device:
         raise UsageError(f"task is {task.dtype} on {task.device} but the parameters are {reference.dtype} on "
