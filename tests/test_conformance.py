@@ -217,3 +217,19 @@ def test_training_refuses_parameters_of_another_model(kind):
         train(model, task, params, gradient_descent(), torch.tensor([0.1]), TrainConfig(max_steps=2, progress=False))
     fitting = model.init(1, 0.5, generators([0]), dtype=torch.float64)
     train(model, task, fitting, gradient_descent(), torch.tensor([0.1]), TrainConfig(max_steps=2, progress=False))
+
+
+def test_mode_sizes_are_positive_integers_not_truncated_floats():
+    from implicitrank.errors import UsageError
+    from implicitrank.run import RunConfig
+    from implicitrank.tasks import complete_from_target
+    from implicitrank.tasks.tensors import low_rank_tensor
+
+    for build in (lambda: CPFactorization((2.7, 3), components=2), lambda: HierarchicalFactorization((2, 2.5, 2, 2)),
+                  lambda: low_rank_tensor((2.7, 3), 1)):  # were read as 2
+        with pytest.raises(ValueError, match="positive integer mode sizes"):
+            build()
+    with pytest.raises(UsageError, match="positive integer mode sizes"):  # a sweep spec's shape = [10.5, 10]
+        RunConfig(shape=(10.5, 10))
+    with pytest.raises(ValueError, match="need at least one run"):
+        complete_from_target(torch.ones(2, 2), 2, [])

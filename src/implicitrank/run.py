@@ -24,6 +24,7 @@ from torch import Tensor
 from . import provenance, results
 from .errors import UsageError
 from .factorizations import CPFactorization, Factorization, HierarchicalFactorization, MatrixFactorization, generators
+from .factorizations._protocol import mode_sizes
 from .factorizations.mode_tree import tree_from_spec
 from .flow import METHODS as FLOW_METHODS
 from .flow import integrate
@@ -190,7 +191,10 @@ class RunConfig:
     top: int = 10
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
+        try:
+            object.__setattr__(self, "shape", mode_sizes(self.shape))
+        except ValueError as err:
+            raise UsageError(str(err)) from None
         _choice("model", self.model, tuple(MODELS))
         _choice("init", self.init, MODELS[self.model].inits)
         _choice("task", self.task, TASKS)

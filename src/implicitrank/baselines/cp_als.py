@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..factorizations._protocol import mode_sizes
+
 
 @dataclass(frozen=True)
 class CPALSResult:
@@ -46,7 +48,7 @@ def cp_als(
 
     A restart stops when its mse is <= ``mse_threshold`` or its relative decrease in a sweep is < ``tol``.
     """
-    shape = tuple(int(d) for d in shape)
+    shape = mode_sizes(shape)
     if rank < 1:
         raise ValueError(f"rank must be >= 1, got {rank}")
     if not ridge > 0:

@@ -37,7 +37,8 @@ References: S. Arora, N. Cohen, W. Hu, Y. Luo, NeurIPS 2019, Theorem 3; N. Razin
 from __future__ import annotations
 
 import math
-from typing import Protocol, runtime_checkable
+import operator
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -290,6 +291,18 @@ def generators(seeds: list[int], device: torch.device | str = "cpu") -> list[tor
         CPU generators seeded with ``seeds``, in order.
     """
     return [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
+
+
+def mode_sizes(shape: Any, name: str = "shape") -> tuple[int, ...]:
+    """``shape`` as a tuple of ints, refused (ValueError naming ``name``) unless non-empty and made of positive
+    integers: a size of 2.7 is a mistake, not a 2."""
+    try:
+        sizes = tuple(operator.index(d) for d in shape)
+    except TypeError:
+        sizes = ()
+    if not sizes or any(d < 1 for d in sizes):
+        raise ValueError(f"{name} must be a non-empty tuple of positive integer mode sizes, got {shape}")
+    return sizes
 
 
 def per_run_scales(

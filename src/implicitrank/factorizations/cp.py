@@ -109,9 +109,7 @@ class CPFactorization:
     inits: ClassVar[tuple[str, ...]] = ("gaussian", "balanced")
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
-        if len(self.shape) < 1 or any(d < 1 for d in self.shape):
-            raise ValueError(f"shape must be a non-empty tuple of positive mode sizes, got {self.shape}")
+        object.__setattr__(self, "shape", protocol.mode_sizes(self.shape))
         if self.components is None:
             default = math.prod(self.shape) // max(self.shape)
             if default > MAX_DEFAULT_COMPONENTS:

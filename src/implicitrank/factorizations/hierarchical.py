@@ -89,9 +89,7 @@ class HierarchicalFactorization:
     inits: ClassVar[tuple[str, ...]] = ("gaussian", "balanced")
 
     def __post_init__(self) -> None:
-        shape = tuple(int(d) for d in self.shape)
-        if not shape or any(d < 1 for d in shape):
-            raise ValueError(f"shape must be a non-empty tuple of positive mode sizes, got {self.shape}")
+        shape = protocol.mode_sizes(self.shape)
         object.__setattr__(self, "shape", shape)
         tree = self.tree if self.tree is not None else balanced_binary_tree(len(shape))
         tree = tree if isinstance(tree, ModeTree) else ModeTree(tree)

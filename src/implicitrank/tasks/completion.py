@@ -205,10 +205,12 @@ def sample_observations(
     Raises
     ------
     ValueError
-        When ``num_observations`` is not in [1, numel].
+        When ``num_observations`` is not in [1, numel] or ``seeds`` is empty.
     """
     if not 1 <= num_observations <= numel:
         raise ValueError(f"num_observations must be in [1, {numel}] (the number of entries), got {num_observations}")
+    if len(seeds) == 0:
+        raise ValueError("the seeds (one per run) are empty: need at least one run")
     rows = [torch.randperm(numel, generator=torch.Generator().manual_seed(int(s)))[:num_observations]
             for s in seeds]
     return torch.stack(rows).to(device)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..factorizations._protocol import mode_sizes
 from ..factorizations.cp import cp_to_tensor
 from ._protocol import Observations
 from ._values import check_values
@@ -35,9 +36,7 @@ def low_rank_tensor(
     ----------
     Razin, Maman & Cohen, ICML 2021, §5 (ground truth of order 4, dimensions 10, rank 5, norm 1).
     """
-    shape = tuple(int(d) for d in shape)
-    if len(shape) < 1 or any(d < 1 for d in shape):
-        raise ValueError(f"shape must be a non-empty tuple of positive mode sizes, got {shape}")
+    shape = mode_sizes(shape)
     if rank < 1:
         raise ValueError(f"rank must be >= 1, got {rank}")
     if not frobenius_norm > 0:
