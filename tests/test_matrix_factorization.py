@@ -95,6 +95,9 @@ def test_same_seed_same_init_and_runs_are_independent_of_their_batch():
         ({"rows": 0, "cols": 3}, "shape"),
         ({"rows": 3, "cols": 3, "init_method": "xavier"}, "init"),
         ({"rows": 3, "cols": 3, "depth": 3, "widths": (2,)}, "widths"),
+        ({"rows": 3, "cols": 3, "depth": 2.5}, "depth must be an integer"),  # failed inside dims
+        ({"rows": 3.5, "cols": 3}, "shape must be positive integers"),
+        ({"rows": 3, "cols": 3, "depth": 2, "widths": (2.5,)}, "widths must be positive integers"),
     ],
 )
 def test_bad_model_arguments_are_named(kwargs, match):

@@ -293,15 +293,23 @@ def generators(seeds: list[int], device: torch.device | str = "cpu") -> list[tor
     return [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
 
 
-def mode_sizes(shape: Any, name: str = "shape") -> tuple[int, ...]:
-    """``shape`` as a tuple of ints, refused (ValueError naming ``name``) unless non-empty and made of positive
-    integers: a size of 2.7 is a mistake, not a 2."""
+def is_positive_integer(value: Any) -> bool:
+    """Whether ``value`` is an integer >= 1 (a Python, NumPy or 0-d tensor integer; 2.0 and 2.7 are not)."""
+    try:
+        return operator.index(value) >= 1
+    except TypeError:
+        return False
+
+
+def mode_sizes(shape: Any) -> tuple[int, ...]:
+    """``shape`` as a tuple of ints, refused (ValueError) unless non-empty and made of positive integers: a size of
+    2.7 is a mistake, not a 2."""
     try:
         sizes = tuple(operator.index(d) for d in shape)
     except TypeError:
         sizes = ()
     if not sizes or any(d < 1 for d in sizes):
-        raise ValueError(f"{name} must be a non-empty tuple of positive integer mode sizes, got {shape}")
+        raise ValueError(f"shape must be a non-empty tuple of positive integer mode sizes, got {shape}")
     return sizes
 
 

@@ -65,16 +65,16 @@ class MatrixFactorization:
     inits: ClassVar[tuple[str, ...]] = protocol.INITS
 
     def __post_init__(self) -> None:
-        if self.rows < 1 or self.cols < 1:
-            raise ValueError(f"shape must be positive, got rows={self.rows}, cols={self.cols}")
-        if self.depth < 1:
-            raise ValueError(f"depth must be >= 1, got {self.depth}")
+        if not (protocol.is_positive_integer(self.rows) and protocol.is_positive_integer(self.cols)):
+            raise ValueError(f"shape must be positive integers, got rows={self.rows}, cols={self.cols}")
+        if not protocol.is_positive_integer(self.depth):
+            raise ValueError(f"depth must be an integer >= 1, got {self.depth}")
         protocol.check_init("MatrixFactorization", self.init_method, self.inits)
         if self.widths is not None:
             if len(self.widths) != self.depth - 1:
                 raise ValueError(f"widths must have depth-1 = {self.depth - 1} entries, got {len(self.widths)}")
-            if any(w < 1 for w in self.widths):
-                raise ValueError(f"widths must be positive, got {self.widths}")
+            if not all(protocol.is_positive_integer(w) for w in self.widths):
+                raise ValueError(f"widths must be positive integers, got {self.widths}")
 
     @property
     def shape(self) -> tuple[int, ...]:

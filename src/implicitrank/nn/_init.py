@@ -39,8 +39,8 @@ def matrix_factors(
         raise ValueError(f"depth must be >= 1, got {depth}")
     if width is not None and width < 1:
         raise ValueError(f"width must be >= 1 or None, got {width}")
-    if not init_scale > 0:
-        raise ValueError(f"init_scale must be positive, got {init_scale}")
+    if not 0 < init_scale < math.inf:
+        raise ValueError(f"init_scale must be positive and finite, got {init_scale}")
     widths = None if width is None else (width,) * (depth - 1)
     factorization = MatrixFactorization(rows, cols, depth=depth, widths=widths, init_method=init)
     return factorization.init(

@@ -107,8 +107,8 @@ class TensorizedLinear(nn.Module):
             raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
         if len(in_shape) > len(LETTERS):
             raise ValueError(f"at most {len(LETTERS)} modes, got {len(in_shape)}")
-        if not init_scale > 0:
-            raise ValueError(f"init_scale must be positive, got {init_scale}")
+        if not 0 < init_scale < math.inf:
+            raise ValueError(f"init_scale must be positive and finite, got {init_scale}")
         if format == "cp" and tree is not None:
             raise ValueError("tree applies to the hierarchical format only")
         self.in_shape, self.out_shape, self.format = in_shape, out_shape, format
