@@ -69,6 +69,9 @@ def _shape_is(shape: tuple[int, ...]) -> Callable[[Path], None]:
         runs = [out] if (out / "config.json").exists() else list(out.iterdir())
         assert runs and all(tuple(json.loads((r / "config.json").read_text())["shape"]) == shape for r in runs)
         assert all((r / "summary.json").exists() for r in runs)
+        if (tmp / "x.npz").exists():  # the file's observations are recorded, not the default 2000
+            observed = int(np.load(tmp / "x.npz")["mask"].sum())
+            assert all(json.loads((r / "config.json").read_text())["num_observations"] == observed for r in runs)
     return check
 
 
@@ -240,6 +243,9 @@ CASES = [
     # a data file's size decides the problem's size (item 1)
     Case("mf npz takes the file's shape", ("mf", "--data", "{tmp}/x.npz", "--max-steps", "5", "--no-progress",
                                             "--out", "{tmp}/o"), 0, ("max_steps",), _npz, _shape_is((6, 5))),
+    Case("mf npz with another --num-observations", ("mf", "--data", "{tmp}/x.npz", "--num-observations", "7",
+                                                    "--no-progress", "--out", "{tmp}/o"), 2,
+         ("--num-observations 7 does not match", "observes"), _npz, _nothing_written),
     Case("mf npz with another --shape", ("mf", "--data", "{tmp}/x.npz", "--shape", "40", "40", "--no-progress",
                                           "--out", "{tmp}/o"), 2, ("--shape 40 40", "6×5"), _npz, _nothing_written),
     Case("mf npz with its own --shape", ("mf", "--data", "{tmp}/x.npz", "--shape", "6", "5", "--max-steps", "5",

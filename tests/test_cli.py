@@ -146,11 +146,12 @@ def test_parser_defaults_equal_the_library_defaults():
 
     commands = dict(subcommands(build_parser()))
     mf = vars(commands["mf"].parse_args([]))
-    for name in ("rank", "task", "num_observations", "depth", "init", "optimizer", "eps", "max_steps", "dtype"):
+    for name in ("rank", "task", "depth", "init", "optimizer", "eps", "max_steps", "dtype"):
         assert mf[name] == getattr(config, name), name
-    from implicitrank.commands.factorize import resolve_shape  # --shape's default: the library's (no --data)
+    from implicitrank.commands.factorize import resolve_problem  # shape and observations: the library's (no --data)
 
-    assert resolve_shape(commands["mf"].parse_args([]), None) == config.shape
+    problem = resolve_problem(commands["mf"].parse_args([]), None)
+    assert problem == {"shape": config.shape, "num_observations": config.num_observations}
     assert mf["lr"] == [config.lr] and mf["init_scale"] == [config.init_scale]
 
 

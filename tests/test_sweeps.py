@@ -96,7 +96,11 @@ def test_runs_with_a_data_file_and_no_shape_take_the_files_shape(tmp_path):
     np.savez(tmp_path / "x.npz", matrix=np.outer(rng.standard_normal(6), rng.standard_normal(5)),
              mask=rng.random((6, 5)) < 0.6)
     spec = parse_spec({"base": {"data": str(tmp_path / "x.npz")}, "axes": {"seed": "0..1"}})
-    assert [c.shape for c in spec.configs()] == [(6, 5), (6, 5)]
+    observed = int(np.load(tmp_path / "x.npz")["mask"].sum())  # recorded, not the default 2000
+    assert [(c.shape, c.num_observations) for c in spec.configs()] == [((6, 5), observed)] * 2
+    with pytest.raises(ValueError, match=f"does not match the data file .* observes {observed} entries"):
+        parse_spec({"base": {"data": str(tmp_path / "x.npz"), "num_observations": 7},
+                    "axes": {"seed": "0..1"}}).configs()
     with pytest.raises(ValueError, match="data: no such file"):
         parse_spec({"base": {"data": str(tmp_path / "none.npz")}, "axes": {"seed": "0..1"}}).configs()
 

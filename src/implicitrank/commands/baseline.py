@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import UsageError
 from ._common import add_out, add_parser, add_threads, apply_threads, default_out, format_table, resolve_data
-from .factorize import DATA_FILES, add_data_arguments, resolve_shape
+from .factorize import DATA_FILES, add_data_arguments, resolve_problem
 
 if TYPE_CHECKING:
     from ..run import RunConfig
@@ -73,7 +73,7 @@ def run_nnm(args: argparse.Namespace) -> int:
         raise UsageError(f"--data-seeds: nnm solves one observation set per call, got {len(args.data_seeds)} seeds "
                          f"{args.data_seeds}; run nnm once per seed (with its own --out)")
     data = resolve_data(args.data, DATA_FILES)
-    config = RunConfig(**{**fields, "shape": resolve_shape(args, data), "data_seed": args.data_seeds[0],
+    config = RunConfig(**{**fields, **resolve_problem(args, data), "data_seed": args.data_seeds[0],
                           "dtype": "float64", "data": data})
     if not math.isfinite(args.eps_constraint) or args.eps_constraint < 0:
         raise UsageError(f"eps_constraint must be >= 0, got {args.eps_constraint}")

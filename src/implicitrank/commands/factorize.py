@@ -52,8 +52,9 @@ def add_data_arguments(p: argparse.ArgumentParser, model: str) -> None:
                            "file's)")
     data.add_argument("--rank", type=int, default=d["rank"], help="rank of the generated ground truth")
     data.add_argument("--task", choices=_defaults.TASKS, default=d["task"], help="what is observed")
-    data.add_argument("--num-observations", type=int, default=d["num_observations"],
-                      help="observed entries (completion) or measurements (sensing)")
+    data.add_argument("--num-observations", type=int, default=None,
+                      help=f"observed entries (completion) or measurements (sensing) (default: {d['num_observations']}"
+                           "; with a .npz --data: its mask's; with MovieLens: ratings trained on)")
     data.add_argument("--target-norm", type=float, default=None,
                       help="Frobenius norm of the ground truth (default: sqrt of the number of entries)")
     _common.add_data(data, "a completion problem: .npz with 'matrix' and 'mask', or MovieLens u.data")
@@ -126,7 +127,7 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
     refuse_unused_options(args)
     shared = {k: v for k, v in vars(args).items() if k in RunConfig.__dataclass_fields__}
     shared["data"] = _common.resolve_data(args.data, DATA_FILES)
-    shared["shape"] = resolve_shape(args, shared["data"])
+    shared |= resolve_problem(args, shared["data"])
     # One of the two is given, or neither: then mf has its --init-scale default and tf/htf the tensor papers' std.
     std = _defaults.INIT_STD.get(args.model)
     stds = args.init_std or ([std] if std and args.init_scale is None else None)
@@ -199,19 +200,28 @@ def scales_for_entry_std(stds: list[float], shared: dict) -> list[float]:
     return scales
 
 
-def resolve_shape(args: argparse.Namespace, data: str | None) -> tuple[int, ...]:
-    """``--shape``, or with ``data`` (the resolved ``--data``) the file's shape (a ``--shape`` given too must
-    equal it)."""
+def resolve_problem(args: argparse.Namespace, data: str | None) -> dict[str, object]:
+    """``shape`` and ``num_observations``: ``--shape`` and ``--num-observations`` (or their defaults), or with
+    ``data`` (the resolved ``--data``) the file's shape and, for a ``.npz``, its mask's observed entries (either
+    option given too must equal the file's)."""
     model = getattr(args, "model", "matrix")
+    defaults = defaults_for(model)
+    count = args.num_observations if args.num_observations is not None else defaults["num_observations"]
     if data is None or model != "matrix":  # (a tensor model with --data is refused by RunConfig)
-        return tuple(args.shape or defaults_for(model)["shape"])
-    from ..tasks.files import data_shape
+        return {"shape": tuple(args.shape or defaults["shape"]), "num_observations": count}
+    from ..tasks.files import data_observations, data_shape
 
     shape = data_shape(data)
     if args.shape is not None and tuple(args.shape) != shape:
         raise UsageError(f"--shape {' '.join(map(str, args.shape))} does not match the data file {data}, "
                          f"which holds a {shape[0]}×{shape[1]} matrix; leave --shape out with --data")
-    return shape
+    observed = data_observations(data)
+    if observed is not None:
+        if args.num_observations is not None and args.num_observations != observed:
+            raise UsageError(f"--num-observations {args.num_observations} does not match the data file {data}, "
+                             f"whose mask observes {observed} entries; leave --num-observations out with a .npz")
+        count = observed
+    return {"shape": shape, "num_observations": count}
 
 
 def run_name(config: RunConfig) -> str:

@@ -154,15 +154,21 @@ class SweepSpec:
             For a combination that is not a valid configuration (naming its axis values), two combinations that
             are the same run, or a data file that cannot be read.
         """
-        from ..tasks.files import data_shape
+        from ..tasks.files import data_observations, data_shape
 
-        configs, ids, shapes = [], {}, {}
+        configs, ids, files = [], {}, {}
         for values in self.assignments():
             fields = {**self.base, **values}
-            if fields.get("data") is not None and "shape" not in fields:
-                if fields["data"] not in shapes:
-                    shapes[fields["data"]] = list(data_shape(fields["data"]))
-                fields["shape"] = shapes[fields["data"]]
+            if fields.get("data") is not None:
+                if fields["data"] not in files:
+                    files[fields["data"]] = list(data_shape(fields["data"])), data_observations(fields["data"])
+                shape, observed = files[fields["data"]]
+                fields.setdefault("shape", shape)
+                if observed is not None:  # a .npz fixes its observations
+                    if fields.setdefault("num_observations", observed) != observed:
+                        raise UsageError(f"the run with {values}: num_observations {fields['num_observations']} "
+                                         f"does not match the data file {fields['data']}, whose mask observes "
+                                         f"{observed} entries; leave num_observations out")
             try:
                 config = RunConfig.from_dict(_as_declared(fields))
             except ValueError as err:

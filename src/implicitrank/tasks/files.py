@@ -188,6 +188,12 @@ def data_shape(path: str | Path) -> tuple[int, int]:
     return _movielens_shape(read_movielens(path))
 
 
+def data_observations(path: str | Path) -> int | None:
+    """The observed entries a data file fixes: a ``.npz`` mask's count (what ``num_observations`` must be); None for
+    MovieLens, whose training ratings are sampled (``num_observations`` of them)."""
+    return load_npz_completion(path).num_observations if data_format(path) == "npz" else None
+
+
 def movielens_completion(
     path: str | Path, num_observations: int = 10_000, seed: int = 0, batch: int = 1
 ) -> Completion:
