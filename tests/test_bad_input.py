@@ -201,6 +201,7 @@ def _sweep_lr100_diverged(tmp: Path) -> None:
     rows = {row["lr"]: row for row in csv.DictReader((tmp / "o" / "results.csv").read_text().splitlines())}
     assert rows["1.0"]["status"] == "max_steps" and rows["100.0"]["status"] == "diverged", rows
     assert float(rows["1.0"]["reconstruction_error"]) < 1.5
+    assert rows["100.0"]["reconstruction_error"] in ("", "nan", "None"), rows  # no result, not its last record
 
 
 def _summary(run_dir: Path) -> dict:
@@ -212,6 +213,8 @@ def _lr1_lives_lr100_diverges(tmp: Path) -> None:
         _summary(tmp / "o" / "depth3-init0.1-lr100-seed0-data0")
     assert healthy["status"] == "max_steps" and healthy["reconstruction_error"] is not None
     assert diverged["status"] == "diverged" and diverged["diverged_at_step"] == diverged["steps"] > 0
+    for key in ("reconstruction_error", "effective_rank", "nuclear_norm", "frobenius_norm"):  # not its last record
+        assert diverged[key] is None, (key, diverged)
     for run in (tmp / "o").iterdir():
         assert {p.name for p in run.iterdir()} >= {"config.json", "metrics.jsonl", "summary.json", "factors.pt"}
     rows = [json.loads(line) for line in
@@ -219,14 +222,28 @@ def _lr1_lives_lr100_diverges(tmp: Path) -> None:
     assert rows[-1]["step"] <= diverged["diverged_at_step"]
 
 
+def _no_numbers_after_a_divergence_between_records(tmp: Path) -> None:
+    diverged = _summary(tmp / "o" / "depth3-init0.01-lr2.2-seed0-data0")
+    rows = [json.loads(line) for line in
+            (tmp / "o" / "depth3-init0.01-lr2.2-seed0-data0" / "metrics.jsonl").read_text().splitlines()]
+    assert diverged["status"] == "diverged" and rows[-1]["step"] < diverged["diverged_at_step"]  # between records
+    assert rows[-1]["reconstruction_error"] is not None  # kept in the records ...
+    assert diverged["reconstruction_error"] is None and diverged["effective_rank"] is None  # ... not a result
+
+
 CASES = [
     # divergence in a batch (item 2)
+    Case("a divergence between two records leaves no numbers",
+         ("mf", "--shape", "6", "6", "--rank", "1", "--num-observations", "20", "--optimizer", "gd", "--lr", "0.5",
+          "2.2", "--init-scale", "0.01", "--max-steps", "300", "--no-progress", "--out", "{tmp}/o"),
+         0, ("diverged", "last finite record: step"), check=_no_numbers_after_a_divergence_between_records),
     Case("one diverging lr keeps the healthy run",
          ("mf", "--shape", "20", "20", "--num-observations", "100", "--optimizer", "gd", "--lr", "1", "100",
           "--init-scale", "0.1", "--max-steps", "60", "--no-progress", "--out", "{tmp}/o"),
          0, ("diverged", "at step"), check=_lr1_lives_lr100_diverges),
     Case("one diverging lr in a batched sweep", ("sweep", "{tmp}/lr.toml", "--out", "{tmp}/o", "--no-progress"), 0,
-         ("2 done", "1 jobs"), lambda tmp: (tmp / "lr.toml").write_text(DIVERGING_SPEC), _sweep_lr100_diverged),
+         ("2 done (1 of them diverged)", "1 jobs", "diverged at step"),
+         lambda tmp: (tmp / "lr.toml").write_text(DIVERGING_SPEC), _sweep_lr100_diverged),
     Case("lr inf", ("mf", *TINY, "--lr", "inf", "--out", "{tmp}/o"), 2, ("lr must be positive", "> 0")),
     Case("lr nan", ("mf", *TINY, "--lr", "nan", "--out", "{tmp}/o"), 2, ("lr must be positive",)),
     Case("init scale inf", ("mf", *TINY, "--init-scale", "inf", "--out", "{tmp}/o"), 2, ("init_scale", "> 0")),

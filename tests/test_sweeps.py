@@ -277,7 +277,9 @@ def test_failed_run_records_its_error_and_only_retry_failed_reruns_it(tmp_path):
 
     rng = np.random.default_rng(0)
     matrix = np.outer(rng.standard_normal(12), rng.standard_normal(12))
-    np.savez(data, matrix=matrix, mask=rng.random((12, 12)) < 0.5)
+    mask = np.zeros(144, dtype=bool)
+    mask[rng.permutation(144)[:TINY["num_observations"]]] = True  # the spec's count: a .npz fixes its observations
+    np.savez(data, matrix=matrix, mask=mask.reshape(12, 12))
     retried = run_sweep(spec, out, SERIAL, retry_failed=True, progress=False)
     assert [(o.run_id, o.status) for o in retried.outcomes] == [(failed_id, "done")]
     assert retried.complete and not (out / "runs" / failed_id / "error.json").exists()

@@ -725,11 +725,14 @@ def _finish(state: TrainState, b: int, run_dir: Path, config: RunConfig, seconds
     }
     for key in ("reconstruction_error", "reconstruction_error_squared", "unobserved_error", "effective_rank",
                 "nuclear_norm", "frobenius_norm", "spectral_norm", "test_mse", "time"):
-        summary[key] = float(last[key]) if key in last else None
+        # a diverged run has no result: its last record (steps before the divergence, when that step was not a
+        # record) would read as one
+        summary[key] = float(last[key]) if key in last and diverged_at < 0 else None
     if diverged_at >= 0:
         summary["diverged_at_step"] = diverged_at
         summary["message"] = (f"train loss, parameters or metrics became NaN/inf at step {diverged_at}; the run "
-                              "stopped there and the metrics recorded until then are kept")
+                              f"stopped there, so it has no final numbers; the metrics recorded until then (last "
+                              f"finite record: step {last['step']}) are kept in {results.METRICS}")
     _write_metrics(run_dir, rows, config, summary, tensorboard)
     results.save_torch(run_dir / results.FACTORS, [p[0] for p in run["params"]])
     if plots:

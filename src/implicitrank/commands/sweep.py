@@ -112,7 +112,7 @@ def status_command(out: Path, show_all: bool) -> int:
     print(f"sweep {sweep['spec']['name']!r} in {out}: {len(states)} runs: "
           + ", ".join(f"{n} {s}" for s, n in counts.items()))
     for state in states:
-        if show_all or state.status != "done":
+        if show_all or state.status != "done" or state.detail:  # a done run with a detail diverged
             config = sweep["configs"][state.run_id]
             values = " ".join(f"{k}={config[k]}" for k in fields)
             print(f"  {state.status:<8} {state.run_id} {values}" + (f": {state.detail}" if state.detail else ""))

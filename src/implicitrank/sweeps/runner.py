@@ -61,12 +61,14 @@ class SweepReport:
         -------
         str
             The status counts, what ran this time on which executor and how long it took, one line per run not
-            done (its axis values and detail), and what to do about failed and pending runs.
+            done or diverged (its axis values and detail), and what to do about failed and pending runs.
         """
         counts = count(self.after or self.before)
         ran = {s: sum(o.status == s for o in self.outcomes) for s in ("done", "failed", "interrupted", "running")}
+        diverged = sum(state.status == "done" and bool(state.detail) for state in self.after or self.before)
         lines = [f"sweep {self.plan.spec.name!r}: {len(self.plan.configs)} runs in {self.plan.out}: "
-                 + ", ".join(f"{n} {s}" for s, n in counts.items())]
+                 + ", ".join(f"{n} {s}" + (f" ({diverged} of them diverged)" if s == "done" and diverged else "")
+                             for s, n in counts.items())]
         if self.jobs:
             lines.append(f"this time: {sum(len(j.configs) for j in self.jobs)} runs in {len(self.jobs)} jobs on "
                          f"{self.executor} in {self.seconds:.1f}s: "
@@ -75,7 +77,7 @@ class SweepReport:
             lines.append("nothing to run")
         configs = {c.run_id: c for c in self.plan.configs}
         for state in self.after:
-            if state.status != "done":
+            if state.status != "done" or state.detail:  # a done run with a detail diverged
                 values = " ".join(f"{k}={getattr(configs[state.run_id], k)}" for k in self.plan.axis_fields())
                 lines.append(f"  {state.status:<8} {state.run_id} {values}: {state.detail}")
         if counts["failed"]:

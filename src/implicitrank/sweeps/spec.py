@@ -159,7 +159,8 @@ class SweepSpec:
         configs, ids, files = [], {}, {}
         for values in self.assignments():
             fields = {**self.base, **values}
-            if fields.get("data") is not None:
+            # the file's shape and (.npz) observations; with a shape given, a file not there yet fails its runs
+            if fields.get("data") is not None and ("shape" not in fields or Path(fields["data"]).is_file()):
                 if fields["data"] not in files:
                     files[fields["data"]] = list(data_shape(fields["data"])), data_observations(fields["data"])
                 shape, observed = files[fields["data"]]

@@ -47,8 +47,8 @@ class RunState:
     status : str
         ``done``, ``running``, ``failed`` or ``pending`` (see the module docstring).
     detail : str
-        The error, the lock holder, why it was interrupted, or whether it resumes from a checkpoint. Default
-        ``""``.
+        The error, the lock holder, why it was interrupted, whether it resumes from a checkpoint, or (done) the
+        step at which it diverged. Default ``""``.
     resumable : bool
         The run has a checkpoint to resume from. Default False.
     """
@@ -162,6 +162,10 @@ def read_sweep(out: str | Path) -> dict:
 def run_state(out: Path, run_id: str) -> RunState:
     run_dir = out / RUNS / run_id
     if results.is_finished(run_dir):
+        summary = results.read_json(run_dir / results.SUMMARY)
+        if summary.get("status") == "diverged":  # finished, but without numbers: say so wherever runs are listed
+            return RunState(run_id, "done", f"diverged at step {summary.get('diverged_at_step')} (NaN/inf): no "
+                                            "final numbers")
         return RunState(run_id, "done")
     info = lock_holder(run_lock_path(out / LOCKS, run_id))
     resumable = (run_dir / results.CHECKPOINT).is_file()
