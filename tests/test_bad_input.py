@@ -260,6 +260,10 @@ CASES = [
     # a data file's size decides the problem's size (item 1)
     Case("mf npz takes the file's shape", ("mf", "--data", "{tmp}/x.npz", "--max-steps", "5", "--no-progress",
                                             "--out", "{tmp}/o"), 0, ("max_steps",), _npz, _shape_is((6, 5))),
+    Case("--out through a file", ("mf", *TINY, "--out", "{tmp}/f/o"), 2, ("--out", "is a file, not a directory"),
+         lambda tmp: (tmp / "f").write_text("")),
+    Case("sweep --out a file", ("sweep", "{tmp}/lr.toml", "--out", "{tmp}/f"), 2, ("--out", "is a file"),
+         lambda tmp: [(tmp / "lr.toml").write_text(DIVERGING_SPEC), (tmp / "f").write_text("")]),
     Case("mf npz with another --num-observations", ("mf", "--data", "{tmp}/x.npz", "--num-observations", "7",
                                                     "--no-progress", "--out", "{tmp}/o"), 2,
          ("--num-observations 7 does not match", "observes"), _npz, _nothing_written),

@@ -18,6 +18,7 @@ This module imports nothing heavy: building the parsers must not load torch (``i
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
 import time
@@ -206,8 +207,22 @@ def add_tensorboard(p: argparse.ArgumentParser, where: str = "beside each run's 
 
 
 def add_out(p: argparse.ArgumentParser, command: str, extra: str = "") -> None:
-    p.add_argument("--out", type=Path, default=None,
+    p.add_argument("--out", type=output_dir, default=None,
                    help=f"output directory (default: runs/{command}-TIME){extra}")
+
+
+def output_dir(text: str) -> Path:
+    """The ``--out`` type: a directory that exists or can be made, refused before any work when a file stands in
+    its way or the nearest existing directory cannot be written (a read-only disk)."""
+    path = Path(text)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"{text}: {existing} cannot be written here")
+    return path
 
 
 def default_out(command: str) -> Path:

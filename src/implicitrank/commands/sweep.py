@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import UsageError
-from ._common import add_parser, add_progress, add_tensorboard, add_workers, positive_int
+from ._common import add_parser, add_progress, add_tensorboard, add_workers, output_dir, positive_int
 from ._defaults import EXECUTORS, SLURM
 
 SWEEP_HELP = """\
@@ -32,7 +32,8 @@ def register(subparsers) -> None:
     p.add_argument("target", nargs="+", metavar="TARGET",
                    help="SPEC.toml (run it), a sweep DIR (rerun it), or: status DIR")
     p.add_argument("--executor", choices=EXECUTORS, default="serial", help="where the jobs run")
-    p.add_argument("--out", type=Path, default=None, help="sweep directory (default: runs/<spec name>)")
+    p.add_argument("--out", type=output_dir, default=None,
+                   help="sweep directory (default: runs/<spec name>)")
     p.add_argument("--dry-run", action="store_true", help="print the plan (runs, jobs, grouping); run nothing")
     p.add_argument("--retry-failed", action="store_true", help="also rerun the runs that failed before")
     p.add_argument("--no-batch", action="store_true", help="one job per run (no batched training)")
