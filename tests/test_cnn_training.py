@@ -110,9 +110,27 @@ def test_the_networks_epoch_loop_resumes_stops_and_names_the_diverging_epoch():
     losses = [0.5, 0.25, float("nan"), 0.1]
     saved = []
     history = [{"epoch": 1, "train_loss": losses[0]}]  # resumed after one epoch
-    with pytest.raises(FloatingPointError, match="NaN/inf in epoch 2; lower the learning rate"):
+    with pytest.raises(FloatingPointError, match="NaN/inf in epoch 3; lower the learning rate"):  # rows count 1..
         epoch_loop(lambda e: {"epoch": e + 1, "train_loss": losses[e]}, history, 4, after_epoch=saved.append,
                    progress=False)
     assert [row["epoch"] for row in history] == [1, 2] and saved == [1]  # what was recorded is kept
     rows = epoch_loop(lambda e: {"epoch": e + 1, "train_loss": 1.0}, [], 10, stop=lambda e: e == 3, progress=False)
     assert [row["epoch"] for row in rows] == [1, 2, 3]
+
+
+def test_a_diverging_run_finishes_without_accuracies_and_its_sweep_goes_on(tmp_path):
+    """One λ too large ended the whole figure with a traceback (the other runs never ran, no table was written)."""
+    from implicitrank.experiments.locality import run_sweep
+
+    setup = replace(setup_for("is-same-class", "test"), reg_weights=(0.0, 1e30))
+    rows = run_sweep(setup, tmp_path, seeds=(0,), progress=False)
+    diverged = [r for r in rows if r["reg_weight"] == 1e30]
+    assert len(rows) == 2 * len(setup.difficulties) and all(r["status"] == "diverged" for r in diverged)
+    assert all("NaN/inf in epoch" in r["message"] and r["last_test_acc"] != r["last_test_acc"] for r in diverged)
+    table = {(r["reg_weight"], r["difficulty"]): r for r in aggregate(rows)}
+    assert all(table[(1e30, d)]["test_acc_mean"] != table[(1e30, d)]["test_acc_mean"] for d in setup.difficulties)
+    assert all(table[(0.0, d)]["test_acc_mean"] >= 0 for d in setup.difficulties)
+    run = tmp_path / "is-same-class" / "lam=1e+30" / f"d={setup.difficulties[0]}" / "seed=0"
+    assert (run / "metrics.jsonl").is_file() and json.loads((run / "summary.json").read_text())["status"] == "diverged"
+    rerun = run_sweep(setup, tmp_path, seeds=(0,), progress=False)  # finished, diverged included: nothing retrains
+    assert [r["status"] for r in rerun] == [r["status"] for r in rows]

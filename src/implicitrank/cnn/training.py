@@ -322,8 +322,8 @@ def epoch_loop(
     Raises
     ------
     FloatingPointError
-        When an epoch's ``train_loss`` is NaN or infinite; the message names the epoch and ``hint``, and the rows
-        recorded until then stay in ``history``.
+        When an epoch's ``train_loss`` is NaN or infinite; the message names the epoch (counted from 1, as the
+        rows count them) and ``hint``, and the rows recorded until then stay in ``history``.
     """
     bar = progress_bar(max_epochs, initial=len(history), unit="epoch", enabled=progress)
     try:
@@ -331,8 +331,8 @@ def epoch_loop(
             if stop is not None and stop(epoch):
                 break
             row = run_epoch(epoch)
-            if not math.isfinite(row["train_loss"]):
-                raise FloatingPointError(f"train loss became NaN/inf in epoch {epoch}; {hint}")
+            if not math.isfinite(row["train_loss"]):  # epochs counted from 1, as the recorded rows count them
+                raise FloatingPointError(f"train loss became NaN/inf in epoch {epoch + 1}; {hint}")
             history.append(row)
             if bar is not None:
                 bar.update(1)
@@ -374,14 +374,11 @@ def train_classifier(model: nn.Module, train: LocalityDataset, test: LocalityDat
     Returns
     -------
     dict
-        The summary: ``last_test_acc`` (the reported number), ``best_test_acc``, ``last_train_acc``,
-        ``test_interaction`` (R on the test set, :func:`measure_interaction`), ``epochs``, ``fit_epoch`` (1-based,
-        ``None`` if 100% train accuracy was never reached), ``seconds`` and ``train_images_per_second``.
-
-    Raises
-    ------
-    FloatingPointError
-        When the training loss becomes NaN or infinite.
+        The summary: ``status`` (``trained``, or ``diverged`` when the training loss became NaN or infinite: then
+        its ``message`` names the epoch and the accuracies are NaN, so that a run of a sweep does not end it),
+        ``last_test_acc`` (the reported number), ``best_test_acc``, ``last_train_acc``, ``test_interaction`` (R on
+        the test set, :func:`measure_interaction`), ``epochs``, ``fit_epoch`` (1-based, ``None`` if 100% train
+        accuracy was never reached), ``seconds`` and ``train_images_per_second``.
 
     References
     ----------
@@ -451,13 +448,26 @@ def train_classifier(model: nn.Module, train: LocalityDataset, test: LocalityDat
             save_torch(run_path / CHECKPOINT, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                                "history": history, "fit_epoch": fit_epoch, "elapsed": elapsed})
 
-    epoch_loop(run_epoch, history, config.max_epochs, stop=stopped, after_epoch=after_epoch,
-               progress=config.progress, hint="lower lr or reg_weight",
-               show=lambda row: {"train": f"{row['train_acc']:.3f}", "test": f"{row.get('test_acc', math.nan):.3f}"})
+    try:
+        epoch_loop(run_epoch, history, config.max_epochs, stop=stopped, after_epoch=after_epoch,
+                   progress=config.progress, hint="lower lr or reg_weight",
+                   show=lambda row: {"train": f"{row['train_acc']:.3f}",
+                                     "test": f"{row.get('test_acc', math.nan):.3f}"})
+    except FloatingPointError as err:  # finished without numbers; the epochs before it are kept
+        summary = {"status": "diverged", "message": f"{err}; the run stopped there and has no accuracies; the "
+                                                    f"epochs recorded until then are in {METRICS}",
+                   "last_test_acc": math.nan, "best_test_acc": math.nan, "last_train_acc": math.nan,
+                   "test_interaction": math.nan, "epochs": len(history), "fit_epoch": None, "seconds": elapsed,
+                   "train_images_per_second": len(history) * n / max(elapsed, 1e-9)}
+        if run_path is not None:
+            write_metrics(run_path / METRICS, history)
+            write_json(run_path / SUMMARY, summary)
+        return summary
     if "test_acc" not in history[-1]:
         history[-1]["test_acc"] = accuracy(model, test)
     tested = [row["test_acc"] for row in history if "test_acc" in row]
-    summary = {"last_test_acc": tested[-1], "best_test_acc": max(tested), "last_train_acc": history[-1]["train_acc"],
+    summary = {"status": "trained", "message": "",
+               "last_test_acc": tested[-1], "best_test_acc": max(tested), "last_train_acc": history[-1]["train_acc"],
                "test_interaction": measure_interaction(model, test, config.seed, eps=config.eps),
                "epochs": len(history), "fit_epoch": None if fit_epoch is None else fit_epoch + 1,
                "seconds": elapsed, "train_images_per_second": len(history) * n / max(elapsed, 1e-9)}

@@ -75,6 +75,7 @@ from __future__ import annotations
 import csv
 import math
 import statistics
+import sys
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -278,7 +279,10 @@ def run_sweep(setup: LocalitySetup, out_dir: str | Path, seeds: tuple[int, ...] 
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix({setup.difficulty_name: difficulty, "λ": reg_weight,
-                                 "test": f"{summary['last_test_acc']:.3f}"})
+                                 "test": f"{_number(summary['last_test_acc']):.3f}"})
+            if summary.get("status") == "diverged":
+                print(f"warning: {setup.task} λ={reg_weight:g} {setup.difficulty_name}={difficulty} seed={seed}: "
+                      f"{summary['message']}", file=sys.stderr)
     finally:
         if bar is not None:
             bar.close()
@@ -294,14 +298,19 @@ def aggregate(rows: list[dict]) -> list[dict]:
         groups.setdefault((row["reg_weight"], row["difficulty"]), []).append(row)
     table = []
     for (reg_weight, difficulty), group in sorted(groups.items()):
-        last = [100 * r["last_test_acc"] for r in group]
-        best = [100 * r["best_test_acc"] for r in group]
+        last = [100 * _number(r["last_test_acc"]) for r in group]  # a diverged run: NaN, so is its cell
+        best = [100 * _number(r["best_test_acc"]) for r in group]
         table.append({"reg_weight": reg_weight, "difficulty": difficulty, "seeds": len(group),
                       "test_acc_mean": statistics.fmean(last), "test_acc_std": statistics.stdev(last)
                       if len(last) > 1 else 0.0, "best_test_acc_mean": statistics.fmean(best),
                       "test_interaction_mean": _mean(r.get("test_interaction") for r in group),
                       "epochs_mean": statistics.fmean(r["epochs"] for r in group)})
     return table
+
+
+def _number(value: float | None) -> float:
+    """A summary's accuracy; NaN for a diverged run's (read back from JSON as null)."""
+    return math.nan if value is None else value
 
 
 def _mean(values) -> float:
@@ -315,7 +324,7 @@ def write_tables(setup: LocalitySetup, rows: list[dict], directory: Path) -> lis
     table = aggregate(rows)
     for name, content in (("runs.csv", rows), ("summary.csv", table)):
         with open(directory / name, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(content[0]))
+            writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for row in content for k in row)))
             writer.writeheader()
             writer.writerows(content)
     (directory / "summary.md").write_text(summary_markdown(setup, table))
