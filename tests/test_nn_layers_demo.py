@@ -46,3 +46,17 @@ def test_demo_runs_every_seed_of_the_list(tmp_path, capsys):
     assert [a["seed"] for a in results["autoencoders"]] == [0, 3]
     first, second = results["classifiers"]
     assert first["train_accuracy"] != second["train_accuracy"] or first["effective_ranks"] != second["effective_ranks"]
+
+
+def test_a_diverging_network_has_no_numbers_and_the_demo_goes_on(tmp_path, capsys):
+    """One depth diverging ended the demo with a traceback and lost the finished networks."""
+    args = ["--architectures", "mlp", "--depths", "1,4", "--epochs", "2", "--hidden", "16", "--kept-ranks", "1",
+            "--latent", "4", "--autoencoder-depths", "1", "--autoencoder-epochs", "1", "--lr", "300",
+            "--init-scale", "3", "--no-progress"]
+    assert main(["layers", "demo", "--out", str(tmp_path), *args]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    finished, diverged = results["classifiers"]
+    assert "NaN/inf in epoch" in diverged["diverged"] and diverged["test_accuracy"] is None  # NaN, written as null
+    assert "diverged" not in finished and 0 <= finished["test_accuracy"] <= 1
+    captured = capsys.readouterr()
+    assert "warning: mlp depth 4 seed 0" in captured.err and "diverged" in captured.out

@@ -106,6 +106,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
                 _, summary = classifier_run(architecture, depth, seeded, data, after_epoch=after_epoch)
                 classifiers.append({**summary, "seed": seed})
+                _warn_if_diverged(f"{architecture} depth {depth} seed {seed}", summary)
                 if seed == seeds[0]:
                     histories[f"{architecture} depth {depth}"] = {"epochs": log.steps,
                                                                   "effective_ranks": log.effective_ranks}
@@ -113,6 +114,7 @@ def run_demo(args: argparse.Namespace) -> int:
             bar.set_description(f"autoencoder depth {depth} seed {seed}")
             summary = autoencoder_run(depth, seeded, data, after_epoch=lambda model, epoch: bar.update())
             autoencoders.append({**summary, "seed": seed})
+            _warn_if_diverged(f"autoencoder depth {depth} seed {seed}", summary)
     bar.close()
 
     text = tables(classifiers, autoencoders)
@@ -126,17 +128,25 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warn_if_diverged(name: str, summary: dict) -> None:
+    if summary.get("diverged"):
+        print(f"warning: {name}: {summary['diverged']}; it has no numbers, the other runs go on", file=sys.stderr)
+
+
 def tables(classifiers: list[dict], autoencoders: list[dict]) -> str:
-    """Accuracy, per-layer effective rank and kept-rank accuracies; then the autoencoders."""
+    """Accuracy, per-layer effective rank and kept-rank accuracies; then the autoencoders (a diverged network's
+    numbers read n/a or nan, its effective ranks "diverged")."""
     rows = []
     for s in classifiers:
         curve = {f"acc@r{p['kept_rank']}": p["test_accuracy"] for p in s["compression"]}
+        ranks = "diverged" if s.get("diverged") else " ".join(f"{v:.1f}" for v in s["effective_ranks"].values())
         rows.append({"model": s["architecture"], "depth": s["depth"], "seed": s["seed"],
                      "train_acc": s["train_accuracy"], "test_acc": s["test_accuracy"],
-                     "effective_rank_per_layer": " ".join(f"{v:.1f}" for v in s["effective_ranks"].values()),
-                     "params_trained": s["params_trained"], "params_collapsed": s["params_collapsed"], **curve})
+                     "effective_rank_per_layer": ranks, "params_trained": s["params_trained"],
+                     "params_collapsed": s["params_collapsed"], **curve})
+    kept = next((s["compression"] for s in classifiers if s["compression"]), [])
     columns = ["model", "depth", "seed", "train_acc", "test_acc", "effective_rank_per_layer", "params_trained",
-               "params_collapsed", *[f"acc@r{p['kept_rank']}" for p in classifiers[0]["compression"]]]
+               "params_collapsed", *[f"acc@r{p['kept_rank']}" for p in kept]]
     ae_columns = ["depth", "seed", "test_reconstruction_mse", "latent_effective_rank", "bottleneck_effective_rank"]
     return (format_table(rows, columns) + "\n\nlinear autoencoder, DeepLinear bottleneck:\n"
             + format_table(autoencoders, ae_columns))
@@ -150,7 +160,7 @@ def plot_compression(path: Path, classifiers: list[dict]) -> None:
     architectures = list(dict.fromkeys(s["architecture"] for s in classifiers))
     fig, axes = plt.subplots(1, len(architectures), figsize=(5.5 * len(architectures), 4), squeeze=False)
     for ax, architecture in zip(axes[0], architectures):
-        for s in (s for s in classifiers if s["architecture"] == architecture):
+        for s in (s for s in classifiers if s["architecture"] == architecture and not s.get("diverged")):
             curve = s["compression"]
             ax.plot([p["kept_rank"] for p in curve], [p["test_accuracy"] for p in curve], marker="o",
                     label=f"depth {s['depth']} seed {s['seed']} (uncompressed {s['test_accuracy']:.3f})")
@@ -177,5 +187,6 @@ def plot_ranks(path: Path, histories: dict[str, dict]) -> None:
         for name, ranks in history["effective_ranks"].items():
             ax.plot(history["epochs"], ranks, label=f"layer {name}")
         ax.set(xlabel="epoch", ylabel="effective rank", title=label)
-        ax.legend(fontsize=8)
+        if ax.lines:  # a network that diverged in its first epoch has none
+            ax.legend(fontsize=8)
     save(fig, path)

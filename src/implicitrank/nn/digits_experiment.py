@@ -11,6 +11,7 @@ removes the overhead (ExpandNets, Guo et al., NeurIPS 2020).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -148,11 +149,19 @@ def compression_curve(model: nn.Module, data: Digits, kept_ranks: tuple[int, ...
 
 def classifier_run(architecture: str, depth: int, config: DigitsConfig, data: Digits,
                    after_epoch: Callable[[nn.Module, int], None] | None = None) -> tuple[nn.Module, dict]:
-    """Train one network; returns it and its summary (accuracies, per-layer effective ranks, parameters)."""
+    """Train one network; returns it and its summary (accuracies, per-layer effective ranks, parameters). A network
+    whose loss becomes NaN/inf has no numbers: its summary holds ``diverged`` (the message naming the epoch) and NaN
+    accuracies, so that the runs beside it go on."""
     generator = torch.Generator().manual_seed(config.seed)
     model = build(architecture, depth, config, generator)
-    fit(model, data.train_x, F.cross_entropy, data.train_y, epochs=config.epochs, batch_size=config.batch_size,
-        lr=config.lr, generator=generator, after_epoch=after_epoch)
+    try:
+        fit(model, data.train_x, F.cross_entropy, data.train_y, epochs=config.epochs, batch_size=config.batch_size,
+            lr=config.lr, generator=generator, after_epoch=after_epoch)
+    except FloatingPointError as err:
+        return model, {"architecture": architecture, "depth": depth, "diverged": str(err),
+                       "train_accuracy": math.nan, "test_accuracy": math.nan, "effective_ranks": {},
+                       "params_trained": sum(p.numel() for p in model.parameters()), "params_collapsed": None,
+                       "compression": []}
     plain = collapse(model)
     summary = {
         "architecture": architecture, "depth": depth,
@@ -186,12 +195,17 @@ def latent_effective_rank(model: nn.Sequential, x: Tensor) -> float:
 
 def autoencoder_run(depth: int, config: DigitsConfig, data: Digits,
                     after_epoch: Callable[[nn.Module, int], None] | None = None) -> dict:
-    """Train the linear autoencoder on the flattened train images (mean squared error)."""
+    """Train the linear autoencoder on the flattened train images (mean squared error); one whose loss becomes
+    NaN/inf has ``diverged`` (the message) and NaN numbers."""
     generator = torch.Generator().manual_seed(config.seed)
     model = autoencoder(depth, config, generator)
     train, test = data.train_x.flatten(1), data.test_x.flatten(1)
-    fit(model, train, F.mse_loss, train, epochs=config.autoencoder_epochs, batch_size=config.batch_size,
-        lr=config.lr, generator=generator, after_epoch=after_epoch)
+    try:
+        fit(model, train, F.mse_loss, train, epochs=config.autoencoder_epochs, batch_size=config.batch_size,
+            lr=config.lr, generator=generator, after_epoch=after_epoch)
+    except FloatingPointError as err:
+        return {"depth": depth, "diverged": str(err), "test_reconstruction_mse": math.nan,
+                "latent_effective_rank": math.nan, "bottleneck_effective_rank": math.nan}
     with torch.no_grad():
         test_error = F.mse_loss(model(test), test).item()
     return {"depth": depth, "test_reconstruction_mse": test_error,
