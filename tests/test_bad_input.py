@@ -543,6 +543,42 @@ def test_local_sweep_workers_exit_when_their_parent_is_killed(tmp_path: Path, ca
     assert "0 running" in status and "2 pending" in status, status
 
 
+def test_ctrl_c_ends_a_batch_in_one_line_with_its_checkpoints_at_one_step_and_resume_finishes_it(
+        tmp_path: Path) -> None:
+    """Ctrl-C printed a KeyboardInterrupt traceback and, landing between two runs' checkpoint writes, left a batch
+    its own --resume refused ("checkpointed at different steps")."""
+    command = [sys.executable, "-m", "implicitrank.cli", "mf", "--shape", "6", "6", "--rank", "1",
+               "--num-observations", "20", "--optimizer", "gd", "--lr", "0.01", "0.02", "--max-steps", "2000",
+               "--loss-threshold", "0", "--checkpoint-every", "25", "--threads", "1", "--no-progress", "--out",
+               str(tmp_path / "o")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list((tmp_path / "o").glob("*/checkpoint.pt"))) < 2:
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    time.sleep(0.5)  # in the middle of training (a checkpoint set every 25 steps)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "Traceback" not in err and "interrupted" in err, err
+    steps = {torch.load(path, weights_only=False)["step"] for path in (tmp_path / "o").glob("*/checkpoint.pt")}
+    assert len(steps) == 1, steps
+    resumed = subprocess.run(command + ["--resume"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert all(json.loads(path.read_text())["steps"] == 2000 for path in (tmp_path / "o").glob("*/summary.json"))
+
+
+def test_interrupts_deferred_holds_ctrl_c_until_the_block_is_done() -> None:
+    from implicitrank.results import interrupts_deferred
+
+    finished = []
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            finished.append(True)
+    assert finished == [True]
+
+
 def test_sweep_status_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     """``implicitrank sweep status DIR | head -3`` (item 10): no BrokenPipeError traceback when head has gone."""
     run_ids = [f"{i:012x}" for i in range(3000)]  # a long status: more than a pipe holds

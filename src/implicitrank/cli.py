@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     -------
     int
         The exit status: the command's own (0 when it returns None), 0 after printing the help, 2 for bad input
-        (a ``UsageError``), 141 when stdout's reader went away (a broken pipe).
+        (a ``UsageError``), 130 after Ctrl-C (one line, no traceback), 141 when stdout's reader went away (a
+        broken pipe).
     """
     # The command line only writes figures to files: the file-only backend, chosen before matplotlib is imported
     # (the library itself leaves the backend to its user).
@@ -116,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         print(f"implicitrank {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: not an error, no traceback; what was written stays (checkpoints, records)
+        print(f"\nimplicitrank {args.command}: interrupted; what was written so far is kept (rerun with --resume "
+              "where the command has it)", file=sys.stderr)
+        return 130
     except BrokenPipeError:
         # The reader went away (``implicitrank sweep status DIR | head -3``): stop quietly, as ``cat`` does.
         # Point stdout at devnull so the interpreter's final flush does not raise again.

@@ -668,11 +668,13 @@ def _metric_rows(records: list[dict]) -> list[dict]:
 
 
 def _save_checkpoints(state: TrainState, dirs: list[Path], seconds: float = 0.0) -> None:
-    """Each run's checkpoint (with the ``seconds`` trained so far) and the metrics recorded until now."""
-    for b, d in enumerate(dirs):
-        run = _run_state(state, b)
-        results.save_torch(d / results.CHECKPOINT, {**run, "seconds": seconds})
-        results.write_metrics(d / results.METRICS, _metric_rows(run["records"]))
+    """Each run's checkpoint (with the ``seconds`` trained so far) and the metrics recorded until now, as a set:
+    Ctrl-C waits for the last of them (a batch checkpointed at two steps cannot be resumed together)."""
+    with results.interrupts_deferred():
+        for b, d in enumerate(dirs):
+            run = _run_state(state, b)
+            results.save_torch(d / results.CHECKPOINT, {**run, "seconds": seconds})
+            results.write_metrics(d / results.METRICS, _metric_rows(run["records"]))
 
 
 def _load_checkpoints(dirs: list[Path], device: torch.device) -> tuple[TrainState | None, float]:
@@ -685,7 +687,8 @@ def _load_checkpoints(dirs: list[Path], device: torch.device) -> tuple[TrainStat
     runs = [results.load_torch(p, "delete it to restart this run from step 0 (it cannot be resumed)",
                                ("step", "params", "optimizer_state", "status", "records")) for p in paths]
     if len({r["step"] for r in runs}) != 1:
-        raise UsageError("resume: the runs of this batch were checkpointed at different steps; resume them apart")
+        raise UsageError("resume: the runs of this batch were checkpointed at different steps; resume them apart "
+                         "(one command with --resume for each run's settings, e.g. one --lr at a time)")
     merged = _stack([{k: r[k] for k in ("params", "optimizer_state", "status", "records")} for r in runs], device)
     status = merged["status"]
     return TrainState(runs[0]["step"], merged["params"], merged["optimizer_state"], status["active"],
