@@ -63,6 +63,10 @@ def _cifar_batches(tmp: Path) -> None:
         (tmp / name).write_bytes(pickle.dumps(batch))
 
 
+def _only_runs(out: Path, names: list[str]) -> None:
+    assert sorted(p.name for p in out.iterdir()) == names  # a refused batch left a stray config.json before
+
+
 def _shape_is(shape: tuple[int, ...]) -> Callable[[Path], None]:
     def check(tmp: Path) -> None:
         out = tmp / "o"
@@ -260,6 +264,10 @@ CASES = [
     # a data file's size decides the problem's size (item 1)
     Case("mf npz takes the file's shape", ("mf", "--data", "{tmp}/x.npz", "--max-steps", "5", "--no-progress",
                                             "--out", "{tmp}/o"), 0, ("max_steps",), _npz, _shape_is((6, 5))),
+    Case("a batch with one finished run writes none of the others",
+         ("mf", *TINY, "--lr", "0.07", "0.05", "--out", "{tmp}/o"), 2, ("holds a finished run",),
+         lambda tmp: main(["mf", *TINY, "--lr", "0.05", "--out", str(tmp / "o")]),
+         lambda tmp: _only_runs(tmp / "o", ["depth3-init0.001-lr0.05-seed0-data0"])),
     Case("--out through a file", ("mf", *TINY, "--out", "{tmp}/f/o"), 2, ("--out", "is a file, not a directory"),
          lambda tmp: (tmp / "f").write_text("")),
     Case("sweep --out a file", ("sweep", "{tmp}/lr.toml", "--out", "{tmp}/f"), 2, ("--out", "is a file"),

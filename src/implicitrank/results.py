@@ -253,7 +253,7 @@ DEVICE_USED = "device_used"  # config.json's record of the device the run traine
 
 
 def prepare_run_dir(run_dir: str | Path, config: dict, *, resume: bool, resumable: bool = True,
-                    device: str | None = None) -> Path:
+                    device: str | None = None, check_only: bool = False) -> Path:
     """Create ``run_dir`` for a new run, or check it for resuming.
 
     A new (missing or empty) directory gets ``config.json``; an existing unfinished run of the same
@@ -272,6 +272,9 @@ def prepare_run_dir(run_dir: str | Path, config: dict, *, resume: bool, resumabl
     device : str or None, optional
         The device the run trains on (e.g. ``cpu`` for ``device = "auto"``), recorded in ``config.json`` as
         ``device_used``, that of the latest session on a resume. Default None (not recorded).
+    check_only : bool, optional
+        Only check, writing nothing: a batch checks all its directories before it writes any, so that a refused
+        one leaves no other behind. Default False.
 
     Returns
     -------
@@ -299,10 +302,11 @@ def prepare_run_dir(run_dir: str | Path, config: dict, *, resume: bool, resumabl
         if not resume:
             what = "pass --resume to continue it" if resumable else "delete it or choose another --out"
             raise OutputExistsError(f"out: {run_dir} holds an unfinished run; {what}")
-        if written.get(DEVICE_USED) != device and device is not None:
+        if written.get(DEVICE_USED) != device and device is not None and not check_only:
             write_json(run_dir / CONFIG, record)
         return run_dir
-    write_json(run_dir / CONFIG, record)
+    if not check_only:
+        write_json(run_dir / CONFIG, record)
     return run_dir
 
 

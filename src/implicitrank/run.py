@@ -613,6 +613,8 @@ def run_batch(configs: list[RunConfig], run_dirs: list[str | Path], *, resume: b
     device, dtype = device_of(first), DTYPES[first.dtype]
     model = MODELS[first.model].build(first)
     task = build_task(configs).to(device, dtype)  # before any directory is made: a refusal leaves none behind
+    for c, d in zip(configs, run_dirs):  # every directory checked before one is written, for the same reason
+        results.prepare_run_dir(d, c.to_dict(), resume=resume, device=str(device), check_only=True)
     dirs = [results.prepare_run_dir(d, c.to_dict(), resume=resume, device=str(device))
             for c, d in zip(configs, run_dirs)]
     lr = torch.tensor([c.lr for c in configs], dtype=dtype, device=device)
