@@ -50,6 +50,8 @@ def test_sensing_uses_gaussian_measurements_of_variance_one_over_n_squared():
     [
         ({"rows": 5, "cols": 5, "rank": 6}, "rank"),
         ({"rows": 5, "cols": 5, "rank": 0}, "rank"),
+        ({"rows": 3, "cols": 3, "rank": 1.5}, "rank must be in"),  # failed inside randn
+        ({"rows": 3.5, "cols": 3, "rank": 1}, "shape must be positive integers"),
         ({"rows": 3, "cols": 3, "rank": 1, "dtype": torch.int64}, "dtype must be a floating-point"),  # was -1/0/1
         ({"rows": 3, "cols": 3, "rank": 1, "frobenius_norm": math.inf}, "frobenius_norm must be positive and"),
         ({"rows": 3, "cols": 3, "rank": 1, "frobenius_norm": math.nan}, "frobenius_norm must be positive and"),

@@ -7,6 +7,8 @@ import math
 import torch
 from torch import Tensor
 
+from ..factorizations._protocol import is_positive_integer
+
 
 def low_rank_matrix(
     rows: int, cols: int, rank: int, *, seed: int = 0, frobenius_norm: float | None = None,
@@ -46,9 +48,9 @@ def low_rank_matrix(
     S. Arora, N. Cohen, W. Hu, Y. Luo, "Implicit Regularization in Deep Matrix Factorization", NeurIPS 2019,
     Figure 2 (U, V ∈ R^{100×5} i.i.d. N(0, 1), W* = U Vᵀ rescaled to ||W*||_F = 100).
     """
-    if rows < 1 or cols < 1:
-        raise ValueError(f"shape must be positive, got {rows}x{cols}")
-    if not 1 <= rank <= min(rows, cols):
+    if not (is_positive_integer(rows) and is_positive_integer(cols)):
+        raise ValueError(f"shape must be positive integers, got {rows}x{cols}")
+    if not is_positive_integer(rank) or rank > min(rows, cols):
         raise ValueError(f"rank must be in [1, min(rows, cols)] = [1, {min(rows, cols)}], got {rank}")
     if not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")
