@@ -23,8 +23,14 @@ from torch import Tensor
 
 from . import provenance, results
 from .errors import UsageError
-from .factorizations import CPFactorization, Factorization, HierarchicalFactorization, MatrixFactorization, generators
-from .factorizations._protocol import mode_sizes
+from .factorizations import (
+    CPFactorization,
+    Factorization,
+    HierarchicalFactorization,
+    MatrixFactorization,
+    generators,
+    mode_sizes,
+)
 from .factorizations.mode_tree import tree_from_spec
 from .flow import METHODS as FLOW_METHODS
 from .flow import integrate

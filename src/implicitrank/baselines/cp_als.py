@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..factorizations._protocol import mode_sizes
+from ..factorizations import mode_sizes
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,20 @@ Examples
 ('gaussian', 'balanced')
 """
 
-from ._protocol import INITS, Factorization, autograd_loss_and_grad, generators, loss_and_grad
+from ._protocol import (
+    INITS,
+    Factorization,
+    autograd_loss_and_grad,
+    generators,
+    is_positive_integer,
+    loss_and_grad,
+    mode_sizes,
+)
 from .cp import CPFactorization
 from .hierarchical import HierarchicalFactorization
 from .matrix import MatrixFactorization
 
 __all__ = [
     "CPFactorization", "Factorization", "HierarchicalFactorization", "INITS", "MatrixFactorization",
-    "autograd_loss_and_grad", "generators", "loss_and_grad",
+    "autograd_loss_and_grad", "generators", "is_positive_integer", "loss_and_grad", "mode_sizes",
 ]

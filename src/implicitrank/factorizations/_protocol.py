@@ -294,7 +294,18 @@ def generators(seeds: list[int], device: torch.device | str = "cpu") -> list[tor
 
 
 def is_positive_integer(value: Any) -> bool:
-    """Whether ``value`` is an integer >= 1 (a Python, NumPy or 0-d tensor integer; 2.0 and 2.7 are not)."""
+    """Whether ``value`` is an integer >= 1: a Python, NumPy or 0-d tensor integer (2.0 and 2.7 are not).
+
+    Parameters
+    ----------
+    value : Any
+        A size, rank or depth as given.
+
+    Returns
+    -------
+    bool
+        True for an integer >= 1.
+    """
     try:
         return operator.index(value) >= 1
     except TypeError:
@@ -302,8 +313,24 @@ def is_positive_integer(value: Any) -> bool:
 
 
 def mode_sizes(shape: Any) -> tuple[int, ...]:
-    """``shape`` as a tuple of ints, refused (ValueError) unless non-empty and made of positive integers: a size of
-    2.7 is a mistake, not a 2."""
+    """``shape`` as a tuple of ints, refused unless non-empty and made of positive integers (a size of 2.7 is a
+    mistake, not a 2).
+
+    Parameters
+    ----------
+    shape : iterable
+        The mode sizes as given (Python, NumPy or 0-d tensor integers).
+
+    Returns
+    -------
+    tuple of int
+        The sizes.
+
+    Raises
+    ------
+    ValueError
+        When ``shape`` is empty or holds a size that is not an integer >= 1.
+    """
     try:
         sizes = tuple(operator.index(d) for d in shape)
     except TypeError:

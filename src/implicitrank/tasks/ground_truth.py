@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor
 
-from ..factorizations._protocol import is_positive_integer
+from ..factorizations import is_positive_integer
 
 
 def low_rank_matrix(

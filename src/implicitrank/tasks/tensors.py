@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..factorizations._protocol import mode_sizes
+from ..factorizations import mode_sizes
 from ..factorizations.cp import cp_to_tensor
 from ._protocol import Observations
 from ._values import check_values
