@@ -22,6 +22,8 @@ from ._values import check_values
 class Completion(Observations):
     """Observed entries of a tensor of shape ``shape`` for B runs, fit by L(W) = (1/M) Σ_{(i,y)} (W[i] − y)².
 
+    An entry observed more than once counts once per observation in the loss (natural data repeats images).
+
     Attributes
     ----------
     shape : tuple of int
@@ -41,7 +43,6 @@ class Completion(Observations):
     ValueError
         When ``indices`` is not an integer (M, order) or (B, M, order) tensor with B the runs of ``values``,
         ``values`` is not (B, M), or an index is out of range (``test_indices`` likewise against ``test_values``).
-        An entry observed more than once counts once per observation in the loss (natural data repeats images).
 
     References
     ----------
