@@ -199,6 +199,8 @@ def test_every_factorization_refuses_inits_that_are_no_numbers(kind):
         model.init(1, torch.tensor([0.1]), torch.Generator())
     with pytest.raises(ValueError, match="batch must be an integer >= 1"):
         model.init(0, torch.tensor([0.1]), [])
+    with pytest.raises(ValueError, match="init_scale must be positive and finite"):  # was 'math domain error'
+        model.entry_std(0.0)
 
 
 @pytest.mark.parametrize("kind", KINDS)

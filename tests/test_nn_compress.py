@@ -163,3 +163,11 @@ def test_bad_compression_requests_are_refused_by_name(kwargs, match):
 def test_spectra_log_refuses_a_nonpositive_top():
     with pytest.raises(ValueError, match="top"):
         SpectraLog(top=0)
+
+
+def test_energy_of_an_all_zero_layer_keeps_rank_one():
+    """Its cumulative energy was 0/0 everywhere, so the rank asked for was one past its size ('got 5' for 4x4)."""
+    layer = nn.Linear(4, 4)
+    nn.init.zeros_(layer.weight)
+    _, report = compress(nn.Sequential(layer), energy=0.9)
+    assert report.layers[0].rank == 1

@@ -371,8 +371,12 @@ def check_init(owner: str, init_method: str, allowed: tuple[str, ...]) -> None:
 def product_entry_std(init_scale: Tensor | float, log_count: float, factors: int) -> Tensor:
     """The per-entry std s with count · s^(2·factors) = init_scale², from log(count); as a tensor like
     init_scale. This is E||W||_F² for W multilinear in ``factors`` zero-mean factors whose entries have
-    variance s², when E||W||_F² = count · s^(2·factors) (count: a product of sizes)."""
-    return per_value(init_scale, lambda scale: math.exp((2.0 * math.log(scale) - log_count) / (2.0 * factors)))
+    variance s², when E||W||_F² = count · s^(2·factors) (count: a product of sizes). ValueError unless every
+    init_scale is positive and finite."""
+    scales = torch.as_tensor(init_scale, dtype=torch.float64)
+    if not bool(((scales > 0) & torch.isfinite(scales)).all()):
+        raise ValueError(f"init_scale must be positive and finite, got {scales.tolist()}")
+    return per_value(scales, lambda scale: math.exp((2.0 * math.log(scale) - log_count) / (2.0 * factors)))
 
 
 def per_value(values: Tensor | float, function) -> Tensor:

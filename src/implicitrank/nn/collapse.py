@@ -248,8 +248,10 @@ def compress(
 
 
 def _energy_rank(s: Tensor, energy: float) -> int:
-    """The fewest leading singular values holding ``energy`` of Σ σ² in every group."""
-    cumulative = s.pow(2).cumsum(-1) / s.pow(2).sum(-1, keepdim=True).clamp_min(1e-300)
+    """The fewest leading singular values holding ``energy`` of Σ σ² in every group (1 for an all-zero kernel,
+    whose one value already holds all of its nothing)."""
+    total = s.pow(2).sum(-1, keepdim=True)
+    cumulative = torch.where(total > 0, s.pow(2).cumsum(-1) / total.clamp_min(1e-300), 1.0)
     # a tiny slack so that energy=1 is met despite rounding in the cumulative sum
     return int((cumulative < energy - 1e-12).sum(-1).max()) + 1
 
