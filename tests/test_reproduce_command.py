@@ -94,3 +94,15 @@ def test_locality_exits_one_when_a_claim_of_the_figure_fails(tmp_path, capsys):
     code = main(["locality", "pathfinder", "--scale", "test", "--seeds", "0", "--threads", "1", "--no-progress",
                  "--out", str(tmp_path / "loc")])
     assert code == 1 and "claim(s) failed" in capsys.readouterr().out
+
+
+def test_reproduce_hands_data_to_an_experiment_that_ignores_it_as_all_does(tmp_path, monkeypatch):
+    """``reproduce all --data u.data`` gives the file to every experiment: one that reads no data must not refuse it
+    (only the command line refuses --data for a single experiment that reads none)."""
+    from implicitrank.experiments import registry
+
+    seen = []
+    module = registry.experiment("razin2020-norms")
+    monkeypatch.setattr(module, "run", lambda scale, out_dir, seeds, data: seen.append(data) or [])
+    registry.reproduce("razin2020-norms", "test", tmp_path, data=str(tmp_path / "u.data"))
+    assert seen == [str(tmp_path / "u.data")]
