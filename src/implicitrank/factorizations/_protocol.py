@@ -332,12 +332,20 @@ def mode_sizes(shape: Any) -> tuple[int, ...]:
         When ``shape`` is empty or holds a size that is not an integer >= 1.
     """
     try:
-        sizes = tuple(operator.index(d) for d in shape)
-    except TypeError:
+        sizes = () if isinstance(shape, str) else tuple(shape)
+    except TypeError:  # not iterable
         sizes = ()
-    if not sizes or any(d < 1 for d in sizes):
+    if not sizes or not all(is_positive_integer(d) for d in sizes):
         raise ValueError(f"shape must be a non-empty tuple of positive integer mode sizes, got {shape}")
-    return sizes
+    return tuple(operator.index(d) for d in sizes)
+
+
+def _positive_finite_scales(init_scale: Tensor | float) -> Tensor:
+    """``init_scale`` as a float64 tensor, refused unless every value is positive and finite."""
+    scales = torch.as_tensor(init_scale, dtype=torch.float64)
+    if not bool(((scales > 0) & torch.isfinite(scales)).all()):
+        raise ValueError(f"init_scale must be positive and finite, got {scales.tolist()}")
+    return scales
 
 
 def per_run_scales(
@@ -352,11 +360,11 @@ def per_run_scales(
     gens = list(generator)
     if len(gens) != batch:
         raise ValueError(f"need one generator per run: batch={batch}, generators={len(gens)}")
-    scale = torch.as_tensor(init_scale, dtype=torch.float64).reshape(-1)
+    scale = _positive_finite_scales(init_scale).reshape(-1)
     if scale.numel() == 1:
         scale = scale.expand(batch)
-    if scale.numel() != batch or not bool(((scale > 0) & torch.isfinite(scale)).all()):
-        raise ValueError(f"init_scale must be positive and finite, one per run (batch={batch}), got {scale.tolist()}")
+    if scale.numel() != batch:
+        raise ValueError(f"init_scale must be one per run (batch={batch}) or one for all, got {scale.tolist()}")
     if not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")
     return gens, scale
@@ -373,10 +381,8 @@ def product_entry_std(init_scale: Tensor | float, log_count: float, factors: int
     init_scale. This is E||W||_F² for W multilinear in ``factors`` zero-mean factors whose entries have
     variance s², when E||W||_F² = count · s^(2·factors) (count: a product of sizes). ValueError unless every
     init_scale is positive and finite."""
-    scales = torch.as_tensor(init_scale, dtype=torch.float64)
-    if not bool(((scales > 0) & torch.isfinite(scales)).all()):
-        raise ValueError(f"init_scale must be positive and finite, got {scales.tolist()}")
-    return per_value(scales, lambda scale: math.exp((2.0 * math.log(scale) - log_count) / (2.0 * factors)))
+    return per_value(_positive_finite_scales(init_scale),
+                     lambda scale: math.exp((2.0 * math.log(scale) - log_count) / (2.0 * factors)))
 
 
 def per_value(values: Tensor | float, function) -> Tensor:
