@@ -12,6 +12,7 @@ from implicitrank.tasks import (
     load_npz_completion,
     low_rank_matrix,
     movielens_completion,
+    multi_indices,
     sample_observations,
 )
 
@@ -29,6 +30,35 @@ def test_observations_are_distinct_seeded_and_differ_between_seeds():
     assert all(len(set(row.tolist())) == 40 for row in a)
     torch.testing.assert_close(a, sample_observations(100, 40, [0, 1]))
     assert not torch.equal(a[0], a[1])
+
+
+@pytest.mark.parametrize("shape", [(7,), (6, 5), (3, 1, 4, 2), (2,) * 9])
+def test_multi_indices_agree_with_numpy_unravel_index(shape):
+    flat = torch.randint(math.prod(shape), (3, 11), generator=torch.Generator().manual_seed(0))
+    expected = np.stack(np.unravel_index(flat.numpy(), shape), axis=-1)
+    got = multi_indices(flat, shape)
+    assert got.dtype == flat.dtype and got.shape == (3, 11, len(shape))
+    np.testing.assert_array_equal(got.numpy(), expected)
+
+
+def test_drawing_a_completion_task_does_not_import_sympy():
+    """``torch.unravel_index`` imports torch's symbolic shapes and sympy on first use: a second of every process's
+    start-up (issue 18). ``complete_from_target``, ``prefix_completion`` and ``cp_als_full`` do without it."""
+    import subprocess
+    import sys
+
+    script = """
+import sys, torch
+from implicitrank.baselines.cp_als import cp_als_full
+from implicitrank.tasks import complete_from_target, low_rank_matrix
+from implicitrank.tasks.tensors import prefix_completion
+complete_from_target(low_rank_matrix(6, 5, 2), 12, [0, 1])
+prefix_completion(torch.ones(2, 3, 4), 5)
+cp_als_full(torch.ones(2, 2, 2), 1, max_iterations=2)
+print(sorted(m for m in ("sympy", "torch.fx.experimental.symbolic_shapes") if m in sys.modules))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
 
 
 def test_completion_values_are_the_target_at_the_indices_and_mask_agrees():

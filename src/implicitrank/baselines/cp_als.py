@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from ..factorizations import mode_sizes
+from ..tasks import multi_indices
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def cp_als(
 def cp_als_full(tensor: Tensor, rank: int, **options) -> CPALSResult:
     """CP-ALS on every entry of a dense tensor (for tensor-rank estimates of small tensors)."""
     shape = tuple(tensor.shape)
-    indices = torch.stack(torch.unravel_index(torch.arange(math.prod(shape)), shape), dim=-1)
+    indices = multi_indices(torch.arange(math.prod(shape)), shape)
     return cp_als(shape, indices, tensor.reshape(-1), rank, **options)
 
 

@@ -13,13 +13,13 @@ Examples
 """
 
 from ._protocol import Task, check_task_matches, parse_to
-from .completion import Completion, complete_from_target, minibatches, sample_observations
+from .completion import Completion, complete_from_target, minibatches, multi_indices, sample_observations
 from .files import load_npz_completion, movielens_completion, read_movielens
 from .ground_truth import low_rank_matrix
 from .sensing import Sensing, gaussian_sensing
 
 __all__ = [
     "Completion", "Sensing", "Task", "check_task_matches", "complete_from_target", "gaussian_sensing",
-    "load_npz_completion", "low_rank_matrix", "minibatches", "movielens_completion", "parse_to", "read_movielens",
-    "sample_observations",
+    "load_npz_completion", "low_rank_matrix", "minibatches", "movielens_completion", "multi_indices", "parse_to",
+    "read_movielens", "sample_observations",
 ]

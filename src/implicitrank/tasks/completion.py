@@ -182,6 +182,31 @@ def _check_indices(name: str, indices: Tensor, order: int, values: Tensor) -> No
                          f"{values.shape[0]} (the runs of the values), got shape {tuple(indices.shape)}")
 
 
+def multi_indices(flat: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """The row-major multi-indices of flat positions: i_k = ⌊f / Π_{l>k} n_l⌋ mod n_k, (…, len(shape)).
+
+    What ``torch.unravel_index`` computes, without the second of start-up that its first call costs (it imports
+    torch's symbolic-shape machinery and sympy: issue 18).
+
+    Parameters
+    ----------
+    flat : Tensor
+        Integer flat positions f in [0, Π n_k), any shape.
+    shape : tuple of int
+        The mode sizes (n_1, …, n_N).
+
+    Returns
+    -------
+    Tensor
+        ``flat.shape + (len(shape),)``, the index of each position along each mode.
+    """
+    modes, rest = [], flat
+    for size in reversed(shape):
+        modes.append(rest % size)
+        rest = rest.div(size, rounding_mode="floor")
+    return torch.stack(modes[::-1], dim=-1)
+
+
 def sample_observations(
     numel: int, num_observations: int, seeds: list[int], device: torch.device | str = "cpu"
 ) -> Tensor:
@@ -288,6 +313,6 @@ def complete_from_target(target: Tensor, num_observations: int, data_seeds: list
     """
     batch, shape = len(data_seeds), tuple(target.shape)
     flat = sample_observations(math.prod(shape), num_observations, data_seeds, device=target.device)
-    multi = torch.stack(torch.unravel_index(flat, shape), dim=-1)
+    multi = multi_indices(flat, shape)
     values = target.reshape(-1)[flat]
     return Completion(shape, multi, values, target=target.expand(batch, *shape))

@@ -19,7 +19,7 @@ from ..factorizations import mode_sizes
 from ..factorizations.cp import cp_to_tensor
 from ._protocol import Observations
 from ._values import check_values
-from .completion import Completion, sample_observations
+from .completion import Completion, multi_indices, sample_observations
 from .sensing import Sensing
 
 MAX_PERMUTED_ENTRIES = 1 << 26
@@ -60,7 +60,7 @@ def permutation_prefix(shape: tuple[int, ...], num_observations: int, seed: int 
         raise ValueError(f"shape {shape} has {numel:.3g} entries; permuting more than {MAX_PERMUTED_ENTRIES} "
                          "is not supported")
     flat = sample_observations(numel, num_observations, [seed])[0]
-    return torch.stack(torch.unravel_index(flat, shape), dim=-1)
+    return multi_indices(flat, shape)
 
 
 def prefix_completion(target: Tensor, num_observations: int, seed: int = 0, batch: int = 1) -> Completion:
