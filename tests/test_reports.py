@@ -149,6 +149,35 @@ def test_run_reports_draw_trajectories_with_summary_and_config(tmp_path, chromiu
     screenshot(page, tmp_path / "run.png")
 
 
+def test_a_run_report_embeds_the_runs_own_figures_until_its_metrics_change(tmp_path):
+    """The report reuses quantities.png and errors.png while they are newer than metrics.jsonl (drawing them again
+    was most of a report's time); a newer record, or a missing or damaged figure, is drawn anew."""
+    import base64
+    import os
+
+    from implicitrank.results import METRICS
+
+    out = tmp_path / "mf"
+    assert main(["mf", *TINY, "--out", str(out)]) == 0
+    run = next(p for p in sorted(out.iterdir()) if p.is_dir())
+    own = [base64.b64encode((run / name).read_bytes()).decode() for name in ("quantities.png", "errors.png")]
+
+    def embedded() -> tuple[int, int]:
+        html = write_report(run).read_text()
+        return html.count("data:image/png;base64,"), sum(uri in html for uri in own)
+
+    assert embedded() == (2, 2)
+    later = (run / "errors.png").stat().st_mtime_ns + 10**9
+    os.utime(run / METRICS, ns=(later, later))  # the run recorded more after drawing
+    assert embedded() == (2, 0)
+    os.utime(run / METRICS, ns=(later - 2 * 10**9,) * 2)
+    assert embedded() == (2, 2)
+    (run / "errors.png").write_bytes(b"")
+    assert embedded() == (2, 0)
+    (run / "errors.png").unlink()
+    assert embedded() == (2, 0)
+
+
 def test_a_damaged_directory_still_renders_and_says_what_is_wrong(reproduction, tmp_path, chromium):
     # A reproduction with a failed claim and a missing figure.
     damaged = tmp_path / "reproduction"

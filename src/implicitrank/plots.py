@@ -264,6 +264,9 @@ def _title(what: str, setup: str, width: int = 64) -> str:
     return "\n".join([what, *textwrap.wrap(setup, width)]) if setup else what
 
 
+QUANTITIES_FILE, ERRORS_FILE = "quantities.png", "errors.png"  # what ``plot_run`` writes into a run directory
+
+
 def plot_run(run_dir: str | Path, rows: list[dict] | None = None) -> list[Path]:
     """Write ``quantities.png`` (the top quantities against steps) and ``errors.png`` (loss and
     reconstruction errors against steps) into ``run_dir``.
@@ -298,8 +301,8 @@ def plot_run(run_dir: str | Path, rows: list[dict] | None = None) -> list[Path]:
     written = []
     fig = quantities_figure(rows, setup)
     if fig is not None:
-        written.append(save(fig, run_dir / "quantities.png"))
-    written.append(save(errors_figure(rows, setup), run_dir / "errors.png"))
+        written.append(save(fig, run_dir / QUANTITIES_FILE))
+    written.append(save(errors_figure(rows, setup), run_dir / ERRORS_FILE))
     return written
 
 
