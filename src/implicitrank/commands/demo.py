@@ -20,7 +20,7 @@ COLUMNS = ("method", "seed", "reconstruction_error", "reconstruction_error_squar
 
 def register(subparsers) -> None:
     p = _common.add_parser(subparsers, "demo", description=__doc__,
-                           help="depth 1/2/3 vs nuclear norm on a 100x100 rank-5 completion (a few minutes)")
+                           help="depth 1/2/3 vs nuclear norm on a 100x100 rank-5 completion (under a minute)")
     _common.add_out(p, "demo")
     p.add_argument("--size", type=int, default=100, help="rows = cols of the target")
     p.add_argument("--rank", type=int, default=5, help="rank of the target")
