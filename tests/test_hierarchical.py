@@ -117,6 +117,26 @@ def test_gradients_of_the_circuit_equal_autograd_through_the_full_tensor():
     assert torch.autograd.gradcheck(circuit_loss, leaves)
 
 
+@pytest.mark.parametrize("shape, tree, widths", [
+    ((2, 2, 2, 2), None, 2), ((4, 4, 4, 4), None, 2), ((3, 3, 3, 3), None, 2), ((8, 8, 8), None, 2),
+    ((2, 3, 2), ((0, 1, 2),), None),  # a node with a single child
+])
+def test_gradients_equal_autograd_through_the_full_tensor_where_the_balanced_init_makes_exact_zeros(shape, tree,
+                                                                                                     widths):
+    """The balanced init's ±c entries make node outputs exactly zero at some entries; the circuit's gradient there
+    is still the plain circuit's (it was dropped: an all-zero output's scale of ``tiny`` underflowed its ancestors)."""
+    model = HierarchicalFactorization(shape, tree, widths=widths, init_method="balanced")
+    params = model.init(4, 1.0, generators([0, 1, 2, 3]), dtype=torch.float64)
+    target = torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    task = complete_from_target(target, min(12, math.prod(shape) - 1), [0, 1, 2, 3])
+    leaves = [p.clone().requires_grad_(True) for p in params]
+    circuit = torch.autograd.grad(task.loss(model, leaves).sum(), leaves)
+    dense = torch.autograd.grad(task.dense_loss_and_grad(model.end_to_end(leaves))[0].sum(), leaves)
+    assert (model.end_to_end(params) == 0).any()  # the case in question arises
+    for a, b in zip(circuit, dense):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
 def test_local_component_norms_and_tensors_satisfy_the_multilinear_identity():
     """For each vector a_j of local component (ν, r): <a_j, ∂L/∂a_j> = <∇L(W), T_{ν,r}> (W is multilinear
     in the component's K vectors) — the identity behind σ̇ = K·γ·σ^(2−2/K)."""

@@ -407,9 +407,10 @@ class HierarchicalFactorization:
         """Run the circuit bottom-up from the leaf outputs ``leaves(nodes, stacked W^(n))`` (G, B, M, R_Pa).
 
         Leaf outputs are made where their parents read them (no separate leaf layer is stored). Every
-        internal node's output is divided by its largest magnitude per entry (a constant: detached) and the
-        logarithm of that scale is carried, so products over many levels neither overflow nor underflow;
-        the result, and so its gradient, is exactly that of the plain circuit.
+        internal node's output is divided by its largest magnitude per entry (a constant: detached; 1 for an
+        all-zero output, which the balanced init makes often) and the logarithm of that scale is carried, so
+        products over many levels neither overflow nor underflow; the result, and so its gradient, is exactly
+        that of the plain circuit.
         """
         plan = self._plan
         outputs: list[tuple[Tensor, Tensor] | None] = [None] * len(plan.leaf_groups)  # per internal group
@@ -439,7 +440,10 @@ class HierarchicalFactorization:
                 pooled = pooled * hidden
                 logs = more if logs is None else (logs if more is None else logs + more)
             out = pooled @ torch.stack([params[v] for v in nodes])
-            scale = torch.linalg.vector_norm(out.detach(), ord=math.inf, dim=-1).clamp_min(torch.finfo(out.dtype).tiny)
+            largest = torch.linalg.vector_norm(out.detach(), ord=math.inf, dim=-1)
+            # An all-zero output keeps scale 1: a scale of ``tiny`` would put log(tiny) into every ancestor (their
+            # outputs are zero too), and exp of the sum underflows, dropping that entry's whole gradient.
+            scale = torch.where(largest > 0, largest.clamp_min(torch.finfo(out.dtype).tiny), 1.0)
             outputs.append((out / scale.unsqueeze(-1), scale.log() if logs is None else logs + scale.log()))
         out, logs = outputs[-1]
         return out[0, ..., 0] * logs[0].exp()
