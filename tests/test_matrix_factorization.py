@@ -108,3 +108,21 @@ def test_bad_model_arguments_are_named(kwargs, match):
 def test_non_positive_init_scale_is_rejected():
     with pytest.raises(ValueError, match="init_scale"):
         MatrixFactorization(3, 3).init(1, torch.tensor([0.0]), generators([0]))
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+@pytest.mark.parametrize("shape", [(16, 16), (12, 9)])
+def test_predicted_rates_at_repeated_singular_values_are_the_derivatives_of_the_sorted_ones(depth, shape):
+    """At the identity init every singular value is the same, so u_r, v_r are any basis of it; the rates of the
+    sorted values are −N·σ^(2−2/N)·eig(sym(U_cᵀ∇L V_c)), checked against (σ(θ − h∇L) − σ(θ))/h, h = 1e-7 (the
+    per-vector projections were 0.07 against 3e-5 at depth 1)."""
+    rows, cols = shape
+    task = complete_from_target(low_rank_matrix(rows, cols, 2, seed=0), rows * cols // 2, [0, 1])
+    model = MatrixFactorization(rows, cols, depth, init_method="identity")
+    params = model.init(2, torch.tensor([4e-3, 1.0]), generators([0, 1]), dtype=torch.float64)
+    _, grads = loss_and_grad(model, params, task)
+    h = 1e-7
+    stepped = [p - h * g for p, g in zip(params, grads, strict=True)]
+    measured = (model.quantities(stepped) - model.quantities(params)) / h
+    predicted = model.predicted_rates(params, task.dense_loss_and_grad(model.end_to_end(params))[1])
+    torch.testing.assert_close(measured, predicted, rtol=1e-4, atol=1e-5 * float(predicted.abs().max()))

@@ -271,7 +271,11 @@ class MatrixFactorization:
         """σ̇_r = −N·(σ_r²)^(1−1/N)·<∇L(W), u_r v_rᵀ> for the singular triplets (σ_r, u_r, v_r) of W.
 
         N is the depth (``order`` overrides it); depth 1 gives σ̇_r = −<∇L(W), u_r v_rᵀ>. Exact for gradient flow
-        from a balanced init.
+        from a balanced init. Theorem 3 takes distinct singular values. A positive one repeated k times (within
+        1000 machine epsilons of σ_1, as at the identity init) has no particular u_r, v_r: the rates of its k sorted
+        copies are −N·σ^(2−2/N) times the eigenvalues of the symmetric part of U_cᵀ ∇L(W) V_c over its singular
+        spaces U_c, V_c (first-order perturbation of a repeated singular value; under the balanced flow
+        U_cᵀ Ẇ V_c = −N·σ^(2−2/N)·U_cᵀ ∇L(W) V_c).
 
         Parameters
         ----------
@@ -294,7 +298,12 @@ class MatrixFactorization:
         """
         n = protocol.check_order(order, self.depth)
         u, s, vh = torch.linalg.svd(self.end_to_end(params), full_matrices=False)
-        projection = torch.einsum("bir,bij,brj->br", u, gradient.to(s.dtype), vh)  # <∇L, u_r v_rᵀ>
+        inner = u.transpose(1, 2) @ gradient.to(s.dtype) @ vh.transpose(1, 2)  # <∇L, u_r v_qᵀ>, (B, K, K)
+        projection = inner.diagonal(dim1=1, dim2=2).clone()
+        for b, start, stop in _repeated(s):
+            block = inner[b, start:stop, start:stop]
+            # ascending, so the rates −N·σ^(2−2/N)·λ descend with the sorted copies
+            projection[b, start:stop] = torch.linalg.eigvalsh(0.5 * (block + block.T))
         return -n * s.pow(2.0 - 2.0 / n) * projection
 
     def loss_and_grad(
@@ -356,3 +365,19 @@ class MatrixFactorization:
                                          - params[j] @ params[j].transpose(1, 2))
                 for j in range(len(params) - 1)]
         return torch.stack(gaps, dim=1).amax(dim=1)
+
+
+def _repeated(s: Tensor, epsilons: float = 1000.0) -> list[tuple[int, int, int]]:
+    """(run, start, stop) of each run's clusters of two or more positive singular values (descending ``s``) that
+    agree within ``epsilons`` machine epsilons of the run's σ_1."""
+    tolerance = (epsilons * torch.finfo(s.dtype).eps * s[:, :1]).tolist()
+    clusters = []
+    for b, (values, (tol,)) in enumerate(zip(s.tolist(), tolerance)):
+        start = 0
+        for i in range(1, len(values) + 1):
+            if i == len(values) or values[i - 1] - values[i] > tol or values[i] <= tol:
+                if i - start > 1 and values[start] > tol:
+                    clusters.append((b, start, i))
+                start = i
+    return clusters
+
