@@ -184,3 +184,20 @@ def test_a_diverged_run_has_no_count_of_learned_components():
     assert learned_cp(curve) == 2.0 and learned_hierarchical(curve) == 2.0
     curve[-1, 2] = math.nan
     assert math.isnan(learned_cp(curve)) and math.isnan(learned_hierarchical(curve))
+
+
+def test_a_tensor_completion_run_that_diverged_has_no_rank_and_the_others_go_on():
+    """A run whose tensor is NaN stopped the experiment (LinAlgError from the rank bound's SVD); one that grew huge
+    but finite got a tensor rank of −1 (its pruning tolerance fell below rounding)."""
+    import dataclasses
+
+    from implicitrank.experiments.razin2020_tensor_completion import SCALES, Panel, _runs
+
+    panel = Panel(3, 1, (50,))
+    for lr, diverges in ((1e20, True), (1e8, False)):
+        setup = dataclasses.replace(SCALES["test"], lr=lr, max_steps=50, init_stds=(1.0,))
+        run, baseline = _runs(setup, panel, 50, (0,), progress=False)
+        assert math.isnan(run["tensor_rank"]) == math.isnan(run["reconstruction_error"]) == diverges
+        assert diverges or run["tensor_rank"] >= 1
+        assert baseline["method"] == "zero-filled baseline" and baseline["tensor_rank"] >= 1
+

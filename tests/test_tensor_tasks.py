@@ -175,6 +175,19 @@ def test_tensor_rank_by_als_and_by_pruning():
             model, params, tol=1e-2).tolist()
 
 
+def test_pruning_rank_is_nan_for_a_tensor_without_numbers_and_at_most_every_component_otherwise():
+    """A NaN tensor had rank −1, an integer a median would take; a tolerance below the rounding of the partial sums
+    (a huge tensor against a fixed budget) gave −1 too, though all R components are the tensor itself."""
+    model = CPFactorization((3, 4, 5), components=5)
+    params = model.init(2, model.scale_for_entry_std(1.0), generators([0, 1]), dtype=torch.float64)
+    params[0][0, :, :, 2:] *= 1e-3
+    broken = [params[0].clone()]
+    broken[0][1, 0, 0, 0] = math.nan
+    ranks = tensor_rank_by_pruning(model, broken, tol=1e-2)
+    assert ranks[0].item() == 2 and math.isnan(ranks[1].item())
+    assert tensor_rank_by_pruning(model, params, tol=1e-30).tolist() == [5, 5]
+
+
 # --------------------------------------------------------------------------------------------- science
 
 

@@ -47,8 +47,9 @@ def stack_completions(tasks: Sequence[Completion]) -> Completion:
 
 
 def mean_squared_error(w: Tensor, target: Tensor) -> Tensor:
-    """Mean over all entries of (W − W*)², per run (B,): the "reconstruction error" of Razin & Cohen 2020
-    (for ||W*||_F = 1 it is the squared relative Frobenius error divided by the number of entries)."""
+    """Mean over all entries of (W − W*)², per run (B,); for ||W*||_F = 1 it is the squared relative Frobenius
+    error divided by the number of entries. The ε-rank's budget is stated in it; the published reconstruction
+    errors of Razin & Cohen 2020 are relative Frobenius errors ||W − W*||_F / ||W*||_F, which the claims compare."""
     return (w - target).pow(2).flatten(1).mean(1)
 
 

@@ -143,12 +143,14 @@ def _runs(setup: Setup, panel: Panel, observations: int, repetitions: tuple[int,
         target.flatten(1), dim=1)
     norms = torch.linalg.vector_norm(w.flatten(1), dim=1)
     tol = torch.sqrt(setup.rank_mse * w[0].numel() / norms.pow(2).clamp_min(1e-300))
-    upper = [int(tensor_rank_by_pruning(model, [p[b:b + 1] for p in final], tol=float(tol[b])).item())
-             for b in range(len(runs))]
+    finite = torch.isfinite(w.flatten(1)).all(1).tolist()  # a diverged run has no rank: NaN, and the others go on
     base = {"order": panel.order, "truth_rank": panel.rank, "observations": observations}
     rows = []
     for b, (seed, std) in enumerate(runs):
-        rank, bound = _epsilon_rank(setup, w[b], upper[b])
+        rank, bound = math.nan, False
+        if finite[b]:
+            upper = int(tensor_rank_by_pruning(model, [p[b:b + 1] for p in final], tol=float(tol[b])).item())
+            rank, bound = _epsilon_rank(setup, w[b], upper)
         rows.append({**base, "method": f"init std {std:g}", "init_std": std, "seed": seed,
                      "steps": int(state.steps[b]), "train_loss": float(state.loss[b]),
                      "reconstruction_error": float(relative[b]), "mean_squared_error": float(mse[b]),

@@ -54,7 +54,8 @@ def matricization_effective_ranks(tensor: Tensor, partitions: Sequence[Sequence[
 def tensor_rank_by_pruning(model: CPFactorization, params: list[Tensor], tol: float = 1e-2) -> Tensor:
     """Per run, the fewest components (largest norms first) with ||W − W_k||_F <= tol·||W||_F; (B,).
 
-    Forms dense tensors (small shapes only).
+    Forms dense tensors (small shapes only). Integer counts; float64 with NaN for the runs whose tensor holds NaN or
+    inf (no count of components approximates it), when there are any, as ``numerical_rank`` does.
     """
     if not tol > 0:
         raise ValueError(f"tol must be positive, got {tol}")
@@ -64,13 +65,18 @@ def tensor_rank_by_pruning(model: CPFactorization, params: list[Tensor], tol: fl
     limit = tol * scaled_norm(full, 1)
     partial = torch.zeros_like(full)
     rank = torch.full((factors.shape[0],), -1, dtype=torch.long)
+    finite = torch.isfinite(full).all(1)
     for k in range(factors.shape[-1] + 1):
-        done = (scaled_norm(full - partial, 1) <= limit) & (rank < 0)
+        # all R components are W itself, whatever rounding their partial sum carries (tol·||W|| may be below it)
+        close = finite if k == factors.shape[-1] else scaled_norm(full - partial, 1) <= limit
+        done = close & (rank < 0)
         rank = torch.where(done, k, rank)
         if bool((rank >= 0).all()) or k == factors.shape[-1]:
             break
         chosen = factors.gather(3, order[:, k].view(-1, 1, 1, 1).expand(*factors.shape[:3], 1))
         partial = partial + model.end_to_end([chosen]).flatten(1)
+    if bool((rank < 0).any()):
+        return torch.where(rank >= 0, rank.to(torch.float64), math.nan)
     return rank
 
 
