@@ -135,3 +135,30 @@ def test_a_diverging_run_finishes_without_accuracies_and_its_sweep_goes_on(tmp_p
     assert (run / "metrics.jsonl").is_file() and json.loads((run / "summary.json").read_text())["status"] == "diverged"
     rerun = run_sweep(setup, tmp_path, seeds=(0,), progress=False)  # finished, diverged included: nothing retrains
     assert [r["status"] for r in rerun] == [r["status"] for r in rows]
+
+
+def test_a_model_whose_outputs_overflow_after_its_last_epoch_is_diverged_not_at_chance():
+    """With lr 1e38 one epoch leaves finite weights (~1e36) whose forward pass gives NaN logits; NaN > 0 is False, so
+    every sample counted as class 0 and the run was "trained" at 50% on balanced labels."""
+    from implicitrank.experiments.locality import build_data, build_model
+
+    setup = setup_for("is-same-class", "test")
+    train, test = build_data(setup, 40, 0)
+    torch.manual_seed(0)
+    model = build_model(setup, 1)
+    summary = train_classifier(model, train, test, replace(setup.training, reg_weight=0.0, seed=0, progress=False,
+                                                           lr=1e38, max_epochs=1))
+    assert summary["status"] == "diverged" and "test outputs became NaN/inf after epoch 1" in summary["message"]
+    assert math.isnan(summary["last_test_acc"]) and math.isnan(summary["last_train_acc"])
+
+
+def test_the_figure_s_claims_read_a_diverged_run_s_null_accuracy_as_missing():
+    """summary.json stores a diverged run's NaN as null; the per-seed claims multiplied it by 100 (TypeError)."""
+    from implicitrank.experiments.razin2022_locality import seed_claims
+
+    setup = setup_for("is-same-class", "test")
+    rows = [{"seed": 0, "reg_weight": lam, "difficulty": d, "last_test_acc": None if lam else 0.5}
+            for lam in setup.reg_weights for d in setup.difficulties]
+    claims = seed_claims(setup, rows, (0,), "test")
+    regularized = [c for c in claims if "λ=0:" not in c.claim and "near chance" not in c.claim]
+    assert regularized and all(c.status == "fail" and c.missing == 1 for c in regularized)

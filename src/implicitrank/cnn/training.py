@@ -214,16 +214,19 @@ def accuracy(model: nn.Module, data: LocalityDataset, batch_size: int = 512) -> 
     Returns
     -------
     float
-        The accuracy, in [0, 1].
+        The accuracy, in [0, 1]; NaN when any output is NaN or infinite (the model predicted nothing there: a NaN
+        logit is not the negative class).
     """
     was_training = model.training
     model.eval()
-    correct = 0
+    correct, finite = 0, True
     for start in range(0, len(data), batch_size):
         x, y = data.batch(torch.arange(start, min(start + batch_size, len(data)), device=data.labels.device))
-        correct += int(((model(x) > 0).float() == y).sum())
+        logits = model(x)
+        finite = finite and bool(torch.isfinite(logits).all())
+        correct += int(((logits > 0).float() == y).sum())
     model.train(was_training)
-    return correct / len(data)
+    return correct / len(data) if finite else math.nan
 
 
 def measure_interaction(model: nn.Module, data: LocalityDataset, seed: int = 0, batch_size: int = 256,
@@ -345,6 +348,15 @@ def epoch_loop(
     return history
 
 
+def _tested(model: nn.Module, test: LocalityDataset, epoch: int) -> float:
+    """The test accuracy after ``epoch`` (0-based); FloatingPointError when the model's outputs are NaN/inf there
+    (its weights may be finite yet overflow the forward pass: the run diverged though its train loss was finite)."""
+    value = accuracy(model, test)
+    if math.isnan(value):
+        raise FloatingPointError(f"the test outputs became NaN/inf after epoch {epoch + 1}; lower lr or reg_weight")
+    return value
+
+
 def train_classifier(model: nn.Module, train: LocalityDataset, test: LocalityDataset, config: TrainingConfig,
                      run_dir: str | Path | None = None) -> dict:
     """Train a one-logit network on a locality task with SGD, optionally with the interaction regularizer.
@@ -439,7 +451,7 @@ def train_classifier(model: nn.Module, train: LocalityDataset, test: LocalityDat
             fit_epoch = epoch
             last = last or config.epochs_after_fit == 0
         if (epoch + 1) % config.eval_every == 0 or last:
-            row["test_acc"] = accuracy(model, test)
+            row["test_acc"] = _tested(model, test, epoch)
         elapsed += time.perf_counter() - started
         return row
 
@@ -453,6 +465,8 @@ def train_classifier(model: nn.Module, train: LocalityDataset, test: LocalityDat
                    progress=config.progress, hint="lower lr or reg_weight",
                    show=lambda row: {"train": f"{row['train_acc']:.3f}",
                                      "test": f"{row.get('test_acc', math.nan):.3f}"})
+        if "test_acc" not in history[-1]:
+            history[-1]["test_acc"] = _tested(model, test, len(history) - 1)
     except FloatingPointError as err:  # finished without numbers; the epochs before it are kept
         summary = {"status": "diverged", "message": f"{err}; the run stopped there and has no accuracies; the "
                                                     f"epochs recorded until then are in {METRICS}",
@@ -463,8 +477,6 @@ def train_classifier(model: nn.Module, train: LocalityDataset, test: LocalityDat
             write_metrics(run_path / METRICS, history)
             write_json(run_path / SUMMARY, summary)
         return summary
-    if "test_acc" not in history[-1]:
-        history[-1]["test_acc"] = accuracy(model, test)
     tested = [row["test_acc"] for row in history if "test_acc" in row]
     summary = {"status": "trained", "message": "",
                "last_test_acc": tested[-1], "best_test_acc": max(tested), "last_train_acc": history[-1]["train_acc"],

@@ -279,7 +279,7 @@ def run_sweep(setup: LocalitySetup, out_dir: str | Path, seeds: tuple[int, ...] 
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix({setup.difficulty_name: difficulty, "λ": reg_weight,
-                                 "test": f"{_number(summary['last_test_acc']):.3f}"})
+                                 "test": f"{number_or_nan(summary['last_test_acc']):.3f}"})
             if summary.get("status") == "diverged":
                 print(f"warning: {setup.task} λ={reg_weight:g} {setup.difficulty_name}={difficulty} seed={seed}: "
                       f"{summary['message']}", file=sys.stderr)
@@ -298,8 +298,8 @@ def aggregate(rows: list[dict]) -> list[dict]:
         groups.setdefault((row["reg_weight"], row["difficulty"]), []).append(row)
     table = []
     for (reg_weight, difficulty), group in sorted(groups.items()):
-        last = [100 * _number(r["last_test_acc"]) for r in group]  # a diverged run: NaN, so is its cell
-        best = [100 * _number(r["best_test_acc"]) for r in group]
+        last = [100 * number_or_nan(r["last_test_acc"]) for r in group]  # a diverged run: NaN, so is its cell
+        best = [100 * number_or_nan(r["best_test_acc"]) for r in group]
         table.append({"reg_weight": reg_weight, "difficulty": difficulty, "seeds": len(group),
                       "test_acc_mean": statistics.fmean(last), "test_acc_std": statistics.stdev(last)
                       if len(last) > 1 else 0.0, "best_test_acc_mean": statistics.fmean(best),
@@ -308,8 +308,19 @@ def aggregate(rows: list[dict]) -> list[dict]:
     return table
 
 
-def _number(value: float | None) -> float:
-    """A summary's accuracy; NaN for a diverged run's (read back from JSON as null)."""
+def number_or_nan(value: float | None) -> float:
+    """A summary's accuracy; NaN for a diverged run's (read back from JSON as null).
+
+    Parameters
+    ----------
+    value : float or None
+        The number as read from ``summary.json``.
+
+    Returns
+    -------
+    float
+        ``value``, or NaN for None.
+    """
     return math.nan if value is None else value
 
 

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .claims import Claim, evaluate, not_run, seed_list
-from .locality import PUBLISHED, TASKS, LocalitySetup, run_locality_experiment, run_sweep, setup_for
+from .locality import PUBLISHED, TASKS, LocalitySetup, number_or_nan, run_locality_experiment, run_sweep, setup_for
 from .published import R22_LOCALITY_WHERE, RAZIN2022, plotted
 
 NAME = "razin2022-locality"
@@ -61,7 +61,7 @@ def seed_claims(setup: LocalitySetup, rows: list[dict], seeds: tuple[int, ...], 
     where = R22_LOCALITY_WHERE[task]
 
     def acc(reg_weight, difficulty):
-        found = {r["seed"]: 100 * r["last_test_acc"] for r in rows
+        found = {r["seed"]: 100 * number_or_nan(r["last_test_acc"]) for r in rows  # a diverged run: null, so NaN
                  if r["reg_weight"] == reg_weight and r["difficulty"] == difficulty}
         return [found.get(s, math.nan) for s in seeds]
 
