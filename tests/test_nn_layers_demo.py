@@ -60,3 +60,27 @@ def test_a_diverging_network_has_no_numbers_and_the_demo_goes_on(tmp_path, capsy
     assert "diverged" not in finished and 0 <= finished["test_accuracy"] <= 1
     captured = capsys.readouterr()
     assert "warning: mlp depth 4 seed 0" in captured.err and "diverged" in captured.out
+
+
+def test_a_network_whose_outputs_overflow_after_training_has_no_accuracy():
+    """argmax picks a class from NaN/inf logits too: a network whose finite weights overflow its outputs after the
+    last epoch got an accuracy (of whatever class argmax chose) and no ``diverged``."""
+    import math
+
+    import torch
+
+    from implicitrank.nn.digits_experiment import accuracy, classifier_run, load_digits
+
+    data = load_digits()
+
+    def blow_up(model, epoch):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.fill_(1e30)
+
+    config = DigitsConfig(epochs=1, hidden=8, kept_ranks=(1,))
+    model, summary = classifier_run("mlp", 2, config, data, after_epoch=blow_up)
+    assert all(bool(torch.isfinite(p).all()) for p in model.parameters())
+    assert math.isnan(accuracy(model, data.test_x, data.test_y))
+    assert "outputs became NaN/inf after epoch 1" in summary["diverged"]
+    assert math.isnan(summary["test_accuracy"]) and math.isnan(summary["train_accuracy"])

@@ -132,8 +132,13 @@ def fit(
 
 
 def accuracy(model: nn.Module, x: Tensor, y: Tensor) -> float:
+    """The fraction of rows of ``x`` whose largest logit is the label; NaN when any logit is NaN or infinite (argmax
+    would still pick a class)."""
     with torch.no_grad():
-        return (model(x).argmax(1) == y).double().mean().item()
+        logits = model(x)
+    if not bool(torch.isfinite(logits).all()):
+        return math.nan
+    return (logits.argmax(1) == y).double().mean().item()
 
 
 def compression_curve(model: nn.Module, data: Digits, kept_ranks: tuple[int, ...]) -> list[dict]:
@@ -154,19 +159,26 @@ def classifier_run(architecture: str, depth: int, config: DigitsConfig, data: Di
     accuracies, so that the runs beside it go on."""
     generator = torch.Generator().manual_seed(config.seed)
     model = build(architecture, depth, config, generator)
+    def diverged(message: str) -> tuple[nn.Module, dict]:
+        return model, {"architecture": architecture, "depth": depth, "diverged": message,
+                       "train_accuracy": math.nan, "test_accuracy": math.nan, "effective_ranks": {},
+                       "params_trained": sum(p.numel() for p in model.parameters()), "params_collapsed": None,
+                       "compression": []}
+
     try:
         fit(model, data.train_x, F.cross_entropy, data.train_y, epochs=config.epochs, batch_size=config.batch_size,
             lr=config.lr, generator=generator, after_epoch=after_epoch)
     except FloatingPointError as err:
-        return model, {"architecture": architecture, "depth": depth, "diverged": str(err),
-                       "train_accuracy": math.nan, "test_accuracy": math.nan, "effective_ranks": {},
-                       "params_trained": sum(p.numel() for p in model.parameters()), "params_collapsed": None,
-                       "compression": []}
+        return diverged(str(err))
+    train_accuracy, test_accuracy = accuracy(model, data.train_x, data.train_y), accuracy(model, data.test_x,
+                                                                                          data.test_y)
+    if math.isnan(train_accuracy) or math.isnan(test_accuracy):  # finite weights can still overflow the outputs
+        return diverged(f"the outputs became NaN/inf after epoch {config.epochs}; lower the learning rate")
     plain = collapse(model)
     summary = {
         "architecture": architecture, "depth": depth,
-        "train_accuracy": accuracy(model, data.train_x, data.train_y),
-        "test_accuracy": accuracy(model, data.test_x, data.test_y),
+        "train_accuracy": train_accuracy,
+        "test_accuracy": test_accuracy,
         "effective_ranks": {name: s.effective_rank for name, s in layer_spectra(model).items()},
         "params_trained": sum(p.numel() for p in model.parameters()),
         "params_collapsed": sum(p.numel() for p in plain.parameters()),
