@@ -162,3 +162,26 @@ def test_the_figure_s_claims_read_a_diverged_run_s_null_accuracy_as_missing():
     claims = seed_claims(setup, rows, (0,), "test")
     regularized = [c for c in claims if "λ=0:" not in c.claim and "near chance" not in c.claim]
     assert regularized and all(c.status == "fail" and c.missing == 1 for c in regularized)
+
+
+def test_a_finished_or_checkpointed_run_trained_with_other_settings_is_not_reused(tmp_path):
+    """``--resume`` kept any run with a summary.json (or resumed any checkpoint), so a rerun asking lr 0.5 for 4 epochs
+    printed the lr 0.01, 2-epoch runs' numbers as its own. Now the stored settings must match, before any training."""
+    from implicitrank.errors import UsageError
+    from implicitrank.experiments.locality import run_sweep
+
+    setup = replace(setup_for("is-same-class", "test"), reg_weights=(0.0,), difficulties=(0,))
+    first = run_sweep(setup, tmp_path, seeds=(0,), progress=False)
+    run = tmp_path / "is-same-class" / "lam=0" / "d=0" / "seed=0"
+    assert (run / "settings.json").is_file()
+    assert run_sweep(setup, tmp_path, seeds=(0,), progress=False) == first  # same settings: reused as it was
+    changed = replace(setup, training=replace(setup.training, lr=0.5, max_epochs=4))
+    with pytest.raises(UsageError, match=r"trained with other settings: training\.lr 0\.01 \(now 0\.5\), "
+                                         r"training\.max_epochs 2 \(now 4\)"):
+        run_sweep(changed, tmp_path, seeds=(0, 1), progress=False)
+    assert not (tmp_path / "is-same-class" / "lam=0" / "d=0" / "seed=1").exists()  # refused before training seed 1
+    with pytest.raises(UsageError, match=r"n_train 64 \(now 32\)"):
+        run_sweep(replace(setup, n_train=32), tmp_path, seeds=(0,), progress=False)
+    (run / "settings.json").unlink()  # a run from before settings were recorded: its training config is checked
+    with pytest.raises(UsageError, match=r"training\.lr 0\.01 \(now 0\.5\)"):
+        run_sweep(changed, tmp_path, seeds=(0,), progress=False)

@@ -70,7 +70,8 @@ def register(subparsers) -> None:
         _common.add_out(sub, "locality")
         sub.add_argument("--resume", action="store_true",
                          help="continue in an --out holding earlier runs of this figure: finished runs are kept, "
-                              "unfinished ones resumed from their checkpoints")
+                              "unfinished ones resumed from their checkpoints; refused if they were trained with "
+                              "other settings")
         _common.add_threads(sub)
         _common.add_progress(sub)
         sub.set_defaults(func=run_locality)

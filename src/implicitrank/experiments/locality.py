@@ -76,7 +76,7 @@ import csv
 import math
 import statistics
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -96,7 +96,7 @@ from ..cnn import (
     train_classifier,
 )
 from ..errors import UsageError
-from ..results import SUMMARY, read_json
+from ..results import CONFIG, SUMMARY, read_json, to_jsonable, write_json
 
 TASKS = ("is-same-class", "pathfinder")
 SCALES = ("test", "quick", "paper")
@@ -255,6 +255,9 @@ def run_sweep(setup: LocalitySetup, out_dir: str | Path, seeds: tuple[int, ...] 
     if not seeds:
         raise UsageError("seeds must not be empty")
     jobs = [(d, lam, s) for d in setup.difficulties for s in seeds for lam in setup.reg_weights]
+    configs = {(d, lam, s): replace(setup.training, reg_weight=lam, seed=s, progress=progress) for d, lam, s in jobs}
+    for (difficulty, reg_weight, seed), config in configs.items():  # before any training: refuse, or train them all
+        _check_settings(run_dir_for(out_dir, setup, reg_weight, difficulty, seed), _settings(setup, config))
     bar = None
     if progress:
         from tqdm import tqdm
@@ -272,7 +275,8 @@ def run_sweep(setup: LocalitySetup, out_dir: str | Path, seeds: tuple[int, ...] 
                 torch.manual_seed(seed)
                 train, test = data
                 model = build_model(setup, train.batch(torch.arange(1))[0].shape[1])
-                config = replace(setup.training, reg_weight=reg_weight, seed=seed, progress=progress)
+                config = configs[(difficulty, reg_weight, seed)]
+                write_json(run_dir / SETTINGS, _settings(setup, config))
                 summary = train_classifier(model, train, test, config, run_dir)
             rows.append({"task": setup.task, "difficulty": difficulty, "reg_weight": reg_weight, "seed": seed,
                          **summary})
@@ -288,6 +292,49 @@ def run_sweep(setup: LocalitySetup, out_dir: str | Path, seeds: tuple[int, ...] 
             bar.close()
     write_tables(setup, rows, Path(out_dir) / setup.task)
     return rows
+
+
+SETTINGS = "settings.json"  # what a run's numbers depend on (``_settings``), checked before a run is reused
+
+
+def _settings(setup: LocalitySetup, config: TrainingConfig) -> dict:
+    """What one run's numbers depend on, as JSON: its training config and the figure's data and model set-up; not
+    the λ and difficulty lists (the run is one of each), where the data lie (``cifar_path``, ``cache_dir``), the
+    device or the progress bar."""
+    settings = asdict(replace(setup, training=config))
+    for key in ("difficulties", "reg_weights", "cifar_path", "cache_dir"):
+        del settings[key]
+    for key in ("device", "progress"):
+        del settings["training"][key]
+    return to_jsonable(settings)
+
+
+def _check_settings(run_dir: Path, settings: dict) -> None:
+    """Refuse to reuse (``summary.json``) or resume (a checkpoint) a run trained with other settings: its numbers
+    would be presented as this set-up's. Runs written before settings were recorded are checked on their
+    training config."""
+    if (run_dir / SETTINGS).is_file():
+        stored, wanted = _flat(read_json(run_dir / SETTINGS)), _flat(settings)
+    elif (run_dir / CONFIG).is_file():
+        wanted = {k: v for k, v in _flat(settings).items() if k.startswith("training.")}
+        stored = {k: v for k, v in _flat(read_json(run_dir / CONFIG), "training.").items() if k in wanted}
+    else:
+        return
+    changed = [f"{k} {stored.get(k)!r} (now {wanted.get(k)!r})" for k in sorted(set(stored) | set(wanted))
+               if stored.get(k) != wanted.get(k)]
+    if changed:
+        raise UsageError(f"out: {run_dir} holds a run trained with other settings: {', '.join(changed)}; choose "
+                         "another --out, or rerun with the settings it was trained with")
+
+
+def _flat(settings: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def aggregate(rows: list[dict]) -> list[dict]:
