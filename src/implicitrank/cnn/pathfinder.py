@@ -12,7 +12,12 @@ clearance`` px away from the centre lines of the snakes drawn before it (targets
 cross each other but never touch a target), so after resizing by an integer factor the two targets' pixels and the
 markers on them are connected within a target and never across targets (``clearance`` exceeds √2·(2f − 1) for the
 resize factor f). Generation is vectorized over images and over distractors with NumPy; results are cached as
-compressed .npz arrays keyed by the configuration, size and seed.
+compressed .npz arrays keyed by the configuration, size, seed and generator version.
+
+As in the authors' generator, a positive pair's markers (the ends of one snake) tend to lie closer than a negative
+pair's (the far ends of two snakes starting ``start_distance`` apart), so the marker distance alone predicts part of
+the labels: the best distance threshold classifies 95% at L = 3 and 84% at L = 9 (256 images of the paper's
+geometry, measured 2026-12-03). Tracing the path is what the rest takes.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from torch import Tensor
 from ..errors import UsageError
 from .regularizer import Box, random_patch_pair
 
+GENERATOR_VERSION = 3  # in the cache key: images cached by an older generator are not read as this one's (3: the
+# targets' first segments head anywhere, no longer away from each other)
 CHUNK = 128
 TRIES = 10
 RETRY_COPIES = 4
@@ -155,7 +162,7 @@ class PathfinderConfig:
         str
             The first 16 hex digits of the SHA-256 of the sorted JSON of these values.
         """
-        text = json.dumps({**asdict(self), "n": n, "seed": seed, "version": 2}, sort_keys=True)
+        text = json.dumps({**asdict(self), "n": n, "seed": seed, "version": GENERATOR_VERSION}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -189,9 +196,9 @@ def _blocked(block: np.ndarray, image: np.ndarray, points: np.ndarray, border: f
 
 
 def _grow(starts: np.ndarray, image: np.ndarray, block: np.ndarray, segments: int, config: PathfinderConfig,
-          rng: np.random.Generator, away_from: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Grow snakes of ``segments`` segments from ``starts`` (N, 2) avoiding ``block``; with ``away_from`` (N, 2)
-    the first segment heads within 90° of the direction from that point to the start.
+          rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Grow snakes of ``segments`` segments from ``starts`` (N, 2) avoiding ``block``, the first segment in a
+    uniformly random direction.
 
     Returns the centre-line points (N, segments·m + 1, 2), which of them were drawn (N, segments·m + 1), and
     whether all segments were drawn (N,); a snake that finds no free direction in TRIES tries stops there.
@@ -212,10 +219,7 @@ def _grow(starts: np.ndarray, image: np.ndarray, block: np.ndarray, segments: in
             idx = np.flatnonzero(pending)
             if idx.size == 0:
                 break
-            if k == 0 and away_from is not None:
-                away = starts[idx] - away_from[idx]
-                proposal = np.arctan2(away[:, 0], away[:, 1]) + rng.uniform(-math.pi / 2, math.pi / 2, idx.size)
-            elif k == 0:
+            if k == 0:
                 proposal = rng.uniform(0, 2 * math.pi, idx.size)
             else:
                 proposal = heading[idx] + rng.uniform(-config.max_turn, config.max_turn, idx.size)
@@ -239,8 +243,10 @@ def _generate_chunk(config: PathfinderConfig, labels: np.ndarray,
     """Images (n, output, output) uint8 for the given labels (1: markers on the same snake) and the marker
     centres (n, 2, 2) as (row, col) in generated pixels.
 
-    The two targets are drawn first, each starting away from the other's start; images whose targets found no
-    room are retried with RETRY_COPIES candidates each, keeping the first that fits. Then markers and distractors.
+    The two targets are drawn first, each in a uniformly random first direction (as the authors' generator does;
+    heading each away from the other's start made the marker distance alone tell the labels apart: 96–100%
+    instead of 84–94% at L = 3…9); images whose targets found no room are retried with RETRY_COPIES candidates
+    each, keeping the first that fits. Then markers and distractors.
     """
     n, size = len(labels), config.image_size
     lo, hi = config._border, size - 1 - config._border
@@ -256,10 +262,10 @@ def _generate_chunk(config: PathfinderConfig, labels: np.ndarray,
         angle = rng.uniform(0, 2 * math.pi, k)
         q = p + config.start_distance * np.stack([np.sin(angle), np.cos(angle)], 1)
         ok = ((q >= lo) & (q <= hi)).all(1)
-        path_a, drawn_a, done_a = _grow(p, ids, candidate_block, config.length, config, rng, away_from=q)
+        path_a, drawn_a, done_a = _grow(p, ids, candidate_block, config.length, config, rng)
         _stamp(candidate_block, ids, path_a, drawn_a, config.block_radius, stride=4)
         ok &= done_a & ~_blocked(candidate_block, ids, q[:, None, :], config._border)
-        path_b, drawn_b, done_b = _grow(q, ids, candidate_block, config.length, config, rng, away_from=p)
+        path_b, drawn_b, done_b = _grow(q, ids, candidate_block, config.length, config, rng)
         ok &= done_b
         _stamp(candidate_block, ids, path_b, drawn_b, config.block_radius, stride=4)
         if not paths:
