@@ -85,6 +85,18 @@ def test_initializations_have_the_requested_determinant_sign(sign):
     assert len(seeds) == 4 and bool((det * sign > 0).all())
 
 
+def test_the_requested_seeds_choose_the_runs():
+    """``--seeds 7`` ran the pool's first seed (0) and reported "Seeds: [0]": only the count was used."""
+    from implicitrank.experiments.razin2020_norms import det_sign_inits, run_depth
+
+    _, default = det_sign_inits(3, "balanced", 1e-3, +1, (0, 1))
+    assert default == init_with_det_sign(3, "balanced", 1e-3, +1, 2)[1]  # seeds 0, 1: the pool's first two, as before
+    _, later = det_sign_inits(3, "balanced", 1e-3, +1, (7, 8))
+    assert later[0] >= 7 and later[1] > later[0] and not set(later) & set(default)
+    variants, _, _ = run_depth(1, SCALES["test"], (7,))
+    assert all(v.seed >= 7 for v in variants)
+
+
 def test_singular_vector_alignment_of_a_gradient_diagonal_in_the_singular_basis_has_no_off_diagonal():
     u, _ = torch.linalg.qr(torch.randn(6, 6, dtype=torch.float64))
     v, _ = torch.linalg.qr(torch.randn(6, 6, dtype=torch.float64))
@@ -166,9 +178,9 @@ def test_gradient_flow_from_a_balanced_init_keeps_det_positive_up_to_rounding(no
     it decays exponentially, so it may cross 0 only from rounding level. An unbalanced init is not covered."""
     assert _passed(norms[0], "depth 3, balanced init: gradient flow keeps det W > 0")
     cfg = SCALES["test"]
-    deep = [r for r in flow_det_signs(3, cfg, 1) if r["init"] == "balanced"]
+    deep = [r for r in flow_det_signs(3, cfg, (0,)) if r["init"] == "balanced"]
     assert deep and all(r["min_det"] > 0 and r["final_loss"] < cfg.loss_threshold for r in deep)
-    shallow = [r for r in flow_det_signs(2, cfg, 1) if r["init"] == "balanced"]
+    shallow = [r for r in flow_det_signs(2, cfg, (0,)) if r["init"] == "balanced"]
     assert all(r["det_before_crossing"] is None or r["det_before_crossing"] < DET_ROUNDING for r in shallow)
 
 

@@ -36,6 +36,7 @@ NeurIPS 2020.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,6 +116,38 @@ def init_with_det_sign(depth: int, init: str, init_scale: float, sign: int, coun
     return [p[keep] for p in params], [pool[i] for i in keep.tolist()]
 
 
+def det_sign_inits(depth: int, init: str, init_scale: float, sign: int,
+                   seeds: Sequence[int]) -> tuple[list[Tensor], list[int]]:
+    """One initialization per requested seed with sign(det W(0)) = ``sign``: for seed s the first seed from s on
+    (and past the previous one's) whose product has that sign, so the seeds 0, 1, … give the first ones of the
+    pool, as ``init_with_det_sign`` does, and other seeds give other runs.
+
+    Parameters
+    ----------
+    depth : int
+        The factorization's depth N (2×2 factors).
+    init : str
+        ``balanced`` or ``gaussian``.
+    init_scale : float
+        The RMS of the product's entries.
+    sign : int
+        +1 or −1.
+    seeds : sequence of int
+        The requested seeds, in order.
+
+    Returns
+    -------
+    tuple of (list of Tensor, list of int)
+        The factors (one run per seed) and the seed each run was drawn from.
+    """
+    runs, used = [], []
+    for seed in seeds:
+        params, (chosen,) = init_with_det_sign(depth, init, init_scale, sign, 1, max(seed, used[-1] + 1 if used else 0))
+        runs.append(params)
+        used.append(chosen)
+    return [torch.cat([p[j] for p in runs]) for j in range(depth)], used
+
+
 def _measure(model: MatrixFactorization):
     def measure(params: list[Tensor], loss: Tensor) -> dict[str, Tensor]:
         w = model.end_to_end(params)
@@ -125,15 +158,14 @@ def _measure(model: MatrixFactorization):
     return measure
 
 
-def run_depth(depth: int, cfg: NormsScale, seeds: int) -> tuple[list[Variant], list[dict], Tensor]:
+def run_depth(depth: int, cfg: NormsScale, seeds: Sequence[int]) -> tuple[list[Variant], list[dict], Tensor]:
     """Train every variant of one depth in one batch; return the variants, their per-record rows and final steps.
     Depth 1 (the control: gradient descent on W itself) takes the shallowest depth's init scale and learning rate
     and has no perturbed variant."""
     variants, params = [], []
     init_scale = cfg.init_scales.get(depth, cfg.init_scales[min(cfg.depths)])
     for kind in ("balanced", "unbalanced"):
-        p, used = init_with_det_sign(depth, "gaussian" if kind == "unbalanced" else "balanced", init_scale, +1,
-                                     seeds)
+        p, used = det_sign_inits(depth, "gaussian" if kind == "unbalanced" else "balanced", init_scale, +1, seeds)
         variants += [Variant(kind, None, s) for s in used]
         params.append(p)
     if cfg.epsilons and depth in cfg.depths:
@@ -164,7 +196,7 @@ def run_depth(depth: int, cfg: NormsScale, seeds: int) -> tuple[list[Variant], l
 DET_ROUNDING = 1e-12  # |det W| below this is rounding noise for entries of order 1-100 in float64
 
 
-def flow_det_signs(depth: int, cfg: NormsScale, seeds: int) -> list[dict]:
+def flow_det_signs(depth: int, cfg: NormsScale, seeds: Sequence[int]) -> list[dict]:
     """Gradient flow (dopri5, rtol 1e-7, float64) on the main problem from the det > 0 inits of ``run_depth``
     until ℓ < cfg.loss_threshold. Per run: its init kind, the smallest det W over the accepted steps, the last
     det before det first became <= 0 (None if it never did) and the final ℓ.
@@ -174,9 +206,9 @@ def flow_det_signs(depth: int, cfg: NormsScale, seeds: int) -> list[dict]:
     point det W reaches rounding level and may then cross; at depth >= 3 it decays polynomially."""
     kinds, params = [], []
     for kind in ("balanced", "unbalanced"):
-        params.append(init_with_det_sign(depth, "gaussian" if kind == "unbalanced" else "balanced",
-                                         cfg.init_scales[depth], +1, seeds)[0])
-        kinds += [kind] * seeds
+        params.append(det_sign_inits(depth, "gaussian" if kind == "unbalanced" else "balanced",
+                                     cfg.init_scales[depth], +1, seeds)[0])
+        kinds += [kind] * len(seeds)
     params = [torch.cat([p[j] for p in params]) for j in range(depth)]
     task = Completion((2, 2), torch.tensor(OBSERVED), torch.tensor([MAIN_VALUES] * len(kinds), dtype=torch.float64))
     model = MatrixFactorization(2, 2, depth)
@@ -205,10 +237,11 @@ def w11_at_loss(rows: list[dict], loss: float) -> float:
 
 
 def run(scale: str, out_dir: Path, seeds, data: str | None) -> list[Claim]:
-    """``seeds``: how many runs per init type (a count, or a list whose length is used): each run's seed is the
-    next one of a fixed pool whose init has the sign of det W(0) the set-up asks for (half of them do)."""
+    """``seeds``: the runs per init type (a count n for the seeds 0…n−1, or the seeds): the run of seed s starts
+    from the first seed from s on whose init has the sign of det W(0) the set-up asks for (half of them do;
+    ``det_sign_inits``)."""
     cfg = SCALES[scale]
-    repetitions = len(seed_list(seeds, cfg.seeds))
+    repetitions = seed_list(seeds, cfg.seeds)
     rows = []
     for depth in (1, *cfg.depths):  # depth 1 is the control
         rows += run_depth(depth, cfg, repetitions)[1]
@@ -244,8 +277,10 @@ def _claims(rows: list[dict], cfg: NormsScale, flow: dict[int, list[dict]]) -> l
         # (whose |w11| stays bounded) would choose runs by their outcome. A diverged run counts as missing.
         main = main_runs[depth]
         crossed = sum(t[-1]["det"] <= 0 for t in main)
-        note = (f"{crossed} of {len(main)} runs end with det W <= 0 (gradient descent crossed det = 0); they count: "
-                "the set-up asks det W(0) > 0 only") if crossed else ""
+        note = "per seed: the balanced runs, then the unbalanced ones, each under the seed its init was drawn from"
+        if crossed:
+            note += (f"; {crossed} of {len(main)} runs end with det W <= 0 (gradient descent crossed det = 0); they "
+                     "count: the set-up asks det W(0) > 0 only")
         seeds = [t[0]["seed"] for t in main]
         for loss, paper in published.R20_W11.items():
             if loss >= end * 0.999:
