@@ -232,10 +232,24 @@ def run_name(config: RunConfig) -> str:
     return f"{depth}init{config.init_scale:g}-{training}-seed{config.seed}-data{config.data_seed}"
 
 
+def _refuse_repeats(args: argparse.Namespace) -> None:
+    """Each value of a list flag is one run: a value given twice (or two equal to the 6 significant digits of the run
+    directory's name) would be one run directory for two runs."""
+    for flag, values in (("--seeds", args.seeds), ("--data-seeds", args.data_seeds), ("--lr", args.lr),
+                         ("--init-scale", getattr(args, "init_scale", None)),
+                         ("--init-std", getattr(args, "init_std", None))):
+        shown = [f"{v:g}" for v in values or ()]
+        repeated = next((v for i, v in enumerate(shown) if v in shown[:i]), None)
+        if repeated is not None:
+            raise UsageError(f"{flag}: {repeated} is given twice (each value is one run, named by its 6 significant "
+                             "digits); give each value once")
+
+
 def run_command(args: argparse.Namespace) -> int:
     _common.apply_threads(args.threads)
     from ..run import run_batch
 
+    _refuse_repeats(args)
     configs = configs_from_args(args)
     out = args.out or default_out(args.command)
     dirs = [out / run_name(c) for c in configs]

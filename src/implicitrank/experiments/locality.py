@@ -153,6 +153,11 @@ class LocalitySetup:
             raise UsageError(f"Is Same Class distances d must be >= 0, got {self.difficulties}")
         if not self.reg_weights or min(self.reg_weights) < 0 or not all(map(math.isfinite, self.reg_weights)):
             raise UsageError(f"reg_weights (λ) must be finite and >= 0, got {self.reg_weights}")
+        # a repeated value is one run directory counted twice in the means and spreads
+        if len(set(self.difficulties)) < len(self.difficulties):
+            raise UsageError(f"difficulties (--distances, --lengths) must be distinct, got {list(self.difficulties)}")
+        if len(set(self.reg_weights)) < len(self.reg_weights):
+            raise UsageError(f"reg_weights (--reg-weights) must be distinct, got {list(self.reg_weights)}")
         if self.model not in MODELS:
             raise UsageError(f"model must be one of {MODELS}, got {self.model!r}")
         if self.source not in SOURCES:
@@ -252,8 +257,8 @@ def run_dir_for(out_dir: str | Path, setup: LocalitySetup, reg_weight: float, di
 def run_sweep(setup: LocalitySetup, out_dir: str | Path, seeds: tuple[int, ...] | list[int],
               progress: bool = True) -> list[dict]:
     """Train every (λ, difficulty, seed), skipping finished runs; write the tables and plot; return one row a run."""
-    if not seeds:
-        raise UsageError("seeds must not be empty")
+    if not seeds or len(set(seeds)) < len(seeds):
+        raise UsageError(f"seeds (--seeds) must be distinct and not empty, got {list(seeds)}")
     jobs = [(d, lam, s) for d in setup.difficulties for s in seeds for lam in setup.reg_weights]
     configs = {(d, lam, s): replace(setup.training, reg_weight=lam, seed=s, progress=progress) for d, lam, s in jobs}
     for (difficulty, reg_weight, seed), config in configs.items():  # before any training: refuse, or train them all

@@ -58,6 +58,10 @@ class DigitsConfig:
             values = getattr(self, name)
             if not values or min(values) < 1:
                 raise UsageError(f"{name} must be a non-empty tuple of ints >= 1, got {values}")
+        for name in ("architectures", "depths", "autoencoder_depths", "kept_ranks"):  # a repeat trains a twin
+            values = getattr(self, name)
+            if len(set(values)) < len(values):
+                raise UsageError(f"{name} must be distinct, got {list(values)}")
         for name in ("hidden", "epochs", "batch_size", "latent", "autoencoder_epochs"):
             if getattr(self, name) < 1:
                 raise UsageError(f"{name} must be >= 1, got {getattr(self, name)}")
