@@ -265,6 +265,13 @@ CASES = [
          check=_nothing_written),
     Case("layers depths repeated", ("layers", "demo", "--depths", "2,2", "--out", "{tmp}/o"), 2,
          ("depths must be distinct",), check=_nothing_written),
+    # an init scale outside the run's dtype (it was made float32 whatever the dtype: 0 or inf, a traceback)
+    Case("mf init scale beyond float32", ("mf", *TINY, "--init-scale", "1e300", "--out", "{tmp}/o"), 2,
+         ("init_scale 1e+300 is outside the range of float32", "float64"), check=_nothing_written),
+    Case("demo init scale below float32", ("demo", "--init-scale", "1e-50", "--out", "{tmp}/o"), 2,
+         ("init_scale 1e-50 is outside the range of float32",), check=_nothing_written),
+    Case("layers init scale beyond float32", ("layers", "demo", "--init-scale", "1e300", "--out", "{tmp}/o"), 2,
+         ("init_scale 1e+300 is outside the range of float32",), check=_nothing_written),
     Case("lr inf", ("mf", *TINY, "--lr", "inf", "--out", "{tmp}/o"), 2, ("lr must be positive", "> 0")),
     Case("lr nan", ("mf", *TINY, "--lr", "nan", "--out", "{tmp}/o"), 2, ("lr must be positive",)),
     Case("init scale inf", ("mf", *TINY, "--init-scale", "inf", "--out", "{tmp}/o"), 2, ("init_scale", "> 0")),

@@ -5,6 +5,7 @@ import torch
 from counting import CountingMatrix
 
 from implicitrank import run as run_module
+from implicitrank.errors import UsageError
 from implicitrank.factorizations import MatrixFactorization, generators
 from implicitrank.optim import adam, global_rmsprop, gradient_descent, make_optimizer
 from implicitrank.results import load_torch, read_json, read_metrics
@@ -235,3 +236,15 @@ def test_run_directory_holds_every_result(tmp_path):
     assert RunConfig.from_dict(read_json(tmp_path / "r" / "config.json")) == RunConfig(**SMALL)
     with pytest.raises(FileExistsError, match="finished run"):
         run_batch([RunConfig(**SMALL)], [tmp_path / "r"], progress=False)
+
+
+def test_a_float64_run_keeps_init_scales_below_float32s_range(tmp_path):
+    """The scales went through float32 whatever the dtype: 1.2e-44 and 1.3e-44 both became the subnormal
+    1.4e-44, so two runs asked to differ by 8% started from the same W(0). Same seed: W(0) differs by the ratio."""
+    base = dict(shape=(6, 6), rank=2, num_observations=20, max_steps=1, dtype="float64", seed=0)
+    configs = [RunConfig(**base, init_scale=s) for s in (1.2e-44, 1.3e-44)]
+    run_batch(configs, [tmp_path / "a", tmp_path / "b"], progress=False)
+    first, second = (read_metrics(tmp_path / d)[0]["frobenius_norm"] for d in ("a", "b"))
+    assert second / first == pytest.approx(1.3 / 1.2, rel=1e-9)
+    with pytest.raises(UsageError, match="outside the range of float32"):
+        RunConfig(**{**base, "dtype": "float32"}, init_scale=1.2e-44)

@@ -225,6 +225,10 @@ class RunConfig:
         for name in ("lr", "init_scale", "eps", "rtol", "atol"):
             if not 0 < getattr(self, name) < math.inf:
                 raise UsageError(f"{name} must be positive (finite and > 0), got {getattr(self, name)}")
+        finfo = torch.finfo(DTYPES[self.dtype])
+        if not finfo.tiny <= self.init_scale <= finfo.max:  # W(0) would be 0 or inf, or lose its digits
+            raise UsageError(f"init_scale {self.init_scale:g} is outside the range of {self.dtype} ({finfo.tiny:.3g} "
+                             f"to {finfo.max:.3g}); use dtype float64 or another init scale")
         for name in ("seed", "data_seed", "truth_seed"):
             if not 0 <= getattr(self, name) <= MAX_SEED:
                 raise UsageError(f"{name} must be in [0, 2**63 - 1] (a torch generator's seed), "
@@ -627,7 +631,7 @@ def run_batch(configs: list[RunConfig], run_dirs: list[str | Path], *, resume: b
     state, earlier = _load_checkpoints(dirs, device) if resume else (None, 0.0)
     params = None
     if state is None:
-        params = model.init(len(configs), torch.tensor([c.init_scale for c in configs]),
+        params = model.init(len(configs), torch.tensor([c.init_scale for c in configs], dtype=torch.float64),
                             generators([c.seed for c in configs]), dtype=dtype, device=device)
     measure = make_measure(model, task, first.top)
     started_at = provenance.now()
