@@ -243,8 +243,15 @@ class RunConfig:
             raise UsageError(f"init_mean must be finite, got {self.init_mean}")
         if self.width is not None and self.width < 1:
             raise UsageError(f"width must be >= 1 (or None: the default), got {self.width}")
-        if self.max_steps < 0 or self.top < 1:
-            raise UsageError(f"max_steps must be >= 0 and top >= 1, got {self.max_steps}, {self.top}")
+        smallest = min(self.shape[:2])
+        if (self.model == "matrix" and self.init == "balanced" and self.depth > 1 and self.width is not None
+                and self.width < smallest):
+            raise UsageError(f"width {self.width} is below min(rows, cols) = {smallest}, which init 'balanced' needs "
+                             "(its factors share the end-to-end matrix's singular values); use init 'gaussian'")
+        if self.max_steps < 0:
+            raise UsageError(f"max_steps must be >= 0, got {self.max_steps}")
+        if self.top < 1:
+            raise UsageError(f"top must be >= 1, got {self.top}")
         if self.data is not None and self.task != "completion":
             raise UsageError("data: files hold completion problems; use task='completion'")
         if self.data is not None and self.model != "matrix":
