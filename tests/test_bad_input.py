@@ -276,6 +276,11 @@ CASES = [
          2, ("width 2 is below min(rows, cols) = 10", "init 'balanced'"), check=_nothing_written),
     Case("negative max steps", ("mf", *TINY, "--max-steps", "-1", "--out", "{tmp}/o"), 2,
          ("max_steps must be >= 0, got -1",), check=_nothing_written, absent=("top",)),
+    # --resume without --out: a new timestamped directory, where every run silently starts over
+    Case("mf --resume without --out", ("mf", *TINY, "--resume"), 2, ("--resume needs --out DIR",)),
+    Case("locality --resume without --out", ("locality", "pathfinder", "--scale", "test", "--resume"), 2,
+         ("--resume needs --out DIR",)),
+    Case("reproduce --resume without --out", ("reproduce", "all", "--resume"), 2, ("--resume needs --out DIR",)),
     Case("lr inf", ("mf", *TINY, "--lr", "inf", "--out", "{tmp}/o"), 2, ("lr must be positive", "> 0")),
     Case("lr nan", ("mf", *TINY, "--lr", "nan", "--out", "{tmp}/o"), 2, ("lr must be positive",)),
     Case("init scale inf", ("mf", *TINY, "--init-scale", "inf", "--out", "{tmp}/o"), 2, ("init_scale", "> 0")),

@@ -229,6 +229,15 @@ def default_out(command: str) -> Path:
     return Path("runs") / f"{command}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def resumable_out(args: argparse.Namespace, command: str) -> Path:
+    """``--out``, or a new ``runs/COMMAND-TIME``; ``--resume`` needs ``--out`` (a new directory holds nothing to
+    continue, so everything would silently start over)."""
+    if args.resume and args.out is None:
+        raise UsageError(f"--resume needs --out DIR, the output to continue (without --out every run starts over in a "
+                         f"new runs/{command}-TIME)")
+    return args.out or default_out(command)
+
+
 def format_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
     """A plain-text table; floats in 3 significant digits; a missing value (None) as ``n/a`` (not applicable,
     e.g. the error on unobserved entries when every entry is observed)."""

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import UsageError
 from . import _common, _defaults
-from ._common import default_out, format_table, int_list
+from ._common import format_table, int_list
 
 if TYPE_CHECKING:
     from ..run import RunConfig
@@ -251,7 +251,7 @@ def run_command(args: argparse.Namespace) -> int:
 
     _refuse_repeats(args)
     configs = configs_from_args(args)
-    out = args.out or default_out(args.command)
+    out = _common.resumable_out(args, args.command)
     dirs = [out / run_name(c) for c in configs]
     result = run_batch(configs, dirs, resume=args.resume, progress=not args.no_progress, tensorboard=args.tensorboard)
     rows = [{"run": d.name, **s} for d, s in zip(dirs, result.summaries)]

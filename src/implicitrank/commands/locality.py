@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from . import _common
-from ._common import default_out, format_table, int_list
+from ._common import format_table, int_list
 from ._defaults import SCALES
 
 
@@ -129,7 +129,7 @@ def run_locality(args: argparse.Namespace) -> int:
               "n_train": args.n_train, "n_test": args.n_test}
     training = {"max_epochs": args.epochs, "epochs_after_fit": args.epochs_after_fit,
                 "batch_size": args.batch_size, "lr": args.lr, "device": args.device}
-    out = args.out or default_out("locality")
+    out = _common.resumable_out(args, "locality")
     if args.task == "is-same-class":
         if args.source == "cifar10" and args.data is None:
             raise UsageError("--data is required with --source cifar10: the CIFAR-10 python batches (a directory "

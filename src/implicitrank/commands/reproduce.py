@@ -28,8 +28,8 @@ from ._common import (
     add_tensorboard,
     add_threads,
     add_workers,
-    default_out,
     resolve_data,
+    resumable_out,
     seed_list,
 )
 from ._defaults import SCALES
@@ -109,7 +109,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
     args.seeds, args.data = seed_tuple(args.seeds), resolve_data(args.data, files)
     if args.name != "all":
         check_data(args.name, args.data)
-    out = args.out or default_out("reproduce")
+    out = resumable_out(args, "reproduce")
     names = unfinished(names, out, args.resume)
     workers = args.workers or (1 if args.scale == "paper" else available_cores())
     workers = max(1, min(workers, len(names)))
