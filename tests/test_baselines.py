@@ -223,3 +223,27 @@ def test_minimum_frobenius_refuses_linearly_dependent_measurements() -> None:
     a = torch.randn(12, 9, generator=torch.Generator().manual_seed(1), dtype=torch.float64)  # 12 rows in R^9
     with pytest.raises(ValueError, match="linearly dependent"):
         min_frobenius(Sensing((3, 3), a, torch.ones(1, 12, dtype=torch.float64)))
+
+
+@pytest.mark.parametrize("eps", [0.0, 1e-3])
+def test_the_admm_takes_at_most_max_iter_svds_and_says_when_it_stopped_there(eps):
+    """``max_iter`` caps the SVDs (the result's ``iterations``): a cap of k gave k + 1 (and up to k + 2)."""
+    task = complete_from_target(low_rank_matrix(12, 10, 2, seed=0), 60, [0]).to("cpu", torch.float64)
+    for cap in range(1, 12):
+        solved = nuclear_norm_min(task, eps_constraint=eps, max_iter=cap)
+        assert solved.iterations <= cap and not solved.converged
+    assert nuclear_norm_min(task, eps_constraint=eps).converged
+
+
+def test_nnm_marks_a_solve_stopped_by_its_cap_as_not_converged(tmp_path, capsys):
+    from implicitrank.cli import main
+    from implicitrank.results import read_json
+
+    argv = ["nnm", "--shape", "6", "6", "--rank", "2", "--num-observations", "20"]
+    assert main([*argv, "--max-iter", "3", "--out", str(tmp_path / "capped")]) == 0
+    summary = read_json(tmp_path / "capped" / "summary.json")
+    assert summary["status"] == "not converged" and summary["iterations"] == 3 and "raise --max-iter" in summary[
+        "message"]
+    assert "warning: capped: stopped after 3 iterations" in capsys.readouterr().out
+    assert main([*argv, "--out", str(tmp_path / "solved")]) == 0
+    assert read_json(tmp_path / "solved" / "summary.json")["status"] == "converged"

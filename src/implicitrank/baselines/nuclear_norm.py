@@ -402,7 +402,7 @@ def _admm(c: _Constraints, tol: float, max_iter: int, memory: int, period: int =
     g_norm = float(torch.linalg.vector_norm(g))  # ||Z − X||_F, what the safeguard compares
     next_check, increases = 0, 0
     watched = (svds, c.residual(x))  # (SVDs, constraint residual) at the last look at the balance
-    while svds <= max_iter:
+    while svds < max_iter:  # each branch below that takes two SVDs starts only with room for both
         residual = c.residual(x)
         # The gap costs an SVD: test it only once X is feasible, then at most every tenth iteration.
         if svds >= next_check and residual <= tol:
@@ -414,8 +414,8 @@ def _admm(c: _Constraints, tol: float, max_iter: int, memory: int, period: int =
             # The residual holds up the certificate and stalls: weight feasibility more (a larger ρ), rescaling
             # W so that X and the dual estimate ρ(W − X) are kept, and restart the secants, which belong to the
             # map of the old ρ. At most ``max_increases`` times, so ρ is eventually fixed and DR converges.
-            if (increases < max_increases and residual > tol and residual > 0.5 * watched[1]
-                    and residual > gap()):
+            if (increases < max_increases and svds + 1 < max_iter and residual > tol
+                    and residual > 0.5 * watched[1] and residual > gap()):
                 w = x + (w - x) / increase
                 rho *= increase
                 increases += 1
@@ -424,7 +424,7 @@ def _admm(c: _Constraints, tol: float, max_iter: int, memory: int, period: int =
                 if secants is not None:
                     secants.clear()
             watched = (svds, c.residual(x))
-        if secants is not None and secants.size:
+        if secants is not None and secants.size and svds + 1 < max_iter:  # a rejected candidate takes a plain step
             candidate = secants.extrapolate(w, g)
             x_candidate, g_candidate, sigma_candidate, vectors_candidate = step(candidate)
             candidate_norm = float(torch.linalg.vector_norm(g_candidate))

@@ -14,7 +14,7 @@ from .factorize import DATA_FILES, add_data_arguments, resolve_problem
 if TYPE_CHECKING:
     from ..run import RunConfig
 
-COLUMNS = ("run", "reconstruction_error", "reconstruction_error_squared", "nuclear_norm", "effective_rank",
+COLUMNS = ("run", "status", "reconstruction_error", "reconstruction_error_squared", "nuclear_norm", "effective_rank",
            "constraint_residual", "iterations", "seconds")
 
 
@@ -47,9 +47,14 @@ def solve_and_save(config: RunConfig, run_dir: Path, **options) -> dict:
                             resumable=False)
     solved = nuclear_norm_min(task, 0, **options)
     x = solved.solution.double()[None]
-    summary = {"nuclear_norm": solved.nuclear_norm, "constraint_residual": solved.constraint_residual,
+    summary = {"status": "converged" if solved.converged else "not converged", "message": "",
+               "nuclear_norm": solved.nuclear_norm, "constraint_residual": solved.constraint_residual,
                "iterations": solved.iterations, "converged": solved.converged, "seconds": solved.seconds,
                "effective_rank": float(effective_rank(torch.linalg.svdvals(x))[0])}
+    if not solved.converged:  # a solve stopped by its cap is no optimum: said in the table, the summary and report
+        summary["message"] = (f"stopped after {solved.iterations} iterations without meeting its tolerance "
+                              f"(constraint residual {solved.constraint_residual:.2g}, duality gap "
+                              f"{solved.duality_gap:.2g}); raise --max-iter")
     target = getattr(task, "target", None)
     if target is not None:
         error = float(relative_error(x, target[:1]))
@@ -83,5 +88,7 @@ def run_nnm(args: argparse.Namespace) -> int:
     summary = solve_and_save(config, out, eps_constraint=args.eps_constraint, method=args.method, tol=args.tol,
                              max_iter=args.max_iter)
     print(format_table([{"run": out.name, **summary}], COLUMNS))
+    if summary["message"]:
+        print(f"warning: {out.name}: {summary['message']}")
     print(f"results in {out}")
     return 0
