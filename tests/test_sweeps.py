@@ -119,13 +119,19 @@ def test_runs_with_a_data_file_and_no_shape_take_the_files_shape(tmp_path):
     ({"axes": {"seed": [0, 1]}, "zip": {"seed": [2, 3]}}, "already an axis"),
     ({"axes": {"rank": [1, 20]}}, "the run with {'rank': 20} is not a valid configuration"),
     ({"axes": {"seed": [0, 0]}}, "are the same run"),
+    # a field its optimizer or model ignores: the table would show runs differing in it with identical numbers
+    ({"base": {"optimizer": "gd"}, "axes": {"eps": [1e-3, 1e-4]}}, "eps applies to optimizer global-rmsprop only"),
+    ({"axes": {"rtol": [1e-4, 1e-5]}}, "rtol applies to optimizer gradient-flow only, not global-rmsprop"),
+    ({"base": {"optimizer": "gradient-flow"}, "axes": {"lr": [0.1, 0.2]}}, "lr applies to optimizer gd | "),
+    ({"axes": {"components": [3, 4]}}, "components applies to model cp | ht only, not matrix"),
+    ({"base": {"tree": "balanced"}, "axes": {"seed": [0, 1]}}, "tree applies to model ht only, not matrix"),
     ({"sweep": {}}, "unknown sections ['sweep']"),
     ({"slurm": {"partitoin": "x"}}, "slurm: unknown options ['partitoin']"),
     ({"slurm": {"cpus": 0}}, "slurm.cpus must be an integer >= 1"),
 ])
 def test_bad_specs_are_refused_naming_the_problem(data, message):
     with pytest.raises(ValueError) as err:
-        parse_spec({"base": TINY, **data}).configs()
+        parse_spec({**data, "base": {**TINY, **data.get("base", {})}}).configs()
     assert message in str(err.value)
 
 

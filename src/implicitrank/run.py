@@ -338,6 +338,39 @@ class RunConfig:
         return json.dumps(shared, sort_keys=True)
 
 
+# Fields that configure some optimizers or models only: (the field they depend on, the values that use them).
+FIELD_USERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "lr": ("optimizer", ("gd", "global-rmsprop", "adam")), "eps": ("optimizer", ("global-rmsprop",)),
+    "rtol": ("optimizer", ("gradient-flow",)), "atol": ("optimizer", ("gradient-flow",)),
+    "flow_method": ("optimizer", ("gradient-flow",)), "depth": ("model", ("matrix",)),
+    "width": ("model", ("matrix", "ht")), "components": ("model", ("cp", "ht")), "tree": ("model", ("ht",)),
+    "init_mean": ("model", ("cp", "ht")),
+}
+
+
+def unused_fields(fields: dict) -> list[str]:
+    """The fields given in ``fields`` that its optimizer or model does not use (``FIELD_USERS``; an absent optimizer
+    or model is the default's), each as a phrase naming who uses it.
+
+    Parameters
+    ----------
+    fields : dict
+        ``RunConfig`` field name -> value, as a user gave them (a sweep spec's run).
+
+    Returns
+    -------
+    list of str
+        E.g. ``"eps applies to optimizer global-rmsprop only, not gd"``; empty when every field is used.
+    """
+    defaults = {"optimizer": RunConfig.optimizer, "model": RunConfig.model}
+    unused = []
+    for name, (owner, users) in FIELD_USERS.items():
+        chosen = fields.get(owner, defaults[owner])
+        if name in fields and chosen not in users:
+            unused.append(f"{name} applies to {owner} {' | '.join(users)} only, not {chosen}")
+    return unused
+
+
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise UsageError(f"{name} must be one of {list(allowed)}, got {value!r}")

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MissingInputError, UsageError
-from ..run import RunConfig
+from ..run import RunConfig, unused_fields
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -170,6 +170,9 @@ class SweepSpec:
                         raise UsageError(f"the run with {values}: num_observations {fields['num_observations']} "
                                          f"does not match the data file {fields['data']}, whose mask observes "
                                          f"{observed} entries; leave num_observations out")
+            unused = unused_fields(fields)
+            if unused:  # it would be ignored: a table of runs that differ only in it would show identical numbers
+                raise UsageError(f"the run with {values}: {'; '.join(unused)} (leave it out)")
             try:
                 config = RunConfig.from_dict(_as_declared(fields))
             except ValueError as err:
