@@ -69,9 +69,9 @@ def test_the_tests_and_the_seed_rules():
     assert evaluate("c", "equal", 1.0, [[1.0, 1.0]]).status == "pass"
     two_of_three = [0.5, 0.8, 2.0]
     all_seeds = evaluate("c", "at_most", 1.0, two_of_three, seeds=[0, 1, 2])
-    assert all_seeds.status == "fail" and all_seeds.holds_in == 2 and "holds in 3 of 3 seeds" in all_seeds.tolerance
+    assert all_seeds.status == "fail" and all_seeds.holds_in == 2 and "needs all 3 of 3 seeds" in all_seeds.tolerance
     on_median = evaluate("c", "at_most", 1.0, two_of_three, seeds=[0, 1, 2], rule="median")
-    assert on_median.status == "pass" and "on the median and in >= 2 of 3 seeds" in on_median.tolerance
+    assert on_median.status == "pass" and "needs the median and >= 2 of 3 seeds" in on_median.tolerance
     assert on_median.aggregate == 0.8 and on_median.spread == [0.5, 2.0]
     assert evaluate("c", "at_most", 1.0, [0.5, 2.0, 3.0], rule="median").status == "fail"
     with pytest.raises(ValueError, match="test"):
@@ -177,7 +177,7 @@ def test_claims_files_list_failures_first_with_counts_controls_and_provenance(tm
     md = (tmp_path / "claims.md").read_text()
     assert "1 passed, 1 failed, 1 not run; controls: 1 of 1 fail as they must" in md
     rows = [line for line in md.splitlines() if line.startswith("| ") and "---" not in line][1:]
-    assert rows[0].startswith("| bad |") and "every value >= 5.0; holds in 2 of 2 seeds" in rows[0]
+    assert rows[0].startswith("| bad |") and "every value >= 5.0; needs all 2 of 2 seeds" in rows[0]
     assert "fails, as it must" in rows[1] and "not run: needs --data" in rows[2]
 
 

@@ -269,10 +269,11 @@ class Claim:
 
 
 def rule_text(rule: str, n: int) -> str:
-    """The seed rule ``rule`` over ``n`` seeds in words (as claims.md prints it)."""
+    """The seed rule ``rule`` over ``n`` seeds in words (as claims.md prints it): what a pass needs, not how many
+    seeds it held in (``Claim.holds_in``)."""
     if rule == "all":
-        return f"holds in {n} of {n} seeds"
-    return f"holds on the median and in >= {n // 2 + 1} of {n} seeds"
+        return f"needs all {n} of {n} seeds"
+    return f"needs the median and >= {n // 2 + 1} of {n} seeds"
 
 
 def evaluate(claim: str, test: str, parameter, per_seed: Sequence, *, seeds: Iterable[int] | None = None,
