@@ -22,12 +22,12 @@ def register(subparsers) -> None:
     p = add_parser(
         subparsers, "nnm", help="minimum nuclear norm completion/sensing (the baseline)",
         description="Minimize ||X||_* subject to the observations (|X_ij - y_ij| <= eps), by ADMM or cvxpy.")
-    add_data_arguments(p, "matrix")
+    add_data_arguments(p, "matrix", seeds_help="one (nnm solves one observation set per call)")
     p.add_argument("--eps-constraint", type=float, default=0.0,
                    help="allowed violation per observation (Arora et al. 2019 used 1e-3)")
     p.add_argument("--method", choices=("admm", "cvxpy"), default="admm", help="solver")
     p.add_argument("--tol", type=float, default=1e-7, help="relative stopping tolerance")
-    p.add_argument("--max-iter", type=int, default=20_000, help="iteration cap")
+    p.add_argument("--max-iter", type=int, default=20_000, help="cap on the ADMM's SVDs (cvxpy: its iterations)")
     add_threads(p)
     add_out(p, "nnm")
     p.set_defaults(func=run_nnm)

@@ -43,7 +43,7 @@ def defaults_for(model: str) -> dict:
     return _defaults.RUN if model == "matrix" else _defaults.TENSOR
 
 
-def add_data_arguments(p: argparse.ArgumentParser, model: str) -> None:
+def add_data_arguments(p: argparse.ArgumentParser, model: str, seeds_help: str = "one run each") -> None:
     """The arguments that say which problem is solved (shared by the factorizations and baselines)."""
     d = defaults_for(model)
     data = p.add_argument_group("data")
@@ -58,7 +58,7 @@ def add_data_arguments(p: argparse.ArgumentParser, model: str) -> None:
     data.add_argument("--target-norm", type=float, default=None,
                       help="Frobenius norm of the ground truth (default: sqrt of the number of entries)")
     _common.add_data(data, "a completion problem: .npz with 'matrix' and 'mask', or MovieLens u.data")
-    data.add_argument("--data-seeds", type=int_list, default=[0], help="observation-set seeds, one run each")
+    data.add_argument("--data-seeds", type=int_list, default=[0], help=f"observation-set seeds, {seeds_help}")
     data.add_argument("--truth-seed", type=int, default=0, help="seed of the generated ground truth")
 
 

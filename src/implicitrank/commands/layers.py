@@ -29,7 +29,7 @@ def register(subparsers) -> None:
                                 description="Factorized (over-parameterized) network layers.")
     commands = layers.add_subparsers(dest="layers_command", metavar="SUBCOMMAND", required=True)
     p = _common.add_parser(commands, "demo",
-                           help="plain vs over-parameterized MLP/CNN on digits, compression, autoencoder (minutes)",
+                           help="plain vs over-parameterized MLP/CNN on digits, compression, autoencoder (~30 s)",
                            description=__doc__)
     d = DIGITS
     _common.add_out(p, "layers-demo")

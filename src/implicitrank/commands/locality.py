@@ -131,6 +131,9 @@ def run_locality(args: argparse.Namespace) -> int:
                 "batch_size": args.batch_size, "lr": args.lr, "device": args.device}
     out = _common.resumable_out(args, "locality")
     if args.task == "is-same-class":
+        if args.data is not None and (args.source or setup.source) != "cifar10":
+            raise UsageError(f"--data applies to --source cifar10 only; --source {args.source or setup.source} reads "
+                             "no file (leave --data out)")
         if args.source == "cifar10" and args.data is None:
             raise UsageError("--data is required with --source cifar10: the CIFAR-10 python batches (a directory "
                              "holding data_batch_1..5 and test_batch); --source digits needs no data")
