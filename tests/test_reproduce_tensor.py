@@ -141,7 +141,7 @@ def test_locality_claims_are_evaluated_per_seed_and_a_missing_accuracy_fails(tmp
     claims = seed_claims(setup, rows, (0, 1, 2), "quick")
     fall = next(c for c in claims if "falls" in c.claim)
     assert fall.status == "pass" and fall.per_seed == pytest.approx((47.0, -2.0, 47.0)) and fall.holds_in == 2
-    assert "on the median and in >= 2 of 3" in fall.tolerance  # the paper reports means over seeds
+    assert "needs the median and >= 2 of 3" in fall.tolerance  # the paper reports means over seeds
     gain = next(c for c in claims if "recovers" in c.claim)
     assert gain.status == "pass" and gain.control.status == "fail"  # no gain at L = 2, where λ = 0 learns already
     assert gain.control.per_seed == pytest.approx((0.0, 49.0, 1.0))
