@@ -145,6 +145,12 @@ def _unfinished_mf(tmp: Path) -> None:
     (run / "summary.json").unlink()
 
 
+def _unfinished_mf_with_garbage_checkpoint(tmp: Path) -> None:
+    """An mf run killed after a checkpoint whose checkpoint.pt was then overwritten with bytes torch cannot read."""
+    _unfinished_mf(tmp)
+    (next((tmp / "o").iterdir()) / "checkpoint.pt").write_bytes(b"garbage" * 10)
+
+
 def _unfinished_mf_with_a_list_checkpoint(tmp: Path) -> None:
     """An mf run killed after a checkpoint, whose checkpoint.pt was then replaced by a torch file of a list."""
     assert main(["mf", *TINY, "--out", str(tmp / "o")]) == 0
@@ -394,6 +400,11 @@ CASES = [
     # corrupt and malformed files (item 6)
     Case("resume from a truncated checkpoint", ("mf", *TINY, "--out", "{tmp}/o", "--resume"), 2,
          ("checkpoint.pt", "truncated or corrupt", "delete it"), _unfinished_mf),
+    Case("resume from a checkpoint of garbage", ("mf", *TINY, "--out", "{tmp}/o", "--resume"), 2,
+         ("checkpoint.pt", "truncated or corrupt", "delete it"), _unfinished_mf_with_garbage_checkpoint,
+         absent=("weights_only",)),  # torch's advice to load it unsafely
+    Case("mf loss threshold inf", ("mf", *TINY, "--loss-threshold", "inf", "--out", "{tmp}/o"), 2,
+         ("loss_threshold must be finite",), check=_nothing_written),
     Case("resume from a checkpoint of something else", ("mf", *TINY, "--out", "{tmp}/o", "--resume"), 2,
          ("checkpoint.pt", "not a checkpoint", "step"), _unfinished_mf_with_a_list_checkpoint),
     Case("sweep status with a truncated summary", ("sweep", "status", "{tmp}/o"), 0,

@@ -242,6 +242,8 @@ def load_torch(path: Path, hint: str = DAMAGED, keys: Iterable[str] = ()) -> Any
         raise
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if "Weights only load failed" in reason:  # torch's advice to load it unsafely is no help for a damaged file
+            reason = "torch cannot read it as tensors, numbers, strings and containers of them"
         raise CorruptFileError(f"{path} is truncated or corrupt ({reason}); {hint}") from err
     missing = sorted(set(keys) - (set(saved) if isinstance(saved, dict) else set()))
     if missing:

@@ -72,8 +72,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.max_steps < 0:
             raise UsageError(f"max_steps must be >= 0, got {self.max_steps}")
-        if not self.loss_threshold >= 0:
-            raise UsageError(f"loss_threshold must be >= 0, got {self.loss_threshold}")
+        if not 0 <= self.loss_threshold < math.inf:  # inf: every run "converged" at step 0
+            raise UsageError(f"loss_threshold must be finite and >= 0, got {self.loss_threshold}")
         for name in ("converge_patience", "record_every", "record_per_decade", "checkpoint_every"):
             if getattr(self, name) < 0:
                 raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
