@@ -274,7 +274,7 @@ def _claims(rows: list[dict], cfg: NormsScale, flow: dict[int, list[dict]]) -> l
     control_seeds = [f["seed"] for f in control_finals]
     for depth in (d for d in cfg.depths if d >= 3):
         # Every run with det W(0) > 0 counts, as in the published set-up: leaving out the runs that crossed det = 0
-        # (whose |w11| stays bounded) would choose runs by their outcome. A diverged run counts as missing.
+        # (some stay bounded) would choose runs by their outcome. A diverged run counts as missing.
         main = main_runs[depth]
         crossed = sum(t[-1]["det"] <= 0 for t in main)
         note = "per seed: the balanced runs, then the unbalanced ones, each under the seed its init was drawn from"
