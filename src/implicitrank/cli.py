@@ -13,6 +13,7 @@ import os
 import re
 import sys
 from collections.abc import Iterator
+from typing import NoReturn
 
 from . import __version__
 from .errors import UsageError
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         The top-level parser (``prog="implicitrank"``, with ``--version``); a parsed command carries its handler
         as ``args.func``.
     """
-    parser = argparse.ArgumentParser(
+    parser = _OneLineErrors(
         prog="implicitrank",
         description="Implicit rank regularization in deep matrix, tensor and hierarchical tensor factorizations.",
         allow_abbrev=False,
@@ -56,6 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
         importlib.import_module(name).register(subparsers)
     _strict(parser)
     return parser
+
+
+class _OneLineErrors(argparse.ArgumentParser):
+    """argparse's refusals in one line, as the package's own: the usage block they printed first (up to 20 lines)
+    buried the line that names the argument. Subcommands' parsers are of this class too (``add_subparsers``)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def subcommands(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.ArgumentParser]]:
