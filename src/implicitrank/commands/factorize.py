@@ -136,11 +136,6 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
             for s, ds, i, lr in itertools.product(args.seeds, args.data_seeds, scales, args.lr)]
 
 
-# option -> the optimizers that use it (the others would ignore it)
-USED_BY = {"rtol": ("gradient-flow",), "atol": ("gradient-flow",), "flow_method": ("gradient-flow",),
-           "eps": ("global-rmsprop",), "lr": tuple(m for m in _defaults.METHODS if m != "gradient-flow")}
-
-
 def refuse_unused_options(args: argparse.Namespace) -> None:
     """Refuse an optimization option set away from its default for an optimizer that does not use it.
 
@@ -158,8 +153,12 @@ def refuse_unused_options(args: argparse.Namespace) -> None:
     UsageError
         Naming the option and the optimizers that use it.
     """
+    from ..run import FIELD_USERS  # which optimizers use which option, as sweep specs check it
+
     d = defaults_for(args.model)
-    for name, users in USED_BY.items():
+    for name, (owner, users) in FIELD_USERS.items():
+        if owner != "optimizer":
+            continue
         value, default = getattr(args, name), ([d[name]] if name == "lr" else d[name])
         if args.optimizer not in users and value != default:
             raise UsageError(f"--{name.replace('_', '-')} applies to --optimizer {' | '.join(users)} only; "
