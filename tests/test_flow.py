@@ -3,6 +3,7 @@ the incremental learning, and stops, records, batches and resumes like the train
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 import torch
 from counting import CountingMatrix
 
+from implicitrank import flow
 from implicitrank.factorizations import CPFactorization, MatrixFactorization, generators
 from implicitrank.flow import METHODS, TABLEAUS, integrate
 from implicitrank.optim import gradient_descent
@@ -149,6 +151,42 @@ def test_batched_runs_equal_the_same_runs_alone(method: str) -> None:
         evaluations = int(alone.optimizer_state["evaluations"][0])
         assert evaluations == int(alone.optimizer_state["gradient_evaluations"])
         assert evaluations == int(batched.optimizer_state["evaluations"][b])
+
+
+@pytest.mark.parametrize("method", ["dopri5", "rkc"])
+def test_stopped_runs_leave_the_integrators_batch_and_checkpoints_still_hold_every_run(
+        method: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once a run stops, the steps work on the runs still going only (no rows for it in the stages, the error norm
+    or the step's bookkeeping); a checkpoint taken after that holds every run as it is, and resuming from it
+    ends bitwise where the uninterrupted batch ends."""
+    task = complete_from_target(low_rank_matrix(8, 8, 2, seed=1), 30, [1, 2, 3])
+    model = MatrixFactorization(8, 8, depth=2)
+    scales = torch.tensor([1e-1, 1e-2, 1e-3]) * 8**0.5
+    params = model.init(3, scales, generators([0, 1, 2]), dtype=torch.float64)
+    before = [p.clone() for p in params]
+    options = {"rtol": 1e-5, "atol": 1e-9, "method": method}
+    widths: list[int] = []
+    stepping = flow._accepted_step
+
+    def spy(state, *args, **kwargs):
+        widths.append(state.params[0].shape[0])
+        return stepping(state, *args, **kwargs)
+
+    monkeypatch.setattr(flow, "_accepted_step", spy)
+    checkpoints = []
+    whole = integrate(model, task, params, _config(record_every=0, checkpoint_every=5), **options,
+                      on_checkpoint=lambda s: checkpoints.append(copy.deepcopy(s)))
+    first, last = sorted(whole.steps.tolist())[:2]
+    assert widths[:first] == [3] * first and widths[first:last] == [2] * (last - first) and widths[-1] == 1
+    assert all(torch.equal(p, q) for p, q in zip(params, before))  # the caller's parameters are not written
+    after = next(c for c in checkpoints if first + 1 < c.step < last)  # one run stopped, two going
+    assert int(after.active.sum()) == 2
+    stopped = int((~after.active).nonzero())
+    assert torch.equal(after.params[0][stopped], whole.params[0][stopped])
+    rest = integrate(model, task, None, _config(record_every=0), **options, state=after)
+    assert torch.equal(rest.steps, whole.steps)
+    assert all(torch.equal(p, q) for p, q in zip(rest.params, whole.params))
+    assert torch.equal(rest.optimizer_state["time"], whole.optimizer_state["time"])
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -57,7 +57,7 @@ from .errors import UsageError
 from .factorizations import loss_and_grad
 from .optim import Optimizer, per_run
 from .tasks import check_task_matches
-from .train import LossAndGrad, Measure, TrainConfig, TrainState, record, run_loop, start
+from .train import LossAndGrad, Measure, TrainConfig, TrainState, put_runs, record, run_loop, select_runs, start
 
 # objective(params) over the batch, or objective(params, runs) over the runs at the (B',) index ``runs`` from their
 # (B', ...) parameters (``_active_runs_objective``): what rkc's stages and power method call.
@@ -235,18 +235,86 @@ def integrate(
         tableau = TABLEAUS[method]
         order, before = tableau.order, None
 
-        def attempt(params, flow, h, objective):
+        def attempt(params, flow, h, objective, rtol, atol):
             flow["gradient_evaluations"] = flow["gradient_evaluations"] + len(tableau.a)
             _count(flow, len(tableau.a) * (h > 0))
-            return _attempt(params, flow["derivative"], h, objective, tableau)
+            point, loss, derivative, error = _attempt(params, flow["derivative"], h, objective, tableau)
+            return point, loss, derivative, _error_norm(error, params, point, rtol, atol)
 
     if state is None:
         state = _start(params, objective, order, rtol, atol, first_step)
     integrating.append(state)
-    return run_loop(state, config, lambda s: s.optimizer_state["loss"],
-                    lambda s: _accepted_step(s, objective, order, attempt, rtol, atol, before), measure=measure,
-                    on_checkpoint=on_checkpoint, record_step=_record, syncs_every_step=True,
-                    describe=lambda s: {"t": f"{float(s.optimizer_state['time'].max()):.4g}"})
+    work = _Working(state)
+
+    def working_objective(params: list[Tensor], runs: Tensor | None = None) -> tuple[Tensor, list[Tensor]]:
+        if work.live is None:
+            return objective(params, runs)
+        return objective(params, work.live if runs is None else work.live[runs])
+
+    def advance(state: TrainState) -> None:
+        work.compact()
+        _accepted_step(work.state, working_objective, order, attempt, rtol, atol, before)
+
+    def record_step(state: TrainState, measure: Measure | None) -> None:
+        work.write_back()
+        _record(state, measure)
+
+    def checkpoint(state: TrainState) -> None:
+        work.write_back()
+        on_checkpoint(state)
+
+    try:
+        return run_loop(state, config, lambda s: work.flow_value("loss"), advance, measure=measure,
+                        on_checkpoint=checkpoint if on_checkpoint is not None else None, record_step=record_step,
+                        syncs_every_step=True, describe=lambda s: {"t": f"{float(work.flow_value('time').max()):.4g}"})
+    finally:
+        work.write_back()
+
+
+class _Working:
+    """The runs the integrator steps: all B of ``state`` until some stop, then only those still active, copied out
+    (compaction, as ``train``'s batch does; the integrator syncs every step, so it compacts as soon as a run stops).
+    A stopped run then costs nothing: no rows in the stages, the reordering, the error norm or the step's bookkeeping.
+    ``state`` is brought up to date by ``write_back`` (before every record and checkpoint, and at the end); each run's
+    arithmetic is the same in any batch, so the results are bitwise those of the full batch.
+
+    Parameters
+    ----------
+    state : TrainState
+        The full batch, with the integrator's ``optimizer_state``.
+    """
+
+    def __init__(self, state: TrainState) -> None:
+        self.full, self.state, self.live = state, state, None
+
+    def compact(self) -> None:
+        """Drop the runs that stopped since the last call (a host sync)."""
+        full = self.full
+        live = full.active.nonzero().squeeze(1)
+        working = full.active.shape[0] if self.live is None else self.live.shape[0]
+        if live.shape[0] in (0, working):
+            return
+        self.write_back()
+        batch = full.active.shape[0]
+        self.live = live
+        self.state = TrainState(full.step, select_runs(full.params, live, batch),
+                                select_runs(full.optimizer_state, live, batch), full.active[live],
+                                full.stopped_at[live], full.loss[live])
+
+    def flow_value(self, name: str) -> Tensor:
+        """The integrator's (B,) ``name`` ("loss", "time") of every run: the working runs' current values, the others'
+        as they stopped."""
+        value = self.state.optimizer_state[name]
+        return value if self.live is None else self.full.optimizer_state[name].index_put((self.live,), value)
+
+    def write_back(self) -> None:
+        """Copy the working runs' parameters and integrator state into the full state (out of place: the tensors
+        the full state had, possibly the caller's, are not written)."""
+        if self.live is None:
+            return
+        batch = self.full.active.shape[0]
+        self.full.params = put_runs(self.full.params, self.state.params, self.live, batch)
+        self.full.optimizer_state = put_runs(self.full.optimizer_state, self.state.optimizer_state, self.live, batch)
 
 
 def _active_runs_objective(model, task, integrating: list[TrainState], batch: int) -> RunsLossAndGrad:
@@ -369,16 +437,18 @@ def _initial_step(params: list[Tensor], derivative: list[Tensor], objective: Los
     return torch.minimum(100 * h0, h1)
 
 
-Attempt = Callable[[list[Tensor], dict, Tensor, RunsLossAndGrad],
-                   tuple[list[Tensor], Tensor, list[Tensor], list[Tensor]]]
+Attempt = Callable[[list[Tensor], dict, Tensor, RunsLossAndGrad, float, float],
+                   tuple[list[Tensor], Tensor, list[Tensor], Tensor]]
 
 
 def _accepted_step(state: TrainState, objective: RunsLossAndGrad, order: int, attempt: Attempt, rtol: float,
                    atol: float, before: Callable[[TrainState, RunsLossAndGrad, Tensor], None] | None = None) -> None:
     """Attempt steps until every active run has accepted one (rejected runs retry with a smaller step).
 
-    ``attempt(params, flow, h, objective)`` makes one step of size h (B,) and counts its gradient evaluations in
-    ``flow``; ``before(state, objective, rejected)`` runs before each attempt (RKC's spectral radius)."""
+    ``attempt(params, flow, h, objective, rtol, atol)`` makes one step of size h (B,), counts its gradient
+    evaluations in ``flow`` and returns the new point, its loss and derivative (each a new tensor, (B, ...)) and
+    the error norm (B,) of ``_error_norm``; ``before(state, objective, rejected)`` runs before each attempt (RKC's
+    spectral radius)."""
     flow = state.optimizer_state
     pending = state.active.clone()
     exponent = -1.0 / (order + 1)
@@ -387,17 +457,18 @@ def _accepted_step(state: TrainState, objective: RunsLossAndGrad, order: int, at
         if before is not None:
             before(state, objective, rejected)
         h = torch.where(pending, flow["step_size"], torch.zeros_like(flow["step_size"]))
-        new_params, new_loss, new_derivative, error = attempt(state.params, flow, h, objective)
-        err = _error_norm(error, state.params, new_params, rtol, atol)
+        new_params, new_loss, new_derivative, err = attempt(state.params, flow, h, objective, rtol, atol)
         accept = pending & (err <= 1.0)
         factor = (_SAFETY * err.clamp_min(1e-10).pow(exponent)).nan_to_num(nan=_MIN_FACTOR)
         factor = torch.where(accept, factor.clamp(_MIN_FACTOR, _MAX_FACTOR), factor.clamp(_MIN_FACTOR, 1.0))
-        if bool(accept.all()):  # the usual step: every run accepts
-            state.params, flow["derivative"] = new_params, new_derivative
-        else:
-            state.params = [torch.where(per_run(accept, p), q, p) for p, q in zip(state.params, new_params)]
-            flow["derivative"] = [torch.where(per_run(accept, f), g, f)
-                                  for f, g in zip(flow["derivative"], new_derivative)]
+        if not bool(accept.all()):
+            # The runs that keep their point and derivative (rejected, idle, stopped) get them back row by row,
+            # in the attempt's own new tensors: a copy of those rows only, where a torch.where over the batch read
+            # and wrote every run's parameters twice (bitwise the same result).
+            kept = (~accept).nonzero().squeeze(1)
+            for old, new in zip([*state.params, *flow["derivative"]], [*new_params, *new_derivative]):
+                new.index_copy_(0, kept, old.index_select(0, kept))
+        state.params, flow["derivative"] = new_params, new_derivative
         flow["loss"] = torch.where(accept, new_loss, flow["loss"])
         flow["time"] = flow["time"] + torch.where(accept, h, torch.zeros_like(h))
         flow["rejected"] = flow["rejected"] + (pending & ~accept).long()
@@ -461,15 +532,18 @@ def _rkc_stages(h: Tensor, radius: Tensor) -> Tensor:
     return wanted.nan_to_num(nan=_RKC_MAX_STAGES).clamp(2, _RKC_MAX_STAGES).long()
 
 
-def _rkc_attempt(params: list[Tensor], flow: dict, h: Tensor, objective: RunsLossAndGrad
-                 ) -> tuple[list[Tensor], Tensor, list[Tensor], list[Tensor]]:
-    """One RKC step of size h (B,), s_b stages per run; returns the new point, its loss and derivative and the
-    error estimate (1/15)·(12(θ_n − θ_{n+1}) + 6h(f_n + f_{n+1})) (Sommeijer, Shampine & Verwer 1997, §3).
+def _rkc_attempt(params: list[Tensor], flow: dict, h: Tensor, objective: RunsLossAndGrad, rtol: float, atol: float
+                 ) -> tuple[list[Tensor], Tensor, list[Tensor], Tensor]:
+    """One RKC step of size h (B,), s_b stages per run; returns the new point, its loss and derivative and the norm
+    (``_error_norm``) of the error estimate (1/15)·(12(θ_n − θ_{n+1}) + 6h(f_n + f_{n+1})) (Sommeijer, Shampine &
+    Verwer 1997, §3).
 
     The batch takes max_b s_b stages, but stage j computes only the runs with s_b ≥ j and h_b > 0: the runs are put
     in order of decreasing s_b (idle runs, h_b = 0, last), so that those still in their stages are the first n_j
     rows and every stage works on those rows only (``objective(points, runs)``); each run makes its own s_b
-    evaluations with the arithmetic it has alone. Idle runs get their θ, a zero loss, derivative and error."""
+    evaluations with the arithmetic it has alone. The error norm, too, is taken over the n attempting rows. When
+    that order is the batch's own (the runs' stage counts do not increase along the batch), nothing is reordered.
+    Idle runs get their θ, a zero loss, derivative and error."""
     stages = _rkc_stages(h, flow["spectral_radius"])
     last = int(stages.max())
     attempting = h > 0
@@ -477,12 +551,13 @@ def _rkc_attempt(params: list[Tensor], flow: dict, h: Tensor, objective: RunsLos
     order = torch.argsort(own, descending=True, stable=True)
     ordered = own[order].tolist()
     counts = [sum(1 for s in ordered if s >= j) for j in range(last + 1)]  # n_j: runs in stage j
-    n = counts[1]  # the runs attempting
+    n, batch = counts[1], len(ordered)  # the runs attempting, all runs
+    as_is = order.tolist() == list(range(batch))  # the order is the batch's: no copies in and out of it
     table = torch.stack([_rkc_coefficients(s)[:last + 1] for s in stages[order[:n]].tolist()]).to(h.device, h.dtype)
     hn = h[order[:n]]
     shape = {p.dim(): (-1, *[1] * (p.dim() - 1)) for p in params}
-    start = [p.index_select(0, order) for p in params]  # θ in that order; its first n rows attempt
-    f0 = [f.index_select(0, order[:n]) for f in flow["derivative"]]
+    start = params if as_is else [p.index_select(0, order) for p in params]  # θ in that order (never written)
+    f0 = [f[:n] if as_is else f.index_select(0, order[:n]) for f in flow["derivative"]]
     theta = [p[:n] for p in start]
     # Each stage is written over the one two back (dead once y_{j−2} − θ is taken; at j = 2 that is θ itself, kept),
     # so a stage allocates nothing: the same operations in the same order as out-of-place ones, bitwise the same.
@@ -490,12 +565,14 @@ def _rkc_attempt(params: list[Tensor], flow: dict, h: Tensor, objective: RunsLos
     current = [torch.addcmul(p, (table[:, 1, 2] * hn).view(shape[p.dim()]), f) for p, f in zip(theta, f0)]
     scratch = [torch.empty_like(p) for p in theta]
     final = [torch.empty_like(p) for p in start]  # the new point, in that order: each run's last stage
-    for q, p in zip(final, start):
-        q[n:] = p[n:]
+    if n < batch:
+        for q, p in zip(final, start):
+            q[n:] = p[n:]
     for j in range(2, last + 1):
         m, finished = counts[j], slice(counts[j], counts[j - 1])  # runs in stage j; runs whose last was j − 1
-        for q, y1 in zip(final, current):
-            q[finished] = y1[finished]
+        if counts[j] < counts[j - 1]:
+            for q, y1 in zip(final, current):
+                q[finished] = y1[finished]
         _, grads = objective([y1[:m] for y1 in current], order[:m])
         coefficients = (table[:m, j, 0], table[:m, j, 1], table[:m, j, 2] * hn[:m], table[:m, j, 3] * hn[:m])
         stage = {d: [c.view(v) for c in coefficients] for d, v in shape.items()}
@@ -521,17 +598,23 @@ def _rkc_attempt(params: list[Tensor], flow: dict, h: Tensor, objective: RunsLos
     for p, q, f, g, e, d in zip(theta, new, f0, derivative, scratch, before):
         torch.add(f, g, out=d).mul_(6 * hn.view(shape[p.dim()]))
         error.append(torch.sub(p, q, out=e).mul_(12).add_(d).div_(15))
+    err = _error_norm(error, theta, new, rtol, atol)
+    if as_is:
+        return final, _padded(loss, batch), [_padded(g, batch) for g in derivative], _padded(err, batch)
     back = torch.argsort(order)
-    return ([q.index_select(0, back) for q in final], _padded(loss, order, n, back),
-            [_padded(g, order, n, back) for g in derivative], [_padded(e, order, n, back) for e in error])
+    return ([q.index_select(0, back) for q in final], _padded(loss, batch, order, back),
+            [_padded(g, batch, order, back) for g in derivative], _padded(err, batch, order, back))
 
 
-def _padded(values: Tensor, order: Tensor, n: int, back: Tensor) -> Tensor:
-    """Values of the first n runs of ``order`` (n, ...) as a (B, ...) tensor in the batch's order, zeros for the
-    others."""
-    if n == order.shape[0]:
+def _padded(values: Tensor, batch: int, order: Tensor | None = None, back: Tensor | None = None) -> Tensor:
+    """Values of the first n runs of ``order`` (n, ...) as a (``batch``, ...) tensor in the batch's order, zeros for
+    the others; without ``order`` (and ``back``, its inverse), the first n runs are the batch's first n."""
+    n = values.shape[0]
+    if order is None:
+        return values if n == batch else torch.cat([values, values.new_zeros((batch - n, *values.shape[1:]))])
+    if n == batch:
         return values.index_select(0, back)
-    return values.new_zeros((order.shape[0], *values.shape[1:])).index_copy_(0, order[:n], values)
+    return values.new_zeros((batch, *values.shape[1:])).index_copy_(0, order[:n], values)
 
 
 def _rkc_radius(state: TrainState, objective: RunsLossAndGrad, rejected: Tensor) -> None:

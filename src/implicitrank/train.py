@@ -26,8 +26,8 @@ from .tasks import Task, check_task_matches
 Measure = Callable[[list[Tensor], Tensor], dict[str, Tensor]]
 LossAndGrad = Callable[[list[Tensor]], tuple[Tensor, list[Tensor]]]
 
-__all__ = ["LossAndGrad", "Measure", "TrainConfig", "TrainState", "mark_status", "record", "run_loop", "select_runs",
-           "show_progress", "start", "train"]
+__all__ = ["LossAndGrad", "Measure", "TrainConfig", "TrainState", "mark_status", "put_runs", "record", "run_loop",
+           "select_runs", "show_progress", "start", "train"]
 
 
 @dataclass(frozen=True)
@@ -500,7 +500,7 @@ class _Working:
             return
         for full, part in zip(state.params, self.params):
             full[self.live] = part
-        state.optimizer_state = _put_runs(state.optimizer_state, self.optimizer_state, self.live, self.size)
+        state.optimizer_state = put_runs(state.optimizer_state, self.optimizer_state, self.live, self.size)
 
 
 def select_runs(value, index: Tensor | list[int], batch: int):
@@ -530,15 +530,32 @@ def select_runs(value, index: Tensor | list[int], batch: int):
     return value
 
 
-def _put_runs(full, part, index: Tensor, batch: int):
-    """``full`` with the runs at ``index`` replaced by ``part`` (the inverse of ``select_runs``); shared values from
-    ``part``."""
+def put_runs(full, part, index: Tensor, batch: int):
+    """``full`` with the runs at ``index`` replaced by ``part`` (the inverse of ``select_runs``; out of place, so
+    ``full``'s tensors are left as they were); shared values from ``part``.
+
+    Parameters
+    ----------
+    full : Tensor, list, tuple, dict or other
+        Batched state of all ``batch`` runs.
+    part : Tensor, list, tuple, dict or other
+        The same structure for the runs at ``index`` only (as ``select_runs`` made it).
+    index : Tensor
+        The positions of ``part``'s runs in ``full``.
+    batch : int
+        B, the number of runs of ``full``.
+
+    Returns
+    -------
+    Tensor, list, dict or other
+        ``full`` with those runs replaced.
+    """
     if isinstance(full, Tensor):
         return full.index_put((index,), part) if full.dim() and full.shape[0] == batch else part
     if isinstance(full, (list, tuple)):
-        return [_put_runs(f, q, index, batch) for f, q in zip(full, part)]
+        return [put_runs(f, q, index, batch) for f, q in zip(full, part)]
     if isinstance(full, dict):
-        return {k: _put_runs(full[k], part[k], index, batch) for k in full}
+        return {k: put_runs(full[k], part[k], index, batch) for k in full}
     return part
 
 
