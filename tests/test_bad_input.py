@@ -616,11 +616,30 @@ def test_ctrl_c_ends_a_batch_in_one_line_with_its_checkpoints_at_one_step_and_re
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130 and "Traceback" not in err and "interrupted" in err, err
+    assert f"rerun the same command with --out {tmp_path / 'o'} --resume" in err, err
     steps = {torch.load(path, weights_only=False)["step"] for path in (tmp_path / "o").glob("*/checkpoint.pt")}
     assert len(steps) == 1, steps
     resumed = subprocess.run(command + ["--resume"], capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert all(json.loads(path.read_text())["steps"] == 1000 for path in (tmp_path / "o").glob("*/summary.json"))
+
+
+def test_ctrl_c_names_the_default_output_to_continue(tmp_path: Path) -> None:
+    """Without --out the run goes to a new runs/mf-TIME; Ctrl-C's advice to rerun "with --resume" was refused
+    (--resume needs --out), and the message did not say which directory to continue."""
+    command = [sys.executable, "-m", "implicitrank.cli", "mf", "--shape", "6", "6", "--rank", "1",
+               "--num-observations", "20", "--max-steps", "1000000", "--loss-threshold", "0", "--threads", "1",
+               "--no-progress"]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(tmp_path.glob("runs/mf-*/*/config.json")):
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    (out,) = tmp_path.glob("runs/mf-*")
+    assert process.returncode == 130 and len(err.strip().splitlines()) == 1, err
+    assert f"rerun the same command with --out {out.relative_to(tmp_path)} --resume" in err, err
 
 
 def test_interrupts_deferred_holds_ctrl_c_until_the_block_is_done() -> None:

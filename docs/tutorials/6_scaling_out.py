@@ -46,9 +46,10 @@ def implicitrank(*args: str) -> None:
 # %% [markdown]
 # ## The spec
 #
-# `[base]` holds the fields every run shares (any field of a run's configuration: the model, the task, the
-# optimizer, when to stop, how often to checkpoint); `[axes]` the values to cross. Here: a 20×20 rank-2 matrix
-# completed from 120, 200 or 280 of its 400 entries by depth-2 and depth-3 factorizations, two seeds each.
+# `[base]` holds the fields every run shares (any field of a run's configuration that its optimizer and model use:
+# the model, the task, the optimizer, when to stop, how often to checkpoint); `[axes]` the values to cross. Here: a
+# 20×20 rank-2 matrix completed from 120, 200 or 280 of its 400 entries by depth-2 and depth-3 factorizations, two
+# seeds each.
 
 # %%
 spec = Path("depth-vs-observations.toml")

@@ -127,8 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"implicitrank {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C: not an error, no traceback; what was written stays (checkpoints, records)
-        print(f"\nimplicitrank {args.command}: interrupted; what was written so far is kept (rerun with --resume "
-              "where the command has it)", file=sys.stderr)
+        again = ""
+        if hasattr(args, "resume"):  # the commands that continue an output: name it (--resume alone is refused)
+            again = f"; to continue, rerun the same command with --out {args.out or 'DIR'} --resume"
+        print(f"\nimplicitrank {args.command}: interrupted; what was written so far is kept{again}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # The reader went away (``implicitrank sweep status DIR | head -3``): stop quietly, as ``cat`` does.

@@ -230,12 +230,14 @@ def default_out(command: str) -> Path:
 
 
 def resumable_out(args: argparse.Namespace, command: str) -> Path:
-    """``--out``, or a new ``runs/COMMAND-TIME``; ``--resume`` needs ``--out`` (a new directory holds nothing to
-    continue, so everything would silently start over)."""
+    """``--out``, or a new ``runs/COMMAND-TIME``, also set as ``args.out`` (so that Ctrl-C's message names it);
+    ``--resume`` needs ``--out`` (a new directory holds nothing to continue, so everything would silently start
+    over)."""
     if args.resume and args.out is None:
         raise UsageError(f"--resume needs --out DIR, the output to continue (without --out every run starts over in a "
                          f"new runs/{command}-TIME)")
-    return args.out or default_out(command)
+    args.out = args.out or default_out(command)
+    return args.out
 
 
 def format_table(rows: Sequence[dict], columns: Sequence[str]) -> str:

@@ -21,8 +21,8 @@ with --retry-failed: after any failure, run the same command again.
   implicitrank sweep DIR              rerun the sweep stored in DIR (its sweep.json)
   implicitrank sweep status DIR       done / running / failed / pending
 
-A spec is TOML: [base] (any run config field), [axes] (Cartesian: depth = [2, 3], seed = "0..4"),
-[[zip]] (axes moving together, equal lengths) and [slurm] (defaults of the slurm options below);
+A spec is TOML: [base] (any run config field its optimizer and model use), [axes] (Cartesian: depth = [2, 3],
+seed = "0..4"), [[zip]] (axes moving together, equal lengths) and [slurm] (defaults of the slurm options below);
 see examples/sweeps/arora2019-small.toml."""
 
 

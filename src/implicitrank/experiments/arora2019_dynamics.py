@@ -14,9 +14,9 @@ Reconstruction error is the paper's: mean over all entries of (W − W*)², the 
 
 Scales: ``paper`` 100×100 rank 5, 2000 observations, 20,000 steps; ``quick`` 40×40 rank 3, 400 observations
 (fewer observations make each step larger: ∇L ∝ 1/M), 8,000 steps; ``test`` 16×16 rank 2. MovieLens runs take the
-paper's 2·10⁵ (depth 1) and 5·10⁴ (depths 2, 3) steps at ``paper`` scale and 2·10⁴ at the others: hours on a CPU.
-Every scale runs 3 seeds (each its own ground truth,
-observations); every claim must hold on each. Control: the depth-2/3 low-rank claims evaluated on depth 1.
+paper's 2·10⁵ (depth 1) and 5·10⁴ (depths 2, 3) steps at ``paper`` scale (hours on a CPU), 2·10⁴ at ``quick`` and
+2·10³ at ``test``. Every scale runs 3 seeds (each its own ground truth, observations); every claim must hold on
+each. Control: the depth-2/3 low-rank claims evaluated on depth 1.
 
 References: S. Arora, N. Cohen, W. Hu, Y. Luo, "Implicit Regularization in Deep Matrix Factorization", NeurIPS
 2019, Theorem 3 and Figure 3.

@@ -16,7 +16,8 @@ mean; every loss in the CSV, the figures and the claims is ℓ. Init scale = the
 
 Scales: ``paper`` is the published set-up (init 1e-5 at depths 2-3 and 1e-3 at depth 4, lr 6e-3 / 3e-3, stop at
 ℓ < 1e-4, ≤ 5e6 steps). ``quick`` keeps plain GD but starts from larger inits (1e-3; 1e-2 at depth 4, shorter
-plateaus), uses lr 0.03 and stops at ℓ < 1e-3 (|w₁₁| ≈ 22 instead of 70.7); ``test`` stops at ℓ < 1e-2.
+plateaus), uses lr 0.02 on ℓ (0.03 on the mean) and stops at ℓ < 1e-3 (|w₁₁| ≈ 22 instead of 70.7); ``test``
+stops at ℓ < 3e-3.
 
 The det-sign claim is checked on gradient flow itself (dopri5, float64, ``gradient_flow_det.csv``), the
 theorem's setting: measured at quick scale, balanced inits keep det W > 0 at depths 3 and 4 (smallest det

@@ -12,8 +12,9 @@ Fashion-MNIST if the directory's name contains "fashion") or sub-directories ``m
 ``fashion-mnist``. Without it, the published MNIST / Fashion-MNIST numbers are reported "not run (needs
 --data)". The paper trains with Adam lr 5e-4, batch 5000, up to 10k epochs; ``quick`` trains digits with
 batch 128 and lr 1e-2 for 100 epochs (and MNIST on a 10k-image subset), which fits less at large R. Every scale
-runs 3 seeds; digits claims hold per seed and carry a control (random labels, where they must fail); the published
-MNIST values are never compared with digits numbers.
+runs 3 seeds; digits claims hold per seed and carry a control that must fail (random labels for the original data's
+claims; the original data for "random data does not generalize" at the largest R); the published MNIST values are
+never compared with digits numbers.
 """
 
 from __future__ import annotations
@@ -213,8 +214,9 @@ def _seed_value(rows: list[dict], dataset: str, variant: str, rank: int, split: 
 
 def claims(rows: list[dict], sources: dict, seeds: tuple[int, ...]) -> list[Claim]:
     """Digits, per seed, errors relative to the label variance (the error of the best constant): the original data
-    is fit at rank 1 and generalizes; random labels / images are not (the control: the fit-at-low-rank claims
-    evaluated on random labels must fail). MNIST / Fashion-MNIST: the published numbers within a factor 2 on the
+    is fit at rank 1 and generalizes; random labels / images are not (the controls, which must fail: the
+    original data's claims evaluated on random labels, and "random data does not generalize at the largest R"
+    evaluated on the original data). MNIST / Fashion-MNIST: the published numbers within a factor 2 on the
     median, or "not run (needs --data)"."""
     out: list[Claim] = []
     digits = [r for r in rows if r["dataset"] == "digits"]
