@@ -523,6 +523,16 @@ CASES = [
     Case("abbreviated option", ("locality", "is-same-class", "--cifar", "{tmp}/c", "--out", "{tmp}/o"), 2,
          ("unrecognized arguments", "--cifar")),
     Case("abbreviated mf option", ("mf", *TINY, "--init-sc", "0.1", "--out", "{tmp}/o"), 2, ("--init-sc",)),
+    # a comma list typed as separate values was "implicitrank: error: unrecognized arguments: 1" (item 18)
+    Case("seeds as separate values", ("mf", *TINY, "--seeds", "0", "1", "--out", "{tmp}/o"), 2,
+         ("implicitrank mf: error: argument --seeds: takes one comma-separated list: --seeds 0,1",),
+         check=_nothing_written),
+    Case("reg weights as separate values", ("locality", "pathfinder", "--reg-weights", "0", "3", "--scale", "test",
+                                            "--out", "{tmp}/o"), 2,
+         ("implicitrank locality pathfinder: error: argument --reg-weights: takes one comma-separated list: "
+          "--reg-weights 0,3, not --reg-weights 0 3",), check=_nothing_written),
+    Case("an extra value after a one-value option", ("mf", *TINY, "--rank", "1", "2", "--out", "{tmp}/o"), 2,
+         ("implicitrank mf: error: unrecognized arguments: 2",), absent=("comma",), check=_nothing_written),
 ]
 
 

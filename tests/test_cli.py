@@ -217,6 +217,26 @@ def test_every_default_is_shown_once_in_help():
                 assert "default" in text, (name, action.dest, text)
 
 
+def test_a_list_default_is_shown_as_it_is_typed():
+    """``locality pathfinder --help`` showed "(default: 0 1)" for --seeds, which takes one comma list: typed as
+    shown, ``--seeds 0 1`` is refused. Every list default, typed as its help shows it, parses back to itself."""
+    import re
+
+    from implicitrank.cli import build_parser
+
+    checked = 0
+    for name, parser in [("implicitrank", build_parser()), *subcommands(build_parser())]:
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            if not action.option_strings or not isinstance(action.default, (list, tuple)):
+                continue
+            shown = re.search(r"\(default: ([^)]*)\)", formatter._expand_help(action)).group(1)
+            parsed = parser.parse_args([action.option_strings[0], *shown.split()])
+            assert getattr(parsed, action.dest) == list(action.default), (name, action.dest, shown)
+            checked += 1
+    assert checked >= 10
+
+
 @pytest.mark.parametrize("command", [["mf"], ["tf"], ["htf"], ["demo"], ["reproduce"], ["layers", "demo"],
                                      ["locality", "pathfinder"], ["locality", "is-same-class"]])
 def test_seeds_is_a_list_everywhere(command):

@@ -12,7 +12,7 @@ import importlib
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import NoReturn
 
 from . import __version__
@@ -65,6 +65,44 @@ class _OneLineErrors(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                   namespace: argparse.Namespace | None = None) -> argparse.Namespace:
+        given = sys.argv[1:] if args is None else list(args)
+        parsed, extras = self.parse_known_args(given, namespace)
+        if extras:
+            command, hint = _comma_list_hint(self, given, extras)
+            command.error(hint or f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
+
+def _comma_list_hint(parser: argparse.ArgumentParser, given: list[str], extras: list[str]
+                     ) -> tuple[argparse.ArgumentParser, str | None]:
+    """The command ``given`` names (its parser) and, when the arguments argparse did not recognize are values after
+    one of its options that takes one comma-separated list (``--seeds 0 1``), how to write them."""
+    command = parser
+    for token in given:  # down the subcommands named first: "layers demo ..."
+        choices = [a.choices for a in command._actions if isinstance(a, argparse._SubParsersAction)]
+        if not choices or token not in choices[0]:
+            break
+        command = choices[0][token]
+    for at in range(2, len(given)):
+        option, first = given[at - 2], given[at - 1]
+        if given[at] != extras[0]:
+            continue
+        values = [first]
+        while at + len(values) - 1 < len(given) and given[at + len(values) - 1] in extras \
+                and not given[at + len(values) - 1].startswith("--"):
+            values.append(given[at + len(values) - 1])
+        for action in command._actions:
+            if option in action.option_strings and action.nargs is None and callable(action.type):
+                try:
+                    action.type(",".join(values))
+                except (argparse.ArgumentTypeError, ValueError, TypeError):
+                    continue
+                return command, (f"argument {option}: takes one comma-separated list: {option} {','.join(values)}, "
+                                 f"not {option} {' '.join(values)}")
+    return command, None
 
 
 def subcommands(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.ArgumentParser]]:

@@ -50,9 +50,9 @@ class HelpFormatter(argparse.HelpFormatter):
         if (not action.option_strings or "default" in text or default is None or default is False
                 or default is argparse.SUPPRESS):
             return text
-        shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
-        if action.type is int_list and isinstance(default, (list, tuple)):
-            shown = ",".join(map(str, default))
+        shown = str(default)
+        if isinstance(default, (list, tuple)):  # as it is typed: one comma list (--seeds 0,1), or values (--lr 1 2)
+            shown = ("," if action.nargs is None else " ").join(map(str, default))
         return f"{text} (default: {shown.replace('%', '%%')})".lstrip()
 
 
