@@ -217,6 +217,30 @@ def test_every_default_is_shown_once_in_help():
                 assert "default" in text, (name, action.dest, text)
 
 
+def test_more_threads_than_cores_are_named_in_a_warning(tmp_path, capsys, monkeypatch):
+    """``--threads 1000`` on a 2-core machine ran on 2 threads without a word."""
+    import os
+
+    from implicitrank.cli import main
+    from implicitrank.threads import THREAD_VARIABLES, available_cores, torch_threads
+
+    for name in THREAD_VARIABLES:  # --threads sets them for libraries loaded later: put them back afterwards
+        present = name in os.environ
+        monkeypatch.setenv(name, os.environ.get(name, ""))  # recorded as it was, absent or not
+        if not present:
+            monkeypatch.delenv(name)
+    many = available_cores() + 1
+    with torch_threads(None):  # restores the thread count the command sets
+        assert main(["mf", "--shape", "6", "6", "--rank", "1", "--num-observations", "20", "--max-steps", "2",
+                     "--threads", str(many), "--no-progress", "--out", str(tmp_path / "o")]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: --threads {many} is more than the {available_cores()} cores this process may use" in err
+    with torch_threads(None):
+        assert main(["mf", "--shape", "6", "6", "--rank", "1", "--num-observations", "20", "--max-steps", "2",
+                     "--threads", "1", "--no-progress", "--out", str(tmp_path / "p")]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_a_list_default_is_shown_as_it_is_typed():
     """``locality pathfinder --help`` showed "(default: 0 1)" for --seeds, which takes one comma list: typed as
     shown, ``--seeds 0 1`` is refused. Every list default, typed as its help shows it, parses back to itself."""

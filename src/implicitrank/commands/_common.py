@@ -175,10 +175,14 @@ def add_workers(p: argparse.ArgumentParser, unit: str, when: str, default: str, 
 
 def apply_threads(threads: int | None, work: float = 0.0) -> None:
     """Apply ``--threads`` to this process before the command loads torch (None: the package's policy for a
-    problem of ``work`` multiply-adds per step, ``threads.policy_threads``)."""
-    from ..threads import pin_threads, use_policy
+    problem of ``work`` multiply-adds per step, ``threads.policy_threads``). More threads than this process's
+    cores are set as asked, with a one-line warning."""
+    from ..threads import available_cores, pin_threads, use_policy
 
     if threads is not None:
+        if threads > available_cores():
+            print(f"warning: --threads {threads} is more than the {available_cores()} cores this process may use",
+                  file=sys.stderr)
         pin_threads(threads)
     else:
         use_policy(work)
