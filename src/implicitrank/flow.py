@@ -145,9 +145,9 @@ def integrate(
     """Follow the gradient flow θ̇ = −∇L(θ) of B runs of ``model`` on ``task``.
 
     Each run goes until it converges, diverges or has made ``config.max_steps`` accepted steps (see the module
-    docstring); stopping, records, checkpoints and progress are ``train.run_loop``'s. Once a run has stopped, its
-    gradients are no longer computed (the task's ``runs`` gives the runs still going), bitwise without effect on
-    the others.
+    docstring); stopping, records, checkpoints and progress are ``train.run_loop``'s. Once a run has stopped, it
+    leaves the batch the steps work on (its gradients are no longer computed: the task's ``runs`` gives the runs
+    still going), bitwise without effect on the others; records, checkpoints and the result show every run.
 
     Parameters
     ----------
@@ -564,7 +564,10 @@ def _rkc_attempt(params: list[Tensor], flow: dict, h: Tensor, objective: RunsLos
     before = theta
     current = [torch.addcmul(p, (table[:, 1, 2] * hn).view(shape[p.dim()]), f) for p, f in zip(theta, f0)]
     scratch = [torch.empty_like(p) for p in theta]
-    final = [torch.empty_like(p) for p in start]  # the new point, in that order: each run's last stage
+    # The new point, in that order: each run's last stage, gathered as runs finish; when every run attempts and all
+    # take the same stages, the last stage itself (a buffer of its own: the stages never write θ).
+    together = n == batch and counts[last] == n
+    final = None if together else [torch.empty_like(p) for p in start]
     if n < batch:
         for q, p in zip(final, start):
             q[n:] = p[n:]
@@ -586,8 +589,11 @@ def _rkc_attempt(params: list[Tensor], flow: dict, h: Tensor, objective: RunsLos
             out.addcmul_(nu, t).addcmul_(mu_h, g, value=-1.0).addcmul_(gamma_h, f)
             updated.append(y)
         current, before = updated, current
-    for q, y in zip(final, current):
-        q[:counts[last]] = y[:counts[last]]
+    if together:
+        final = current
+    else:
+        for q, y in zip(final, current):
+            q[:counts[last]] = y[:counts[last]]
     new = [q[:n] for q in final]
     loss, grads = objective(new, order[:n])
     derivative = [-g for g in grads]
