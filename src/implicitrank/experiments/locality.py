@@ -8,7 +8,7 @@ their checkpoint. ``out_dir/<task>`` then holds ``runs.csv`` (one row per run), 
 
 Scales: ``paper`` is the published set-up (CIFAR-10 Is Same Class on 3×224×224 or 150×150 Pathfinder, ResNet18,
 SGD lr 0.01 momentum 0.9, batch 64, ≤ 150 epochs, stop 20 epochs after 100% train accuracy); ``quick`` runs on one
-CPU core in 9-25 minutes (see Time below): Is Same Class on digits (8×8 on a 1×8×56 canvas, d ∈ {0, 20, 40},
+CPU core in 9-40 minutes (see Time below): Is Same Class on digits (8×8 on a 1×8×56 canvas, d ∈ {0, 20, 40},
 1000 train / 1000 test pairs, ResNet18 of width 1/8 with a 3×3 stem, λ ∈ {0, 1}) and Pathfinder on 32×32
 images (L ∈ {2, 4, 6}, 2000 train / 1000 test images, a 6-layer plain CNN of width 16, 4×4 patches, λ ∈ {0, 3}),
 both ≤ 30 epochs, stop 3 epochs after 100% train accuracy; ``test`` is a few seconds.
@@ -19,11 +19,14 @@ The quick ResNet mirrors the paper's geometry: the two slots sit at opposite end
 the d = 160 images do on the paper's 7×7 map. The earlier quick network for Is Same Class, the 6-layer plain CNN,
 ends in a 1×2 map whose last layer in effect connects the whole canvas: it kept 71-74% at d = 40, and λ = 1
 gained only 2.6-5.9 points there (λ = 3 could not even fit the training set), too little depth being left to
-create the interaction in. Pathfinder's task is learnable at long range from more data (3000 images: 80% and 52%
-at L = 6, 4000: 87%); with 1000 images nothing was learned even at L = 2.
+create the interaction in. On the earlier Pathfinder generator (until 2026-12-03: it headed each snake away from
+the other's start, so the marker distance alone classified 99% of L = 4 images) the task was learnable at long
+range from more data (3000 images: 80% and 52% at L = 6, 4000: 87%), and with 1000 images nothing was learned even
+at L = 2; not measured again on today's.
 
 Measured at quick scale (seeds 0, 1; one torch thread on a shared 2-core machine), last test accuracy (%), mean
-± standard deviation over the two seeds:
+± standard deviation over the two seeds (Pathfinder: today's generator, 2026-12-03; the earlier one's table
+follows):
 
 | Is Same Class, d | 0 | 20 | 40 |
 |---|---|---|---|
@@ -31,6 +34,11 @@ Measured at quick scale (seeds 0, 1; one torch thread on a shared 2-core machine
 | λ = 1 | 85.9 ± 0.7 | 70.7 ± 3.0 | 62.0 ± 9.7 |
 
 | Pathfinder, L | 2 | 4 | 6 |
+|---|---|---|---|
+| λ = 0 | 51.0 ± 0.0 | 50.4 ± 0.4 | 48.8 ± 0.7 |
+| λ = 3 | 70.1 ± 23.8 | 54.0 ± 8.3 | 49.5 ± 0.6 |
+
+| Pathfinder (earlier generator), L | 2 | 4 | 6 |
 |---|---|---|---|
 | λ = 0 | 72.8 ± 34.0 | 51.5 ± 1.3 | 50.2 ± 0.8 |
 | λ = 3 | 97.7 ± 0.4 | 91.3 ± 1.6 | 59.9 ± 14.5 |
@@ -44,22 +52,25 @@ stop at 30 epochs short of fitting (train 66-72% at d = 40): the gain is limited
 not help: on 1×8×72 at d = 56, λ = 0 is at chance for both seeds (49.0, 51.3; R = 1.000) but λ = 1 recovers nothing
 (seed 1: 50.8, R = 0.998).
 
-Pathfinder: without the regularizer the plain CNN fits all 2000 training images at every L but generalizes only at
-L = 2 and only for seed 0 (96.9; seed 1 memorizes: 48.8), and is at chance at L = 4 and L = 6. λ = 3 generalizes
-reliably at L = 2 (97.4, 98.0) and L = 4 (90.2, 92.4), and at L = 6 recovers 20.6 points for seed 0 (70.2) and
-nothing for seed 1 (49.6); the test-set R stays at 0.96-0.98 (random 4×4 patches of a mostly blank image). Two-seed
-claims: the fall (22.6 points), "near chance" at L = 6 (50.2) and the recovery at L = 6 (9.8 points ≥ 3) pass;
-"λ = 3 leaves L = 2 unchanged" fails (+24.8), because at this data size plain training itself is unreliable at short
-range: the regularizer acts as a general aid to generalization there, not only at long range. For seed 0 alone all
-four claims pass (L = 2: 96.9 vs 97.4).
+Pathfinder, today's generator: without the regularizer the plain CNN fits all 2000 training images at every L
+(within 14-19 epochs) and generalizes at none (48.3-51.0%): it memorizes. λ = 3 fits 84-96% of the training set in
+the 30 epochs and generalizes only at L = 2 for seed 1 (86.9; seed 0: 53.2), barely at L = 4 (48.1, 59.8) and not
+at L = 6 (49.1, 50.0); the test-set R stays at 0.97-0.98. So at this scale the figure is not reproduced: of the
+two-seed claims only "near chance at L = 6" passes (48.8); the fall (2.2 points), the recovery at L = 6 (0.75 points)
+and "λ = 3 leaves L = 2 unchanged" (+19.1) fail. Each λ = 3 run took 285-315 s on one thread, each plain one 22-33
+s. The earlier generator's numbers (the second table) came from a task the marker distance gave away: plain
+training generalized at L = 2 for seed 0 (96.9), λ = 3 at L = 2 and 4 (90-98) and at L = 6 for seed 0 (70.2), and
+three of the four claims passed. How much data or training today's task needs at this size is not measured.
 
 Time: Is Same Class 8.0 min wall for both seeds (465 s of training: 12 s per plain run, 66 s per regularized one),
-Pathfinder 10.2 min wall for both seeds (≈ 9 s per plain run, 85-92 s per regularized one, images cached after the
-first generation); a seed of ``reproduce razin2022-locality --scale quick`` takes about 9 min on one thread (seed 0:
-234 s Is Same Class, ≈ 300 s Pathfinder). On 2026-11-30 the same command took 1498 s on a machine about 2.5× slower
-for small steps (Is Same Class 649 s of training, regularized runs 170-189 s each; Pathfinder 794 s, regularized
-runs 227-259 s each), with all 8 claims passing (Is Same: 82.5/70.3/50.3 at λ = 0, 83.2/64.8/61.0 at λ = 1;
-Pathfinder: 96.2/51.6/48.8 at λ = 0, 97.3/93.9/69.6 at λ = 3).
+Pathfinder 10.2 min wall for both seeds on the earlier generator (≈ 9 s per plain run, 85-92 s per regularized one,
+images cached after the first generation) and 38 min on today's (its regularized runs never fit the training set, so
+each trains all 30 epochs; the other core was busy). A seed of ``reproduce razin2022-locality --scale quick`` took about
+9 min on one thread on the earlier generator (seed 0: 234 s Is Same Class, ≈ 300 s Pathfinder); on today's its
+Pathfinder part alone takes about 16 min (3 × 22-33 s plain, 3 × 285-315 s regularized). On 2026-11-30 the same command
+took 1498 s on a machine about 2.5× slower for small steps (Is Same Class 649 s of training, regularized runs 170-189 s
+each; Pathfinder 794 s, regularized runs 227-259 s each), with all 8 claims passing (Is Same: 82.5/70.3/50.3 at λ = 0,
+83.2/64.8/61.0 at λ = 1; Pathfinder, on the earlier generator: 96.2/51.6/48.8 at λ = 0, 97.3/93.9/69.6 at λ = 3).
 
 Claims (``run_locality_experiment``'s return value): a list of dicts with keys
     claim (str), paper_value (float, percent or percentage points), our_value (float, same unit),
@@ -214,10 +225,11 @@ def setup_for(task: str, scale: str) -> LocalitySetup:
                        width=16, depth=6, training=replace(quick_training, max_epochs=2))
     small = PathfinderConfig(length=3, image_size=32, output_size=32, segment_length=3, thickness=1,
                              start_distance=10, marker_radius=1.5, clearance=2, n_distractors=6)
-    # 2000 training images: with 1000 the plain CNN (receptive field 65 px, spanning the image) learns nothing
-    # even at L = 2; with 3000-4000 it learns L = 6 too (52-87%), so the long-range task is learnable from more
-    # data. At 2000, plain training sometimes memorizes without generalizing even at L = 2 (see the module
-    # docstring). Width 8 does not memorize at L = 2 but cannot fit λ = 3 at all (train 61-65%, test ≈ 50%).
+    # 2000 training images, chosen on the generator before 2026-12-03 (whose marker distance gave the label away):
+    # there, with 1000 the plain CNN (receptive field 65 px, spanning the image) learned nothing even at L = 2, with
+    # 3000-4000 it learned L = 6 too (52-87%), and width 8 did not memorize at L = 2 but could not fit λ = 3 (train
+    # 61-65%, test ≈ 50%). On today's generator the plain CNN memorizes 2000 images at every L (see the module
+    # docstring); a set-up that learns it at this size is not measured yet.
     quick = LocalitySetup(task, (2, 4, 6), (0.0, 3.0), 2000, 1000, model="plain", width=16, depth=6,
                           pathfinder=small, patch_size=4, training=quick_training)
     if scale == "quick":

@@ -22,7 +22,7 @@ NAME = "razin2022-locality"
 TITLE = "Razin, Maman & Cohen 2022 §5: locality bias (Is Same Class, Pathfinder) and its regularizer"
 SCALES = {"test": 1, "quick": 3, "paper": 3}  # seeds (repetitions) per (λ, difficulty)
 # Quick scale runs three seeds, not one: seed 0 alone passes claims that fail on the mean of seeds 0 and 1
-# (experiments.locality's docstring), so a single seed would be the seed that passes. About 9-15 CPU-minutes a seed.
+# (experiments.locality's docstring), so a single seed would be the seed that passes. About 12-25 CPU-minutes a seed.
 QUICK_NOTE = "quick scale: 3 seeds (one seed alone can pass what the seeds' median does not)"
 
 
