@@ -25,7 +25,9 @@ grid (36 runs) takes about 15-25 min (rkc measured only 1.09× faster there, so 
 scale as a whole exceeds 10 minutes. The completion grid (72 runs and 6 solves, on 2 cores; ``benchmarks/
 bench_grid.py``, 2026-12-02) took 68–82 s with rkc against 307 s with global RMSprop in the same session (3.8–4.5×;
 157–167 s against 431 s, 2.6×, before rkc's stages computed only the runs still in them and the grid's processes
-kept freed memory, ``allocator``).
+kept freed memory, ``allocator``). On 2026-12-03, on the same machine about 1.8× slower (global RMSprop 551 s), it
+took 124–136 s (4.1–4.4× less) once a stopped run left the integrator's batch; the code before that, alternated with
+it, took 136–166 s against 117–126 s, with bitwise the same 78 results.
 
 ``quick`` is 30×30 rank 2 with M = 250 and 600 (M / (r(2n−r)) ≈ 2.2, as the paper's 2000 / 975 ≈ 2.05), lr 3e-3,
 ≤ 30,000 steps, 3 seeds; ``test`` 12×12 rank 1, 1 seed. Every claim is evaluated on each seed (``claims``);
