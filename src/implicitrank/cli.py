@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C: not an error, no traceback; what was written stays (checkpoints, records)
         again = ""
         if hasattr(args, "resume"):  # the commands that continue an output: name it (--resume alone is refused)
-            again = f"; to continue, rerun the same command with --out {args.out or 'DIR'} --resume"
+            again = f"; to continue, rerun the same command with --out {getattr(args, 'out', None) or 'DIR'} --resume"
         print(f"\nimplicitrank {args.command}: interrupted; what was written so far is kept{again}", file=sys.stderr)
         return 130
     except BrokenPipeError:
