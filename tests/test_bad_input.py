@@ -523,7 +523,7 @@ CASES = [
     Case("abbreviated option", ("locality", "is-same-class", "--cifar", "{tmp}/c", "--out", "{tmp}/o"), 2,
          ("unrecognized arguments", "--cifar")),
     Case("abbreviated mf option", ("mf", *TINY, "--init-sc", "0.1", "--out", "{tmp}/o"), 2, ("--init-sc",)),
-    # a comma list typed as separate values was "implicitrank: error: unrecognized arguments: 1" (item 18)
+    # a comma list typed as separate values was "implicitrank: error: unrecognized arguments: 1"
     Case("seeds as separate values", ("mf", *TINY, "--seeds", "0", "1", "--out", "{tmp}/o"), 2,
          ("implicitrank mf: error: argument --seeds: takes one comma-separated list: --seeds 0,1",),
          check=_nothing_written),
