@@ -638,15 +638,20 @@ def test_ctrl_c_names_the_default_output_to_continue(tmp_path: Path) -> None:
     """Without --out the run goes to a new runs/mf-TIME; Ctrl-C's advice to rerun "with --resume" was refused
     (--resume needs --out), and the message did not say which directory to continue."""
     command = [sys.executable, "-m", "implicitrank.cli", "mf", "--shape", "6", "6", "--rank", "1",
-               "--num-observations", "20", "--max-steps", "1000000", "--loss-threshold", "0", "--threads", "1",
-               "--no-progress"]
+               "--num-observations", "20", "--max-steps", "1000000", "--loss-threshold", "0", "--checkpoint-every",
+               "25", "--threads", "1", "--no-progress"]
     process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not list(tmp_path.glob("runs/mf-*/*/config.json")):
-        assert process.poll() is None, process.communicate()
-        time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=60)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not list(tmp_path.glob("runs/mf-*/*/checkpoint.pt")):
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.05)
+        time.sleep(0.5)  # in the middle of training, as the test above
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()  # never left running into the next tests
+        process.communicate()
     (out,) = tmp_path.glob("runs/mf-*")
     assert process.returncode == 130 and len(err.strip().splitlines()) == 1, err
     assert f"rerun the same command with --out {out.relative_to(tmp_path)} --resume" in err, err
