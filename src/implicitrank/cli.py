@@ -91,9 +91,10 @@ def _comma_list_hint(parser: argparse.ArgumentParser, given: list[str], extras: 
         if given[at] != extras[0]:
             continue
         values = [first]
-        while at + len(values) - 1 < len(given) and given[at + len(values) - 1] in extras \
-                and not given[at + len(values) - 1].startswith("--"):
-            values.append(given[at + len(values) - 1])
+        for token in given[at:]:  # the unrecognized values that follow, up to the next option
+            if token not in extras or token.startswith("--"):
+                break
+            values.append(token)
         for action in command._actions:
             if option in action.option_strings and action.nargs is None and callable(action.type):
                 try:

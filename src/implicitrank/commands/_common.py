@@ -180,9 +180,9 @@ def apply_threads(threads: int | None, work: float = 0.0) -> None:
     from ..threads import available_cores, pin_threads, use_policy
 
     if threads is not None:
-        if threads > available_cores():
-            print(f"warning: --threads {threads} is more than the {available_cores()} cores this process may use",
-                  file=sys.stderr)
+        cores = available_cores()
+        if threads > cores:
+            print(f"warning: --threads {threads} is more than the {cores} cores this process may use", file=sys.stderr)
         pin_threads(threads)
     else:
         use_policy(work)
