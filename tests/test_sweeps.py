@@ -6,6 +6,7 @@ is tested against a real cluster in test_sweeps_slurm.py.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -81,6 +82,19 @@ def test_a_field_added_later_leaves_earlier_run_ids_unchanged():
     assert RunConfig(optimizer="gradient-flow", depth=2, seed=3).run_id == "1afe1d79cb01"
     rkc = RunConfig(optimizer="gradient-flow", depth=2, seed=3, flow_method="rkc")
     assert rkc.run_id != "1afe1d79cb01" and RunConfig.from_dict(rkc.to_dict()).run_id == rkc.run_id
+
+
+def test_a_configs_dict_is_what_dataclasses_asdict_gives_and_its_id_follows_its_fields():
+    # to_dict copies no field deeply (every field is a number, string, None or tuple of ints) and run_id is computed
+    # once per frozen configuration: both must give what the deep copy and a fresh hash give.
+    configs = [RunConfig(), RunConfig(model="cp", shape=(4, 5, 6), rank=2, num_observations=60, components=3),
+               RunConfig(optimizer="gradient-flow", flow_method="rkc", target_norm=2.5, seed=7)]
+    for config in configs:
+        assert config.to_dict() == dataclasses.asdict(config)
+        assert config.to_dict() is not config.to_dict()  # a caller may change its dict
+        assert config.run_id == config.run_id
+        changed = dataclasses.replace(config, seed=config.seed + 1)
+        assert changed.run_id != config.run_id and changed.run_id == RunConfig.from_dict(changed.to_dict()).run_id
 
 
 def test_example_spec_loads():

@@ -10,6 +10,7 @@ rest — tasks, training, measurements, results, plots, the command line — is 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -266,9 +267,11 @@ class RunConfig:
         Returns
         -------
         dict
-            Field name -> value (``dataclasses.asdict``; ``shape`` stays a tuple).
+            Field name -> value, as ``dataclasses.asdict`` gives it (``shape`` stays a tuple): every field holds
+            a number, a string, None or a tuple of ints, so there is nothing to copy deeply (``asdict``'s deep copy
+            cost ~0.3 ms a call, half of a 20,000-run sweep's planning).
         """
-        return dataclasses.asdict(self)
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     @classmethod
     def from_dict(cls, values: dict) -> RunConfig:
@@ -302,9 +305,9 @@ class RunConfig:
             values["shape"] = tuple(values["shape"])
         return cls(**values)
 
-    @property
+    @functools.cached_property
     def run_id(self) -> str:
-        """A stable id: a hash of the validated configuration.
+        """A stable id: a hash of the validated configuration (computed once per configuration: it is frozen).
 
         Fields added after runs were first saved (``ADDED_FIELDS``) enter the hash only when they differ from
         their default, so a configuration that could be written before they existed keeps its id.
@@ -334,7 +337,8 @@ class RunConfig:
         str
             Key-sorted JSON of every field but ``per_run_fields``.
         """
-        shared = {k: v for k, v in self.to_dict().items() if k not in self.per_run_fields()}
+        per_run = self.per_run_fields()
+        shared = {k: v for k, v in self.to_dict().items() if k not in per_run}
         return json.dumps(shared, sort_keys=True)
 
 

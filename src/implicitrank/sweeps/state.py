@@ -161,6 +161,9 @@ def read_sweep(out: str | Path) -> dict:
 
 def run_state(out: Path, run_id: str) -> RunState:
     run_dir = out / RUNS / run_id
+    if not run_dir.is_dir():  # never started (most runs of a new sweep): one look at its lock says all
+        info = lock_holder(run_lock_path(out / LOCKS, run_id))
+        return RunState(run_id, "pending") if info is None else RunState(run_id, "running", describe_holder(info))
     if results.is_finished(run_dir):
         summary = results.read_json(run_dir / results.SUMMARY)
         if summary.get("status") == "diverged":  # finished, but without numbers: say so wherever runs are listed
