@@ -85,7 +85,10 @@ def _nothing_written(tmp: Path) -> None:
 
 def _unfinished_nnm(tmp: Path) -> None:
     """What an nnm killed before its summary leaves: the directory with its config.json."""
-    config = RunConfig(shape=(6, 5), rank=1, num_observations=20, dtype="float64").to_dict()
+    from implicitrank.commands.baseline import PROBLEM_FIELDS
+
+    config = {k: v for k, v in RunConfig(shape=(6, 5), rank=1, num_observations=20, dtype="float64").to_dict().items()
+              if k in PROBLEM_FIELDS}
     (tmp / "o").mkdir()
     (tmp / "o" / "config.json").write_text(json.dumps({"baseline": "nuclear_norm_min", "eps_constraint": 0.0,
                                                        "method": "admm", "tol": 1e-7, "max_iter": 20000, **config}))

@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from implicitrank import plots
 from implicitrank.cli import main, subcommands
 
 TINY = ["--shape", "12", "10", "--rank", "2", "--num-observations", "70", "--max-steps", "300", "--no-progress"]
@@ -48,6 +49,20 @@ def test_nnm_solves_the_same_problem(tmp_path):
                  "--out", str(tmp_path / "n")]) == 0
     summary = json.loads((tmp_path / "n" / "summary.json").read_text())
     assert summary["constraint_residual"] < 1e-5 and summary["reconstruction_error"] < 1e-2
+
+
+def test_nnm_records_its_problem_and_solver_not_training_fields_and_is_titled_by_its_data_seed(tmp_path):
+    # config.json listed lr, eps, depth, init_scale, optimizer... that a solve never uses, and its title said
+    # "seed 0" (the unused init seed) for an observation set drawn with --data-seeds 3.
+    assert main(["nnm", "--shape", "12", "10", "--rank", "1", "--num-observations", "80", "--data-seeds", "3",
+                 "--out", str(tmp_path / "n")]) == 0
+    config = json.loads((tmp_path / "n" / "config.json").read_text())
+    assert config == {"baseline": "nuclear_norm_min", "eps_constraint": 0.0, "method": "admm", "tol": 1e-7,
+                      "max_iter": 20000, "model": "matrix", "task": "completion", "shape": [12, 10], "rank": 1,
+                      "num_observations": 80, "target_norm": None, "data": None, "data_seed": 3, "truth_seed": 0,
+                      "dtype": "float64"}
+    setup = plots.describe_setup(config)
+    assert setup.endswith("data seed 3, truth seed 0") and "init" not in setup and "; seed" not in setup
 
 
 @pytest.mark.parametrize(

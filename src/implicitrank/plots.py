@@ -88,14 +88,16 @@ def describe_setup(config: dict) -> str:
     Parameters
     ----------
     config : dict
-        A run's configuration (``config.json``); a baseline's (with ``baseline``) leaves out init and optimizer.
+        A run's configuration (``config.json``); a baseline's (with ``baseline``) has no init, optimizer or
+        init seed, and names its data and truth seeds instead.
 
     Returns
     -------
     str
         Parts joined by ``"; "``, e.g. ``depth-3 matrix factorization; 100×100 rank 5, completion from 2000
         observations; init 0.001, global-rmsprop lr 0.001; seed 0``, or ``…; init 0.001, gradient flow (rkc, rtol
-        1e-05); …`` for the flow (which has no learning rate); empty for an empty ``config``.
+        1e-05); …`` for the flow (which has no learning rate), ``nuclear norm min; …; data seed 3, truth seed 0``
+        for a baseline; empty for an empty ``config``.
     """
     if not config:
         return ""
@@ -115,7 +117,9 @@ def describe_setup(config: dict) -> str:
         else:
             training = f"{config.get('optimizer')} lr {config.get('lr'):g}"
         parts.append(f"init {config.get('init_scale'):g}, {training}")
-    parts.append(f"seed {config.get('seed')}")
+        parts.append(f"seed {config.get('seed')}")
+    else:  # a baseline has no init: its problem is the observation set's (and the ground truth's) seed
+        parts.append(f"data seed {config.get('data_seed')}, truth seed {config.get('truth_seed')}")
     return "; ".join(parts)
 
 

@@ -33,8 +33,15 @@ def register(subparsers) -> None:
     p.set_defaults(func=run_nnm)
 
 
+# The RunConfig fields that make the problem a baseline solves (build_task reads these for a matrix); config.json
+# records these and the solver's options, not the training fields (optimizer, lr, depth, init, ...) it never uses.
+PROBLEM_FIELDS = ("model", "task", "shape", "rank", "num_observations", "target_norm", "data", "data_seed",
+                  "truth_seed", "dtype")
+
+
 def solve_and_save(config: RunConfig, run_dir: Path, **options) -> dict:
-    """Solve run 0 of ``config``'s problem, write ``config.json``, ``solution.pt`` and ``summary.json``."""
+    """Solve run 0 of ``config``'s problem, write ``config.json`` (the problem's fields and the solver's options),
+    ``solution.pt`` and ``summary.json``."""
     import torch
 
     from .. import results
@@ -43,7 +50,8 @@ def solve_and_save(config: RunConfig, run_dir: Path, **options) -> dict:
     from ..run import build_task
 
     task = build_task([config]).to("cpu", torch.float64)  # first: a refused input leaves no directory behind
-    results.prepare_run_dir(run_dir, {"baseline": "nuclear_norm_min", **options, **config.to_dict()}, resume=False,
+    problem = {k: v for k, v in config.to_dict().items() if k in PROBLEM_FIELDS}
+    results.prepare_run_dir(run_dir, {"baseline": "nuclear_norm_min", **options, **problem}, resume=False,
                             resumable=False)
     solved = nuclear_norm_min(task, 0, **options)
     x = solved.solution.double()[None]
