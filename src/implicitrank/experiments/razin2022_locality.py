@@ -55,7 +55,9 @@ def seed_claims(setup: LocalitySetup, rows: list[dict], seeds: tuple[int, ...], 
     """The figure's claims per seed (accuracies in percent, differences in points), on the median and in a
     majority of seeds (the paper reports means). The gain claim's control asks for the same gain at the near
     difficulty, where λ = 0 already learns the task (a control λ = 0 in place of λ, used before, was 0 by
-    construction and failed on any data)."""
+    construction and failed on any data). "Near chance at the far difficulty" and "λ leaves the near one unchanged"
+    hold as well for a network that learns nothing anywhere: their control, "λ = 0 is near chance at the near
+    difficulty", must fail, or they pass vacuously."""
     task, name = setup.task, setup.difficulty_name
     published_table = PUBLISHED[task]
     where = R22_LOCALITY_WHERE[task]
@@ -68,6 +70,12 @@ def seed_claims(setup: LocalitySetup, rows: list[dict], seeds: tuple[int, ...], 
     near, far, top = min(setup.difficulties), max(setup.difficulties), max(setup.reg_weights)
     paper_top, paper_far = max(published_table), max(published_table[0.0])
     note = QUICK_NOTE if scale == "quick" else ""
+
+    def learns_nothing() -> Claim:  # what must fail for "near chance" and "unchanged" to say anything
+        return evaluate(f"control: {task}: λ=0: accuracy at {name}={near} is near chance too (%)", "absolute", 5.0,
+                        acc(0.0, near), seeds=seeds, reference=50.0, derived="chance: 50% (balanced labels)",
+                        rule="median")
+
     out = []
     if scale == "paper":
         for reg_weight, values in published_table.items():
@@ -84,7 +92,8 @@ def seed_claims(setup: LocalitySetup, rows: list[dict], seeds: tuple[int, ...], 
     out.append(evaluate(f"{task}: λ=0: accuracy at {name}={far} is near chance (%)", "absolute", 5.0, acc(0.0, far),
                         seeds=seeds, reference=50.0, derived="chance: 50% (balanced labels)",
                         published=plotted(published_table[0.0][paper_far], RAZIN2022, f"{where}, λ = 0, "
-                                          f"{name} = {paper_far}"), rule="median", note=note))
+                                          f"{name} = {paper_far}"), rule="median", note=note,
+                        control=learns_nothing()))
     if top > 0:
         top_curve = plotted(tuple(published_table[paper_top].values()), RAZIN2022,
                             f"{where}, λ = {paper_top:g} at {name} = {list(published_table[paper_top])}")
@@ -98,5 +107,6 @@ def seed_claims(setup: LocalitySetup, rows: list[dict], seeds: tuple[int, ...], 
                             published=top_curve, rule="median", note=note, control=control))
         out.append(evaluate(f"{task}: λ={top:g} (paper: {paper_top:g}) leaves {name}={near} unchanged (points vs λ=0)",
                             "absolute", 5.0, [a - b for a, b in zip(acc(top, near), acc(0.0, near))], seeds=seeds,
-                            reference=0.0, derived="no change", published=top_curve, rule="median", note=note))
+                            reference=0.0, derived="no change", published=top_curve, rule="median", note=note,
+                            control=learns_nothing()))
     return out
