@@ -272,6 +272,9 @@ CASES = [
     Case("locality reg weights repeated", ("locality", "pathfinder", "--scale", "test", "--reg-weights", "0,1,0",
                                            "--out", "{tmp}/o"), 2, ("--reg-weights", "must be distinct"),
          check=_nothing_written),
+    Case("locality on a CUDA device this machine lacks", ("locality", "pathfinder", "--scale", "test", "--device",
+                                                          "cuda:99", "--out", "{tmp}/o"), 2, ("device: 'cuda:99'",),
+         check=_nothing_written),
     Case("layers depths repeated", ("layers", "demo", "--depths", "2,2", "--out", "{tmp}/o"), 2,
          ("depths must be distinct",), check=_nothing_written),
     # an init scale outside the run's dtype (it was made float32 whatever the dtype: 0 or inf, a traceback)

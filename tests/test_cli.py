@@ -77,6 +77,7 @@ def test_nnm_records_its_problem_and_solver_not_training_fields_and_is_titled_by
         (["mf", "--data", "/nonexistent/u.data"], "no such file"),
         (["mf", "--shape", "3", "4", "5"], "shape must be (rows, cols)"),
         (["mf", "--device", "tpu"], "device must be one of"),
+        (["mf", "--device", "cuda:"], "device must be one of"),
         (["mf", "--optimizer", "gd", "--rtol", "1e-6"], "--rtol applies to --optimizer gradient-flow only"),
         (["mf", "--flow-method", "rkc"], "--flow-method applies to --optimizer gradient-flow only"),
         (["tf", "--optimizer", "adam", "--atol", "1e-12"], "--atol applies to --optimizer gradient-flow only"),

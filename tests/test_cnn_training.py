@@ -47,6 +47,9 @@ def test_bad_training_settings_are_refused():
         TrainingConfig(batch_size=1)
     with pytest.raises(ValueError, match="device must be one of"):
         TrainingConfig(device="tpu")
+    with pytest.raises(ValueError, match="device must be one of"):
+        TrainingConfig(device="cuda:x")
+    assert TrainingConfig(device="cuda:1").device == "cuda:1"  # what --device's help offers (refused before)
 
 
 def test_training_stops_a_given_number_of_epochs_after_fitting_and_resumes_exactly(tmp_path):

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from . import provenance, results
+from .devices import check_device, resolve_device
 from .errors import UsageError
 from .factorizations import (
     CPFactorization,
@@ -208,7 +209,7 @@ class RunConfig:
         _choice("optimizer", self.optimizer, METHODS)
         _choice("flow_method", self.flow_method, FLOW_METHODS)
         _choice("dtype", self.dtype, tuple(DTYPES))
-        _choice("device", self.device.split(":")[0], ("auto", "cpu", "cuda"))
+        check_device(self.device)
         if not self.shape or any(s < 1 for s in self.shape):
             raise UsageError(f"shape must be positive mode sizes, got {self.shape}")
         if self.model == "matrix" and len(self.shape) != 2:
@@ -448,13 +449,9 @@ def device_of(config: RunConfig) -> torch.device:
     Raises
     ------
     UsageError
-        When ``cuda`` is asked for and no CUDA device is available.
+        When ``cuda`` is asked for and no CUDA device is available, or ``cuda:N`` names a device not present.
     """
-    if config.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if config.device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError("device: 'cuda' was asked for but no CUDA device is available; use 'auto' or 'cpu'")
-    return torch.device(config.device)
+    return resolve_device(config.device)
 
 
 def build_task(configs: list[RunConfig]):

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..devices import check_device, resolve_device
 from ..errors import UsageError
 from ..progress import progress_bar
 from ..results import CHECKPOINT, CONFIG, METRICS, SUMMARY, load_torch, save_torch, write_json, write_metrics
@@ -73,7 +74,7 @@ class TrainingConfig:
     checkpoint_every : int
         Save a checkpoint every k epochs when a run directory is given; 0 never. Default 1.
     device : str
-        ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``. Default ``"auto"``.
+        ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``. Default ``"auto"``.
     progress : bool
         Show a progress bar. Default True.
 
@@ -123,8 +124,7 @@ class TrainingConfig:
         if self.eval_every < 1 or self.checkpoint_every < 0:
             raise UsageError(f"eval_every must be >= 1 and checkpoint_every >= 0, got {self.eval_every}, "
                              f"{self.checkpoint_every}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise UsageError(f"device must be one of ('auto', 'cpu', 'cuda'), got {self.device!r}")
+        check_device(self.device)
 
     def torch_device(self) -> torch.device:
         """The device to train on.
@@ -134,10 +134,13 @@ class TrainingConfig:
         torch.device
             ``cuda`` when ``device`` is ``"auto"`` and CUDA is available, ``cpu`` for ``"auto"`` without it,
             otherwise ``device`` itself.
+
+        Raises
+        ------
+        UsageError
+            When ``device`` names CUDA and none (or not that index) is present.
         """
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
+        return resolve_device(self.device)
 
 
 def _generator(seed: int, epoch: int) -> torch.Generator:

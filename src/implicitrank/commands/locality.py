@@ -122,7 +122,10 @@ def run_locality(args: argparse.Namespace) -> int:
         raise UsageError("--width is gone (it meant two things): use --width-multiplier for --model resnet18|resnet34 "
                          "or --base-channels for --model plain")
     _common.apply_threads(args.threads, work=LARGE_WORK)  # convolution networks: the free cores
+    from ..devices import resolve_device
     from ..experiments.locality import aggregate, canvas_for, claims, run_sweep, setup_for, summary_markdown
+
+    resolve_device(args.device)  # a device that is not here: refused before anything is generated or written
 
     setup = setup_for(args.task, args.scale)
     fields = {"reg_weights": args.reg_weights, "model": args.model, "width": network_width(args, setup.model),
