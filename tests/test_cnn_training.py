@@ -18,6 +18,7 @@ from implicitrank.cnn import (
 )
 from implicitrank.cnn.regularizer import derangement
 from implicitrank.experiments.locality import aggregate, run_locality_experiment, setup_for, summary_markdown
+from implicitrank.experiments.locality import claims as locality_claims
 
 
 def _data(n, seed, distance=4):
@@ -72,6 +73,14 @@ def test_training_stops_a_given_number_of_epochs_after_fitting_and_resumes_exact
 def test_test_scale_experiment_writes_runs_tables_plot_and_claims(tmp_path):
     claims = run_locality_experiment("is-same-class", "test", tmp_path, seeds=[0], progress=False)
     assert {"claim", "paper_value", "our_value", "tolerance", "passed"} == set(claims[0])
+    # "near chance at d = 40" and "λ leaves d = 0 unchanged" pass for a network that learns nothing anywhere: a row
+    # checks their premise, that λ = 0 learns d = 0, and fails exactly when it does not
+    premise = next(c for c in claims if "above chance" in c["claim"])
+    assert premise["passed"] == (premise["our_value"] > 55.0)
+    blank = [{"reg_weight": lam, "difficulty": d, "test_acc_mean": 50.0} for lam in (0.0, 1.0) for d in (0, 40)]
+    vacuous = {c["claim"]: c["passed"] for c in locality_claims(setup_for("is-same-class", "quick"), blank, "quick")}
+    assert [v for k, v in vacuous.items() if "is near chance" in k or "unchanged" in k] == [True, True]
+    assert [v for k, v in vacuous.items() if "above chance" in k] == [False]
     base = tmp_path / "is-same-class"
     assert (base / "summary.md").is_file() and (base / "accuracy.png").is_file() and (base / "runs.csv").is_file()
     setup = setup_for("is-same-class", "test")
