@@ -255,7 +255,15 @@ def test_deeper_factorizations_need_fewer_observations(observations):
     assert _passed(observations[0], "rank 1: depth 3 needs fewer observations than depth 2")
 
 
-@pytest.mark.parametrize("fixture", ["norms", "dynamics", "invariance", "completion", "observations"])
+def test_observations_claims_carry_no_control_that_fails_by_construction(observations):
+    """Its control was "depth 1 needs fewer observations than depth 2": depth 1 never recovers (unobserved entries
+    stay at init), so it failed on any data and was counted among the controls that fail as they must."""
+    claims, out = observations
+    assert all(c.control is None for c in claims)
+    assert json.loads((out / "claims.json").read_text())["controls"] == {"total": 0, "failed_as_they_must": 0}
+
+
+@pytest.mark.parametrize("fixture", ["norms", "dynamics", "invariance", "completion"])
 def test_each_experiment_s_main_claims_fail_on_their_control(fixture, request):
     """Depth 1 or the minimum-nuclear-norm solution, where the phenomenon must not appear: the claims that hold on
     the experiment must fail there, so a pass means something. claims.json and claims.md show it."""
