@@ -368,3 +368,25 @@ def test_a_run_that_diverged_stays_among_the_norm_claims_runs_and_fails_them():
             for d in cfg.depths}
     at_the_end = [c for c in _claims(rows, cfg, flow) if c.claim.startswith("depth 3") and "at the end" in c.claim]
     assert at_the_end and all(c.seeds == (0, 1) and c.status == "fail" and c.missing == 1 for c in at_the_end)
+
+
+def test_depth_invariance_flags_a_spread_of_zero_from_runs_that_never_left_their_init():
+    """Untrained runs are W = α·I at every depth: the spread of the nuclear norm over depths >= 2 is exactly 0 and
+    passed. Its control, the same spread with depth 1 among the depths, fails on trained runs (depth 1 ends at the
+    minimum Frobenius norm) and passes on untrained ones, which shows the pass to be no evidence."""
+    from implicitrank.experiments.arora2019_depth_invariance import SCALES, _claims
+
+    cfg = SCALES["test"]
+
+    def rows(nuclear):  # final nuclear norm per depth; the minimum nuclear norm is 1.0
+        return [{"init_scale": cfg.init_scales[-1], "depth": d, "seed": 0, "nuclear_norm": nuclear[d],
+                 "min_nuclear_norm_psd": 1.0, "min_eigenvalue": 0.0, "train_loss": 0.0} for d in cfg.depths]
+
+    def spread_claim(nuclear):
+        return next(c for c in _claims(rows(nuclear), cfg, (0,)) if "spread" in c.claim)
+
+    trained = spread_claim({1: 1.3, 2: 1.001, 3: 1.002})
+    assert trained.status == "pass" and trained.control.status == "fail"
+    assert trained.control.per_seed == pytest.approx(((1.3 - 1.001) / 1.001,))
+    untrained = spread_claim({1: 0.04, 2: 0.04, 3: 0.04})
+    assert untrained.status == "pass" and untrained.control.status == "pass"
