@@ -217,3 +217,26 @@ def test_a_tensor_completion_run_that_diverged_has_no_rank_and_the_others_go_on(
         assert diverges or run["tensor_rank"] >= 1
         assert baseline["method"] == "zero-filled baseline" and baseline["tensor_rank"] >= 1
 
+
+
+def test_a_tensor_completion_run_stopped_before_fitting_has_no_learned_rank_in_the_claims():
+    """A run the step cap stops with its observations unfit sits near rank 1 (it has just left the origin), so the
+    claim "learned tensor rank 1 at every # observations" passed on it: 200 steps from init 1e-3 leave the 50- and
+    200-observation runs at train MSE ~1e-4, rank 1. Its rank is now missing, and the claim says why."""
+    import dataclasses
+
+    from implicitrank.experiments.razin2020_tensor_completion import SCALES, _runs, claims
+
+    setup = SCALES["test"]
+    panel = setup.panels[0]
+    for max_steps, fits in ((200, False), (setup.max_steps, True)):
+        short = dataclasses.replace(setup, max_steps=max_steps)
+        rows = [row for m in panel.observations for row in _runs(short, panel, m, (0,), progress=False)]
+        trained = [r for r in rows if r["method"] != "zero-filled baseline"]
+        assert all((r["train_loss"] < setup.loss_threshold) == fits for r in trained)
+        learned = next(c for c in claims(short, rows, (0,)) if "learned tensor rank at every" in c.claim)
+        if fits:
+            assert learned.status == "pass" and not learned.missing and not learned.note
+        else:
+            assert all(r["tensor_rank"] == 1 for r in trained)  # what used to pass
+            assert learned.status == "fail" and learned.missing == 1 and "stopped at the step cap" in learned.note
