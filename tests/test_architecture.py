@@ -12,9 +12,10 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "implicitrank"
 
 # Bottom first. A package may import its own layer (without a cycle) and the layers below, never one above.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    # plumbing: errors, progress bars, threads, devices, the allocator and worker processes, provenance, run
-    # directories, TensorBoard logs
-    ("errors", "progress", "threads", "devices", "allocator", "workers", "provenance", "results", "tensorboard"),
+    # plumbing: errors, Ctrl-C deferral, progress bars, threads, devices, the allocator and worker processes,
+    # provenance, run directories, TensorBoard logs
+    ("errors", "interrupts", "progress", "threads", "devices", "allocator", "workers", "provenance", "results",
+     "tensorboard"),
     ("factorizations",),  # the models of the analogy table
     ("tasks",),  # observations to fit (their ground truths may be built with a factorization)
     ("optim", "baselines"),  # optimizers' (init, update) pairs; solvers that do not train

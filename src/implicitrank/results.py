@@ -10,12 +10,9 @@ import json
 import math
 import os
 import pickle
-import signal
 import tempfile
-import threading
 import zipfile
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -310,23 +307,6 @@ def prepare_run_dir(run_dir: str | Path, config: dict, *, resume: bool, resumabl
     if not check_only:
         write_json(run_dir / CONFIG, record)
     return run_dir
-
-
-@contextmanager
-def interrupts_deferred() -> Iterator[None]:
-    """Hold off Ctrl-C (SIGINT) for the block, then raise it: files that belong together (a batch's checkpoints) are
-    written whole. A no-op outside the main thread, where signal handlers cannot be set."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda number, frame: received.append(number))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if received:
-        raise KeyboardInterrupt
 
 
 def is_finished(run_dir: str | Path) -> bool:

@@ -36,6 +36,7 @@ from .factorizations import (
 from .factorizations.mode_tree import tree_from_spec
 from .flow import METHODS as FLOW_METHODS
 from .flow import integrate
+from .interrupts import interrupts_deferred
 from .measure import effective_rank, relative_error, scaled_norm
 from .optim import OPTIMIZERS, make_optimizer
 from .tasks import (
@@ -723,7 +724,7 @@ def _metric_rows(records: list[dict]) -> list[dict]:
 def _save_checkpoints(state: TrainState, dirs: list[Path], seconds: float = 0.0) -> None:
     """Each run's checkpoint (with the ``seconds`` trained so far) and the metrics recorded until now, as a set:
     Ctrl-C waits for the last of them (a batch checkpointed at two steps cannot be resumed together)."""
-    with results.interrupts_deferred():
+    with interrupts_deferred():
         for b, d in enumerate(dirs):
             run = _run_state(state, b)
             results.save_torch(d / results.CHECKPOINT, {**run, "seconds": seconds})

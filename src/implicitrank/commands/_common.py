@@ -175,8 +175,10 @@ def add_workers(p: argparse.ArgumentParser, unit: str, when: str, default: str, 
 
 def apply_threads(threads: int | None, work: float = 0.0) -> None:
     """Apply ``--threads`` to this process before the command loads torch (None: the package's policy for a
-    problem of ``work`` multiply-adds per step, ``threads.policy_threads``). More threads than this process's
-    cores are set as asked, with a one-line warning."""
+    problem of ``work`` multiply-adds per step, ``threads.policy_threads``), then load torch with Ctrl-C held
+    until it is loaded (``interrupts.import_torch``: an interrupt inside torch's import can be lost). More threads
+    than this process's cores are set as asked, with a one-line warning."""
+    from ..interrupts import import_torch
     from ..threads import available_cores, pin_threads, use_policy
 
     if threads is not None:
@@ -186,6 +188,7 @@ def apply_threads(threads: int | None, work: float = 0.0) -> None:
         pin_threads(threads)
     else:
         use_policy(work)
+    import_torch()
 
 
 def add_device(p: argparse.ArgumentParser, default: str = "auto") -> None:

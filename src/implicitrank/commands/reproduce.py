@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from ..allocator import keep_freed_memory
 from ..errors import OutputExistsError
+from ..interrupts import import_torch
 from ..threads import available_cores, pin_threads
 from ._common import (
     add_data,
@@ -90,6 +91,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
     keep_freed_memory()  # grids train batches of runs: glibc's heap keeps their buffers (``allocator``)
     if args.threads is not None:
         pin_threads(args.threads)
+    import_torch()  # Ctrl-C while torch loads is acted on once it has loaded, not lost
     from ..experiments import MODULES, experiment
     from ..experiments.registry import check_data
 

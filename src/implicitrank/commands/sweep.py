@@ -66,6 +66,9 @@ def register(subparsers) -> None:
 
 
 def sweep_command(args: argparse.Namespace) -> int:
+    from ..interrupts import import_torch
+
+    import_torch()  # Ctrl-C while torch loads is acted on once it has loaded, not lost
     from ..sweeps.collect import write_table
     from ..sweeps.executors import SlurmOptions, make_executor
     from ..sweeps.plan import format_plan
