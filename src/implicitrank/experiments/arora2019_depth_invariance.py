@@ -169,6 +169,7 @@ def _claims(rows: list[dict], cfg: InvarianceScale, seeds: tuple[int, ...]) -> l
                                published=published.A19_MIN_NUCLEAR, control=control))
         claims.append(evaluate(f"depth {depth} (init {smallest:g}) fits the measurements (train loss)", "at_most",
                                LOSS_THRESHOLD, per_seed("train_loss", depth), seeds=seeds))
+
     def spread(depths):  # per seed, (max − min)/min of the final nuclear norms over ``depths``
         out = []
         for s in seeds:
