@@ -1,10 +1,11 @@
 """Ctrl-C (SIGINT) held off for blocks that must finish whole, then acted on: a batch's checkpoints, and torch's
 import.
 
-An interrupt inside ``import torch`` can be lost: SIGINT sent 0.53 s and 0.65 s into ``python -c "import torch;
-..."`` let the import finish and the program go on (something in torch's import swallows the KeyboardInterrupt),
-and one sent at 0.05 s came out as an unrelated ``RuntimeError``. So a Ctrl-C in the first second of
-``implicitrank mf`` trained on as if nothing had been pressed. The commands import torch through
+An interrupt inside ``import torch`` can be lost: a SIGINT that arrives while torch's import loads numpy is dropped
+there, the import finishes and the program goes on (measured by sending it from an import hook at numpy; sent
+0.53 s and 0.65 s into ``python -c "import torch; ..."`` it did the same), and one sent at 0.05 s came out as an
+unrelated ``RuntimeError``. So a Ctrl-C in the first second of ``implicitrank mf`` trained on as if nothing had
+been pressed. The commands import torch through
 ``import_torch``, which holds the interrupt until the import is done and then raises it.
 This module imports nothing heavy.
 """
