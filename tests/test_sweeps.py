@@ -92,7 +92,7 @@ def test_a_configs_dict_is_what_dataclasses_asdict_gives_and_its_id_follows_its_
     for config in configs:
         assert config.to_dict() == dataclasses.asdict(config)
         assert config.to_dict() is not config.to_dict()  # a caller may change its dict
-        assert config.run_id == config.run_id
+        assert config.run_id == RunConfig.from_dict(config.to_dict()).run_id  # cached: the same as a fresh hash
         changed = dataclasses.replace(config, seed=config.seed + 1)
         assert changed.run_id != config.run_id and changed.run_id == RunConfig.from_dict(changed.to_dict()).run_id
 
