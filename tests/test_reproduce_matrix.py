@@ -370,6 +370,33 @@ def test_a_run_that_diverged_stays_among_the_norm_claims_runs_and_fails_them():
     assert at_the_end and all(c.seeds == (0, 1) and c.status == "fail" and c.missing == 1 for c in at_the_end)
 
 
+def test_the_perturbed_ordering_claim_compares_the_magnitude_of_w11():
+    """"Larger |w11| for smaller eps" compared the signed w11 ("increasing in eps"), which orders the magnitudes
+    only while every w11 is negative: w11 = -1 at the smaller eps and +5 at the larger passed it, with |w11| larger
+    at the larger eps."""
+    from implicitrank.experiments.razin2020_norms import _claims
+
+    cfg = SCALES["test"]
+    end, depth = cfg.loss_threshold, max(cfg.depths)
+    small, large = 0.01, 0.1
+
+    def perturbed(final_w11):
+        return [{"depth": depth, "variant": "perturbed", "epsilon": eps, "seed": 0, "step": step, "loss": loss,
+                 "w11": w11 if step else 0.1, "w22": 0.0, "det": -0.1, "nuclear_norm": abs(w11),
+                 "frobenius_norm": abs(w11), "spectral_norm": abs(w11), "effective_rank": 1.05}
+                for eps, w11 in zip((small, large), final_w11) for step, loss in ((0, 1.0), (5000, end))]
+
+    def ordering(final_w11):
+        flow = {d: [] for d in cfg.depths}
+        found = [c for c in _claims(perturbed(final_w11), cfg, flow) if "larger |w11| for smaller eps" in c.claim]
+        assert len(found) == 1
+        return found[0].status
+
+    assert ordering((-1.0, 5.0)) == "fail"  # signed: increasing in eps; magnitude: increasing too
+    assert ordering((-9.0, -3.0)) == "pass"
+    assert ordering((9.0, -3.0)) == "pass"  # the sign is the other claim's ("w11 < 0")
+
+
 def test_depth_invariance_flags_a_spread_of_zero_from_runs_that_never_left_their_init():
     """Untrained runs are W = α·I at every depth: the spread of the nuclear norm over depths >= 2 is exactly 0 and
     passed. Its control, the same spread with depth 1 among the depths, fails on trained runs (depth 1 ends at the
