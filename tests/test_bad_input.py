@@ -11,6 +11,7 @@ import csv
 import json
 import os
 import pickle
+import re
 import signal
 import stat
 import subprocess
@@ -233,6 +234,10 @@ def _lr1_lives_lr100_diverges(tmp: Path) -> None:
     rows = [json.loads(line) for line in
             (tmp / "o" / "depth3-init0.1-lr100-seed0-data0" / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["step"] <= diverged["diverged_at_step"]
+    # the message's last finite record is finite (it named the NaN record of the divergence step itself)
+    named = int(re.search(r"last finite record: step (\d+)", diverged["message"]).group(1))
+    finite = [r["step"] for r in rows if r["train_loss"] is not None]
+    assert finite and named == finite[-1] < diverged["diverged_at_step"], (named, finite, diverged)
 
 
 def _no_numbers_after_a_divergence_between_records(tmp: Path) -> None:

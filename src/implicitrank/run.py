@@ -787,9 +787,12 @@ def _finish(state: TrainState, b: int, run_dir: Path, config: RunConfig, seconds
         summary[key] = float(last[key]) if key in last and diverged_at < 0 else None
     if diverged_at >= 0:
         summary["diverged_at_step"] = diverged_at
+        # a record at the step that diverged holds its NaN/inf values: the last finite one is the record before it
+        finite = [r["step"] for r in rows if r["step"] < diverged_at]
+        kept = f"last finite record: step {finite[-1]}" if finite else "none of them finite"
         summary["message"] = (f"train loss, parameters or metrics became NaN/inf at step {diverged_at}; the run "
-                              f"stopped there, so it has no final numbers; the metrics recorded until then (last "
-                              f"finite record: step {last['step']}) are kept in {results.METRICS}")
+                              f"stopped there, so it has no final numbers; the metrics recorded until then ({kept}) "
+                              f"are kept in {results.METRICS}")
     _write_metrics(run_dir, rows, config, summary, tensorboard)
     results.save_torch(run_dir / results.FACTORS, [p[0] for p in run["params"]])
     if plots:
