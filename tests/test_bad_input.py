@@ -645,6 +645,85 @@ def test_ctrl_c_ends_a_batch_in_one_line_with_its_checkpoints_at_one_step_and_re
     assert all(json.loads(path.read_text())["steps"] == 1000 for path in (tmp_path / "o").glob("*/summary.json"))
 
 
+def test_ctrl_c_saves_the_step_reached_and_resume_matches_a_run_never_interrupted(tmp_path: Path) -> None:
+    """Ctrl-C kept only the last scheduled checkpoint: with none yet (here: no schedule at all) the run directories
+    held config.json alone and --resume started from step 0, and a run that had diverged in the batch kept a
+    metrics.jsonl of NaN rows for steps it never trained. Now the loop stops between two steps after saving them."""
+    def command(out: str) -> list[str]:
+        return [sys.executable, "-m", "implicitrank.cli", "mf", "--shape", "6", "6", "--rank", "1",
+                "--num-observations", "20", "--optimizer", "gd", "--lr", "0.01", "20", "--max-steps", "30000",
+                "--loss-threshold", "0", "--checkpoint-every", "0", "--threads", "1", "--no-progress", "--out",
+                str(tmp_path / out)]
+
+    process = subprocess.Popen(command("o"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(list((tmp_path / "o").glob("*/config.json"))) < 2:
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.05)
+        time.sleep(1.5)  # training (config.json is written just before the first step)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.communicate()
+    assert process.returncode == 130 and "Traceback" not in err, err
+    healthy, diverged = tmp_path / "o" / "depth3-init0.001-lr0.01-seed0-data0", \
+        tmp_path / "o" / "depth3-init0.001-lr20-seed0-data0"
+    checkpoints = [torch.load(run / "checkpoint.pt", weights_only=False) for run in (healthy, diverged)]
+    reached = checkpoints[0]["step"]
+    assert 0 < reached < 30000 and checkpoints[1]["step"] == reached, "not interrupted while training"
+    rows = [json.loads(line) for line in (healthy / "metrics.jsonl").read_text().splitlines()]
+    assert rows and rows[-1]["step"] < reached and rows[-1]["train_loss"] is not None
+    stopped = int(checkpoints[1]["status"]["stopped_at"][0])
+    assert 0 < stopped < reached  # lr 20 diverged within the batch: its records end there, not in NaN rows after
+    assert [json.loads(line)["step"] for line in (diverged / "metrics.jsonl").read_text().splitlines()][-1] <= stopped
+    resumed = subprocess.run(command("o") + ["--resume"], capture_output=True, text=True, timeout=300)
+    whole = subprocess.run(command("whole"), capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == whole.returncode == 0, resumed.stderr + whole.stderr
+    for run in (healthy, diverged):
+        twin = tmp_path / "whole" / run.name
+        assert (run / "metrics.jsonl").read_text() == (twin / "metrics.jsonl").read_text()
+        for ours, theirs in zip(torch.load(run / "factors.pt"), torch.load(twin / "factors.pt")):
+            assert torch.equal(ours.nan_to_num(), theirs.nan_to_num())
+    assert json.loads((diverged / "summary.json").read_text())["status"] == "diverged"
+
+
+def test_ctrl_c_stops_reproduce_all_and_its_workers_start_nothing_more(tmp_path: Path) -> None:
+    """Ctrl-C at a terminal (the whole process group) during ``reproduce all`` interrupted the experiments running,
+    and then each worker took the next one queued: the pool's exit waited for every experiment, so the command
+    ran to its end (42 s more at test scale, hours at paper scale) and exited 0."""
+    command = [sys.executable, "-m", "implicitrank.cli", "reproduce", "all", "--scale", "test", "--workers", "2",
+               "--out", str(tmp_path / "o")]
+    process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:  # the first experiment done: the others running or queued
+            if line.startswith("== "):
+                break
+        os.killpg(process.pid, signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 130 and "Traceback" not in err, err
+    assert len(list((tmp_path / "o").glob("*/claims.json"))) < 8
+
+
+def test_a_pool_worker_starts_no_task_after_ctrl_c(monkeypatch) -> None:
+    from implicitrank import interrupts, workers
+
+    monkeypatch.setattr(interrupts, "_SEEN", [])
+    calls: list[int] = []
+    workers.run_task(calls.append, 1)
+    interrupts.note_ctrl_c()
+    with pytest.raises(KeyboardInterrupt):
+        workers.run_task(calls.append, 2)
+    assert calls == [1]
+
+
 def test_ctrl_c_names_the_default_output_to_continue(tmp_path: Path) -> None:
     """Without --out the run goes to a new runs/mf-TIME; Ctrl-C's advice to rerun "with --resume" was refused
     (--resume needs --out), and the message did not say which directory to continue."""
@@ -712,6 +791,20 @@ def test_interrupts_deferred_holds_ctrl_c_until_the_block_is_done() -> None:
             time.sleep(0.05)
             finished.append(True)
     assert finished == [True]
+
+
+def test_interrupts_between_steps_holds_the_first_ctrl_c_and_raises_the_second() -> None:
+    from implicitrank.interrupts import interrupts_between_steps
+
+    with interrupts_between_steps() as interrupted:
+        assert not interrupted()
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        assert interrupted()  # held for the loop to act on
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)  # a second one: at once (a step that hangs can still be left)
+            time.sleep(0.05)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_sweep_status_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from processes import group_alive
 
 import implicitrank.run
@@ -253,6 +254,36 @@ def test_killed_local_sweep_reruns_to_the_same_table_with_no_run_lost_or_duplica
     assert len(rows) == 4 and len({r["run_id"] for r in rows}) == 4
     assert sorted(p.name for p in runs.iterdir()) == sorted(c.run_id for c in reference.plan.configs)
     assert rows == table(tmp_path / "uninterrupted")
+
+
+def test_ctrl_c_on_a_local_sweep_saves_its_running_runs_and_says_how_to_continue(tmp_path):
+    """Ctrl-C at a terminal reaches the sweep and its workers: an idle worker printed a KeyboardInterrupt traceback,
+    a busy one kept only its last scheduled checkpoint (none here), and the message did not say how to continue."""
+    spec_path = tmp_path / "ctrl-c.toml"
+    spec_path.write_text('name = "ctrl-c"\n[base]\nshape = [10, 10]\nrank = 2\nnum_observations = 30\n'
+                         'optimizer = "gd"\nlr = 0.01\nloss_threshold = 0\nmax_steps = 10000000\n'
+                         'checkpoint_every = 0\n[axes]\ndepth = [2, 3, 4]\n')
+    out, runs = tmp_path / "out", tmp_path / "out" / "runs"
+    command = [sys.executable, "-m", "implicitrank.cli", "sweep", str(spec_path), "--out", str(out),
+               "--executor", "local", "--workers", "2", "--no-batch", "--no-progress"]
+    sweep = subprocess.Popen(command, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(list(runs.glob("*/config.json"))) < 2:
+            assert sweep.poll() is None, sweep.communicate()
+            time.sleep(0.05)
+        time.sleep(1.0)  # both workers training, the third run queued
+        os.killpg(sweep.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
+        _, err = sweep.communicate(timeout=60)
+    finally:
+        if sweep.poll() is None:
+            os.killpg(sweep.pid, signal.SIGKILL)
+            sweep.wait()
+    assert sweep.returncode == 130 and "Traceback" not in err, err
+    assert f"to continue, run: implicitrank sweep {out}" in err, err
+    saved = [torch.load(path, weights_only=False)["step"] for path in runs.glob("*/checkpoint.pt")]
+    assert len(saved) == 2 and min(saved) > 0, saved  # the two running runs, at the steps they reached
 
 
 def test_batch_killed_between_two_runs_checkpoints_resumes_each_run_from_its_own(tmp_path, monkeypatch):

@@ -169,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         again = ""
         if hasattr(args, "resume"):  # the commands that continue an output: name it (--resume alone is refused)
             again = f"; to continue, rerun the same command with --out {getattr(args, 'out', None) or 'DIR'} --resume"
+        elif getattr(args, "continue_with", None):  # a command that set how it continues (sweep)
+            again = f"; to continue, run: {args.continue_with}"
         print(f"\nimplicitrank {args.command}: interrupted; what was written so far is kept{again}", file=sys.stderr)
         return 130
     except BrokenPipeError:

@@ -1,5 +1,5 @@
-"""Ctrl-C (SIGINT) held off for blocks that must finish whole, then acted on: a batch's checkpoints, and torch's
-import.
+"""Ctrl-C (SIGINT) held off for blocks that must finish whole, then acted on: a batch's checkpoints, torch's
+import, and a training step (a loop that can save its state stops between two steps, after saving it).
 
 An interrupt inside ``import torch`` can be lost: a SIGINT that arrives while torch's import loads numpy is dropped
 there, the import finishes and the program goes on (measured by sending it from an import hook at numpy; sent
@@ -14,11 +14,29 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import ModuleType
 
-__all__ = ["import_torch", "interrupts_deferred"]
+__all__ = ["ctrl_c_seen", "import_torch", "interrupts_between_steps", "interrupts_deferred", "note_ctrl_c"]
+
+_SEEN: list[bool] = []  # one entry once a Ctrl-C reached this process (``note_ctrl_c``)
+
+
+def note_ctrl_c() -> None:
+    """Remember that Ctrl-C reached this process (a pool worker then starts no further task: ``workers``)."""
+    _SEEN[:] = [True]
+
+
+def ctrl_c_seen() -> bool:
+    """Whether Ctrl-C reached this process while a handler of this module or of ``workers`` held SIGINT.
+
+    Returns
+    -------
+    bool
+        True once ``note_ctrl_c`` was called.
+    """
+    return bool(_SEEN)
 
 
 @contextmanager
@@ -42,6 +60,36 @@ def interrupts_deferred() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
     if received:
         raise KeyboardInterrupt
+
+
+@contextmanager
+def interrupts_between_steps() -> Iterator[Callable[[], bool]]:
+    """Hold a first Ctrl-C (SIGINT) until the loop asks for it, so that a training loop can stop between two steps
+    and save its state first (a KeyboardInterrupt raised inside a step leaves the parameters half updated, and the
+    work since the last checkpoint was lost); a second Ctrl-C raises at once. A no-op outside the main thread, and
+    where SIGINT is ignored (a process started in the background keeps ignoring it).
+
+    Yields
+    ------
+    callable
+        ``interrupted()``: whether Ctrl-C came since the block began. The loop raises ``KeyboardInterrupt`` itself.
+    """
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        yield lambda: False
+        return
+    received: list[int] = []
+
+    def hold_the_first(number: int, frame: object) -> None:
+        note_ctrl_c()
+        if received:
+            raise KeyboardInterrupt
+        received.append(number)
+
+    previous = signal.signal(signal.SIGINT, hold_the_first)
+    try:
+        yield lambda: bool(received)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def import_torch() -> ModuleType:

@@ -723,12 +723,18 @@ def _metric_rows(records: list[dict]) -> list[dict]:
 
 def _save_checkpoints(state: TrainState, dirs: list[Path], seconds: float = 0.0) -> None:
     """Each run's checkpoint (with the ``seconds`` trained so far) and the metrics recorded until now, as a set:
-    Ctrl-C waits for the last of them (a batch checkpointed at two steps cannot be resumed together)."""
+    Ctrl-C waits for the last of them (a batch checkpointed at two steps cannot be resumed together). A run that
+    diverged keeps its records up to the divergence in metrics.jsonl, as ``_finish`` writes them (its batch went on
+    recording NaN for it); its checkpoint keeps them all, for the resume."""
+    diverged_at = state.diverged_at.tolist()
     with interrupts_deferred():
         for b, d in enumerate(dirs):
             run = _run_state(state, b)
             results.save_torch(d / results.CHECKPOINT, {**run, "seconds": seconds})
-            results.write_metrics(d / results.METRICS, _metric_rows(run["records"]))
+            rows = _metric_rows(run["records"])
+            if diverged_at[b] >= 0:
+                rows = [r for r in rows if r["step"] <= diverged_at[b]]
+            results.write_metrics(d / results.METRICS, rows)
 
 
 def _load_checkpoints(dirs: list[Path], device: torch.device) -> tuple[TrainState | None, float]:

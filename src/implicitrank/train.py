@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -19,6 +20,7 @@ from torch import Tensor
 
 from .errors import UsageError
 from .factorizations import loss_and_grad
+from .interrupts import interrupts_between_steps
 from .optim import Optimizer, per_run
 from .progress import progress_bar
 from .tasks import Task, check_task_matches
@@ -573,7 +575,8 @@ def run_loop(
 ) -> TrainState:
     """What every loop over B runs shares: checkpoints, stopping, recording, progress and divergence.
 
-    Each iteration calls the checkpoint hook on the checkpoint schedule, takes the per-run loss at the current
+    Each iteration calls the checkpoint hook on the checkpoint schedule (and, after a Ctrl-C, at the step reached,
+    then raises ``KeyboardInterrupt``: ``interrupts.interrupts_between_steps``), takes the per-run loss at the current
     parameters from ``evaluate(state)`` and stops the runs that converged or diverged (:func:`mark_status`),
     records on the record schedule (``record_step``), and then ``advance(state)`` makes one step of the runs
     still active, until ``max_steps`` or until no run is active. The host looks at the status every
@@ -606,23 +609,29 @@ def run_loop(
         The same state, advanced.
     """
     bar = progress_bar(config.max_steps, initial=state.step, enabled=config.progress)
+    # With a checkpoint hook, Ctrl-C stops the loop between two steps, after a checkpoint at the step it reached:
+    # nothing since the last scheduled checkpoint is lost, and --resume goes on as if nothing had happened.
+    holding = interrupts_between_steps() if on_checkpoint else nullcontext(lambda: False)
     try:
-        while True:
-            if on_checkpoint and config.checkpoints_at(state.step):
-                on_checkpoint(state)
-            mark_status(state, evaluate(state), config.loss_threshold, config.converge_patience)
-            if config.records_at(state.step):
-                record_step(state, measure)
-            if state.step >= config.max_steps:
-                break
-            synced = state.step % config.sync_every == 0
-            if synced and bar is not None:
-                show_progress(bar, state, **(describe(state) if describe is not None else {}))
-            if (synced or syncs_every_step) and not bool(state.active.any()):
-                break
-            advance(state)
-            state.step += 1
-        record_step(state, measure)
+        with holding as interrupted:
+            while True:
+                if on_checkpoint and (interrupted() or config.checkpoints_at(state.step)):
+                    on_checkpoint(state)
+                    if interrupted():
+                        raise KeyboardInterrupt
+                mark_status(state, evaluate(state), config.loss_threshold, config.converge_patience)
+                if config.records_at(state.step):
+                    record_step(state, measure)
+                if state.step >= config.max_steps:
+                    break
+                synced = state.step % config.sync_every == 0
+                if synced and bar is not None:
+                    show_progress(bar, state, **(describe(state) if describe is not None else {}))
+                if (synced or syncs_every_step) and not bool(state.active.any()):
+                    break
+                advance(state)
+                state.step += 1
+            record_step(state, measure)
     finally:
         if bar is not None:
             bar.close()

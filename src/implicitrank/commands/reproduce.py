@@ -202,7 +202,7 @@ def _run_parallel(names: list[str], args: argparse.Namespace, out: Path, workers
     from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
     from ..experiments.registry import QUICK_SECONDS
-    from ..workers import start_worker
+    from ..workers import run_task, start_worker
 
     threads = args.threads or 1
     order = sorted(names, key=lambda n: QUICK_SECONDS.get(n, 0), reverse=True)
@@ -214,17 +214,21 @@ def _run_parallel(names: list[str], args: argparse.Namespace, out: Path, workers
             workers, mp_context=multiprocessing.get_context("spawn"), initializer=start_worker,
             initargs=(threads, os.getpid())) as pool:
         pending: dict[Future, str] = {
-            pool.submit(_reproduce_logged, name, args.scale, out / name, args.seeds, args.data, threads,
+            pool.submit(run_task, _reproduce_logged, name, args.scale, out / name, args.seeds, args.data, threads,
                         args.tensorboard): name
             for name in order}
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                name = pending.pop(future)
-                claims, seconds = future.result()
-                print(f"== {name} ({args.scale})", flush=True)
-                _report(name, claims, seconds, out)
-                finished[name] = claims
+        try:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    name = pending.pop(future)
+                    claims, seconds = future.result()
+                    print(f"== {name} ({args.scale})", flush=True)
+                    _report(name, claims, seconds, out)
+                    finished[name] = claims
+        except BaseException:  # Ctrl-C: cancel the experiments not started (the pool's exit waits for the rest,
+            pool.shutdown(wait=False, cancel_futures=True)  # which the same Ctrl-C stops: ``workers.run_task``)
+            raise
     return finished
 
 

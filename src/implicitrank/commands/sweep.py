@@ -72,7 +72,7 @@ def sweep_command(args: argparse.Namespace) -> int:
     from ..sweeps.collect import write_table
     from ..sweeps.executors import SlurmOptions, make_executor
     from ..sweeps.plan import format_plan
-    from ..sweeps.runner import run_sweep
+    from ..sweeps.runner import default_out, run_sweep
     from ..sweeps.spec import load_spec, parse_spec
     from ..sweeps.state import count, read_sweep
 
@@ -92,6 +92,8 @@ def sweep_command(args: argparse.Namespace) -> int:
              "mem_gb": args.mem_gb, "array_parallelism": args.array_parallelism}
     slurm = SlurmOptions.from_dict({**spec.slurm, **{k: v for k, v in flags.items() if v is not None}})
     executor = make_executor(args.executor, workers=args.workers, threads=args.threads, slurm=slurm)
+    # what Ctrl-C's message advises: a sweep continues where it stopped when run again on its directory
+    args.continue_with = f"implicitrank sweep {out or default_out(spec)}"
     report = run_sweep(spec, out, executor, retry_failed=args.retry_failed, batch=not args.no_batch,
                        max_batch=args.max_batch, plots=args.plots, progress=not args.no_progress,
                        dry_run=args.dry_run, tensorboard=args.tensorboard)

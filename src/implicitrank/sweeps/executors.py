@@ -30,7 +30,7 @@ from submitit.core.utils import FailedJobError, UncompletedJobError
 
 from ..errors import UsageError
 from ..threads import available_cores, thread_environment, torch_threads
-from ..workers import start_worker
+from ..workers import run_task, start_worker
 from .jobs import Job, RunOutcome, run_job, stopped_early
 
 EXECUTORS = ("serial", "local", "slurm")
@@ -160,7 +160,7 @@ class LocalExecutor:
                                    initializer=start_worker, initargs=(self.threads, os.getpid()))
         outcomes: list[RunOutcome] = []
         try:
-            futures = {pool.submit(run_job, job): job for job in jobs}
+            futures = {pool.submit(run_task, run_job, job): job for job in jobs}
             for future in as_completed(futures):
                 job = futures[future]
                 try:
@@ -171,7 +171,8 @@ class LocalExecutor:
                     outcomes += stopped_early(job, f"the job crashed: {type(err).__name__}: {err}", failed=True,
                                               trace="".join(traceback.format_exception(err)))
                 advance(len(job.configs))
-        except BaseException:  # interrupted: drop the queued jobs, leave the running ones to their checkpoints
+        except BaseException:  # interrupted: drop the queued jobs (the workers refuse those already handed to them),
+            # leave the running ones to save their steps (each worker got the same Ctrl-C: ``workers.run_task``)
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown()
