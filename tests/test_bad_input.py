@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from processes import group_alive
+from processes import ctrl_c_group, group_alive
 
 from implicitrank.cli import main
 from implicitrank.run import RunConfig
@@ -697,17 +697,11 @@ def test_ctrl_c_stops_reproduce_all_and_its_workers_start_nothing_more(tmp_path:
                "--out", str(tmp_path / "o")]
     process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
-    try:
-        assert process.stdout is not None
-        for line in process.stdout:  # the first experiment done: the others running or queued
-            if line.startswith("== "):
-                break
-        os.killpg(process.pid, signal.SIGINT)
-        _, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    assert process.stdout is not None
+    for line in process.stdout:  # the first experiment done: the others running or queued
+        if line.startswith("== "):
+            break
+    err = ctrl_c_group(process)
     assert process.returncode == 130 and "Traceback" not in err, err
     assert len(list((tmp_path / "o").glob("*/claims.json"))) < 8
 

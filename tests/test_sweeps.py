@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from processes import group_alive
+from processes import ctrl_c_group, group_alive, wait_for
 
 import implicitrank.run
 from implicitrank import results
@@ -212,14 +212,20 @@ def test_batched_results_equal_separate_runs(tmp_path):
 
 # --- resume, failures, locks ------------------------------------------------------------------------------
 
+def _local_sweep(tmp_path: Path, name: str, body: str) -> tuple[Path, Path, list[str]]:
+    """The spec NAME.toml (``name`` and ``body``), its sweep directory and the command that runs it on two local
+    one-run workers."""
+    spec_path, out = tmp_path / f"{name}.toml", tmp_path / name
+    spec_path.write_text(f'name = "{name}"\n{body}')
+    return spec_path, out, [sys.executable, "-m", "implicitrank.cli", "sweep", str(spec_path), "--out", str(out),
+                            "--executor", "local", "--workers", "2", "--no-batch", "--no-progress"]
+
+
 def test_killed_local_sweep_reruns_to_the_same_table_with_no_run_lost_or_duplicated(tmp_path):
-    spec_path = tmp_path / "kill.toml"
-    spec_path.write_text('name = "kill"\n[base]\nshape = [12, 12]\nrank = 1\nnum_observations = 60\n'
-                         'max_steps = 1000\ncheckpoint_every = 25\nrecord_per_decade = 5\n'
-                         '[axes]\ndepth = [2, 3]\nseed = "0..1"\n')
-    out, runs = tmp_path / "killed", tmp_path / "killed" / "runs"
-    command = [sys.executable, "-m", "implicitrank.cli", "sweep", str(spec_path), "--out", str(out),
-               "--executor", "local", "--workers", "2", "--no-batch", "--no-progress"]
+    spec_path, out, command = _local_sweep(tmp_path, "kill", '[base]\nshape = [12, 12]\nrank = 1\n'
+                                           'num_observations = 60\nmax_steps = 1000\ncheckpoint_every = 25\n'
+                                           'record_per_decade = 5\n[axes]\ndepth = [2, 3]\nseed = "0..1"\n')
+    runs = out / "runs"
     log = tmp_path / "killed.log"
     with log.open("w") as stream:
         sweep = subprocess.Popen(command, start_new_session=True, stdout=stream, stderr=stream)
@@ -259,27 +265,15 @@ def test_killed_local_sweep_reruns_to_the_same_table_with_no_run_lost_or_duplica
 def test_ctrl_c_on_a_local_sweep_saves_its_running_runs_and_says_how_to_continue(tmp_path):
     """Ctrl-C at a terminal reaches the sweep and its workers: an idle worker printed a KeyboardInterrupt traceback,
     a busy one kept only its last scheduled checkpoint (none here), and the message did not say how to continue."""
-    spec_path = tmp_path / "ctrl-c.toml"
-    spec_path.write_text('name = "ctrl-c"\n[base]\nshape = [10, 10]\nrank = 2\nnum_observations = 30\n'
-                         'optimizer = "gd"\nlr = 0.01\nloss_threshold = 0\nmax_steps = 10000000\n'
-                         'checkpoint_every = 0\n[axes]\ndepth = [2, 3, 4]\n')
-    out, runs = tmp_path / "out", tmp_path / "out" / "runs"
-    command = [sys.executable, "-m", "implicitrank.cli", "sweep", str(spec_path), "--out", str(out),
-               "--executor", "local", "--workers", "2", "--no-batch", "--no-progress"]
+    _, out, command = _local_sweep(tmp_path, "ctrl-c", '[base]\nshape = [10, 10]\nrank = 2\nnum_observations = 30\n'
+                                   'optimizer = "gd"\nlr = 0.01\nloss_threshold = 0\nmax_steps = 10000000\n'
+                                   'checkpoint_every = 0\n[axes]\ndepth = [2, 3, 4]\n')
+    runs = out / "runs"
     sweep = subprocess.Popen(command, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and len(list(runs.glob("*/config.json"))) < 2:
-            assert sweep.poll() is None, sweep.communicate()
-            time.sleep(0.05)
-        time.sleep(1.0)  # both workers training, the third run queued
-        os.killpg(sweep.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
-        _, err = sweep.communicate(timeout=60)
-    finally:
-        if sweep.poll() is None:
-            os.killpg(sweep.pid, signal.SIGKILL)
-            sweep.wait()
+    wait_for(lambda: len(list(runs.glob("*/config.json"))) == 2, sweep)
+    time.sleep(1.0)  # both workers training, the third run queued
+    err = ctrl_c_group(sweep)
     assert sweep.returncode == 130 and "Traceback" not in err, err
     assert f"to continue, run: implicitrank sweep {out}" in err, err
     saved = [torch.load(path, weights_only=False)["step"] for path in runs.glob("*/checkpoint.pt")]
