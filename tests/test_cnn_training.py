@@ -86,6 +86,10 @@ def test_test_scale_experiment_writes_runs_tables_plot_and_claims(tmp_path):
     setup = setup_for("is-same-class", "test")
     assert len((base / "runs.csv").read_text().splitlines()) == 1 + len(setup.difficulties) * len(setup.reg_weights)
     assert (base / "lam=1" / "d=40" / "seed=0" / "summary.json").is_file()
+    # rerun (as --resume does): every run is reused, and runs.csv was rewritten with its columns in another order
+    written = (base / "runs.csv").read_text()
+    assert run_locality_experiment("is-same-class", "test", tmp_path, seeds=[0], progress=False) == claims
+    assert (base / "runs.csv").read_text() == written
 
 
 def test_summary_shows_the_seed_spread_only_when_there_is_one():

@@ -297,7 +297,10 @@ def run_sweep(setup: LocalitySetup, out_dir: str | Path, seeds: tuple[int, ...] 
                 model = build_model(setup, train.batch(torch.arange(1))[0].shape[1])
                 config = configs[(difficulty, reg_weight, seed)]
                 write_json(run_dir / SETTINGS, _settings(setup, config))
-                summary = train_classifier(model, train, test, config, run_dir)
+                train_classifier(model, train, test, config, run_dir)
+                # read back as a reused run is: runs.csv has the same columns and blanks (a diverged run's NaN
+                # is null in JSON) whether a run was trained now or by an earlier --resume
+                summary = read_json(run_dir / SUMMARY)
             rows.append({"task": setup.task, "difficulty": difficulty, "reg_weight": reg_weight, "seed": seed,
                          **summary})
             if bar is not None:
