@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from processes import ctrl_c_group, group_alive
+from processes import ctrl_c_group, group_alive, wait_for
 
 from implicitrank.cli import main
 from implicitrank.run import RunConfig
@@ -704,6 +704,21 @@ def test_ctrl_c_stops_reproduce_all_and_its_workers_start_nothing_more(tmp_path:
     err = ctrl_c_group(process)
     assert process.returncode == 130 and "Traceback" not in err, err
     assert len(list((tmp_path / "o").glob("*/claims.json"))) < 8
+
+
+def test_ctrl_c_in_layers_demo_says_that_nothing_can_be_resumed(tmp_path: Path) -> None:
+    """The demo keeps nothing of an unfinished run and has no --resume: "what was written so far is kept" sent the
+    user to rerun into the same --out, which is refused as not empty."""
+    out = tmp_path / "o"
+    process = subprocess.Popen([sys.executable, "-m", "implicitrank.cli", "layers", "demo", "--architectures", "mlp",
+                                "--depths", "1,3", "--epochs", "500", "--threads", "1", "--no-progress", "--out",
+                                str(out)], start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    wait_for((out / "config.json").is_file, process)
+    time.sleep(0.5)
+    err = ctrl_c_group(process)
+    assert process.returncode == 130 and len(err.strip().splitlines()) == 1, err
+    assert f"the demo cannot be resumed and {out} holds only its config.json" in err, err
 
 
 def test_a_pool_worker_starts_no_task_after_ctrl_c(monkeypatch) -> None:

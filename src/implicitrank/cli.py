@@ -166,12 +166,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"implicitrank {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C: not an error, no traceback; what was written stays (checkpoints, records)
-        again = ""
+        # a command may say itself what is left and how to go on (``after_interrupt``: sweep, layers demo)
+        after = getattr(args, "after_interrupt", None) or "what was written so far is kept"
         if hasattr(args, "resume"):  # the commands that continue an output: name it (--resume alone is refused)
-            again = f"; to continue, rerun the same command with --out {getattr(args, 'out', None) or 'DIR'} --resume"
-        elif getattr(args, "continue_with", None):  # a command that set how it continues (sweep)
-            again = f"; to continue, run: {args.continue_with}"
-        print(f"\nimplicitrank {args.command}: interrupted; what was written so far is kept{again}", file=sys.stderr)
+            after += f"; to continue, rerun the same command with --out {getattr(args, 'out', None) or 'DIR'} --resume"
+        print(f"\nimplicitrank {args.command}: interrupted; {after}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # The reader went away (``implicitrank sweep status DIR | head -3``): stop quietly, as ``cat`` does.

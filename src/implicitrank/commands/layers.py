@@ -86,6 +86,8 @@ def run_demo(args: argparse.Namespace) -> int:
         raise OutputExistsError(f"out: {out} is not empty (an unfinished demo, or another command's files); delete "
                                 "it or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
+    args.after_interrupt = (f"the demo cannot be resumed and {out} holds only its config.json; delete it or choose "
+                            "another --out to run it again")
     results.write_json(out / "config.json", {**vars(config), "seeds": seeds})
     data = load_digits()
     total = len(seeds) * (len(config.architectures) * len(config.depths) * config.epochs

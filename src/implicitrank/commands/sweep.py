@@ -93,7 +93,8 @@ def sweep_command(args: argparse.Namespace) -> int:
     slurm = SlurmOptions.from_dict({**spec.slurm, **{k: v for k, v in flags.items() if v is not None}})
     executor = make_executor(args.executor, workers=args.workers, threads=args.threads, slurm=slurm)
     # what Ctrl-C's message advises: a sweep continues where it stopped when run again on its directory
-    args.continue_with = f"implicitrank sweep {out or default_out(spec)}"
+    args.after_interrupt = ("what was written so far is kept; to continue, run: implicitrank sweep "
+                            f"{out or default_out(spec)}")
     report = run_sweep(spec, out, executor, retry_failed=args.retry_failed, batch=not args.no_batch,
                        max_batch=args.max_batch, plots=args.plots, progress=not args.no_progress,
                        dry_run=args.dry_run, tensorboard=args.tensorboard)
