@@ -361,7 +361,7 @@ def test_two_sweeps_cannot_write_one_directory_and_locked_runs_are_left_to_their
 def test_command_line_runs_reports_and_collects(tmp_path, capsys):
     spec_path = tmp_path / "cli.toml"
     spec_path.write_text('[base]\nshape = [12, 12]\nrank = 1\nnum_observations = 60\nmax_steps = 50\n'
-                         '[axes]\ndepth = [2, 3]\nseed = "0..1"\n')
+                         '[axes]\nseed = "0..1"\ndepth = [2, 3]\n')  # axes not in alphabetical order
     out = tmp_path / "sweep"
     assert main(["sweep", str(spec_path), "--out", str(out), "--dry-run"]) == 0
     assert "4 runs" in capsys.readouterr().out and not out.exists()
@@ -376,7 +376,10 @@ def test_command_line_runs_reports_and_collects(tmp_path, capsys):
     assert all(r["seeds"] in ([0], [1]) and r["git_commit"] == record["provenance"]["git_commit"]
                for r in record["runs"].values())
     assert (out / "results.parquet").exists() == (importlib.util.find_spec("pyarrow") is not None)
+    recorded, rows = (out / "sweep.json").read_text(), (out / "results.csv").read_text()
     assert main(["sweep", str(out), "--no-progress"]) == 0  # a directory reruns its stored sweep
     assert "nothing to run" in capsys.readouterr().out
+    # its record is kept: rewritten from the spec read back (axes sorted), it listed the runs in another order
+    assert (out / "sweep.json").read_text() == recorded and (out / "results.csv").read_text() == rows
     assert main(["sweep", "status", str(tmp_path)]) == 2
     assert "not a sweep directory" in capsys.readouterr().err
