@@ -240,6 +240,10 @@ def _lr1_lives_lr100_diverges(tmp: Path) -> None:
     assert finite and named == finite[-1] < diverged["diverged_at_step"], (named, finite, diverged)
 
 
+def _absent(path: Path) -> None:
+    assert not path.exists(), path
+
+
 def _no_numbers_after_a_divergence_between_records(tmp: Path) -> None:
     diverged = _summary(tmp / "o" / "depth3-init0.01-lr2.2-seed0-data0")
     rows = [json.loads(line) for line in
@@ -294,6 +298,17 @@ CASES = [
     Case("negative max steps", ("mf", *TINY, "--max-steps", "-1", "--out", "{tmp}/o"), 2,
          ("max_steps must be >= 0, got -1",), check=_nothing_written, absent=("top",)),
     # --resume without --out: a new timestamped directory, where every run silently starts over
+    # the second audit of the command line (twelfth session)
+    Case("an unknown option after a typed value", ("mf", "--max-steps", "5", "--bogus"), 2,
+         ("unrecognized arguments: --bogus",), absent=("comma-separated",)),
+    Case("lr -inf is a value", ("mf", *TINY, "--lr", "-inf", "--out", "{tmp}/o"), 2, ("lr must be positive",),
+         check=_nothing_written, absent=("expected at least one argument",)),
+    Case("an empty --out", ("mf", *TINY, "--out", ""), 2, ("--out: an empty path",)),
+    Case("--resume with an --out that does not exist", ("mf", *TINY, "--out", "{tmp}/typo", "--resume"), 2,
+         ("--resume: ", "typo does not exist"), check=lambda tmp: _absent(tmp / "typo")),
+    Case("a sweep name that leaves runs/", ("sweep", "{tmp}/up.toml", "--dry-run"), 2,
+         ("name must be a plain name",), lambda tmp: (tmp / "up.toml").write_text(
+             'name = "../../up"\n[base]\nshape = [6, 6]\n[axes]\nseed = [0, 1]\n')),
     Case("mf --resume without --out", ("mf", *TINY, "--resume"), 2, ("--resume needs --out DIR",)),
     Case("locality --resume without --out", ("locality", "pathfinder", "--scale", "test", "--resume"), 2,
          ("--resume needs --out DIR",)),

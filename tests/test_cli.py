@@ -233,27 +233,35 @@ def test_every_default_is_shown_once_in_help():
                 assert "default" in text, (name, action.dest, text)
 
 
-def test_more_threads_than_cores_are_named_in_a_warning(tmp_path, capsys, monkeypatch):
-    """``--threads 1000`` on a 2-core machine ran on 2 threads without a word."""
+def test_more_threads_than_cores_are_named_in_a_warning_and_more_than_the_cpus_refused(tmp_path, capsys, monkeypatch):
+    """``--threads 1000`` on a 2-core machine ran on 2 threads without a word; ``--threads 100000`` crashed the
+    process (SIGSEGV) and starved the machine of processes. More threads than this process's cores (its CPU
+    affinity, here set to one) are set with a warning; more than the machine's CPUs are refused."""
     import os
 
+    import implicitrank.threads
     from implicitrank.cli import main
-    from implicitrank.threads import THREAD_VARIABLES, available_cores, torch_threads
+    from implicitrank.threads import THREAD_VARIABLES, torch_threads
 
     for name in THREAD_VARIABLES:  # --threads sets them for libraries loaded later: put them back afterwards
         present = name in os.environ
         monkeypatch.setenv(name, os.environ.get(name, ""))  # recorded as it was, absent or not
         if not present:
             monkeypatch.delenv(name)
-    many = available_cores() + 1
+    tiny = ["mf", "--shape", "6", "6", "--rank", "1", "--num-observations", "20", "--max-steps", "2", "--no-progress"]
+    cpus = os.cpu_count() or 1
+    with pytest.raises(SystemExit) as refused:
+        main([*tiny, "--threads", str(cpus + 1), "--out", str(tmp_path / "refused")])
+    assert refused.value.code == 2
+    assert f"--threads: expected at most {cpus} (this machine's CPUs)" in capsys.readouterr().err
+    assert not (tmp_path / "refused").exists()
+    monkeypatch.setattr(implicitrank.threads, "available_cores", lambda: 1)
     with torch_threads(None):  # restores the thread count the command sets
-        assert main(["mf", "--shape", "6", "6", "--rank", "1", "--num-observations", "20", "--max-steps", "2",
-                     "--threads", str(many), "--no-progress", "--out", str(tmp_path / "o")]) == 0
+        assert main([*tiny, "--threads", str(min(2, cpus)), "--out", str(tmp_path / "o")]) == 0
     err = capsys.readouterr().err
-    assert f"warning: --threads {many} is more than the {available_cores()} cores this process may use" in err
+    assert ("warning: --threads 2 is more than the 1 cores this process may use" in err) == (cpus >= 2)
     with torch_threads(None):
-        assert main(["mf", "--shape", "6", "6", "--rank", "1", "--num-observations", "20", "--max-steps", "2",
-                     "--threads", "1", "--no-progress", "--out", str(tmp_path / "p")]) == 0
+        assert main([*tiny, "--threads", "1", "--out", str(tmp_path / "p")]) == 0
     assert "warning" not in capsys.readouterr().err
 
 

@@ -95,6 +95,8 @@ def _comma_list_hint(parser: argparse.ArgumentParser, given: list[str], extras: 
             if token not in extras or token.startswith("--"):
                 break
             values.append(token)
+        if len(values) == 1:  # an unknown option after the value (``--max-steps 5 --bogus``): argparse's own message
+            continue
         for action in command._actions:
             if option in action.option_strings and action.nargs is None and callable(action.type):
                 try:
@@ -116,13 +118,13 @@ def subcommands(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse
                     yield f"{name} {inner}", nested
 
 
-NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+NEGATIVE_NUMBER = re.compile(r"^-((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf|infinity)$", re.IGNORECASE)
 
 
 def _strict(parser: argparse.ArgumentParser) -> None:
     """In ``parser`` and every subparser below it, turn off prefix matching of long options (an option that
     does not exist, ``--cifar``, must be refused, not taken as the ``--cifar-path`` it abbreviates), and read
-    ``-1e-3`` as a (negative) value, as ``-0.001`` is, so that its check names it."""
+    ``-1e-3`` and ``-inf`` as (negative) values, as ``-0.001`` is, so that their checks name them."""
     parser.allow_abbrev = False
     parser._negative_number_matcher = NEGATIVE_NUMBER
     for action in parser._actions:

@@ -97,6 +97,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def thread_count(text: str) -> int:
+    """The ``--threads`` type: a positive integer no larger than this machine's CPU count (more threads than CPUs
+    never speed up a product, and 100,000 of them crashed the process and starved the machine of processes)."""
+    value = positive_int(text)
+    cpus = os.cpu_count() or 1
+    if value > cpus:
+        raise argparse.ArgumentTypeError(f"expected at most {cpus} (this machine's CPUs), got {text!r}")
+    return value
+
+
 class _Deprecated(argparse.Action):
     """An old spelling of a flag: warns on one line, naming the new spelling, and stores into the new one's dest."""
 
@@ -145,7 +155,7 @@ def resolve_data(path: str | None, names: Sequence[str] = ()) -> str | None:
 
 
 def add_threads(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threads", type=positive_int, default=None,
+    p.add_argument("--threads", type=thread_count, default=None,
                    help="torch/BLAS threads of this process (default: the package's policy: one per run on "
                         "small problems, never more than the free cores)")
 
@@ -220,7 +230,11 @@ def add_out(p: argparse.ArgumentParser, command: str, extra: str = "") -> None:
 
 def output_dir(text: str) -> Path:
     """The ``--out`` type: a directory that exists or can be made, refused before any work when a file stands in
-    its way or the nearest existing directory cannot be written (a read-only disk)."""
+    its way or the nearest existing directory cannot be written (a read-only disk), or when it is empty (which
+    would be the current directory)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path would write into the current directory; name a directory "
+                                         "(e.g. --out .)")
     path = Path(text)
     existing = path
     while not existing.exists() and existing != existing.parent:
@@ -238,11 +252,14 @@ def default_out(command: str) -> Path:
 
 def resumable_out(args: argparse.Namespace, command: str) -> Path:
     """``--out``, or a new ``runs/COMMAND-TIME``, also set as ``args.out`` (so that Ctrl-C's message names it);
-    ``--resume`` needs ``--out`` (a new directory holds nothing to continue, so everything would silently start
-    over)."""
+    ``--resume`` needs an ``--out`` that exists (a new directory holds nothing to continue, so everything would
+    silently start over)."""
     if args.resume and args.out is None:
         raise UsageError(f"--resume needs --out DIR, the output to continue (without --out every run starts over in a "
                          f"new runs/{command}-TIME)")
+    if args.resume and not args.out.is_dir():  # a mistyped --out: everything would silently start over there
+        raise UsageError(f"--resume: {args.out} does not exist, so there is nothing to continue; check --out, or "
+                         "leave out --resume to start there")
     args.out = args.out or default_out(command)
     return args.out
 

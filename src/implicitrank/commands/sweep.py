@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import UsageError
-from ._common import add_parser, add_progress, add_tensorboard, add_workers, output_dir, positive_int
+from ._common import add_parser, add_progress, add_tensorboard, add_workers, output_dir, thread_count
 from ._defaults import EXECUTORS, SLURM
 
 SWEEP_HELP = """\
@@ -39,7 +39,7 @@ def register(subparsers) -> None:
     p.add_argument("--no-batch", action="store_true", help="one job per run (no batched training)")
     p.add_argument("--max-batch", type=int, default=None, help="at most this many runs per batched job")
     add_workers(p, "job", "--executor local", "one per core")
-    p.add_argument("--threads", type=positive_int, default=None,
+    p.add_argument("--threads", type=thread_count, default=None,
                    help="threads per worker (default: the package's policy; local: cores // workers)")
     add_tensorboard(p, "beside each run's metrics.jsonl (or tensorboard = true in the spec); "
                        "tensorboard --logdir DIR compares the runs")

@@ -90,6 +90,8 @@ class SweepSpec:
             raise UsageError(f"tensorboard must be true or false, got {self.tensorboard!r}")
         if not self.name or not isinstance(self.name, str):
             raise UsageError(f"name must be a non-empty string, got {self.name!r}")
+        if "/" in self.name or "\\" in self.name or self.name in (".", ".."):  # the default out is runs/<name>
+            raise UsageError(f"name must be a plain name (no '/', '\\', '.' or '..'), got {self.name!r}")
         if not (self.base or self.axes or self.zips):
             raise UsageError("spec: names no field in [base], [axes] or [zip]; a sweep spec names at least one thing "
                              "to set or vary, e.g. [axes] seed = \"0..4\"")
