@@ -309,6 +309,11 @@ CASES = [
     Case("a sweep name that leaves runs/", ("sweep", "{tmp}/up.toml", "--dry-run"), 2,
          ("name must be a plain name",), lambda tmp: (tmp / "up.toml").write_text(
              'name = "../../up"\n[base]\nshape = [6, 6]\n[axes]\nseed = [0, 1]\n')),
+    Case("demo whose runs diverge", ("demo", "--size", "10", "--rank", "2", "--num-observations", "30", "--max-steps",
+                                     "5", "--init-scale", "1e30", "--no-progress", "--out", "{tmp}/o"), 1,
+         ("does NOT hold (depth 1, depth 2, depth 3: no result, a run diverged)",)),  # was a TypeError traceback
+    Case("demo refuses a bad rank before it trains", ("demo", "--size", "10", "--rank", "0", "--out", "{tmp}/o"), 2,
+         ("rank must be in [1, 10]",), check=_nothing_written, absent=("training depth",)),
     Case("mf --resume without --out", ("mf", *TINY, "--resume"), 2, ("--resume needs --out DIR",)),
     Case("locality --resume without --out", ("locality", "pathfinder", "--scale", "test", "--resume"), 2,
          ("--resume needs --out DIR",)),

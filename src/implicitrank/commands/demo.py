@@ -9,6 +9,7 @@ n = 100) and by minimum nuclear norm. Published (squared error): nuclear norm 1.
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from . import _common
@@ -37,8 +38,6 @@ def register(subparsers) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    import statistics
-
     _common.apply_threads(args.threads)
     from .. import provenance, results
     from ..run import RunConfig, run_batch
@@ -49,24 +48,28 @@ def run_demo(args: argparse.Namespace) -> int:
                 init_scale=args.init_scale, lr=1e-2, max_steps=args.max_steps, checkpoint_every=0,
                 device=args.device)
     seeds = list(dict.fromkeys(args.seeds))
+    # every config checked (RunConfig refuses a bad value) before the first run starts
+    depths = {depth: [RunConfig(**base, depth=depth, seed=s, dtype=args.dtype) for s in seeds] for depth in (1, 2, 3)}
+    baseline = RunConfig(**base, dtype="float64")
     rows, spectra = [], {}
-    for depth in (1, 2, 3):
+    for depth, configs in depths.items():
         print(f"training depth {depth} ...", flush=True)
-        configs = [RunConfig(**base, depth=depth, seed=s, dtype=args.dtype) for s in seeds]
         dirs = [out / _run_dir(depth, s, len(seeds)) for s in seeds]
         summaries = run_batch(configs, dirs, progress=not args.no_progress).summaries
         rows += [{"method": f"depth {depth}", "seed": s, **summary} for s, summary in zip(seeds, summaries)]
         spectra[f"depth {depth}"] = results.read_metrics(dirs[0])
     print("solving minimum nuclear norm ...", flush=True)  # the observations do not depend on the init seed
-    nnm = solve_and_save(RunConfig(**base, dtype="float64"), out / "nuclear_norm")
+    nnm = solve_and_save(baseline, out / "nuclear_norm")
     rows.append({"method": "nuclear norm", "steps": nnm["iterations"], **nnm})
     print(format_table(rows, COLUMNS))
-    err = {m: statistics.median(r["reconstruction_error"] for r in rows if r["method"] == m)
+    err = {m: _median([r["reconstruction_error"] for r in rows if r["method"] == m])
            for m in dict.fromkeys(r["method"] for r in rows)}
-    holds = err["depth 3"] < 0.1 * err["depth 2"] and err["depth 2"] < err["nuclear norm"]
+    missing = [m for m, e in err.items() if e is None]  # a diverged run has no error: the ordering cannot hold
+    holds = not missing and err["depth 3"] < 0.1 * err["depth 2"] and err["depth 2"] < err["nuclear norm"]
     over = " (medians over the seeds)" if len(seeds) > 1 else ""
+    why = f" ({', '.join(missing)}: no result, a run diverged)" if missing else ""
     print(f"paper's ordering (depth 3 << depth 2 < nuclear norm in error){over}: "
-          f"{'holds' if holds else 'does NOT hold'}")
+          f"{'holds' if holds else 'does NOT hold'}{why}")
     results.write_json(out / "demo.json", {"rows": rows, "ordering_holds": holds,
                                            "provenance": provenance.collect(seeds=seeds)})
     _plot(out, spectra, rows, f"{args.size}×{args.size} rank {args.rank}, completion from "
@@ -78,13 +81,19 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0 if holds else 1
 
 
+def _median(values: list[float | None]) -> float | None:
+    """The median, or None when a run has no number (it diverged)."""
+    import statistics
+
+    return None if any(v is None for v in values) else statistics.median(values)
+
+
 def _run_dir(depth: int, seed: int, seeds: int) -> str:
     return f"depth{depth}" if seeds == 1 else f"depth{depth}-seed{seed}"
 
 
 def _plot(out: Path, spectra: dict[str, list[dict]], rows: list[dict], setup: str) -> None:
     """Singular values of the first seed's run per depth, and the squared error by method (median over seeds)."""
-    import statistics
 
     import matplotlib.pyplot as plt
 
@@ -96,8 +105,10 @@ def _plot(out: Path, spectra: dict[str, list[dict]], rows: list[dict], setup: st
     ax = axes[3]
     names = list(dict.fromkeys(r["method"] for r in rows))
     errors = {m: [r["reconstruction_error_squared"] for r in rows if r["method"] == m] for m in names}
-    ax.bar(names, [statistics.median(errors[m]) for m in names], color=["C0", "C1", "C2", "C3"],
+    medians = [_median(errors[m]) for m in names]  # a diverged method: no bar, no dot
+    ax.bar(names, [math.nan if v is None else v for v in medians], color=["C0", "C1", "C2", "C3"],
            label="median over seeds")
+    errors = {m: [math.nan if v is None else v for v in errors[m]] for m in names}
     for i, m in enumerate(names):  # one dot per seed; the bar is their median
         ax.plot([i] * len(errors[m]), errors[m], "k.", label="one seed" if i == 0 else None)
     ax.legend(fontsize=8)
