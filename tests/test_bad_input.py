@@ -293,6 +293,18 @@ CASES = [
          ("init_scale 1e-50 is outside the range of float32",), check=_nothing_written),
     Case("layers init scale beyond float32", ("layers", "demo", "--init-scale", "1e300", "--out", "{tmp}/o"), 2,
          ("init_scale 1e+300 is outside the range of float32",), check=_nothing_written),
+    Case("mf lr below float32", ("mf", *TINY, "--lr", "1e-50", "--out", "{tmp}/o"), 2,
+         ("lr 1e-50 is outside the range of float32",), check=_nothing_written),  # was written, then refused as 0
+    Case("mf eps beyond float32", ("mf", *TINY, "--eps", "1e39", "--out", "{tmp}/o"), 2,
+         ("eps 1e+39 is outside the range of float32",), check=_nothing_written),  # was inf: a run that did nothing
+    Case("tf target norm beyond float32", ("tf", "--target-norm", "1e300", "--out", "{tmp}/o"), 2,
+         ("target_norm 1e+300 is outside the range of float32",), check=_nothing_written),  # was a traceback
+    Case("htf init mean whose square overflows", ("htf", "--init-mean", "1e300", "--out", "{tmp}/o"), 2,
+         ("init_mean must be finite, at most",), check=_nothing_written),  # was an OverflowError traceback
+    Case("tf init mean blamed on the init std", ("tf", "--init-mean", "1e200", "--out", "{tmp}/o"), 2,
+         ("init_mean must be finite, at most",), check=_nothing_written, absent=("math domain error",)),
+    Case("htf init std with a large init mean", ("htf", "--init-mean", "1e5", "--out", "{tmp}/o"), 2,
+         ("--init-std 0.01 with --init-mean 100000",), check=_nothing_written),
     Case("balanced init with narrow factors", ("mf", *TINY, "--init", "balanced", "--width", "2", "--out", "{tmp}/o"),
          2, ("width 2 is below min(rows, cols) = 10", "init 'balanced'"), check=_nothing_written),
     Case("negative max steps", ("mf", *TINY, "--max-steps", "-1", "--out", "{tmp}/o"), 2,

@@ -229,9 +229,13 @@ class RunConfig:
             if not 0 < getattr(self, name) < math.inf:
                 raise UsageError(f"{name} must be positive (finite and > 0), got {getattr(self, name)}")
         finfo = torch.finfo(DTYPES[self.dtype])
-        if not finfo.tiny <= self.init_scale <= finfo.max:  # W(0) would be 0 or inf, or lose its digits
-            raise UsageError(f"init_scale {self.init_scale:g} is outside the range of {self.dtype} ({finfo.tiny:.3g} "
-                             f"to {finfo.max:.3g}); use dtype float64 or another init scale")
+        # numbers the run holds in its dtype: outside its range they would be 0 or inf there (lr 1e-50 is 0 in
+        # float32, eps 1e39 inf: a run that does nothing), or lose their digits
+        for name in ("init_scale", "lr", "eps", "target_norm"):
+            value = getattr(self, name)
+            if value is not None and not finfo.tiny <= value <= finfo.max:
+                raise UsageError(f"{name} {value:g} is outside the range of {self.dtype} ({finfo.tiny:.3g} to "
+                                 f"{finfo.max:.3g}); use dtype float64 or another {name.replace('_', ' ')}")
         for name in ("seed", "data_seed", "truth_seed"):
             if not 0 <= getattr(self, name) <= MAX_SEED:
                 raise UsageError(f"{name} must be in [0, 2**63 - 1] (a torch generator's seed), "
@@ -242,8 +246,9 @@ class RunConfig:
             raise UsageError(f"components must be >= 1, got {self.components}")
         if self.target_norm is not None and not 0 < self.target_norm < math.inf:
             raise UsageError(f"target_norm must be positive (finite and > 0), got {self.target_norm}")
-        if not math.isfinite(self.init_mean):
-            raise UsageError(f"init_mean must be finite, got {self.init_mean}")
+        if not abs(self.init_mean) <= math.sqrt(finfo.max):  # its square (the entries' second moment) stays finite
+            raise UsageError(f"init_mean must be finite, at most {math.sqrt(finfo.max):.3g} in size in {self.dtype}, "
+                             f"got {self.init_mean}")
         if self.width is not None and self.width < 1:
             raise UsageError(f"width must be >= 1 (or None: the default), got {self.width}")
         smallest = min(self.shape[:2])

@@ -195,7 +195,9 @@ def scales_for_entry_std(stds: list[float], shared: dict) -> list[float]:
         try:
             scales.append(model.scale_for_entry_std(std))
         except ValueError as err:  # an init_scale outside float64
-            raise UsageError(f"--init-std {std:g}: {err}") from err
+            mean = shared.get("init_mean") or 0.0  # the factors' mean enters the conversion too
+            given = f"--init-std {std:g}" + (f" with --init-mean {mean:g}" if mean else "")
+            raise UsageError(f"{given}: {err}") from err
     return scales
 
 
