@@ -305,6 +305,12 @@ CASES = [
          ("init_mean must be finite, at most",), check=_nothing_written, absent=("math domain error",)),
     Case("htf init std with a large init mean", ("htf", "--init-mean", "1e5", "--out", "{tmp}/o"), 2,
          ("--init-std 0.01 with --init-mean 100000",), check=_nothing_written),
+    Case("locality patch size 0", ("locality", "pathfinder", "--scale", "test", "--patch-size", "0", "--out",
+                                   "{tmp}/o"), 2, ("patch_size (--patch-size) must be >= 1",),
+         check=_nothing_written),  # was a traceback once training had begun, its directory written
+    Case("locality cache dir that is a file", ("locality", "pathfinder", "--scale", "test", "--cache-dir",
+                                              "{tmp}/file", "--out", "{tmp}/o"), 2, ("is a file, not a directory",),
+         lambda tmp: (tmp / "file").write_text("x"), _nothing_written),  # was FileExistsError
     Case("balanced init with narrow factors", ("mf", *TINY, "--init", "balanced", "--width", "2", "--out", "{tmp}/o"),
          2, ("width 2 is below min(rows, cols) = 10", "init 'balanced'"), check=_nothing_written),
     Case("negative max steps", ("mf", *TINY, "--max-steps", "-1", "--out", "{tmp}/o"), 2,

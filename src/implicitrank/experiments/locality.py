@@ -186,6 +186,13 @@ class LocalitySetup:
                     raise UsageError(f"canvas_hw: {err} (source {self.source})") from err
         if self.n_train < 2 or self.n_test < 2:
             raise UsageError(f"n_train and n_test must be >= 2, got {self.n_train}, {self.n_test}")
+        if self.task == "pathfinder":  # checked here, not when the regularizer first runs (after training began)
+            side = self.pathfinder.output_size
+            if self.patch_size < 1 or (side // self.patch_size) ** 2 < 2:
+                raise UsageError(f"patch_size (--patch-size) must be >= 1 and leave room for two patches in the "
+                                 f"{side}x{side} images, got {self.patch_size}")
+            if self.cache_dir is not None and Path(self.cache_dir).exists() and not Path(self.cache_dir).is_dir():
+                raise UsageError(f"cache_dir (--cache-dir): {self.cache_dir} is a file, not a directory")
 
     @property
     def difficulty_name(self) -> str:
