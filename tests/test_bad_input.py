@@ -201,6 +201,12 @@ def _metrics_truncated(tmp: Path) -> None:
     (run / "metrics.jsonl").write_text((run / "metrics.jsonl").read_text()[:-20])
 
 
+def _metrics_with_a_text_step(tmp: Path) -> None:
+    assert main(["mf", *TINY, "--out", str(tmp / "o")]) == 0
+    (run,) = (tmp / "o").iterdir()
+    (run / "metrics.jsonl").write_text('{"step": "a", "train_loss": 1.0}\n')
+
+
 def _no_unobserved_error(tmp: Path) -> None:
     (run,) = (tmp / "o").iterdir()
     assert _summary(run)["unobserved_error"] is None
@@ -311,6 +317,9 @@ CASES = [
     Case("locality cache dir that is a file", ("locality", "pathfinder", "--scale", "test", "--cache-dir",
                                               "{tmp}/file", "--out", "{tmp}/o"), 2, ("is a file, not a directory",),
          lambda tmp: (tmp / "file").write_text("x"), _nothing_written),  # was FileExistsError
+    Case("sweep max batch 0", ("sweep", "{tmp}/lr.toml", "--max-batch", "0", "--out", "{tmp}/o"), 2,
+         ("--max-batch: expected a positive integer",), lambda tmp: (tmp / "lr.toml").write_text(DIVERGING_SPEC),
+         _nothing_written),  # the sweep directory was made before the refusal
     Case("balanced init with narrow factors", ("mf", *TINY, "--init", "balanced", "--width", "2", "--out", "{tmp}/o"),
          2, ("width 2 is below min(rows, cols) = 10", "init 'balanced'"), check=_nothing_written),
     Case("negative max steps", ("mf", *TINY, "--max-steps", "-1", "--out", "{tmp}/o"), 2,
@@ -472,6 +481,9 @@ CASES = [
          _sweep_json_truncated, lambda tmp: json.loads((tmp / "o" / "sweep.json").read_text())),
     Case("plot with a truncated metrics.jsonl", ("plot", "{tmp}/o/depth3-init0.001-lr0.01-seed0-data0"), 2,
          ("metrics.jsonl line", "truncated or corrupt"), _metrics_truncated),
+    Case("plot with a metrics.jsonl record whose step is not a number",
+         ("plot", "{tmp}/o/depth3-init0.001-lr0.01-seed0-data0"), 2, ("metrics.jsonl line 1 is not a record",),
+         _metrics_with_a_text_step),  # was a ValueError traceback (int('a')), in plot and in report
     # results readable by others (item 4)
     Case("files follow the umask", ("mf", *TINY, "--out", "{tmp}/o"), 0, (), check=_modes_follow_umask),
     Case("all entries observed", ("mf", "--shape", "4", "4", "--rank", "1", "--num-observations", "16", "--max-steps",

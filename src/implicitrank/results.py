@@ -179,7 +179,8 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     MissingInputError
         When ``run_dir`` holds no ``metrics.jsonl``.
     CorruptFileError
-        When a line is not JSON; the message names the line.
+        When a line is not JSON, or not an object (whose ``step``, if any, is an integer); the message names the
+        line.
     """
     path = Path(run_dir) / METRICS
     if not path.is_file():
@@ -188,10 +189,16 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
         if line.strip():
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError as err:
                 raise CorruptFileError(f"{path} line {number} is truncated or corrupt (not JSON: {err}); the "
                                        f"run's summary.json and factors.pt do not depend on it; {DAMAGED}") from err
+            # readers order and plot a run's rows by their step (a locality run's by their epoch)
+            if not isinstance(row, dict) or ("step" in row and type(row["step"]) is not int):
+                raise CorruptFileError(f"{path} line {number} is not a record of this package (an object, its "
+                                       f"'step' an integer); the run's summary.json and factors.pt do not depend "
+                                       f"on it; {DAMAGED}")
+            rows.append(row)
     return rows
 
 

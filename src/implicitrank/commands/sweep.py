@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import UsageError
-from ._common import add_parser, add_progress, add_tensorboard, add_workers, output_dir, thread_count
+from ._common import add_parser, add_progress, add_tensorboard, add_workers, output_dir, positive_int, thread_count
 from ._defaults import EXECUTORS, SLURM
 
 SWEEP_HELP = """\
@@ -37,7 +37,7 @@ def register(subparsers) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the plan (runs, jobs, grouping); run nothing")
     p.add_argument("--retry-failed", action="store_true", help="also rerun the runs that failed before")
     p.add_argument("--no-batch", action="store_true", help="one job per run (no batched training)")
-    p.add_argument("--max-batch", type=int, default=None, help="at most this many runs per batched job")
+    p.add_argument("--max-batch", type=positive_int, default=None, help="at most this many runs per batched job")
     add_workers(p, "job", "--executor local", "one per core")
     p.add_argument("--threads", type=thread_count, default=None,
                    help="threads per worker (default: the package's policy; local: cores // workers)")
