@@ -269,6 +269,10 @@ CASES = [
          ("mf", "--shape", "20", "20", "--num-observations", "100", "--optimizer", "gd", "--lr", "1", "100",
           "--init-scale", "0.1", "--max-steps", "60", "--no-progress", "--out", "{tmp}/o"),
          0, ("diverged", "at step"), check=_lr1_lives_lr100_diverges),
+    Case("every run diverges", ("mf", "--shape", "20", "20", "--num-observations", "100", "--optimizer", "gd",
+                                "--lr", "100", "--init-scale", "0.1", "--seeds", "0,1", "--max-steps", "60",
+                                "--no-progress", "--out", "{tmp}/o"), 1,
+         ("diverged", "every run diverged, so there is no result")),  # exit 0 read as a result by scripts
     Case("one diverging lr in a batched sweep", ("sweep", "{tmp}/lr.toml", "--out", "{tmp}/o", "--no-progress"), 0,
          ("2 done (1 of them diverged)", "1 jobs", "diverged at step"),
          lambda tmp: (tmp / "lr.toml").write_text(DIVERGING_SPEC), _sweep_lr100_diverged),
