@@ -488,6 +488,12 @@ CASES = [
     Case("plot with a metrics.jsonl record whose step is not a number",
          ("plot", "{tmp}/o/depth3-init0.001-lr0.01-seed0-data0"), 2, ("metrics.jsonl line 1 is not a record",),
          _metrics_with_a_text_step),  # was a ValueError traceback (int('a')), in plot and in report
+    Case("mf --rank with a data file", ("mf", "--data", "{tmp}/x.npz", "--rank", "50", "--max-steps", "2", "--out",
+                                        "{tmp}/o"), 2, ("--rank describes a generated ground truth",), _npz,
+         _nothing_written),  # ignored silently (50 not even checked against the file's 6×5)
+    Case("nnm --truth-seed with a data file", ("nnm", "--data", "{tmp}/x.npz", "--truth-seed", "7", "--out",
+                                               "{tmp}/o"), 2, ("--truth-seed describes a generated ground truth",),
+         _npz, _nothing_written),
     # results readable by others (item 4)
     Case("files follow the umask", ("mf", *TINY, "--out", "{tmp}/o"), 0, (), check=_modes_follow_umask),
     Case("all entries observed", ("mf", "--shape", "4", "4", "--rank", "1", "--num-observations", "16", "--max-steps",

@@ -204,7 +204,8 @@ def scales_for_entry_std(stds: list[float], shared: dict) -> list[float]:
 def resolve_problem(args: argparse.Namespace, data: str | None) -> dict[str, object]:
     """``shape`` and ``num_observations``: ``--shape`` and ``--num-observations`` (or their defaults), or with
     ``data`` (the resolved ``--data``) the file's shape and, for a ``.npz``, its mask's observed entries (either
-    option given too must equal the file's)."""
+    option given too must equal the file's; ``--rank``, ``--target-norm`` and ``--truth-seed``, which describe a
+    generated ground truth, are refused)."""
     model = getattr(args, "model", "matrix")
     defaults = defaults_for(model)
     count = args.num_observations if args.num_observations is not None else defaults["num_observations"]
@@ -212,6 +213,12 @@ def resolve_problem(args: argparse.Namespace, data: str | None) -> dict[str, obj
         return {"shape": tuple(args.shape or defaults["shape"]), "num_observations": count}
     from ..tasks.files import data_observations, data_shape
 
+    # options of a generated ground truth: with a file they changed nothing, silently (--rank 50 on a 10×10 file)
+    for flag, value, default in (("--rank", args.rank, defaults["rank"]), ("--target-norm", args.target_norm, None),
+                                 ("--truth-seed", args.truth_seed, 0)):
+        if value != default:
+            raise UsageError(f"{flag} describes a generated ground truth, and the data file {data} holds its own; "
+                             f"leave {flag} out with --data")
     shape = data_shape(data)
     if args.shape is not None and tuple(args.shape) != shape:
         raise UsageError(f"--shape {' '.join(map(str, args.shape))} does not match the data file {data}, "
