@@ -494,6 +494,9 @@ CASES = [
     Case("nnm --truth-seed with a data file", ("nnm", "--data", "{tmp}/x.npz", "--truth-seed", "7", "--out",
                                                "{tmp}/o"), 2, ("--truth-seed describes a generated ground truth",),
          _npz, _nothing_written),
+    Case("resume with another step cap", ("mf", *TINY[:-3], "--max-steps", "31", "--no-progress", "--out", "{tmp}/o",
+                                          "--resume"), 2,
+         ("holds a run of another configuration: max_steps 30 (now 31)", "rerun with the settings"), _unfinished_mf),
     # results readable by others (item 4)
     Case("files follow the umask", ("mf", *TINY, "--out", "{tmp}/o"), 0, (), check=_modes_follow_umask),
     Case("all entries observed", ("mf", "--shape", "4", "4", "--rank", "1", "--num-observations", "16", "--max-steps",

@@ -302,9 +302,13 @@ def prepare_run_dir(run_dir: str | Path, config: dict, *, resume: bool, resumabl
             raise OutputExistsError(f"out: {run_dir} holds a finished run (summary.json); choose another --out")
         if not (run_dir / CONFIG).exists():
             raise OutputExistsError(f"out: {run_dir} is not empty and not a run directory; choose another --out")
-        written = read_json(run_dir / CONFIG)
-        if {k: v for k, v in written.items() if k != DEVICE_USED} != json.loads(json.dumps(to_jsonable(config))):
-            raise OutputExistsError(f"out: {run_dir} holds a run of another configuration; choose another --out")
+        written = {k: v for k, v in read_json(run_dir / CONFIG).items() if k != DEVICE_USED}
+        wanted = json.loads(json.dumps(to_jsonable(config)))
+        if written != wanted:  # name what differs: a resume needs the settings the run was started with
+            changed = ", ".join(f"{k} {written.get(k)!r} (now {wanted.get(k)!r})"
+                                for k in sorted(set(written) | set(wanted)) if written.get(k) != wanted.get(k))
+            raise OutputExistsError(f"out: {run_dir} holds a run of another configuration: {changed}; rerun with the "
+                                    "settings it was started with, or choose another --out")
         if not resume:
             what = "pass --resume to continue it" if resumable else "delete it or choose another --out"
             raise OutputExistsError(f"out: {run_dir} holds an unfinished run; {what}")
