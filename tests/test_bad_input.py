@@ -497,6 +497,9 @@ CASES = [
     Case("resume with another step cap", ("mf", *TINY[:-3], "--max-steps", "31", "--no-progress", "--out", "{tmp}/o",
                                           "--resume"), 2,
          ("holds a run of another configuration: max_steps 30 (now 31)", "rerun with the settings"), _unfinished_mf),
+    Case("reproduce with a repeated seed", ("reproduce", "razin2020-norms", "--scale", "test", "--seeds", "0,0",
+                                            "--out", "{tmp}/o"), 2, ("seeds must be distinct",),
+         check=_nothing_written, absent=("== razin2020-norms",)),  # was refused after the experiment's header
     # results readable by others (item 4)
     Case("files follow the umask", ("mf", *TINY, "--out", "{tmp}/o"), 0, (), check=_modes_follow_umask),
     Case("all entries observed", ("mf", "--shape", "4", "4", "--rank", "1", "--num-observations", "16", "--max-steps",

@@ -81,10 +81,13 @@ def seed_tuple(seeds: list[int] | None) -> tuple[int, ...] | None:
     of three, which it was before; a one-line note says so)."""
     if seeds is None:
         return None
+    from ..experiments.claims import seed_list
+
+    chosen = seed_list(tuple(seeds), 1)  # refused here, before the first experiment starts (repeated, negative)
     if len(seeds) == 1 and seeds[0] > 0:
         print(f"implicitrank reproduce: note: --seeds is a list of seeds: {seeds[0]} runs seed {seeds[0]} only "
               f"(for {seeds[0]} repetitions: --seeds 0..{seeds[0] - 1})", file=sys.stderr)
-    return tuple(seeds)
+    return chosen
 
 
 def run_reproduce(args: argparse.Namespace) -> int:
