@@ -500,6 +500,8 @@ CASES = [
     Case("reproduce with a repeated seed", ("reproduce", "razin2020-norms", "--scale", "test", "--seeds", "0,0",
                                             "--out", "{tmp}/o"), 2, ("seeds must be distinct",),
          check=_nothing_written, absent=("== razin2020-norms",)),  # was refused after the experiment's header
+    Case("layers lr inf", ("layers", "demo", "--lr", "inf", "--out", "{tmp}/o"), 2,
+         ("lr inf is outside the range of float32",), check=_nothing_written),  # trained to NaN
     # results readable by others (item 4)
     Case("files follow the umask", ("mf", *TINY, "--out", "{tmp}/o"), 0, (), check=_modes_follow_umask),
     Case("all entries observed", ("mf", "--shape", "4", "4", "--rank", "1", "--num-observations", "16", "--max-steps",

@@ -70,8 +70,8 @@ class DigitsConfig:
         for name in ("init_scale", "autoencoder_init_scale", "lr"):
             if not getattr(self, name) > 0:
                 raise UsageError(f"{name} must be positive, got {getattr(self, name)}")
-        finfo = torch.finfo(torch.float32)  # the networks' dtype
-        for name in ("init_scale", "autoencoder_init_scale"):
+        finfo = torch.finfo(torch.float32)  # the networks' dtype (lr inf made every weight NaN)
+        for name in ("init_scale", "autoencoder_init_scale", "lr"):
             if not finfo.tiny <= getattr(self, name) <= finfo.max:
                 raise UsageError(f"{name} {getattr(self, name):g} is outside the range of float32 ({finfo.tiny:.3g} "
                                  f"to {finfo.max:.3g}), the networks' dtype")
