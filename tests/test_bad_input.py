@@ -502,6 +502,11 @@ CASES = [
          check=_nothing_written, absent=("== razin2020-norms",)),  # was refused after the experiment's header
     Case("layers lr inf", ("layers", "demo", "--lr", "inf", "--out", "{tmp}/o"), 2,
          ("lr inf is outside the range of float32",), check=_nothing_written),  # trained to NaN
+    Case("a sweep spec with an unknown tree", ("sweep", "{tmp}/tree.toml", "--out", "{tmp}/o"), 2,
+         ("tree must be one of",), lambda tmp: (tmp / "tree.toml").write_text(
+             'name = "tree"\n[base]\nmodel = "ht"\nshape = [2, 2, 2, 2]\nnum_observations = 8\ntree = "foo"\n'
+             '[axes]\nseed = [0, 1]\n'),
+         _nothing_written),  # each run failed at run time, its error.json written
     # results readable by others (item 4)
     Case("files follow the umask", ("mf", *TINY, "--out", "{tmp}/o"), 0, (), check=_modes_follow_umask),
     Case("all entries observed", ("mf", "--shape", "4", "4", "--rank", "1", "--num-observations", "16", "--max-steps",

@@ -265,6 +265,8 @@ class RunConfig:
         if self.data is not None and self.model != "matrix":
             raise UsageError(f"data: files hold matrix completion problems, not order-{len(self.shape)} tensors for "
                              f"model {self.model!r}; use model 'matrix' (implicitrank mf or nnm)")
+        if self.model == "ht":  # the tree, too, before any run starts (a sweep's job failed on it at run time)
+            tree_from_spec(self.tree, self.shape)
         TrainConfig(self.max_steps, self.loss_threshold, self.record_every, self.record_per_decade, 100,
                     self.checkpoint_every)
 
