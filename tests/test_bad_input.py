@@ -507,6 +507,11 @@ CASES = [
              'name = "tree"\n[base]\nmodel = "ht"\nshape = [2, 2, 2, 2]\nnum_observations = 8\ntree = "foo"\n'
              '[axes]\nseed = [0, 1]\n'),
          _nothing_written),  # each run failed at run time, its error.json written
+    Case("mf seeds range of 1e8 values", ("mf", *TINY, "--seeds", "0..100000000", "--out", "{tmp}/o"), 2,
+         ("holds more than 100,000 values",), check=_nothing_written),  # expanded, then ran silently for ever
+    Case("sweep seed range of 1e7 values", ("sweep", "{tmp}/big.toml", "--dry-run"), 2,
+         ("holds more than 100,000 values",), lambda tmp: (tmp / "big.toml").write_text(
+             'name = "big"\n[base]\nshape = [6, 6]\n[axes]\nseed = "0..10000000"\n')),
     # results readable by others (item 4)
     Case("files follow the umask", ("mf", *TINY, "--out", "{tmp}/o"), 0, (), check=_modes_follow_umask),
     Case("all entries observed", ("mf", "--shape", "4", "4", "--rank", "1", "--num-observations", "16", "--max-steps",

@@ -61,11 +61,16 @@ def add_parser(subparsers, name: str, **kwargs) -> argparse.ArgumentParser:
     return subparsers.add_parser(name, formatter_class=HelpFormatter, **kwargs)
 
 
+MAX_RANGE = 100_000  # values an 'A..B' range may hold (sweeps.spec.MAX_RANGE): each is a run, or more
+
+
 def int_list(text: str) -> list[int]:
-    """``3``, ``0,1,2`` or ``0..4`` (inclusive) as a list of ints."""
+    """``3``, ``0,1,2`` or ``0..4`` (inclusive, at most ``MAX_RANGE`` values) as a list of ints."""
     try:
         if ".." in text:
             lo, hi = text.split("..")
+            if int(hi) - int(lo) >= MAX_RANGE:  # 0..100000000 was expanded, then ran silently for ever
+                raise argparse.ArgumentTypeError(f"the range {text!r} holds more than {MAX_RANGE:,} values")
             values = list(range(int(lo), int(hi) + 1))
         else:
             values = [int(v) for v in text.split(",")]

@@ -45,6 +45,7 @@ else:  # pragma: no cover
 
 SECTIONS = ("name", "base", "axes", "zip", "slurm", "tensorboard")
 RANGE = re.compile(r"^\s*(-?\d+)\s*\.\.\s*(-?\d+)\s*$")
+MAX_RANGE = 100_000  # values a range may hold: 0..10000000 was planned for minutes (commands._common.MAX_RANGE)
 FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(RunConfig)}
 
 
@@ -281,6 +282,8 @@ def _axis_values(where: str, values: Any) -> list:
         lo, hi = int(match.group(1)), int(match.group(2))
         if hi < lo:
             raise UsageError(f"{where}: the range {values!r} is empty (B < A)")
+        if hi - lo >= MAX_RANGE:
+            raise UsageError(f"{where}: the range {values!r} holds more than {MAX_RANGE:,} values (each one a run)")
         return list(range(lo, hi + 1))
     if not isinstance(values, list):
         raise UsageError(f"{where}: expected a list of values or an integer range 'A..B', got {values!r}; "
