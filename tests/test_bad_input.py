@@ -512,6 +512,12 @@ CASES = [
     Case("sweep seed range of 1e7 values", ("sweep", "{tmp}/big.toml", "--dry-run"), 2,
          ("holds more than 100,000 values",), lambda tmp: (tmp / "big.toml").write_text(
              'name = "big"\n[base]\nshape = [6, 6]\n[axes]\nseed = "0..10000000"\n')),
+    Case("nnm relative tol of 1.5", ("nnm", "--tol", "1.5", "--out", "{tmp}/o"), 2, ("--tol is relative",),
+         check=_nothing_written),  # 'converged' after one iteration
+    Case("mf flow rtol of 2", ("mf", *TINY, "--optimizer", "gradient-flow", "--rtol", "2", "--out", "{tmp}/o"), 2,
+         ("rtol is relative and must be in (0, 1)",), check=_nothing_written),
+    Case("nnm max iter 0", ("nnm", "--max-iter", "0", "--out", "{tmp}/o"), 2, ("--max-iter must be >= 1, got 0",),
+         check=_nothing_written, absent=("--tol",)),  # the message blamed both options
     # results readable by others (item 4)
     Case("files follow the umask", ("mf", *TINY, "--out", "{tmp}/o"), 0, (), check=_modes_follow_umask),
     Case("all entries observed", ("mf", "--shape", "4", "4", "--rank", "1", "--num-observations", "16", "--max-steps",

@@ -228,6 +228,8 @@ class RunConfig:
         for name in ("lr", "init_scale", "eps", "rtol", "atol"):
             if not 0 < getattr(self, name) < math.inf:
                 raise UsageError(f"{name} must be positive (finite and > 0), got {getattr(self, name)}")
+        if not self.rtol < 1:  # a relative error of 100% or more accepts any step
+            raise UsageError(f"rtol is relative and must be in (0, 1), got {self.rtol}")
         finfo = torch.finfo(DTYPES[self.dtype])
         # numbers the run holds in its dtype: outside its range they would be 0 or inf there (lr 1e-50 is 0 in
         # float32, eps 1e39 inf: a run that does nothing), or lose their digits

@@ -90,8 +90,10 @@ def run_nnm(args: argparse.Namespace) -> int:
                           "dtype": "float64", "data": data})
     if not math.isfinite(args.eps_constraint) or args.eps_constraint < 0:
         raise UsageError(f"eps_constraint must be >= 0, got {args.eps_constraint}")
-    if not 0 < args.tol < math.inf or args.max_iter < 1:
-        raise UsageError(f"--tol must be finite and > 0 and --max-iter >= 1, got {args.tol}, {args.max_iter}")
+    if not 0 < args.tol < 1:  # relative: 1 or more certified any X at once (--tol 1.5 'converged' in 1 iteration)
+        raise UsageError(f"--tol is relative and must be in (0, 1), got {args.tol}")
+    if args.max_iter < 1:
+        raise UsageError(f"--max-iter must be >= 1, got {args.max_iter}")
     out = args.out or default_out("nnm")
     summary = solve_and_save(config, out, eps_constraint=args.eps_constraint, method=args.method, tol=args.tol,
                              max_iter=args.max_iter)
