@@ -518,6 +518,15 @@ CASES = [
          ("rtol is relative and must be in (0, 1)",), check=_nothing_written),
     Case("nnm max iter 0", ("nnm", "--max-iter", "0", "--out", "{tmp}/o"), 2, ("--max-iter must be >= 1, got 0",),
          check=_nothing_written, absent=("--tol",)),  # the message blamed both options
+    Case("sweep --workers with the serial executor", ("sweep", "{tmp}/lr.toml", "--workers", "4", "--out", "{tmp}/o"),
+         2, ("--workers is not used here (it applies to --executor local)",),
+         lambda tmp: (tmp / "lr.toml").write_text(DIVERGING_SPEC), _nothing_written),  # silently ignored
+    Case("sweep --partition with the local executor", ("sweep", "{tmp}/lr.toml", "--executor", "local",
+                                                       "--partition", "gpu", "--out", "{tmp}/o"), 2,
+         ("--partition is not used here (it applies to --executor slurm)",),
+         lambda tmp: (tmp / "lr.toml").write_text(DIVERGING_SPEC), _nothing_written),
+    Case("sweep --all without status", ("sweep", "{tmp}/lr.toml", "--all", "--out", "{tmp}/o"), 2,
+         ("--all is not used here",), lambda tmp: (tmp / "lr.toml").write_text(DIVERGING_SPEC), _nothing_written),
     # results readable by others (item 4)
     Case("files follow the umask", ("mf", *TINY, "--out", "{tmp}/o"), 0, (), check=_modes_follow_umask),
     Case("all entries observed", ("mf", "--shape", "4", "4", "--rank", "1", "--num-observations", "16", "--max-steps",

@@ -83,6 +83,7 @@ def sweep_command(args: argparse.Namespace) -> int:
         return status_command(Path(target[1]), args.all)
     if len(target) != 1:
         raise UsageError(f"expected one spec or sweep directory, got {target}; for the status: sweep status DIR")
+    _refuse_unused(args)
     path = Path(target[0])
     if path.is_dir():
         spec, out = parse_spec(read_sweep(path)["spec"]), args.out or path
@@ -107,6 +108,22 @@ def sweep_command(args: argparse.Namespace) -> int:
 
     print(f"report: {write_report(report.plan.out)}")
     return 0 if report.complete else 1
+
+
+def _refuse_unused(args: argparse.Namespace) -> None:
+    """Options the chosen run does not use, refused (they changed nothing, silently): ``--all`` outside ``status``,
+    ``--workers`` outside the local executor, the Slurm options outside Slurm, ``--max-batch`` with ``--no-batch``."""
+    given = [("--all", args.all, "it applies to: sweep status DIR")]
+    if args.executor != "local":
+        given.append(("--workers", args.workers is not None, "it applies to --executor local"))
+    if args.executor != "slurm":
+        given += [(f"--{name.replace('_', '-')}", getattr(args, name) is not None, "it applies to --executor slurm")
+                  for name in ("partition", "time", "cpus", "gpus", "mem_gb", "array_parallelism")]
+    if args.no_batch:
+        given.append(("--max-batch", args.max_batch is not None, "--no-batch runs one run per job"))
+    for flag, present, why in given:
+        if present:
+            raise UsageError(f"{flag} is not used here ({why}); leave it out")
 
 
 def status_command(out: Path, show_all: bool) -> int:
