@@ -527,6 +527,11 @@ CASES = [
          lambda tmp: (tmp / "lr.toml").write_text(DIVERGING_SPEC), _nothing_written),
     Case("sweep --all without status", ("sweep", "{tmp}/lr.toml", "--all", "--out", "{tmp}/o"), 2,
          ("--all is not used here",), lambda tmp: (tmp / "lr.toml").write_text(DIVERGING_SPEC), _nothing_written),
+    Case("reproduce one experiment with --workers", ("reproduce", "razin2020-norms", "--scale", "test", "--workers",
+                                                     "4", "--out", "{tmp}/o"), 2,
+         ("--workers applies to 'reproduce all'",), check=_nothing_written),  # silently ignored
+    Case("reproduce --list with a name", ("reproduce", "--list", "razin2020-norms"), 2,
+         ("--list lists the experiments",)),  # listed and exited 0
     # results readable by others (item 4)
     Case("files follow the umask", ("mf", *TINY, "--out", "{tmp}/o"), 0, (), check=_modes_follow_umask),
     Case("all entries observed", ("mf", "--shape", "4", "4", "--rank", "1", "--num-observations", "16", "--max-steps",

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..allocator import keep_freed_memory
-from ..errors import OutputExistsError
+from ..errors import OutputExistsError, UsageError
 from ..interrupts import import_torch
 from ..threads import available_cores, pin_threads
 from ._common import (
@@ -98,10 +98,15 @@ def run_reproduce(args: argparse.Namespace) -> int:
     from ..experiments import MODULES, experiment
     from ..experiments.registry import check_data
 
+    if args.list and args.name is not None:
+        raise UsageError(f"--list lists the experiments; leave out {args.name!r}, or --list to run it")
     if args.list or args.name is None:
         for name in MODULES:
             print(f"{name:32s} {experiment(name).TITLE}")
         return 0
+    if args.workers is not None and args.name != "all":  # one experiment runs in this process
+        raise UsageError(f"--workers applies to 'reproduce all' (experiments in parallel); leave it out for "
+                         f"{args.name}")
     if args.tensorboard:
         from ..tensorboard import require
 
