@@ -532,6 +532,9 @@ CASES = [
          ("--workers applies to 'reproduce all'",), check=_nothing_written),  # silently ignored
     Case("reproduce --list with a name", ("reproduce", "--list", "razin2020-norms"), 2,
          ("--list lists the experiments",)),  # listed and exited 0
+    Case("mf npz with several data seeds", ("mf", "--data", "{tmp}/x.npz", "--data-seeds", "0..3", "--out",
+                                            "{tmp}/o"), 2, ("--data-seeds: the mask of", "fixes the observed"),
+         _npz, _nothing_written),  # was 'configs of one batch may differ only in seed, init_scale, lr'
     # results readable by others (item 4)
     Case("files follow the umask", ("mf", *TINY, "--out", "{tmp}/o"), 0, (), check=_modes_follow_umask),
     Case("all entries observed", ("mf", "--shape", "4", "4", "--rank", "1", "--num-observations", "16", "--max-steps",

@@ -224,6 +224,9 @@ def resolve_problem(args: argparse.Namespace, data: str | None) -> dict[str, obj
         raise UsageError(f"--shape {' '.join(map(str, args.shape))} does not match the data file {data}, "
                          f"which holds a {shape[0]}×{shape[1]} matrix; leave --shape out with --data")
     observed = data_observations(data)
+    if observed is not None and len(getattr(args, "data_seeds", None) or ()) > 1:
+        raise UsageError(f"--data-seeds: the mask of {data} fixes the observed entries, so every data seed is the "
+                         "same problem; give one (or leave --data-seeds out)")
     if observed is not None:
         if args.num_observations is not None and args.num_observations != observed:
             raise UsageError(f"--num-observations {args.num_observations} does not match the data file {data}, "
