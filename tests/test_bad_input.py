@@ -295,7 +295,7 @@ CASES = [
                                                           "cuda:99", "--out", "{tmp}/o"), 2, ("device: 'cuda:99'",),
          check=_nothing_written),
     Case("layers depths repeated", ("layers", "demo", "--depths", "2,2", "--out", "{tmp}/o"), 2,
-         ("depths must be distinct",), check=_nothing_written),
+         ("implicitrank layers demo: error: depths must be distinct",), check=_nothing_written),
     # an init scale outside the run's dtype (it was made float32 whatever the dtype: 0 or inf, a traceback)
     Case("mf init scale beyond float32", ("mf", *TINY, "--init-scale", "1e300", "--out", "{tmp}/o"), 2,
          ("init_scale 1e+300 is outside the range of float32", "float64"), check=_nothing_written),

@@ -160,19 +160,21 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "func"):
         parser.print_help()
         return 0
+    # the command as typed, its subcommand included ("layers demo"), as argparse's own refusals name it
+    command = " ".join(filter(None, (args.command, getattr(args, "layers_command", None))))
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # here, where a closed pipe is caught below, not at the interpreter's exit
         return code
     except UsageError as err:
-        print(f"implicitrank {args.command}: error: {err}", file=sys.stderr)
+        print(f"implicitrank {command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C: not an error, no traceback; what was written stays (checkpoints, records)
         # a command may say itself what is left and how to go on (``after_interrupt``: sweep, layers demo)
         after = getattr(args, "after_interrupt", None) or "what was written so far is kept"
         if hasattr(args, "resume"):  # the commands that continue an output: name it (--resume alone is refused)
             after += f"; to continue, rerun the same command with --out {getattr(args, 'out', None) or 'DIR'} --resume"
-        print(f"\nimplicitrank {args.command}: interrupted; {after}", file=sys.stderr)
+        print(f"\nimplicitrank {command}: interrupted; {after}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # The reader went away (``implicitrank sweep status DIR | head -3``): stop quietly, as ``cat`` does.
