@@ -535,6 +535,10 @@ CASES = [
     Case("mf npz with several data seeds", ("mf", "--data", "{tmp}/x.npz", "--data-seeds", "0..3", "--out",
                                             "{tmp}/o"), 2, ("--data-seeds: the mask of", "fixes the observed"),
          _npz, _nothing_written),  # was 'configs of one batch may differ only in seed, init_scale, lr'
+    Case("demo seeds repeated", ("demo", "--seeds", "1,1", "--out", "{tmp}/o"), 2, ("--seeds: 1 is given twice",),
+         check=_nothing_written, absent=("training depth",)),  # dropped silently, where mf refuses it
+    Case("layers demo seeds repeated", ("layers", "demo", "--seeds", "0,0", "--out", "{tmp}/o"), 2,
+         ("--seeds: 0 is given twice",), check=_nothing_written),
     # results readable by others (item 4)
     Case("files follow the umask", ("mf", *TINY, "--out", "{tmp}/o"), 0, (), check=_modes_follow_umask),
     Case("all entries observed", ("mf", "--shape", "4", "4", "--rank", "1", "--num-observations", "16", "--max-steps",

@@ -84,6 +84,15 @@ def int_list(text: str) -> list[int]:
 MAX_SEED = 2**63 - 1  # the largest seed a torch generator takes (run.MAX_SEED)
 
 
+def distinct_seeds(seeds: list[int]) -> list[int]:
+    """``--seeds`` with each seed once, or a ``UsageError`` naming the one given twice (it was dropped silently by
+    ``demo`` and ``layers demo``, where ``mf`` refuses it)."""
+    repeated = next((s for i, s in enumerate(seeds) if s in seeds[:i]), None)
+    if repeated is not None:
+        raise UsageError(f"--seeds: {repeated} is given twice (each seed is one run); give each seed once")
+    return list(seeds)
+
+
 def seed_list(text: str) -> list[int]:
     """``int_list`` of seeds: each in [0, 2**63 - 1], what a torch generator takes."""
     values = int_list(text)
