@@ -539,6 +539,9 @@ CASES = [
          check=_nothing_written, absent=("training depth",)),  # dropped silently, where mf refuses it
     Case("layers demo seeds repeated", ("layers", "demo", "--seeds", "0,0", "--out", "{tmp}/o"), 2,
          ("--seeds: 0 is given twice",), check=_nothing_written),
+    Case("locality whose every run diverges", ("locality", "is-same-class", "--scale", "test", "--seeds", "0",
+                                               "--lr", "1e30", "--no-progress", "--out", "{tmp}/o"), 1,
+         ("without a number: their runs diverged",)),  # counted as failed claims, no word on why
     # results readable by others (item 4)
     Case("files follow the umask", ("mf", *TINY, "--out", "{tmp}/o"), 0, (), check=_modes_follow_umask),
     Case("all entries observed", ("mf", "--shape", "4", "4", "--rank", "1", "--num-observations", "16", "--max-steps",

@@ -162,5 +162,8 @@ def run_locality(args: argparse.Namespace) -> int:
     checked = claims(setup, table, args.scale)
     print(format_table(checked, ("claim", "paper_value", "our_value", "passed")))
     failed = sum(not row["passed"] for row in checked)
-    print(f"results in {Path(out) / setup.task}; {failed} of {len(checked)} claim(s) failed")
+    # a claim whose cells' runs all diverged has no number: it fails, but it was not evaluated
+    missing = sum(not math.isfinite(row["our_value"]) for row in checked)
+    unmeasured = f" ({missing} of them without a number: their runs diverged)" if missing else ""
+    print(f"results in {Path(out) / setup.task}; {failed} of {len(checked)} claim(s) failed{unmeasured}")
     return 1 if failed else 0
