@@ -12,13 +12,15 @@ This module imports nothing heavy.
 
 from __future__ import annotations
 
+import importlib
 import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import ModuleType
 
-__all__ = ["ctrl_c_seen", "import_torch", "interrupts_between_steps", "interrupts_deferred", "note_ctrl_c"]
+__all__ = ["ctrl_c_seen", "import_torch", "import_whole", "interrupts_between_steps", "interrupts_deferred",
+           "note_ctrl_c"]
 
 _SEEN: list[bool] = []  # one entry once a Ctrl-C reached this process (``note_ctrl_c``)
 
@@ -53,7 +55,12 @@ def interrupts_deferred() -> Iterator[None]:
         yield
         return
     received: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda number, frame: received.append(number))
+
+    def hold(number: int, frame: object) -> None:
+        note_ctrl_c()  # a pool worker saving its checkpoints then starts no further task either
+        received.append(number)
+
+    previous = signal.signal(signal.SIGINT, hold)
     try:
         yield
     finally:
@@ -105,6 +112,28 @@ def import_torch() -> ModuleType:
     KeyboardInterrupt
         After the import, when Ctrl-C came during it.
     """
+    return import_whole("torch")
+
+
+def import_whole(name: str) -> ModuleType:
+    """Import the module ``name`` with Ctrl-C held off until the import is done, then raised: a library that loads
+    numpy or scipy (torch, scikit-learn) can lose an interrupt or end the process by SIGINT after ours has reported
+    it (``layers demo`` interrupted while scikit-learn loaded printed its message and exited -2, not 130).
+
+    Parameters
+    ----------
+    name : str
+        The module, e.g. ``"sklearn.datasets"``.
+
+    Returns
+    -------
+    module
+        The module.
+
+    Raises
+    ------
+    KeyboardInterrupt
+        After the import, when Ctrl-C came during it.
+    """
     with interrupts_deferred():
-        import torch
-    return torch
+        return importlib.import_module(name)

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..interrupts import import_whole
+
 SPLITS = ("train", "test")
 DIGITS_TRAIN_SIZE = 1200  # of scikit-learn's 1797 digits; the rest are the test split
 
@@ -89,7 +91,7 @@ def digits_source(split: str) -> ImageSource:
 
 @lru_cache(maxsize=1)
 def _digits() -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
+    load_digits = import_whole("sklearn.datasets").load_digits  # Ctrl-C held while scikit-learn loads
 
     digits = load_digits()
     return digits.images.astype(np.uint8), digits.target

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from ..errors import MissingInputError, UsageError
+from ..interrupts import import_whole
 from .completion import Completion
 
 VARIANTS = ("original", "random-labels", "random-images")
@@ -134,7 +135,7 @@ def digits_one_vs_all(
     ----------
     Razin, Maman & Cohen, ICML 2021, §5.2 (the set-up, here on a data set small enough for tests).
     """
-    from sklearn.datasets import load_digits
+    load_digits = import_whole("sklearn.datasets").load_digits  # Ctrl-C held while scikit-learn loads
 
     if not 0.0 <= test_fraction < 1.0:
         raise UsageError(f"test_fraction must be in [0, 1), got {test_fraction}")
