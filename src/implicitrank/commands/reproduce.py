@@ -99,7 +99,8 @@ def run_reproduce(args: argparse.Namespace) -> int:
     from ..experiments.registry import check_data
 
     if args.list and args.name is not None:
-        raise UsageError(f"--list lists the experiments; leave out {args.name!r}, or --list to run it")
+        raise UsageError(f"--list lists the experiments and runs none; leave out {args.name!r} to list them, or "
+                         f"leave out --list to run {args.name}")
     if args.list or args.name is None:
         for name in MODULES:
             print(f"{name:32s} {experiment(name).TITLE}")
