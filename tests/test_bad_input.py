@@ -316,7 +316,7 @@ CASES = [
     Case("htf init std with a large init mean", ("htf", "--init-mean", "1e5", "--out", "{tmp}/o"), 2,
          ("--init-std 0.01 with --init-mean 100000",), check=_nothing_written),
     Case("locality patch size 0", ("locality", "pathfinder", "--scale", "test", "--patch-size", "0", "--out",
-                                   "{tmp}/o"), 2, ("patch_size (--patch-size) must be >= 1",),
+                                   "{tmp}/o"), 2, ("patch_size (--patch-size): patch size must be >= 1",),
          check=_nothing_written),  # was a traceback once training had begun, its directory written
     Case("locality cache dir that is a file", ("locality", "pathfinder", "--scale", "test", "--cache-dir",
                                               "{tmp}/file", "--out", "{tmp}/o"), 2, ("is a file, not a directory",),

@@ -105,6 +105,7 @@ from ..cnn import (
     cifar10_source,
     digits_source,
     pair_slots,
+    random_patch_pair,
     resnet18,
     resnet34,
     train_classifier,
@@ -188,9 +189,10 @@ class LocalitySetup:
             raise UsageError(f"n_train and n_test must be >= 2, got {self.n_train}, {self.n_test}")
         if self.task == "pathfinder":  # checked here, not when the regularizer first runs (after training began)
             side = self.pathfinder.output_size
-            if self.patch_size < 1 or (side // self.patch_size) ** 2 < 2:
-                raise UsageError(f"patch_size (--patch-size) must be >= 1 and leave room for two patches in the "
-                                 f"{side}x{side} images, got {self.patch_size}")
+            try:  # the regularizer's own check, on one draw of its patches
+                random_patch_pair((side, side), self.patch_size, torch.Generator().manual_seed(0))
+            except ValueError as err:
+                raise UsageError(f"patch_size (--patch-size): {err}") from None
             if self.cache_dir is not None and Path(self.cache_dir).exists() and not Path(self.cache_dir).is_dir():
                 raise UsageError(f"cache_dir (--cache-dir): {self.cache_dir} is a file, not a directory")
 
