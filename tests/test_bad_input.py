@@ -279,6 +279,9 @@ CASES = [
     # a value given twice: one run directory for two runs, or one run counted twice in a mean
     Case("mf seeds repeated", ("mf", *TINY, "--seeds", "0,1,0", "--out", "{tmp}/o"), 2,
          ("--seeds: 0 is given twice",), check=_nothing_written),
+    Case("mf seeds that differ past 6 digits", ("mf", *TINY[:-3], "--max-steps", "2", "--seeds", "1000000,1000001",
+                                                "--no-progress", "--out", "{tmp}/o"), 0, ("seed1000001",)),
+    # (two runs: integers name their directories in full; they were refused as '1e+06 is given twice')
     Case("mf init scales equal to 6 digits", ("mf", *TINY, "--init-scale", "1e-3", "0.0010000001", "--out", "{tmp}/o"),
          2, ("--init-scale: 0.001 is given twice",), check=_nothing_written),
     Case("tf lr repeated", ("tf", "--lr", "0.01", "0.01", "--out", "{tmp}/o"), 2, ("--lr: 0.01 is given twice",),

@@ -84,13 +84,15 @@ def int_list(text: str) -> list[int]:
 MAX_SEED = 2**63 - 1  # the largest seed a torch generator takes (run.MAX_SEED)
 
 
-def distinct_seeds(seeds: list[int]) -> list[int]:
-    """``--seeds`` with each seed once, or a ``UsageError`` naming the one given twice (it was dropped silently by
-    ``demo`` and ``layers demo``, where ``mf`` refuses it)."""
-    repeated = next((s for i, s in enumerate(seeds) if s in seeds[:i]), None)
+def refuse_repeats(flag: str, values: Sequence[float] | None) -> None:
+    """Refuse a value of the list flag ``flag`` given twice: each value is one run, and one run directory would hold
+    two. Floats count as equal to the 6 significant digits that name their directories (``lr0.001``); integers
+    (seeds) are named in full, so 1000000 and 1000001 are two."""
+    shown = [f"{v:g}" if isinstance(v, float) else str(v) for v in values or ()]
+    repeated = next((v for i, v in enumerate(shown) if v in shown[:i]), None)
     if repeated is not None:
-        raise UsageError(f"--seeds: {repeated} is given twice (each seed is one run); give each seed once")
-    return list(seeds)
+        digits = ", named by its 6 significant digits" if any(isinstance(v, float) for v in values) else ""
+        raise UsageError(f"{flag}: {repeated} is given twice (each value is one run{digits}); give each value once")
 
 
 def seed_list(text: str) -> list[int]:

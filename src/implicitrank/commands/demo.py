@@ -47,7 +47,8 @@ def run_demo(args: argparse.Namespace) -> int:
     base = dict(shape=(args.size, args.size), rank=args.rank, num_observations=args.num_observations,
                 init_scale=args.init_scale, lr=1e-2, max_steps=args.max_steps, checkpoint_every=0,
                 device=args.device)
-    seeds = _common.distinct_seeds(args.seeds)
+    _common.refuse_repeats("--seeds", args.seeds)  # demo and layers demo dropped one silently
+    seeds = list(args.seeds)
     # every config checked (RunConfig refuses a bad value) before the first run starts
     depths = {depth: [RunConfig(**base, depth=depth, seed=s, dtype=args.dtype) for s in seeds] for depth in (1, 2, 3)}
     baseline = RunConfig(**base, dtype="float64")

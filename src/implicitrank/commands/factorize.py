@@ -249,11 +249,7 @@ def _refuse_repeats(args: argparse.Namespace) -> None:
     for flag, values in (("--seeds", args.seeds), ("--data-seeds", args.data_seeds), ("--lr", args.lr),
                          ("--init-scale", getattr(args, "init_scale", None)),
                          ("--init-std", getattr(args, "init_std", None))):
-        shown = [f"{v:g}" for v in values or ()]
-        repeated = next((v for i, v in enumerate(shown) if v in shown[:i]), None)
-        if repeated is not None:
-            raise UsageError(f"{flag}: {repeated} is given twice (each value is one run, named by its 6 significant "
-                             "digits); give each value once")
+        _common.refuse_repeats(flag, values)
 
 
 def run_command(args: argparse.Namespace) -> int:

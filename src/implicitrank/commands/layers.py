@@ -78,7 +78,8 @@ def run_demo(args: argparse.Namespace) -> int:
     from ..nn.digits_experiment import autoencoder_run, classifier_run, load_digits
 
     config = config_from(args)
-    seeds = _common.distinct_seeds(args.seeds)
+    _common.refuse_repeats("--seeds", args.seeds)  # demo and layers demo dropped one silently
+    seeds = list(args.seeds)
     out = args.out or default_out("layers-demo")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         if (out / "results.json").is_file():
