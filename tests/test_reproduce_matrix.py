@@ -201,6 +201,10 @@ def test_singular_values_follow_theorem_three_and_singular_vectors_align(dynamic
     for depth in (2, 3):
         assert _passed(claims, f"depth {depth}: measured dsigma/dt vs Theorem 3")
         assert _passed(claims, f"depth {depth}: singular vectors align")
+        # depth 1 aligns too (from identity init, not an effect of depth): the claim's note says so, with its number
+        (align,) = _claims(claims, f"depth {depth}: singular vectors align")
+        depth1 = float(align.note.split("(median ")[1].split(")")[0])
+        assert "depth 1 aligns as well" in align.note and 0 <= depth1 <= 1.0
 
 
 def test_movielens_claims_are_not_run_without_data(dynamics):
@@ -395,6 +399,31 @@ def test_the_perturbed_ordering_claim_compares_the_magnitude_of_w11():
     assert ordering((-1.0, 5.0)) == "fail"  # signed: increasing in eps; magnitude: increasing too
     assert ordering((-9.0, -3.0)) == "pass"
     assert ordering((9.0, -3.0)) == "pass"  # the sign is the other claim's ("w11 < 0")
+
+
+def test_depth_two_plateaus_lower_only_by_a_margin():
+    """"Depth 2 plateaus lower than depth 3" asked depth 2's |w11| < depth 3's with no margin: a depth 3 that
+    plateaued too, 1% above depth 2, passed. It now asks depth 3 / depth 2 >= PLATEAU_MARGIN."""
+    from implicitrank.experiments.razin2020_norms import PLATEAU_MARGIN, _claims
+
+    cfg = SCALES["test"]
+    end = cfg.loss_threshold
+
+    def plateaus(depth3_over_depth2):
+        def trajectory(depth):
+            final = 6.5 * (depth3_over_depth2 if depth == 3 else 1.0)
+            return [{"depth": depth, "variant": "balanced", "epsilon": None, "seed": 0, "step": step, "loss": loss,
+                     "w11": w11, "w22": 0.0, "det": 0.01, "nuclear_norm": w11, "frobenius_norm": w11,
+                     "spectral_norm": w11, "effective_rank": 1.05} for step, loss, w11 in ((0, 1.0, 0.1),
+                                                                                           (5000, end, final))]
+        flow = {d: [] for d in cfg.depths}
+        rows = [r for d in (1, *cfg.depths) for r in trajectory(d)]
+        found = [c for c in _claims(rows, cfg, flow) if c.claim.startswith("depth 2 plateaus lower than depth 3")]
+        assert len(found) == 1
+        return found[0].status
+
+    assert plateaus(1.01) == "fail"
+    assert plateaus(PLATEAU_MARGIN * 1.01) == "pass"
 
 
 def test_depth_invariance_flags_a_spread_of_zero_from_runs_that_never_left_their_init():

@@ -62,6 +62,7 @@ TITLE = "Razin & Cohen 2020, Figs. 1-2: 2x2 completion, |w11| and norms diverge 
 OBSERVED = ((0, 1), (1, 0), (1, 1))
 MAIN_VALUES = (1.0, 1.0, 0.0)
 HALF_SUM = 1.5  # ℓ = ½·Σ over 3 observations = 1.5 × (mean over observations)
+PLATEAU_MARGIN = 1.5  # depth 3 / depth 2 of |w11| at the end (see the claim)
 # w11 of the perturbed problem at loss 1e-4 in earlier re-runs (not published; shown in a note only), by ε.
 RERUN_PERTURBED = {0.01: -41.4, 0.05: -15.6, 0.1: -8.7, 0.5: -1.9}
 
@@ -330,8 +331,11 @@ def _claims(rows: list[dict], cfg: NormsScale, flow: dict[int, list[dict]]) -> l
     if 2 in cfg.depths and 3 in cfg.depths:
         d2 = [abs(t[-1]["w11"]) for t in _runs(rows, depth=2, variant="balanced")]
         d3 = [abs(t[-1]["w11"]) for t in _runs(rows, depth=3, variant="balanced")]
-        claims.append(evaluate("depth 2 plateaus lower than depth 3 (balanced, |w11| at the end, run k of each "
-                               "depth: [depth 2, depth 3])", "less", None, [list(x) for x in zip(d2, d3)],
+        # a margin, not "less": the depth-2 plateau (|w11| ≈ 6.5) against 1/√(2 loss) is 2x at test scale, 10x in
+        # the paper's set-up; equal values, or a depth 3 that plateaus too, must not pass by a rounding difference
+        claims.append(evaluate(f"depth 2 plateaus lower than depth 3 (balanced, |w11| at the end, depth 3 / depth 2, "
+                               f"run k of each depth; at least {PLATEAU_MARGIN:g}x)", "at_least", PLATEAU_MARGIN,
+                               [b / a if a > 0 else math.nan for a, b in zip(d2, d3)],
                                note="not a published number: earlier re-runs gave ≈7 vs 70.7 at loss 1e-4"))
     deepest = max(cfg.depths)
     perturbed = {t[0]["epsilon"]: t[-1]["w11"] for t in _runs(rows, depth=deepest, variant="perturbed")}
