@@ -348,6 +348,12 @@ CASES = [
          ("does NOT hold (depth 1, depth 2, depth 3: no result, a run diverged)",)),  # was a TypeError traceback
     Case("demo refuses a bad rank before it trains", ("demo", "--size", "10", "--rank", "0", "--out", "{tmp}/o"), 2,
          ("rank must be in [1, 10]",), check=_nothing_written, absent=("training depth",)),
+    Case("tf --rank above the most a CP rank can be", ("tf", "--shape", "4", "4", "4", "--rank", "17", "--out",
+                                                       "{tmp}/o"), 2,
+         ("rank must be in [1, 16] for shape (4, 4, 4) (64 entries / the largest mode 4",), check=_nothing_written),
+    Case("htf --rank above the bound of its node ranks", ("htf", "--shape", "2", "2", "2", "2", "--rank", "9", "--out",
+                                                          "{tmp}/o"), 2, ("rank must be in [1, 8]",),
+         check=_nothing_written),
     Case("mf --resume without --out", ("mf", *TINY, "--resume"), 2, ("--resume needs --out DIR",)),
     Case("locality --resume without --out", ("locality", "pathfinder", "--scale", "test", "--resume"), 2,
          ("--resume needs --out DIR",)),

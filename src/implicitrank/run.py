@@ -90,7 +90,9 @@ class RunConfig:
         Mode sizes of the end-to-end tensor; (rows, cols) for ``matrix``. Default (100, 100).
     rank : int
         Rank of the generated ground truth: its matrix rank (``matrix``, in [1, min(shape)]), CP rank (``cp``),
-        or every internal node's width R_ν (``ht``). Unused with ``data``. Default 5.
+        or every internal node's width R_ν (``ht``); for ``cp`` and ``ht`` in [1, Π D_n / max D_n], the most a
+        tensor's CP rank can be (a sum of its slices along the largest mode), which bounds every matricization
+        rank too. Unused with ``data``. Default 5.
     num_observations : int
         Observed entries (completion) or measurements (sensing); for MovieLens ``data``, the ratings sampled for
         training. At most the number of entries for generated completion. Default 2000.
@@ -217,9 +219,11 @@ class RunConfig:
             raise UsageError(f"shape must be (rows, cols) for model 'matrix', got {self.shape}")
         numel = math.prod(self.shape)
         if self.data is None:
-            limit = min(self.shape) if self.model == "matrix" else numel
+            limit = min(self.shape) if self.model == "matrix" else numel // max(self.shape)  # max CP rank bound
             if not 1 <= self.rank <= limit:
-                raise UsageError(f"rank must be in [1, {limit}] for shape {self.shape}, got {self.rank}")
+                why = "" if self.model == "matrix" else (f" ({numel} entries / the largest mode {max(self.shape)}: the "
+                                                          "most a tensor's CP rank can be)")
+                raise UsageError(f"rank must be in [1, {limit}] for shape {self.shape}{why}, got {self.rank}")
             if self.task == "completion" and not 1 <= self.num_observations <= numel:
                 raise UsageError(f"num_observations must be in [1, {numel}] (the number of entries), "
                                  f"got {self.num_observations}")
