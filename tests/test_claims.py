@@ -160,6 +160,20 @@ def test_a_control_without_numbers_is_no_check_rather_than_failing_as_it_must(tm
     assert [c["control_css"] for c in section["claims"]] == ["fail", "fail", "pass"]
 
 
+def test_a_claim_whose_control_passes_too_fails():
+    """The control is the same test where the phenomenon must not appear; when it passes, the claim's pass shows
+    nothing (razin2022-locality at test scale: "near chance at the far difficulty" passed for a network that learned
+    nothing anywhere, and so did its control), so the claim fails and says why."""
+    passing = evaluate("control: learns nothing", "absolute", 5.0, [50.0, 50.0], seeds=[0, 1], reference=50.0)
+    failing = evaluate("control: learns", "absolute", 5.0, [90.0, 92.0], seeds=[0, 1], reference=50.0)
+    for control, status in ((passing, "fail"), (failing, "pass"), (None, "pass")):
+        claim = evaluate("near chance", "absolute", 5.0, [50.0, 51.0], seeds=[0, 1], reference=50.0, control=control)
+        assert claim.status == status and claim.holds_in == 2
+        assert ("control passes too" in claim.note) == (status == "fail")
+    missing = evaluate("control: diverged", "absolute", 5.0, [math.nan, math.nan], seeds=[0, 1], reference=50.0)
+    assert evaluate("near chance", "absolute", 5.0, [50.0], seeds=[0], reference=50.0, control=missing).status == "pass"
+
+
 def test_claims_files_list_failures_first_with_counts_controls_and_provenance(tmp_path):
     control = evaluate("control: depth 1", "at_most", 1e-3, [0.5, 0.6], seeds=[0, 1])
     claims = [evaluate("good", "at_most", 1e-3, [1e-4, 2e-4], seeds=[0, 1], control=control),

@@ -100,6 +100,9 @@ def test_digits_are_fit_at_rank_one_random_data_is_not_and_mnist_claims_need_dat
     digits = [c for c in claims if c.claim.startswith("digits")]
     assert len(digits) == 5 and all(c.status == "pass" for c in digits), digits
     assert_controls_fail(claims)
+    # random data staying at the label variance holds for a model that learns nothing: its control is the original
+    stays = next(c for c in digits if "stay at the label variance" in c.claim)
+    assert stays.control is not None and stays.control.claim.startswith("control: digits, original")
     mnist = [c for c in claims if not c.claim.startswith("digits")]
     assert mnist and all(c.status == "not run" and "needs --data" in c.note for c in mnist)
     assert (tmp_path / "digits.png").is_file() and (tmp_path / "errors.csv").is_file()
@@ -151,10 +154,10 @@ def test_locality_claims_are_evaluated_per_seed_and_a_missing_accuracy_fails(tmp
     assert len(vacuous_if_passing) == 2 and all(c.status == "pass" for c in vacuous_if_passing)
     assert all(c.control.status == "fail" and c.control.per_seed == pytest.approx((97.0, 49.0, 96.0))
                for c in vacuous_if_passing)
-    # ... and passes where every run is at chance, so both are shown not to discriminate
+    # ... and passes where every run is at chance: both claims hold there too, and fail, as not discriminating
     nothing = seed_claims(setup, [r | {"last_test_acc": 0.5} for r in rows], (0, 1, 2), "quick")
-    flagged = {c.claim: (c.status, c.control.status) for c in nothing if c.control is not None}
-    assert [v for k, v in flagged.items() if "near chance (%)" in k or "unchanged" in k] == [("pass", "pass")] * 2
+    flagged = {c.claim: (c.status, c.control.status, c.holds_in) for c in nothing if c.control is not None}
+    assert [v for k, v in flagged.items() if "near chance (%)" in k or "unchanged" in k] == [("fail", "pass", 3)] * 2
     weaker_near = [r | {"last_test_acc": r["last_test_acc"] - 0.1} if (r["reg_weight"], r["difficulty"]) == (0.0, 2)
                    else r for r in rows]  # λ = 3 now gains 10, 59 and 11 points at L = 2 too
     control = next(c for c in seed_claims(setup, weaker_near, (0, 1, 2), "quick") if "recovers" in c.claim).control

@@ -61,6 +61,7 @@ NUCLEAR_EPS = 1e-3  # completion: |X_ij − y_ij| <= 1e-3 on observed entries, a
 BASELINE_GAP = 1e-4  # the relative suboptimality a baseline X certified short of its 1e-6 target may have
 RECOVERED = 1e-3  # squared relative error counted as "≈ ground truth" at reduced scales
 FAILED = 1e-2  # squared relative error counted as "fails"
+NORM_MARGIN = 1.02  # a deep solution's nuclear norm over the minimum's: half the paper's 4.4% (219.4 / 210.15)
 
 
 @dataclass(frozen=True)
@@ -107,8 +108,10 @@ class CompletionScale:
 
 
 SCALES = {
-    "test": CompletionScale(12, 1, (40, 100), (2, 3), (1e-2, 1e-3, 1e-4), 1e-2, 5_000, 1, None),
-    "quick": CompletionScale(30, 2, (250, 600), (2, 3, 4), (1e-2, 1e-3, 1e-4, 1e-5), 3e-3, 30_000, 3, 250),
+    # The paper's α: 1e-3 down (‖W(0)‖_F <= 1e-2 at n = 100, Figure 2's x-axis). From α = 1e-2, outside it, depth 3
+    # stalled at train loss 2e-5 (test) and ended at errors 4e-3-4e-2 (quick), which "at every init" counts.
+    "test": CompletionScale(12, 1, (40, 100), (2, 3), (1e-3, 1e-4, 1e-5), 1e-2, 5_000, 1, None),
+    "quick": CompletionScale(30, 2, (250, 600), (2, 3, 4), (1e-3, 1e-4, 1e-5, 1e-6), 3e-3, 30_000, 3, 250),
     "paper": CompletionScale(100, 5, (2000, 5000), (2, 3, 4), (1e-3, 1e-4, 1e-5, 1e-6), 1e-3, 1_000_000, 3, 2000,
                              completion_training=FLOW_RKC, sensing_training=Training("gradient-flow")),
 }
@@ -235,12 +238,15 @@ def _claims(rows: list[dict], cfg: CompletionScale, truth: float, seeds: tuple[i
     nn = {"method": "nuclear norm"}
     nn_error = per_seed(fewc, "error", seeds, **nn)
     deep = [d for d in cfg.depths if d >= 3]
-    deep_errors = list(zip(*(per_seed(fewc, "error", seeds, depth=d) for d in deep)))
+    # the worst init of each seed and depth: the paper's "at every init", which a median over 4 inits would hide
+    # one failed init from (papers.md: a depth-4 run at a tiny init fit the data and ended at error 2.7)
+    deep_errors = list(zip(*([worst(r["error"] for r in fewc if r["seed"] == s and r["depth"] == d) for s in seeds]
+                             for d in deep)))
     claims = []
     control = evaluate(f"control: {few} obs, the minimum-nuclear-norm solution ≈ ground truth", "at_most",
                        RECOVERED, nn_error, seeds=seeds)
-    claims.append(evaluate(f"{few} obs: every depth >= 3 ≈ ground truth (error of depths {deep}, median over "
-                           "inits)", "at_most", RECOVERED, deep_errors, seeds=seeds,
+    claims.append(evaluate(f"{few} obs: every depth >= 3 ≈ ground truth (error of depths {deep}, worst init)",
+                           "at_most", RECOVERED, deep_errors, seeds=seeds,
                            published=published.A19_DEEP_RECOVERS, control=control))
     claims.append(evaluate(f"{few} obs: minimum nuclear norm fails (error)", "at_least", FAILED, nn_error,
                            seeds=seeds, published=published.A19_DEEP_RECOVERS))
@@ -255,8 +261,11 @@ def _claims(rows: list[dict], cfg: CompletionScale, truth: float, seeds: tuple[i
     nn_rank = per_seed(fewc, "effective_rank", seeds, **nn)
     for d in deep:
         norm, error = per_seed(fewc, "nuclear_norm", seeds, depth=d), per_seed(fewc, "error", seeds, depth=d)
-        claims.append(evaluate(f"{few} obs, depth {d}: nuclear norm above the minimum nuclear norm ([min norm, "
-                               "depth's norm])", "less", None, [list(x) for x in zip(nn_norm, norm)], seeds=seeds,
+        # A margin: any matrix that fits the observations has at least the minimum's norm (less so the relaxed
+        # minimum's), so "above" alone holds by definition. The paper's depths sit 4.4% above (219.4 / 210.15).
+        claims.append(evaluate(f"{few} obs, depth {d}: nuclear norm above the minimum nuclear norm (depth's norm / "
+                               f"min norm, at least {NORM_MARGIN:g})", "at_least", NORM_MARGIN,
+                               [a / b if b > 0 else math.nan for a, b in zip(norm, nn_norm)], seeds=seeds,
                                published=published.A19_NORM_VS_ERROR))
         claims.append(evaluate(f"{few} obs, depth {d}: yet smaller error than minimum nuclear norm ([depth's error, "
                                "min-norm error])", "less", None, [list(x) for x in zip(error, nn_error)],

@@ -12,10 +12,11 @@ list) and spread (min–max), and a machine-readable test with its parameter:
 * ``less``:      x[0] < x[1] < ... (a list whose first element must be the smallest, e.g. [ours, rival])
 
 A seed rule decides over seeds: ``all`` (holds in n of n seeds) or ``median`` (holds on the median, and in a
-majority of seeds). Any NaN, inf or None in any seed's value — Python, NumPy or torch numbers, 0-d or n-d tensors,
-nested lists — makes the claim fail, reported as "k of n runs missing". The status is ``pass``, ``fail`` or
-``not run`` (the claim needs data we do not ship: reported, never passed). ``claims.md`` renders the same record
-as ``claims.json``: the tolerance printed is the one applied.
+majority of seeds). A claim whose control (the same test where the phenomenon must not appear) passes too
+fails: it does not discriminate. Any NaN, inf or None in any seed's value — Python, NumPy or torch numbers, 0-d
+or n-d tensors, nested lists — makes the claim fail, reported as "k of n runs missing". The status is ``pass``,
+``fail`` or ``not run`` (the claim needs data we do not ship: reported, never passed). ``claims.md`` renders the
+same record as ``claims.json``: the tolerance printed is the one applied.
 """
 
 from __future__ import annotations
@@ -308,7 +309,8 @@ def evaluate(claim: str, test: str, parameter, per_seed: Sequence, *, seeds: Ite
     note : str, optional
         A remark kept with the claim. Default ``""``.
     control : Claim or None, optional
-        The same test on a control run (it must fail). Default None.
+        The same test on a control run (it must fail). A claim whose control passes fails, with a note: it does not
+        discriminate. Default None.
 
     Returns
     -------
@@ -364,6 +366,9 @@ def evaluate(claim: str, test: str, parameter, per_seed: Sequence, *, seeds: Ite
             majority = count >= len(values) // 2 + 1
             ok = aggregate is not None and holds(test, parameter, aggregate, reference) and majority
         status = "pass" if ok else "fail"
+        if ok and control is not None and control.status == "pass":
+            status = "fail"
+            notes.append("its control passes too, so the claim does not tell the phenomenon from its absence")
     return Claim(claim, status, test, parameter, reference, published, derived, seeds, tuple(values),
                  aggregate, spread, rule, count, missing, "; ".join(notes), control)
 
