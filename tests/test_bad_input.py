@@ -354,6 +354,16 @@ CASES = [
     Case("htf --rank above the bound of its node ranks", ("htf", "--shape", "2", "2", "2", "2", "--rank", "9", "--out",
                                                           "{tmp}/o"), 2, ("rank must be in [1, 8]",),
          check=_nothing_written),
+    Case("tf whose default CP components are too many", ("tf", "--shape", "1000", "1000", "1000", "1000", "--out",
+                                                         "{tmp}/o"), 2, ("components must be given",),
+         check=_nothing_written),  # was a ValueError traceback
+    # sizes no machine holds ended in an allocation error's C++ traceback, after the run directory was written
+    *(Case(f"{argv[0]} {' '.join(argv[1:])} needs more memory than the machine has", (*argv, "--out", "{tmp}/o"), 2,
+           ("this batch needs at least", "GiB of memory; use a smaller --shape, --width, --components or --rank"),
+           check=_nothing_written)
+      for argv in (("mf", "--shape", "100000000", "100000000"), ("mf", "--width", "1000000000"),
+                   ("tf", "--components", "1000000000000"), ("htf", "--shape", "100", "100", "100", "100", "--rank",
+                                                             "1000000"))),
     Case("mf --resume without --out", ("mf", *TINY, "--resume"), 2, ("--resume needs --out DIR",)),
     Case("locality --resume without --out", ("locality", "pathfinder", "--scale", "test", "--resume"), 2,
          ("--resume needs --out DIR",)),

@@ -56,6 +56,9 @@ def test_protocol_methods_are_present_and_shaped_alike(kind):
     gradient = _task(model, 3).dense_loss_and_grad(w)[1]
     rates = model.predicted_rates(params, gradient)
     assert rates.shape == sigma.shape and bool(rates.isfinite().all())
+    assert model.num_parameters == sum(p[0].numel() for p in params)  # what init allocates per run
+    wide = BUILD[kind](**({"widths": (7, 6)} if kind == "matrix" else {}))
+    assert wide.num_parameters == sum(p[0].numel() for p in wide.init(1, 0.5, generators([0])))
 
 
 @pytest.mark.parametrize(("kind", "init"), ALL_INITS)

@@ -14,6 +14,7 @@ import functools
 import hashlib
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -271,8 +272,10 @@ class RunConfig:
         if self.data is not None and self.model != "matrix":
             raise UsageError(f"data: files hold matrix completion problems, not order-{len(self.shape)} tensors for "
                              f"model {self.model!r}; use model 'matrix' (implicitrank mf or nnm)")
-        if self.model == "ht":  # the tree, too, before any run starts (a sweep's job failed on it at run time)
-            tree_from_spec(self.tree, self.shape)
+        try:  # the factorization's own checks (the tree; a CP default of 1e9 components was a traceback)
+            MODELS[self.model].build(self)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
         TrainConfig(self.max_steps, self.loss_threshold, self.record_every, self.record_per_decade, 100,
                     self.checkpoint_every)
 
@@ -445,6 +448,56 @@ MODELS: dict[str, ModelEntry] = {
     "cp": ModelEntry(_cp, _cp_truth, CPFactorization.inits),
     "ht": ModelEntry(_ht, _ht_truth, HierarchicalFactorization.inits),
 }
+
+
+def memory_floor(configs: list[RunConfig]) -> int:
+    """The bytes a batch of ``configs`` cannot train in less: the parameters ``init`` allocates for each run on the
+    CPU (``num_parameters`` entries in the run's dtype), one dense float64 tensor of the batch's shape (the
+    generated ground truth, or a file's matrix) and, for ``ht``, the float64 weights its ground truth is made of
+    (every internal node R_ν = ``rank``).
+
+    Parameters
+    ----------
+    configs : list of RunConfig
+        The batch (equal shapes).
+
+    Returns
+    -------
+    int
+        A lower bound on the batch's memory, in bytes: what it needs on top is the optimizer's state, gradients,
+        the end-to-end tensor and the observations.
+    """
+    params = sum(MODELS[c.model].build(c).num_parameters * torch.empty((), dtype=DTYPES[c.dtype]).element_size()
+                 for c in configs if device_of(c).type == "cpu")
+    truth = max((HierarchicalFactorization(c.shape, tree_from_spec(c.tree, c.shape), widths=c.rank).num_parameters
+                 for c in configs if c.model == "ht" and c.data is None), default=0)
+    return params + (math.prod(configs[0].shape) + truth) * 8
+
+
+def check_memory(configs: list[RunConfig]) -> None:
+    """Refuse a batch whose ``memory_floor`` exceeds this machine's physical memory, before anything is written
+    (it would end in an allocation error after its run directories were made).
+
+    Parameters
+    ----------
+    configs : list of RunConfig
+        The batch.
+
+    Raises
+    ------
+    UsageError
+        Naming the sizes that decide it; nothing is checked where the platform does not report its memory.
+    """
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not a POSIX system: the allocator will say it
+        return
+    need = memory_floor(configs)
+    if need > physical:
+        raise UsageError(f"this batch needs at least {need / 2**30:,.3g} GiB ({len(configs)} run(s) of shape "
+                         f"{configs[0].shape} and their parameters), more than this machine's "
+                         f"{physical / 2**30:,.3g} GiB of memory; use a smaller --shape, --width, --components or "
+                         "--rank, or fewer runs")
 
 
 def device_of(config: RunConfig) -> torch.device:

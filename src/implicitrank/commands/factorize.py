@@ -254,10 +254,11 @@ def _refuse_repeats(args: argparse.Namespace) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     _common.apply_threads(args.threads)
-    from ..run import run_batch
+    from ..run import check_memory, run_batch
 
     _refuse_repeats(args)
     configs = configs_from_args(args)
+    check_memory(configs)
     out = _common.resumable_out(args, args.command)
     dirs = [out / run_name(c) for c in configs]
     result = run_batch(configs, dirs, resume=args.resume, progress=not args.no_progress, tensorboard=args.tensorboard)

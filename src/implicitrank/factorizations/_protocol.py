@@ -16,7 +16,8 @@ measurements, results and the command line are written once against them:
   std (the tensor papers' convention) into it, ``entry_std(init_scale)`` back;
 * ``init_method`` (a field), one of ``INITS`` = gaussian | balanced | identity | orthogonal; each
   factorization lists the ones that apply in ``inits`` and refuses the others;
-* ``end_to_end(params)``: the end-to-end tensor, shape ``(B, *shape)``;
+* ``end_to_end(params)``: the end-to-end tensor, shape ``(B, *shape)``; ``num_parameters``: the entries of one
+  run's parameters (what ``init`` allocates per run);
 * ``evaluate(params, indices)``: its entries at integer multi-indices without forming it, ``(B, M)``;
 * ``quantities(params, sort=True)``: the tracked quantities (``quantity_name``), ``(B, K)``, sorted
   descending (``sort=False``: in the factorization's fixed order, by component index where it has one);
@@ -80,6 +81,11 @@ class Factorization(Protocol):
     quantity_name: str
     init_method: str
     inits: tuple[str, ...]
+
+    @property
+    def num_parameters(self) -> int:
+        """The number of parameter entries of one run (``init`` allocates ``batch`` times that)."""
+        ...
 
     def entry_std(self, init_scale: Tensor | float) -> Tensor:
         """The per-entry std of the factors that gives a root-mean-square ||W(0)||_F of ``init_scale``.

@@ -132,6 +132,12 @@ class CPFactorization:
         """The number of components R (the default when ``components`` is None)."""
         return self.components if self.components is not None else math.prod(self.shape) // max(self.shape)
 
+    @property
+    def num_parameters(self) -> int:
+        """Parameter entries of one run: N·max_n D_n·R, the N factor matrices of R columns held in one block padded
+        to the largest mode."""
+        return self.order * max(self.shape) * self.num_components
+
     def init(
         self,
         batch: int,

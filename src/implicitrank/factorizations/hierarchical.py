@@ -154,6 +154,11 @@ class HierarchicalFactorization:
             widths.append(min(cap, math.prod(dims[:-1])))
         return tuple(widths)
 
+    @property
+    def num_parameters(self) -> int:
+        """Parameters of one run: Σ_ν R_ν·R_Pa(ν) over the nodes' weight matrices W^(ν)."""
+        return sum(self.node_widths[v] * self.parent_width(v) for v in range(self.tree.num_nodes))
+
     def parent_width(self, node: int) -> int:
         """R_Pa(ν): the number of columns of W^(ν) (1 at the root).
 

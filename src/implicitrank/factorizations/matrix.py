@@ -87,6 +87,12 @@ class MatrixFactorization:
         hidden = self.widths if self.widths is not None else (min(self.rows, self.cols),) * (self.depth - 1)
         return (self.cols, *hidden, self.rows)
 
+    @property
+    def num_parameters(self) -> int:
+        """Parameters of one run: Σ_j d_j·d_{j−1} over the factors W_j ∈ R^{d_j × d_{j−1}}."""
+        dims = self.dims
+        return sum(a * b for a, b in zip(dims, dims[1:]))
+
     def init(
         self,
         batch: int,
