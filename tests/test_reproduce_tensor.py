@@ -75,7 +75,7 @@ def test_matrix_cp_and_hierarchical_factorizations_all_learn_incrementally(tmp_p
     assert not [c for c in claims if c.status == "fail"], [c for c in claims if c.status == "fail"]
     for kind in ("matrix: singular values", "cp: component norms", "hierarchical: root local component norms"):
         assert status(claims, f"{kind}: learned one at a time") == "pass"
-    assert status(claims, "HT: rank of the matricization at a non-node") == "pass"
+    assert status(claims, "HT: the matricization is low-rank at the tree node, not at a non-node") == "pass"
     assert_controls_fail(claims)
     ht = [c for c in claims if c.claim.startswith("hierarchical") and c.status == "not run"]
     assert len(ht) == 3 and all("not comparable" in c.note and c.published is not None for c in ht)
@@ -240,3 +240,46 @@ def test_a_tensor_completion_run_stopped_before_fitting_has_no_learned_rank_in_t
         else:
             assert all(r["tensor_rank"] == 1 for r in trained)  # what used to pass
             assert learned.status == "fail" and learned.missing == 1 and "stopped at the step cap" in learned.note
+
+
+def test_ht_node_rank_claims_fail_where_nothing_was_learned_and_cite_the_paper_only_at_its_set_up():
+    """"Rank at a non-node above the node's" compared the two numerical ranks with nothing else: the tree's widths
+    make the node's spectrum fall faster whether or not anything is learned (5 vs 10 at step 0, W ≈ 0, and at the
+    end of the large-init control), so it passed on a run that learned nothing. It now asks the node's σ_{r+1}/σ1 to
+    lie TREE_MARGIN times below the non-node's, with the large-init run as its control; the node-rank claim has that
+    control too, and cites the paper's rank 5 only where the panel is the paper's (the test scale's rank is 3)."""
+    import dataclasses
+
+    from implicitrank.experiments import razin2022_dynamics as dynamics
+    from implicitrank.experiments.razin2022_dynamics import PAPER_PANELS, SCALES, SHOWN, claims
+
+    def spectrum(*values):  # descending, padded to SHOWN with a geometric tail
+        tail = [values[-1] * 0.5 ** (k + 1) for k in range(SHOWN - len(values))]
+        return list(values) + tail
+
+    start = (spectrum(3.8e-5, 1.2e-5, 4.8e-6, 2e-6), spectrum(3.7e-5, 1.1e-5, 8.2e-6, 5.3e-6, 5e-6))
+    learned = (spectrum(13, 8.6, 4.3, 1.3e-4), spectrum(12, 6.2, 6.1, 3.6, 3.2, 2.3, 2.2, 0.47))  # test scale, seed 0
+    large_init = (spectrum(14, 8.8, 1.5, 0.63, 0.33), spectrum(13, 7.7, 5.7, 3.6, 2.8, 1.7, 1.2, 0.97))
+    runs = [(0, False), (0, True)]
+
+    def ht_claims(setup, main_end):
+        node, non_node = (torch.tensor([[start[i], start[i]], [main_end[i], large_init[i]]]) for i in (0, 1))
+        values = torch.tensor([[spectrum(1e-5, 1e-6), spectrum(1e-5, 1e-6)],
+                               [spectrum(3.0, 2.0, 1.0, 1e-5), spectrum(3.0, 2.0, 1.0, 0.5)]])
+        curves = {"hierarchical": ([0, 20], values, {"node_singular_value": node, "non_node_singular_value": non_node})}
+        found = {c.claim: c for c in claims(setup, curves, runs) if c.claim.startswith("HT: ")}
+        assert len(found) == 2, list(found)
+        node_rank = next(c for k, c in found.items() if "tree node (σ" in k)
+        contrast = next(c for k, c in found.items() if "non-node" in k)
+        return node_rank, contrast
+
+    test = dataclasses.replace(SCALES["test"], panels=SCALES["test"].panels[2:])
+    nothing = ht_claims(test, large_init)  # the "learned" run ends where the large-init one does
+    assert [c.status for c in nothing] == ["fail", "fail"], [(c.claim, c.per_seed) for c in nothing]
+    node_rank, contrast = ht_claims(test, learned)
+    assert node_rank.status == contrast.status == "pass" and contrast.parameter == dynamics.TREE_MARGIN
+    assert node_rank.control.status == contrast.control.status == "fail"  # from the large init: rank 5, contrast 6
+    assert contrast.per_seed[0] >= 1000 and contrast.control.per_seed[0] < 10
+    assert node_rank.published is None and node_rank.reference == 3.0 and "this scale" in node_rank.derived
+    paper = dataclasses.replace(SCALES["paper"], panels=PAPER_PANELS[2:])
+    assert ht_claims(paper, learned)[0].published.value == 5.0  # the paper's set-up: its rank, in the paper column
