@@ -283,3 +283,39 @@ def test_ht_node_rank_claims_fail_where_nothing_was_learned_and_cite_the_paper_o
     assert node_rank.published is None and node_rank.reference == 3.0 and "this scale" in node_rank.derived
     paper = dataclasses.replace(SCALES["paper"], panels=PAPER_PANELS[2:])
     assert ht_claims(paper, learned)[0].published.value == 5.0  # the paper's set-up: its rank, in the paper column
+
+
+def test_smaller_cp_init_recovers_better_only_by_a_margin_and_cites_the_paper_rank_only_at_its_set_up():
+    """"Smaller init ⇒ lower final error" asked the errors to increase with the std, with no margin: quick scale's
+    0.0050 (std 5e-3) vs 0.0052 (std 1e-2), an order decided by when the stop rule fired, passed. It now asks each
+    error to be ERROR_MARGIN times the next smaller std's (the published 0.005, 0.03, 0.08 step by 6x and 2.7x). The
+    number-learned claim cited the paper's 5 components while the test scale tests against its rank 3."""
+    import dataclasses
+
+    from implicitrank.experiments import razin2021_incremental as incremental
+    from implicitrank.experiments.razin2021_incremental import SCALES, claims
+
+    steps = list(range(0, 200, 10))
+
+    def rising(rank):  # ``rank`` components learned one at a time; the last stays at its init
+        return torch.tensor([[min(1.0, max(0.0, (t - 20 * k - 10) / 10)) * (rank - k) for k in range(rank)] + [1e-3]
+                             for t in steps])
+
+    def smaller_init_claim(setup, errors: dict):
+        curves = {(0, std): rising(setup.rank) for std in (*setup.init_stds, setup.control_std)}
+        final_errors = {(0, std): e for std, e in errors.items()} | {(0, setup.control_std): 1.0}
+        out = claims(setup, steps, curves, final_errors, (0,))
+        return next(c for c in out if c.claim.startswith("smaller init ⇒ lower final error")), out
+
+    quick = dataclasses.replace(SCALES["quick"], rank=3)  # the published stds, a problem other than the paper's
+    tie, _ = smaller_init_claim(quick, {5e-3: 0.0050, 1e-2: 0.0052, 5e-2: 0.085})  # quick scale's measured errors
+    assert tie.status == "fail", tie.per_seed
+    paper_like, out = smaller_init_claim(quick, {5e-3: 0.005, 1e-2: 0.03, 5e-2: 0.08})
+    assert paper_like.status == "pass" and paper_like.per_seed[0] == pytest.approx([6.0, 8 / 3])
+    assert paper_like.parameter == incremental.ERROR_MARGIN
+    learned = next(c for c in out if "number of components learned" in c.claim)
+    assert learned.status == "pass" and learned.published is None and learned.reference == 3.0
+    paper = dataclasses.replace(SCALES["paper"], rank=5)
+    assert paper.problem == incremental.PAPER_PROBLEM
+    _, out = smaller_init_claim(paper, {5e-3: 0.005, 1e-2: 0.03, 5e-2: 0.08})
+    assert next(c for c in out if "number of components learned" in c.claim).published.value == 5.0
