@@ -319,3 +319,32 @@ def test_smaller_cp_init_recovers_better_only_by_a_margin_and_cites_the_paper_ra
     assert paper.problem == incremental.PAPER_PROBLEM
     _, out = smaller_init_claim(paper, {5e-3: 0.005, 1e-2: 0.03, 5e-2: 0.08})
     assert next(c for c in out if "number of components learned" in c.claim).published.value == 5.0
+
+
+def test_smaller_tensor_completion_init_gives_a_lower_error_only_by_a_factor():
+    """"Smaller init gives lower error" asked error(1e-3) < error(1e-2) with no margin, so a 2x difference passed
+    where the paper shows ≈5e-7 against ≈4e-4 (a factor ≈800). It now asks the ratio to be >= SMALLER_INIT_FACTOR."""
+    import dataclasses
+
+    from implicitrank.experiments import razin2020_tensor_completion as completion
+    from implicitrank.experiments.razin2020_tensor_completion import SCALES, claims
+
+    setup = dataclasses.replace(SCALES["test"], init_stds=(1e-2, 1e-3))
+    panel = setup.panels[0]
+
+    def smaller_init_claim(small_error: float, large_error: float):
+        rows = [{"order": 3, "truth_rank": 1, "observations": m, "seed": 0, "method": method, "init_std": std,
+                 "train_loss": 1e-7, "reconstruction_error": error, "tensor_rank": 1}
+                for m in panel.observations
+                for method, std, error in (("init std 0.001", 1e-3, small_error), ("init std 0.01", 1e-2, large_error))]
+        rows += [{"order": 3, "truth_rank": 1, "observations": m, "seed": 0, "method": "zero-filled baseline",
+                  "init_std": math.nan, "reconstruction_error": 0.5, "tensor_rank": 6} for m in panel.observations]
+        found = [c for c in claims(setup, rows, (0,)) if "smaller init gives" in c.claim]
+        assert len(found) == 1
+        return found[0]
+
+    assert smaller_init_claim(5e-7, 1e-6).status == "fail"  # twice as large: not the published gap
+    published_gap = smaller_init_claim(5e-7, 4e-4)
+    assert published_gap.status == "pass" and published_gap.per_seed[0] == pytest.approx(800.0)
+    assert published_gap.parameter == completion.SMALLER_INIT_FACTOR
+    assert smaller_init_claim(math.nan, 4e-4).status == "fail"  # a diverged run is missing, not a ratio
