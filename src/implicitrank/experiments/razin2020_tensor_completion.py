@@ -95,6 +95,11 @@ class Setup:
 
 
 ORDER3 = (50, 100, 150, 200, 300, 400, 511)
+# "Smaller init gives a lower error" asks init 1e-2's error to be at least this many times init 1e-3's: the
+# published errors at 511 observations are ≈5e-7 (init 1e-3) and ≈4e-4 (init 1e-2, from 400 on), a factor ≈800 on
+# a log plot read to ±5%; 10 (one decade of the plot) keeps a wide allowance below that and is far above what the
+# stop rule alone moves an error (a strict order passed on any difference, 1% included).
+SMALLER_INIT_FACTOR = 10.0
 SCALES = {
     "test": Setup((Panel(3, 1, (50, 200)),), (1e-3,), seeds=1, max_steps=3000, max_rank=4, als_restarts=1,
                   als_iterations=100),
@@ -237,6 +242,13 @@ def _over(rows, panel, method, key, counts, seeds) -> list[list[float]]:
     return [list(x) for x in zip(*values)]
 
 
+def _ratio(numerator: float, denominator: float) -> float:
+    """``numerator / denominator``, NaN (a missing value) where the denominator is 0 or either is not finite."""
+    if not (math.isfinite(numerator) and math.isfinite(denominator)) or denominator == 0:
+        return math.nan
+    return numerator / denominator
+
+
 def claims(setup: Setup, rows: list[dict], seeds: tuple[int, ...]) -> list[Claim]:
     """The numbers the paper's figure shows (order 3/4, rank 1), per seed; published errors read off its log-scale
     plot are compared within a factor 3 on the median (and in a majority of seeds). Control: the learned-rank
@@ -289,9 +301,9 @@ def claims(setup: Setup, rows: list[dict], seeds: tuple[int, ...]) -> list[Claim
             big = max(counts)
             pair = zip(_per_seed(rows, order3, small, "reconstruction_error", big, seeds),
                        _per_seed(rows, order3, large, "reconstruction_error", big, seeds))
-            out.append(evaluate(f"order 3, rank 1: smaller init gives lower error at {big} observations ([1e-3, 1e-2])",
-                                "less", None, [list(x) for x in pair], seeds=seeds,
-                                published=published.R20_TC_SMALLER_INIT))
+            out.append(evaluate(f"order 3, rank 1: smaller init gives a lower error at {big} observations (error at "
+                                "init 1e-2 / at init 1e-3)", "at_least", SMALLER_INIT_FACTOR,
+                                [_ratio(b, a) for a, b in pair], seeds=seeds, published=published.R20_TC_SMALLER_INIT))
         # The matricization bound cannot exceed the mode size, so 12-17 itself is out of its reach; and with
         # most entries observed the zero-filled tensor is the truth plus a few entries (rank 2 at 511 of 512),
         # so the claim is about the sparse half of the axis.

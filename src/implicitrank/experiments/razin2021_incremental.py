@@ -15,7 +15,11 @@ iterations for every std (smaller init ⇒ more incremental ⇒ better recovery)
 remaining directions). Measured (2026-11, quick, 79 s): take-offs 4.3k, 4.7k, 11.0k, 11.6k, 13.0k; final
 errors 0.0050 / 0.0052 / 0.085 for std 5e-3 / 1e-2 / 5e-2 (paper 0.005 / 0.03 / 0.08). Our ground truth is
 another draw of the paper's law, so the third take-off (paper 7.0k) and the std 1e-2 error (ours recovers
-as well as std 5e-3) differ, and those two claims fail.
+as well as std 5e-3) differ, and those two claims fail; so does "smaller init ⇒ lower final error", which asks
+each error to be ``ERROR_MARGIN`` = 1.5 times the next smaller std's (0.0052 / 0.0050 = 1.04). A 2-repetition quick
+run (2026-11, 445 s on a shared CPU) gave errors 0.0051 / 0.0052 / 0.085 (seed 0: ratios 1.01, 16.5) and 0.0041 /
+1.01 / 0.092 (seed 1: its std 1e-2 run fit the observations, train MSE 4e-9, with one component of norm ≈1 off
+them; ratios 245, 0.09).
 
 Repetitions (``seeds``): each draws its own ground truth, observations and init; claims hold per repetition
 (published numbers: on the median and in a majority). ``quick`` runs 2 repetitions, not 3: each adds four R = 1000
@@ -45,6 +49,10 @@ PAPER_PROBLEM = (4, 10, 5, 2000, 1.0)  # order, mode size, rank, observations, |
 PAPER_TAKEOFFS = published.R21_TAKEOFFS.value
 PAPER_FINAL_NORMS = published.R21_FINAL_NORMS.value
 SHOWN_COMPONENTS = 10
+# "Smaller init ⇒ lower final error" asks each std's error to be this many times the next smaller std's: the
+# published errors (0.005, 0.03, 0.08 for std 5e-3, 1e-2, 5e-2) step by 6x and 2.7x, and a strict order alone was
+# decided by when the stop rule fired (quick: 0.0050 vs 0.0052).
+ERROR_MARGIN = 1.5
 
 
 @dataclass(frozen=True)
@@ -174,12 +182,16 @@ def claims(setup: Setup, steps: list[int], curves: dict[tuple[int, float], torch
     smallest = min(setup.init_stds)
     control = setup.control_std
     out = []
+    comparable = setup.problem == PAPER_PROBLEM
+    # the paper's five components only where the problem is the paper's; elsewhere the rank is this scale's
+    rank_source = ({"published": published.R21_RANK_LEARNED} if comparable else
+                   {"reference": float(setup.rank), "derived": "the ground truth's rank at this scale (our choice)"})
     learned_control = evaluate(f"control: init std {control:g}, number of components learned", "equal",
                                float(setup.rank), [_learned(curves[s, control]) for s in seeds], seeds=seeds)
     out.append(evaluate(f"init std {smallest:g}: number of components learned (final norm > 10% of the largest) = "
                         "the ground-truth rank", "equal", float(setup.rank),
-                        [_learned(curves[s, smallest]) for s in seeds], seeds=seeds,
-                        published=published.R21_RANK_LEARNED, control=learned_control))
+                        [_learned(curves[s, smallest]) for s in seeds], seeds=seeds, **rank_source,
+                        control=learned_control))
     gap = 2 * (steps[1] - steps[0])
 
     def spacing(seed, std):  # [first take-off, then the gaps between consecutive take-offs]
@@ -192,7 +204,6 @@ def claims(setup: Setup, steps: list[int], curves: dict[tuple[int, float], torch
                         seeds=seeds, published=published.R21_INCREMENTAL,
                         control=evaluate(f"control: init std {control:g}, take-offs one at a time", "at_least",
                                          float(gap), spacings[control], seeds=seeds)))
-    comparable = setup.problem == PAPER_PROBLEM
     reason = "the test scale's tensor problem is smaller than the paper's"
     takeoffs = {s: _takeoffs(setup, steps, curves[s, smallest]) for s in seeds}
     note = "our ground truths are other draws of the paper's law (its draw is not published)"
@@ -216,7 +227,7 @@ def claims(setup: Setup, steps: list[int], curves: dict[tuple[int, float], torch
             out.append(evaluate(label, "factor", 2.0, [final_errors[s, std] for s in seeds], seeds=seeds,
                                 published=paper, rule="median", note=note))
     stds = sorted(setup.init_stds)
-    out.append(evaluate(f"smaller init ⇒ lower final error (errors at stds {stds})", "ordering", "increasing",
-                        [[final_errors[s, std] for std in stds] for s in seeds], seeds=seeds,
-                        published=published.R21_SMALLER_BETTER))
+    ratios = [[final_errors[s, b] / final_errors[s, a] for a, b in zip(stds, stds[1:])] for s in seeds]
+    out.append(evaluate(f"smaller init ⇒ lower final error (error at each std / at the next smaller, stds {stds})",
+                        "at_least", ERROR_MARGIN, ratios, seeds=seeds, published=published.R21_SMALLER_BETTER))
     return out

@@ -51,6 +51,12 @@ SHOWN = 10
 NODE_MODES, NON_NODE_MODES = (0, 1), (0, 2)
 RANK_TOL = 1e-2  # numerical rank: singular values above 1% of the largest
 LEARNED_FRACTION = 0.03  # learned: above 3% of the largest (the published HT spectrum's smallest is 8% of its largest)
+# Node vs non-node: the tree's widths alone keep the node's spectrum below the non-node's, learned or not (at step 0,
+# W ≈ 0, and from the large init the node's numerical rank is 5 of the non-node's 10 at test scale), so the claim asks
+# for a margin only learning gives: beyond the ground truth's node rank r, the node's σ_{r+1}/σ_1 must lie at least
+# 1/RANK_TOL = 100 times below the non-node's, the same two decades the rank claims treat as "not a singular value".
+# Unlearned runs give 2-6 (test scale: 2.7 at step 0, 6 at the end of the large-init control).
+TREE_MARGIN = 1 / RANK_TOL
 QUANTITY_LABEL = {"matrix": "singular values", "cp": "component norms", "hierarchical": "root local component norms"}
 
 
@@ -223,7 +229,9 @@ def _spacing(steps: list[int], curve) -> list[float]:
 def claims(setup: Setup, curves: dict, runs: list[tuple[int, bool]]) -> list[Claim]:
     """Per panel and repetition: the learned quantities (count above 3% of the largest, one at a time; the
     control from a large init must fail these); where the problem is the paper's (MF, CP), the published final
-    values and take-off steps on the median; for HT, node vs non-node matricization ranks."""
+    values and take-off steps on the median; for HT, the node matricization's rank and how much further from that
+    rank the non-node's is (both with the large-init control). "= the ground truth's rank" cites the paper's five
+    only where the panel is the paper's; elsewhere the rank is this scale's, labelled as ours."""
     out: list[Claim] = []
     panels = {p.kind: p for p in setup.panels}
     seeds = tuple(seed for seed, control in runs if not control)
@@ -240,7 +248,7 @@ def claims(setup: Setup, curves: dict, runs: list[tuple[int, bool]]) -> list[Cla
             return [_spacing(steps, values[:, index[s, control], :rank]) for s in seeds]
 
         out.append(evaluate(f"{label}: number learned (> 3% of the largest) = the ground truth's rank", "equal",
-                            float(panel.rank), learned(False), seeds=seeds, published=published.R22_RANK,
+                            float(panel.rank), learned(False), seeds=seeds, **_rank_source(panel),
                             control=evaluate(f"control: {kind}, init {panel.control_init:g}, number learned",
                                              "equal", float(panel.rank), learned(True), seeds=seeds)))
         out.append(evaluate(f"{label}: learned one at a time ([first take-off, gaps between take-offs] in steps, "
@@ -271,17 +279,47 @@ def claims(setup: Setup, curves: dict, runs: list[tuple[int, bool]]) -> list[Cla
                             published=published.R22_LAST_TAKEOFF[kind], rule="median", note=note))
     if "hierarchical" in curves:
         _, _, extra = curves["hierarchical"]
-        rank = panels["hierarchical"].rank
-        node = [float(numerical_rank(extra["node_singular_value"][-1, index[s, False]][None], RANK_TOL))
-                for s in seeds]
-        non_node = [float(numerical_rank(extra["non_node_singular_value"][-1, index[s, False]][None], RANK_TOL))
-                    for s in seeds]
+        panel = panels["hierarchical"]
+        rank = panel.rank
+        node, non_node = extra["node_singular_value"], extra["non_node_singular_value"]
+
+        def node_rank(control):
+            return [float(numerical_rank(node[-1, index[s, control]][None], RANK_TOL)) for s in seeds]
+
+        def contrast(control, t=-1):
+            return [_tree_contrast(node[t, index[s, control]], non_node[t, index[s, control]], rank) for s in seeds]
+
+        control_init = f"control: HT, init {panel.control_init:g}"
         out.append(evaluate(f"HT: rank of the matricization at a tree node (σ > 1% of σ1) = the ground truth's "
-                            f"({rank})", "equal", float(rank), node, seeds=seeds, published=published.R22_RANK))
-        out.append(evaluate("HT: rank of the matricization at a non-node above the node's ([node, non-node])", "less",
-                            None, [[a, b] for a, b in zip(node, non_node)], seeds=seeds))
+                            f"({rank})", "equal", float(rank), node_rank(False), seeds=seeds, **_rank_source(panel),
+                            control=evaluate(f"{control_init}, rank at the tree node", "equal", float(rank),
+                                             node_rank(True), seeds=seeds)))
+        at_start = ", ".join(f"{v:.3g}" for v in contrast(False, t=0))
+        out.append(evaluate(f"HT: the matricization is low-rank at the tree node, not at a non-node ((σ_{rank + 1}/σ1 "
+                            f"at the non-node) / (σ_{rank + 1}/σ1 at the node), {rank} = the ground truth's node rank)",
+                            "at_least", TREE_MARGIN, contrast(False), seeds=seeds,
+                            control=evaluate(f"{control_init}, node vs non-node σ_{rank + 1}/σ1", "at_least",
+                                             TREE_MARGIN, contrast(True), seeds=seeds),
+                            note=f"at step 0 (W ≈ 0, nothing learned): {at_start}"))
     return out
 
+
+def _rank_source(panel: Panel) -> dict:
+    """Where a claim "= the ground truth's rank" gets its number: the paper's five where the panel is the paper's,
+    else this scale's rank, labelled as ours."""
+    if _is_paper_panel(panel):
+        return {"published": published.R22_RANK}
+    return {"reference": float(panel.rank), "derived": "the ground truth's rank at this scale (our choice)"}
+
+
+def _tree_contrast(node, non_node, rank: int) -> float:
+    """(σ_{rank+1}/σ_1 of ``non_node``) / (σ_{rank+1}/σ_1 of ``node``), two descending spectra: how much further from
+    rank ``rank`` the non-node matricization is than the node's (NaN for a non-finite spectrum)."""
+    node, non_node = node.double(), non_node.double()
+    if not bool(node.isfinite().all() and non_node.isfinite().all()):
+        return math.nan
+    tiny = torch.finfo(torch.float64).tiny  # a node spectrum exactly rank ``rank`` is as low-rank as it gets
+    return float((non_node[rank] / non_node[0]) / (node[rank] / node[0]).clamp_min(tiny))
 
 def _is_paper_panel(panel: Panel) -> bool:
     paper = {p.kind: p for p in PAPER_PANELS}[panel.kind]
