@@ -17,7 +17,7 @@ errors 0.0050 / 0.0052 / 0.085 for std 5e-3 / 1e-2 / 5e-2 (paper 0.005 / 0.03 / 
 another draw of the paper's law, so the third take-off (paper 7.0k) and the std 1e-2 error (ours recovers
 as well as std 5e-3) differ, and those two claims fail; so does "smaller init ⇒ lower final error", which asks
 each error to be ``ERROR_MARGIN`` = 1.5 times the next smaller std's (0.0052 / 0.0050 = 1.04). A 2-repetition quick
-run (2026-11, 445 s on a shared CPU) gave errors 0.0051 / 0.0052 / 0.085 (seed 0: ratios 1.01, 16.5) and 0.0041 /
+run (2026-12-03, 445 s on a shared CPU) gave errors 0.0051 / 0.0052 / 0.085 (seed 0: ratios 1.01, 16.5) and 0.0041 /
 1.01 / 0.092 (seed 1: its std 1e-2 run fit the observations, train MSE 4e-9, with one component of norm ≈1 off
 them; ratios 245, 0.09).
 

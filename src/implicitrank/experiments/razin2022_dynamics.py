@@ -321,6 +321,7 @@ def _tree_contrast(node, non_node, rank: int) -> float:
     tiny = torch.finfo(torch.float64).tiny  # a node spectrum exactly rank ``rank`` is as low-rank as it gets
     return float((non_node[rank] / non_node[0]) / (node[rank] / node[0]).clamp_min(tiny))
 
+
 def _is_paper_panel(panel: Panel) -> bool:
     paper = {p.kind: p for p in PAPER_PANELS}[panel.kind]
     return (panel.shape, panel.rank, panel.init_scale, panel.target_norm, panel.observations) == (
