@@ -238,3 +238,29 @@ def test_mode_sizes_are_positive_integers_not_truncated_floats():
         RunConfig(shape=(10.5, 10))
     with pytest.raises(ValueError, match="need at least one run"):
         complete_from_target(torch.ones(2, 2), 2, [])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_evaluate_refuses_indices_out_of_range_and_reads_any_integer_dtype(kind):
+    """The matrix model read column 6 of a 4×5 matrix as W[1, 1] (flat offsets), and failed inside ``gather`` on
+    uint8 indices; a task of another shape computed its loss on the wrong entries."""
+    model = BUILD[kind]()
+    params = model.init(1, 0.5, generators([0]), dtype=torch.float64)
+    beyond = torch.zeros(1, len(model.shape), dtype=torch.long)
+    beyond[0, -1] = model.shape[-1]
+    with pytest.raises(ValueError, match="out of range"):
+        model.evaluate(params, beyond)
+    small = torch.zeros(1, len(model.shape), dtype=torch.uint8)
+    torch.testing.assert_close(model.evaluate(params, small), model.end_to_end(params).reshape(1, -1)[:, :1])
+    other = tuple(d + 1 for d in model.shape)
+    task = complete_from_target(torch.ones(other, dtype=torch.float64), 3, [0])
+    with pytest.raises(ValueError, match="does not match model shape"):
+        task.loss(model, params)
+
+
+def test_hierarchical_widths_and_width_cap_must_be_integers():
+    """``widths=(2.7, ...)`` became widths 2, silently."""
+    with pytest.raises(ValueError, match="widths"):
+        HierarchicalFactorization((2, 3, 2, 2), widths=(2.7, 2, 2))
+    with pytest.raises(ValueError, match="width_cap must be an integer"):
+        HierarchicalFactorization((2, 3, 2, 2), width_cap=2.5)

@@ -248,3 +248,39 @@ def test_a_float64_run_keeps_init_scales_below_float32s_range(tmp_path):
     assert second / first == pytest.approx(1.3 / 1.2, rel=1e-9)
     with pytest.raises(UsageError, match="outside the range of float32"):
         RunConfig(**{**base, "dtype": "float32"}, init_scale=1.2e-44)
+
+
+def test_parameters_that_require_grad_train_without_building_a_graph():
+    """A leaf that requires grad (a user's nn.Parameter) chained every update into one autograd graph: 3000 steps
+    held 3002 nodes, ran twice as slowly, and the returned parameters carried the history."""
+    from implicitrank import flow
+
+    model = MatrixFactorization(6, 6, 3)
+    task = complete_from_target(low_rank_matrix(6, 6, 1, seed=0).requires_grad_(True), 20, [0])
+    params = [p.requires_grad_(True) for p in model.init(1, 1e-2, generators([0]), dtype=torch.float64)]
+    state = train(model, task, params, gradient_descent(), torch.tensor([0.1]),
+                  TrainConfig(max_steps=20, progress=False))
+    assert state.step == 20 and all(p.grad_fn is None and not p.requires_grad for p in state.params)
+    assert task.values.grad_fn is None and params[0].requires_grad  # the caller's tensors are left as they were
+    flowed = flow.integrate(model, task, params, TrainConfig(max_steps=5, progress=False))
+    assert flowed.step == 5 and all(p.grad_fn is None for p in flowed.params)
+    with pytest.raises(UsageError, match="first_step must be positive and finite"):  # inf: no step is accepted
+        flow.integrate(model, task, params, TrainConfig(max_steps=5, progress=False), first_step=math.inf)
+
+
+@pytest.mark.parametrize("name", ["max_steps", "record_every", "checkpoint_every", "converge_patience"])
+def test_step_counts_must_be_integers(name):
+    """``TrainConfig(max_steps=2.5)`` made 3 updates of "at most 2.5"."""
+    with pytest.raises(UsageError, match=f"{name} must be an integer, got 2.5"):
+        TrainConfig(**{name: 2.5})
+
+
+def test_record_trajectory_takes_integer_step_counts():
+    from implicitrank.theory import record_trajectory
+
+    model = MatrixFactorization(4, 4, 2)
+    task = complete_from_target(low_rank_matrix(4, 4, 1, seed=0), 8, [0])
+    params = model.init(1, 1e-2, generators([0]), dtype=torch.float64)
+    with pytest.raises(ValueError, match="need integers steps >= every >= 1, got steps=10.5"):
+        record_trajectory(model, task, params, 0.1, 10.5)
+    assert len(record_trajectory(model, task, params, 0.1, 10, 5).times) == 3

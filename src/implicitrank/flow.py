@@ -208,8 +208,8 @@ def integrate(
         raise UsageError(f"method must be one of {sorted(METHODS)}, got {method!r}")
     if not rtol > 0 or not atol > 0:
         raise UsageError(f"rtol and atol must be positive, got rtol={rtol}, atol={atol}")
-    if first_step is not None and not first_step > 0:
-        raise UsageError(f"first_step must be positive, got {first_step}")
+    if first_step is not None and not 0 < first_step < math.inf:  # inf: no step is ever accepted, a hang
+        raise UsageError(f"first_step must be positive and finite, got {first_step}")
     if state is None and params is None:
         raise UsageError("params must be given unless a state is resumed")
     dtype = (state.params if state is not None else params)[0].dtype
@@ -389,6 +389,7 @@ def _at_runs(objective: RunsLossAndGrad, params: list[Tensor], wanted: Tensor) -
 def _start(params: list[Tensor], objective: LossAndGrad, order: int, rtol: float, atol: float,
            first_step: float | None) -> TrainState:
     state = start(params, _flow_optimizer())
+    params = state.params  # detached
     loss, grads = objective(params)
     derivative = [-g for g in grads]
     if first_step is None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .factorizations import CPFactorization
+from .factorizations import CPFactorization, is_positive_integer
 from .measure.dynamics import Trajectory
 from .measure.spectra import scaled_norm
 from .optim import Optimizer, gradient_descent
@@ -55,10 +55,10 @@ def record_trajectory(model, task, params: list[Tensor], lr: float, steps: int, 
     Raises
     ------
     ValueError
-        When ``steps < every`` or ``every < 1``.
+        When ``steps`` or ``every`` is not an integer, ``steps < every`` or ``every < 1``.
     """
-    if steps < every or every < 1:
-        raise ValueError(f"need steps >= every >= 1, got steps={steps}, every={every}")
+    if not (is_positive_integer(steps) and is_positive_integer(every)) or steps < every:
+        raise ValueError(f"need integers steps >= every >= 1, got steps={steps!r}, every={every!r}")
 
     def snapshot(p: list[Tensor], loss: Tensor) -> dict[str, Tensor]:
         w = model.end_to_end(p)

@@ -11,6 +11,7 @@ message naming the step; what was recorded until then is kept.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -72,6 +73,12 @@ class TrainConfig:
     converge_patience: int = 0
 
     def __post_init__(self) -> None:
+        for name in ("max_steps", "converge_patience", "record_every", "record_per_decade", "checkpoint_every",
+                     "sync_every"):
+            try:  # counts of steps: 2.5 made 3 updates of "at most 2.5"
+                operator.index(getattr(self, name))
+            except TypeError:
+                raise UsageError(f"{name} must be an integer, got {getattr(self, name)!r}") from None
         if self.max_steps < 0:
             raise UsageError(f"max_steps must be >= 0, got {self.max_steps}")
         if not 0 <= self.loss_threshold < math.inf:  # inf: every run "converged" at step 0
@@ -220,7 +227,7 @@ def start(params: list[Tensor], optimizer: Optimizer) -> TrainState:
     Parameters
     ----------
     params : list of Tensor
-        The (B, ...) initial parameters.
+        The (B, ...) initial parameters (detached: training needs no autograd history of them).
     optimizer : Optimizer
         Its ``init`` makes the optimizer state.
 
@@ -229,6 +236,7 @@ def start(params: list[Tensor], optimizer: Optimizer) -> TrainState:
     TrainState
         Step 0.
     """
+    params = [p.detach() for p in params]  # a tensor that requires grad would chain every update into one graph
     batch, device = params[0].shape[0], params[0].device
     return TrainState(0, params, optimizer.init(params), torch.ones(batch, dtype=torch.bool, device=device),
                       torch.full((batch,), -1, dtype=torch.long, device=device),

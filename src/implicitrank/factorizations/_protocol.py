@@ -318,6 +318,34 @@ def is_positive_integer(value: Any) -> bool:
         return False
 
 
+def check_indices(indices: Tensor, shape: tuple[int, ...]) -> None:
+    """Refuse multi-indices ``evaluate`` cannot read a tensor of ``shape`` at.
+
+    Parameters
+    ----------
+    indices : Tensor
+        Integer multi-indices, (M, N) shared by all runs or (B, M, N), N = len(shape).
+    shape : tuple of int
+        The tensor's mode sizes.
+
+    Raises
+    ------
+    ValueError
+        When ``indices`` is not integer, not (M, N) or (B, M, N), or out of range (a flat offset would read
+        another entry: column 6 of a 4×5 matrix is W[1, 1]).
+    """
+    order = len(shape)
+    if indices.dtype.is_floating_point or indices.dtype.is_complex or indices.dtype == torch.bool:
+        raise ValueError(f"indices must have an integer dtype, got {indices.dtype}")
+    if indices.dim() not in (2, 3) or indices.shape[-1] != order:
+        raise ValueError(f"indices must be (M, {order}) or (B, M, {order}) for a tensor of order {order}, got shape "
+                         f"{tuple(indices.shape)}")
+    flat = indices.reshape(-1, order)
+    if flat.shape[0] and (bool((flat.amin(0) < 0).any())
+                          or bool((flat.amax(0).long() >= torch.tensor(shape, device=indices.device)).any())):
+        raise ValueError(f"indices out of range for a tensor of shape {shape}")
+
+
 def mode_sizes(shape: Any) -> tuple[int, ...]:
     """``shape`` as a tuple of ints, refused unless non-empty and made of positive integers (a size of 2.7 is a
     mistake, not a 2).

@@ -299,7 +299,7 @@ class CPFactorization:
             When ``indices`` is not integer, has the wrong shape, or is out of range.
         """
         factors = params[0]
-        self._check_indices(indices)
+        protocol.check_indices(indices, self.shape)
         if self.order > DIRECT_MAX_ORDER:
             return _LogDomainEvaluate.apply(factors, indices)
         if factors.shape[2] > ONE_HOT_MAX_MODE_SIZE:
@@ -356,17 +356,6 @@ class CPFactorization:
             for k, g in enumerate(_group_mttkrp(group, reduced)):
                 grad[:, offset + k, : g.shape[1]] = g
         return loss, [grad]
-
-    def _check_indices(self, indices: Tensor) -> None:
-        if indices.dtype.is_floating_point or indices.dtype.is_complex or indices.dtype == torch.bool:
-            raise ValueError(f"indices must have an integer dtype, got {indices.dtype}")
-        if indices.dim() not in (2, 3) or indices.shape[-1] != self.order:
-            raise ValueError(f"indices must be (M, {self.order}) or (B, M, {self.order}) for a tensor of order "
-                             f"{self.order}, got shape {tuple(indices.shape)}")
-        flat = indices.reshape(-1, self.order)
-        if flat.shape[0] and (bool((flat.amin(0) < 0).any())
-                              or bool((flat.amax(0).long() >= torch.tensor(self.shape, device=indices.device)).any())):
-            raise ValueError(f"indices out of range for a tensor of shape {self.shape}")
 
     def inner_rank_one(self, params: list[Tensor], vectors: Sequence[Tensor]) -> Tensor:
         """<A_i, W> for rank-one A_i = a_i^1 ⊗ ⋯ ⊗ a_i^N, as Σ_r Π_n <a_i^n, w_r^n> (no A_i and no W formed).

@@ -97,20 +97,21 @@ class HierarchicalFactorization:
             raise ValueError(f"tree must be over the {len(shape)} modes of shape {shape}, got a tree over "
                              f"{tree.num_modes} modes: {tree.nested!r}")
         object.__setattr__(self, "tree", tree)
-        if self.width_cap < 1:
-            raise ValueError(f"width_cap must be >= 1, got {self.width_cap}")
+        if not protocol.is_positive_integer(self.width_cap):
+            raise ValueError(f"width_cap must be an integer >= 1, got {self.width_cap!r}")
         protocol.check_init("HierarchicalFactorization", self.init_method, self.inits)
         if not math.isfinite(self.init_mean):
             raise ValueError(f"init_mean must be finite, got {self.init_mean}")
         if self.init_method == "balanced" and self.init_mean != 0:
             raise ValueError(f"init_mean applies to the gaussian init only; balanced needs 0, got {self.init_mean}")
+        given = self.widths if isinstance(self.widths, (list, tuple)) else (self.widths,)
+        if self.widths is not None and not all(protocol.is_positive_integer(w) for w in given):
+            raise ValueError(f"widths (R_ν) must be integers >= 1, got {self.widths!r}")  # 2.7 is no 2
         if isinstance(self.widths, (list, tuple)):
             object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
             if len(self.widths) != len(tree.internal_nodes):
                 raise ValueError(f"widths must have one entry per internal node ({len(tree.internal_nodes)}), "
                                  f"got {len(self.widths)}")
-        if self.widths is not None and min(self._given_widths()) < 1:
-            raise ValueError(f"widths (R_ν) must be >= 1, got {self.widths}")
 
     def _given_widths(self) -> tuple[int, ...]:
         count = len(self.tree.internal_nodes)
@@ -365,7 +366,7 @@ class HierarchicalFactorization:
         ValueError
             When ``indices`` is not integer, has the wrong shape, or is out of range.
         """
-        self._check_indices(indices)
+        protocol.check_indices(indices, self.shape)
         idx = indices.long()
         if idx.dim() == 2:
             idx = idx.unsqueeze(0).expand(params[0].shape[0], -1, -1)
@@ -479,16 +480,6 @@ class HierarchicalFactorization:
                     columns.append(tuple((where[c][0], (where[c][1],)) for c in kids))
             internal.append((nodes, tuple(columns)))
         return _Plan(groups[:len(leaf_groups)], internal)
-
-    def _check_indices(self, indices: Tensor) -> None:
-        if indices.dtype.is_floating_point or indices.dtype.is_complex or indices.dtype == torch.bool:
-            raise ValueError(f"indices must have an integer dtype, got {indices.dtype}")
-        if indices.dim() not in (2, 3) or indices.shape[-1] != self.order:
-            raise ValueError(f"indices must be (M, {self.order}) or (B, M, {self.order}) for a tensor of order "
-                             f"{self.order}, got shape {tuple(indices.shape)}")
-        sizes = torch.tensor(self.shape, device=indices.device)
-        if bool(((indices < 0) | (indices >= sizes)).any()):
-            raise ValueError(f"indices out of range for a tensor of shape {self.shape}")
 
     # ----- local components -------------------------------------------------------------------------
 

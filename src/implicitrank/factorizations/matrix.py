@@ -249,9 +249,17 @@ class MatrixFactorization:
         -------
         Tensor
             W[i, j] per run and pair, (B, M).
+
+        Raises
+        ------
+        ValueError
+            When ``indices`` is not integer, has the wrong shape or number of runs, or is out of range.
         """
+        protocol.check_indices(indices, self.shape)
         w = self.end_to_end(params)
-        flat = indices[..., 0] * self.cols + indices[..., 1]
+        if indices.dim() == 3 and indices.shape[0] != w.shape[0]:
+            raise ValueError(f"indices hold {indices.shape[0]} runs' observations, the parameters {w.shape[0]} runs")
+        flat = indices[..., 0].long() * self.cols + indices[..., 1].long()  # gather takes int64 only
         if flat.dim() == 1:
             flat = flat.expand(w.shape[0], -1)
         return w.reshape(w.shape[0], -1).gather(1, flat)

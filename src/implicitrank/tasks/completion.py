@@ -136,7 +136,14 @@ class Completion(Observations):
         -------
         Tensor
             (1/M) Σ (W[i] − y)² per run, (B,).
+
+        Raises
+        ------
+        ValueError
+            When the model's shape is not the task's: its flat offsets would read other entries.
         """
+        if tuple(getattr(model, "shape", self.shape)) != tuple(self.shape):
+            raise ValueError(f"task shape {tuple(self.shape)} does not match model shape {tuple(model.shape)}")
         return (model.evaluate(params, self.indices) - self.values).pow(2).mean(dim=1)
 
     def dense_loss_and_grad(self, w: Tensor) -> tuple[Tensor, Tensor]:
@@ -311,6 +318,7 @@ def complete_from_target(target: Tensor, num_observations: int, data_seeds: list
     ValueError
         When ``num_observations`` is not in [1, numel].
     """
+    target = target.detach()  # the task is data: a target that requires grad would grow a graph at every step
     batch, shape = len(data_seeds), tuple(target.shape)
     flat = sample_observations(math.prod(shape), num_observations, data_seeds, device=target.device)
     multi = multi_indices(flat, shape)
