@@ -404,13 +404,19 @@ def train(
     Raises
     ------
     UsageError
-        When ``lr`` is not positive with one value per run, or the task does not match the model and parameters.
+        When ``lr`` is not positive with one value per run, the task does not match the model and parameters, or
+        there is nothing to start from (no ``params``, no ``state``) or to fit (no ``task``, ``objective`` or
+        ``sample``).
 
     References
     ----------
     S. Arora, N. Cohen, W. Hu, Y. Luo, "Implicit Regularization in Deep Matrix Factorization", NeurIPS 2019,
     Figure 2 (full-batch training from small init until the train loss is <= 1e-6).
     """
+    if state is None and params is None:  # else "'NoneType' object is not iterable" from deep inside
+        raise UsageError("params must be given unless a state is resumed")
+    if task is None and objective is None and sample is None:
+        raise UsageError("task must be given unless an objective or a sample function is")
     if task is not None:
         check_task_matches(model, task, params if state is None else state.params)
     if state is None:

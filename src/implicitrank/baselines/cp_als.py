@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..factorizations import mode_sizes
+from ..factorizations import check_indices, is_positive_integer, mode_sizes
 from ..tasks import multi_indices
 
 
@@ -50,21 +50,24 @@ def cp_als(
     A restart stops when its mse is <= ``mse_threshold`` or its relative decrease in a sweep is < ``tol``.
     """
     shape = mode_sizes(shape)
-    if rank < 1:
-        raise ValueError(f"rank must be >= 1, got {rank}")
+    if not is_positive_integer(rank):
+        raise ValueError(f"rank must be an integer >= 1, got {rank!r}")
+    if not (0 <= tol < math.inf and 0 <= mse_threshold < math.inf):  # tol NaN ran every iteration silently
+        raise ValueError(f"tol and mse_threshold must be finite and >= 0, got {tol}, {mse_threshold}")
     if not ridge > 0:
         raise ValueError(f"ridge must be positive (it keeps unobserved rows solvable), got {ridge}")
     if restarts < 1 or max_iterations < 1:
         raise ValueError(f"restarts and max_iterations must be >= 1, got {restarts}, {max_iterations}")
-    if indices.dim() != 2 or indices.shape[1] != len(shape):
+    if indices.dim() != 2:
         raise ValueError(f"indices must be (M, {len(shape)}) for shape {shape}, got {tuple(indices.shape)}")
+    check_indices(indices, shape)  # integer (1.7 was truncated to 1) and in range
     if values.shape != (indices.shape[0],) or indices.shape[0] == 0:
         raise ValueError(f"values must be (M,) with M = {indices.shape[0]} >= 1, got {tuple(values.shape)}")
+    if not bool(torch.isfinite(values).all()):  # one NaN made the whole fit NaN
+        raise ValueError("values must be finite (no NaN or inf)")
     idx = indices.long()
-    if bool((idx < 0).any()) or any(bool((idx[:, n] >= d).any()) for n, d in enumerate(shape)):
-        raise ValueError(f"indices out of range for shape {shape}")
     y = values.double()
-    peak = float(y.abs().max()) or 1.0  # the unit of the fit (module docstring); NaN data gives a NaN fit
+    peak = float(y.abs().max()) or 1.0  # the unit of the fit (module docstring)
     threshold = mse_threshold / peak / peak
     gen = torch.Generator().manual_seed(int(seed))
     best: CPALSResult | None = None

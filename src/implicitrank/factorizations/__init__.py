@@ -19,6 +19,7 @@ from ._protocol import (
     INITS,
     Factorization,
     autograd_loss_and_grad,
+    check_indices,
     generators,
     is_positive_integer,
     loss_and_grad,
@@ -30,5 +31,5 @@ from .matrix import MatrixFactorization
 
 __all__ = [
     "CPFactorization", "Factorization", "HierarchicalFactorization", "INITS", "MatrixFactorization",
-    "autograd_loss_and_grad", "generators", "is_positive_integer", "loss_and_grad", "mode_sizes",
+    "autograd_loss_and_grad", "check_indices", "generators", "is_positive_integer", "loss_and_grad", "mode_sizes",
 ]

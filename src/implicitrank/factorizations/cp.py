@@ -116,8 +116,8 @@ class CPFactorization:
                 raise ValueError(f"components must be given for shape of order {len(self.shape)}: the default "
                                  f"(product of all mode sizes but the largest) is {default:.3g} > "
                                  f"{MAX_DEFAULT_COMPONENTS}")
-        elif self.components < 1:
-            raise ValueError(f"components (R) must be >= 1, got {self.components}")
+        elif not protocol.is_positive_integer(self.components):  # 2.5 or NaN failed only in init
+            raise ValueError(f"components (R) must be an integer >= 1, got {self.components!r}")
         if not math.isfinite(self.init_mean):
             raise ValueError(f"init_mean must be finite, got {self.init_mean}")
         protocol.check_init("CPFactorization", self.init_method, self.inits)

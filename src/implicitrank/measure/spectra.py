@@ -81,13 +81,20 @@ def singular_values(w: Tensor, top: int | None = None) -> Tensor:
     w : Tensor
         Matrices, (B, m, n).
     top : int, optional
-        Keep only the ``top`` largest; None keeps all.
+        Keep only the ``top`` >= 1 largest; None keeps all.
 
     Returns
     -------
     Tensor
         (B, min(m, n)), or (B, top).
+
+    Raises
+    ------
+    ValueError
+        When ``top`` is not an integer >= 1 (-1 dropped the smallest value, as a slice does).
     """
+    if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
+        raise ValueError(f"top must be an integer >= 1 or None, got {top!r}")
     s = torch.linalg.svdvals(w)
     return s if top is None else s[..., :top]
 
@@ -174,7 +181,7 @@ def schatten_norm(values: Tensor, p: float) -> Tensor:
     values = _spectrum(values)
     if p == float("inf"):
         return values.amax(-1)
-    if p <= 0:
+    if not p > 0:  # NaN too
         raise ValueError(f"p must be positive, got {p}")
     peak = _in_units_of_peak(values, -1)
     return ((values / peak).pow(p).sum(-1, keepdim=True).pow(1.0 / p) * peak).squeeze(-1)

@@ -20,10 +20,11 @@ from ._layers import filled
 Pair = int | tuple[int, int]
 
 
-def _pair(value: Pair, name: str) -> tuple[int, int]:
+def _pair(value: Pair, name: str, least: int = 1) -> tuple[int, int]:
+    """``value`` as a pair of ints >= ``least`` (a stride of 0 or a padding of -1 failed only in forward)."""
     pair = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair) != 2 or any(not isinstance(v, int) for v in pair):
-        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+    if len(pair) != 2 or any(not isinstance(v, int) or v < least for v in pair):
+        raise ValueError(f"{name} must be an int >= {least} or a pair of them, got {value!r}")
     return pair
 
 
@@ -76,8 +77,8 @@ class DeepConv2d(nn.Module):
     ------
     ValueError
         When ``groups`` < 1, a channel count or ``width`` is not a positive multiple of ``groups``, ``padding`` is
-        an unknown string, a size is not an int or a pair of ints, ``depth`` < 1, ``init_scale`` is not positive
-        or ``init`` is not a scheme of the factorization.
+        an unknown string, a size is not an int or a pair of ints (>= 1; ``padding`` >= 0), ``depth`` < 1,
+        ``init_scale`` is not positive or ``init`` is not a scheme of the factorization.
 
     References
     ----------
@@ -120,7 +121,7 @@ class DeepConv2d(nn.Module):
             in_channels, out_channels, depth, width, groups)
         self.kernel_size = _pair(kernel_size, "kernel_size")
         self.stride, self.dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
-        self.padding = padding if isinstance(padding, str) else _pair(padding, "padding")
+        self.padding = padding if isinstance(padding, str) else _pair(padding, "padding", least=0)
         kh, kw = self.kernel_size
         rows, cols = out_channels // groups, in_channels // groups * kh * kw
         self.factorization = MatrixFactorization(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..factorizations import is_positive_integer
 from ._protocol import Observations
 from ._values import check_values
 
@@ -42,7 +43,8 @@ class Completion(Observations):
     ------
     ValueError
         When ``indices`` is not an integer (M, order) or (B, M, order) tensor with B the runs of ``values``,
-        ``values`` is not (B, M), or an index is out of range (``test_indices`` likewise against ``test_values``).
+        ``values`` is not (B, M) with B >= 1, an index is out of range (``test_indices`` likewise against
+        ``test_values``), or ``target`` is not (B, *shape).
 
     References
     ----------
@@ -67,8 +69,15 @@ class Completion(Observations):
         if self.test_indices is not None and self.test_values is not None:
             _check_indices("test_indices", self.test_indices, order, self.test_values)
         sizes = torch.tensor(self.shape, device=self.indices.device)
-        if bool(((self.indices < 0) | (self.indices >= sizes)).any()):
-            raise ValueError(f"indices out of range for a tensor of shape {self.shape}")
+        for name in ("indices", "test_indices"):  # test_indices were not checked, though the docstring said so
+            given = getattr(self, name)
+            if given is not None and bool(((given < 0) | (given >= sizes.to(given.device))).any()):
+                raise ValueError(f"{name} out of range for a tensor of shape {self.shape}")
+        if self.values.shape[0] < 1:
+            raise ValueError("values must hold at least one run (B >= 1), got B = 0")
+        if self.target is not None and tuple(self.target.shape) != (self.values.shape[0], *self.shape):
+            raise ValueError(f"target must be (B, *shape) = {(self.values.shape[0], *self.shape)}, got "
+                             f"{tuple(self.target.shape)}")
 
     def run_fields(self) -> tuple[str, ...]:
         """``values``, ``target`` and ``test_values`` (when given), and the indices when each run has its own (3-D).
@@ -238,10 +247,11 @@ def sample_observations(
     Raises
     ------
     ValueError
-        When ``num_observations`` is not in [1, numel] or ``seeds`` is empty.
+        When ``num_observations`` is not an integer in [1, numel] or ``seeds`` is empty.
     """
-    if not 1 <= num_observations <= numel:
-        raise ValueError(f"num_observations must be in [1, {numel}] (the number of entries), got {num_observations}")
+    if not (is_positive_integer(num_observations) and num_observations <= numel):  # 4.5 failed inside randperm
+        raise ValueError(f"num_observations must be an integer in [1, {numel}] (the number of entries), got "
+                         f"{num_observations!r}")
     if len(seeds) == 0:
         raise ValueError("the seeds (one per run) are empty: need at least one run")
     rows = [torch.randperm(numel, generator=torch.Generator().manual_seed(int(s)))[:num_observations]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..factorizations import is_positive_integer
 from ._protocol import Observations
 from ._values import check_values
 
@@ -117,7 +118,7 @@ def gaussian_sensing(target: Tensor, num_observations: int, seed: int = 0, batch
     Raises
     ------
     ValueError
-        For ``num_observations`` < 1 (no measurement at all), ``batch`` < 1, or a ``target`` that is not a finite
+        For ``num_observations`` or ``batch`` not an integer >= 1, a 0-d ``target``, or one that is not a finite
         floating-point tensor (integer measurements would be truncated).
 
     References
@@ -125,10 +126,11 @@ def gaussian_sensing(target: Tensor, num_observations: int, seed: int = 0, batch
     S. Arora, N. Cohen, W. Hu, Y. Luo, "Implicit Regularization in Deep Matrix Factorization", NeurIPS 2019,
     Figure 2 (sensing: A_i i.i.d. N(0, 1/n²), y_i = <A_i, W*>).
     """
-    if num_observations < 1:
-        raise ValueError(f"num_observations must be >= 1, got {num_observations}")
-    if batch < 1:
-        raise ValueError(f"batch must be >= 1, got {batch}")
+    for name, value in (("num_observations", num_observations), ("batch", batch)):
+        if not is_positive_integer(value):  # 2.5 failed inside torch
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    if target.dim() < 1:
+        raise ValueError("target must have at least one dimension, got a 0-d tensor")
     if not target.is_floating_point() or not bool(torch.isfinite(target).all()):
         raise ValueError(f"target must be a finite floating-point tensor (the measurements take its dtype), got "
                          f"{target.dtype}")
