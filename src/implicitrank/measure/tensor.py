@@ -64,7 +64,7 @@ def tensor_rank_by_pruning(model: CPFactorization, params: list[Tensor], tol: fl
     full = model.end_to_end(params).flatten(1)
     limit = tol * scaled_norm(full, 1)
     partial = torch.zeros_like(full)
-    rank = torch.full((factors.shape[0],), -1, dtype=torch.long)
+    rank = torch.full((factors.shape[0],), -1, dtype=torch.long, device=factors.device)  # where the masks are
     finite = torch.isfinite(full).all(1)
     for k in range(factors.shape[-1] + 1):
         # all R components are W itself, whatever rounding their partial sum carries (tol·||W|| may be below it)
