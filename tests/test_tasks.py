@@ -227,7 +227,7 @@ def test_an_entry_observed_twice_counts_twice_in_the_dense_gradient_as_in_the_lo
 def test_sensing_of_an_integer_target_is_refused_not_measured_with_truncated_matrices():
     with pytest.raises(ValueError, match="target must be a finite floating-point"):
         gaussian_sensing(torch.tensor([[3, 1], [2, 5]]), 4)  # measurements were cast to int: {-1, 0, 1}
-    with pytest.raises(ValueError, match="batch must be >= 1"):
+    with pytest.raises(ValueError, match="batch must be an integer >= 1"):
         gaussian_sensing(torch.ones(2, 2, dtype=torch.float64), 4, batch=-1)
 
 
