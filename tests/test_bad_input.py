@@ -364,6 +364,8 @@ CASES = [
       for argv in (("mf", "--shape", "100000000", "100000000"), ("mf", "--width", "1000000000"),
                    ("tf", "--components", "1000000000000"), ("htf", "--shape", "100", "100", "100", "100", "--rank",
                                                              "1000000"))),
+    Case("mf --width at --depth 1 (ignored)", ("mf", *TINY, "--depth", "1", "--width", "3", "--out", "{tmp}/o"), 2,
+         ("--width applies to --depth >= 2 only",), check=_nothing_written),
     Case("mf --resume without --out", ("mf", *TINY, "--resume"), 2, ("--resume needs --out DIR",)),
     Case("locality --resume without --out", ("locality", "pathfinder", "--scale", "test", "--resume"), 2,
          ("--resume needs --out DIR",)),

@@ -137,7 +137,8 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
 
 
 def refuse_unused_options(args: argparse.Namespace) -> None:
-    """Refuse an optimization option set away from its default for an optimizer that does not use it.
+    """Refuse an optimization option set away from its default for an optimizer that does not use it, and ``mf``'s
+    ``--width`` at ``--depth 1``.
 
     ``--rtol``, ``--atol`` and ``--flow-method`` configure ``gradient-flow`` only, ``--eps`` ``global-rmsprop``
     only, and ``--lr`` every optimizer but ``gradient-flow``: a value given for another optimizer would be ignored
@@ -163,6 +164,10 @@ def refuse_unused_options(args: argparse.Namespace) -> None:
         if args.optimizer not in users and value != default:
             raise UsageError(f"--{name.replace('_', '-')} applies to --optimizer {' | '.join(users)} only; "
                              f"--optimizer {args.optimizer} does not use it (leave it out)")
+    # (not in RunConfig: a sweep whose base sets a width may have depth 1 among its axis's values)
+    if args.model == "matrix" and args.width is not None and args.depth == 1:
+        raise UsageError("--width applies to --depth >= 2 only: a depth-1 factorization is W itself, with no hidden "
+                         "width (leave it out)")
 
 
 def scales_for_entry_std(stds: list[float], shared: dict) -> list[float]:
