@@ -251,3 +251,19 @@ def test_richer_claims_render_paper_source_spread_test_and_control(tmp_path):
                   "holds in 2 of 2", "seed 1: 5e-05", "2.58e-05 / 10.0 &lt;= ours", "fails, as it must",
                   "controls: 1 of 1 fail as they must", "abc123", "90 s"):
         assert shown in html, shown
+
+
+def test_an_experiment_s_figures_one_folder_down_are_shown_by_their_path(tmp_path):
+    """razin2022-locality writes its figures under is-same-class/ and pathfinder/: the report said "no figure" and
+    showed none."""
+    from implicitrank.reports.reproduction import gather_experiment
+
+    experiment = tmp_path / "razin2022-locality"
+    for task in ("is-same-class", "pathfinder"):
+        (experiment / task).mkdir(parents=True)
+        (experiment / task / "accuracy.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(16))
+    (experiment / "claims.json").write_text(json.dumps({"experiment": "razin2022-locality", "scale": "test",
+                                                        "claims": [], "provenance": {}}))
+    section = gather_experiment("razin2022-locality", experiment, "razin2022-locality")
+    assert [f["name"] for f in section["figures"]] == ["is-same-class/accuracy.png", "pathfinder/accuracy.png"]
+    assert all(f["uri"] for f in section["figures"]) and not section["problems"]

@@ -55,15 +55,17 @@ def figure_uri(fig, dpi: int = 100) -> str:
     return png_uri(buffer.getvalue())
 
 
-def file_figure(path: Path) -> dict:
-    """An image file of a directory as {name, uri}; an unreadable or empty file as {name, error}."""
+def file_figure(path: Path, name: str | None = None) -> dict:
+    """An image file of a directory as {name, uri}; an unreadable or empty file as {name, error}. ``name`` is what
+    the page calls it (default: the file's name)."""
+    name = path.name if name is None else name
     try:
         data = path.read_bytes()
     except OSError as err:
-        return {"name": path.name, "uri": None, "error": f"could not read it: {err}"}
+        return {"name": name, "uri": None, "error": f"could not read it: {err}"}
     if not data.startswith(b"\x89PNG"):
-        return {"name": path.name, "uri": None, "error": "not a PNG image (empty or damaged)"}
-    return {"name": path.name, "uri": png_uri(data), "error": None}
+        return {"name": name, "uri": None, "error": "not a PNG image (empty or damaged)"}
+    return {"name": name, "uri": png_uri(data), "error": None}
 
 
 def fmt(value: Any, digits: int = 4) -> str:

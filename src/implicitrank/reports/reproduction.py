@@ -84,9 +84,12 @@ def gather_experiment(name: str, directory: Path, anchor: str) -> dict[str, Any]
         status = "passed"
     else:
         status = "not run"
-    figures = [file_figure(p) for p in sorted(directory.glob("*.png"))]
+    # its figures, and those of its parts one folder down (razin2022-locality: is-same-class/, pathfinder/)
+    pngs = sorted(directory.glob("*.png")) + sorted(directory.glob("*/*.png"))
+    figures = [file_figure(p, str(p.relative_to(directory))) for p in pngs]
     if data is not None and not figures:
-        problems.append("no figure: this experiment's directory holds no PNG (it was not written or was removed)")
+        problems.append("no figure: this experiment's directory (or a folder in it) holds no PNG (it was not "
+                        "written or was removed)")
     controls = [c["control"] for c in (data or {}).get("claims", []) if isinstance(c.get("control"), dict)]
     title, notes = _module_text(name)
     provenance = (data or {}).get("provenance") or {}
