@@ -103,6 +103,8 @@ def test_digits_are_fit_at_rank_one_random_data_is_not_and_mnist_claims_need_dat
     # random data staying at the label variance holds for a model that learns nothing: its control is the original
     stays = next(c for c in digits if "stay at the label variance" in c.claim)
     assert stays.control is not None and stays.control.claim.startswith("control: digits, original")
+    gap = next(c for c in digits if "test error close to train error" in c.claim)  # no control can fail for it
+    assert "a model that learns nothing passes this too" in gap.note
     mnist = [c for c in claims if not c.claim.startswith("digits")]
     assert mnist and all(c.status == "not run" and "needs --data" in c.note for c in mnist)
     assert (tmp_path / "digits.png").is_file() and (tmp_path / "errors.csv").is_file()
