@@ -264,3 +264,22 @@ def test_hierarchical_widths_and_width_cap_must_be_integers():
         HierarchicalFactorization((2, 3, 2, 2), widths=(2.7, 2, 2))
     with pytest.raises(ValueError, match="width_cap must be an integer"):
         HierarchicalFactorization((2, 3, 2, 2), width_cap=2.5)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_task_s_loss_does_not_check_its_indices_again(kind, monkeypatch):
+    """The index check waits for the device; a task's indices were checked against its shape when it was made,
+    and its loss checks the model's shape, so the loss (every step of an autograd model) skips it."""
+    from implicitrank.factorizations import _protocol
+
+    model = BUILD[kind]()
+    params = model.init(2, 0.5, generators([0, 1]), dtype=torch.float64)
+    task = _task(model, 2)
+    calls = []
+    monkeypatch.setattr(_protocol, "check_indices", lambda *args: calls.append(args))
+    loss = task.loss(model, params)
+    assert calls == []
+    model.evaluate(params, task.indices)
+    assert len(calls) == 1
+    expected = (model.end_to_end(params).reshape(2, -1).gather(1, task.flat_indices()) - task.values).pow(2).mean(1)
+    torch.testing.assert_close(loss, expected)

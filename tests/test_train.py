@@ -284,3 +284,20 @@ def test_record_trajectory_takes_integer_step_counts():
     with pytest.raises(ValueError, match="need integers steps >= every >= 1, got steps=10.5"):
         record_trajectory(model, task, params, 0.1, 10.5)
     assert len(record_trajectory(model, task, params, 0.1, 10, 5).times) == 3
+
+
+def test_a_resumed_batch_keeps_its_records_on_the_cpu_where_the_loop_adds_them(tmp_path):
+    """Resuming on CUDA stacked the checkpoint's records onto the GPU while the loop keeps new ones on the CPU, so
+    ``history`` met two devices. "meta" stands in for CUDA here (no GPU on this machine)."""
+    model = MatrixFactorization(4, 4, 2)
+    task = complete_from_target(low_rank_matrix(4, 4, 1, seed=0), 8, [0, 1])
+    params = model.init(2, 1e-2, generators([0, 1]), dtype=torch.float64)
+    state = train(model, task.to(torch.float64), params, gradient_descent(), torch.tensor([0.1, 0.1]),
+                  TrainConfig(max_steps=5, record_every=1, progress=False))
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    for d in dirs:
+        d.mkdir()
+    run_module._save_checkpoints(state, dirs)
+    resumed, _ = run_module._load_checkpoints(dirs, torch.device("meta"))
+    assert resumed.params[0].device.type == "meta"
+    assert {v.device.type for r in resumed.records for v in r.values() if isinstance(v, torch.Tensor)} == {"cpu"}

@@ -147,7 +147,8 @@ def integrate(
     Each run goes until it converges, diverges or has made ``config.max_steps`` accepted steps (see the module
     docstring); stopping, records, checkpoints and progress are ``train.run_loop``'s. Once a run has stopped, it
     leaves the batch the steps work on (its gradients are no longer computed: the task's ``runs`` gives the runs
-    still going), bitwise without effect on the others; records, checkpoints and the result show every run.
+    still going), bitwise without effect on the others on the CPU (CUDA's atomic adds may change the last bits);
+    records, checkpoints and the result show every run.
 
     Parameters
     ----------

@@ -815,10 +815,12 @@ def _load_checkpoints(dirs: list[Path], device: torch.device) -> tuple[TrainStat
     if len({r["step"] for r in runs}) != 1:
         raise UsageError("resume: the runs of this batch were checkpointed at different steps; resume them apart "
                          "(one command with --resume for each run's settings, e.g. one --lr at a time)")
-    merged = _stack([{k: r[k] for k in ("params", "optimizer_state", "status", "records")} for r in runs], device)
+    merged = _stack([{k: r[k] for k in ("params", "optimizer_state", "status")} for r in runs], device)
+    # the records stay on the CPU, where the loop keeps the ones it adds (on CUDA, history() met both devices)
+    records = _stack([r["records"] for r in runs], torch.device("cpu"))
     status = merged["status"]
     return TrainState(runs[0]["step"], merged["params"], merged["optimizer_state"], status["active"],
-                      status["stopped_at"], status["loss"], merged["records"], status.get("below_for")), \
+                      status["stopped_at"], status["loss"], records, status.get("below_for")), \
         max(float(r.get("seconds", 0.0)) for r in runs)
 
 

@@ -367,7 +367,8 @@ def train(
 
     The parameters are copied once and then updated in place (``params`` is left as it was). Runs that stop
     leave the batch at the next sync step (``config.sync_every``), so a batch whose runs converge at different
-    steps computes only the runs still going; every run's result is bitwise the one it would have alone.
+    steps computes only the runs still going; every run's result is bitwise the one it would have alone, on the CPU
+    (CUDA's atomic adds, e.g. in a gather's backward, may change the last bits from one run to the next).
 
     Parameters
     ----------

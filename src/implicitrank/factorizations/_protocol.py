@@ -165,7 +165,7 @@ class Factorization(Protocol):
         """
         ...
 
-    def evaluate(self, params: list[Tensor], indices: Tensor) -> Tensor:
+    def evaluate(self, params: list[Tensor], indices: Tensor, *, check: bool = True) -> Tensor:
         """Entries of W at integer multi-indices, without forming W.
 
         Parameters
@@ -174,6 +174,10 @@ class Factorization(Protocol):
             Parameters as returned by ``init``.
         indices : Tensor
             Integer multi-indices, (M, order) shared by all runs or (B, M, order).
+        check : bool, optional
+            Check ``indices`` (integer, shaped, in range) first. False where they were checked already, e.g. a
+            task's, checked against the same shape when it was made: the check waits for the device at every
+            step. Default True.
 
         Returns
         -------

@@ -276,7 +276,7 @@ class CPFactorization:
         """
         return cp_to_tensor(self.factor_matrices(params))
 
-    def evaluate(self, params: list[Tensor], indices: Tensor) -> Tensor:
+    def evaluate(self, params: list[Tensor], indices: Tensor, *, check: bool = True) -> Tensor:
         """Entries W[i] = Σ_r Π_n w_r^n[i_n] at integer multi-indices.
 
         Never forms W; above order 8 the product is taken in the log domain with a sign (see the module docstring).
@@ -287,6 +287,10 @@ class CPFactorization:
             The stacked factors (B, N, D, R); only the rows i_n the indices select are read.
         indices : Tensor
             Integer multi-indices (i_1, ..., i_N): (M, N) for every run alike, or (B, M, N) per run.
+        check : bool, optional
+            Check ``indices`` (integer, shaped, in range) first. False where they were checked already, e.g. a
+            task's, checked against the same shape when it was made: the check waits for the device at every
+            step. Default True.
 
         Returns
         -------
@@ -299,7 +303,8 @@ class CPFactorization:
             When ``indices`` is not integer, has the wrong shape, or is out of range.
         """
         factors = params[0]
-        protocol.check_indices(indices, self.shape)
+        if check:
+            protocol.check_indices(indices, self.shape)
         if self.order > DIRECT_MAX_ORDER:
             return _LogDomainEvaluate.apply(factors, indices)
         if factors.shape[2] > ONE_HOT_MAX_MODE_SIZE:

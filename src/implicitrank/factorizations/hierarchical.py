@@ -342,7 +342,7 @@ class HierarchicalFactorization:
         w = dense[tree.root].reshape(batch, *(self.shape[m] for m in order))
         return w.permute(0, *(1 + order.index(m) for m in range(self.order)))
 
-    def evaluate(self, params: list[Tensor], indices: Tensor) -> Tensor:
+    def evaluate(self, params: list[Tensor], indices: Tensor, *, check: bool = True) -> Tensor:
         """Entries W[i] at integer multi-indices, without forming W.
 
         The ConvAC view: the leaf of mode n reads row i_n of W^(n) (its one-hot input times W^(n)); each internal
@@ -355,6 +355,10 @@ class HierarchicalFactorization:
             The node matrices W^(ν), (B, R_ν, R_Pa(ν)), in node order: the weights of the circuit.
         indices : Tensor
             Integer multi-indices, one row i_n per leaf: (M, N) for all runs or (B, M, N).
+        check : bool, optional
+            Check ``indices`` (integer, shaped, in range) first. False where they were checked already, e.g. a
+            task's, checked against the same shape when it was made: the check waits for the device at every
+            step. Default True.
 
         Returns
         -------
@@ -366,7 +370,8 @@ class HierarchicalFactorization:
         ValueError
             When ``indices`` is not integer, has the wrong shape, or is out of range.
         """
-        protocol.check_indices(indices, self.shape)
+        if check:
+            protocol.check_indices(indices, self.shape)
         idx = indices.long()
         if idx.dim() == 2:
             idx = idx.unsqueeze(0).expand(params[0].shape[0], -1, -1)

@@ -235,7 +235,7 @@ class MatrixFactorization:
             product = factor @ product
         return product
 
-    def evaluate(self, params: list[Tensor], indices: Tensor) -> Tensor:
+    def evaluate(self, params: list[Tensor], indices: Tensor, *, check: bool = True) -> Tensor:
         """Entries W[i, j] at ``indices``.
 
         Parameters
@@ -244,6 +244,10 @@ class MatrixFactorization:
             The factors; their product W is formed, then read at the indices.
         indices : Tensor
             Integer (row, column) pairs, (M, 2) shared by all runs or (B, M, 2).
+        check : bool, optional
+            Check ``indices`` (integer, shaped, in range) first. False where they were checked already, e.g. a
+            task's, checked against the same shape when it was made: the check waits for the device at every
+            step. Default True.
 
         Returns
         -------
@@ -255,7 +259,8 @@ class MatrixFactorization:
         ValueError
             When ``indices`` is not integer, has the wrong shape or number of runs, or is out of range.
         """
-        protocol.check_indices(indices, self.shape)
+        if check:
+            protocol.check_indices(indices, self.shape)
         w = self.end_to_end(params)
         if indices.dim() == 3 and indices.shape[0] != w.shape[0]:
             raise ValueError(f"indices hold {indices.shape[0]} runs' observations, the parameters {w.shape[0]} runs")
