@@ -61,7 +61,16 @@ which ``reproduce``'s control for that claim now shows; the fall (2.2 points), t
 and "λ = 3 leaves L = 2 unchanged" (+19.1) fail. Each λ = 3 run took 285-315 s on one thread, each plain one 22-33
 s. The earlier generator's numbers (the second table) came from a task the marker distance gave away: plain
 training generalized at L = 2 for seed 0 (96.9), λ = 3 at L = 2 and 4 (90-98) and at L = 6 for seed 0 (70.2), and
-three of the four claims passed. How much data or training today's task needs at this size is not measured.
+three of the four claims passed.
+
+Measured on today's generator with 4000 training images (2026-12-03, seeds 0 and 1, one thread, not adopted): λ = 0
+learns L = 2 (98.7, 99.3; 23-31 s a run) and is at chance at L = 4 (51.1, 49.2) and L = 6 (52.4, 48.7); λ = 3 does
+not fit the training set in 30 epochs (74-83%) and recovers nothing at L = 6 (49.8, 52.0; 368-429 s a run), while it
+leaves L = 2 unchanged (97.2, seed 0); λ = 1 recovers 23.6 points at L = 6 for seed 0 (76.0) and 3.6 for seed 1
+(52.3). Not adopted, for two reasons: two seeds do not settle the recovery, and at L = 2 one threshold on the distance
+between the two markers classifies every training and test image, so "learns L = 2" need not be path tracing (at
+L = 6 that threshold still classifies 83-84% of the test images, and λ = 0 stays at chance). A set-up whose short
+snakes cannot be told by marker distance (a longer segment_length or a smaller start_distance) comes first.
 
 Time: Is Same Class 8.0 min wall for both seeds (465 s of training: 12 s per plain run, 66 s per regularized one),
 Pathfinder 10.2 min wall for both seeds on the earlier generator (≈ 9 s per plain run, 85-92 s per regularized one,
