@@ -203,3 +203,13 @@ def test_bad_status_is_rejected():
 def test_is_missing_accepts_every_numeric_form():
     assert not is_missing(np.float32(1.0)) and not is_missing(torch.tensor([[1.0, 2.0]])) and not is_missing([1, 2])
     assert is_missing([]) and is_missing(torch.tensor(math.inf))
+
+
+def test_a_ratio_with_a_missing_or_zero_denominator_is_a_missing_number():
+    """The margin claims' ratios: a zero denominator raised ZeroDivisionError (razin2021-incremental) or gave an inf
+    that read as a huge margin; now it, like a missing operand, is NaN, which fails the claim."""
+    from implicitrank.experiments.claims import ratio
+
+    assert ratio(3.0, 2.0) == 1.5 and ratio(torch.tensor(3.0), 2) == 1.5
+    assert all(math.isnan(ratio(a, b)) for a, b in ((1.0, 0.0), (1.0, None), (math.nan, 1.0), (1.0, math.inf)))
+    assert evaluate("margin", "at_least", 1.5, [ratio(1.0, 0.0)], seeds=[0]).status == "fail"

@@ -25,7 +25,6 @@ References: S. Arora, N. Cohen, W. Hu, Y. Luo, "Implicit Regularization in Deep 
 from __future__ import annotations
 
 import math
-import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +39,7 @@ from ..tasks import complete_from_target, low_rank_matrix
 from ..tasks.files import read_movielens
 from ..theory import record_trajectory
 from . import published
-from ._matrix_common import DEPTH_COLORS, panels, run_grid, write_csv
+from ._matrix_common import DEPTH_COLORS, median, panels, run_grid, write_csv
 from .claims import Claim, evaluate, not_run, seed_list
 
 NAME = "arora2019-dynamics"
@@ -238,7 +237,7 @@ def _synthetic_claims(rows: list[dict], theory: dict[int, dict[int, float]], cfg
                                published=published.A19_FIRST_JUMP, rule="median"))
     # Not a control: depth 1 aligns too (exactly, from W(0) = α·I: W − W(0) and ∇L share singular vectors), as the
     # theory expects of any depth. The note says so, so a pass is not read as an effect of depth.
-    depth1 = statistics.median(_alignment(by_seed[s], 1) for s in seeds)
+    depth1 = median(_alignment(by_seed[s], 1) for s in seeds)  # NaN if a seed has none: shown as nan
     for depth in (2, 3):
         claims.append(evaluate(f"depth {depth}: singular vectors align, mean |off-diag| / mean |diag| of U^T grad V "
                                "(median after the first jump)", "at_most", 1.0,

@@ -96,6 +96,25 @@ def is_missing(value) -> bool:
     return not math.isfinite(value)
 
 
+def ratio(numerator, denominator) -> float:
+    """``numerator / denominator`` as a claim's value: NaN (a missing number, which fails the claim) where either is
+    missing or the denominator is 0, instead of a ZeroDivisionError or an inf that reads as a huge margin.
+
+    Parameters
+    ----------
+    numerator, denominator : float
+        Numbers in any numeric form (``as_number``), or None.
+
+    Returns
+    -------
+    float
+        The quotient, or NaN.
+    """
+    if is_missing(numerator) or is_missing(denominator) or as_number(denominator) == 0:
+        return math.nan
+    return as_number(numerator) / as_number(denominator)
+
+
 def _flat(value) -> list[float]:
     return [x for v in value for x in _flat(v)] if isinstance(value, list) else [value]
 

@@ -55,7 +55,7 @@ from ..tasks import Completion
 from ..train import TrainConfig, train
 from . import published
 from ._matrix_common import panels, write_csv
-from .claims import Claim, evaluate, seed_list
+from .claims import Claim, evaluate, ratio, seed_list
 
 NAME = "razin2020-norms"
 TITLE = "Razin & Cohen 2020, Figs. 1-2: 2x2 completion, |w11| and norms diverge as loss -> 0, effective rank -> 1"
@@ -340,7 +340,7 @@ def _claims(rows: list[dict], cfg: NormsScale, flow: dict[int, list[dict]]) -> l
         # the paper's set-up; equal values, or a depth 3 that plateaus too, must not pass by a rounding difference
         claims.append(evaluate(f"depth 2 plateaus lower than depth 3 (balanced, |w11| at the end, depth 3 / depth 2, "
                                f"run k of each depth; at least {PLATEAU_MARGIN:g}x)", "at_least", PLATEAU_MARGIN,
-                               [b / a if a > 0 else math.nan for a, b in zip(d2, d3)],
+                               [ratio(b, a) for a, b in zip(d2, d3)],
                                note="not a published number: earlier re-runs gave ≈7 vs 70.7 at loss 1e-4"))
     deepest = max(cfg.depths)
     perturbed = {t[0]["epsilon"]: t[-1]["w11"] for t in _runs(rows, depth=deepest, variant="perturbed")}

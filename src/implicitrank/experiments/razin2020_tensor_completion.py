@@ -46,7 +46,7 @@ from ._tensor_common import (
     train_rmsprop,
     write_csv,
 )
-from .claims import Claim, evaluate, median, not_run, seed_list
+from .claims import Claim, evaluate, median, not_run, ratio, seed_list
 
 NAME = "razin2020-tensor-completion"
 TITLE = "Razin & Cohen 2020 §5: tensor completion error and learned tensor rank vs number of observations"
@@ -242,13 +242,6 @@ def _over(rows, panel, method, key, counts, seeds) -> list[list[float]]:
     return [list(x) for x in zip(*values)]
 
 
-def _ratio(numerator: float, denominator: float) -> float:
-    """``numerator / denominator``, NaN (a missing value) where the denominator is 0 or either is not finite."""
-    if not (math.isfinite(numerator) and math.isfinite(denominator)) or denominator == 0:
-        return math.nan
-    return numerator / denominator
-
-
 def claims(setup: Setup, rows: list[dict], seeds: tuple[int, ...]) -> list[Claim]:
     """The numbers the paper's figure shows (order 3/4, rank 1), per seed; published errors read off its log-scale
     plot are compared within a factor 3 on the median (and in a majority of seeds). Control: the learned-rank
@@ -303,7 +296,7 @@ def claims(setup: Setup, rows: list[dict], seeds: tuple[int, ...]) -> list[Claim
                        _per_seed(rows, order3, large, "reconstruction_error", big, seeds))
             out.append(evaluate(f"order 3, rank 1: smaller init gives a lower error at {big} observations (error at "
                                 "init 1e-2 / at init 1e-3)", "at_least", SMALLER_INIT_FACTOR,
-                                [_ratio(b, a) for a, b in pair], seeds=seeds, published=published.R20_TC_SMALLER_INIT))
+                                [ratio(b, a) for a, b in pair], seeds=seeds, published=published.R20_TC_SMALLER_INIT))
         # The matricization bound cannot exceed the mode size, so 12-17 itself is out of its reach; and with
         # most entries observed the zero-filled tensor is the truth plus a few entries (rank 2 at 511 of 512),
         # so the claim is about the sparse half of the axis.

@@ -40,7 +40,7 @@ from ..measure.spectra import relative_error
 from ..tasks.tensors import low_rank_tensor, prefix_completion
 from . import published
 from ._tensor_common import pyplot, save_figure, stack_completions, takeoff_steps, train_rmsprop, write_csv
-from .claims import Claim, evaluate, not_run, seed_list
+from .claims import Claim, evaluate, not_run, ratio, seed_list
 
 NAME = "razin2021-incremental"
 TITLE = "Razin, Maman & Cohen 2021 Fig. 2: CP component norms and error vs iterations for three init scales"
@@ -227,7 +227,7 @@ def claims(setup: Setup, steps: list[int], curves: dict[tuple[int, float], torch
             out.append(evaluate(label, "factor", 2.0, [final_errors[s, std] for s in seeds], seeds=seeds,
                                 published=paper, rule="median", note=note))
     stds = sorted(setup.init_stds)
-    ratios = [[final_errors[s, b] / final_errors[s, a] for a, b in zip(stds, stds[1:])] for s in seeds]
+    ratios = [[ratio(final_errors[s, b], final_errors[s, a]) for a, b in zip(stds, stds[1:])] for s in seeds]
     out.append(evaluate(f"smaller init ⇒ lower final error (error at each std / at the next smaller, stds {stds})",
                         "at_least", ERROR_MARGIN, ratios, seeds=seeds, published=published.R21_SMALLER_BETTER))
     return out

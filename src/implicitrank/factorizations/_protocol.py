@@ -322,7 +322,7 @@ def is_positive_integer(value: Any) -> bool:
         return False
 
 
-def check_indices(indices: Tensor, shape: tuple[int, ...]) -> None:
+def check_indices(indices: Tensor, shape: tuple[int, ...], name: str = "indices") -> None:
     """Refuse multi-indices ``evaluate`` cannot read a tensor of ``shape`` at.
 
     Parameters
@@ -331,6 +331,8 @@ def check_indices(indices: Tensor, shape: tuple[int, ...]) -> None:
         Integer multi-indices, (M, N) shared by all runs or (B, M, N), N = len(shape).
     shape : tuple of int
         The tensor's mode sizes.
+    name : str, optional
+        What the messages call ``indices``. Default ``"indices"``.
 
     Raises
     ------
@@ -340,14 +342,14 @@ def check_indices(indices: Tensor, shape: tuple[int, ...]) -> None:
     """
     order = len(shape)
     if indices.dtype.is_floating_point or indices.dtype.is_complex or indices.dtype == torch.bool:
-        raise ValueError(f"indices must have an integer dtype, got {indices.dtype}")
+        raise ValueError(f"{name} must be an integer tensor (integer dtype: positions), got {indices.dtype}")
     if indices.dim() not in (2, 3) or indices.shape[-1] != order:
-        raise ValueError(f"indices must be (M, {order}) or (B, M, {order}) for a tensor of order {order}, got shape "
-                         f"{tuple(indices.shape)}")
+        raise ValueError(f"{name} must be (M, {order}) shared by the runs or (B, M, {order}) for a tensor of order "
+                         f"{order}, got shape {tuple(indices.shape)}")
     flat = indices.reshape(-1, order)
     if flat.shape[0] and (bool((flat.amin(0) < 0).any())
                           or bool((flat.amax(0).long() >= torch.tensor(shape, device=indices.device)).any())):
-        raise ValueError(f"indices out of range for a tensor of shape {shape}")
+        raise ValueError(f"{name} out of range for a tensor of shape {tuple(shape)}")
 
 
 def mode_sizes(shape: Any) -> tuple[int, ...]:

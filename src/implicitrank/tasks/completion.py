@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..factorizations import is_positive_integer
+from ..factorizations import check_indices, is_positive_integer
 from ._protocol import Observations
 from ._values import check_values
 
@@ -63,16 +63,10 @@ class Completion(Observations):
     test_values: Tensor | None = None
 
     def __post_init__(self) -> None:
-        order = len(self.shape)
-        _check_indices("indices", self.indices, order, self.values)
+        _check_indices("indices", self.indices, self.shape, self.values)
         check_values(self.values, self.indices.shape[-2])
-        if self.test_indices is not None and self.test_values is not None:
-            _check_indices("test_indices", self.test_indices, order, self.test_values)
-        sizes = torch.tensor(self.shape, device=self.indices.device)
-        for name in ("indices", "test_indices"):  # test_indices were not checked, though the docstring said so
-            given = getattr(self, name)
-            if given is not None and bool(((given < 0) | (given >= sizes.to(given.device))).any()):
-                raise ValueError(f"{name} out of range for a tensor of shape {self.shape}")
+        if self.test_indices is not None:  # its range was not checked, though the docstring said so
+            _check_indices("test_indices", self.test_indices, self.shape, self.test_values)
         if self.values.shape[0] < 1:
             raise ValueError("values must hold at least one run (B >= 1), got B = 0")
         if self.target is not None and tuple(self.target.shape) != (self.values.shape[0], *self.shape):
@@ -187,15 +181,12 @@ class Completion(Observations):
         return cached
 
 
-def _check_indices(name: str, indices: Tensor, order: int, values: Tensor) -> None:
-    """``indices`` must be integer, (M, order) shared by the runs or (B, M, order) with B the runs of ``values``."""
-    if indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
-        raise ValueError(f"{name} must be an integer tensor (positions), got {indices.dtype}")
-    if indices.dim() not in (2, 3) or indices.shape[-1] != order:
-        raise ValueError(f"{name} must be (M, order) = (M, {order}) shared by the runs or (B, M, {order}), got shape "
-                         f"{tuple(indices.shape)}")
-    if indices.dim() == 3 and values.dim() >= 1 and indices.shape[0] != values.shape[0]:
-        raise ValueError(f"{name} must be (M, {order}) shared by the runs or (B, M, {order}) with B = "
+def _check_indices(name: str, indices: Tensor, shape: tuple[int, ...], values: Tensor | None) -> None:
+    """``indices`` must be integer, in range for ``shape``, and (M, order) shared by the runs or (B, M, order) with B
+    the runs of ``values`` (when given)."""
+    check_indices(indices, shape, name)
+    if indices.dim() == 3 and values is not None and values.dim() >= 1 and indices.shape[0] != values.shape[0]:
+        raise ValueError(f"{name} must be (M, {len(shape)}) shared by the runs or (B, M, {len(shape)}) with B = "
                          f"{values.shape[0]} (the runs of the values), got shape {tuple(indices.shape)}")
 
 
