@@ -250,6 +250,10 @@ def _absent(path: Path) -> None:
     assert not path.exists(), path
 
 
+def _nothing_in(directory: Path) -> None:
+    assert not any(directory.iterdir()), sorted(directory.iterdir())
+
+
 def _no_numbers_after_a_divergence_between_records(tmp: Path) -> None:
     diverged = _summary(tmp / "o" / "depth3-init0.01-lr2.2-seed0-data0")
     rows = [json.loads(line) for line in
@@ -337,7 +341,8 @@ CASES = [
          ("unrecognized arguments: --bogus",), absent=("comma-separated",)),
     Case("lr -inf is a value", ("mf", *TINY, "--lr", "-inf", "--out", "{tmp}/o"), 2, ("lr must be positive",),
          check=_nothing_written, absent=("expected at least one argument",)),
-    Case("an empty --out", ("mf", *TINY, "--out", ""), 2, ("--out: an empty path",)),
+    Case("an empty --out", ("mf", *TINY, "--out", ""), 2, ("--out: an empty path",),
+         check=lambda tmp: _nothing_in(tmp)),
     Case("--resume with an --out that does not exist", ("mf", *TINY, "--out", "{tmp}/typo", "--resume"), 2,
          ("--resume: ", "typo does not exist"), check=lambda tmp: _absent(tmp / "typo")),
     Case("a sweep name that leaves runs/", ("sweep", "{tmp}/up.toml", "--dry-run"), 2,
@@ -677,7 +682,10 @@ CASES = [
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_bad_input(case: Case, tmp_path: Path, capsys) -> None:
+def test_bad_input(case: Case, tmp_path: Path, capsys, monkeypatch) -> None:
+    # from inside tmp_path: a refusal that regresses writes there, never into the repository (b81eb07 committed the
+    # run directory that "an empty --out" wrote into the working directory before its fix)
+    monkeypatch.chdir(tmp_path)
     if case.setup is not None:
         case.setup(tmp_path)
     argv = [a.replace("{tmp}", str(tmp_path)) for a in case.argv]
