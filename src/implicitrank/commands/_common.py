@@ -281,10 +281,13 @@ def resumable_out(args: argparse.Namespace, command: str) -> Path:
 
 
 def format_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
-    """A plain-text table; floats in 3 significant digits; a missing value (None) as ``n/a`` (not applicable,
-    e.g. the error on unobserved entries when every entry is observed)."""
+    """A plain-text table; floats in 3 significant digits; None as ``n/a`` (not applicable, e.g. the error on
+    unobserved entries when every entry is observed); every number of a diverged run (``status`` "diverged") as
+    ``none``: it has no result, as its summary.json's nulls say."""
 
-    def cell(v) -> str:
+    def cell(v, diverged: bool) -> str:
+        if diverged and (v is None or isinstance(v, float)):
+            return "none"
         if v is None:
             return "n/a"
         if isinstance(v, bool):
@@ -293,7 +296,7 @@ def format_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
             return f"{v:.3g}"
         return str(v)
 
-    cells = [[cell(r.get(c)) for c in columns] for r in rows]
+    cells = [[cell(r.get(c), r.get("status") == "diverged" and c != "seconds") for c in columns] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
     lines.append("  ".join("-" * w for w in widths))
