@@ -289,3 +289,7 @@ def test_tree_helpers_build_the_named_trees():
     assert tree_from_spec("((0,2),(1,3))", (2,) * 4).modes[-2] == (1, 3)
     with pytest.raises(ValueError, match="tree must be one of"):
         tree_from_spec("spiral", (2,) * 4)
+    assert tree_from_spec("windows:2x3:3", (2,) * 6) == ModeTree(tuple(range(6)))  # the longer side: one pool
+    for window in (1, 4, 100):  # 4 and 100 built the tree of window 3 without a word
+        with pytest.raises(ValueError, match=r"window must be in \[2, 3\] for a 2x3 grid"):
+            tree_from_spec(f"windows:2x3:{window}", (2,) * 6)

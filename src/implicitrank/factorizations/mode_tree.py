@@ -149,11 +149,13 @@ def _join_balanced(nodes: list[Nested]) -> Nested:
 def square_windows_tree(rows: int, cols: int, window: int = 2) -> ModeTree:
     """The tree of a convolutional arithmetic circuit on a ``rows x cols`` image whose pixel (i, j) is
     mode i·cols + j: each level pools ``window x window`` windows of the level below (smaller windows at
-    the borders when the grid does not divide), until one node is left (Razin et al. 2022, §5)."""
+    the borders when the grid does not divide), until one node is left (Razin et al. 2022, §5). The window is
+    at most the grid's longer side: that one already pools the whole grid at once, as any larger one would."""
     if rows < 1 or cols < 1:
         raise UsageError(f"rows and cols must be >= 1, got {rows}x{cols}")
-    if window < 2:
-        raise UsageError(f"window must be >= 2, got {window}")
+    if not 2 <= window <= max(rows, cols, 2):
+        raise UsageError(f"window must be in [2, {max(rows, cols, 2)}] for a {rows}x{cols} grid (the longer side "
+                         f"pools the whole grid in one node), got {window}")
     if rows * cols == 1:
         return ModeTree((0,))
     grid: list[list[Nested]] = [[i * cols + j for j in range(cols)] for i in range(rows)]
@@ -191,7 +193,10 @@ def tree_from_spec(spec: str, shape: Sequence[int]) -> ModeTree:
             raise UsageError(f"tree spec {spec!r}: expected windows, windows:HxW or windows:HxW:K") from err
         if rows * cols != order:
             raise UsageError(f"tree spec {spec!r}: the grid {rows}x{cols} must have the tensor order {order} pixels")
-        return square_windows_tree(rows, cols, window)
+        try:
+            return square_windows_tree(rows, cols, window)
+        except UsageError as err:
+            raise UsageError(f"tree spec {spec!r}: {err}") from None
     try:
         nested = ast.literal_eval(spec)
     except (ValueError, SyntaxError) as err:
