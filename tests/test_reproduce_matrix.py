@@ -247,7 +247,8 @@ def _completion_claims(depth3_errors, depth3_norm):
         for depth in cfg.depths:
             for init, error in zip(cfg.init_norms, depth3_errors):
                 rows.append(base | {"method": f"depth {depth}", "depth": depth, "init_scale": init,
-                                    "error": error if depth == 3 else 1e-2 * init, "nuclear_norm": depth3_norm})
+                                    "error": error if depth == 3 else 1e-2 * init, "nuclear_norm": depth3_norm,
+                                    "status": "converged", "steps": 100})
     return completion_claims(rows, cfg, 1.0, (0,))
 
 
@@ -258,6 +259,8 @@ def test_deep_completion_claims_hold_at_every_init_and_by_a_margin_over_the_mini
     recovered, one_failed = (1e-5, 1e-5, 1e-5), (1e-5, 1e-5, 2.7)
     assert _passed(_completion_claims(recovered, 10.5), "40 obs: every depth >= 3 ≈ ground truth")
     assert not _passed(_completion_claims(one_failed, 10.5), "40 obs: every depth >= 3 ≈ ground truth")
+    (failed,) = _claims(_completion_claims(one_failed, 10.5), "40 obs: every depth >= 3 ≈ ground truth")
+    assert "seed 0: depth 3, α 1e-05, 2.7 (converged, 100 steps)" in failed.note, failed.note  # which run, and how
     above = "40 obs, depth 3: nuclear norm above the minimum nuclear norm"
     assert _passed(_completion_claims(recovered, 10.5), above)  # 5% above, the paper's 4.4%
     assert not _passed(_completion_claims(recovered, 10.01), above)  # above, but by 0.1%
