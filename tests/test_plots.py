@@ -28,7 +28,8 @@ def test_quantities_and_errors_have_labels_legends_and_log_axes(tmp_path):
     assert ax.get_xscale() == ax.get_yscale() == "log"
 
     ax = plots.errors_figure(rows, setup).axes[0]
-    assert _labelled(ax) and ax.get_yscale() == "log"
+    errors = [r[k] for r in rows for k in ("train_loss", "reconstruction_error", "unobserved_error")]
+    assert _labelled(ax) and ax.get_yscale() == ("log" if plots.spans_decades(errors, 1.0) else "linear")
     assert len(ax.get_legend().get_texts()) == len(ax.get_lines()) == 3  # loss, error, unobserved error
     assert {p.name for p in run.glob("*.png")} == {"quantities.png", "errors.png"}
 
@@ -51,6 +52,15 @@ def test_a_gradient_flow_run_is_drawn_from_its_first_time_and_titled_without_a_l
     assert rows[0]["time"] == 0 and drawn[0] == first / 10 and list(drawn[1:]) == [r["time"] for r in rows[1:]]
     assert f"t = 0 drawn at {first / 10:.2g}" in ax.get_xlabel()
     assert ax.get_xlim()[0] > first / 100  # the axis starts at the drawn origin, not decades before it
+
+
+def test_errors_get_a_log_axis_from_one_decade_and_a_linear_one_within_it():
+    """A run whose errors stay within a decade (nothing learned yet) had them on a log axis ticked 9.98×10⁻¹."""
+    def rows(loss):
+        return [{"step": k, "train_loss": v, "reconstruction_error": 1.0} for k, v in enumerate(loss)]
+
+    assert plots.errors_figure(rows([1.0, 0.5, 1e-3])).axes[0].get_yscale() == "log"
+    assert plots.errors_figure(rows([1.0, 0.999, 0.998])).axes[0].get_yscale() == "linear"
 
 
 def test_linear_axis_where_values_do_not_span_decades():

@@ -111,6 +111,26 @@ def test_reproduction_report_shows_every_claim_and_counts_them(reproduction, chr
     screenshot(page, tmp_path / "reproduction.png")
 
 
+def test_a_figure_beside_the_claims_opens_at_full_size_on_a_click(reproduction, chromium, tmp_path):
+    """The figures beside a claims table get half the page (a 9-panel figure there was illegible): a click shows
+    one at its own size, up to the window's; a second click, or Esc, puts it back."""
+    page = open_page(chromium, reproduction / "report.html")
+    width = ("const i = document.querySelectorAll('.side-by-side figure img')[{k}]; {act} "
+             "return [i.getBoundingClientRect().width, i.naturalWidth, window.innerWidth];")
+    count = page.execute_script("return document.querySelectorAll('.side-by-side figure img').length")
+    wide = max(range(count), key=lambda k: page.execute_script(width.format(k=k, act=""))[1])
+    shrunk, natural, window = page.execute_script(width.format(k=wide, act=""))
+    assert shrunk < min(natural, window) * 0.8, (shrunk, natural, window)  # the case this is for
+    zoomed = page.execute_script(width.format(k=wide, act="i.click();"))[0]
+    assert zoomed > shrunk * 1.5 and zoomed <= window, (zoomed, shrunk, window)
+    screenshot(page, tmp_path / "zoomed.png")
+    escape = "document.dispatchEvent(new KeyboardEvent('keydown', {key: 'Escape'}));"
+    assert page.execute_script(width.format(k=wide, act=escape))[0] == shrunk
+    page.execute_script(width.format(k=wide, act="i.click();"))
+    assert page.execute_script(width.format(k=wide, act="i.click();"))[0] == shrunk
+    assert console_errors(page) == []
+
+
 def test_sweep_report_sorts_its_table_and_plots_against_init_scale(sweep, chromium, tmp_path):
     page = open_page(chromium, sweep / "report.html")
     assert all_images_decoded(page)

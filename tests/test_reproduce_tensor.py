@@ -66,6 +66,13 @@ def test_cp_components_are_learned_one_at_a_time_and_smaller_init_recovers_bette
     assert status(claims, "smaller init ⇒ lower final error") == "pass"
     assert_controls_fail(claims)
     assert all(c.status == "not run" for c in claims if "final reconstruction error" in c.claim)  # not the paper's size
+    # each component's take-off and final norm is its own row with its own paper value (the row showed all five)
+    from implicitrank.experiments.published import R21_FINAL_NORMS, R21_TAKEOFFS
+
+    for k in range(5):
+        for what, paper in (("take-off step", R21_TAKEOFFS), ("final norm", R21_FINAL_NORMS)):
+            (row,) = [c for c in claims if c.claim == f"init std 5e-3: {what} of component {k + 1}"]
+            assert row.status == "not run" and row.published.value == paper.value[k], row
     for name in ("curves.csv", "component_norms.png", "reconstruction_error.png"):
         assert (tmp_path / name).is_file()
 

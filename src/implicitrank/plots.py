@@ -25,7 +25,7 @@ from .errors import UsageError
 
 __all__ = ["ERROR_KEYS", "ERROR_LABELS", "QUANTITY_LABELS", "describe_setup", "draw_errors", "draw_quantities",
            "decade_ticks", "errors_figure", "indexed", "plot_run", "power_of_ten", "quantities_figure", "quantity_name",
-           "save", "spans_decades"]
+           "legend_outside", "save", "spans_decades"]
 
 
 # name -> (axis label, symbol of the k-th line in the legend)
@@ -36,7 +36,7 @@ QUANTITY_LABELS = {
 }
 ERROR_LABELS = {
     "train_loss": "train loss (mean squared error over observations)",
-    "reconstruction_error": "reconstruction error ‖W − W*‖_F / ‖W*‖_F",
+    "reconstruction_error": r"reconstruction error $\|W - W^*\|_F\, /\, \|W^*\|_F$",
     "unobserved_error": "error on unobserved entries (relative Frobenius)",
     "test_mse": "test mean squared error",
 }
@@ -61,6 +61,19 @@ def indexed(symbol: str, k: int) -> str:
         ``symbol`` followed by ``k`` in subscript.
     """
     return f"{symbol}{str(k).translate(SUBSCRIPTS)}"
+
+
+def legend_outside(ax: Axes, **kwargs) -> None:
+    """``ax``'s legend to the right of its plot, where it cannot cover a curve (``save``'s layout makes room).
+
+    Parameters
+    ----------
+    ax : Axes
+        The axes whose labelled artists the legend lists.
+    **kwargs
+        Passed to ``Axes.legend`` (font size, columns, title).
+    """
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, **kwargs)
 
 
 def spans_decades(values: Iterable[float | None], decades: float = 2.0) -> bool:
@@ -124,15 +137,15 @@ def describe_setup(config: dict) -> str:
 
 
 def _x(rows: Sequence[dict]) -> tuple[list[float], str]:
-    """The x values (steps, or gradient-flow time) and their axis label, for a log axis: step 0 is drawn at 1,
-    time 0 a decade before the first positive time (not at a fixed tiny value, which would leave most of the axis
-    to the flat start)."""
+    """The x values (steps, or gradient-flow time) and their axis label, for a log axis: step 0 is drawn at 0.5
+    (not at step 1's place), time 0 a decade before the first positive time (not at a fixed tiny value, which would
+    leave most of the axis to the flat start)."""
     if "time" in rows[0]:
         times = [float(r["time"]) for r in rows]
         origin = min((t for t in times if t > 0), default=10.0) / 10
         label = f"time t of gradient flow (= lr × steps of GD; t = 0 drawn at {origin:.2g})"
         return [max(t, origin) for t in times], label
-    return [max(int(r["step"]), 1) for r in rows], "iteration (optimizer steps; step 0 drawn at 1)"
+    return [int(r["step"]) or 0.5 for r in rows], "iteration (optimizer steps; step 0 drawn at 0.5)"
 
 
 def _values(rows: Sequence[dict], key: str) -> list[float]:
@@ -183,7 +196,7 @@ def draw_quantities(ax: Axes, rows: Sequence[dict], name: str, title: str) -> No
     ax.set(xscale="log", yscale="log" if spans_decades(flat) else "linear", xlabel=xlabel, ylabel=label)
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3, which="both" if spans_decades(flat) else "major")
-    ax.legend(fontsize=7, ncol=2 if count > 5 else 1, title=f"top {count}", title_fontsize=7)
+    legend_outside(ax, fontsize=7, ncol=2 if count > 5 else 1, title=f"top {count}", title_fontsize=7)
 
 
 def draw_errors(ax: Axes, rows: Sequence[dict], title: str) -> bool:
@@ -204,20 +217,21 @@ def draw_errors(ax: Axes, rows: Sequence[dict], title: str) -> bool:
         Whether any error was drawn (False when none was recorded).
     """
     x, xlabel = _x(rows)
-    drawn, positive = False, False
+    drawn: list[float] = []  # every value drawn
     for key in ERROR_KEYS:
         if key in rows[0]:
             values = _values(rows, key)
             ax.plot(x, values, label=ERROR_LABELS[key])
-            drawn, positive = True, positive or any(v > 0 and math.isfinite(v) for v in values)
-    # A run that diverged at its first record has nothing a log axis can show (matplotlib raises on it).
-    ax.set(xscale="log", yscale="log" if positive else "linear", xlabel=xlabel,
+            drawn += values
+    # A run that diverged at its first record has nothing a log axis can show (matplotlib raises on it), and
+    # errors within one decade read better on a linear axis (a log axis labels them 9.98×10⁻¹, 9.99×10⁻¹).
+    ax.set(xscale="log", yscale="log" if spans_decades(drawn, 1.0) else "linear", xlabel=xlabel,
            ylabel="loss (units of W²); errors (relative)")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3, which="both")
-    if drawn:
+    if ax.lines:
         ax.legend(fontsize=7)
-    return drawn
+    return bool(ax.lines)
 
 
 def quantities_figure(rows: Sequence[dict], setup: str = "") -> Figure | None:

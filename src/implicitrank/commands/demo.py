@@ -113,7 +113,7 @@ def _plot(out: Path, spectra: dict[str, list[dict]], rows: list[dict], setup: st
     for i, m in enumerate(names):  # one dot per seed; the bar is their median
         ax.plot([i] * len(errors[m]), errors[m], "k.", label="one seed" if i == 0 else None)
     ax.legend(fontsize=8)
-    ax.set(yscale="log", xlabel="method", ylabel="‖W − W*‖²_F / ‖W*‖²_F (squared, 2019 convention)",
+    ax.set(yscale="log", xlabel="method", ylabel=r"$\|W - W^*\|_F^2\, /\, \|W^*\|_F^2$ (squared, 2019 convention)",
            title="reconstruction error by method" + (" (median over seeds)" if len(rows) > len(names) else ""))
     fig.suptitle(f"Arora et al. 2019 §5 set-up: {setup}")
     save(fig, out / "demo.png")

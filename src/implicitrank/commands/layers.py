@@ -169,6 +169,9 @@ def plot_compression(path: Path, classifiers: list[dict]) -> None:
                     label=f"depth {s['depth']} seed {s['seed']} (uncompressed {s['test_accuracy']:.3f})")
         ax.set(xscale="log", xlabel="kept rank per layer", ylabel="test accuracy", ylim=(0, 1),
                title=f"{architecture}: accuracy after truncated SVD")
+        kept = sorted({p["kept_rank"] for s in classifiers for p in s["compression"]})
+        ax.set_xticks(kept, [str(k) for k in kept])  # the ranks kept, not a log axis' 2×10⁰, 3×10⁰, ...
+        ax.minorticks_off()
         ax.legend()
     save(fig, path)
 
@@ -187,8 +190,9 @@ def plot_ranks(path: Path, histories: dict[str, dict]) -> None:
     for label, history in histories.items():
         architecture, depth = label.split(maxsplit=1)
         ax = axes[rows.index(architecture)][cols.index(depth)]
-        for name, ranks in history["effective_ranks"].items():
-            ax.plot(history["epochs"], ranks, label=f"layer {name}")
+        # the k-th compressible layer from the input, and its name among the model's modules ("1", "features.3")
+        for k, (name, ranks) in enumerate(history["effective_ranks"].items(), 1):
+            ax.plot(history["epochs"], ranks, label=f"layer {k} (module {name})")
         ax.set(xlabel="epoch", ylabel="effective rank", title=label)
         if ax.lines:  # a network that diverged in its first epoch has none
             ax.legend(fontsize=8)

@@ -156,7 +156,8 @@ def run(scale: str, out_dir: Path, seeds, data: str | None) -> list[Claim]:
         seed_rows, theory[seed] = run_synthetic(cfg, seed=seed)
         rows += seed_rows
     write_csv(out_dir / "synthetic.csv", rows)
-    _plot([r for r in rows if r["seed"] == seeds[0]], cfg, out_dir / "synthetic_dynamics.png", "synthetic")
+    _plot([r for r in rows if r["seed"] == seeds[0]], cfg, out_dir / "synthetic_dynamics.png",
+          f"synthetic, {_shown_seed(seeds)}")
     claims = _synthetic_claims(rows, theory, cfg, seeds)
     if data is None:
         for d in DEPTHS:
@@ -167,7 +168,8 @@ def run(scale: str, out_dir: Path, seeds, data: str | None) -> list[Claim]:
         return claims
     movielens = [row | {"seed": seed} for seed in seeds for row in run_movielens(cfg, data, seed=seed)]
     write_csv(out_dir / "movielens.csv", movielens)
-    _plot([r for r in movielens if r["seed"] == seeds[0]], cfg, out_dir / "movielens_dynamics.png", "MovieLens 100K")
+    _plot([r for r in movielens if r["seed"] == seeds[0]], cfg, out_dir / "movielens_dynamics.png",
+          f"MovieLens 100K, {_shown_seed(seeds)}")
     for d in DEPTHS:
         last = [[r for r in movielens if r["depth"] == d and r["seed"] == s][-1] for s in seeds]
         claims.append(evaluate(f"MovieLens depth {d}: top singular value", "relative", 0.1,
@@ -251,6 +253,11 @@ def _synthetic_claims(rows: list[dict], theory: dict[int, dict[int, float]], cfg
     return claims
 
 
+def _shown_seed(seeds: tuple[int, ...]) -> str:
+    """The figures draw the first seed's runs (the claims take every seed): say so in their titles."""
+    return f"seed {seeds[0]}" + (f" (1 of {len(seeds)} seeds)" if len(seeds) > 1 else "")
+
+
 def _plot(rows: list[dict], cfg: DynamicsScale, path: Path, title: str) -> None:
     synthetic = "mean_abs_diag" in rows[0]
     fig, axes = panels(3 if synthetic else 2, len(DEPTHS))
@@ -281,7 +288,7 @@ def _plot(rows: list[dict], cfg: DynamicsScale, path: Path, title: str) -> None:
             ax.plot(steps, [x[f"rate_predicted_{j + 1}"] for x in mine], "--", color=line.get_color(), lw=1.2)
         ax.plot([], [], "k-", label="measured")
         ax.plot([], [], "k--", label="Theorem 3")
-        ax.set(xlabel="iteration", ylabel=r"$d\sigma_r/dt$ (per iteration)",
+        ax.set(xlabel="iteration", ylabel=r"$d\sigma_r/dt$, time $t$ = lr $\times$ iteration",
                title=f"singular value rates vs Theorem 3, depth {depth}")
         ax.legend(fontsize=8)
     save(fig, path)

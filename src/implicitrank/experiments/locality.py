@@ -456,8 +456,9 @@ def plot_accuracy(setup: LocalitySetup, table: list[dict], path: Path) -> None:
         curve = sorted((r for r in table if r["reg_weight"] == reg_weight), key=lambda r: r["difficulty"])
         ax.errorbar([r["difficulty"] for r in curve], [r["test_acc_mean"] for r in curve],
                     yerr=[r["test_acc_std"] for r in curve], marker="o", capsize=3, label=f"λ = {reg_weight:g}")
-    ax.axhline(50, color="gray", ls=":", lw=1)
-    xlabel = "distance between images d" if setup.task == "is-same-class" else "path length L"
+    ax.axhline(50, color="gray", ls=":", lw=1, label="chance")
+    xlabel = ("horizontal gap between the two images d (pixels)" if setup.task == "is-same-class"
+              else "path length L (segments per snake)")
     ax.set(xlabel=xlabel, ylabel="test accuracy (%)", title=f"{setup.task} ({setup.model})")
     ax.legend()
     ax.grid(alpha=0.3)

@@ -70,6 +70,23 @@ class Published:
             else f"{approx}{self.value:g}")
         return f"{value} ({self.paper}, {self.where}, {self.how})"
 
+    def entry(self, k: int) -> Published:
+        """The ``k``-th number of a tuple value (0-based), as a value of its own.
+
+        Parameters
+        ----------
+        k : int
+            The position in the tuple.
+
+        Returns
+        -------
+        Published
+            The same paper, place (with ``#k+1`` added) and provenance.
+        """
+        if not isinstance(self.value, tuple):
+            raise ValueError(f"entry: the value is not a tuple ({self.value!r})")
+        return Published(self.value[k], self.paper, f"{self.where} #{k + 1}", self.how)
+
     def to_dict(self) -> dict:
         """JSON-ready data.
 

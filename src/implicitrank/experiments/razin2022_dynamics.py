@@ -188,30 +188,37 @@ def _train_panel(setup: Setup, panel: Panel, runs: list[tuple[int, bool]], progr
 
 
 def _plot_three(setup: Setup, curves: dict, path: Path) -> None:
+    from ..plots import legend_outside
+
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 3.5), squeeze=False)
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves) + 1.0, 3.5), squeeze=False)
     titles = {"matrix": "matrix factorization", "cp": "tensor factorization",
               "hierarchical": "hierarchical tensor factorization"}
     for ax, (kind, (steps, values, _)) in zip(axes[0], curves.items()):
         for k in range(values.shape[2]):
-            ax.plot(steps, values[:, 0, k].tolist(), lw=1.2, label=f"{k + 1}" if k < 6 else None)
+            ax.plot(steps, values[:, 0, k].tolist(), lw=1.2, label=f"{k + 1}")
         ax.set(xlabel="iteration", ylabel=QUANTITY_LABEL[kind], title=titles[kind])
-        ax.legend(title="largest", fontsize=7, title_fontsize=7, ncol=2)
         ax.grid(alpha=0.3)
+    # one legend for the three panels (the k-th largest has the same colour in each), beside the last, listing
+    # the panel with the most lines
+    handles, labels = max((ax.get_legend_handles_labels() for ax in axes[0]), key=lambda h: len(h[0]))
+    legend_outside(axes[0][-1], handles=handles, labels=labels, title="k-th largest", fontsize=7, title_fontsize=7)
     save_figure(fig, path)
 
 
 def _plot_matricizations(curve, path: Path) -> None:
+    from ..plots import indexed, legend_outside
+
     steps, _, extra = curve
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.5), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(9.2, 3.5), sharey=True)
     for ax, name, title in ((axes[0], "node", "node {1,2} vs {3,4}"), (axes[1], "non_node", "non-node {1,3} vs {2,4}")):
         values = extra[f"{name}_singular_value"]
         for k in range(values.shape[2]):
-            ax.plot(steps, values[:, 0, k].tolist(), lw=1.2, label=f"σ{k + 1}" if k < 6 else None)
+            ax.plot(steps, values[:, 0, k].tolist(), lw=1.2, label=indexed("σ", k + 1))
         ax.set(xlabel="iteration", ylabel="singular value", yscale="log", title=f"HT: matricization at {title}")
         ax.grid(alpha=0.3, which="both")
-    axes[0].legend(fontsize=7, ncol=2)
+    legend_outside(axes[1], fontsize=7)
     save_figure(fig, path)
 
 

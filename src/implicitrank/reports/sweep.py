@@ -91,7 +91,7 @@ def _figures(runs: list[dict], x_key: str | None, series_keys: list[str]) -> tup
     shown = dict(list(series.items())[:MAX_LINES])
     error_key = next((k for k in ("reconstruction_error", "test_mse", "train_loss")
                       if any(r["summary"].get(k) is not None for r in done)), "train_loss")
-    labels = {"reconstruction_error": "reconstruction error ‖W − W*‖_F / ‖W*‖_F (relative)",
+    labels = {"reconstruction_error": r"reconstruction error $\|W - W^*\|_F\, /\, \|W^*\|_F$ (relative)",
               "test_mse": "test mean squared error", "train_loss": "final train loss (units of W²)"}
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
     for i, (label, members) in enumerate(shown.items()):
@@ -101,8 +101,9 @@ def _figures(runs: list[dict], x_key: str | None, series_keys: list[str]) -> tup
             if xs:
                 ax.plot(xs, mid, "o-", color=color, label=label)
                 ax.fill_between(xs, lo, hi, color=color, alpha=0.15)
-    x_label = "init scale (matrices: ‖W(0)‖_F / √min(m, n); tensors: factor std)" if x_key == "init_scale" \
-        else x_key.replace("_", " ")
+    # init_scale is ‖W(0)‖_F for every model (the factor std is results.csv's init_std)
+    x_label = (r"init scale $\|W(0)\|_F$ (root-mean-square over draws)" if x_key == "init_scale"
+               else x_key.replace("_", " "))
     x_values = [r["config"][x_key] for r in done]
     for ax, key, ylabel in zip(axes, (error_key, "effective_rank"),
                                (labels[error_key], "effective rank (dimensionless)")):
