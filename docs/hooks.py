@@ -30,12 +30,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TUTORIALS = ROOT / "docs" / "tutorials"
-# Packages rendered by the reference pages: every name in their __all__ must carry a docstring.
-DOCUMENTED_PACKAGES = (
-    "implicitrank.factorizations", "implicitrank.tasks", "implicitrank.optim", "implicitrank.measure",
-    "implicitrank.baselines", "implicitrank.sweeps", "implicitrank.nn", "implicitrank.cnn",
-    "implicitrank.experiments",
-)
 KERNEL_TIMEOUT_S = 600  # per cell
 
 log = logging.getLogger("mkdocs.hooks.implicitrank")
@@ -244,12 +238,21 @@ def claims_page() -> str:
     return "\n".join(lines)
 
 
+def documented_modules() -> list[str]:
+    """The modules the reference pages render (their ``::: module`` lines)."""
+    lines = (line for page in sorted((ROOT / "docs").rglob("*.md")) for line in page.read_text().splitlines())
+    return sorted({line.split()[1] for line in lines if line.startswith("::: ")})
+
+
 def undocumented_public_names() -> list[str]:
-    """Names in the ``__all__`` of a documented package that are functions or classes without their own docstring."""
+    """Functions and classes of a rendered module's public names (its ``__all__``, or else what it defines without
+    a leading underscore) that have no docstring of their own."""
     missing = []
-    for package in DOCUMENTED_PACKAGES:
+    for package in documented_modules():
         module = importlib.import_module(package)
-        for name in module.__all__:
+        names = getattr(module, "__all__", None) or [n for n, v in vars(module).items() if not n.startswith("_")
+                                                     and getattr(v, "__module__", None) == package]
+        for name in names:
             obj = getattr(module, name)
             if not (inspect.isfunction(obj) or inspect.isclass(obj)):
                 continue

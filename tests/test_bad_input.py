@@ -608,6 +608,10 @@ CASES = [
                                                                    "{tmp}/u.data", "--scale", "test", "--out",
                                                                    "{tmp}/o"), 2,
          ("--data", "2,100 ratings", "more than 10,000"), _udata, _nothing_written),
+    Case("reproduce all with data no experiment reads", ("reproduce", "all", "--data", "{tmp}/u.data", "--scale",
+                                                         "test", "--out", "{tmp}/o"), 2,
+         ("--data: none of the experiments that read data can read", "arora2019-dynamics: --data: ",
+          "more than 10,000", "razin2021-natural: "), _udata, _nothing_written),  # was refused only mid-run
     Case("reproduce dynamics given an .npz", ("reproduce", "arora2019-dynamics", "--data", "{tmp}/m.npz", "--scale",
                                               "test", "--out", "{tmp}/o"), 2, ("reads a MovieLens u.data",),
          lambda tmp: np.savez(tmp / "m.npz", matrix=np.ones((3, 3)), mask=np.ones((3, 3), bool)), _nothing_written),

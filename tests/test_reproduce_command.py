@@ -96,6 +96,21 @@ def test_locality_exits_one_when_a_claim_of_the_figure_fails(tmp_path, capsys):
     assert code == 1 and "claim(s) failed" in capsys.readouterr().out
 
 
+def test_reproduce_all_hands_data_to_the_experiments_that_can_read_it_and_says_which(tmp_path, capsys):
+    """A directory holding u.data: arora2019-dynamics reads u.data in it (it was given the directory itself and
+    refused it, mid-run); razin2021-natural, which needs IDX files, gets no data and is named."""
+    from implicitrank.commands.reproduce import data_for
+    from implicitrank.experiments import MODULES
+
+    ratings = [f"{1 + k % 900}\t{1 + k // 900}\t{1 + k % 5}\t881250949" for k in range(10_500)]
+    (tmp_path / "u.data").write_text("\n".join(ratings) + "\n")
+    given = data_for("all", list(MODULES), str(tmp_path))
+    assert given["arora2019-dynamics"] == str(tmp_path / "u.data")
+    assert given["razin2021-natural"] is None and given["razin2020-norms"] is None
+    said = capsys.readouterr().out
+    assert f"--data {tmp_path}: read by arora2019-dynamics" in said and "not by razin2021-natural" in said, said
+
+
 def test_reproduce_hands_data_to_an_experiment_that_ignores_it_as_all_does(tmp_path, monkeypatch):
     """``reproduce all --data u.data`` gives the file to every experiment: one that reads no data must not refuse it
     (only the command line refuses --data for a single experiment that reads none)."""

@@ -45,7 +45,8 @@ print("train", tuple(data.train_x.shape), "test", tuple(data.test_x.shape))
 # ## Over-parameterize the layers
 #
 # An MLP 64 → 64 → 64 → 10 whose three layers are `DeepLinear`s. With `depth=1` each is an ordinary linear layer;
-# with `depth=3` each holds three 64×64 (or 10×64) factors. `init_scale` sets ‖W(0)‖_F ≈ init_scale·√min(in, out):
+# with `depth=3` each holds three factors, their inner widths min(in, out) by default (64×64 three times; the last
+# layer 10×64, 10×10, 10×10). `init_scale` sets ‖W(0)‖_F ≈ init_scale·√min(in, out):
 # small values bring out the low-rank bias.
 
 # %%

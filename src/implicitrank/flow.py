@@ -1,4 +1,5 @@
-"""Gradient flow θ̇ = −∇L(θ), integrated by an adaptive explicit Runge–Kutta method (``method="gradient-flow"``).
+"""Gradient flow θ̇ = −∇L(θ), integrated by an adaptive explicit Runge–Kutta method (``integrate(..., method=)``:
+``dopri5``, ``bosh3`` or ``rkc``; on the command line and in ``RunConfig``, ``optimizer="gradient-flow"``).
 
 The papers' phenomena (incremental learning of singular values / component norms, Arora et al. 2019
 Thm. 3; Razin et al. 2021, 2022) are statements about gradient flow; plain GD with a small learning

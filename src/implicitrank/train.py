@@ -27,7 +27,10 @@ from .progress import progress_bar
 from .tasks import Task, check_task_matches
 
 Measure = Callable[[list[Tensor], Tensor], dict[str, Tensor]]
+"""``measure(params, train_loss) -> {name: (B, ...) tensor}``: the metrics recorded at a record step, one row per
+run."""
 LossAndGrad = Callable[[list[Tensor]], tuple[Tensor, list[Tensor]]]
+"""``loss_and_grad(params) -> (loss (B,), grads)``: each run's loss and the gradients of its parameters."""
 
 __all__ = ["LossAndGrad", "Measure", "TrainConfig", "TrainState", "mark_status", "put_runs", "record", "run_loop",
            "select_runs", "show_progress", "start", "train"]

@@ -96,7 +96,6 @@ def run_reproduce(args: argparse.Namespace) -> int:
         pin_threads(args.threads)
     import_torch()  # Ctrl-C while torch loads is acted on once it has loaded, not lost
     from ..experiments import MODULES, experiment
-    from ..experiments.registry import check_data
 
     if args.list and args.name is not None:
         raise UsageError(f"--list lists the experiments and runs none; leave out {args.name!r} to list them, or "
@@ -115,11 +114,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
     names = list(MODULES) if args.name == "all" else [args.name]
     for name in names:  # every name and value is checked before anything runs
         experiment(name)
-    # arora2019-dynamics reads a u.data file: a directory holding one is taken too (the help's promise)
-    files = ("u.data",) if args.name == "arora2019-dynamics" else ()
-    args.seeds, args.data = seed_tuple(args.seeds), resolve_data(args.data, files)
-    if args.name != "all":
-        check_data(args.name, args.data)
+    args.seeds, args.data = seed_tuple(args.seeds), data_for(args.name, names, args.data)
     out = resumable_out(args, "reproduce")
     names = unfinished(names, out, args.resume)
     workers = args.workers or (1 if args.scale == "paper" else available_cores())
@@ -142,6 +137,37 @@ def run_reproduce(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def data_for(name: str, names: list[str], data: str | None) -> dict[str, str | None]:
+    """Each experiment's ``--data``, checked before anything runs: arora2019-dynamics takes a directory holding
+    u.data too. For one experiment, data it cannot read is refused. ``all`` hands the data to each experiment that
+    can read it, says which, and refuses data that none can read."""
+    from ..experiments.registry import USES_DATA, check_data
+
+    def checked(reader: str) -> str:
+        resolved = resolve_data(data, ("u.data",) if reader == "arora2019-dynamics" else ())
+        check_data(reader, resolved)
+        return resolved
+
+    if data is None:
+        return dict.fromkeys(names)
+    resolve_data(data)  # a path that does not exist is refused as such, not once per experiment
+    if name != "all":
+        return {name: checked(name)}
+    readers, refusals = {}, {}
+    for reader in USES_DATA:
+        try:
+            readers[reader] = checked(reader)
+        except UsageError as err:
+            refusals[reader] = str(err)
+    if not readers:
+        raise UsageError(f"--data: none of the experiments that read data can read {data}: "
+                         + "; ".join(f"{reader}: {why}" for reader, why in refusals.items()))
+    print(f"--data {data}: read by {', '.join(readers)}" + (f"; not by {', '.join(refusals)}, whose data claims "
+          "are not run (one --data per reproduce; run those alone with their own --data)" if refusals else ""),
+          flush=True)
+    return {n: readers.get(n) for n in names}
+
+
 def _run_serial(names: list[str], args: argparse.Namespace, out: Path) -> dict[str, list[Claim]]:
     from ..experiments import reproduce
 
@@ -150,7 +176,7 @@ def _run_serial(names: list[str], args: argparse.Namespace, out: Path) -> dict[s
         print(f"== {name} ({args.scale}) ...", flush=True)
         started = time.perf_counter()
         with _tensorboard(out / name, args.tensorboard):
-            done[name] = reproduce(name, args.scale, out / name, seeds=args.seeds, data=args.data,
+            done[name] = reproduce(name, args.scale, out / name, seeds=args.seeds, data=args.data[name],
                                    threads=args.threads)
         _report(name, done[name], time.perf_counter() - started, out)
     return done
@@ -223,7 +249,7 @@ def _run_parallel(names: list[str], args: argparse.Namespace, out: Path, workers
             workers, mp_context=multiprocessing.get_context("spawn"), initializer=start_worker,
             initargs=(threads, os.getpid())) as pool:
         pending: dict[Future, str] = {
-            pool.submit(run_task, _reproduce_logged, name, args.scale, out / name, args.seeds, args.data, threads,
+            pool.submit(run_task, _reproduce_logged, name, args.scale, out / name, args.seeds, args.data[name], threads,
                         args.tensorboard): name
             for name in order}
         try:

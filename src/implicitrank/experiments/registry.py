@@ -129,7 +129,7 @@ def reproduce(name: str, scale: str, out_dir: str | Path, seeds: int | Sequence[
     if seeds is not None:
         seeds = seed_list(seeds, 1)
     module = experiment(name)
-    if name in USES_DATA:  # (``reproduce all --data`` hands the data to every experiment; the others ignore it)
+    if name in USES_DATA:  # an experiment that reads no data ignores any it is given
         check_data(name, data)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
