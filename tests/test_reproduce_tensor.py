@@ -154,6 +154,16 @@ def test_locality_claims_are_evaluated_per_seed_and_a_missing_accuracy_fails(tmp
     fall = next(c for c in claims if "falls" in c.claim)
     assert fall.status == "pass" and fall.per_seed == pytest.approx((47.0, -2.0, 47.0)) and fall.holds_in == 2
     assert "needs the median and >= 2 of 3" in fall.tolerance  # the paper reports means over seeds
+    # a difference claim shows the paper's difference, not a whole curve (its paper column listed all of λ = 0)
+    from implicitrank.experiments.locality import PUBLISHED
+
+    paper = PUBLISHED["pathfinder"]
+    near, far, top = min(paper[0.0]), max(paper[0.0]), max(paper)
+    assert fall.published.value == round(paper[0.0][near] - paper[0.0][far], 1)
+    assert next(c for c in claims if "recovers" in c.claim).published.value == round(
+        paper[top][far] - paper[0.0][far], 1)
+    assert next(c for c in claims if "unchanged" in c.claim).published.value == round(
+        paper[top][near] - paper[0.0][near], 1)
     gain = next(c for c in claims if "recovers" in c.claim)
     assert gain.status == "pass" and gain.control.status == "fail"  # no gain at L = 2, where λ = 0 learns already
     assert gain.control.per_seed == pytest.approx((0.0, 49.0, 1.0))
