@@ -98,20 +98,34 @@ def claims(rows: list[dict], cfg: ObservationsScale, seeds: tuple[int, ...]) -> 
         nn = [observations_needed([r for r in mine if r["seed"] == s], cfg.observations, method="nuclear norm")
               for s in seeds]
         label = f"rank {rank}: observations needed at depths {list(cfg.depths)} ({never} = never)"
+        note = _unconverged(mine)
         # a seed where no depth recovers has no ordering to show (all "never" ties are non-increasing): missing
         by_seed = [list(x) if min(x) < never else [math.nan] * len(x) for x in zip(*(needed[d] for d in cfg.depths))]
         out.append(evaluate(f"{label}, non-increasing with depth", "ordering", "non-increasing", by_seed, seeds=seeds,
-                            published=published.A19_FEWER_OBSERVATIONS))
+                            published=published.A19_FEWER_OBSERVATIONS, note=note))
         deepest, shallowest = max(cfg.depths), min(cfg.depths)
         out.append(evaluate(f"rank {rank}: depth {deepest} needs fewer observations than depth {shallowest} "
                             f"([depth {deepest}, depth {shallowest}]; {never} = never)", "less", None,
                             [list(x) for x in zip(needed[deepest], needed[shallowest])], seeds=seeds,
-                            published=published.A19_FEWER_OBSERVATIONS))
+                            published=published.A19_FEWER_OBSERVATIONS, note=note))
         out.append(evaluate(f"rank {rank}: depth {deepest} needs fewer observations than nuclear norm ([deepest, "
                             f"nuclear norm]; {never} = never)", "less", None,
                             [list(x) for x in zip(needed[deepest], nn)], seeds=seeds,
-                            published=published.A19_FEWER_OBSERVATIONS))
+                            published=published.A19_FEWER_OBSERVATIONS, note=note))
     return out
+
+
+def _unconverged(rows: list[dict], shown: int = 4) -> str:
+    """The runs that stopped at the step cap above the loss threshold: their errors count as they stood (the
+    paper's runs also stop at a cap), which the claims' readers should know."""
+    stopped = [r for r in rows if r.get("status") == "max_steps"]
+    if not stopped:
+        return ""
+    runs = "; ".join(f"{r['method']} at {r['observations']} obs, seed {r['seed']} (train loss {r['train_loss']:.2g}, "
+                     f"error {r['error']:.2g})" for r in stopped[:shown])
+    more = f"; and {len(stopped) - shown} more" if len(stopped) > shown else ""
+    return (f"{len(stopped)} run(s) stopped at the step cap above the loss threshold, their errors counted as they "
+            f"stood: {runs}{more}")
 
 
 def _plot(rows: list[dict], cfg: ObservationsScale, path: Path) -> None:
@@ -123,6 +137,14 @@ def _plot(rows: list[dict], cfg: ObservationsScale, path: Path) -> None:
             ys = [median(r["error"] for r in mine if r["method"] == method and r["observations"] == m)
                   for m in cfg.observations]
             ax.plot(cfg.observations, ys, "o-" if method != "nuclear norm" else "s--", color=color, label=method)
-        ax.set(yscale="log", xlabel="number of observations", ylabel="reconstruction error", title=f"rank {rank}")
+            # a white marker over a point whose runs include one stopped at the step cap above the loss threshold
+            capped = [(m, y) for m, y in zip(cfg.observations, ys) if any(
+                r["status"] == "max_steps" for r in mine if r["method"] == method and r["observations"] == m)]
+            if capped:
+                ax.plot(*zip(*capped), "o", mfc="white", color=color, ms=5)
+        ax.plot([], [], "o", mfc="white", color="0.4", label="a run stopped at the step cap")
+        ax.axhline(RECOVERED, color="0.6", ls=":", lw=1, label=f"recovered (≤ {RECOVERED:g})")
+        ax.set(yscale="log", xlabel="number of observations", ylabel="reconstruction error (squared, relative)",
+               title=f"rank {rank}, median over {len({r['seed'] for r in mine})} seed(s)")
         ax.legend(fontsize=8)
     save(fig, path)

@@ -119,7 +119,7 @@ A19_NORM_VS_ERROR = plotted("depth 3/4 nuclear norm ≈219.4 > min nuclear norm 
                             ARORA2019, "Figure 2, 2000 observations")
 A19_DEEP_ERANK = plotted(4.95, ARORA2019, "Figure 2, effective rank (truth ≈4.9)")
 A19_NN_ERANK = plotted(9.5, ARORA2019, "Figure 2, effective rank of the min-nuclear-norm solution (truth ≈4.9)")
-A19_DEPTH2_INIT = plotted((1.1e-1, 2.5e-2), ARORA2019, "Figure 2, depth-2 error at largest / smallest init")
+A19_DEPTH2_INIT = plotted((2.5e-2, 1.1e-1), ARORA2019, "Figure 2, depth-2 error at smallest / largest init")
 A19_MANY_RECOVER = plotted(9e-5, ARORA2019, "Figure 2, 5000 observations: worst error")
 A19_SENSING = plotted((9e-6, 5e-4, 7.5e-4), ARORA2019, "Figure 2, sensing: depth 3/4, depth 2 (smallest init), "
                                                        "nuclear norm")

@@ -328,11 +328,15 @@ def _claims(rows: list[dict], cfg: NormsScale, flow: dict[int, list[dict]]) -> l
         balanced = [r for r in flow[depth] if r["init"] == "balanced"]
         kept = [float(r["final_loss"] < end and (r["det_before_crossing"] is None
                                                  or r["det_before_crossing"] < DET_ROUNDING)) for r in balanced]
-        crossed = sum(r["det_before_crossing"] is not None for r in balanced)
+        crossed = [r for r in balanced if r["det_before_crossing"] is not None]
+        # once det W is rounding noise its sign is too, and the run goes wherever it lands: say how far
+        before = ", ".join(f"{r['det_before_crossing']:.2g}" for r in crossed)
+        after = ", ".join(f"{r['min_det']:.2g}" for r in crossed)
+        note = (f"crossed at rounding level: {len(crossed)} of {len(balanced)} (det before crossing {before}; "
+                f"smallest det after {after})" if crossed else "")
         claims.append(evaluate(f"depth {depth}, balanced init: gradient flow keeps det W > 0 down to loss {end:g}, up "
                                f"to rounding (1 = det never crossed 0 from above {DET_ROUNDING:g})", "equal", 1.0,
-                               kept, published=published.R20_DET_SIGN,
-                               note=f"crossed at rounding level: {crossed} of {len(balanced)}" if crossed else ""))
+                               kept, published=published.R20_DET_SIGN, note=note))
     if 2 in cfg.depths and 3 in cfg.depths:
         d2 = [abs(t[-1]["w11"]) for t in _runs(rows, depth=2, variant="balanced")]
         d3 = [abs(t[-1]["w11"]) for t in _runs(rows, depth=3, variant="balanced")]
