@@ -5,7 +5,7 @@ import json
 import pytest
 
 from implicitrank.cli import main
-from implicitrank.experiments import evaluate, not_run, write_claims
+from implicitrank.experiments import MODULES, evaluate, not_run, write_claims
 
 
 def test_experiments_run_on_two_workers_each_with_its_log_and_claims(tmp_path, capsys, monkeypatch):
@@ -100,7 +100,6 @@ def test_reproduce_all_hands_data_to_the_experiments_that_can_read_it_and_says_w
     """A directory holding u.data: arora2019-dynamics reads u.data in it (it was given the directory itself and
     refused it, mid-run); razin2021-natural, which needs IDX files, gets no data and is named."""
     from implicitrank.commands.reproduce import data_for
-    from implicitrank.experiments import MODULES
 
     ratings = [f"{1 + k % 900}\t{1 + k // 900}\t{1 + k % 5}\t881250949" for k in range(10_500)]
     (tmp_path / "u.data").write_text("\n".join(ratings) + "\n")
@@ -121,3 +120,21 @@ def test_reproduce_hands_data_to_an_experiment_that_ignores_it_as_all_does(tmp_p
     monkeypatch.setattr(module, "run", lambda scale, out_dir, seeds, data: seen.append(data) or [])
     registry.reproduce("razin2020-norms", "test", tmp_path, data=str(tmp_path / "u.data"))
     assert seen == [str(tmp_path / "u.data")]
+
+
+def test_depth_invariance_draws_its_figure_for_seeds_without_seed_0(tmp_path):
+    """Its figure took the rows of seed 0: with --seeds 1 it raised IndexError after every run had trained."""
+    from implicitrank.experiments import reproduce
+
+    claims = reproduce("arora2019-depth-invariance", "test", tmp_path, seeds=(1,))
+    assert claims and (tmp_path / "nuclear_norm_by_depth.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_every_experiment_runs_from_seeds_that_leave_out_seed_0(name, tmp_path):
+    """Seeds 1 and 2 in place of the scale's own: nothing may assume seed 0 is among them."""
+    from implicitrank.experiments import reproduce
+
+    claims = reproduce(name, "test", tmp_path, seeds=(1, 2))
+    assert claims and list(tmp_path.rglob("*.png"))

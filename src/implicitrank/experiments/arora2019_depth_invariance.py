@@ -41,7 +41,7 @@ from scipy.optimize import linprog
 from ..baselines import nuclear_norm_min
 from ..factorizations import MatrixFactorization, generators
 from ..optim import make_optimizer
-from ..plots import save
+from ..plots import legend_outside, save
 from ..tasks import Sensing
 from ..train import TrainConfig, train
 from . import published
@@ -193,19 +193,25 @@ def _claims(rows: list[dict], cfg: InvarianceScale, seeds: tuple[int, ...]) -> l
 
 def _plot(rows: list[dict], curves: list[dict], cfg: InvarianceScale, out_dir: Path) -> None:
     fig, axes = panels(1, 2)
-    seed0 = [r for r in rows if r["seed"] == 0]
+    seeds = sorted({r["seed"] for r in rows})
+    first = [r for r in rows if r["seed"] == seeds[0]]  # the figure draws the first seed; the claims take all
     for depth in cfg.depths:
-        mine = [r for r in seed0 if r["depth"] == depth]
+        mine = [r for r in first if r["depth"] == depth]
         axes[0][0].plot([r["init_scale"] for r in mine], [r["nuclear_norm"] for r in mine], "o-",
                         color=DEPTH_COLORS.get(depth), label=f"depth {depth}")
-        traj = [c for c in curves if c["seed"] == 0 and c["depth"] == depth]
-        axes[0][1].plot([max(c["step"], 1) for c in traj], [c["nuclear_norm"] for c in traj],
+        traj = [c for c in curves if c["seed"] == seeds[0] and c["depth"] == depth]
+        axes[0][1].plot([c["step"] or 0.5 for c in traj], [c["nuclear_norm"] for c in traj],
                         color=DEPTH_COLORS.get(depth), label=f"depth {depth}")
+    minimum, truth = first[0]["min_nuclear_norm_psd"], first[0]["truth_nuclear_norm"]
     for ax in axes[0]:
-        ax.axhline(seed0[0]["min_nuclear_norm_psd"], color="black", ls="--", lw=1, label="min nuclear norm (PSD)")
-        ax.axhline(seed0[0]["truth_nuclear_norm"], color="0.5", ls=":", lw=1, label="ground truth")
+        ax.axhline(minimum, color="black", ls="--", lw=1, label="min nuclear norm (PSD)" + (
+            " = the ground truth's" if math.isclose(minimum, truth, rel_tol=1e-6) else ""))
+        if not math.isclose(minimum, truth, rel_tol=1e-6):  # drawn under the minimum's line otherwise
+            ax.axhline(truth, color="0.5", ls=":", lw=1, label="ground truth")
         ax.set(xscale="log", ylabel="nuclear norm")
-        ax.legend(fontsize=8)
-    axes[0][0].set(xlabel=r"init scale $\alpha$ ($W(0)=\alpha I$)", title="end of training")
-    axes[0][1].set(xlabel="iteration", title=f"init {cfg.init_scales[-1]:g}", yscale="log")
+    legend_outside(axes[0][1], fontsize=8)
+    shown = f"seed {seeds[0]}" + (f", 1 of {len(seeds)}" if len(seeds) > 1 else "")
+    axes[0][0].set(xlabel=r"init scale $\alpha$ ($W(0)=\alpha I$)", title=f"end of training ({shown})")
+    axes[0][1].set(xlabel="iteration (step 0 drawn at 0.5)", title=f"init {cfg.init_scales[-1]:g} ({shown})",
+                   yscale="log")
     save(fig, out_dir / "nuclear_norm_by_depth.png")

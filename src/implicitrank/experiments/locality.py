@@ -459,6 +459,8 @@ def plot_accuracy(setup: LocalitySetup, table: list[dict], path: Path) -> None:
     ax.axhline(50, color="gray", ls=":", lw=1, label="chance")
     xlabel = ("horizontal gap between the two images d (pixels)" if setup.task == "is-same-class"
               else "path length L (segments per snake)")
+    difficulties = sorted({r["difficulty"] for r in table})
+    ax.set_xticks(difficulties, [str(d) for d in difficulties])  # the difficulties run, integers
     ax.set(xlabel=xlabel, ylabel="test accuracy (%)", title=f"{setup.task} ({setup.model})")
     ax.legend()
     ax.grid(alpha=0.3)

@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.colors import Normalize
 from torch import Tensor
 
 from ..errors import UsageError
@@ -369,29 +370,45 @@ def _plot(rows: list[dict], cfg: NormsScale, out_dir: Path) -> None:
     losses = np.logspace(math.log10(cfg.loss_threshold), math.log10(0.5), 100)
     fig, axes = panels(1, len(cfg.depths))
     for ax, depth in zip(axes[0], cfg.depths):
-        for t in _runs(rows, depth=depth, variant="balanced") + _runs(rows, depth=depth, variant="unbalanced"):
-            t = [r for r in t if r["loss"] < 1.0]
-            ax.plot([r["loss"] for r in t], [abs(r["w11"]) for r in t], color="0.8", lw=0.8, zorder=1)
-            points = ax.scatter([r["loss"] for r in t], [abs(r["w11"]) for r in t], s=10, zorder=2, cmap="viridis",
-                                c=[math.log10(max(r["step"], 1)) for r in t])
+        runs = {kind: [[r for r in t if r["loss"] < 1.0] for t in _runs(rows, depth=depth, variant=kind)]
+                for kind in ("balanced", "unbalanced")}
+        # one colour scale for every run of the panel: the same colour is the same iteration in each
+        steps = [math.log10(max(r["step"], 1)) for ts in runs.values() for t in ts for r in t]
+        scale = Normalize(min(steps, default=0.0), max(steps, default=1.0))
+        for (kind, ts), marker in zip(runs.items(), ("o", "^")):
+            for k, t in enumerate(ts):
+                ax.plot([r["loss"] for r in t], [abs(r["w11"]) for r in t], color="0.8", lw=0.8, zorder=1)
+                points = ax.scatter([r["loss"] for r in t], [abs(r["w11"]) for r in t], s=12, zorder=2,
+                                    cmap="viridis", norm=scale, marker=marker, c=[math.log10(max(r["step"], 1))
+                                                                                   for r in t],
+                                    label=f"{kind} init" if k == 0 else None)
+                flipped = [r for r in t if r["det"] <= 0]  # where the lower bound does not apply
+                ax.scatter([r["loss"] for r in flipped], [abs(r["w11"]) for r in flipped], s=18, zorder=3,
+                           marker="x", color="tab:red", label="det W <= 0" if flipped else None)
         ax.plot(losses, 1 / np.sqrt(2 * losses), "k--", lw=1, label=r"$1/\sqrt{2\ell}$")
         ax.plot(losses, (1 - np.sqrt(2 * losses)) ** 2 / np.sqrt(2 * losses), "k:", lw=1, label="lower bound (det>0)")
         ax.set(xscale="log", yscale="log", xlabel="loss", ylabel=r"$|w_{11}|$", title=f"depth {depth}")
         ax.invert_xaxis()
-        ax.legend(fontsize=8)
+        handles, labels = ax.get_legend_handles_labels()
+        unique = dict(zip(labels, handles))  # "det W <= 0" once, however many runs flipped
+        ax.legend(unique.values(), unique.keys(), fontsize=8)
         fig.colorbar(points, ax=ax, label="log10 iteration")
     save(fig, out_dir / "w11_vs_loss.png")
 
     fig, axes = panels(2, len(cfg.depths))
     for col, depth in enumerate(cfg.depths):
+        shown = f"depth {depth}, balanced init"
         for t in _runs(rows, depth=depth, variant="balanced")[:1]:
             loss = [r["loss"] for r in t]
-            for key, style in (("nuclear_norm", "-"), ("frobenius_norm", "--"), ("spectral_norm", ":")):
-                axes[0][col].plot(loss, [r[key] for r in t], style, label=key.replace("_", " "))
+            shown += f" (seed {t[0]['seed']})"
+            # once the rank is 1 the three norms are equal: widths that let each show under the next
+            for key, style, width in (("nuclear_norm", "-", 5.0), ("frobenius_norm", "--", 2.5),
+                                      ("spectral_norm", ":", 1.5)):
+                axes[0][col].plot(loss, [r[key] for r in t], style, lw=width, alpha=0.75, label=key.replace("_", " "))
             axes[1][col].plot(loss, [r["effective_rank"] for r in t], color="tab:red")
-        axes[0][col].set(xscale="log", yscale="log", xlabel="loss", ylabel="norm", title=f"depth {depth}")
+        axes[0][col].set(xscale="log", yscale="log", xlabel="loss", ylabel="norm", title=shown)
         axes[1][col].set(xscale="log", xlabel="loss", ylabel="effective rank", ylim=(0.9, 2.1),
-                         title=f"depth {depth}: effective rank → 1")
+                         title=f"depth {depth}: effective rank (the same run)")
         axes[0][col].legend(fontsize=8)
         for ax in (axes[0][col], axes[1][col]):
             ax.invert_xaxis()

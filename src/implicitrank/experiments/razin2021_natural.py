@@ -190,11 +190,14 @@ def _label_variance(values: torch.Tensor) -> torch.Tensor:
 def _plot(dataset: str, rows: list[dict], path: Path) -> None:
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.5), sharey=True)
+    ranks = sorted({r["rank"] for r in rows})
+    seeds = len({r["seed"] for r in rows if r["dataset"] == dataset})
     for ax, split in zip(axes, ("train", "test")):
         for variant in VARIANTS:
-            ranks = sorted({r["rank"] for r in rows})
             ax.plot(ranks, [_value(rows, dataset, variant, k, split) for k in ranks], marker="o", label=variant)
-        ax.set(xlabel="tensor rank (CP components R)", ylabel=f"{split} error", title=f"{dataset}: {split}")
+        ax.set(xlabel="tensor rank (CP components R)", ylabel=f"{split} error (MSE / 4, labels 0/1)",
+               title=f"{dataset}: {split}" + (f" (median of {seeds} seeds)" if seeds > 1 else ""))
+        ax.set_xticks(ranks, [str(k) for k in ranks])  # integer ranks only
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     save_figure(fig, path)
