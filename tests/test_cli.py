@@ -183,6 +183,15 @@ def test_tensor_commands_default_to_the_tensor_papers_optimizer(command):
     assert dict(subcommands(build_parser()))["mf"].parse_args([]).eps == 1e-4
 
 
+def test_tf_with_no_options_recovers_its_default_tensor(tmp_path):
+    """The default problem is one the method solves (8×8×8, CP rank 3, 200 entries: Razin & Cohen 2020's order-3
+    completion): from the matrix paper's rank 5 tf stopped at its 100,000-step cap with error 4.6."""
+    out = tmp_path / "tf"
+    assert main(["tf", "--no-progress", "--out", str(out)]) == 0
+    (summary,) = [json.loads(path.read_text()) for path in out.glob("*/summary.json")]
+    assert summary["status"] == "converged" and summary["reconstruction_error"] < 1e-2, summary
+
+
 def test_tf_starts_at_the_norm_of_the_tensor_papers_init_std(tmp_path):
     """tf defaults to the tensor papers' init, factor entries of std 1e-3 (Razin & Cohen 2020's 8×8×8 completion
     with R = 64, Razin et al. 2022): ||W(0)||_F = sqrt(R·8³)·std³ ≈ 1.8e-7, not --init-scale's 1e-3; summary.json

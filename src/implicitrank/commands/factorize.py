@@ -40,7 +40,7 @@ def register(subparsers) -> None:
 
 def defaults_for(model: str) -> dict:
     """The command's defaults: the matrix paper's for ``mf``/``nnm``, the tensor papers' for ``tf``/``htf``."""
-    return _defaults.RUN if model == "matrix" else _defaults.TENSOR
+    return {"matrix": _defaults.RUN, "cp": _defaults.TENSOR, "ht": _defaults.HIERARCHICAL}[model]
 
 
 def add_data_arguments(p: argparse.ArgumentParser, model: str, seeds_help: str = "one run each") -> None:
