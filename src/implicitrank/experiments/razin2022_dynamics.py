@@ -315,11 +315,12 @@ def claims(setup: Setup, curves: dict, runs: list[tuple[int, bool]]) -> list[Cla
 
 
 def _rank_source(panel: Panel) -> dict:
-    """Where a claim "= the ground truth's rank" gets its number: the paper's five where the panel is the paper's,
-    else this scale's rank, labelled as ours."""
-    if _is_paper_panel(panel):
+    """Where a claim "= the ground truth's rank" gets its number: the paper's five where the panel is the paper's
+    MF or CP panel (rank-5 targets, papers.md), else this panel's rank, labelled as ours. The paper gives no HT
+    ground truth, so the HT panel's rank is ours at every scale, the paper's own included."""
+    if panel.kind != "hierarchical" and _is_paper_panel(panel):
         return {"published": published.R22_RANK}
-    return {"reference": float(panel.rank), "derived": "the ground truth's rank at this scale (our choice)"}
+    return {"reference": float(panel.rank), "derived": "the ground truth's rank in this panel (our choice)"}
 
 
 def _tree_contrast(node, non_node, rank: int) -> float:
