@@ -55,13 +55,14 @@ not help: on 1×8×72 at d = 56, λ = 0 is at chance for both seeds (49.0, 51.3;
 Pathfinder, today's generator: without the regularizer the plain CNN fits all 2000 training images at every L
 (within 14-19 epochs) and generalizes at none (48.3-51.0%): it memorizes. λ = 3 fits 84-96% of the training set in
 the 30 epochs and generalizes only at L = 2 for seed 1 (86.9; seed 0: 53.2), barely at L = 4 (48.1, 59.8) and not
-at L = 6 (49.1, 50.0); the test-set R stays at 0.97-0.98. So at this scale the figure is not reproduced: of the
-two-seed claims only "near chance at L = 6" passes (48.8), and vacuously: λ = 0 is at chance at L = 2 too (51.0),
-which ``reproduce``'s control for that claim now shows; the fall (2.2 points), the recovery at L = 6 (0.75 points)
-and "λ = 3 leaves L = 2 unchanged" (+19.1) fail. Each λ = 3 run took 285-315 s on one thread, each plain one 22-33
-s. The earlier generator's numbers (the second table) came from a task the marker distance gave away: plain
+at L = 6 (49.1, 50.0); the test-set R stays at 0.97-0.98. So at this scale the figure is not reproduced: every
+two-seed claim fails. "Near chance at L = 6" holds (48.8) but vacuously, λ = 0 being at chance at L = 2 too
+(51.0), so its control fails it (and its premise, in claims.csv); the fall (2.2 points), the recovery at L = 6 (0.75
+points) and "λ = 3 leaves L = 2 unchanged" (+19.1) fail. Each λ = 3 run took 285-315 s on one thread, each plain one
+22-33 s. The earlier generator's numbers (the second table) came from a task the marker distance gave away: plain
 training generalized at L = 2 for seed 0 (96.9), λ = 3 at L = 2 and 4 (90-98) and at L = 6 for seed 0 (70.2), and
-three of the four claims passed.
+three of the four claims passed under the rules of the day (before a claim's passing control, a missing premise or a
+gain at L = 2 as large as at L = 6 failed it).
 
 Measured on today's generator with 4000 training images (2026-12-03, seeds 0 and 1, one thread, not adopted): λ = 0
 learns L = 2 (98.7, 99.3; 23-31 s a run) and is at chance at L = 4 (51.1, 49.2) and L = 6 (52.4, 48.7); λ = 3 does

@@ -9,17 +9,17 @@ Figures: component norms σ_r = Π_n ||w_r^n|| against iterations for the smalle
 a time: σ̇_r = N·γ_r·σ_r^(2−2/N), Thm. 1), and the reconstruction error ||W − W*||_F / ||W*||_F against
 iterations for every std (smaller init ⇒ more incremental ⇒ better recovery).
 
-``quick`` is the paper's problem and width (R = 1000; the dense closed-form CP gradient makes a step about
-1.5 ms) capped at 30,000 iterations. R matters: with R = 50 only the first component was learned within
-15,000 iterations, the rest stayed at their init (fewer candidates, so none starts well aligned with the
-remaining directions). Measured (2026-11, quick, 79 s): take-offs 4.3k, 4.7k, 11.0k, 11.6k, 13.0k; final
-errors 0.0050 / 0.0052 / 0.085 for std 5e-3 / 1e-2 / 5e-2 (paper 0.005 / 0.03 / 0.08). Our ground truth is
-another draw of the paper's law, so the third take-off (paper 7.0k) and the std 1e-2 error (ours recovers
-as well as std 5e-3) differ, and those two claims fail; so does "smaller init ⇒ lower final error", which asks
-each error to be ``ERROR_MARGIN`` = 1.5 times the next smaller std's (0.0052 / 0.0050 = 1.04). A 2-repetition quick
-run (2026-12-03, 445 s on a shared CPU) gave errors 0.0051 / 0.0052 / 0.085 (seed 0: ratios 1.01, 16.5) and 0.0041 /
-1.01 / 0.092 (seed 1: its std 1e-2 run fit the observations, train MSE 4e-9, with one component of norm ≈1 off
-them; ratios 245, 0.09).
+``quick`` is the paper's problem and width (R = 1000; the dense closed-form CP gradient makes a step about 1.5 ms)
+capped at 30,000 iterations. R matters: with R = 50 only the first component was learned within 15,000 iterations,
+the rest stayed at their init (fewer candidates, so none starts well aligned with the remaining directions).
+Measured (2026-11, seed 0's three runs alone, before quick ran 2 repetitions and a control, 79 s): take-offs 4.3k,
+4.7k, 11.0k, 11.6k, 13.0k; final errors 0.0050 / 0.0052 / 0.085 for std 5e-3 / 1e-2 / 5e-2 (paper 0.005 / 0.03 /
+0.08). Our ground truth is another draw of the paper's law, so the third take-off (paper 7.0k) and the std 1e-2
+error (ours recovers as well as std 5e-3) differ, and those two claims fail; so does "smaller init ⇒ lower final
+error", which asks each error to be ``ERROR_MARGIN`` = 1.5 times the next smaller std's (0.0052 / 0.0050 = 1.04). A
+2-repetition quick run (2026-12-03, 445 s on a shared CPU) gave errors 0.0051 / 0.0052 / 0.085 (seed 0: ratios 1.01,
+16.5) and 0.0041 / 1.01 / 0.092 (seed 1: its std 1e-2 run fit the observations, train MSE 4e-9, with one component
+of norm ≈1 off them; ratios 245, 0.09).
 
 Repetitions (``seeds``): each draws its own ground truth, observations and init; claims hold per repetition
 (published numbers: on the median and in a majority). ``quick`` runs 2 repetitions, not 3: each adds four R = 1000
