@@ -77,11 +77,11 @@ fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
 names = list(solutions)
 errors = [float(relative_error(solutions[n][None], truth[None])[0]) for n in names]
 left.bar(names, errors, color=["C0", "C1", "C2", "C3"])
-left.set(yscale="log", ylabel="‖W − W*‖_F / ‖W*‖_F", title="50×50 rank 3, 600 observed entries")
+left.set(yscale="log", ylabel=r"$\|W - W^*\|_F\, /\, \|W^*\|_F$", title="50×50 rank 3, 600 observed entries")
 for name, color in zip(names, ["C0", "C1", "C2", "C3"]):
     right.semilogy(singular_values(solutions[name])[:12], "o-", color=color, ms=3, label=name)
 right.semilogy(singular_values(truth)[:3], "k*", ms=10, label="truth W*")
-right.set(xlabel="index r", ylabel="σ_r", title="singular values of the completions", ylim=(1e-3, None))
+right.set(xlabel="index r", ylabel=r"$\sigma_r$", title="singular values of the completions", ylim=(1e-3, None))
 right.legend()
 plt.tight_layout()
 plt.show()
@@ -92,7 +92,8 @@ plt.show()
 # Now plain gradient descent (lr 0.1) from the identity init W(0) = 1e-3·I, each factor 1e-3^(1/N)·I (balanced: every
 # factor's Gram matrices agree; `init_scale` = ‖W(0)‖_F = 1e-3·√40) on a 40×40 rank-3 completion from 400 entries,
 # recording W(t) and ∇L(W(t)) every 40 steps (`record_trajectory`; time t = lr·step). At depth 1 the singular values
-# rise together; at depths 2 and 3 they stay near zero, then take off one after another, and the rest stay small.
+# rise together from the start; at depth 2 they rise at different speeds, the top three far above the rest; at depth
+# 3 they stay near zero, then take off one after another, and the rest stay small.
 
 # %%
 target = low_rank_matrix(40, 40, rank=3, seed=1)
@@ -107,7 +108,7 @@ fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), sharey=True)
 for ax, (depth, (_, trajectory)) in zip(axes, trajectories.items()):
     sigma = singular_values(trajectory.end_to_end[:, 0])  # (T, 40), descending
     for r in range(6):
-        ax.plot(trajectory.times / 0.1, sigma[:, r], label=f"σ_{r + 1}")
+        ax.plot(trajectory.times / 0.1, sigma[:, r], label=f"$\\sigma_{{{r + 1}}}$")
     ax.set(title=f"depth {depth}", xlabel="step", yscale="log")
 axes[0].set_ylabel("singular value")
 axes[0].legend(ncol=2, fontsize=8)
@@ -132,11 +133,11 @@ fig, ax = plt.subplots(figsize=(7, 4))
 for r in range(3):
     ax.plot(steps, check.predicted[:, 0, r], color=f"C{r}", label=f"N·σ^(2−2/N)·⟨−∇L, u vᵀ⟩, r = {r + 1}")
     ax.plot(steps[::4], check.measured[::4, 0, r], "o", color=f"C{r}", ms=3, mfc="none",
-            label=f"measured σ̇_{r + 1}")
+            label=f"measured $\\dot\\sigma_{{{r + 1}}}$")
 ax.plot(steps, wrong.predicted[:, 0, 0], "k:", label="the depth-2 law, r = 1 (wrong)")
-ax.set(xlabel="step", ylabel="dσ_r/dt", title="depth 3: measured rates against Theorem 3", yscale="symlog",
-       ylim=(-1, None))
+ax.set(xlabel="step", ylabel=r"$d\sigma_r/dt$", title="depth 3: measured rates against Theorem 3")
 ax.legend(fontsize=8)
+fig.tight_layout()
 plt.show()
 for depth, (model, trajectory) in trajectories.items():
     print(f"depth {depth}: relative error of the law {float(check_rates(model, trajectory, top=3).error[0]):.1e}")

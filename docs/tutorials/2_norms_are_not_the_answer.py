@@ -105,8 +105,8 @@ plt.show()
 h = flows[3]
 s = torch.linalg.svdvals(h["w"][:, 0])  # (T, 2) singular values of run 0 along the flow
 fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
-left.plot(h["time"][:, 0], s.sum(1), label="nuclear ‖W‖_*")
-left.plot(h["time"][:, 0], s.pow(2).sum(1).sqrt(), label="Frobenius ‖W‖_F")
+left.plot(h["time"][:, 0], s.sum(1), label=r"nuclear $\|W\|_*$")
+left.plot(h["time"][:, 0], s.pow(2).sum(1).sqrt(), label=r"Frobenius $\|W\|_F$")
 left.plot(h["time"][:, 0], s[:, 0], label="spectral ‖W‖₂")
 left.set(xscale="log", yscale="log", xlabel="flow time t", ylabel="norm", title="depth 3: every norm grows")
 left.legend()
@@ -139,7 +139,8 @@ for depth, h in flows.items():
     ax.plot(h["time"][:, 0], h["det"][:, 0], label=f"depth {depth}, det W(0) > 0")
 h = negative[3]
 ax.plot(h["time"][:, 0], h["det"][:, 0], "k--", label="depth 3, det W(0) < 0")
-ax.set(xscale="log", yscale="symlog", xlabel="flow time t", ylabel="det W(t)", title="the sign of det W is kept")
+ax.set(xscale="log", xlabel="flow time t", ylabel="det W(t)", title="the sign of det W (depth 2: see below)")
+ax.set_yscale("symlog", linthresh=1e-9)  # linear only within ±1e-9: the small positive dets stay visible
 ax.axhline(0.0, color="grey", lw=0.5)
 ax.legend()
 plt.show()

@@ -87,7 +87,7 @@ for b, (ax, std) in enumerate(zip(axes, stds)):
     for k, r in enumerate(top):
         ax.plot(steps, norms[:, b, r], label=f"component {k + 1}")
     ax.set(yscale="log", xlabel="step", title=f"init std {std:g}: error {float(errors[-1, b]):.3f}")
-axes[0].set_ylabel("component norm σ_r")
+axes[0].set_ylabel(r"component norm $\sigma_r$")
 axes[0].legend(fontsize=8)
 plt.tight_layout()
 plt.show()

@@ -94,7 +94,7 @@ for depth, style in ((1, "--"), (3, "-")):
     spectrum = layer_spectra(models[depth])["3"]
     ax.semilogy(spectrum.singular_values, style + "o", ms=3,
                 label=f"depth {depth} (effective rank {spectrum.effective_rank:.1f})")
-ax.set(xlabel="index r", ylabel="σ_r", title="singular values of the middle 64×64 layer")
+ax.set(xlabel="index r", ylabel=r"$\sigma_r$", title="singular values of the middle 64×64 layer")
 ax.legend()
 plt.show()
 
