@@ -78,8 +78,9 @@ for depth, h in flows.items():
 # ```
 #
 # because a matrix that fits the three observations up to ℓ and keeps a positive determinant must have a large
-# top-left entry. Depths 3 and 4 follow |w₁₁| ≈ 1/√(2ℓ); depth 2 stalls on a plateau (its determinant decays
-# exponentially, and in floating point reaches rounding level, see below).
+# top-left entry. Depths 3 and 4 follow |w₁₁| ≈ 1/√(2ℓ) (depth 3's curve lies under depth 4's); depth 2 stalls on a
+# plateau and ends below the bound: its determinant decays exponentially, reaches the noise level of the integration
+# and turns negative, where the bound no longer applies (see below).
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 4))
@@ -97,9 +98,9 @@ plt.show()
 # %% [markdown]
 # ## Every norm grows while the rank falls
 #
-# Along the depth-3 trajectory, the nuclear, Frobenius and spectral norms all grow with |w₁₁|, while the
-# effective rank exp H(σ/Σσ) (Roy & Vetterli 2007) goes down towards 1. No norm is being minimized; something
-# closer to rank is.
+# Along the depth-3 trajectory, after a first dip (to t ≈ 10), the nuclear, Frobenius and spectral norms all grow
+# with |w₁₁|, and coincide once the rank is 1, while the effective rank exp H(σ/Σσ) (Roy & Vetterli 2007), after a
+# first rise, goes down towards 1. No norm is being minimized; something closer to rank is.
 
 # %%
 h = flows[3]
@@ -149,8 +150,9 @@ for depth, h in flows.items():
 print(f"depth 3 from det < 0: final W = {negative[3]['w'][-1, 0].numpy().round(3).tolist()}")
 
 # %% [markdown]
-# At depth 2 the determinant decays exponentially (σ̇ ∝ σ at N = 2), reaches rounding level (≈1e-16) in floating
-# point and can then cross zero, as it does here: that run settles at a finite completion with det W < 0. At depths 3
+# At depth 2 the determinant decays exponentially (σ̇ ∝ σ at N = 2) to the noise level of the numerical integration
+# (about 6e-15 here, below the integrator's absolute tolerance of 1e-12), where its sign is noise; it crosses zero
+# here: that run settles at a finite completion with det W < 0. At depths 3
 # and 4 it decays only polynomially and stays clearly positive, and |w₁₁| keeps growing. The experiment
 # `implicitrank reproduce razin2020-norms` checks all of this against the paper's figures, over seeds, with
 # plain gradient descent as published.

@@ -152,7 +152,9 @@ plt.show()
 # %% [markdown]
 # The original digits are fit — and predicted on held-out images — at rank 1 with a fraction of the error of the
 # randomized data, which stays near the error of predicting a constant at every rank tried. Natural data lives near
-# low tensor rank; the implicit regularization of tensor factorization is a bias towards what it is.
+# low tensor rank; the implicit regularization of tensor factorization is a bias towards what it is. (The original
+# digits' train error rising with R here is the short training, not the rank: 30 epochs leave R = 2 and 4 short of
+# their fit, 0.008, 0.015 and 0.046 at R = 1, 2, 4, where 120 epochs reach 0.0060, 0.0054 and 0.0065.)
 # `implicitrank reproduce razin2021-incremental` and `razin2021-natural` rerun the paper's figures (MNIST and
 # Fashion-MNIST with `--data`).
 #
