@@ -93,6 +93,10 @@ def test_test_scale_experiment_writes_runs_tables_plot_and_claims(tmp_path):
     only_far = [r | {"test_acc_mean": 60.0} if (r["reg_weight"], r["difficulty"]) == (1.0, 40) else r for r in blank]
     gains = {c["claim"]: c["passed"] for c in locality_claims(setup_for("is-same-class", "quick"), only_far, "quick")}
     assert [v for k, v in gains.items() if "recovers" in k] == [True]
+    missing_near = [r for r in only_far if (r["reg_weight"], r["difficulty"]) != (1.0, 0)]  # no number to compare
+    gains = {c["claim"]: c["passed"] for c in locality_claims(setup_for("is-same-class", "quick"), missing_near,
+                                                              "quick")}
+    assert [v for k, v in gains.items() if "recovers" in k] == [False]
     base = tmp_path / "is-same-class"
     assert (base / "summary.md").is_file() and (base / "accuracy.png").is_file() and (base / "runs.csv").is_file()
     setup = setup_for("is-same-class", "test")
