@@ -142,7 +142,8 @@ def _plot(rows: list[dict], cfg: ObservationsScale, path: Path) -> None:
                 r["status"] == "max_steps" for r in mine if r["method"] == method and r["observations"] == m)]
             if capped:
                 ax.plot(*zip(*capped), "o", mfc="white", color=color, ms=5)
-        ax.plot([], [], "o", mfc="white", color="0.4", label="a run stopped at the step cap")
+        if any(r["status"] == "max_steps" for r in mine):  # the open marker's legend entry, where it is drawn
+            ax.plot([], [], "o", mfc="white", color="0.4", label="a run stopped at the step cap")
         ax.axhline(RECOVERED, color="0.6", ls=":", lw=1, label=f"recovered (≤ {RECOVERED:g})")
         ax.set(yscale="log", xlabel="number of observations", ylabel="reconstruction error (squared, relative)",
                title=f"rank {rank}, median over {len({r['seed'] for r in mine})} seed(s)")
