@@ -4,7 +4,8 @@ Building the parsers must stay cheap (``implicitrank --help`` answers in well un
 parsers cannot import the library's configuration classes, which load torch, submitit or scikit-learn.
 The values here mirror those classes' defaults; ``tests/test_cli.py`` checks that every one of them equals
 its library counterpart (``RunConfig``, ``SlurmOptions``, ``DigitsConfig``, the optimizer and experiment
-registries), so the two cannot drift apart.
+registries), so the two cannot drift apart. ``TENSOR`` and ``HIERARCHICAL`` are the exception: the tensor
+commands' own problem and stopping rule, on top of ``RunConfig``'s (a sweep of ``cp`` or ``ht`` runs names its own).
 """
 
 from __future__ import annotations
