@@ -28,7 +28,10 @@ from .spectra import effective_rank, numerical_rank, scaled_norm
 
 
 def matricize(tensor: Tensor, row_modes: Sequence[int]) -> Tensor:
-    """[W]_I for a batch of tensors (B, *shape): (B, ∏_{n∈I} D_n, ∏_{n∉I} D_n), modes in increasing order."""
+    """[W]_I for a batch of tensors (B, *shape): (B, ∏_{n∈I} D_n, ∏_{n∉I} D_n), modes in increasing order.
+
+    The first dimension is always the batch: one tensor goes in as ``tensor[None]`` (unbatched, its mode 0 would be
+    read as runs and its other modes renumbered, which no check can tell from a batch)."""
     order = tensor.dim() - 1
     rows = sorted(set(int(n) for n in row_modes))
     if not rows or rows[0] < 0 or rows[-1] >= order or len(rows) != len(list(row_modes)):
