@@ -242,7 +242,7 @@ def claims(setup: Setup, curves: dict, runs: list[tuple[int, bool]]) -> list[Cla
     control from a large init must fail these); where the problem is the paper's (MF, CP), the published final
     values and take-off steps on the median; for HT, the node matricization's rank and how much further from that
     rank the non-node's is (both with the large-init control). "= the ground truth's rank" cites the paper's five
-    only where the panel is the paper's; elsewhere the rank is this scale's, labelled as ours."""
+    only on the paper's MF and CP panels (``_rank_source``); elsewhere the rank is the panel's, labelled as ours."""
     out: list[Claim] = []
     panels = {p.kind: p for p in setup.panels}
     seeds = tuple(seed for seed, control in runs if not control)
