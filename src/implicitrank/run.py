@@ -467,7 +467,7 @@ def memory_floor(configs: list[RunConfig]) -> int:
         A lower bound on the batch's memory, in bytes: what it needs on top is the optimizer's state, gradients,
         the end-to-end tensor and the observations.
     """
-    params = sum(MODELS[c.model].build(c).num_parameters * torch.empty((), dtype=DTYPES[c.dtype]).element_size()
+    params = sum(MODELS[c.model].build(c).num_parameters * DTYPES[c.dtype].itemsize
                  for c in configs if device_of(c).type == "cpu")
     truth = max((HierarchicalFactorization(c.shape, tree_from_spec(c.tree, c.shape), widths=c.rank).num_parameters
                  for c in configs if c.model == "ht" and c.data is None), default=0)
