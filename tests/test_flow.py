@@ -217,6 +217,23 @@ def test_finite_time_blow_up_stops_that_run_as_diverged() -> None:
     assert "NaN/inf" in state.messages()[0]
 
 
+@pytest.mark.parametrize("method", ["dopri5", "bosh3"])
+def test_a_run_whose_step_size_is_nan_stops_as_diverged_and_the_other_goes_on(method: str) -> None:
+    """A gradient that overflows from the start (mf --init-scale 1e15 made dopri5's first step size NaN) must stop
+    that run as diverged: the retry loop compared the step size with `<`, which NaN never satisfies, and hung."""
+
+    def objective(params: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        theta = params[0]
+        grad = torch.cat([torch.full_like(theta[:1], math.inf), theta[1:]])
+        return (theta.pow(2) / 2).sum(1), [grad]
+
+    theta0 = torch.tensor([[1.0], [1.0]], dtype=torch.float64)
+    state = integrate(None, None, [theta0], _config(loss_threshold=1e-6), rtol=1e-6, atol=1e-12,
+                      objective=objective, method=method)
+    assert int(state.diverged_at[0]) >= 0 and int(state.converged_at[0]) == -1
+    assert int(state.converged_at[1]) > 0
+
+
 def test_rkc_follows_the_dopri5_flow_of_a_deep_matrix_factorization() -> None:
     """Depth 3, 12×12 rank 2 from 60 entries, to train loss 1e-6: RKC at rtol 1e-5 against dopri5 at rtol 1e-9.
     At RKC's accepted steps the top-4 singular values are within 0.5% (relative 2-norm) of the reference's at the

@@ -476,8 +476,9 @@ def _accepted_step(state: TrainState, objective: RunsLossAndGrad, order: int, at
         flow["time"] = flow["time"] + torch.where(accept, h, torch.zeros_like(h))
         flow["rejected"] = flow["rejected"] + (pending & ~accept).long()
         flow["step_size"] = torch.where(pending, flow["step_size"] * factor, flow["step_size"])
-        # Accepted or not, a step size this small relative to t means the flow blows up (or is hopelessly stiff).
-        underflow = state.active & (flow["step_size"] < _UNDERFLOW * flow["time"].clamp_min(1.0))
+        # Accepted or not, a step size this small relative to t means the flow blows up (or is hopelessly stiff);
+        # a NaN step size (a non-finite start or error estimate) too, which no comparison with `<` would stop.
+        underflow = state.active & ~(flow["step_size"] >= _UNDERFLOW * flow["time"].clamp_min(1.0))
         flow["loss"] = torch.where(underflow, torch.full_like(flow["loss"], math.nan), flow["loss"])
         rejected = pending & ~accept
         pending = pending & ~accept & ~underflow
