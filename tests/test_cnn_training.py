@@ -170,6 +170,17 @@ def test_a_diverging_run_finishes_without_accuracies_and_its_sweep_goes_on(tmp_p
     assert [r["status"] for r in rerun] == [r["status"] for r in rows]
 
 
+def test_a_cell_with_one_diverged_seed_of_two_aggregates_to_nan_not_a_traceback():
+    """locality --lr 1e6 with two seeds: statistics.stdev over a NaN raised AttributeError, and no summary was
+    written. The cell's mean and spread are NaN; a cell of finite seeds keeps its numbers."""
+    row = {"reg_weight": 0.0, "difficulty": 0, "best_test_acc": 0.7, "epochs": 3}
+    rows = [row | {"last_test_acc": 0.6}, row | {"last_test_acc": None},
+            row | {"difficulty": 1, "last_test_acc": 0.6}, row | {"difficulty": 1, "last_test_acc": 0.8}]
+    table = {r["difficulty"]: r for r in aggregate(rows)}
+    assert math.isnan(table[0]["test_acc_mean"]) and math.isnan(table[0]["test_acc_std"])
+    assert table[1]["test_acc_mean"] == pytest.approx(70.0) and table[1]["test_acc_std"] == pytest.approx(14.142, 1e-4)
+
+
 def test_a_model_whose_outputs_overflow_after_its_last_epoch_is_diverged_not_at_chance():
     """With lr 1e38 one epoch leaves finite weights (~1e36) whose forward pass gives NaN logits; NaN > 0 is False, so
     every sample counted as class 0 and the run was "trained" at 50% on balanced labels."""

@@ -390,11 +390,18 @@ def aggregate(rows: list[dict]) -> list[dict]:
         last = [100 * number_or_nan(r["last_test_acc"]) for r in group]  # a diverged run: NaN, so is its cell
         best = [100 * number_or_nan(r["best_test_acc"]) for r in group]
         table.append({"reg_weight": reg_weight, "difficulty": difficulty, "seeds": len(group),
-                      "test_acc_mean": statistics.fmean(last), "test_acc_std": statistics.stdev(last)
-                      if len(last) > 1 else 0.0, "best_test_acc_mean": statistics.fmean(best),
+                      "test_acc_mean": statistics.fmean(last), "test_acc_std": _stdev(last),
+                      "best_test_acc_mean": statistics.fmean(best),
                       "test_interaction_mean": _mean(r.get("test_interaction") for r in group),
                       "epochs_mean": statistics.fmean(r["epochs"] for r in group)})
     return table
+
+
+def _stdev(values: list[float]) -> float:
+    """Sample standard deviation; 0 for one value, NaN where one is NaN (statistics.stdev raises on a NaN)."""
+    if any(math.isnan(v) for v in values):
+        return math.nan
+    return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def number_or_nan(value: float | None) -> float:
