@@ -108,7 +108,7 @@ def test_singular_vector_alignment_of_a_gradient_diagonal_in_the_singular_basis_
 def test_min_nuclear_norm_over_psd_matches_the_unconstrained_minimum_when_that_is_psd():
     from implicitrank.baselines import nuclear_norm_min
 
-    task, a, y = commuting_sensing(6, 1, 4, seed=0, batch=1)
+    task, a, y, _ = commuting_sensing(6, 1, 4, seed=0, batch=1)
     psd = min_nuclear_norm_psd(a, y)
     assert psd <= float(torch.linalg.svdvals(task.target[0]).sum()) + 1e-9  # the truth is feasible
     assert nuclear_norm_min(task, 0, tol=1e-9).nuclear_norm <= psd + 1e-4  # a minimum over a larger set
@@ -522,3 +522,71 @@ def test_depth_invariance_flags_a_spread_of_zero_from_runs_that_never_left_their
     assert trained.control.per_seed == pytest.approx(((1.3 - 1.001) / 1.001,))
     untrained = spread_claim({1: 0.04, 2: 0.04, 3: 0.04})
     assert untrained.status == "fail" and untrained.control.status == "pass" and untrained.holds_in == 1
+
+
+def test_the_commuting_projection_leaves_the_exact_gradient_unchanged_on_the_theorems_set():
+    """From W_j = O diag(u) Oᵀ (every factor alike) the gradient already lies in {O diag(v) Oᵀ}: the projection
+    must change it only by rounding, or training with it would not be gradient descent on the factorization."""
+    from implicitrank.experiments.arora2019_depth_invariance import commuting_objective
+    from implicitrank.factorizations import MatrixFactorization, loss_and_grad
+
+    task, _, _, basis = commuting_sensing(6, 2, 3, seed=0, batch=2)
+    model = MatrixFactorization(6, 6, 3)
+    u = torch.rand(2, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) + 0.5
+    factor = torch.einsum("ik,bk,jk->bij", basis, u, basis)
+    params = [factor.clone() for _ in range(3)]
+    loss, grads = loss_and_grad(model, params, task)
+    projected_loss, projected = commuting_objective(model, task, basis)(params)
+    assert torch.equal(loss, projected_loss)
+    assert all(g.abs().max() > 1e-3 for g in grads)
+    for g, p in zip(grads, projected):
+        torch.testing.assert_close(p, g, rtol=0, atol=1e-12)
+    off = [torch.randn(2, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) for _ in range(3)]
+    _, moved = commuting_objective(model, task, basis)([f + 1e-3 * o for f, o in zip(params, off)])
+    for g in moved:  # off the set, only the set's part of the gradient is kept
+        inside = torch.einsum("ik,bk,jk->bij", basis, torch.einsum("ik,bij,jk->bk", basis, g, basis), basis)
+        torch.testing.assert_close(g, inside, rtol=0, atol=1e-12)
+
+
+def _depth_four_from_the_identity(max_steps: int):
+    """Quick scale's seed 1, depth 4, init 1e-4, trained as the experiment trains it; (final state, model, a, y)."""
+    from implicitrank.experiments.arora2019_depth_invariance import LOSS_THRESHOLD, SCALES, commuting_objective
+    from implicitrank.factorizations import MatrixFactorization, generators
+    from implicitrank.optim import make_optimizer
+    from implicitrank.train import TrainConfig, train
+
+    cfg = SCALES["quick"]
+    task, a, y, basis = commuting_sensing(cfg.size, cfg.rank, cfg.measurements, seed=1, batch=1)
+    model = MatrixFactorization(cfg.size, cfg.size, 4, None, "identity")
+    params = model.init(1, torch.tensor([1e-4 * math.sqrt(cfg.size)]), generators([1]), dtype=torch.float64)
+    state = train(model, task, params, make_optimizer("gd"), torch.tensor([cfg.lr], dtype=torch.float64),
+                  TrainConfig(max_steps, LOSS_THRESHOLD, 0, 10, progress=False),
+                  objective=commuting_objective(model, task, basis))
+    return state, model, a, y
+
+
+def test_depth_four_from_the_identity_keeps_its_factors_equal_across_the_plateau():
+    """Quick scale, seed 1, depth 4, init 1e-4: plain GD on the full factors amplified its rounding across the
+    plateau. The factors, equal in exact arithmetic, differed by 2e-9 at step 1000, 1e-2 at step 2900 and 0.5 at
+    step 3200, and the run ended outside the PSD cone. With the projection they stay equal and W stays PSD."""
+    state, model, _, _ = _depth_four_from_the_identity(4000)
+    assert int(state.steps[0]) == 4000
+    assert max(float((p - state.params[0]).abs().max()) for p in state.params[1:]) < 1e-12
+    w = model.end_to_end(state.params)[0]
+    assert float(torch.linalg.eigvalsh(0.5 * (w + w.T))[0]) > -1e-9
+
+
+@pytest.mark.slow
+def test_depth_four_from_the_identity_ends_at_the_minimum_nuclear_norm_where_rounding_left_the_psd_cone():
+    """The same run to the end (83,548 steps): with plain GD on the full factors it stopped after 5,395 steps at
+    nuclear norm 1.40, outside the PSD cone, against the PSD minimum 2.02, at every step size from 0.05 to 0.01.
+    Trained as the experiment trains it, it fits, stays PSD and ends at the minimum."""
+    from implicitrank.experiments.arora2019_depth_invariance import SCALES
+
+    state, model, a, y = _depth_four_from_the_identity(SCALES["quick"].max_steps)
+    assert int(state.converged_at[0]) > 0
+    w = model.end_to_end(state.params)[0]
+    assert float(torch.linalg.eigvalsh(0.5 * (w + w.T))[0]) > -1e-6
+    minimum = min_nuclear_norm_psd(a, y)
+    assert abs(float(torch.linalg.svdvals(w).sum()) - minimum) <= SCALES["quick"].tolerance * minimum
+    assert max(float((p - state.params[0]).abs().max()) for p in state.params[1:]) < 1e-9

@@ -15,14 +15,21 @@ Loss: mean over measurements of (⟨A_i, W⟩ − y_i)², no ½; plain gradient 
 flow the theorem is about) in float64 until the loss is ≤ 1e-6 (depths ≥ 3 approach the fit only polynomially,
 x ∝ 1/t). Global RMSprop stalls here at a loss ∝ lr²: its normalized step does not shrink.
 
+Each gradient is projected onto the theorem's set {O diag(v) Oᵀ} (``commuting_objective``). In exact arithmetic
+the projection does nothing: every factor stays O diag(u) Oᵀ with the same u, so the gradient already lies there.
+In floating point it matters. W_j = α^{1/N}·I sits on an unstable manifold, and plain GD amplifies its rounding
+errors across the plateau. Measured at quick scale, seed 1, depth 4, init 1e-4: the factors differed by 2e-9 at
+step 1000, 1e-2 at step 2900 and 0.5 at step 3200. That run ended outside the PSD cone (smallest eigenvalue
+−0.56, nuclear norm 1.40 below the PSD minimum 2.02), and so did every step size from 0.05 down to 0.01.
+Rounding, not the step, left the setting. With the projection (2026-12-04, quick, 3 seeds), 32 of the 36 runs
+take the same number of steps and end at the same nuclear norm (to 1e-6) as before. The other four are seed 1's
+slow ones; that run now takes 83,548 steps instead of 5,395 and ends at the minimum (gap 9e-4), and every claim
+holds on all three seeds. The quick run's CPU time grows from 103 s to 245 s, measured side by side.
+
 No sizes were published for this setting; ``paper`` uses 30×30 rank 4 with 12 measurements and init scales down to
 1e-6; ``quick`` 8×8 rank 2, 4 measurements, depths 1-4, inits down to 1e-4; ``test`` the same with depths
 1-3 and inits 1e-2, 1e-4. Every scale runs 3 seeds (each its own O, a_i and x*); every claim must hold on each.
 Control: depth 1, which ends at the minimum-Frobenius solution, must fail the minimum-nuclear-norm claim.
-Measured (2026-12-02, quick, 3 seeds, 83 CPU-s): seed 1's depth-4 run from init 1e-4 stopped after 5,632 steps
-outside the PSD cone (smallest eigenvalue −0.55, nuclear norm 1.40 below the PSD minimum 2.02): the discrete step
-(lr 0.05) left the theorem's setting, so "depth 4 ends at the minimum" and "depth does not change the norm" fail
-on that seed; depths 2 and 3 hold on all three (gaps <= 0.6%).
 
 References: S. Arora, N. Cohen, W. Hu, Y. Luo, "Implicit Regularization in Deep Matrix Factorization", NeurIPS
 2019, Theorem 2; S. Gunasekar et al., "Implicit Regularization in Matrix Factorization", NeurIPS 2017.
@@ -37,9 +44,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from scipy.optimize import linprog
+from torch import Tensor
 
 from ..baselines import nuclear_norm_min
-from ..factorizations import MatrixFactorization, generators
+from ..factorizations import MatrixFactorization, generators, loss_and_grad
 from ..optim import make_optimizer
 from ..plots import legend_outside, save
 from ..tasks import Sensing
@@ -77,9 +85,9 @@ LOSS_THRESHOLD = 1e-6
 PSD_SLACK = 1e-3  # a smallest eigenvalue below −PSD_SLACK: the run left the PSD cone
 
 
-def commuting_sensing(size: int, rank: int, measurements: int, seed: int, batch: int) -> tuple[Sensing, np.ndarray,
-                                                                                               np.ndarray]:
-    """The sensing task with A_i = O diag(a_i) Oᵀ and W* = O diag(x*) Oᵀ; also returns the a_i (rows) and y."""
+def commuting_sensing(size: int, rank: int, measurements: int, seed: int,
+                      batch: int) -> tuple[Sensing, np.ndarray, np.ndarray, Tensor]:
+    """The sensing task with A_i = O diag(a_i) Oᵀ and W* = O diag(x*) Oᵀ; also returns the a_i (rows), y and O."""
     g = torch.Generator().manual_seed(seed)
     o = torch.linalg.qr(torch.randn(size, size, generator=g, dtype=torch.float64)).Q
     a = torch.randn(measurements, size, generator=g, dtype=torch.float64)
@@ -90,7 +98,22 @@ def commuting_sensing(size: int, rank: int, measurements: int, seed: int, batch:
     y = a @ x
     task = Sensing((size, size), matrices.reshape(measurements, -1), y.expand(batch, -1).clone(),
                    target=target.expand(batch, size, size))
-    return task, a.numpy(), y.numpy()
+    return task, a.numpy(), y.numpy(), o
+
+
+def commuting_objective(model: MatrixFactorization, task: Sensing, basis: Tensor):
+    """The loss and its gradients, each gradient projected onto {O diag(v) Oᵀ}: G ↦ O diag(diag(Oᵀ G O)) Oᵀ.
+
+    From W_j(0) = α^{1/N}·I every factor of the exact flow stays O diag(u) Oᵀ (Arora et al. 2019, proof of
+    Theorem 2), so the exact gradient lies in that set and the projection leaves it unchanged. It removes what
+    rounding adds outside the set, which the plateau's saddle would otherwise amplify (see the module docstring).
+    """
+    def objective(params: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        loss, grads = loss_and_grad(model, params, task)
+        diagonals = [torch.einsum("ik,bij,jk->bk", basis, g, basis) for g in grads]
+        return loss, [torch.einsum("ik,bk,jk->bij", basis, d, basis) for d in diagonals]
+
+    return objective
 
 
 def min_nuclear_norm_psd(a: np.ndarray, y: np.ndarray) -> float:
@@ -106,7 +129,7 @@ def run(scale: str, out_dir: Path, seeds, data: str | None) -> list[Claim]:
     seeds = seed_list(seeds, 3)
     rows, curves = [], []
     for seed in seeds:
-        task, a, y = commuting_sensing(cfg.size, cfg.rank, cfg.measurements, seed, len(cfg.init_scales))
+        task, a, y, basis = commuting_sensing(cfg.size, cfg.rank, cfg.measurements, seed, len(cfg.init_scales))
         reference = min_nuclear_norm_psd(a, y)
         unconstrained = nuclear_norm_min(task, 0, tol=1e-8).nuclear_norm
         truth = float(torch.linalg.svdvals(task.target[0]).sum())
@@ -123,7 +146,8 @@ def run(scale: str, out_dir: Path, seeds, data: str | None) -> list[Claim]:
 
             state = train(model, task, params, make_optimizer("gd"),
                           torch.full((len(cfg.init_scales),), cfg.lr, dtype=torch.float64),
-                          TrainConfig(cfg.max_steps, LOSS_THRESHOLD, 0, 10, progress=False), measure=measure)
+                          TrainConfig(cfg.max_steps, LOSS_THRESHOLD, 0, 10, progress=False), measure=measure,
+                          objective=commuting_objective(model, task, basis))
             last = state.records[-1]
             for b, alpha in enumerate(cfg.init_scales):
                 rows.append({"seed": seed, "depth": depth, "init_scale": alpha, "steps": int(state.steps[b]),
