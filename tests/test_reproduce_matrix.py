@@ -147,8 +147,8 @@ def test_each_experiment_writes_its_figures_table_and_claims(fixture, files, req
 
 def test_from_a_balanced_init_depth_three_follows_one_over_sqrt_two_loss_while_norms_grow_and_rank_falls(norms):
     """The theorem's setting (balanced init, det W(0) > 0): at the end |w11| and every norm are within 10% of
-    1/√(2ℓ) and the effective rank is <= 1.1. The claims count every run from det W(0) > 0, an unbalanced one that
-    crossed det = 0 included, so their verdict at this scale is whatever those runs give."""
+    1/√(2ℓ) and the effective rank is <= 1.1, and the claims on them pass. Each claim at the end counts every run of
+    its init kind, one that crossed det = 0 included."""
     claims, out = norms
     end = SCALES["test"].loss_threshold
     with open(out / "trajectories.csv") as handle:
@@ -164,9 +164,12 @@ def test_from_a_balanced_init_depth_three_follows_one_over_sqrt_two_loss_while_n
     for key in ("w11", "nuclear_norm", "frobenius_norm", "spectral_norm"):
         assert all(abs(abs(float(f[key])) - predicted) <= 0.1 * predicted for f in balanced), key
     assert all(float(f["effective_rank"]) <= 1.1 for f in balanced)
-    for start in ("depth 3: |w11| at the end", "depth 3: nuclear norm", "depth 3: effective rank at the end"):
+    for start in ("depth 3, balanced init: |w11| at the end", "depth 3, balanced init: nuclear norm",
+                  "depth 3, balanced init: effective rank at the end"):
         (claim,) = _claims(claims, start)
-        assert len(claim.per_seed) == len(finals)  # every run counts
+        assert claim.status == "pass" and len(claim.per_seed) == len(balanced)  # every balanced run counts
+    (claim,) = _claims(claims, "depth 3, unbalanced init: |w11| at the end")
+    assert len(claim.per_seed) == len(finals) - len(balanced)
 
 
 def test_w11_lower_bound_holds_wherever_det_is_positive(norms):
@@ -382,28 +385,44 @@ def test_depths_that_never_recover_show_no_ordering_with_depth():
     assert ordering and all(c.status == "fail" and c.missing == 1 for c in ordering)
 
 
-def test_a_run_that_crossed_det_zero_counts_in_the_norm_claims():
+def test_a_run_that_crossed_det_zero_counts_in_the_claims_of_its_init_kind():
     """The set-up asks det W(0) > 0 only: a run that crossed det = 0 (|w11| bounded) was left out, choosing the
-    runs by their outcome, and the claims passed on the others."""
+    runs by their outcome, and the claims passed on the others. Runs are split by their init kind, fixed before
+    training: the unbalanced run that crossed fails the unbalanced claim and leaves the balanced ones alone."""
     from implicitrank.experiments.razin2020_norms import _claims
 
     cfg = SCALES["test"]
     end = cfg.loss_threshold
 
     def trajectory(depth, variant, seed, crossed=False):
+        if depth == 1:  # the control: w11 gets no gradient, the minimum-norm completion's numbers
+            return [{"depth": 1, "variant": variant, "epsilon": None, "seed": seed, "step": step, "loss": loss,
+                     "w11": 0.0, "w22": 0.0, "det": -1.0, "nuclear_norm": 2.0, "frobenius_norm": 1.41,
+                     "spectral_norm": 1.0, "effective_rank": 2.0} for step, loss in ((0, 1.0), (5000, end))]
         w11 = (lambda loss: 1.5) if crossed else (lambda loss: 1 / math.sqrt(2 * loss))
         return [{"depth": depth, "variant": variant, "epsilon": None, "seed": seed, "step": step, "loss": loss,
                  "w11": w11(loss), "w22": 0.0, "det": -0.5 if crossed and step else 0.01, "nuclear_norm": w11(loss),
-                 "frobenius_norm": w11(loss), "spectral_norm": w11(loss), "effective_rank": 1.05}
+                 "frobenius_norm": w11(loss), "spectral_norm": w11(loss), "effective_rank": 1.5 if crossed else 1.05}
                 for step, loss in ((0, 1.0), (100, 0.1), (1000, 0.013), (5000, end))]
 
-    rows = [r for d in (1, *cfg.depths) for r in trajectory(d, "balanced", 0) + trajectory(d, "unbalanced", 1, d == 3)]
-    flow = {d: [{"depth": d, "init": "balanced", "min_det": 0.1, "det_before_crossing": None, "final_loss": end / 2}]
-            for d in cfg.depths}
-    at_the_end = [c for c in _claims(rows, cfg, flow) if c.claim.startswith("depth 3") and "at the end" in c.claim
-                  and "effective rank" not in c.claim]
-    assert at_the_end and all(c.seeds == (0, 1) and c.status == "fail" for c in at_the_end)
-    assert all("1 of 2 runs end with det W <= 0" in c.note for c in at_the_end)
+    def at_the_end(crossed_variant):
+        rows = [r for d in (1, *cfg.depths) for v, seed in (("balanced", 0), ("unbalanced", 1))
+                for r in trajectory(d, v, seed, d == 3 and v == crossed_variant)]
+        flow = {d: [{"depth": d, "init": "balanced", "min_det": 0.1, "det_before_crossing": None,
+                     "final_loss": end / 2}] for d in cfg.depths}
+        return {c.claim: c for c in _claims(rows, cfg, flow)
+                if c.claim.startswith("depth 3,") and "at the end" in c.claim}
+
+    crossed_unbalanced = at_the_end("unbalanced")
+    unbalanced = [c for name, c in crossed_unbalanced.items() if "unbalanced init" in name]
+    balanced = [c for name, c in crossed_unbalanced.items() if "balanced init" in name and c not in unbalanced]
+    assert len(unbalanced) == 1 and len(balanced) == 5
+    assert unbalanced[0].seeds == (1,) and unbalanced[0].status == "fail"
+    assert "1 of 1 runs end with det W <= 0 (|w11| at the end: 1.5)" in unbalanced[0].note
+    assert all(c.seeds == (0,) and c.status == "pass" for c in balanced)
+    crossed_balanced = at_the_end("balanced")
+    assert all(c.status == "fail" and "1 of 1 runs end with det W <= 0" in c.note
+               for name, c in crossed_balanced.items() if "unbalanced" not in name)
 
 
 def test_a_run_that_diverged_stays_among_the_norm_claims_runs_and_fails_them():
@@ -426,8 +445,10 @@ def test_a_run_that_diverged_stays_among_the_norm_claims_runs_and_fails_them():
     rows = [r for d in (1, *cfg.depths) for r in trajectory(d, "balanced", 0) + trajectory(d, "unbalanced", 1, d == 3)]
     flow = {d: [{"depth": d, "init": "balanced", "min_det": 0.1, "det_before_crossing": None, "final_loss": end / 2}]
             for d in cfg.depths}
-    at_the_end = [c for c in _claims(rows, cfg, flow) if c.claim.startswith("depth 3") and "at the end" in c.claim]
-    assert at_the_end and all(c.seeds == (0, 1) and c.status == "fail" and c.missing == 1 for c in at_the_end)
+    at_the_end = [c for c in _claims(rows, cfg, flow) if c.claim.startswith("depth 3,") and "at the end" in c.claim]
+    unbalanced = [c for c in at_the_end if "unbalanced init" in c.claim]
+    assert len(unbalanced) == 1 and unbalanced[0].seeds == (1,)
+    assert unbalanced[0].status == "fail" and unbalanced[0].missing == 1
 
 
 def test_the_perturbed_ordering_claim_compares_the_magnitude_of_w11():
@@ -438,7 +459,7 @@ def test_the_perturbed_ordering_claim_compares_the_magnitude_of_w11():
 
     cfg = SCALES["test"]
     end, depth = cfg.loss_threshold, max(cfg.depths)
-    small, large = 0.01, 0.1
+    small, large = 0.1, 0.5  # both above sqrt(2 loss), which the stopping loss resolves
 
     def perturbed(final_w11):
         return [{"depth": depth, "variant": "perturbed", "epsilon": eps, "seed": 0, "step": step, "loss": loss,
@@ -475,6 +496,30 @@ def test_the_perturbed_sign_claim_needs_w11_to_have_moved_from_its_init():
 
     assert heading((-1e-3, -1e-3)) == "fail"  # never moved
     assert heading((-5.5, -1.6)) == "pass"
+
+
+def test_the_perturbed_claims_test_only_the_eps_the_stopping_loss_resolves():
+    """At loss ℓ a fit may miss w22 = ε by √(2ℓ): an ε = 0.01 run stopped at ℓ = 1e-3 with w22 = −0.035 and
+    w11 = +28.7, a fit, and failed "w11 <= -1". An ε at or below √(2ℓ) is named in the note, not tested."""
+    from implicitrank.experiments.razin2020_norms import _claims
+
+    cfg = SCALES["test"]
+    end, depth = cfg.loss_threshold, max(cfg.depths)
+    unresolved = math.sqrt(2 * end) * 0.9
+
+    def perturbed(eps, w11, w22):
+        return [{"depth": depth, "variant": "perturbed", "epsilon": eps, "seed": 0, "step": step, "loss": loss,
+                 "w11": w11 if step else -1e-3, "w22": w22 if step else 0.0, "det": -0.1, "nuclear_norm": abs(w11),
+                 "frobenius_norm": abs(w11), "spectral_norm": abs(w11), "effective_rank": 1.05}
+                for step, loss in ((0, 1.0), (5000, end))]
+
+    rows = perturbed(unresolved, 28.7, -0.035) + perturbed(0.1, -5.5, 0.1) + perturbed(0.5, -1.6, 0.5)
+    found = [c for c in _claims(rows, cfg, {d: [] for d in cfg.depths}) if c.claim.startswith("perturbed")]
+    assert len(found) == 2 and all(c.status == "pass" and "[0.1, 0.5]" in c.claim for c in found)
+    assert all(f"eps = {unresolved:g} is not (w11 = 28.7, w22 = -0.035" in c.note for c in found)
+    rows = perturbed(0.1, 28.7, -0.035) + perturbed(0.5, -1.6, 0.5)  # a resolved eps on the wrong branch fails
+    found = [c for c in _claims(rows, cfg, {d: [] for d in cfg.depths}) if "heading to -1/eps" in c.claim]
+    assert len(found) == 1 and found[0].status == "fail"
 
 
 def test_depth_two_plateaus_lower_only_by_a_margin():
