@@ -234,6 +234,30 @@ def test_a_run_whose_step_size_is_nan_stops_as_diverged_and_the_other_goes_on(me
     assert int(state.converged_at[1]) > 0
 
 
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("scales", [[1e15], [1e15, 1e-3]], ids=["alone", "with-a-healthy-run"])
+def test_a_factorization_that_overflows_from_the_start_stops_at_step_1_and_the_other_run_goes_on(
+        method: str, scales: list[float]) -> None:
+    """mf --init-scale 1e15 in float32: the start's loss is finite but its gradient overflows, so the first step size
+    is NaN. Every method stops that run as diverged at step 1 with its step-0 record kept (rkc raised: with the run
+    alone its stages were stacked from no run, and beside a healthy run it sized the batch's stages from the NaN
+    step and asked the task for zero runs), and the healthy run's flow is exactly its flow alone."""
+    task = complete_from_target(low_rank_matrix(10, 10, 2, seed=0), 50, [0] * len(scales)).to("cpu", torch.float32)
+    model = MatrixFactorization(10, 10, depth=3)
+    params = model.init(len(scales), torch.tensor(scales) * 10**0.5, generators([0] * len(scales)),
+                        dtype=torch.float32)
+    config = _config(max_steps=20)
+    state = integrate(model, task, params, config, method=method)
+    assert int(state.diverged_at[0]) == 1
+    assert "NaN/inf at step 1" in state.messages()[0]
+    assert state.records[0]["step"] == 0 and math.isfinite(float(state.records[0]["train_loss"][0]))
+    if len(scales) == 2:
+        alone_task = complete_from_target(low_rank_matrix(10, 10, 2, seed=0), 50, [0]).to("cpu", torch.float32)
+        alone = integrate(model, alone_task, [p[1:] for p in params], config, method=method)
+        assert int(state.diverged_at[1]) == -1 and state.step == config.max_steps
+        assert torch.equal(state.params[0][1], alone.params[0][0])
+
+
 def test_rkc_follows_the_dopri5_flow_of_a_deep_matrix_factorization() -> None:
     """Depth 3, 12×12 rank 2 from 60 entries, to train loss 1e-6: RKC at rtol 1e-5 against dopri5 at rtol 1e-9.
     At RKC's accepted steps the top-4 singular values are within 0.5% (relative 2-norm) of the reference's at the

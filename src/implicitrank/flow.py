@@ -453,7 +453,11 @@ def _accepted_step(state: TrainState, objective: RunsLossAndGrad, order: int, at
     the error norm (B,) of ``_error_norm``; ``before(state, objective, rejected)`` runs before each attempt (RKC's
     spectral radius)."""
     flow = state.optimizer_state
-    pending = state.active.clone()
+    # A run that starts the step with no usable step size (a NaN one from a non-finite start) cannot attempt: rkc
+    # would take it for idle (h > 0 is false) and accept it, or size its stages from it.
+    pending = state.active & ~_stop_stalled(state)
+    if not bool(pending.any()):
+        return
     exponent = -1.0 / (order + 1)
     rejected = torch.zeros_like(pending)
     while True:
@@ -476,14 +480,22 @@ def _accepted_step(state: TrainState, objective: RunsLossAndGrad, order: int, at
         flow["time"] = flow["time"] + torch.where(accept, h, torch.zeros_like(h))
         flow["rejected"] = flow["rejected"] + (pending & ~accept).long()
         flow["step_size"] = torch.where(pending, flow["step_size"] * factor, flow["step_size"])
-        # Accepted or not, a step size this small relative to t means the flow blows up (or is hopelessly stiff);
-        # a NaN step size (a non-finite start or error estimate) too, which no comparison with `<` would stop.
-        underflow = state.active & ~(flow["step_size"] >= _UNDERFLOW * flow["time"].clamp_min(1.0))
-        flow["loss"] = torch.where(underflow, torch.full_like(flow["loss"], math.nan), flow["loss"])
+        underflow = _stop_stalled(state)  # accepted or not
         rejected = pending & ~accept
         pending = pending & ~accept & ~underflow
         if not bool(pending.any()):
             return
+
+
+def _stop_stalled(state: TrainState) -> Tensor:
+    """Stop as diverged (loss NaN) the active runs whose step size underflows, and return them, (B,).
+
+    A step size this small relative to t means the flow blows up (or is hopelessly stiff); a NaN step size (a
+    non-finite start or error estimate) too, which no comparison with `<` would stop."""
+    flow = state.optimizer_state
+    stalled = state.active & ~(flow["step_size"] >= _UNDERFLOW * flow["time"].clamp_min(1.0))
+    flow["loss"] = torch.where(stalled, torch.full_like(flow["loss"], math.nan), flow["loss"])
+    return stalled
 
 
 def _attempt(params: list[Tensor], derivative: list[Tensor], h: Tensor, objective: LossAndGrad,
