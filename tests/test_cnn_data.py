@@ -170,3 +170,25 @@ def test_bad_pathfinder_settings_are_refused():
         PathfinderConfig(image_size=300, output_size=128)
     with pytest.raises(ValueError, match="clearance"):
         PathfinderConfig(clearance=2)
+
+
+TEST_SCALE = setup_for("pathfinder", "test").pathfinder
+
+
+def test_a_length_whose_snakes_do_not_fit_the_image_is_refused_before_generating():
+    """Two target snakes of 30 segments of 3 px never fit the test scale's 32-px image: generating retried their
+    placement forever (``locality pathfinder --lengths 30 --scale test`` hung at 0/64 images)."""
+    with pytest.raises(ValueError, match=r"length L=30 does not fit a 32x32 image: .* 0\.0% of 512 random placements"):
+        generate_pathfinder(replace(TEST_SCALE, length=30), 2, seed=0)
+
+
+def test_generating_gives_up_on_images_that_find_no_room_rather_than_retrying_forever(monkeypatch):
+    """With the up-front check passed (a length at its edge, here bypassed), images whose targets find no room within
+    the placement rounds end generating with an error naming the length and the image, not a hang."""
+    from implicitrank.cnn import pathfinder
+
+    monkeypatch.setattr(pathfinder, "check_pathfinder_fits", lambda config: None, raising=False)
+    monkeypatch.setattr(pathfinder, "PLACEMENT_ROUNDS", 50, raising=False)
+    with pytest.raises(ValueError, match=r"length L=30: 2 of 2 images found no room .* in 197 random placements each "
+                                         r"in a 32x32 image"):
+        generate_pathfinder(replace(TEST_SCALE, length=30), 2, seed=0)

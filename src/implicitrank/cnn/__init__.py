@@ -15,7 +15,7 @@ Examples
 from .cifar import cifar10_source, read_cifar_batch
 from .images import ImageSource, digits_source
 from .is_same_class import IsSameClass, pair_slots, sample_pairs
-from .pathfinder import Pathfinder, PathfinderConfig, cached_pathfinder, generate_pathfinder
+from .pathfinder import Pathfinder, PathfinderConfig, cached_pathfinder, check_pathfinder_fits, generate_pathfinder
 from .plain import PlainCNN
 from .regularizer import (
     Box,
@@ -39,6 +39,7 @@ __all__ = [
     "TrainingConfig",
     "accuracy",
     "cached_pathfinder",
+    "check_pathfinder_fits",
     "cifar10_source",
     "derangement",
     "digits_source",

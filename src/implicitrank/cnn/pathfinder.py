@@ -22,6 +22,7 @@ geometry, measured 2026-12-03). Tracing the path is what the rest takes.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -40,6 +41,10 @@ GENERATOR_VERSION = 3  # in the cache key: images cached by an older generator a
 CHUNK = 128
 TRIES = 10
 RETRY_COPIES = 4
+# A length is allowed when at least MIN_FIT_RATE of PROBE_PLACEMENTS random placements of its targets fit; an image
+# then gets up to 1 + 4·999 = 3997 placements, and at a rate of 0.5% all of 10,000 images find room but with
+# probability 2e-5.
+PROBE_PLACEMENTS, MIN_FIT_RATE, PLACEMENT_ROUNDS = 512, 0.005, 1000
 
 
 @dataclass(frozen=True)
@@ -238,45 +243,127 @@ def _grow(starts: np.ndarray, image: np.ndarray, block: np.ndarray, segments: in
     return points, drawn, complete
 
 
-def _generate_chunk(config: PathfinderConfig, labels: np.ndarray,
-                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Images (n, output, output) uint8 for the given labels (1: markers on the same snake) and the marker
-    centres (n, 2, 2) as (row, col) in generated pixels.
+def _candidate_targets(config: PathfinderConfig, k: int, rng: np.random.Generator
+                       ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """``k`` random placements of the two targets: whether each fits (k,), the starts p and q (k, 2, 2), the two
+    centre lines ((k, P, 2) each) and the pixels they block (k, size, size).
 
-    The two targets are drawn first, each in a uniformly random first direction (as the authors' generator does;
-    heading each away from the other's start made the marker distance alone tell the labels apart: 96–100%
-    instead of 84–94% at L = 3…9); images whose targets found no room are retried with RETRY_COPIES candidates
-    each, keeping the first that fits. Then markers and distractors.
-    """
-    n, size = len(labels), config.image_size
+    Each target heads off in a uniformly random first direction, as the authors' generator does (heading each away
+    from the other's start made the marker distance alone tell the labels apart: 96–100% instead of 84–94% at
+    L = 3…9)."""
+    size = config.image_size
     lo, hi = config._border, size - 1 - config._border
+    ids = np.arange(k)
+    block = np.zeros((k, size, size), dtype=bool)
+    p = rng.uniform(lo, hi, (k, 2))
+    angle = rng.uniform(0, 2 * math.pi, k)
+    q = p + config.start_distance * np.stack([np.sin(angle), np.cos(angle)], 1)
+    ok = ((q >= lo) & (q <= hi)).all(1)
+    path_a, drawn_a, done_a = _grow(p, ids, block, config.length, config, rng)
+    _stamp(block, ids, path_a, drawn_a, config.block_radius, stride=4)
+    ok &= done_a & ~_blocked(block, ids, q[:, None, :], config._border)
+    path_b, drawn_b, done_b = _grow(q, ids, block, config.length, config, rng)
+    ok &= done_b
+    _stamp(block, ids, path_b, drawn_b, config.block_radius, stride=4)
+    return ok, np.stack([p, q], 1), (path_a, path_b), block
+
+
+def _place_targets(config: PathfinderConfig, n: int, rng: np.random.Generator
+                   ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """The two targets of ``n`` images: the pixels they block (n, size, size), their starts (n, 2, 2) and their
+    centre lines (two (n, P, 2) arrays). Images whose targets found no room are retried with RETRY_COPIES candidate
+    placements each, keeping the first that fits, for at most PLACEMENT_ROUNDS rounds (a length too long to fit
+    would otherwise retry forever).
+
+    Raises
+    ------
+    UsageError
+        When some image found no room within those rounds (a length at the edge of :func:`check_pathfinder_fits`).
+    """
+    size = config.image_size
     block = np.zeros((n, size, size), dtype=bool)
     starts = np.zeros((n, 2, 2))
     paths: list[np.ndarray] = []
     todo, copies = np.arange(n), 1
-    while todo.size:
+    for _ in range(PLACEMENT_ROUNDS):
+        if not todo.size:
+            break
         slot = np.repeat(todo, copies)
-        k, ids = slot.size, np.arange(slot.size)
-        candidate_block = np.zeros((k, size, size), dtype=bool)
-        p = rng.uniform(lo, hi, (k, 2))
-        angle = rng.uniform(0, 2 * math.pi, k)
-        q = p + config.start_distance * np.stack([np.sin(angle), np.cos(angle)], 1)
-        ok = ((q >= lo) & (q <= hi)).all(1)
-        path_a, drawn_a, done_a = _grow(p, ids, candidate_block, config.length, config, rng)
-        _stamp(candidate_block, ids, path_a, drawn_a, config.block_radius, stride=4)
-        ok &= done_a & ~_blocked(candidate_block, ids, q[:, None, :], config._border)
-        path_b, drawn_b, done_b = _grow(q, ids, candidate_block, config.length, config, rng)
-        ok &= done_b
-        _stamp(candidate_block, ids, path_b, drawn_b, config.block_radius, stride=4)
+        ok, candidate_starts, candidate_paths, candidate_block = _candidate_targets(config, slot.size, rng)
         if not paths:
-            paths = [np.zeros((n, *path_a.shape[1:])) for _ in range(2)]
+            paths = [np.zeros((n, *path.shape[1:])) for path in candidate_paths]
         fitting = np.flatnonzero(ok)
         placed, first = np.unique(slot[fitting], return_index=True)
         chosen = fitting[first]
         block[placed] = candidate_block[chosen]
-        starts[placed] = np.stack([p, q], 1)[chosen]
-        paths[0][placed], paths[1][placed] = path_a[chosen], path_b[chosen]
+        starts[placed] = candidate_starts[chosen]
+        for path, candidate in zip(paths, candidate_paths):
+            path[placed] = candidate[chosen]
         todo, copies = np.setdiff1d(todo, placed), RETRY_COPIES
+    if todo.size:
+        raise UsageError(f"length L={config.length}: {todo.size} of {n} images found no room for their two target "
+                         f"snakes in {1 + RETRY_COPIES * (PLACEMENT_ROUNDS - 1)} random placements each in a "
+                         f"{size}x{size} image; use a shorter length (or a larger image_size)")
+    return block, starts, paths
+
+
+@functools.lru_cache(maxsize=64)
+def _target_fit_rate(config: PathfinderConfig) -> float:
+    """The fraction of PROBE_PLACEMENTS random placements of the two targets of ``config`` that fit.
+
+    From a stream of its own (seed 0): the same for the same configuration, and the streams of the generated images
+    are left as they were.
+
+    Parameters
+    ----------
+    config : PathfinderConfig
+        The geometry, with the length L.
+
+    Returns
+    -------
+    float
+        In [0, 1]; it falls steeply with L (the test scale's 32-px images: 27% at L = 2, 3% at L = 6, 0 at L = 10).
+    """
+    ok, *_ = _candidate_targets(config, PROBE_PLACEMENTS, np.random.default_rng(0))
+    return float(ok.mean())
+
+
+def check_pathfinder_fits(config: PathfinderConfig) -> None:
+    """Refuse a length L whose two target snakes do not fit the image, before any image is generated.
+
+    No useful exact bound on L follows from the geometry: turning by ``max_turn`` at every segment, a snake coils
+    within a circle of radius ``segment_length``/(2 sin(``max_turn``/2)), so wherever two such coils fit apart (as in
+    the scales' images) a snake of any length fits in principle. What limits L is the chance that random snakes
+    stay inside the image and the second keeps clear of the first, which falls with L: a length is allowed when at
+    least MIN_FIT_RATE of random placements fit (:func:`_target_fit_rate`; an image then needs 1/MIN_FIT_RATE = 200
+    placements on average, and gets up to 20 times as many).
+
+    Parameters
+    ----------
+    config : PathfinderConfig
+        The geometry, with the length L to check.
+
+    Raises
+    ------
+    UsageError
+        When fewer than MIN_FIT_RATE of placements fit; the message names the length, the image size and the rate.
+    """
+    rate = _target_fit_rate(config)
+    if rate < MIN_FIT_RATE:
+        raise UsageError(f"length L={config.length} does not fit a {config.image_size}x{config.image_size} image: its "
+                         f"two target snakes fit in {rate:.1%} of {PROBE_PLACEMENTS} random placements, where at least "
+                         f"{MIN_FIT_RATE:.1%} must; use a shorter length (or a larger image_size)")
+
+
+def _generate_chunk(config: PathfinderConfig, labels: np.ndarray,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Images (n, output, output) uint8 for the given labels (1: markers on the same snake) and the marker
+    centres (n, 2, 2) as (row, col) in generated pixels: the two targets first (:func:`_place_targets`), then
+    markers and distractors.
+    """
+    n, size = len(labels), config.image_size
+    lo, hi = config._border, size - 1 - config._border
+    block, starts, paths = _place_targets(config, n, rng)
     ids = np.arange(n)
     drawn = np.ones(paths[0].shape[:2], dtype=bool)
     ink = np.zeros((n, size, size), dtype=bool)
@@ -328,7 +415,8 @@ def generate_pathfinder(config: PathfinderConfig, n: int, seed: int) -> tuple[np
     Raises
     ------
     UsageError
-        When ``n`` < 2 (checked by :func:`cached_pathfinder`, which does the work).
+        When ``n`` < 2, or when L is too long for the two target snakes to fit the image (both checked by
+        :func:`cached_pathfinder`, which does the work).
 
     References
     ----------
@@ -371,7 +459,9 @@ def cached_pathfinder(config: PathfinderConfig, n: int, seed: int, cache_dir: st
     Raises
     ------
     UsageError
-        When ``n`` < 2, before any cache file is looked at.
+        When ``n`` < 2, before any cache file is looked at; when L is too long for the two target snakes to fit the
+        image (:func:`check_pathfinder_fits`), before generating; when some image's targets found no room in all
+        its placements (a length at the edge of that check).
     """
     if n < 2:
         raise UsageError(f"n must be >= 2, got {n}")
@@ -379,6 +469,7 @@ def cached_pathfinder(config: PathfinderConfig, n: int, seed: int, cache_dir: st
     if path is not None and path.is_file():
         with np.load(path) as stored:
             return stored["images"], stored["labels"], stored["markers"]
+    check_pathfinder_fits(config)  # a length out of reach: refused at once, not after a chunk's every placement
     if progress:
         from tqdm import tqdm
 
