@@ -323,6 +323,10 @@ CASES = [
          ("init_mean must be finite, at most",), check=_nothing_written, absent=("math domain error",)),
     Case("htf init std with a large init mean", ("htf", "--init-mean", "1e5", "--out", "{tmp}/o"), 2,
          ("--init-std 0.01 with --init-mean 100000",), check=_nothing_written),
+    Case("locality length whose snakes cannot fit", ("locality", "pathfinder", "--scale", "test", "--lengths", "2,30",
+                                                     "--threads", "1", "--device", "cpu", "--out", "{tmp}/o"), 2,
+         ("lengths (--lengths): length L=30 does not fit a 32x32 image",),
+         check=_nothing_written),  # generating L = 30 retried forever, after L = 2 had trained
     Case("locality patch size 0", ("locality", "pathfinder", "--scale", "test", "--patch-size", "0", "--out",
                                    "{tmp}/o"), 2, ("patch_size (--patch-size): patch size must be >= 1",),
          check=_nothing_written),  # was a traceback once training had begun, its directory written

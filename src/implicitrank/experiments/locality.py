@@ -112,6 +112,7 @@ from ..cnn import (
     PathfinderConfig,
     PlainCNN,
     TrainingConfig,
+    check_pathfinder_fits,
     cifar10_source,
     digits_source,
     pair_slots,
@@ -205,6 +206,11 @@ class LocalitySetup:
                 raise UsageError(f"patch_size (--patch-size): {err}") from None
             if self.cache_dir is not None and Path(self.cache_dir).exists() and not Path(self.cache_dir).is_dir():
                 raise UsageError(f"cache_dir (--cache-dir): {self.cache_dir} is a file, not a directory")
+            for length in self.difficulties:  # all of them before any training, not each at its turn
+                try:
+                    check_pathfinder_fits(replace(self.pathfinder, length=length))
+                except ValueError as err:
+                    raise UsageError(f"lengths (--lengths): {err}") from None
 
     @property
     def difficulty_name(self) -> str:
