@@ -45,10 +45,15 @@ class Case:
     absent: tuple[str, ...] = ()  # words the message must not hold
 
 
-def _npz(tmp: Path, rows: int = 6, cols: int = 5, observed: float = 0.6, name: str = "x.npz") -> None:
+def _npz(tmp: Path, rows: int = 6, cols: int = 5, observed: float = 0.6, name: str = "x.npz",
+         scale: float = 1.0) -> None:
     rng = np.random.default_rng(0)
     matrix = np.outer(rng.standard_normal(rows), rng.standard_normal(cols))
-    np.savez(tmp / name, matrix=matrix, mask=rng.random((rows, cols)) < observed)
+    np.savez(tmp / name, matrix=scale * matrix, mask=rng.random((rows, cols)) < observed)
+
+
+def _npz_of_scale(scale: float) -> Callable[[Path], None]:
+    return lambda tmp: _npz(tmp, scale=scale)
 
 
 def _udata(tmp: Path, lines: list[str] | None = None) -> None:
@@ -649,6 +654,17 @@ CASES = [
          check=_nothing_written),
     Case("target norm inf", ("mf", *TINY, "--target-norm", "inf", "--out", "{tmp}/o"), 2, ("target_norm",),
          check=_nothing_written),
+    # runs that could learn nothing: each reported a result, exit 0 (most of them "converged")
+    Case("mf target whose squares underflow float32", ("mf", *TINY, "--target-norm", "1e-30", "--out", "{tmp}/o"), 2,
+         ("target_norm 1e-30 is too small", "underflow float32", "use target_norm >= 1", "or use dtype float64"),
+         check=_nothing_written),  # converged at step 0 with NaN error, effective rank and nuclear norm
+    Case("mf npz of values near 1e-30", ("mf", "--data", "{tmp}/x.npz", "--no-progress", "--out", "{tmp}/o"), 2,
+         ("data: the observed values of", "too small for float32", "rescale the data"), _npz_of_scale(1e-30),
+         _nothing_written),
+    Case("mf npz of values near 1e-300 in float64", ("mf", "--data", "{tmp}/x.npz", "--dtype", "float64",
+                                                     "--no-progress", "--out", "{tmp}/o"), 2,
+         ("data: the observed values of", "underflow float64", "rescale the data"), _npz_of_scale(1e-300),
+         _nothing_written, absent=("use dtype float64",)),
     Case("htf init mean inf", ("htf", "--shape", "3", "3", "3", "3", "--num-observations", "10", "--init-mean", "inf",
                                "--no-progress", "--out", "{tmp}/o"), 2, ("init_mean must be finite",),
          check=_nothing_written),

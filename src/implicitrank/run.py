@@ -98,7 +98,8 @@ class RunConfig:
         Observed entries (completion) or measurements (sensing); for MovieLens ``data``, the ratings sampled for
         training. At most the number of entries for generated completion. Default 2000.
     target_norm : float or None
-        Frobenius norm of the ground truth; None: sqrt(number of entries) (entries of RMS 1). Default None.
+        Frobenius norm of the ground truth; None: sqrt(number of entries) (entries of RMS 1). Default None. The
+        observed values must not be so small that their squares underflow ``dtype`` (``run_batch`` refuses them).
     data : str or None
         A ``.npz`` (``matrix``, ``mask``) or MovieLens ``u.data`` file holding a matrix completion problem instead
         of a generated one (``model="matrix"``, ``task="completion"`` only). Default None.
@@ -542,7 +543,8 @@ def build_task(configs: list[RunConfig]):
     Raises
     ------
     UsageError
-        When the data file's shape differs from the configured ``shape``, or the file cannot be read.
+        When the data file's shape differs from the configured ``shape``, the file cannot be read, or the observed
+        values are too small for the dtype (their squares underflow: ``target_norm`` or the data must be larger).
     """
     first, batch = configs[0], len(configs)
     if first.data is not None:
@@ -557,11 +559,49 @@ def build_task(configs: list[RunConfig]):
         if peak > largest:
             raise UsageError(f"data: observed values up to {peak:.3g} overflow {first.dtype} (largest "
                              f"{largest:.3g}); use dtype float64 or rescale the data")
+        _check_loss_scale(task.values, first)
         return task
     target = MODELS[first.model].ground_truth(first)
     if first.task == "sensing":
-        return gaussian_sensing(target, first.num_observations, seed=first.data_seed, batch=batch)
-    return complete_from_target(target, first.num_observations, [c.data_seed for c in configs])
+        task = gaussian_sensing(target, first.num_observations, seed=first.data_seed, batch=batch)
+    else:
+        task = complete_from_target(target, first.num_observations, [c.data_seed for c in configs])
+    _check_loss_scale(task.values, first)
+    return task
+
+
+def _check_loss_scale(values: Tensor, config: RunConfig) -> None:
+    """Refuse observed values so small that their squares, which the loss averages, underflow the run's dtype.
+
+    The loss of W = 0 is the values' mean square; below the dtype's smallest normal number it is 0 or subnormal, so
+    the loss cannot tell a fit from none, and errors relative to such a target overflowed into NaN metrics under a
+    "converged" status. The values scale with ``target_norm``, so the smallest norm that works is named.
+
+    Parameters
+    ----------
+    values : Tensor
+        The task's (B, M) observed values or measurements, float64 on the CPU.
+    config : RunConfig
+        The batch's shared configuration (its ``dtype``, ``data`` and ``target_norm``).
+
+    Raises
+    ------
+    UsageError
+        Naming ``target_norm`` (a generated target) or ``data`` (a file) and the allowed range.
+    """
+    tiny = torch.finfo(DTYPES[config.dtype]).tiny
+    rms = float((scaled_norm(values, 1) / math.sqrt(values.shape[1])).min())
+    if rms >= math.sqrt(tiny):
+        return
+    wider = " or use dtype float64" if config.dtype != "float64" else ""
+    why = (f"the observed values' root-mean-square is {rms:.3g}, so their squares, which the loss averages, underflow "
+           f"{config.dtype} (smallest normal number {tiny:.3g}) and the loss cannot measure the fit")
+    if config.data is not None:
+        raise UsageError(f"data: the observed values of {config.data} are too small for {config.dtype}: {why}; rescale "
+                         f"the data to a root-mean-square >= {math.sqrt(tiny):.3g}{wider}")
+    norm = config.target_norm if config.target_norm is not None else math.sqrt(math.prod(config.shape))
+    raise UsageError(f"target_norm {norm:g} is too small for shape {config.shape} in {config.dtype}: {why}; use "
+                     f"target_norm >= {norm * math.sqrt(tiny) / rms:.3g}{wider}")
 
 
 def make_measure(model: Factorization, task, top: int) -> Callable[[list[Tensor], Tensor], dict[str, Tensor]]:
