@@ -56,6 +56,20 @@ def _npz_of_scale(scale: float) -> Callable[[Path], None]:
     return lambda tmp: _npz(tmp, scale=scale)
 
 
+def _npz_zero_where_unobserved(tmp: Path) -> None:
+    rng = np.random.default_rng(0)
+    mask = rng.random((6, 5)) < 0.6
+    matrix = np.outer(rng.standard_normal(6), rng.standard_normal(5))
+    np.savez(tmp / "x.npz", matrix=np.where(mask, matrix, 0.0), mask=mask)
+
+
+def _not_finite_not_converged(tmp: Path) -> None:
+    (run,) = (tmp / "o").iterdir()
+    summary = _summary(run)
+    assert summary["status"] == "metrics_not_finite" and summary["unobserved_error"] is None, summary
+    assert "unobserved_error is NaN/inf" in summary["message"] and summary["reconstruction_error"] is not None
+
+
 def _udata(tmp: Path, lines: list[str] | None = None) -> None:
     rng = np.random.default_rng(0)
     rows = [f"{rng.integers(1, 944)}\t{rng.integers(1, 1683)}\t{rng.integers(1, 6)}\t88125{k}" for k in range(2100)]
@@ -665,6 +679,10 @@ CASES = [
                                                      "--no-progress", "--out", "{tmp}/o"), 2,
          ("data: the observed values of", "underflow float64", "rescale the data"), _npz_of_scale(1e-300),
          _nothing_written, absent=("use dtype float64",)),
+    Case("mf npz whose unobserved entries are 0", ("mf", "--data", "{tmp}/x.npz", "--max-steps", "30",
+                                                   "--no-progress", "--out", "{tmp}/o"), 0,
+         ("metrics_not_finite", "warning:", "unobserved_error is NaN/inf"), _npz_zero_where_unobserved,
+         _not_finite_not_converged),  # max_steps, with unobserved_error null and no word
     Case("htf init mean inf", ("htf", "--shape", "3", "3", "3", "3", "--num-observations", "10", "--init-mean", "inf",
                                "--no-progress", "--out", "{tmp}/o"), 2, ("init_mean must be finite",),
          check=_nothing_written),

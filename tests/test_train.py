@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 from counting import CountingMatrix
@@ -301,3 +302,21 @@ def test_a_resumed_batch_keeps_its_records_on_the_cpu_where_the_loop_adds_them(t
     resumed, _ = run_module._load_checkpoints(dirs, torch.device("meta"))
     assert resumed.params[0].device.type == "meta"
     assert {v.device.type for r in resumed.records for v in r.values() if isinstance(v, torch.Tensor)} == {"cpu"}
+
+
+def test_a_converged_run_whose_final_metrics_are_not_finite_is_not_reported_converged(tmp_path):
+    """An .npz whose unobserved entries are 0 makes the error on them relative to 0, NaN: the run reached the loss
+    threshold and its summary said "converged" next to a null unobserved_error, without a word."""
+    rng = np.random.default_rng(0)
+    mask = rng.random((6, 5)) < 0.6
+    np.savez(tmp_path / "x.npz", matrix=np.where(mask, np.outer(rng.standard_normal(6), rng.standard_normal(5)), 0.0),
+             mask=mask)
+    config = RunConfig(shape=(6, 5), num_observations=int(mask.sum()), data=str(tmp_path / "x.npz"), init_scale=1.0,
+                       loss_threshold=0.1, max_steps=2000, device="cpu")
+    summary = run_batch([config], [tmp_path / "r"], progress=False).summaries[0]
+    assert summary["converged"] and summary["status"] == "metrics_not_finite", summary
+    assert summary["message"].startswith(f"its train loss reached loss_threshold at step {summary['steps']}, but its "
+                                         "final unobserved_error is NaN/inf")
+    written = read_json(tmp_path / "r" / "summary.json")
+    assert written["status"] == "metrics_not_finite" and written["unobserved_error"] is None
+    assert math.isfinite(written["reconstruction_error"])

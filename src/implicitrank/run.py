@@ -66,6 +66,9 @@ PER_RUN_FIELDS = ("seed", "data_seed", "init_scale", "lr")
 ADDED_FIELDS = {"flow_method": "dopri5"}  # field -> default, left out of run ids at that default (RunConfig.run_id)
 MAX_SEED = 2**63 - 1
 DENSE_LIMIT = 10_000_000  # largest end-to-end tensor (entries) formed for measurements
+# the metrics a run's summary takes from its last record
+FINAL_METRICS = ("reconstruction_error", "reconstruction_error_squared", "unobserved_error", "effective_rank",
+                 "nuclear_norm", "frobenius_norm", "spectral_norm", "test_mse", "time")
 
 
 @dataclass(frozen=True)
@@ -873,6 +876,26 @@ def _write_metrics(run_dir: Path, rows: list[dict], config: RunConfig, summary: 
         write_events(directory, rows, config.to_dict(), summary)
 
 
+def _flag_nonfinite_metrics(summary: dict) -> None:
+    """Mark a run that stopped without diverging but whose final metrics are NaN/inf: its status becomes
+    ``metrics_not_finite`` (not ``converged``, which read as a result next to the nulls) and its message names them.
+
+    Parameters
+    ----------
+    summary : dict
+        The run's summary, its ``FINAL_METRICS`` filled in (None where not measured); updated in place.
+    """
+    bad = [k for k in FINAL_METRICS if summary[k] is not None and not math.isfinite(summary[k])]
+    if not bad or summary["status"] == "diverged":
+        return
+    how = (f"its train loss reached loss_threshold at step {summary['steps']}" if summary["converged"]
+           else f"it stopped at max_steps ({summary['steps']})")
+    summary["status"] = "metrics_not_finite"
+    summary["message"] = (f"{how}, but its final {', '.join(bad)} {'is' if len(bad) == 1 else 'are'} NaN/inf (null "
+                          f"here: e.g. an error relative to a target that is 0 there, or a value beyond the dtype's "
+                          f"range), so it has no final result for {'it' if len(bad) == 1 else 'them'}")
+
+
 def _finish(state: TrainState, b: int, run_dir: Path, config: RunConfig, seconds: float, plots: bool,
             started_at: str | None = None, tensorboard: bool = False, init_std: float | None = None) -> dict:
     """Write run b's metrics (and their TensorBoard events), final factors, summary and (with ``plots``) plots;
@@ -894,11 +917,11 @@ def _finish(state: TrainState, b: int, run_dir: Path, config: RunConfig, seconds
         "init_scale": config.init_scale,
         "init_std": init_std,
     }
-    for key in ("reconstruction_error", "reconstruction_error_squared", "unobserved_error", "effective_rank",
-                "nuclear_norm", "frobenius_norm", "spectral_norm", "test_mse", "time"):
+    for key in FINAL_METRICS:
         # a diverged run has no result: its last record (steps before the divergence, when that step was not a
         # record) would read as one
         summary[key] = float(last[key]) if key in last and diverged_at < 0 else None
+    _flag_nonfinite_metrics(summary)
     if diverged_at >= 0:
         summary["diverged_at_step"] = diverged_at
         # a record at the step that diverged holds its NaN/inf values: the last finite one is the record before it
