@@ -679,6 +679,12 @@ CASES = [
                                                      "--no-progress", "--out", "{tmp}/o"), 2,
          ("data: the observed values of", "underflow float64", "rescale the data"), _npz_of_scale(1e-300),
          _nothing_written, absent=("use dtype float64",)),
+    Case("mf target under the loss threshold at init", ("mf", *TINY, "--target-norm", "1e-3", "--out", "{tmp}/o"), 2,
+         ("loss_threshold 1e-06 is not below the train loss of run 0 at init", "converged at step 0",
+          "larger target_norm"), check=_nothing_written),  # converged at step 0 with error 1.73
+    Case("mf npz under the loss threshold at init", ("mf", "--data", "{tmp}/x.npz", "--no-progress", "--out",
+                                                     "{tmp}/o"), 2,
+         ("loss_threshold 1e-06 is not below", "rescale the data"), _npz_of_scale(1e-5), _nothing_written),
     Case("mf npz whose unobserved entries are 0", ("mf", "--data", "{tmp}/x.npz", "--max-steps", "30",
                                                    "--no-progress", "--out", "{tmp}/o"), 0,
          ("metrics_not_finite", "warning:", "unobserved_error is NaN/inf"), _npz_zero_where_unobserved,

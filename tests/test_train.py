@@ -304,6 +304,17 @@ def test_a_resumed_batch_keeps_its_records_on_the_cpu_where_the_loop_adds_them(t
     assert {v.device.type for r in resumed.records for v in r.values() if isinstance(v, torch.Tensor)} == {"cpu"}
 
 
+def test_a_batch_whose_run_starts_under_the_loss_threshold_is_refused_before_anything_is_written(tmp_path):
+    """The threshold is absolute: with target_norm 1e-3 the loss at init (2e-8) is already under 1e-6, and the run
+    stopped at step 0 as "converged", reporting W(0)'s error 1.73 as its result. The run with the larger init scale
+    starts above it; the refusal names the other."""
+    configs = [RunConfig(**SMALL, target_norm=1e-3, init_scale=s) for s in (10.0, 1e-3)]
+    with pytest.raises(UsageError, match=r"loss_threshold 1e-06 is not below the train loss of run 1 at init "
+                                         r"\(seed 0, init_scale 0.001\)"):
+        run_batch(configs, [tmp_path / "a", tmp_path / "b"], progress=False)
+    assert not any(tmp_path.iterdir())
+
+
 def test_a_converged_run_whose_final_metrics_are_not_finite_is_not_reported_converged(tmp_path):
     """An .npz whose unobserved entries are 0 makes the error on them relative to 0, NaN: the run reached the loss
     threshold and its summary said "converged" next to a null unobserved_error, without a word."""

@@ -32,6 +32,7 @@ from .factorizations import (
     HierarchicalFactorization,
     MatrixFactorization,
     generators,
+    loss_and_grad,
     mode_sizes,
 )
 from .factorizations.mode_tree import tree_from_spec
@@ -760,8 +761,10 @@ def run_batch(configs: list[RunConfig], run_dirs: list[str | Path], *, resume: b
     ------
     UsageError
         When the counts of configs and directories differ or are 0, the configs differ in a shared field, a
-        directory cannot be used (``OutputExistsError``), the runs' checkpoints do not match for a resume, or
-        ``tensorboard`` is asked for without the package.
+        directory cannot be used (``OutputExistsError``), the runs' checkpoints do not match for a resume,
+        ``tensorboard`` is asked for without the package, or a fresh run would learn nothing: its observed values'
+        squares underflow the dtype, or its train loss at init is already at or below ``loss_threshold``. Every
+        refusal comes before any directory is written.
     """
     if tensorboard:
         require_tensorboard()
@@ -774,16 +777,14 @@ def run_batch(configs: list[RunConfig], run_dirs: list[str | Path], *, resume: b
     device, dtype = device_of(first), DTYPES[first.dtype]
     model = MODELS[first.model].build(first)
     task = build_task(configs).to(device, dtype)  # before any directory is made: a refusal leaves none behind
+    resuming = resume and any((Path(d) / results.CHECKPOINT).exists() for d in run_dirs)
+    params = None if resuming else _initial_params(model, task, configs)  # refused before any directory, too
     for c, d in zip(configs, run_dirs):  # every directory checked before one is written, for the same reason
         results.prepare_run_dir(d, c.to_dict(), resume=resume, device=str(device), check_only=True)
     dirs = [results.prepare_run_dir(d, c.to_dict(), resume=resume, device=str(device))
             for c, d in zip(configs, run_dirs)]
     lr = torch.tensor([c.lr for c in configs], dtype=dtype, device=device)
     state, earlier = _load_checkpoints(dirs, device) if resume else (None, 0.0)
-    params = None
-    if state is None:
-        params = model.init(len(configs), torch.tensor([c.init_scale for c in configs], dtype=torch.float64),
-                            generators([c.seed for c in configs]), dtype=dtype, device=device)
     measure = make_measure(model, task, first.top)
     started_at = provenance.now()
     started = time.perf_counter()
@@ -796,6 +797,71 @@ def run_batch(configs: list[RunConfig], run_dirs: list[str | Path], *, resume: b
     summaries = [_finish(state, b, d, c, seconds, plots, started_at, tensorboard, init_stds[b])
                  for b, (d, c) in enumerate(zip(dirs, configs))]
     return BatchResult(summaries, state, model, task)
+
+
+def _initial_params(model: Factorization, task, configs: list[RunConfig]) -> list[Tensor]:
+    """The batch's initial parameters, on the task's device and dtype, refused where a run would learn nothing.
+
+    Parameters
+    ----------
+    model : Factorization
+        The factorization of the batch.
+    task : Task
+        The batched task, on the runs' device and dtype.
+    configs : list of RunConfig
+        The runs (their seeds and init scales draw the parameters).
+
+    Returns
+    -------
+    list of Tensor
+        The (B, ...) parameters ``model.init`` draws.
+
+    Raises
+    ------
+    UsageError
+        When a run's train loss at init is already at or below ``loss_threshold`` (``_check_initial_loss``).
+    """
+    scales = torch.tensor([c.init_scale for c in configs], dtype=torch.float64)
+    params = model.init(len(configs), scales, generators([c.seed for c in configs]), dtype=task.dtype,
+                        device=task.device)
+    _check_initial_loss(model, task, params, configs)
+    return params
+
+
+def _check_initial_loss(model: Factorization, task, params: list[Tensor], configs: list[RunConfig]) -> None:
+    """Refuse a batch where a run's train loss at init is already at or below ``loss_threshold``.
+
+    The threshold is absolute, so a small target (or data) can start below it: the run stopped at step 0 as
+    "converged", having learned nothing, and reported the error of W(0) as its result (1.73 for target_norm 1e-3).
+    The loss is the one the training loop takes at step 0.
+
+    Parameters
+    ----------
+    model : Factorization
+        The factorization of the batch.
+    task : Task
+        The batched task, on the runs' device and dtype.
+    params : list of Tensor
+        The (B, ...) initial parameters.
+    configs : list of RunConfig
+        The runs, named in the error.
+
+    Raises
+    ------
+    UsageError
+        Naming ``loss_threshold``, the run's initial loss and the observed values' mean square (the loss of W = 0),
+        which a threshold should be small next to.
+    """
+    first = configs[0]
+    losses = loss_and_grad(model, params, task)[0].tolist()
+    for b, loss in enumerate(losses):
+        if loss <= first.loss_threshold:  # (NaN is not: such a run stops as diverged, with its message)
+            mean_square = float(task.values[b].double().pow(2).mean())
+            larger = "rescale the data" if first.data is not None else "give a larger target_norm"
+            raise UsageError(f"loss_threshold {first.loss_threshold:g} is not below the train loss of run {b} at init "
+                             f"(seed {configs[b].seed}, init_scale {configs[b].init_scale:g}), {loss:.3g}: it would "
+                             f"stop as converged at step 0, having learned nothing; the threshold is absolute, so "
+                             f"give one well below the observed values' mean square {mean_square:.3g}, or {larger}")
 
 
 def _stack(values: list, device: torch.device):
