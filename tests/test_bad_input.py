@@ -685,6 +685,11 @@ CASES = [
     Case("mf npz under the loss threshold at init", ("mf", "--data", "{tmp}/x.npz", "--no-progress", "--out",
                                                      "{tmp}/o"), 2,
          ("loss_threshold 1e-06 is not below", "rescale the data"), _npz_of_scale(1e-5), _nothing_written),
+    Case("mf gaussian init that underflows at depth 5000", ("mf", "--shape", "10", "10", "--rank", "2",
+                                                            "--num-observations", "50", "--depth", "5000",
+                                                            "--max-steps", "2", "--no-progress", "--out", "{tmp}/o"), 2,
+         ("depth 5000: the gaussian init's end-to-end W(0)", "underflows float32", "zero tensor"),
+         check=_nothing_written),  # trained W(0) = 0 while its summary said init_scale 0.001
     Case("mf npz whose unobserved entries are 0", ("mf", "--data", "{tmp}/x.npz", "--max-steps", "30",
                                                    "--no-progress", "--out", "{tmp}/o"), 0,
          ("metrics_not_finite", "warning:", "unobserved_error is NaN/inf"), _npz_zero_where_unobserved,

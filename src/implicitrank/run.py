@@ -763,8 +763,8 @@ def run_batch(configs: list[RunConfig], run_dirs: list[str | Path], *, resume: b
         When the counts of configs and directories differ or are 0, the configs differ in a shared field, a
         directory cannot be used (``OutputExistsError``), the runs' checkpoints do not match for a resume,
         ``tensorboard`` is asked for without the package, or a fresh run would learn nothing: its observed values'
-        squares underflow the dtype, or its train loss at init is already at or below ``loss_threshold``. Every
-        refusal comes before any directory is written.
+        squares underflow the dtype, its W(0) underflows, or its train loss at init is already at or below
+        ``loss_threshold``. Every refusal comes before any directory is written.
     """
     if tensorboard:
         require_tensorboard()
@@ -819,13 +819,53 @@ def _initial_params(model: Factorization, task, configs: list[RunConfig]) -> lis
     Raises
     ------
     UsageError
-        When a run's train loss at init is already at or below ``loss_threshold`` (``_check_initial_loss``).
+        When a run's W(0) underflows the dtype (``_check_initial_product``), or its train loss at init is already
+        at or below ``loss_threshold`` (``_check_initial_loss``).
     """
     scales = torch.tensor([c.init_scale for c in configs], dtype=torch.float64)
     params = model.init(len(configs), scales, generators([c.seed for c in configs]), dtype=task.dtype,
                         device=task.device)
+    _check_initial_product(model, params, configs)
     _check_initial_loss(model, task, params, configs)
     return params
+
+
+def _check_initial_product(model: Factorization, params: list[Tensor], configs: list[RunConfig]) -> None:
+    """Refuse a batch where a run's end-to-end W(0), formed in its dtype as training forms it, underflows.
+
+    ``init_scale`` is the root-mean-square of ||W(0)||_F, but a typical draw of a deep product of Gaussian factors is
+    exponentially smaller (depth 5000 at width 10: about e^-250 times it), and in float32 it was then 0: the run
+    trained a zero matrix, whose gradients vanish, while its summary said init_scale 0.001. Checked where the
+    end-to-end tensor is formed for measurements (at most ``DENSE_LIMIT`` entries).
+
+    Parameters
+    ----------
+    model : Factorization
+        The factorization of the batch.
+    params : list of Tensor
+        The (B, ...) initial parameters, in the runs' dtype.
+    configs : list of RunConfig
+        The runs, named in the error.
+
+    Raises
+    ------
+    UsageError
+        Naming ``depth`` (a matrix factorization), the run's ``init_scale``, and what to change.
+    """
+    if math.prod(model.shape) > DENSE_LIMIT:
+        return
+    first = configs[0]
+    tiny = torch.finfo(params[0].dtype).tiny
+    peaks = model.end_to_end(params).flatten(1).abs().amax(1).tolist()
+    for b, peak in enumerate(peaks):
+        if peak < tiny:  # 0, or subnormal: no digits left
+            deep = first.model == "matrix" and first.depth > 1
+            changes = ["a smaller depth"] * deep + ["a larger init_scale", "init 'balanced'"] + \
+                ["dtype float64"] * (first.dtype != "float64")
+            raise UsageError(f"{f'depth {first.depth}: ' if deep else ''}the {first.init} init's end-to-end W(0) of "
+                             f"run {b} (seed {configs[b].seed}, init_scale {configs[b].init_scale:g}) underflows "
+                             f"{first.dtype} (largest entry {peak:.3g}, smallest normal number {tiny:.3g}), so the "
+                             f"run would train a zero tensor; use {', '.join(changes[:-1])} or {changes[-1]}")
 
 
 def _check_initial_loss(model: Factorization, task, params: list[Tensor], configs: list[RunConfig]) -> None:
