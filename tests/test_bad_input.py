@@ -393,6 +393,18 @@ CASES = [
       for argv in (("mf", "--shape", "100000000", "100000000"), ("mf", "--width", "1000000000"),
                    ("tf", "--components", "1000000000000"), ("htf", "--shape", "100", "100", "100", "100", "--rank",
                                                              "1000000"))),
+    # ... and so did sensing's measurement matrices, nnm, demo and a locality canvas, which were not checked
+    *(Case(f"{argv[0]} {' '.join(argv[1:])} needs more memory than the machine has", (*argv, "--out", "{tmp}/o"), 2,
+           words, check=_nothing_written)
+      for argv, words in (
+          (("mf", "--task", "sensing", "--num-observations", "1000000000"),
+           ("this batch needs at least", "1,000,000,000 Gaussian measurements", "or --num-observations")),
+          (("nnm", "--shape", "10000000", "10000000"), ("this batch needs at least", "use a smaller --shape")),
+          (("nnm", "--task", "sensing", "--num-observations", "1000000000"),
+           ("this batch needs at least", "use a smaller --shape or --num-observations")),
+          (("demo", "--size", "10000000"), ("this batch needs at least", "use a smaller --size")),
+          (("locality", "is-same-class", "--scale", "test", "--canvas", "1000000,1000000"),
+           ("a training batch needs at least", "canvases of 1×1000000×1000000", "(--canvas)")))),
     Case("mf --width at --depth 1 (ignored)", ("mf", *TINY, "--depth", "1", "--width", "3", "--out", "{tmp}/o"), 2,
          ("--width applies to --depth >= 2 only",), check=_nothing_written),
     Case("mf --resume without --out", ("mf", *TINY, "--resume"), 2, ("--resume needs --out DIR",)),

@@ -455,16 +455,19 @@ MODELS: dict[str, ModelEntry] = {
 }
 
 
-def memory_floor(configs: list[RunConfig]) -> int:
+def memory_floor(configs: list[RunConfig], parameters: bool = True) -> int:
     """The bytes a batch of ``configs`` cannot train in less: the parameters ``init`` allocates for each run on the
     CPU (``num_parameters`` entries in the run's dtype), one dense float64 tensor of the batch's shape (the
-    generated ground truth, or a file's matrix) and, for ``ht``, the float64 weights its ground truth is made of
+    generated ground truth, or a file's matrix), for sensing the float64 draw of its measurement matrices
+    (``num_observations`` × the number of entries) and, for ``ht``, the float64 weights its ground truth is made of
     (every internal node R_ν = ``rank``).
 
     Parameters
     ----------
     configs : list of RunConfig
         The batch (equal shapes).
+    parameters : bool, optional
+        Count the factorizations' parameters; False for a solver of the problem alone (``nnm``). Default True.
 
     Returns
     -------
@@ -472,14 +475,20 @@ def memory_floor(configs: list[RunConfig]) -> int:
         A lower bound on the batch's memory, in bytes: what it needs on top is the optimizer's state, gradients,
         the end-to-end tensor and the observations.
     """
+    first = configs[0]
     params = sum(MODELS[c.model].build(c).num_parameters * DTYPES[c.dtype].itemsize
-                 for c in configs if device_of(c).type == "cpu")
+                 for c in configs if parameters and device_of(c).type == "cpu")
     truth = max((HierarchicalFactorization(c.shape, tree_from_spec(c.tree, c.shape), widths=c.rank).num_parameters
                  for c in configs if c.model == "ht" and c.data is None), default=0)
-    return params + (math.prod(configs[0].shape) + truth) * 8
+    numel = math.prod(first.shape)
+    measurements = first.num_observations * numel if first.task == "sensing" else 0
+    return params + (numel + truth + measurements) * 8
 
 
-def check_memory(configs: list[RunConfig]) -> None:
+SIZE_FLAGS = ("--shape", "--width", "--components", "--rank")  # the options of mf/tf/htf that size a batch
+
+
+def check_memory(configs: list[RunConfig], flags: tuple[str, ...] = SIZE_FLAGS, parameters: bool = True) -> None:
     """Refuse a batch whose ``memory_floor`` exceeds this machine's physical memory, before anything is written
     (it would end in an allocation error after its run directories were made).
 
@@ -487,22 +496,55 @@ def check_memory(configs: list[RunConfig]) -> None:
     ----------
     configs : list of RunConfig
         The batch.
+    flags : tuple of str, optional
+        The command's options that size the batch, named in the message (sensing adds ``--num-observations``).
+        Default ``SIZE_FLAGS``, those of ``mf``/``tf``/``htf``.
+    parameters : bool, optional
+        Count the factorizations' parameters (``memory_floor``). Default True.
 
     Raises
     ------
     UsageError
         Naming the sizes that decide it; nothing is checked where the platform does not report its memory.
     """
+    first = configs[0]
+    sensing = first.task == "sensing"
+    detail = (f"{len(configs)} run(s) of shape {first.shape}"
+              + (f", {first.num_observations:,} Gaussian measurements" if sensing else "")
+              + (" and their parameters" if parameters else ""))
+    names = [*flags, *(["--num-observations"] if sensing else [])]
+    advice = "use a smaller " + (f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else names[0])
+    check_fits(memory_floor(configs, parameters), "this batch", detail,
+               advice + (", or fewer runs" if len(configs) > 1 else ""))
+
+
+def check_fits(need: int, what: str, detail: str, advice: str) -> None:
+    """Refuse work that needs more than this machine's physical memory, before it allocates or writes anything.
+
+    Parameters
+    ----------
+    need : int
+        A lower bound on the bytes the work needs.
+    what : str
+        The work, the subject of the message (``"this batch"``).
+    detail : str
+        What the bound counts, in the message's parentheses.
+    advice : str
+        What to change, naming the options (``"use a smaller --shape"``).
+
+    Raises
+    ------
+    UsageError
+        ``{what} needs at least N GiB ({detail}), more than this machine's M GiB of memory; {advice}``; nothing is
+        checked where the platform does not report its memory.
+    """
     try:
         physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):  # not a POSIX system: the allocator will say it
         return
-    need = memory_floor(configs)
     if need > physical:
-        raise UsageError(f"this batch needs at least {need / 2**30:,.3g} GiB ({len(configs)} run(s) of shape "
-                         f"{configs[0].shape} and their parameters), more than this machine's "
-                         f"{physical / 2**30:,.3g} GiB of memory; use a smaller --shape, --width, --components or "
-                         "--rank, or fewer runs")
+        raise UsageError(f"{what} needs at least {need / 2**30:,.3g} GiB ({detail}), more than this machine's "
+                         f"{physical / 2**30:,.3g} GiB of memory; {advice}")
 
 
 def device_of(config: RunConfig) -> torch.device:

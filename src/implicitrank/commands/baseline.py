@@ -79,7 +79,7 @@ def solve_and_save(config: RunConfig, run_dir: Path, **options) -> dict:
 
 def run_nnm(args: argparse.Namespace) -> int:
     apply_threads(args.threads)
-    from ..run import RunConfig
+    from ..run import RunConfig, check_memory
 
     fields = {k: v for k, v in vars(args).items() if k in RunConfig.__dataclass_fields__}
     if len(args.data_seeds) != 1:
@@ -94,6 +94,7 @@ def run_nnm(args: argparse.Namespace) -> int:
         raise UsageError(f"--tol is relative and must be in (0, 1), got {args.tol}")
     if args.max_iter < 1:
         raise UsageError(f"--max-iter must be >= 1, got {args.max_iter}")
+    check_memory([config], ("--shape",), parameters=False)
     out = args.out or default_out("nnm")
     summary = solve_and_save(config, out, eps_constraint=args.eps_constraint, method=args.method, tol=args.tol,
                              max_iter=args.max_iter)

@@ -15,6 +15,7 @@ from pathlib import Path
 from . import _common
 from ._common import default_out, format_table
 
+DEMO_SIZES = ("--size",)  # the option that sizes its runs (run.check_memory)
 COLUMNS = ("method", "seed", "reconstruction_error", "reconstruction_error_squared", "unobserved_error",
            "nuclear_norm", "effective_rank", "steps", "seconds")
 
@@ -40,7 +41,7 @@ def register(subparsers) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     _common.apply_threads(args.threads)
     from .. import provenance, results
-    from ..run import RunConfig, run_batch
+    from ..run import RunConfig, check_memory, run_batch
     from .baseline import solve_and_save
 
     out = args.out or default_out("demo")
@@ -52,6 +53,9 @@ def run_demo(args: argparse.Namespace) -> int:
     # every config checked (RunConfig refuses a bad value) before the first run starts
     depths = {depth: [RunConfig(**base, depth=depth, seed=s, dtype=args.dtype) for s in seeds] for depth in (1, 2, 3)}
     baseline = RunConfig(**base, dtype="float64")
+    for configs in depths.values():  # each batch, before the first one trains
+        check_memory(configs, DEMO_SIZES)
+    check_memory([baseline], DEMO_SIZES, parameters=False)
     rows, spectra = [], {}
     for depth, configs in depths.items():
         print(f"training depth {depth} ...", flush=True)

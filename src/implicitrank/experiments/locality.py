@@ -123,12 +123,14 @@ from ..cnn import (
 )
 from ..errors import UsageError
 from ..results import CONFIG, SUMMARY, read_json, to_jsonable, write_json
+from ..run import check_fits
 
 TASKS = ("is-same-class", "pathfinder")
 SCALES = ("test", "quick", "paper")
 MODELS = ("plain", "resnet18", "resnet34")
 SOURCES = ("digits", "cifar10")
 SOURCE_IMAGE_HW = {"digits": (8, 8), "cifar10": (32, 32)}
+SOURCE_CHANNELS = {"digits": 1, "cifar10": 3}
 
 # Test accuracy (%) read off the paper's figure (≈ ±0.5), keyed by λ then difficulty (d or L).
 PUBLISHED = {
@@ -299,6 +301,7 @@ def run_sweep(setup: LocalitySetup, out_dir: str | Path, seeds: tuple[int, ...] 
     """Train every (λ, difficulty, seed), skipping finished runs; write the tables and plot; return one row a run."""
     if not seeds or len(set(seeds)) < len(seeds):
         raise UsageError(f"seeds (--seeds) must be distinct and not empty, got {list(seeds)}")
+    check_memory(setup)
     jobs = [(d, lam, s) for d in setup.difficulties for s in seeds for lam in setup.reg_weights]
     configs = {(d, lam, s): replace(setup.training, reg_weight=lam, seed=s, progress=progress) for d, lam, s in jobs}
     for (difficulty, reg_weight, seed), config in configs.items():  # before any training: refuse, or train them all
@@ -340,6 +343,18 @@ def run_sweep(setup: LocalitySetup, out_dir: str | Path, seeds: tuple[int, ...] 
             bar.close()
     write_tables(setup, rows, Path(out_dir) / setup.task)
     return rows
+
+
+def check_memory(setup: LocalitySetup) -> None:
+    """Refuse an Is Same Class canvas whose training batch (float32 canvases, built per batch) cannot fit in this
+    machine's memory, before anything is generated or written (``run.check_fits``)."""
+    if setup.task != "is-same-class":
+        return
+    batch, channels = min(setup.training.batch_size, setup.n_train), SOURCE_CHANNELS[setup.source]
+    height, width = setup.canvas_hw
+    check_fits(batch * channels * height * width * 4, "a training batch",
+               f"{batch} canvases of {channels}×{height}×{width} float32",
+               "use a smaller canvas_hw (--canvas) or batch_size (--batch-size)")
 
 
 SETTINGS = "settings.json"  # what a run's numbers depend on (``_settings``), checked before a run is reused
