@@ -76,10 +76,10 @@ def _udata(tmp: Path, lines: list[str] | None = None) -> None:
     (tmp / "u.data").write_text("\n".join(rows if lines is None else lines) + "\n")
 
 
-def _cifar_batches(tmp: Path) -> None:
+def _cifar_batches(tmp: Path, labels: tuple = (0, 1, 0, 1)) -> None:
     rng = np.random.default_rng(0)
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batch = {b"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8), b"labels": [0, 1, 0, 1]}
+        batch = {b"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8), b"labels": list(labels)}
         (tmp / name).write_bytes(pickle.dumps(batch))
 
 
@@ -661,6 +661,12 @@ CASES = [
                                                    "--out", "{tmp}/o"),
          2, ("data_batch_3",), lambda tmp: [_cifar_batches(tmp), (tmp / "data_batch_3").unlink()],
          absent=("directory",)),
+    *(Case(f"locality cifar10 batches with {what}", ("locality", "is-same-class", "--source", "cifar10", "--data",
+                                                     "{tmp}", "--scale", "test", "--no-progress", "--out", "{tmp}/o"),
+           2, words, lambda tmp, labels=labels: _cifar_batches(tmp, labels), _nothing_written)
+      for what, labels, words in (  # a TypeError formatting the text labels' range; ImageSource's ValueError
+          ("text labels", ("cat", "dog", "cat", "dog"), ("data_batch_1: labels must be integers in 0..9", "'cat'")),
+          ("labels of one class", (3, 3, 3, 3), ("the CIFAR-10 train batches", "at least two classes")))),
     # one meaning per flag (issue 16): locality's --width meant a ResNet multiplier or plain CNN channels
     Case("locality old --width", ("locality", "pathfinder", "--width", "8", "--scale", "test", "--out", "{tmp}/o"), 2,
          ("--width is gone", "--width-multiplier", "--base-channels"), check=_nothing_written),

@@ -58,7 +58,9 @@ def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise UsageError(f"{path}: b'data' must be (n >= 1, 3072) with n labels, got {data.shape} and {labels.shape}")
     if data.dtype != np.uint8:  # a conversion would wrap 633 to 121 and truncate [0, 1] floats to 0
         raise UsageError(f"{path}: b'data' must be uint8 pixels (0..255), got {data.dtype}")
-    if labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() > 9:
+    if labels.dtype.kind not in "iu":  # text labels ("cat") have no order to report a range of
+        raise UsageError(f"{path}: labels must be integers in 0..9, got labels such as {labels.flat[0].item()!r}")
+    if labels.min() < 0 or labels.max() > 9:
         raise UsageError(f"{path}: labels must be integers in 0..9, got {labels.dtype} from {labels.min()} to "
                          f"{labels.max()}")
     return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)
@@ -82,7 +84,8 @@ def cifar10_source(path: str | Path, split: str) -> ImageSource:
     Raises
     ------
     UsageError
-        When ``split`` is neither ``"train"`` nor ``"test"``, or a batch file is not a CIFAR-10 batch.
+        When ``split`` is neither ``"train"`` nor ``"test"``, a batch file is not a CIFAR-10 batch, or the split's
+        labels hold fewer than two classes.
     MissingInputError
         When ``path`` is not a directory or one of the split's batch files is missing.
     """
@@ -95,4 +98,8 @@ def cifar10_source(path: str | Path, split: str) -> ImageSource:
     parts = [read_cifar_batch(directory / name) for name in BATCH_FILES[split]]
     images = np.concatenate([p[0] for p in parts])
     labels = np.concatenate([p[1] for p in parts])
-    return ImageSource(torch.from_numpy(images), torch.from_numpy(labels), 1 / 255)
+    try:
+        return ImageSource(torch.from_numpy(images), torch.from_numpy(labels), 1 / 255)
+    except ValueError as err:  # e.g. labels of one class: no pair of another class to draw
+        files = ", ".join(BATCH_FILES[split])
+        raise UsageError(f"{directory}: the CIFAR-10 {split} batches ({files}): {err}") from None
