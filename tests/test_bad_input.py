@@ -623,6 +623,11 @@ CASES = [
     Case("plot with a config.json that is a list", ("plot", "{tmp}/r"), 2, ("config.json", "not an object"),
          lambda tmp: [(tmp / "r").mkdir(), (tmp / "r" / "config.json").write_text("[1]"),
                       (tmp / "r" / "metrics.jsonl").write_text('{"step": 0, "train_loss": 1.0}\n')]),
+    Case("plot of a locality run", ("plot", "{tmp}/r"), 2,  # describe_setup's TypeError on its config, no init scale
+         ("is not a run directory of mf, tf or htf", "no optimizer steps"),
+         lambda tmp: [(tmp / "r").mkdir(), (tmp / "r" / "config.json").write_text('{"lr": 0.01, "reg_weight": 0.0}'),
+                      (tmp / "r" / "metrics.jsonl").write_text('{"epoch": 1, "train_loss": 0.7, "test_acc": 0.5}\n')],
+         lambda tmp: _absent(tmp / "r" / "errors.png")),
     Case("empty sweep spec", ("sweep", "{tmp}/e.toml", "--out", "{tmp}/o"), 2, ("names no field",),
          lambda tmp: (tmp / "e.toml").write_text('name = "e"\n'), _nothing_written),
     Case("sweep spec with only empty tables", ("sweep", "{tmp}/e.toml", "--out", "{tmp}/o"), 2, ("names no field",),

@@ -306,7 +306,7 @@ def plot_run(run_dir: str | Path, rows: list[dict] | None = None) -> list[Path]:
     Raises
     ------
     UsageError
-        When there are no metrics rows.
+        When there are no metrics rows, or they are not a factorization's (no ``step`` or ``time``: a locality run).
     MissingInputError
         When ``rows`` is None and ``run_dir`` holds no ``metrics.jsonl``.
     """
@@ -314,6 +314,9 @@ def plot_run(run_dir: str | Path, rows: list[dict] | None = None) -> list[Path]:
     rows = results.read_metrics(run_dir) if rows is None else rows
     if not rows:
         raise UsageError(f"run_dir: {run_dir} has no recorded metrics to plot")
+    if not {"step", "time"} & set(rows[0]):  # e.g. a locality run's epochs: its figure is the sweep's accuracy.png
+        raise UsageError(f"run_dir: {run_dir} is not a run directory of mf, tf or htf (its {results.METRICS} records "
+                         "no optimizer steps or gradient-flow time), the only runs plot draws")
     config_path = run_dir / results.CONFIG
     setup = describe_setup(results.read_json(config_path)) if config_path.is_file() else run_dir.name
     written = []
