@@ -800,6 +800,18 @@ def test_unexpected_errors_keep_their_traceback(error: Exception, monkeypatch) -
         main(["mf", *TINY])
 
 
+@pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs Linux's /sys, where no directory can be made")
+def test_out_where_the_file_system_refuses_a_directory_is_refused_in_one_line(monkeypatch, capsys) -> None:
+    """``os.access`` says yes to root (here made to say it to anyone) where the file system itself refuses: mkdir
+    then raised PermissionError with its traceback, after the work."""
+    monkeypatch.setattr(os, "access", lambda *args, **kwargs: True)
+    with pytest.raises(SystemExit) as stop:
+        main(["mf", *TINY, "--out", "/sys/implicitrank-out"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "argument --out: /sys/implicitrank-out: /sys cannot be written here" in err, err
+    assert len(err.strip().splitlines()) == 1, err
+
+
 # --- cases that need a real process ----------------------------------------------------------------------
 
 def test_local_sweep_workers_exit_when_their_parent_is_killed(tmp_path: Path, capsys) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Sequence
@@ -246,8 +247,8 @@ def add_out(p: argparse.ArgumentParser, command: str, extra: str = "") -> None:
 
 def output_dir(text: str) -> Path:
     """The ``--out`` type: a directory that exists or can be made, refused before any work when a file stands in
-    its way or the nearest existing directory cannot be written (a read-only disk), or when it is empty (which
-    would be the current directory)."""
+    its way or no directory can be made in the nearest existing one (a read-only disk, a file system such as
+    ``/sys``), or when it is empty (which would be the current directory)."""
     if not text.strip():
         raise argparse.ArgumentTypeError("an empty path would write into the current directory; name a directory "
                                          "(e.g. --out .)")
@@ -257,9 +258,20 @@ def output_dir(text: str) -> Path:
         existing = existing.parent
     if not existing.is_dir():
         raise argparse.ArgumentTypeError(f"{text}: {existing} is a file, not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise argparse.ArgumentTypeError(f"{text}: {existing} cannot be written here")
+    refusal = _directory_refused(existing)
+    if refusal is not None:
+        raise argparse.ArgumentTypeError(f"{text}: {existing} cannot be written here ({refusal})")
     return path
+
+
+def _directory_refused(parent: Path) -> str | None:
+    """Why no directory can be made in ``parent`` (None when one can), found by making one and removing it at once:
+    ``os.access`` says yes to root where the file system itself refuses (``/sys``)."""
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".implicitrank-check-", dir=parent))
+    except OSError as err:
+        return err.strerror or str(err)
+    return None
 
 
 def default_out(command: str) -> Path:
