@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -68,6 +69,19 @@ def test_bad_input_is_refused_naming_the_argument(name):
     call, words = CASES[name]
     with pytest.raises(ValueError, match=words):
         call()
+
+
+def test_data_seeds_are_any_sequence_of_integers_and_nothing_else():
+    """A list, tuple, range, array or tensor of seeds draws the same observation sets; a single number (TypeError:
+    no len()), a 0-d array (the same), 0.5 (read as seed 0) or text (int()'s ValueError) is refused naming it."""
+    target = low_rank_matrix(4, 4, 1)
+    expected = complete_from_target(target, 5, [0, 3]).indices
+    for seeds in ((0, 3), range(0, 6, 3), np.array([0, 3]), torch.tensor([0, 3])):
+        assert torch.equal(complete_from_target(target, 5, seeds).indices, expected), seeds
+    for seeds, words in ((3, "a sequence of integer seeds"), (np.array(2), "a sequence"), ([0.5], "integer seeds"),
+                         (["a"], "integer seeds")):
+        with pytest.raises(ValueError, match=f"data_seeds must be {words}"):
+            complete_from_target(target, 5, seeds)
 
 
 def test_train_without_parameters_or_a_task_says_what_is_missing():

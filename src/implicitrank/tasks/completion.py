@@ -8,8 +8,10 @@ with this convention.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import operator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -216,7 +218,7 @@ def multi_indices(flat: Tensor, shape: tuple[int, ...]) -> Tensor:
 
 
 def sample_observations(
-    numel: int, num_observations: int, seeds: list[int], device: torch.device | str = "cpu"
+    numel: int, num_observations: int, seeds: Sequence[int], device: torch.device | str = "cpu"
 ) -> Tensor:
     """Per run, ``num_observations`` distinct flat positions drawn uniformly without replacement.
 
@@ -226,8 +228,9 @@ def sample_observations(
         The number of entries of the tensor.
     num_observations : int
         M, in [1, numel].
-    seeds : list of int
-        One seed per run (run b's positions are a prefix of a random permutation seeded by ``seeds[b]``).
+    seeds : sequence of int
+        One seed per run (run b's positions are a prefix of a random permutation seeded by ``seeds[b]``): a list,
+        tuple, range or one-dimensional array or tensor of integers.
     device : torch.device or str, optional
         Device of the result. Default ``"cpu"``.
 
@@ -239,16 +242,49 @@ def sample_observations(
     Raises
     ------
     ValueError
-        When ``num_observations`` is not an integer in [1, numel] or ``seeds`` is empty.
+        When ``num_observations`` is not an integer in [1, numel], or ``seeds`` is not a non-empty sequence of
+        integers.
     """
     if not (is_positive_integer(num_observations) and num_observations <= numel):  # 4.5 failed inside randperm
         raise ValueError(f"num_observations must be an integer in [1, {numel}] (the number of entries), got "
                          f"{num_observations!r}")
-    if len(seeds) == 0:
-        raise ValueError("the seeds (one per run) are empty: need at least one run")
+    seeds = _seed_list(seeds, "seeds")
     rows = [torch.randperm(numel, generator=torch.Generator().manual_seed(int(s)))[:num_observations]
             for s in seeds]
     return torch.stack(rows).to(device)
+
+
+def _seed_list(seeds: Any, name: str) -> list[int]:
+    """``seeds``, one per run, as a list of ints.
+
+    Parameters
+    ----------
+    seeds : Any
+        A list, tuple, range or one-dimensional array or tensor of integers, at least one.
+    name : str
+        What the messages call it (``data_seeds``).
+
+    Returns
+    -------
+    list of int
+        The seeds, in order.
+
+    Raises
+    ------
+    ValueError
+        For a single number (a seed, or a count of runs? ``3`` was a TypeError, ``[3]`` is one run of seed 3), a
+        seed that is not an integer (0.5 was read as 0) or no seed at all.
+    """
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__len__") or getattr(seeds, "ndim", 1) != 1:
+        raise ValueError(f"{name} must be a sequence of integer seeds, one per run (e.g. [3] for one run of seed 3), "
+                         f"got {seeds!r}")
+    try:
+        values = [operator.index(s) for s in seeds]
+    except TypeError:
+        raise ValueError(f"{name} must be integer seeds, one per run, got {list(seeds)!r}") from None
+    if not values:
+        raise ValueError(f"{name} is empty (one seed per run): need at least one run")
+    return values
 
 
 def minibatches(task: Completion, batch_size: int, seed: int = 0) -> Callable[[int], Completion]:
@@ -298,7 +334,7 @@ def minibatches(task: Completion, batch_size: int, seed: int = 0) -> Callable[[i
     return sample
 
 
-def complete_from_target(target: Tensor, num_observations: int, data_seeds: list[int]) -> Completion:
+def complete_from_target(target: Tensor, num_observations: int, data_seeds: Sequence[int]) -> Completion:
     """A completion task observing ``num_observations`` random entries of ``target``, shared by the runs.
 
     Parameters
@@ -307,8 +343,9 @@ def complete_from_target(target: Tensor, num_observations: int, data_seeds: list
         The ground truth, one tensor of shape ``shape`` (no run dimension).
     num_observations : int
         M, the number of distinct entries observed per run.
-    data_seeds : list of int
-        One seed per run; run b's observation set is drawn from ``data_seeds[b]`` (equal seeds: equal sets).
+    data_seeds : sequence of int
+        One seed per run; run b's observation set is drawn from ``data_seeds[b]`` (equal seeds: equal sets). A
+        list, tuple, range or one-dimensional array or tensor of integers.
 
     Returns
     -------
@@ -318,9 +355,10 @@ def complete_from_target(target: Tensor, num_observations: int, data_seeds: list
     Raises
     ------
     ValueError
-        When ``num_observations`` is not in [1, numel].
+        When ``num_observations`` is not in [1, numel], or ``data_seeds`` is not a non-empty sequence of integers.
     """
     target = target.detach()  # the task is data: a target that requires grad would grow a graph at every step
+    data_seeds = _seed_list(data_seeds, "data_seeds")
     batch, shape = len(data_seeds), tuple(target.shape)
     flat = sample_observations(math.prod(shape), num_observations, data_seeds, device=target.device)
     multi = multi_indices(flat, shape)
