@@ -4,6 +4,7 @@ without a word, or failed deep inside (an audit of the public functions, 2026-12
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from implicitrank.factorizations import CPFactorization, MatrixFactorization, ge
 from implicitrank.measure import schatten_norm, singular_values
 from implicitrank.nn import DeepConv2d
 from implicitrank.optim import gradient_descent
+from implicitrank.run import RunConfig
 from implicitrank.tasks import Completion, complete_from_target, gaussian_sensing, low_rank_matrix
 from implicitrank.train import TrainConfig, train
 
@@ -82,6 +84,27 @@ def test_data_seeds_are_any_sequence_of_integers_and_nothing_else():
                          (["a"], "integer seeds")):
         with pytest.raises(ValueError, match=f"data_seeds must be {words}"):
             complete_from_target(target, 5, seeds)
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"seed": 1.5}, "seed must be an integer, got 1.5"),  # accepted
+    ({"seed": True}, "seed must be an integer, got True"),  # accepted as seed 1
+    ({"lr": "0.1"}, "lr must be a number, got '0.1'"),  # the rest: a TypeError comparing a str with a number
+    ({"rank": "5"}, "rank must be an integer, got '5'"),
+    ({"target_norm": "3"}, "target_norm must be a number or None, got '3'"),
+    ({"width": "3"}, "width must be an integer or None, got '3'"),
+    ({"init_mean": "0"}, "init_mean must be a number, got '0'"),
+])
+def test_run_config_refuses_a_field_of_another_kind_naming_it(fields, message):
+    with pytest.raises(UsageError, match=re.escape(message)):
+        RunConfig(**fields)
+
+
+def test_run_config_stores_numpy_numbers_as_python_ones():
+    """Its run_id hashes its JSON, which raised TypeError on a NumPy integer or float32."""
+    given = RunConfig(data_seed=np.int64(3), lr=np.float32(0.5))
+    assert type(given.data_seed) is int and type(given.lr) is float
+    assert given.run_id == RunConfig(data_seed=3, lr=0.5).run_id
 
 
 def test_train_without_parameters_or_a_task_says_what_is_missing():

@@ -14,11 +14,14 @@ import functools
 import hashlib
 import json
 import math
+import numbers
+import operator
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -212,6 +215,7 @@ class RunConfig:
             object.__setattr__(self, "shape", mode_sizes(self.shape))
         except ValueError as err:
             raise UsageError(str(err)) from None
+        self._check_types()
         _choice("model", self.model, tuple(MODELS))
         _choice("init", self.init, MODELS[self.model].inits)
         _choice("task", self.task, TASKS)
@@ -283,6 +287,18 @@ class RunConfig:
             raise UsageError(str(err)) from None
         TrainConfig(self.max_steps, self.loss_threshold, self.record_every, self.record_per_decade, 100,
                     self.checkpoint_every)
+
+    def _check_types(self) -> None:
+        """Refuse a field of another kind than its annotation (``has_field_type``: ``lr="0.1"`` failed comparing a
+        str with 0, ``seed=1.5`` was accepted); store a NumPy number as the Python one (``run_id`` hashes its JSON)."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            kind, _, optional = f.type.partition(" | ")
+            if not has_field_type(f.type, value):
+                raise UsageError(f"{f.name} must be {FIELD_KINDS[kind][1]}{' or None' if optional else ''}, "
+                                 f"got {value!r}")
+            if not (value is None or isinstance(value, (str, int, float, tuple))):
+                object.__setattr__(self, f.name, operator.index(value) if kind == "int" else float(value))
 
     def to_dict(self) -> dict:
         """The configuration as a dict of its fields (``config.json``).
@@ -396,6 +412,45 @@ def unused_fields(fields: dict) -> list[str]:
         if name in fields and chosen not in users:
             unused.append(f"{name} applies to {owner} {' | '.join(users)} only, not {chosen}")
     return unused
+
+
+def _is_integer(value: Any) -> bool:
+    """An integer, not a bool: a Python int or one that converts exactly (NumPy's, a 0-d integer tensor)."""
+    try:
+        operator.index(value)
+    except TypeError:
+        return False
+    return not isinstance(value, bool)
+
+
+# A RunConfig annotation's kind (the part before " | None") -> (its test, its words in a message)
+FIELD_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "int": (_is_integer, "an integer"),
+    "float": (lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool), "a number"),
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "tuple[int, ...]": (lambda v: isinstance(v, (list, tuple)) and all(map(_is_integer, v)), "a tuple of integers"),
+}
+
+
+def has_field_type(annotation: str, value: Any) -> bool:
+    """Whether ``value`` is of the kind a ``RunConfig`` field's annotation declares.
+
+    Parameters
+    ----------
+    annotation : str
+        The field's annotation as written, e.g. ``"float | None"`` (a key of ``FIELD_KINDS``, optionally
+        ``| None``).
+    value : Any
+        The value given.
+
+    Returns
+    -------
+    bool
+        True for an integer (not a bool) for ``int``, a real number (not a bool) for ``float``, a str for ``str``,
+        a list or tuple of integers for ``tuple[int, ...]``, and None where the annotation allows it.
+    """
+    kind, _, optional = annotation.partition(" | ")
+    return (optional == "None" and value is None) or FIELD_KINDS[kind][0](value)
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

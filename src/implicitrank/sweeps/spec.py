@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MissingInputError, UsageError
-from ..run import RunConfig, unused_fields
+from ..run import RunConfig, has_field_type, unused_fields
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -295,17 +295,8 @@ def _check_value(where: str, key: str, value: Any) -> None:
     """Refuse unknown fields and values of the wrong kind (a float for an int field, ...)."""
     if key not in FIELD_TYPES:
         raise UsageError(f"{where}.{key}: unknown config field; allowed: {sorted(FIELD_TYPES)}")
-    kind = FIELD_TYPES[key]
-    ok = {
-        "str": isinstance(value, str),
-        "int": isinstance(value, int) and not isinstance(value, bool),
-        "float": isinstance(value, (int, float)) and not isinstance(value, bool),
-        "tuple[int, ...]": isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool)
-                                                                  for v in value),
-    }
-    base, _, optional = kind.partition(" | ")
-    if not (ok[base] or (optional == "None" and value is None)):
-        raise UsageError(f"{where}.{key}: expected {kind}, got {value!r}")
+    if not has_field_type(FIELD_TYPES[key], value):
+        raise UsageError(f"{where}.{key}: expected {FIELD_TYPES[key]}, got {value!r}")
 
 
 def _as_declared(values: dict[str, Any]) -> dict[str, Any]:
