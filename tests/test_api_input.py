@@ -16,7 +16,7 @@ from implicitrank.factorizations import CPFactorization, MatrixFactorization, ge
 from implicitrank.measure import schatten_norm, singular_values
 from implicitrank.nn import DeepConv2d
 from implicitrank.optim import gradient_descent
-from implicitrank.run import RunConfig
+from implicitrank.run import RunConfig, run_batch
 from implicitrank.tasks import Completion, complete_from_target, gaussian_sensing, low_rank_matrix
 from implicitrank.train import TrainConfig, train
 
@@ -105,6 +105,15 @@ def test_run_config_stores_numpy_numbers_as_python_ones():
     given = RunConfig(data_seed=np.int64(3), lr=np.float32(0.5))
     assert type(given.data_seed) is int and type(given.lr) is float
     assert given.run_id == RunConfig(data_seed=3, lr=0.5).run_id
+
+
+def test_run_batch_refuses_one_directory_for_two_runs_before_writing(tmp_path):
+    """The second run found the first one's config.json: an OutputExistsError, and a stray config.json left."""
+    configs = [RunConfig(shape=(6, 5), rank=1, num_observations=10, max_steps=2, device="cpu", seed=s) for s in (0, 1)]
+    for second in (tmp_path / "x", tmp_path / "y" / ".." / "x"):
+        with pytest.raises(UsageError, match="run_dirs: .*x is given twice"):
+            run_batch(configs, [tmp_path / "x", second], progress=False)
+        assert not (tmp_path / "x").exists()
 
 
 def test_train_without_parameters_or_a_task_says_what_is_missing():

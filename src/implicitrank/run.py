@@ -857,16 +857,21 @@ def run_batch(configs: list[RunConfig], run_dirs: list[str | Path], *, resume: b
     Raises
     ------
     UsageError
-        When the counts of configs and directories differ or are 0, the configs differ in a shared field, a
-        directory cannot be used (``OutputExistsError``), the runs' checkpoints do not match for a resume,
-        ``tensorboard`` is asked for without the package, or a fresh run would learn nothing: its observed values'
-        squares underflow the dtype, its W(0) underflows, or its train loss at init is already at or below
-        ``loss_threshold``. Every refusal comes before any directory is written.
+        When the counts of configs and directories differ or are 0, a directory is given twice (also spelled
+        differently), the configs differ in a shared field, a directory cannot be used (``OutputExistsError``),
+        the runs' checkpoints do not match for a resume, ``tensorboard`` is asked for without the package, or a
+        fresh run would learn nothing: its observed values' squares underflow the dtype, its W(0) underflows, or its
+        train loss at init is already at or below ``loss_threshold``. Every refusal comes before any directory is
+        written.
     """
     if tensorboard:
         require_tensorboard()
     if not configs or len(configs) != len(run_dirs):
         raise UsageError(f"need one run directory per config, got {len(configs)} configs, {len(run_dirs)} dirs")
+    resolved = [Path(d).resolve() for d in run_dirs]
+    repeated = next((d for i, d in enumerate(resolved) if d in resolved[:i]), None)
+    if repeated is not None:  # the second run found the first one's config.json, after it was written
+        raise UsageError(f"run_dirs: {repeated} is given twice; each run needs a directory of its own")
     keys = {c.batch_key() for c in configs}
     if len(keys) != 1:
         raise UsageError("configs of one batch may differ only in " + ", ".join(configs[0].per_run_fields()))
