@@ -448,6 +448,10 @@ CASES = [
     Case("mf u.data with no other flag", ("mf", "--data", "{tmp}/u.data", "--depth", "1", "--max-steps", "1",
                                            "--no-progress", "--out", "{tmp}/o"), 0, ("test",), _udata,
          _shape_is((943, 1682))),
+    Case("mf u.data with several --data-seeds", ("mf", "--data", "{tmp}/u.data", "--depth", "1", "--data-seeds", "0,1",
+                                                 "--out", "{tmp}/o"), 2,  # named no argument
+         ("--data-seeds: the runs of one command train on the same ratings", "run once per data seed"), _udata,
+         _nothing_written),
     Case("mf u.data with another --shape", ("mf", "--data", "{tmp}/u.data", "--shape", "20", "20", "--out",
                                              "{tmp}/o"), 2, ("943×1682",), _udata, _nothing_written),
     Case("tf given a matrix file", ("tf", "--data", "{tmp}/x.npz", "--out", "{tmp}/o"), 2,

@@ -229,9 +229,13 @@ def resolve_problem(args: argparse.Namespace, data: str | None) -> dict[str, obj
         raise UsageError(f"--shape {' '.join(map(str, args.shape))} does not match the data file {data}, "
                          f"which holds a {shape[0]}×{shape[1]} matrix; leave --shape out with --data")
     observed = data_observations(data)
-    if observed is not None and len(getattr(args, "data_seeds", None) or ()) > 1:
+    several_seeds = len(getattr(args, "data_seeds", None) or ()) > 1
+    if several_seeds and observed is not None:
         raise UsageError(f"--data-seeds: the mask of {data} fixes the observed entries, so every data seed is the "
                          "same problem; give one (or leave --data-seeds out)")
+    if several_seeds:  # was "configs of one batch may differ only in ...", unnamed
+        raise UsageError(f"--data-seeds: the runs of one command train on the same ratings of {data}, sampled with "
+                         "one data seed; give one, and run once per data seed (each with its own --out)")
     if observed is not None:
         if args.num_observations is not None and args.num_observations != observed:
             raise UsageError(f"--num-observations {args.num_observations} does not match the data file {data}, "
