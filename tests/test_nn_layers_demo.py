@@ -28,7 +28,9 @@ def test_demo_writes_its_table_plots_and_results(tmp_path, capsys):
 @pytest.mark.parametrize("argument, value", [("--architectures", "rnn"), ("--depths", "0,2"),
                                              ("--kept-ranks", "0"), ("--lr", "-1")])
 def test_demo_refuses_bad_arguments_by_name(tmp_path, capsys, argument, value):
-    assert main(["layers", "demo", "--out", str(tmp_path), *TINY, argument, value]) == 2
+    given = dict(zip(TINY[:-1:2], TINY[1::2])) | {argument: value}  # a list option is given once: TINY's replaced
+    assert main(["layers", "demo", "--out", str(tmp_path), *(a for pair in given.items() for a in pair),
+                 "--no-progress"]) == 2
     assert argument.strip("-").replace("-", "_") in capsys.readouterr().err
 
 

@@ -70,22 +70,50 @@ class _OneLineErrors(argparse.ArgumentParser):
                    namespace: argparse.Namespace | None = None) -> argparse.Namespace:
         given = sys.argv[1:] if args is None else list(args)
         parsed, extras = self.parse_known_args(given, namespace)
+        command = _command(self, given)
         if extras:
-            command, hint = _comma_list_hint(self, given, extras)
-            command.error(hint or f"unrecognized arguments: {' '.join(extras)}")
+            command.error(_comma_list_hint(command, given, extras) or f"unrecognized arguments: {' '.join(extras)}")
+        repeated = _repeated_list(command, given)
+        if repeated:
+            command.error(repeated)
         return parsed
 
 
-def _comma_list_hint(parser: argparse.ArgumentParser, given: list[str], extras: list[str]
-                     ) -> tuple[argparse.ArgumentParser, str | None]:
-    """The command ``given`` names (its parser) and, when the arguments argparse did not recognize are values after
-    one of its options that takes one comma-separated list (``--seeds 0 1``), how to write them."""
+def _command(parser: argparse.ArgumentParser, given: list[str]) -> argparse.ArgumentParser:
+    """The parser of the command ``given`` names, down the subcommands named first ("layers demo ...")."""
     command = parser
-    for token in given:  # down the subcommands named first: "layers demo ..."
+    for token in given:
         choices = [a.choices for a in command._actions if isinstance(a, argparse._SubParsersAction)]
         if not choices or token not in choices[0]:
             break
         command = choices[0][token]
+    return command
+
+
+def _repeated_list(command: argparse.ArgumentParser, given: list[str]) -> str | None:
+    """The refusal of an option of ``command`` that takes a list given twice in ``given`` (``--depths 1 --depths
+    2``, ``--lr 1 --lr 2``): argparse keeps the last list and drops the others without a word. None when there is
+    none."""
+    from .commands._common import COMMA_LISTS
+
+    forms = {a.dest: "A,B,..." if a.type in COMMA_LISTS else "A B ..." for a in command._actions
+             if a.option_strings and (a.nargs in ("+", "*") or a.type in COMMA_LISTS)}
+    seen: set[str] = set()
+    for token in given:
+        option = token.split("=", 1)[0]
+        action = command._option_string_actions.get(option)
+        if action is None or action.dest not in forms:
+            continue
+        if action.dest in seen:
+            return (f"argument {option}: given twice, and only the last would count; give all its values once: "
+                    f"{option} {forms[action.dest]}")
+        seen.add(action.dest)
+    return None
+
+
+def _comma_list_hint(command: argparse.ArgumentParser, given: list[str], extras: list[str]) -> str | None:
+    """When the arguments argparse did not recognize are values after one of ``command``'s options that takes one
+    comma-separated list (``--seeds 0 1``), how to write them."""
     for at in range(2, len(given)):
         option, first = given[at - 2], given[at - 1]
         if given[at] != extras[0]:
@@ -103,9 +131,9 @@ def _comma_list_hint(parser: argparse.ArgumentParser, given: list[str], extras: 
                     action.type(",".join(values))
                 except (argparse.ArgumentTypeError, ValueError, TypeError):
                     continue
-                return command, (f"argument {option}: takes one comma-separated list: {option} {','.join(values)}, "
-                                 f"not {option} {' '.join(values)}")
-    return command, None
+                return (f"argument {option}: takes one comma-separated list: {option} {','.join(values)}, "
+                        f"not {option} {' '.join(values)}")
+    return None
 
 
 def subcommands(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.ArgumentParser]]:

@@ -82,6 +82,19 @@ def int_list(text: str) -> list[int]:
     return values
 
 
+def float_list(text: str) -> list[float]:
+    """``0,1`` or ``0.5`` as a list of floats."""
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from err
+
+
+def word_list(text: str) -> list[str]:
+    """``mlp,cnn`` as a list of words (blanks around the commas and empty items left out)."""
+    return [w.strip() for w in text.split(",") if w.strip()]
+
+
 MAX_SEED = 2**63 - 1  # the largest seed a torch generator takes (run.MAX_SEED)
 
 
@@ -102,6 +115,9 @@ def seed_list(text: str) -> list[int]:
     if not all(0 <= v <= MAX_SEED for v in values):
         raise argparse.ArgumentTypeError(f"seeds must be in [0, 2**63 - 1], got {text!r}")
     return values
+
+
+COMMA_LISTS = (int_list, seed_list, float_list, word_list)  # the types of the options that take one A,B,... list
 
 
 def positive_int(text: str) -> int:

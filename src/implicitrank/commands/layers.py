@@ -33,7 +33,8 @@ def register(subparsers) -> None:
                            description=__doc__)
     d = DIGITS
     _common.add_out(p, "layers-demo")
-    p.add_argument("--architectures", default=",".join(d["architectures"]), help="comma-separated subset of mlp,cnn")
+    p.add_argument("--architectures", type=_common.word_list, default=list(d["architectures"]),
+                   help="comma-separated subset of mlp,cnn")
     p.add_argument("--depths", type=int_list, default=list(d["depths"]),
                    help="factorization depths of every layer, e.g. 1,2,3 or 1..4 (1 = plain)")
     p.add_argument("--hidden", type=int, default=d["hidden"], help="MLP hidden width")
@@ -60,7 +61,7 @@ def config_from(args: argparse.Namespace) -> DigitsConfig:
     from ..nn.digits_experiment import DigitsConfig
 
     return DigitsConfig(
-        architectures=tuple(a.strip() for a in args.architectures.split(",") if a.strip()),
+        architectures=tuple(args.architectures),
         depths=tuple(args.depths), hidden=args.hidden, init_scale=args.init_scale, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, kept_ranks=tuple(args.kept_ranks), latent=args.latent,
         autoencoder_depths=tuple(args.autoencoder_depths), autoencoder_init_scale=args.autoencoder_init_scale,

@@ -13,15 +13,6 @@ from . import _common
 from ._common import format_table, int_list
 from ._defaults import SCALES
 
-
-def _float_list(text: str) -> list[float]:
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from err
-    return values
-
-
 RESNETS = ("resnet18", "resnet34")
 PLAIN_CHANNELS = 16  # cnn.PlainCNN's default width
 
@@ -50,7 +41,7 @@ def register(subparsers) -> None:
     for sub in (same, path):
         sub.add_argument("--scale", choices=SCALES, default="quick",
                          help="preset set-up: quick runs on 2 CPU cores in minutes, paper is the published one")
-        sub.add_argument("--reg-weights", type=_float_list, help="λ values, e.g. 0,1 (default: the scale's)")
+        sub.add_argument("--reg-weights", type=_common.float_list, help="λ values, e.g. 0,1 (default: the scale's)")
         _common.add_seeds(sub, (0, 1), what="seeds")
         sub.add_argument("--model", choices=("plain", *RESNETS), help="network (default: the scale's)")
         sub.add_argument("--width-multiplier", type=float,
