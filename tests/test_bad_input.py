@@ -142,6 +142,13 @@ def _finished_reproduce(tmp: Path) -> None:
     (tmp / "o" / "arora2019-dynamics" / "claims.json").write_text(EARLIER)
 
 
+def _demo_output(tmp: Path) -> None:
+    """What a demo leaves: run directories (config.json) and its report.html."""
+    (tmp / "o" / "depth1").mkdir(parents=True)
+    (tmp / "o" / "depth1" / "config.json").write_text(EARLIER)
+    (tmp / "o" / "report.html").write_text(EARLIER)
+
+
 def _kept(name: str) -> Callable[[Path], None]:
     """The earlier file ``o/name`` is still there, unchanged."""
     def check(tmp: Path) -> None:
@@ -410,6 +417,10 @@ CASES = [
     Case("mf --resume without --out", ("mf", *TINY, "--resume"), 2, ("--resume needs --out DIR",)),
     Case("locality --resume without --out", ("locality", "pathfinder", "--scale", "test", "--resume"), 2,
          ("--resume needs --out DIR",)),
+    Case("reproduce into a demo's output", ("reproduce", "razin2020-norms", "--scale", "test", "--no-progress",
+                                            "--out", "{tmp}/o"), 2,  # its report.html was replaced
+         ("out:", "holds another command's output (runs)", "choose another --out"), _demo_output,
+         lambda tmp: [_kept("report.html")(tmp), _absent(tmp / "o" / "razin2020-norms")]),
     Case("reproduce --resume without --out", ("reproduce", "all", "--resume"), 2, ("--resume needs --out DIR",)),
     Case("locality --data with digits", ("locality", "is-same-class", "--scale", "test", "--source", "digits",
                                          "--data", "{tmp}", "--out", "{tmp}/o"), 2,

@@ -76,6 +76,21 @@ def unfinished(names: list[str], out: Path, resume: bool) -> list[str]:
     return [n for n in names if n not in finished]
 
 
+def refuse_other_output(out: Path) -> None:
+    """Refuse an ``out`` that holds another command's output (``reports.detect``: runs of mf, demo, ..., or a
+    sweep): reproduce writes its report.html there, which replaced theirs (and ``report`` then saw a reproduction
+    only)."""
+    from ..reports import detect
+
+    try:
+        kind = detect(out)
+    except UsageError:  # no directory, or no output of the package in it: nothing to replace
+        return
+    if kind != "reproduction":
+        raise OutputExistsError(f"out: {out} holds another command's output ({kind}), whose report.html reproduce "
+                                "would replace with its own; choose another --out")
+
+
 def seed_tuple(seeds: list[int] | None) -> tuple[int, ...] | None:
     """``--seeds`` for the experiments: the seeds themselves, as in every command (``3`` is seed 3, not a count
     of three, which it was before; a one-line note says so)."""
@@ -116,6 +131,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
         experiment(name)
     args.seeds, args.data = seed_tuple(args.seeds), data_for(args.name, names, args.data)
     out = resumable_out(args, "reproduce")
+    refuse_other_output(out)
     names = unfinished(names, out, args.resume)
     workers = args.workers or (1 if args.scale == "paper" else available_cores())
     workers = max(1, min(workers, len(names)))
