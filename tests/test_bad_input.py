@@ -526,6 +526,9 @@ CASES = [
     Case("missing data file", ("mf", "--data", "{tmp}/none.npz", "--out", "{tmp}/o"), 2, ("no such file",),
          None, _nothing_written),
     # never overwrite results (item 3)
+    Case("layers demo whose every run diverges", ("layers", "demo", *LAYERS_TINY, "--lr", "1e30",
+                                                  "--autoencoder-init-scale", "1e30", "--out", "{tmp}/o"), 1,
+         ("every run diverged, so there is no result (exit status 1)",)),  # exited 0
     Case("layers demo into a finished demo", ("layers", "demo", "--out", "{tmp}/o", *LAYERS_TINY), 2,
          ("finished layers demo", "another --out"), _finished_demo, _kept("results.json")),
     Case("layers demo into a non-empty directory", ("layers", "demo", "--out", "{tmp}/o", *LAYERS_TINY), 2,

@@ -308,6 +308,15 @@ def resumable_out(args: argparse.Namespace, command: str) -> Path:
     return args.out
 
 
+def exit_status(diverged: Sequence[bool], unit: str) -> int:
+    """0, or 1 said on one line when every run diverged (``diverged``): a script must not read its output as a
+    result. ``unit`` is what the runs' divergence warnings name (``steps``, ``epochs``)."""
+    if all(diverged):
+        print(f"every run diverged, so there is no result (exit status 1); the warnings above name their {unit}")
+        return 1
+    return 0
+
+
 def format_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
     """A plain-text table; floats in 3 significant digits; None as ``n/a`` (not applicable, e.g. the error on
     unobserved entries when every entry is observed); every number of a diverged run (``status`` "diverged") as

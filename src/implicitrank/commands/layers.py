@@ -5,7 +5,7 @@ factorization (N = 1: the plain network, same init scheme; N >= 2: DeepLinear / 
 function class), then compared on test accuracy, the effective rank of each layer, and test accuracy
 after truncating every layer to a kept rank. A linear autoencoder with a DeepLinear bottleneck shows the
 latent covariance's effective rank with and without depth. Writes results.json, table.txt,
-compression.png and ranks.png to the output directory.
+compression.png and ranks.png to the output directory; exits 1 when every network diverged (no result).
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def run_demo(args: argparse.Namespace) -> int:
     plot_compression(out / "compression.png", classifiers)
     plot_ranks(out / "ranks.png", histories)
     print(f"results in {out} (results.json, table.txt, compression.png, ranks.png)")
-    return 0
+    return _common.exit_status([bool(run.get("diverged")) for run in classifiers + autoencoders], "epochs")
 
 
 def _warn_if_diverged(name: str, summary: dict) -> None:
@@ -173,7 +173,8 @@ def plot_compression(path: Path, classifiers: list[dict]) -> None:
         kept = sorted({p["kept_rank"] for s in classifiers for p in s["compression"]})
         ax.set_xticks(kept, [str(k) for k in kept])  # the ranks kept, not a log axis' 2×10⁰, 3×10⁰, ...
         ax.minorticks_off()
-        ax.legend()
+        if ax.lines:  # every network of the architecture diverged: no curve (matplotlib warned of an empty legend)
+            ax.legend()
     save(fig, path)
 
 
