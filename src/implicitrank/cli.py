@@ -94,7 +94,7 @@ def _repeated_list(command: argparse.ArgumentParser, given: list[str]) -> str | 
     """The refusal of an option of ``command`` that takes a list given twice in ``given`` (``--depths 1 --depths
     2``, ``--lr 1 --lr 2``): argparse keeps the last list and drops the others without a word. None when there is
     none."""
-    from .commands._common import COMMA_LISTS
+    from .commands import COMMA_LISTS
 
     forms = {a.dest: "A,B,..." if a.type in COMMA_LISTS else "A B ..." for a in command._actions
              if a.option_strings and (a.nargs in ("+", "*") or a.type in COMMA_LISTS)}

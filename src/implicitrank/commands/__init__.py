@@ -9,4 +9,6 @@ Examples
 True
 """
 
-__all__: list[str] = []
+from ._common import COMMA_LISTS
+
+__all__ = ["COMMA_LISTS"]
