@@ -287,3 +287,24 @@ def test_an_experiment_s_figures_one_folder_down_are_shown_by_their_path(tmp_pat
     section = gather_experiment("razin2022-locality", experiment, "razin2022-locality")
     assert [f["name"] for f in section["figures"]] == ["is-same-class/accuracy.png", "pathfinder/accuracy.png"]
     assert all(f["uri"] for f in section["figures"]) and not section["problems"]
+
+
+def test_a_locality_output_reports_its_nested_runs_and_its_figure(tmp_path, chromium):
+    """``report`` on a locality output raised describe_setup's TypeError on a run (its config has no init scale), and
+    refused the output's own directory: its runs sit three levels down (lam=…/d=…/seed=…)."""
+    out = tmp_path / "locality"
+    main(["locality", "is-same-class", "--scale", "test", "--seeds", "0", "--distances", "0,40", "--reg-weights", "0",
+          "--threads", "1", "--device", "cpu", "--no-progress", "--out", str(out)])  # exit 1: its claims fail here
+    runs = sorted(p.parent for p in out.rglob("config.json"))
+    assert len(runs) == 2
+    assert main(["report", str(runs[0])]) == 0
+    assert main(["report", str(out)]) == 0
+    assert detect(out) == detect(runs[0]) == "runs"
+    page = open_page(chromium, out / "report.html")
+    names = [row[0] for row in _rows(page, "#runs tbody tr")]
+    assert names == [str(r.relative_to(out)) for r in runs]  # each run by its path, not three "seed=0"
+    text = page.execute_script("return document.body.innerText")
+    assert "training run; lr" in text and "records epochs, not a factorization's steps" in text
+    assert len(images(page)) == 1 and all_images_decoded(page)  # the sweep's accuracy.png
+    assert console_errors(page) == []
+    screenshot(page, tmp_path / "locality.png")

@@ -95,6 +95,9 @@ def spans_decades(values: Iterable[float | None], decades: float = 2.0) -> bool:
     return len(positive) > 1 and math.log10(max(positive) / min(positive)) >= decades
 
 
+TRAINING_KEYS = ("lr", "reg_weight", "seed", "max_epochs")  # a network training run's set-up, as described
+
+
 def describe_setup(config: dict) -> str:
     """A run's set-up in a few words, from its ``config.json``: model, shape, task, init, optimizer, seed.
 
@@ -110,10 +113,14 @@ def describe_setup(config: dict) -> str:
         Parts joined by ``"; "``, e.g. ``depth-3 matrix factorization; 100×100 rank 5, completion from 2000
         observations; init 0.001, global-rmsprop lr 0.001; seed 0``, or ``…; init 0.001, gradient flow (rkc, rtol
         1e-05); …`` for the flow (which has no learning rate), ``nuclear norm min; …; data seed 3, truth seed 0``
-        for a baseline; empty for an empty ``config``.
+        for a baseline; ``training run; lr 0.01, reg weight 0.0, seed 0, max epochs 2`` for a network's training
+        run (a config without a ``shape``: ``locality``'s); empty for an empty ``config``.
     """
     if not config:
         return ""
+    if "shape" not in config and "baseline" not in config:  # not a factorization: a network's training settings
+        return "training run; " + ", ".join(f"{key.replace('_', ' ')} {config[key]}" for key in TRAINING_KEYS
+                                            if key in config)
     model = config.get("model", "matrix")
     kind = {"matrix": f"depth-{config.get('depth')} matrix factorization", "cp": "CP factorization",
             "ht": f"hierarchical factorization ({config.get('tree', 'balanced')} tree)"}.get(model, str(model))

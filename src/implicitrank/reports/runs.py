@@ -16,8 +16,10 @@ from .. import plots, results
 from ._page import cell, css_class, figure_uri, file_figure, fmt, read_json_or_none, render, table
 
 SUMMARY_KEYS = ("status", "reconstruction_error", "reconstruction_error_squared", "unobserved_error",
-                "effective_rank", "nuclear_norm", "train_loss", "test_mse", "steps", "seconds")
+                "effective_rank", "nuclear_norm", "train_loss", "test_mse", "steps", "last_train_acc", "last_test_acc",
+                "best_test_acc", "epochs", "seconds")  # the table's columns, those some run has
 MAX_DRAWN = 24  # runs drawn in full; beyond, the table says which were left out
+RUN_DEPTH = 4  # directory levels searched for runs (locality: TASK/lam=…/d=…/seed=…)
 QUANTITIES, ERRORS = "quantities against steps", "loss and errors against steps"  # a run's figures, by name
 
 
@@ -25,8 +27,26 @@ def is_run(directory: Path) -> bool:
     return (directory / results.CONFIG).is_file()
 
 
-def run_dirs(directory: Path) -> list[Path]:
-    return sorted(d for d in directory.iterdir() if d.is_dir() and is_run(d))
+def run_dirs(directory: Path, depth: int = RUN_DEPTH) -> list[Path]:
+    """The run directories under ``directory``, down to ``depth`` levels (``locality`` nests its runs as
+    ``TASK/lam=…/d=…/seed=…``); a run's own subdirectories are not searched."""
+    found = []
+    for d in sorted(d for d in directory.iterdir() if d.is_dir()):
+        if is_run(d):
+            found.append(d)
+        elif depth > 1:
+            found += run_dirs(d, depth - 1)
+    return found
+
+
+def _figure_files(directory: Path, depth: int = RUN_DEPTH) -> list[Path]:
+    """The PNG files beside the runs: in ``directory`` and its directories that are not runs, down to ``depth``
+    levels (a locality output's ``TASK/accuracy.png``); a run's own figures are drawn with the run."""
+    found = sorted(directory.glob("*.png"))
+    for d in sorted(d for d in directory.iterdir() if d.is_dir()):
+        if not is_run(d) and depth > 1:
+            found += _figure_files(d, depth - 1)
+    return found
 
 
 def is_runs(directory: Path) -> bool:
@@ -39,9 +59,11 @@ def write(directory: Path) -> Path:
         runs = [gather_run(directory, "run-0")]
         title = f"Run {directory.name}"
     else:
-        runs = [gather_run(d, f"run-{i}", draw=i < MAX_DRAWN) for i, d in enumerate(run_dirs(directory))]
+        runs = [gather_run(d, f"run-{i}", draw=i < MAX_DRAWN, name=str(d.relative_to(directory)))
+                for i, d in enumerate(run_dirs(directory))]
         title = f"{len(runs)} run{'' if len(runs) == 1 else 's'} in {directory.name}"
-    figures = [file_figure(p) for p in sorted(directory.glob("*.png"))] if not is_run(directory) else []
+    figures = [] if is_run(directory) else [file_figure(p, str(p.relative_to(directory)))
+                                            for p in _figure_files(directory)]
     statuses = {}
     for r in runs:
         statuses[r["status"]] = statuses.get(r["status"], 0) + 1
@@ -49,7 +71,7 @@ def write(directory: Path) -> Path:
                   statuses=statuses, summary=_summary_table(runs), left_out=max(len(runs) - MAX_DRAWN, 0))
 
 
-def gather_run(run_dir: Path, anchor: str, draw: bool = True) -> dict[str, Any]:
+def gather_run(run_dir: Path, anchor: str, draw: bool = True, name: str | None = None) -> dict[str, Any]:
     """A run's summary, config, figures (drawn from metrics.jsonl, or the run's own drawings of it while they are
     current) and what is missing or went wrong."""
     problems: list[str] = []
@@ -70,7 +92,7 @@ def gather_run(run_dir: Path, anchor: str, draw: bool = True) -> dict[str, Any]:
     figures: list[dict] = []
     if draw:
         figures = _figures(run_dir, setup, problems)
-    return {"name": run_dir.name, "anchor": anchor, "status": status, "css": css_class(status), "setup": setup,
+    return {"name": name or run_dir.name, "anchor": anchor, "status": status, "css": css_class(status), "setup": setup,
             "summary": {k: fmt(v) for k, v in summary.items() if k != "provenance"}, "raw": summary,
             "config": {k: fmt(v) for k, v in (config or {}).items()}, "figures": figures, "problems": problems,
             "drawn": draw, "provenance": {k: fmt(v) for k, v in (summary.get("provenance") or {}).items()}}
@@ -89,6 +111,10 @@ def _figures(run_dir: Path, setup: str, problems: list[str]) -> list[dict]:
         return []
     if not rows:
         problems.append(f"{results.METRICS} is empty: nothing recorded to draw")
+        return []
+    if not {"step", "time"} & set(rows[0]):  # a network's epochs (locality): drawn by its sweep's accuracy.png
+        problems.append(f"{results.METRICS} records epochs, not a factorization's steps: no figure drawn here (a "
+                        "locality output's accuracy.png draws its runs)")
         return []
     drawn = _drawn_figures(run_dir, rows)
     if drawn is not None:
