@@ -2,8 +2,29 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
+
+
+def progress_enabled(enabled: bool = True) -> bool:
+    """Whether to draw a bar: ``enabled`` and no ``TQDM_DISABLE`` in the environment now.
+
+    tqdm reads ``TQDM_DISABLE`` once, when it is first imported, and importing torch imports it: a variable set
+    later (``reproduce --no-progress``, and its worker processes) went unseen and the bars were drawn. Every bar
+    of the package asks here, when it is made.
+
+    Parameters
+    ----------
+    enabled : bool, optional
+        What the caller asks for. Default True.
+
+    Returns
+    -------
+    bool
+        False when ``enabled`` is, or ``TQDM_DISABLE`` is set to anything but ``""``, ``0``, ``false`` or ``no``.
+    """
+    return enabled and os.environ.get("TQDM_DISABLE", "").lower() in ("", "0", "false", "no")
 
 __all__ = ["progress_bar"]
 
@@ -22,7 +43,8 @@ def progress_bar(total: int, *, initial: int = 0, unit: str = "step", enabled: b
     unit : str, optional
         What is counted, shown after the rate. Default ``"step"``.
     enabled : bool, optional
-        Draw a bar; when False nothing is imported and None is returned. Default True.
+        Draw a bar; when False (or ``TQDM_DISABLE`` is set: ``progress_enabled``) nothing is imported and None is
+        returned. Default True.
     **options : Any
         Further keyword arguments for ``tqdm`` (e.g. ``desc``).
 
@@ -31,8 +53,9 @@ def progress_bar(total: int, *, initial: int = 0, unit: str = "step", enabled: b
     tqdm.tqdm or None
         The bar (``file=sys.stderr``, ``leave=False``, ``dynamic_ncols=True``), or None when not ``enabled``.
     """
-    if not enabled:
+    if not progress_enabled(enabled):
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True, **options)
+    return tqdm(total=total, initial=initial, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True,
+                disable=False, **options)

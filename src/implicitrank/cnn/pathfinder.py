@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from ..errors import UsageError
+from ..progress import progress_enabled
 from .regularizer import Box, random_patch_pair
 
 GENERATOR_VERSION = 3  # in the cache key: images cached by an older generator are not read as this one's (3: the
@@ -470,10 +471,11 @@ def cached_pathfinder(config: PathfinderConfig, n: int, seed: int, cache_dir: st
         with np.load(path) as stored:
             return stored["images"], stored["labels"], stored["markers"]
     check_pathfinder_fits(config)  # a length out of reach: refused at once, not after a chunk's every placement
+    progress = progress_enabled(progress)
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=n, unit="image", desc=f"Pathfinder L={config.length}", leave=False)
+        bar = tqdm(total=n, unit="image", desc=f"Pathfinder L={config.length}", leave=False, disable=False)
     images, labels, markers = [], [], []
     streams = np.random.SeedSequence(seed).spawn(math.ceil(n / CHUNK))
     for i, stream in enumerate(streams):

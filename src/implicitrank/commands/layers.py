@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import OutputExistsError
+from ..progress import progress_enabled
 from . import _common
 from ._common import default_out, format_table, int_list
 from ._defaults import DIGITS
@@ -94,7 +95,8 @@ def run_demo(args: argparse.Namespace) -> int:
     data = load_digits()
     total = len(seeds) * (len(config.architectures) * len(config.depths) * config.epochs
                           + len(config.autoencoder_depths) * config.autoencoder_epochs)
-    bar = tqdm(total=total, unit="epoch", file=sys.stderr, disable=args.no_progress, leave=False)
+    bar = tqdm(total=total, unit="epoch", file=sys.stderr, disable=not progress_enabled(not args.no_progress),
+               leave=False)
 
     classifiers, histories, autoencoders = [], {}, []
     for seed in seeds:  # effective-rank histories (ranks.png) of the first seed

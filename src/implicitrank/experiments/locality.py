@@ -122,6 +122,7 @@ from ..cnn import (
     train_classifier,
 )
 from ..errors import UsageError
+from ..progress import progress_enabled
 from ..results import CONFIG, SUMMARY, read_json, to_jsonable, write_json
 from ..run import check_fits
 
@@ -307,10 +308,10 @@ def run_sweep(setup: LocalitySetup, out_dir: str | Path, seeds: tuple[int, ...] 
     for (difficulty, reg_weight, seed), config in configs.items():  # before any training: refuse, or train them all
         _check_settings(run_dir_for(out_dir, setup, reg_weight, difficulty, seed), _settings(setup, config))
     bar = None
-    if progress:
+    if progress_enabled(progress):
         from tqdm import tqdm
 
-        bar = tqdm(total=len(jobs), unit="run", desc=setup.task)
+        bar = tqdm(total=len(jobs), unit="run", desc=setup.task, disable=False)
     rows, data_key, data = [], None, None
     try:
         for difficulty, reg_weight, seed in jobs:

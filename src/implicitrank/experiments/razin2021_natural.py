@@ -29,6 +29,7 @@ import torch
 from ..errors import MissingInputError
 from ..factorizations import CPFactorization, generators
 from ..optim import adam
+from ..progress import progress_enabled
 from ..tasks.completion import Completion, minibatches
 from ..tasks.natural import VARIANTS, digits_one_vs_all, one_vs_all_completion, one_vs_all_errors, read_idx_pair
 from ..train import TrainConfig, train
@@ -161,10 +162,10 @@ def _mnist_tasks(files: dict[str, Path], training: Training, seed: int) -> Compl
 def _sweep(dataset: str, task: Completion, training: Training, seed: int, progress: bool) -> list[dict]:
     rows = []
     ranks = training.ranks
-    if progress:
+    if progress_enabled(progress):
         from tqdm import tqdm
 
-        ranks = tqdm(ranks, desc=f"{dataset}: CP rank", unit="R", leave=False)
+        ranks = tqdm(ranks, desc=f"{dataset}: CP rank", unit="R", leave=False, disable=False)
     for rank in ranks:
         model = CPFactorization(task.shape, components=rank, init_mean=1.0)
         params = model.init(len(VARIANTS), model.scale_for_entry_std(training.init_std),

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..progress import progress_enabled
 from .executors import Executor, SlurmOptions, make_executor
 from .jobs import Job, RunOutcome
 from .plan import Plan, plan_sweep
@@ -180,5 +181,5 @@ def _jobs(plan: Plan, states: list[RunState], executor: Executor, retry_failed: 
 def _progress_bar(total: int, name: str, enabled: bool):
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=f"sweep {name}", unit="run", file=sys.stderr, disable=not enabled,
+    return tqdm(total=total, desc=f"sweep {name}", unit="run", file=sys.stderr, disable=not progress_enabled(enabled),
                 dynamic_ncols=True)
