@@ -242,9 +242,21 @@ def _over(rows, panel, method, key, counts, seeds) -> list[list[float]]:
     return [list(x) for x in zip(*values)]
 
 
+def _other_ranks(ranks: list[list[float]], seeds: tuple[int, ...], counts, expected: float) -> str:
+    """A note naming each seed and observation count whose learned rank is not ``expected``."""
+    other = [f"seed {s}: rank {r:g} at {m}" for s, per_count in zip(seeds, ranks) for m, r in zip(counts, per_count)
+             if r != expected]
+    return "per seed, a rank other than " + f"{expected:g}: " + ", ".join(other) if other else ""
+
+
+def _join(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
+
+
 def claims(setup: Setup, rows: list[dict], seeds: tuple[int, ...]) -> list[Claim]:
-    """The numbers the paper's figure shows (order 3/4, rank 1), per seed; published errors read off its log-scale
-    plot are compared within a factor 3 on the median (and in a majority of seeds). Control: the learned-rank
+    """The numbers the paper's figure shows (order 3/4, rank 1), per seed. The figure plots medians over 5 runs, so
+    published errors read off its log-scale plot are compared within a factor 3 on the median (and in a majority of
+    seeds), and so are its learned ranks; a seed whose rank differs is named in the note. Control: the learned-rank
     claim on the zero-filled baseline, which is not low-rank. A run the step cap stopped before it fit (train MSE
     still >= the threshold) has no learned rank, only the rank of where it stopped (1 while the observations are
     unfit, say): the rank claims count it as missing and say so."""
@@ -269,9 +281,11 @@ def claims(setup: Setup, rows: list[dict], seeds: tuple[int, ...]) -> list[Claim
         control = evaluate("control: order 3, rank 1, the zero-filled baseline's tensor rank (a lower bound) at "
                            "every # observations", "equal", 1.0,
                            _over(rows, order3, "zero-filled baseline", "tensor_rank", counts, seeds), seeds=seeds)
-        out.append(evaluate("order 3, rank 1, init 1e-3: learned tensor rank at every # observations", "equal", 1.0,
-                            _over(fitted, order3, small, "tensor_rank", counts, seeds), seeds=seeds,
-                            published=published.R20_TC_RANK1, control=control, note=stopped(order3, small, counts)))
+        ranks = _over(fitted, order3, small, "tensor_rank", counts, seeds)
+        out.append(evaluate("order 3, rank 1, init 1e-3: learned tensor rank at every # observations (median over "
+                            "seeds, as the paper plots)", "equal", 1.0, ranks, seeds=seeds,
+                            published=published.R20_TC_RANK1, control=control, rule="median",
+                            note=_join(stopped(order3, small, counts), _other_ranks(ranks, seeds, counts, 1.0))))
         for observations, paper in published.R20_TC_ERROR.items():
             label = f"order 3, rank 1, init 1e-3: reconstruction error at {observations} observations"
             out.append(not_run(label, paper, "not in this scale's grid") if observations not in counts
@@ -279,10 +293,11 @@ def claims(setup: Setup, rows: list[dict], seeds: tuple[int, ...]) -> list[Claim
                                      _per_seed(rows, order3, small, "reconstruction_error", observations, seeds),
                                      seeds=seeds, published=paper, rule="median"))
         if large in _methods(setup, order3):
-            label = "order 3, rank 1, init 1e-2: learned tensor rank at 50 observations (not the rank-1 solution)"
+            label = ("order 3, rank 1, init 1e-2: learned tensor rank at 50 observations (not the rank-1 solution; "
+                     "median over seeds, as the paper plots)")
             out.append(not_run(label, published.R20_TC_LARGE_RANK, "not in this scale's grid") if 50 not in counts
                        else evaluate(label, "at_least", 2.0, _per_seed(fitted, order3, large, "tensor_rank", 50, seeds),
-                                     seeds=seeds, published=published.R20_TC_LARGE_RANK,
+                                     seeds=seeds, published=published.R20_TC_LARGE_RANK, rule="median",
                                      note=stopped(order3, large, (50,))))
             late = [m for m in counts if m >= 400]
             label = "order 3, rank 1, init 1e-2: reconstruction error from 400 observations (median over counts)"
