@@ -843,6 +843,33 @@ def test_out_where_the_file_system_refuses_a_directory_is_refused_in_one_line(mo
     assert len(err.strip().splitlines()) == 1, err
 
 
+def test_out_in_a_directory_that_takes_entries_but_lets_none_go_is_used(monkeypatch, tmp_path) -> None:
+    """The --out probe made a directory and removed it in one try: in an append-only directory (``chattr +a``:
+    entries can be made, not removed) the failed removal refused an --out the run could write, and left a probe
+    behind at every call. Only the making decides now."""
+    monkeypatch.setattr(os, "rmdir", lambda path: (_ for _ in ()).throw(PermissionError(1, "Operation not permitted")))
+    out = tmp_path / "d" / "run"
+    out.parent.mkdir()
+    assert main(["mf", *TINY, "--out", str(out)]) == 0
+    assert (out / next(p.name for p in out.iterdir() if p.is_dir()) / "summary.json").is_file()
+
+
+def test_reproduce_leaves_alone_an_out_whose_other_outputs_lie_further_down(tmp_path, capsys) -> None:
+    """reproduce refused an --out holding runs two levels down (``runs/``, where mf writes ``runs/mf-TIME/<run>`` by
+    default) as if it would replace their report.html, which is not there; it refuses runs one level down, a sweep,
+    or a report.html it would replace."""
+    from implicitrank.commands.reproduce import refuse_other_output
+    from implicitrank.errors import OutputExistsError
+
+    assert main(["mf", *TINY, "--out", str(tmp_path / "p" / "mf-1")]) == 0
+    refuse_other_output(tmp_path / "p")  # the runs are two levels down: nothing of theirs is replaced
+    with pytest.raises(OutputExistsError, match="holds another command's output \\(runs\\)"):
+        refuse_other_output(tmp_path / "p" / "mf-1")
+    assert main(["report", str(tmp_path / "p")]) == 0  # now p holds their report.html
+    with pytest.raises(OutputExistsError, match="the report of runs"):
+        refuse_other_output(tmp_path / "p")
+
+
 # --- cases that need a real process ----------------------------------------------------------------------
 
 def test_local_sweep_workers_exit_when_their_parent_is_killed(tmp_path: Path, capsys) -> None:

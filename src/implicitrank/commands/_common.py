@@ -18,6 +18,7 @@ This module imports nothing heavy: building the parsers must not load torch (``i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
@@ -282,11 +283,14 @@ def output_dir(text: str) -> Path:
 
 def _directory_refused(parent: Path) -> str | None:
     """Why no directory can be made in ``parent`` (None when one can), found by making one and removing it at once:
-    ``os.access`` says yes to root where the file system itself refuses (``/sys``)."""
+    ``os.access`` says yes to root where the file system itself refuses (``/sys``). Only the making decides: a
+    directory that takes new entries but lets none go (``chattr +a``) is usable, and its probe stays behind."""
     try:
-        os.rmdir(tempfile.mkdtemp(prefix=".implicitrank-check-", dir=parent))
+        probe = tempfile.mkdtemp(prefix=".implicitrank-check-", dir=parent)
     except OSError as err:
         return err.strerror or str(err)
+    with contextlib.suppress(OSError):
+        os.rmdir(probe)
     return None
 
 

@@ -77,16 +77,17 @@ def unfinished(names: list[str], out: Path, resume: bool) -> list[str]:
 
 
 def refuse_other_output(out: Path) -> None:
-    """Refuse an ``out`` that holds another command's output (``reports.detect``: runs of mf, demo, ..., or a
-    sweep): reproduce writes its report.html there, which replaced theirs (and ``report`` then saw a reproduction
-    only)."""
-    from ..reports import detect
+    """Refuse an ``out`` that holds another command's output (a sweep, a run, runs one level down, or the
+    report.html of runs further down): reproduce writes its report.html there, which replaced theirs (and
+    ``report`` then saw a reproduction only). Runs further down with no report.html there are left alone, and so
+    is ``out``: ``runs/``, where every command writes ``runs/COMMAND-TIME`` by default, is a fine place for it."""
+    from ..reports import reproduction, runs, sweep
 
-    try:
-        kind = detect(out)
-    except UsageError:  # no directory, or no output of the package in it: nothing to replace
+    if not out.is_dir() or reproduction.is_reproduction(out):
         return
-    if kind != "reproduction":
+    kind = ("a sweep" if sweep.is_sweep(out) else "runs" if runs.is_run(out) or runs.run_dirs(out, depth=1)
+            else "the report of runs" if (out / "report.html").exists() else None)
+    if kind is not None:
         raise OutputExistsError(f"out: {out} holds another command's output ({kind}), whose report.html reproduce "
                                 "would replace with its own; choose another --out")
 
