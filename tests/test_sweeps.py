@@ -330,6 +330,19 @@ def test_failed_run_records_its_error_and_only_retry_failed_reruns_it(tmp_path):
     assert retried.complete and not (out / "runs" / failed_id / "error.json").exists()
 
 
+def test_a_run_the_batch_refuses_fails_alone_and_the_runs_batched_with_it_train(tmp_path):
+    """run_batch refuses a batch where one run's W(0) underflows (depth 100 from init 1e-36), before anything is
+    written: the sweep failed every run batched with it, the healthy init 1e-3 too. It now trains them one by one."""
+    spec = tiny(axes={"init_scale": [1e-3, 1e-36]}, base={"depth": 100, "init": "gaussian", "max_steps": 20})
+    out = tmp_path / "sweep"
+    outcome = run_sweep(spec, out, SERIAL, progress=False)
+    assert len(outcome.jobs) == 1  # one batch: the runs differ in a per-run value only
+    assert [o.status for o in outcome.outcomes] == ["done", "failed"]
+    error = results.read_json(out / "runs" / outcome.outcomes[1].run_id / "error.json")
+    assert error["type"] == "UsageError" and "init_scale 1e-36" in error["message"] and "underflows" in error["message"]
+    assert not (out / "runs" / outcome.outcomes[0].run_id / "error.json").exists()
+
+
 def test_two_sweeps_cannot_write_one_directory_and_locked_runs_are_left_to_their_holder(tmp_path):
     spec = tiny(axes={"seed": [0, 1]}, base={"max_steps": 20})
     out = tmp_path / "sweep"

@@ -18,7 +18,7 @@ import torch
 from submitit.core.utils import UncompletedJobError
 
 from .. import results
-from ..errors import CorruptFileError
+from ..errors import CorruptFileError, UsageError
 from ..run import RunConfig, run_batch
 from .state import (
     CORRUPT_CHECKPOINT,
@@ -144,21 +144,28 @@ def run_job(job: Job) -> list[RunOutcome]:
                 continue
             todo.setdefault(step, []).append((config, run_dir))
         for step, runs in todo.items():
-            configs, dirs = [c for c, _ in runs], [d for _, d in runs]
-            started = time.perf_counter()
-            try:
-                run_batch(configs, dirs, resume=True, progress=False, plots=job.plots, tensorboard=job.tensorboard)
-            except UncompletedJobError:  # submitit's signal handler giving up on requeueing: not the run's fault
-                raise
-            except Exception as err:
-                for run_dir in dirs:
-                    record_error(run_dir, err)
-                outcomes += [RunOutcome(c.run_id, "failed", f"{type(err).__name__}: {err}", step, threads)
-                             for c in configs]
-            else:
-                took = f"trained in {time.perf_counter() - started:.1f}s"
-                outcomes += [RunOutcome(c.run_id, "done", took, step, threads) for c in configs]
+            outcomes += _train(runs, job, step, threads)
     return outcomes
+
+
+def _train(runs: list[tuple[RunConfig, Path]], job: Job, step: int | None, threads: int) -> list[RunOutcome]:
+    """Train ``runs`` (configs and directories) as one batch and say how each ended. A batch that ``run_batch``
+    refuses (``UsageError``, before anything is written: e.g. one run's W(0) underflows) is trained run by run, so
+    the refusal fails its own run only, not the runs the sweep batched with it."""
+    configs, dirs = [c for c, _ in runs], [d for _, d in runs]
+    started = time.perf_counter()
+    try:
+        run_batch(configs, dirs, resume=True, progress=False, plots=job.plots, tensorboard=job.tensorboard)
+    except UncompletedJobError:  # submitit's signal handler giving up on requeueing: not the run's fault
+        raise
+    except Exception as err:
+        if isinstance(err, UsageError) and len(runs) > 1:
+            return [outcome for run in runs for outcome in _train([run], job, step, threads)]
+        for run_dir in dirs:
+            record_error(run_dir, err)
+        return [RunOutcome(c.run_id, "failed", f"{type(err).__name__}: {err}", step, threads) for c in configs]
+    took = f"trained in {time.perf_counter() - started:.1f}s"
+    return [RunOutcome(c.run_id, "done", took, step, threads) for c in configs]
 
 
 def stopped_early(job: Job, reason: str, *, failed: bool = False, trace: str | None = None) -> list[RunOutcome]:
