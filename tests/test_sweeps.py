@@ -343,6 +343,25 @@ def test_a_run_the_batch_refuses_fails_alone_and_the_runs_batched_with_it_train(
     assert not (out / "runs" / outcome.outcomes[0].run_id / "error.json").exists()
 
 
+def test_a_run_without_final_numbers_is_said_so_in_the_sweep_status_and_report(tmp_path):
+    """A run whose final unobserved_error is NaN (an .npz with 0 at its unobserved entries) ended as
+    metrics_not_finite: ``sweep status`` listed it as plain done and the report's problem list left it out."""
+    from implicitrank.reports import write_report
+
+    rng = np.random.default_rng(0)
+    mask = rng.random((12, 12)) < 0.5
+    np.savez(tmp_path / "x.npz", matrix=np.where(mask, np.outer(rng.standard_normal(12), rng.standard_normal(12)),
+                                                 0.0), mask=mask)
+    spec = tiny(base={"data": str(tmp_path / "x.npz"), "num_observations": int(mask.sum()), "init_scale": 1.0,
+                      "loss_threshold": 0.1})
+    out = tmp_path / "sweep"
+    assert run_sweep(spec, out, SERIAL, progress=False).complete
+    (state,) = sweep_status(out)
+    assert state.status == "done" and "unobserved_error is NaN/inf" in state.detail
+    page = write_report(out).read_text()
+    assert "Runs that failed, diverged, lack final numbers" in page and "unobserved_error is NaN/inf" in page
+
+
 def test_two_sweeps_cannot_write_one_directory_and_locked_runs_are_left_to_their_holder(tmp_path):
     spec = tiny(axes={"seed": [0, 1]}, base={"max_steps": 20})
     out = tmp_path / "sweep"

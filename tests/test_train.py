@@ -330,4 +330,5 @@ def test_a_converged_run_whose_final_metrics_are_not_finite_is_not_reported_conv
                                          "final unobserved_error is NaN/inf")
     written = read_json(tmp_path / "r" / "summary.json")
     assert written["status"] == "metrics_not_finite" and written["unobserved_error"] is None
+    assert summary["unobserved_error"] is None  # as written: the command's table printed nan beside "null here"
     assert math.isfinite(written["reconstruction_error"])

@@ -1091,7 +1091,8 @@ def _flag_nonfinite_metrics(summary: dict) -> None:
     Parameters
     ----------
     summary : dict
-        The run's summary, its ``FINAL_METRICS`` filled in (None where not measured); updated in place.
+        The run's summary, its ``FINAL_METRICS`` filled in (None where not measured); updated in place, the
+        NaN/inf ones set to None.
     """
     bad = [k for k in FINAL_METRICS if summary[k] is not None and not math.isfinite(summary[k])]
     if not bad or summary["status"] == "diverged":
@@ -1102,6 +1103,8 @@ def _flag_nonfinite_metrics(summary: dict) -> None:
     summary["message"] = (f"{how}, but its final {', '.join(bad)} {'is' if len(bad) == 1 else 'are'} NaN/inf (null "
                           f"here: e.g. an error relative to a target that is 0 there, or a value beyond the dtype's "
                           f"range), so it has no final result for {'it' if len(bad) == 1 else 'them'}")
+    for key in bad:  # None, as summary.json writes them, so that every table shows what the message says
+        summary[key] = None
 
 
 def _finish(state: TrainState, b: int, run_dir: Path, config: RunConfig, seconds: float, plots: bool,

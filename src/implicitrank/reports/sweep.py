@@ -49,7 +49,8 @@ def write(root: Path) -> Path:
     counts: dict[str, int] = {}
     for r in runs:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
-    problems = [r for r in runs if r["status"] in ("failed", "diverged") or (r["status"] == "pending" and r["message"])]
+    problems = [r for r in runs if r["status"] in ("failed", "diverged", "metrics_not_finite")
+                or (r["status"] == "pending" and r["message"])]
     x_key, series_keys = _plot_axes(axes, sweep["configs"])
     figures, notes = _figures(runs, x_key, series_keys)
     return render("sweep.html", root, title=f"Sweep {spec.get('name', root.name)}", root=str(root), spec=spec,

@@ -173,6 +173,8 @@ def run_state(out: Path, run_id: str) -> RunState:
         if summary.get("status") == "diverged":  # finished, but without numbers: say so wherever runs are listed
             return RunState(run_id, "done", f"diverged at step {summary.get('diverged_at_step')} (NaN/inf): no "
                                             "final numbers")
+        if summary.get("status") == "metrics_not_finite":
+            return RunState(run_id, "done", summary.get("message", "final metrics NaN/inf"))
         return RunState(run_id, "done")
     info = lock_holder(run_lock_path(out / LOCKS, run_id))
     resumable = (run_dir / results.CHECKPOINT).is_file()
