@@ -711,7 +711,8 @@ CASES = [
          check=_nothing_written),
     # runs that could learn nothing: each reported a result, exit 0 (most of them "converged")
     Case("mf target whose squares underflow float32", ("mf", *TINY, "--target-norm", "1e-30", "--out", "{tmp}/o"), 2,
-         ("target_norm 1e-30 is too small", "underflow float32", "use target_norm >= 1", "or use dtype float64"),
+         ("target_norm 1e-30 is too small", "underflow float32", "use target_norm >= 0.1",
+          "a mean square well above loss_threshold 1e-06"),
          check=_nothing_written),  # converged at step 0 with NaN error, effective rank and nuclear norm
     Case("mf npz of values near 1e-30", ("mf", "--data", "{tmp}/x.npz", "--no-progress", "--out", "{tmp}/o"), 2,
          ("data: the observed values of", "too small for float32", "rescale the data"), _npz_of_scale(1e-30),
@@ -841,6 +842,17 @@ def test_out_where_the_file_system_refuses_a_directory_is_refused_in_one_line(mo
     err = capsys.readouterr().err
     assert stop.value.code == 2 and "argument --out: /sys/implicitrank-out: /sys cannot be written here" in err, err
     assert len(err.strip().splitlines()) == 1, err
+
+
+def test_the_target_norm_a_refusal_asks_for_is_one_that_trains(tmp_path, capsys) -> None:
+    """--target-norm 1e-25 asked for target_norm >= 8.2e-19, where the squares no longer underflow, but with it the
+    loss at init was still under loss_threshold, refused next with advice float32 cannot meet."""
+    assert main(["mf", *TINY, "--target-norm", "1e-25", "--out", str(tmp_path / "a")]) == 2
+    asked = re.search(r"use target_norm >= ([0-9.e+-]+)", capsys.readouterr().err)
+    assert asked
+    assert main(["mf", *TINY, "--target-norm", asked.group(1), "--out", str(tmp_path / "b")]) in (0, 1)
+    summary = json.loads((next((tmp_path / "b").iterdir()) / "summary.json").read_text())
+    assert summary["steps"] > 0 and summary["status"] in ("converged", "max_steps")
 
 
 def test_out_in_a_directory_that_takes_entries_but_lets_none_go_is_used(monkeypatch, tmp_path) -> None:

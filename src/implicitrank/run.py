@@ -694,15 +694,18 @@ def _check_loss_scale(values: Tensor, config: RunConfig) -> None:
     rms = float((scaled_norm(values, 1) / math.sqrt(values.shape[1])).min())
     if rms >= math.sqrt(tiny):
         return
-    wider = " or use dtype float64" if config.dtype != "float64" else ""
     why = (f"the observed values' root-mean-square is {rms:.3g}, so their squares, which the loss averages, underflow "
            f"{config.dtype} (smallest normal number {tiny:.3g}) and the loss cannot measure the fit")
+    # What to ask for: squares that neither underflow nor start under loss_threshold, which the check of the loss at
+    # init would refuse next (a mean square 100 times the threshold: the loss of W(0) ≈ 0).
+    wanted = max(math.sqrt(tiny), 10 * math.sqrt(config.loss_threshold))
+    enough = f"(a mean square well above loss_threshold {config.loss_threshold:g})"
     if config.data is not None:
         raise UsageError(f"data: the observed values of {config.data} are too small for {config.dtype}: {why}; rescale "
-                         f"the data to a root-mean-square >= {math.sqrt(tiny):.3g}{wider}")
+                         f"the data to a root-mean-square >= {wanted:.3g} {enough}")
     norm = config.target_norm if config.target_norm is not None else math.sqrt(math.prod(config.shape))
     raise UsageError(f"target_norm {norm:g} is too small for shape {config.shape} in {config.dtype}: {why}; use "
-                     f"target_norm >= {norm * math.sqrt(tiny) / rms:.3g}{wider}")
+                     f"target_norm >= {norm * wanted / rms:.3g} {enough}")
 
 
 def make_measure(model: Factorization, task, top: int) -> Callable[[list[Tensor], Tensor], dict[str, Tensor]]:
