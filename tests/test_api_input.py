@@ -102,9 +102,10 @@ def test_run_config_refuses_a_field_of_another_kind_naming_it(fields, message):
 
 def test_run_config_stores_numpy_numbers_as_python_ones():
     """Its run_id hashes its JSON, which raised TypeError on a NumPy integer or float32."""
-    given = RunConfig(data_seed=np.int64(3), lr=np.float32(0.5))
+    given = RunConfig(data_seed=np.int64(3), lr=np.float32(0.5), init_scale=np.float64(0.25))
     assert type(given.data_seed) is int and type(given.lr) is float
-    assert given.run_id == RunConfig(data_seed=3, lr=0.5).run_id
+    assert type(given.init_scale) is float  # a subclass of float, so it was kept as np.float64
+    assert given.run_id == RunConfig(data_seed=3, lr=0.5, init_scale=0.25).run_id
 
 
 def test_run_batch_refuses_one_directory_for_two_runs_before_writing(tmp_path):

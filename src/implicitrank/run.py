@@ -297,7 +297,7 @@ class RunConfig:
             if not has_field_type(f.type, value):
                 raise UsageError(f"{f.name} must be {FIELD_KINDS[kind][1]}{' or None' if optional else ''}, "
                                  f"got {value!r}")
-            if not (value is None or isinstance(value, (str, int, float, tuple))):
+            if kind in ("int", "float") and value is not None and type(value) not in (int, float):  # np.float64 too
                 object.__setattr__(self, f.name, operator.index(value) if kind == "int" else float(value))
 
     def to_dict(self) -> dict:
