@@ -37,12 +37,12 @@ SCALE_NAMES = ("test", "quick", "paper")
 # CPU seconds of each experiment at quick scale, one thread (2026-12-02, at the quick scale's seeds: 3, or 2 for
 # norms and incremental; locality: its one-seed time, ≈ 900 s, times its 3 seeds). Set-ups changed since (completion's
 # inits, Pathfinder's generator: 12-25 CPU-minutes a seed), which moves no experiment past another; depth-invariance's
-# projected gradient (2026-12-04) made it 2.4x slower, 245 s against 103 s side by side, and razin2022-dynamics' quick
-# HT panel (1024 entries from init 0.04) took it to 67 s. They only set the
-# order in which ``reproduce all`` hands experiments to its workers: longest first, so no core idles at the end.
+# projected gradient (2026-12-04) made it 1.5x slower, 133 s against 89 s one after the other, and
+# razin2022-dynamics' quick HT panel (1024 entries from init 0.04) took it to 67 s. They only set the order in which
+# ``reproduce all`` hands experiments to its workers: longest first, so no core idles at the end.
 QUICK_SECONDS = {
     "arora2019-completion": 112, "arora2019-observations": 73, "arora2019-dynamics": 17,
-    "arora2019-depth-invariance": 197, "razin2020-norms": 67, "razin2020-tensor-completion": 52,
+    "arora2019-depth-invariance": 124, "razin2020-norms": 67, "razin2020-tensor-completion": 52,
     "razin2021-incremental": 494, "razin2021-natural": 25, "razin2022-dynamics": 67, "razin2022-locality": 2700,
 }
 
