@@ -252,7 +252,7 @@ def _other_ranks(ranks: list[list[float]], seeds: tuple[int, ...], counts, expec
     """A note naming each seed and observation count whose learned rank is not ``expected``."""
     other = [f"seed {s}: rank {r:g} at {m}" for s, per_count in zip(seeds, ranks) for m, r in zip(counts, per_count)
              if r != expected]
-    return "per seed, a rank other than " + f"{expected:g}: " + ", ".join(other) if other else ""
+    return f"per seed, a rank other than {expected:g}: {', '.join(other)}" if other else ""
 
 
 def _join(*notes: str) -> str:
