@@ -58,6 +58,29 @@ def test_exit_status_is_one_when_a_claim_fails_and_the_summary_lists_failures_fi
     assert md.index("b-bad") < md.index("a-good") and "## Failed claims" in md and "| breaks |" in md
 
 
+def test_a_small_scale_says_it_is_not_the_reproduction_wherever_its_verdicts_are_shown(tmp_path, monkeypatch, capsys):
+    """Test scale failed 14 claims with nothing saying its problems are far smaller than the papers'."""
+    from implicitrank.experiments.claims import SCALE_NOTES
+    from implicitrank.reports import write_report
+
+    bad = [evaluate("breaks", "at_least", 5.0, [1.0, 7.0, 8.0], seeds=[0, 1, 2])]
+    monkeypatch.setattr("implicitrank.experiments.MODULES", {"b-bad": "y"})
+    monkeypatch.setattr("implicitrank.experiments.experiment", lambda name: None)
+    monkeypatch.setattr("implicitrank.experiments.reproduce", _fake({"b-bad": bad}))
+    for scale in ("test", "quick", "paper"):
+        out = tmp_path / scale
+        assert main(["reproduce", "all", "--scale", scale, "--workers", "1", "--out", str(out)]) == 1
+        printed = capsys.readouterr().out
+        pages = {"printed": printed, "summary": (out / "claims.md").read_text(),
+                 "experiment": (out / "b-bad" / "claims.md").read_text(), "report": write_report(out).read_text()}
+        for where, text in pages.items():
+            if scale == "paper":
+                assert not any(note in text for note in SCALE_NOTES.values()), where
+            else:
+                assert SCALE_NOTES[scale] in text.replace("&#39;", "'"), (scale, where)
+    assert "far smaller than the papers'" in SCALE_NOTES["test"] and "--scale paper" in SCALE_NOTES["quick"]
+
+
 def test_seeds_reach_the_experiment(tmp_path, monkeypatch):
     seen = []
 

@@ -147,9 +147,12 @@ def run_reproduce(args: argparse.Namespace) -> int:
     failed = sum(c.status == "fail" for claims in done.values() for c in claims)
     if args.name == "all":  # every experiment, those finished earlier (--resume) too
         failed = write_summary(out, args.scale, list(MODULES), started)
-    print(f"results in {out}; {failed} claim(s) failed")
+    from ..experiments.claims import SCALE_NOTES
     from ..reports import write_report
 
+    print(f"results in {out}; {failed} claim(s) failed")
+    if args.scale in SCALE_NOTES:
+        print(SCALE_NOTES[args.scale])
     print(f"report: {write_report(out)}")
     return 1 if failed else 0
 
@@ -215,7 +218,7 @@ def write_summary(out: Path, scale: str, names: list[str], started: str) -> int:
     """``out/claims.json`` and ``out/claims.md`` from each experiment's ``out/NAME/claims.json``: per experiment
     its counts, experiments with failures first, then every failed claim. Returns how many claims failed."""
     from .. import provenance, results
-    from ..experiments.claims import STATUSES
+    from ..experiments.claims import SCALE_NOTES, STATUSES
 
     written = {name: results.read_json(out / name / "claims.json") for name in names}
     rows = {name: {s: sum(c["status"] == s for c in data["claims"]) for s in STATUSES}
@@ -229,6 +232,7 @@ def write_summary(out: Path, scale: str, names: list[str], started: str) -> int:
     total = {s: sum(r[s] for r in rows.values()) for s in STATUSES}
     lines = [f"# All experiments ({scale} scale)", "",
              f"{total['pass']} passed, {total['fail']} failed, {total['not run']} not run", "",
+             *([SCALE_NOTES[scale], ""] if scale in SCALE_NOTES else []),
              "| experiment | pass | fail | not run |", "|---|---|---|---|"]
     lines += [f"| [{name}]({name}/claims.md) | {rows[name]['pass']} | {rows[name]['fail']} | {rows[name]['not run']} |"
               for name in order]

@@ -34,6 +34,14 @@ STATUSES = ("pass", "fail", "not run")
 TESTS = ("relative", "absolute", "factor", "at_least", "at_most", "equal", "ordering", "less")
 ORDERINGS = ("increasing", "decreasing", "non-increasing", "non-decreasing")
 RULES = ("all", "median")
+# What a reader of a claims table must know about the scale it ran at: the small scales are not the reproduction.
+SCALE_NOTES = {
+    "test": "Test scale checks, in seconds, that every part runs end to end, on problems far smaller than the "
+            "papers' and with few steps; several claims need the published sizes and fail or are not run here. "
+            "Whether the papers' claims hold is decided at --scale quick (minutes) or --scale paper.",
+    "quick": "Quick scale runs smaller problems and fewer seeds than the papers (minutes on 2 CPU cores); --scale "
+             "paper runs the published sizes.",
+}
 
 
 def seed_list(seeds, default: int | Sequence[int]) -> tuple[int, ...]:
@@ -549,6 +557,8 @@ def write_claims(out_dir: str | Path, experiment: str, scale: str, claims: list[
              f"{record['torch']}, {record['started']} – {record['ended']}.", "",
              "The paper column holds only values the paper gives (≈: read off a plot); references we derived are "
              "labelled so.", ""]
+    if scale in SCALE_NOTES:
+        lines += [SCALE_NOTES[scale], ""]
     lines += markdown_rows(claims)
     (out_dir / "claims.md").write_text("\n".join(lines) + "\n")
     return out_dir / "claims.json", out_dir / "claims.md"

@@ -34,6 +34,13 @@ def _known() -> dict[str, str]:
     return MODULES
 
 
+def _scale_notes(scales: list[str]) -> list[str]:
+    """What the reader must know about the small scales the experiments ran at (``claims.SCALE_NOTES``)."""
+    from ..experiments.claims import SCALE_NOTES
+
+    return [SCALE_NOTES[s] for s in scales if s in SCALE_NOTES]
+
+
 def _experiment_dirs(root: Path) -> dict[str, Path]:
     known = _known()
     return {d.name: d for d in sorted(root.iterdir())
@@ -61,6 +68,7 @@ def write(root: Path) -> Path:
     title = (f"Reproduction: {experiments[0]['name']}" if len(experiments) == 1
              else f"Reproduction of {len(experiments)} experiments")
     return render("reproduction.html", root, title=title, root=str(root), scales=", ".join(scales) or "—",
+                  scale_notes=_scale_notes(scales),
                   provenance={k: _show(k, v) for k, v in shared.items()}, experiments=experiments,
                   summary=_summary_table(experiments), claim_counts=claim_counts,
                   experiment_counts=experiment_counts, total_seconds=duration(_total_seconds(experiments)))
