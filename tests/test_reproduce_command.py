@@ -81,6 +81,27 @@ def test_a_small_scale_says_it_is_not_the_reproduction_wherever_its_verdicts_are
     assert "far smaller than the papers'" in SCALE_NOTES["test"] and "--scale paper" in SCALE_NOTES["quick"]
 
 
+def test_resume_of_a_finished_experiment_reports_its_failed_claims(tmp_path, monkeypatch, capsys):
+    """``reproduce NAME --resume`` on an --out where NAME finished with a failed claim runs nothing, and says so as
+    the first run did: 1 claim failed, exit 1 (it said '0 claim(s) failed' and exited 0)."""
+    bad = [evaluate("breaks", "at_least", 5.0, [1.0, 7.0, 8.0], seeds=[0, 1, 2]),
+           evaluate("holds", "at_most", 1.0, [0.5, 0.6, 0.7], seeds=[0, 1, 2])]
+    ran = []
+
+    def reproduce(name, scale, out_dir, seeds=None, data=None, threads=None):
+        ran.append(name)
+        return _fake({"b-bad": bad})(name, scale, out_dir)
+    monkeypatch.setattr("implicitrank.experiments.MODULES", {"b-bad": "y"})
+    monkeypatch.setattr("implicitrank.experiments.experiment", lambda name: None)
+    monkeypatch.setattr("implicitrank.experiments.reproduce", reproduce)
+    args = ["reproduce", "b-bad", "--scale", "test", "--out", str(tmp_path / "o")]
+    assert main(args) == 1
+    assert "1 claim(s) failed" in capsys.readouterr().out
+    assert main([*args, "--resume"]) == 1
+    printed = capsys.readouterr().out
+    assert "finished earlier, kept" in printed and "1 claim(s) failed" in printed and ran == ["b-bad"]
+
+
 def test_seeds_reach_the_experiment(tmp_path, monkeypatch):
     seen = []
 

@@ -76,6 +76,15 @@ def unfinished(names: list[str], out: Path, resume: bool) -> list[str]:
     return [n for n in names if n not in finished]
 
 
+def earlier_failures(out: Path, kept: list[str]) -> int:
+    """How many claims failed in the experiments of ``kept``, finished earlier in ``out`` (their claims.json): a
+    ``--resume`` that runs nothing reports them and exits 1 as the run that wrote them did (it said 0 and exited 0)."""
+    from .. import results
+
+    return sum(c.get("status") == "fail" for name in kept
+               for c in results.read_json(out / name / "claims.json").get("claims", []))
+
+
 def refuse_other_output(out: Path) -> None:
     """Refuse an ``out`` that holds another command's output (a sweep, a run, runs one level down, or the
     report.html of runs further down): reproduce writes its report.html there, which replaced theirs (and
@@ -133,18 +142,19 @@ def run_reproduce(args: argparse.Namespace) -> int:
     args.seeds, args.data = seed_tuple(args.seeds), data_for(args.name, names, args.data)
     out = resumable_out(args, "reproduce")
     refuse_other_output(out)
-    names = unfinished(names, out, args.resume)
+    to_run = unfinished(names, out, args.resume)
     workers = args.workers or (1 if args.scale == "paper" else available_cores())
-    workers = max(1, min(workers, len(names)))
+    workers = max(1, min(workers, len(to_run)))
     from .. import provenance
 
     started = provenance.now()
     with _environment(**({"TQDM_DISABLE": "1"} if args.no_progress else {})):
         if workers == 1:
-            done = _run_serial(names, args, out)
+            done = _run_serial(to_run, args, out)
         else:
-            done = _run_parallel(names, args, out, workers)
+            done = _run_parallel(to_run, args, out, workers)
     failed = sum(c.status == "fail" for claims in done.values() for c in claims)
+    failed += earlier_failures(out, [n for n in names if n not in to_run])  # kept by --resume: they count too
     if args.name == "all":  # every experiment, those finished earlier (--resume) too
         failed = write_summary(out, args.scale, list(MODULES), started)
     from ..experiments.claims import SCALE_NOTES
