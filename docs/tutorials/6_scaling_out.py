@@ -124,8 +124,8 @@ implicitrank("sweep", "status", "local")
 #
 # `collect` writes `results.csv`: one row per run, its configuration beside its summary (reconstruction error
 # `‖W − W*‖_F/‖W*‖_F`, effective rank, norms, steps, status); `collect_rows` gives the same rows in Python. The error
-# falls with the number of observations (Arora et al. 2019, Figure 1). The runs are short (at most 3,000 steps: those
-# from 120 observations stop at that cap), and their two seeds differ only in the init, so their dots nearly meet.
+# falls with the number of observations (Arora et al. 2019, Figure 1). The runs are short (at most 3,000 steps: depth 3
+# from 120 observations stops at that cap), and their two seeds differ only in the init, so their dots nearly meet.
 
 # %%
 implicitrank("collect", "local")
