@@ -437,3 +437,22 @@ def test_mf_gradient_flow_takes_the_integrator_by_name(tmp_path):
         assert summary["gradient_evaluations"] >= 2 * summary["steps"]  # rkc: s >= 2 stages a step; dopri5: 6
         errors[method] = summary["reconstruction_error"]
     assert errors["rkc"] == pytest.approx(errors["dopri5"], rel=0.02)
+
+
+@pytest.mark.parametrize("name", ["tf", "htf"])
+def test_tensor_commands_help_does_not_offer_data_files_they_refuse(name, tmp_path, capsys):
+    """tf and htf refuse every data file (they hold matrix completion problems), so their --help does not describe
+    --data as a completion problem nor --shape and --num-observations as read from one (it did: a user following it
+    got the refusal); the refusal itself names mf and nnm."""
+    from implicitrank.cli import build_parser
+
+    parser = dict(subcommands(build_parser()))[name]
+    text = " ".join(parser.format_help().split())
+    assert "with --data" not in text and "a completion problem" not in text
+    assert "not for tf/htf" in text and "mf and nnm" in text
+    import numpy as np
+
+    np.savez(tmp_path / "x.npz", matrix=np.ones((4, 3)), mask=np.eye(4, 3) > 0)
+    capsys.readouterr()
+    assert main([name, "--data", str(tmp_path / "x.npz"), "--out", str(tmp_path / "o")]) == 2
+    assert "matrix completion" in capsys.readouterr().err and not (tmp_path / "o").exists()

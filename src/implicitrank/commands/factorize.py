@@ -46,18 +46,25 @@ def defaults_for(model: str) -> dict:
 def add_data_arguments(p: argparse.ArgumentParser, model: str, seeds_help: str = "one run each") -> None:
     """The arguments that say which problem is solved (shared by the factorizations and baselines)."""
     d = defaults_for(model)
+    files = model == "matrix"  # data files hold matrix completion problems: tf and htf refuse them (RunConfig)
     data = p.add_argument_group("data")
     data.add_argument("--shape", type=int, nargs="+", default=None,
-                      help=f"mode sizes of the target (default: {' '.join(map(str, d['shape']))}; with --data: the "
-                           "file's)")
+                      help=f"mode sizes of the target (default: {' '.join(map(str, d['shape']))}"
+                           + ("; with --data: the file's)" if files else ")"))
     data.add_argument("--rank", type=int, default=d["rank"], help="rank of the generated ground truth")
     data.add_argument("--task", choices=_defaults.TASKS, default=d["task"], help="what is observed")
     data.add_argument("--num-observations", type=int, default=None,
                       help=f"observed entries (completion) or measurements (sensing) (default: {d['num_observations']}"
-                           "; with a .npz --data: its mask's; with MovieLens: ratings trained on)")
+                           + ("; with a .npz --data: its mask's; with MovieLens: ratings trained on)" if files
+                              else ")"))
     data.add_argument("--target-norm", type=float, default=None,
                       help="Frobenius norm of the ground truth (default: sqrt of the number of entries)")
-    _common.add_data(data, "a completion problem: .npz with 'matrix' and 'mask', or MovieLens u.data")
+    if files:
+        _common.add_data(data, "a completion problem: .npz with 'matrix' and 'mask', or MovieLens u.data")
+    else:  # kept so that a data file gets the one-line refusal that names mf and nnm, not 'unrecognized arguments'
+        data.add_argument("--data", default=None, metavar="PATH",
+                          help="not for tf/htf: data files (.npz, MovieLens u.data) hold matrix completion problems, "
+                               "read by implicitrank mf and nnm; tf and htf train on a generated tensor")
     data.add_argument("--data-seeds", type=int_list, default=[0], help=f"observation-set seeds, {seeds_help}")
     data.add_argument("--truth-seed", type=int, default=0, help="seed of the generated ground truth")
 
