@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from implicitrank import results
+from implicitrank.cli import main
 from implicitrank.sweeps import (
     SerialExecutor,
     SlurmExecutor,
@@ -118,6 +119,40 @@ def test_cancelled_slurm_job_is_reported_and_its_run_resumes_from_its_checkpoint
     assert rerun.outcomes[0].resumed_from >= 1000  # from the checkpoint, not from the start
     assert rerun.complete
     assert [row["steps"] for row in collect_rows(out)] == [100_000, 100]
+
+
+def refused_sweep(tmp_path: Path, capsys, flags: list[str]) -> str:
+    """The one line on stderr of a slurm sweep refused for ``flags`` (exit status 2, no run started)."""
+    spec = tmp_path / "spec.toml"
+    spec.write_text('name = "refused"\n[base]\nshape = [8, 8]\nrank = 1\nnum_observations = 30\n'
+                    "max_steps = 10\n[axes]\nseed = [0, 1]\n")
+    out = tmp_path / ("out" + "".join(flags).replace("-", "_"))
+    try:
+        code = main(["sweep", str(spec), "--out", str(out), "--executor", "slurm", "--no-progress", *flags])
+    finally:
+        cancel_leftovers(out)
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("implicitrank sweep: error: "), captured.err
+    assert not (out / "runs").exists()
+    return lines[0]
+
+
+def nodes() -> list[list[str]]:
+    """Each node configuration's CPUs, memory (MB) and generic resources, as sinfo gives them."""
+    answer = subprocess.run(["sinfo", "-h", "-o", "%c|%m|%G"], capture_output=True, text=True, timeout=30)
+    return [line.split("|") for line in answer.stdout.split()]
+
+
+def test_slurm_options_sbatch_refuses_are_one_line_errors_naming_them(slurm, tmp_path, capsys):
+    # memory (or GPUs) no node has: sbatch refused the array, and submitit's FailedJobError came out as a traceback
+    # (exit status 1) after sbatch's own lines, which submitit printed
+    most_mb = max(int(node[1].rstrip("+")) for node in nodes())
+    line = refused_sweep(tmp_path, capsys, ["--mem-gb", str(10 * most_mb)])
+    assert "sbatch refused the jobs" in line and f"mem_gb={10.0 * most_mb}" in line, line
+    if not any("gpu" in node[2] for node in nodes()):
+        line = refused_sweep(tmp_path, capsys, ["--gpus", "1"])
+        assert "sbatch refused the jobs" in line and "gpus=1" in line, line
 
 
 @pytest.mark.slow

@@ -9,7 +9,9 @@ a Slurm job cancelled or timed out) is recorded in its runs' directories and rep
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import math
 import multiprocessing
 import os
@@ -348,11 +350,24 @@ class SlurmExecutor:
         -------
         list of submitit.Job
             submitit's handles, in the order of ``jobs`` (``.job_id`` as ``scancel`` takes it).
+
+        Raises
+        ------
+        UsageError
+            When sbatch refuses the array (e.g. memory or GPUs no node has), with sbatch's reason and the options.
         """
         executor = submitit.SlurmExecutor(folder=out / "slurm" / "%j", max_num_timeout=self.options.max_requeues)
         executor.update_parameters(**self.options.parameters(f"implicitrank-{out.name}"))
-        with executor.batch():
-            handles = [executor.submit(SlurmJob(), job) for job in jobs]
+        echoed = io.StringIO()  # submitit prints a refusing sbatch's stderr itself: said once, in the error below
+        try:
+            with contextlib.redirect_stderr(echoed), executor.batch():
+                handles = [executor.submit(SlurmJob(), job) for job in jobs]
+        except FailedJobError as err:  # sbatch refused the array (e.g. GPUs or memory no node has): bad options
+            said = "; ".join(line.strip().removeprefix("sbatch: error: ") for line in str(err).splitlines()
+                             if line.strip())
+            options = ", ".join(f"{k}={v!r}" for k, v in dataclasses.asdict(self.options).items() if v is not None)
+            raise UsageError(f"slurm: sbatch refused the jobs ({said}); the options were: {options}") from err
+        sys.stderr.write(echoed.getvalue())
         return handles
 
     def wait(self, handles: Sequence[submitit.Job], jobs: Sequence[Job], advance: Advance) -> list[RunOutcome]:
