@@ -155,6 +155,14 @@ def test_slurm_options_sbatch_refuses_are_one_line_errors_naming_them(slurm, tmp
         assert "sbatch refused the jobs" in line and "gpus=1" in line, line
 
 
+@pytest.mark.timeout(120)
+def test_more_cpus_than_any_node_has_are_refused_before_the_sweep_waits_for_ever(slurm, tmp_path, capsys):
+    # Slurm queued such an array, pending for ever (reason PartitionConfig), and the sweep waited on it without end
+    most = max(int(node[0].rstrip("+")) for node in nodes())
+    line = refused_sweep(tmp_path, capsys, ["--cpus", str(most + 1)])
+    assert f"slurm.cpus must be at most {most}" in line and f"got {most + 1}" in line, line
+
+
 @pytest.mark.slow
 def test_preempted_slurm_job_is_requeued_and_resumes_from_its_checkpoint(slurm, tmp_path):
     spec = parse_spec({"name": "preempt", "base": {**TINY, "loss_threshold": 0.0, "checkpoint_every": 100,

@@ -315,12 +315,14 @@ class SlurmExecutor:
         self.poll_seconds, self.sacct_seconds = poll_seconds, sacct_seconds
 
     def check(self) -> None:
-        """Check for a reachable cluster (``sinfo`` answers) with the asked-for partition.
+        """Check for a reachable cluster (``sinfo`` answers) with the asked-for partition, whose nodes have the
+        CPUs asked for.
 
         Raises
         ------
         UsageError
-            When ``sinfo`` is not on PATH, does not answer in 30 s or fails, or the partition does not exist.
+            When ``sinfo`` is not on PATH, does not answer in 30 s or fails, the partition does not exist, or no
+            node of it has ``cpus`` CPUs.
         """
         sinfo = shutil.which("sinfo")
         hint = "start one (e.g. .ci/start-slurm) or use --executor local"
@@ -335,6 +337,29 @@ class SlurmExecutor:
         partitions = [p.rstrip("*") for p in answer.stdout.split()]
         if self.options.partition is not None and self.options.partition not in partitions:
             raise UsageError(f"slurm.partition must be one of {partitions}, got {self.options.partition!r}")
+        self._check_fits(sinfo)
+
+    def _check_fits(self, sinfo: str) -> None:
+        """Refuse more CPUs than any node of the partition has: Slurm queues such a job, pending for ever
+        (reason PartitionConfig), and the sweep would wait on it without end."""
+        fields = ["-h", "-o", "%P|%c"] + (["-p", self.options.partition] if self.options.partition else [])
+        try:
+            answer = subprocess.run([sinfo, *fields], capture_output=True, text=True, timeout=30)
+        except subprocess.TimeoutExpired:
+            return  # sinfo answered just now: leave it to sbatch
+        cpus = []
+        for line in answer.stdout.splitlines():
+            partition, _, count = line.partition("|")
+            if self.options.partition is None and not partition.endswith("*"):
+                continue  # not the default partition, where the jobs go
+            try:
+                cpus.append(int(count.strip().rstrip("+")))
+            except ValueError:
+                continue
+        if answer.returncode == 0 and cpus and self.options.cpus > max(cpus):
+            where = repr(self.options.partition) if self.options.partition else "the default partition"
+            raise UsageError(f"slurm.cpus must be at most {max(cpus)} (the most CPUs of a node in {where}), "
+                             f"got {self.options.cpus}")
 
     def submit(self, jobs: Sequence[Job], out: Path) -> list[submitit.Job]:
         """Submit ``jobs`` as one array, named ``implicitrank-<out's name>``, logs in ``out/slurm/<job id>``.
