@@ -58,6 +58,23 @@ def table(out: Path) -> list[dict]:
     return [{k: v for k, v in row.items() if k != "seconds"} for row in collect_rows(out)]
 
 
+def test_job_ids_are_not_an_earlier_jobs_in_the_accounting(slurm):
+    # .ci/start-slurm keeps the accounting database but starts each cluster with fresh state, which numbered jobs
+    # from 1 again: sacct -j N then also gave an earlier cluster's job N and its array tasks (COMPLETED, while this
+    # cluster's were pending), and submitit took their states for the sweep's jobs (runs reported interrupted)
+    job = subprocess.run(["sbatch", "--parsable", "--hold", "--job-name", "implicitrank-id-check", "--wrap", "true"],
+                         capture_output=True, text=True, check=True, timeout=30).stdout.strip().split(";")[0]
+    try:
+        deadline, records = time.monotonic() + 30, []
+        while not any(r.split("|")[0] == job for r in records) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            records = subprocess.run(["sacct", "-D", "-X", "-n", "-P", "-j", job, "-o", "JobIDRaw,JobID,Submit"],
+                                     capture_output=True, text=True, timeout=30).stdout.split()
+    finally:
+        subprocess.run(["scancel", job], check=False, timeout=30)
+    assert [r.split("|")[0] for r in records] == [job], f"sacct -j {job} also names earlier jobs: {records}"
+
+
 def test_slurm_sweep_runs_a_job_array_and_matches_a_serial_sweep(slurm, tmp_path):
     spec = parse_spec({"name": "array", "base": {**TINY, "max_steps": 200},
                        "axes": {"depth": [2, 3], "seed": [0, 1]}})
