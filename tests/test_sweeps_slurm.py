@@ -85,8 +85,14 @@ def test_slurm_sweep_runs_a_job_array_and_matches_a_serial_sweep(slurm, tmp_path
         cancel_leftovers(out)
     assert report.complete, report.summary()
     assert len(report.jobs) == 2 and [o.status for o in report.outcomes] == ["done"] * 4
-    tasks = sorted(p.parent.name.split("_") for p in (out / "slurm").glob("*/*_log.out"))  # submitit's logs
+    tasks = sorted(p.name.split("_")[:2] for p in (out / "slurm").glob("*_log.out"))  # submitit's logs
     assert len(tasks) == 2 and tasks[0][0] == tasks[1][0] and [t[1] for t in tasks] == ["0", "1"]  # one array
+    # the logs' folder existed before sbatch: one made after it returned (out/slurm/<job id>) was not there yet for
+    # a task that started at once, which failed without running (slurmstepd: could not open its stdout file)
+    script = next((out / "slurm").glob("*_submission.sh")).read_text()
+    logs = [line.split("=", 1)[1] for line in script.splitlines() if line.startswith(("#SBATCH --output=",
+                                                                                       "#SBATCH --error="))]
+    assert len(logs) == 2 and all(Path(log).parent == (out / "slurm").absolute() for log in logs), logs
     run_sweep(spec, tmp_path / "serial", SerialExecutor(threads=1), progress=False)
     assert table(out) == table(tmp_path / "serial")
 

@@ -362,7 +362,8 @@ class SlurmExecutor:
                              f"got {self.options.cpus}")
 
     def submit(self, jobs: Sequence[Job], out: Path) -> list[submitit.Job]:
-        """Submit ``jobs`` as one array, named ``implicitrank-<out's name>``, logs in ``out/slurm/<job id>``.
+        """Submit ``jobs`` as one array, named ``implicitrank-<out's name>``, logs in ``out/slurm``
+        (``<job id>_<task>_log.out`` and ``.err``).
 
         Parameters
         ----------
@@ -381,7 +382,9 @@ class SlurmExecutor:
         UsageError
             When sbatch refuses the array (e.g. memory or GPUs no node has), with sbatch's reason and the options.
         """
-        executor = submitit.SlurmExecutor(folder=out / "slurm" / "%j", max_num_timeout=self.options.max_requeues)
+        # one folder for every job, made before sbatch: a folder per job (out/slurm/%j) was made only after sbatch
+        # returned, and an array task that started first failed at once (slurmstepd: could not open its log file)
+        executor = submitit.SlurmExecutor(folder=out / "slurm", max_num_timeout=self.options.max_requeues)
         executor.update_parameters(**self.options.parameters(f"implicitrank-{out.name}"))
         echoed = io.StringIO()  # submitit prints a refusing sbatch's stderr itself: said once, in the error below
         try:
