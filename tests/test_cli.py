@@ -147,7 +147,7 @@ def test_parser_defaults_equal_the_library_defaults():
     from implicitrank.flow import METHODS as FLOW_METHODS
     from implicitrank.nn.digits_experiment import DigitsConfig
     from implicitrank.run import DTYPES, METHODS, TASKS, RunConfig
-    from implicitrank.sweeps.executors import EXECUTORS, SlurmOptions
+    from implicitrank.sweeps.executors import EXECUTORS, MIN_TIME, SlurmOptions
 
     config = RunConfig()
     assert {k: getattr(config, k) for k in _defaults.RUN} == _defaults.RUN
@@ -158,6 +158,7 @@ def test_parser_defaults_equal_the_library_defaults():
     assert _defaults.SCALES == SCALE_NAMES and _defaults.EXECUTORS == EXECUTORS
     slurm = SlurmOptions()
     assert {k: getattr(slurm, k) for k in _defaults.SLURM} == _defaults.SLURM
+    assert _defaults.SLURM_MIN_TIME == MIN_TIME
     assert dataclasses.asdict(DigitsConfig()).items() >= {k: v for k, v in _defaults.DIGITS.items()}.items()
 
     commands = dict(subcommands(build_parser()))

@@ -143,6 +143,9 @@ def test_runs_with_a_data_file_and_no_shape_take_the_files_shape(tmp_path):
     ({"sweep": {}}, "unknown sections ['sweep']"),
     ({"slurm": {"partitoin": "x"}}, "slurm: unknown options ['partitoin']"),
     ({"slurm": {"cpus": 0}}, "slurm.cpus must be an integer >= 1"),
+    # submitit has Slurm signal a job 90 s before its limit (Slurm may signal up to 60 s early): a 1- or 2-minute
+    # job was signalled at once and requeued without a step done, until its requeues ran out
+    ({"slurm": {"time": 2}}, "slurm.time must be an integer >= 3 (minutes"),
 ])
 def test_bad_specs_are_refused_naming_the_problem(data, message):
     with pytest.raises(ValueError) as err:
@@ -163,6 +166,22 @@ def test_bad_files_and_executors_are_refused(tmp_path):
     with pytest.raises(ValueError, match="threads must be >= 1"):
         thread_environment(0)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("where", ["flag", "spec"])
+def test_a_slurm_time_limit_too_short_to_run_is_refused_in_one_line(tmp_path, capsys, where):
+    # with --time 1 submitit's requeue signal (90 s before the limit) came at once: 'Ran 0 minutes out of requested 1
+    # minutes', requeued until max_requeues ran out, never a step further; refused before anything is submitted
+    spec = tmp_path / "spec.toml"
+    spec.write_text('[base]\nshape = [8, 8]\nrank = 1\nnum_observations = 30\nmax_steps = 10\n'
+                    + ("[slurm]\ntime = 2\n" if where == "spec" else ""))
+    out = tmp_path / "out"
+    code = main(["sweep", str(spec), "--out", str(out), "--executor", "slurm", "--no-progress",
+                 *(["--time", "1"] if where == "flag" else [])])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("implicitrank sweep: error: slurm.time must be an integer >= 3 (minutes"), lines
+    assert f"got {1 if where == 'flag' else 2}" in lines[0] and not out.exists()
 
 
 def test_slurm_executor_without_slurm_is_refused_before_anything_is_written(tmp_path, monkeypatch):

@@ -156,7 +156,8 @@ print(f"{Path('local/report.html').stat().st_size / 1e3:.0f} kB, images embedded
 #
 # `--executor slurm` submits the jobs as one job array through submitit; the spec's `[slurm]` table sets the
 # defaults (time limit, CPUs, GPUs, partition), which flags override. A job that reaches its time limit is requeued
-# and resumes from its checkpoints. The runs are the same runs — same ids, same seeds — so the table matches the
+# and resumes from its checkpoints; the limit is at least 3 minutes (`--time 3`), since Slurm signals a job for its
+# requeue up to 150 s before the limit. The runs are the same runs — same ids, same seeds — so the table matches the
 # local one. (This cell runs where a Slurm cluster is reachable, as in this project's CI.)
 
 # %%

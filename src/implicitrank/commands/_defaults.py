@@ -42,6 +42,7 @@ HT_INITS = ("gaussian", "balanced")  # HierarchicalFactorization.inits
 SCALES = ("test", "quick", "paper")  # experiments.SCALE_NAMES
 EXECUTORS = ("serial", "local", "slurm")  # sweeps.executors.EXECUTORS
 SLURM = {"time": 60, "cpus": 1, "gpus": 0, "array_parallelism": 256}  # sweeps.executors.SlurmOptions
+SLURM_MIN_TIME = 3  # sweeps.executors.MIN_TIME
 
 # nn.digits_experiment.DigitsConfig (``implicitrank layers demo``).
 DIGITS = {

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ._common import add_parser, add_progress, add_tensorboard, add_workers, output_dir, positive_int, thread_count
-from ._defaults import EXECUTORS, SLURM
+from ._defaults import EXECUTORS, SLURM, SLURM_MIN_TIME
 
 SWEEP_HELP = """\
 Run every run of a sweep spec that is not done yet. Runs that differ only in per-run values (seed, init
@@ -49,8 +49,9 @@ def register(subparsers) -> None:
     s = p.add_argument_group("slurm executor (override the spec's [slurm] table)")
     d = SLURM
     s.add_argument("--partition", default=None, help="partition (default: the cluster's)")
-    s.add_argument("--time", type=int, default=None, help=f"time limit per job in minutes (default {d['time']}); "
-                   "a job reaching it is requeued and resumes from its checkpoints")
+    s.add_argument("--time", type=int, default=None,
+                   help=f"time limit per job in minutes, at least {SLURM_MIN_TIME} (default {d['time']}); a job "
+                   "reaching it is requeued and resumes from its checkpoints")
     s.add_argument("--cpus", type=int, default=None, help=f"CPUs per job (default {d['cpus']})")
     s.add_argument("--gpus", type=int, default=None, help=f"GPUs per job (default {d['gpus']})")
     s.add_argument("--mem-gb", type=float, default=None, help="memory per job in GB (default: the partition's)")

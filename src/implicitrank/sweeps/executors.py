@@ -36,6 +36,10 @@ from ..workers import run_task, start_worker
 from .jobs import Job, RunOutcome, run_job, stopped_early
 
 EXECUTORS = ("serial", "local", "slurm")
+# submitit asks Slurm for its requeue signal 90 s before the time limit (--signal=USR2@90), which Slurm may deliver up
+# to 60 s earlier still: a job of 1 or 2 minutes could be signalled at once and requeued without a step done, using up
+# its requeues. 3 minutes leave every attempt at least 30 s to train and checkpoint.
+MIN_TIME = 3
 Advance = Callable[[int], object]
 
 
@@ -192,8 +196,9 @@ class SlurmOptions:
     partition : str or None
         The partition. Default None: the cluster's default.
     time : int
-        The time limit in minutes, >= 1; a job that reaches it is requeued (at most ``max_requeues`` times) and
-        resumes from its runs' checkpoints, as is a preempted job. Default 60.
+        The time limit in minutes, >= 3 (``MIN_TIME``: submitit has Slurm signal the job 90 s before its limit,
+        and Slurm may signal up to 60 s early); a job that reaches it is requeued (at most ``max_requeues`` times)
+        and resumes from its runs' checkpoints, as is a preempted job. Default 60.
     cpus : int
         CPUs per job, >= 1; each job's BLAS pools are capped at them. Default 1.
     gpus : int
@@ -223,9 +228,11 @@ class SlurmOptions:
     account: str | None = None
 
     def __post_init__(self) -> None:
-        for name, low in (("time", 1), ("cpus", 1), ("gpus", 0), ("array_parallelism", 1), ("max_requeues", 0)):
+        why = {"time": " (minutes: Slurm signals a job up to 150 s before its limit to requeue it)"}
+        for name, low in (("time", MIN_TIME), ("cpus", 1), ("gpus", 0), ("array_parallelism", 1), ("max_requeues", 0)):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < low:
-                raise UsageError(f"slurm.{name} must be an integer >= {low}, got {getattr(self, name)!r}")
+                raise UsageError(f"slurm.{name} must be an integer >= {low}{why.get(name, '')}, "
+                                 f"got {getattr(self, name)!r}")
         if self.mem_gb is not None and not self.mem_gb > 0:
             raise UsageError(f"slurm.mem_gb must be positive (or None: the partition's default), got {self.mem_gb}")
 
