@@ -173,9 +173,12 @@ def test_slurm_options_sbatch_refuses_are_one_line_errors_naming_them(slurm, tmp
     most_mb = max(int(node[1].rstrip("+")) for node in nodes())
     line = refused_sweep(tmp_path, capsys, ["--mem-gb", str(10 * most_mb)])
     assert "sbatch refused the jobs" in line and f"mem_gb={10.0 * most_mb}" in line, line
+    assert f"most likely --mem-gb (slurm.mem_gb = {10.0 * most_mb}" in line, line
     if not any("gpu" in node[2] for node in nodes()):
+        # sbatch says 'Invalid generic resource (gres) specification': the line names --gpus, the option behind it
         line = refused_sweep(tmp_path, capsys, ["--gpus", "1"])
         assert "sbatch refused the jobs" in line and "gpus=1" in line, line
+        assert "most likely --gpus (slurm.gpus = 1" in line and "--mem-gb" not in line, line
 
 
 @pytest.mark.timeout(120)

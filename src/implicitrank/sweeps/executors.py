@@ -40,6 +40,9 @@ EXECUTORS = ("serial", "local", "slurm")
 # to 60 s earlier still: a job of 1 or 2 minutes could be signalled at once and requeued without a step done, using up
 # its requeues. 3 minutes leave every attempt at least 30 s to train and checkpoint.
 MIN_TIME = 3
+# sbatch's words for a refused resource -> the option asking for it (its spec name and flag) and what it asks
+SBATCH_CULPRITS = (("generic resource (gres)", "gpus", "--gpus", "GPUs are a generic resource; no node has as many"),
+                   ("memory specification", "mem_gb", "--mem-gb", "no node has as much memory"))
 Advance = Callable[[int], object]
 
 
@@ -387,7 +390,9 @@ class SlurmExecutor:
         Raises
         ------
         UsageError
-            When sbatch refuses the array (e.g. memory or GPUs no node has), with sbatch's reason and the options.
+            When sbatch refuses the array (e.g. memory or GPUs no node has), with sbatch's reason, the option
+            behind it when sbatch's words name one (``--gpus`` for a gres refusal, ``--mem-gb`` for memory), and
+            the options.
         """
         # one folder for every job, made before sbatch: a folder per job (out/slurm/%j) was made only after sbatch
         # returned, and an array task that started first failed at once (slurmstepd: could not open its log file)
@@ -401,7 +406,9 @@ class SlurmExecutor:
             said = "; ".join(line.strip().removeprefix("sbatch: error: ") for line in str(err).splitlines()
                              if line.strip())
             options = ", ".join(f"{k}={v!r}" for k, v in dataclasses.asdict(self.options).items() if v is not None)
-            raise UsageError(f"slurm: sbatch refused the jobs ({said}); the options were: {options}") from err
+            culprit = next((f"; most likely {flag} (slurm.{name} = {getattr(self.options, name)!r}: {what})"
+                            for phrase, name, flag, what in SBATCH_CULPRITS if phrase in said.lower()), "")
+            raise UsageError(f"slurm: sbatch refused the jobs ({said}){culprit}; the options were: {options}") from err
         sys.stderr.write(echoed.getvalue())
         return handles
 
