@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from processes import ctrl_c_group, wait_for
 
 from implicitrank import results
 from implicitrank.cli import main
@@ -142,6 +144,44 @@ def test_cancelled_slurm_job_is_reported_and_its_run_resumes_from_its_checkpoint
     assert rerun.outcomes[0].resumed_from >= 1000  # from the checkpoint, not from the start
     assert rerun.complete
     assert [row["steps"] for row in collect_rows(out)] == [100_000, 100]
+
+
+def queued(out: Path) -> list[str]:
+    """The sweep's Slurm jobs (array tasks) that have not ended, as squeue lists them."""
+    answer = subprocess.run(["squeue", "-h", "-r", "-n", f"implicitrank-{out.name}", "-o", "%i"], capture_output=True,
+                            text=True, timeout=30)
+    return sorted(answer.stdout.split())
+
+
+def test_after_ctrl_c_the_runs_left_queued_on_slurm_are_running_for_status_and_a_rerun(slurm, tmp_path, capsys):
+    # Ctrl-C leaves the submitted jobs to Slurm (as documented), but a run whose job was still queued showed as
+    # pending in `sweep status`, and a rerun submitted it again
+    spec = tmp_path / "spec.toml"
+    spec.write_text('name = "ctrlc"\n[base]\nshape = [12, 12]\nrank = 1\nnum_observations = 60\n'
+                    "max_steps = 100000\nloss_threshold = 0.0\n[axes]\nseed = [0, 1]\n"
+                    "[slurm]\ntime = 5\narray_parallelism = 1\n")  # one task runs, the other waits in the queue
+    out = tmp_path / "ctrlc"
+    process = subprocess.Popen([sys.executable, "-m", "implicitrank.cli", "sweep", str(spec), "--out", str(out),
+                                "--executor", "slurm", "--no-batch", "--no-progress"], start_new_session=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: len(queued(out)) == 2, process, seconds=60)
+        err = ctrl_c_group(process)
+        assert process.returncode == 130 and "keep running" in err and "Traceback" not in err, err
+        jobs = queued(out)
+        assert len(jobs) == 2, jobs  # still on Slurm: nothing ended them
+        assert main(["sweep", "status", str(out)]) == 0
+        said = capsys.readouterr().out
+        assert "0 done, 2 running, 0 failed, 0 pending" in said, said
+        code = main(["sweep", str(out), "--executor", "slurm", "--no-progress"])
+        said = capsys.readouterr().out
+        assert code == 1 and "nothing to run" in said and "2 running" in said, said
+        assert queued(out) == jobs  # no job submitted again
+    finally:
+        cancel_leftovers(out)
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
 
 
 def refused_sweep(tmp_path: Path, capsys, flags: list[str]) -> str:

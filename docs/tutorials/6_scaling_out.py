@@ -158,7 +158,9 @@ print(f"{Path('local/report.html').stat().st_size / 1e3:.0f} kB, images embedded
 # defaults (time limit, CPUs, GPUs, partition), which flags override. A job that reaches its time limit is requeued
 # and resumes from its checkpoints; the limit is at least 3 minutes (`--time 3`), since Slurm signals a job for its
 # requeue up to 150 s before the limit. The runs are the same runs — same ids, same seeds — so the table matches the
-# local one. (This cell runs where a Slurm cluster is reachable, as in this project's CI.)
+# local one. Ctrl-C stops the sweep, not its jobs: they keep running on the cluster (it prints their ids for
+# `scancel`); meanwhile `sweep status` shows their runs as running and a rerun leaves those runs to them.
+# (This cell runs where a Slurm cluster is reachable, as in this project's CI.)
 
 # %%
 if shutil.which("sinfo") and subprocess.run(["sinfo"], capture_output=True).returncode == 0:

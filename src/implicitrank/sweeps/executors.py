@@ -34,6 +34,7 @@ from ..errors import UsageError
 from ..threads import available_cores, thread_environment, torch_threads
 from ..workers import run_task, start_worker
 from .jobs import Job, RunOutcome, run_job, stopped_early
+from .state import forget_slurm_jobs, record_slurm_jobs
 
 EXECUTORS = ("serial", "local", "slurm")
 # submitit asks Slurm for its requeue signal 90 s before the time limit (--signal=USR2@90), which Slurm may deliver up
@@ -410,6 +411,8 @@ class SlurmExecutor:
                             for phrase, name, flag, what in SBATCH_CULPRITS if phrase in said.lower()), "")
             raise UsageError(f"slurm: sbatch refused the jobs ({said}){culprit}; the options were: {options}") from err
         sys.stderr.write(echoed.getvalue())
+        # which job runs each run: a rerun, or sweep status, after Ctrl-C (the jobs keep running) leaves them to it
+        record_slurm_jobs(out, submitted(handles, jobs))
         return handles
 
     def wait(self, handles: Sequence[submitit.Job], jobs: Sequence[Job], advance: Advance) -> list[RunOutcome]:
@@ -417,7 +420,8 @@ class SlurmExecutor:
 
         A cancelled, timed-out or killed job is recorded as interrupted (its runs resume next time), a crashed
         one as failed. On Ctrl-C the submitted jobs keep running; their ids are printed and the interrupt
-        re-raised.
+        re-raised. Their runs show as running in ``sweep status`` while the jobs are queued or running, and a
+        rerun leaves those runs to them (``OUT/slurm/jobs.json`` records which job runs which run).
 
         Parameters
         ----------
@@ -461,7 +465,7 @@ class SlurmExecutor:
         except KeyboardInterrupt:
             ids = " ".join(h.job_id for h, _ in pending)
             print(f"\nthe submitted Slurm jobs keep running ({ids}); `scancel` them or watch them with "
-                  "`implicitrank sweep status OUT`", file=sys.stderr)
+                  "`implicitrank sweep status OUT` (a rerun leaves their runs to them)", file=sys.stderr)
             raise
         return outcomes
 
@@ -482,7 +486,17 @@ class SlurmExecutor:
         list of RunOutcome
             One outcome per run, in the order the Slurm jobs ended (empty when there are no jobs).
         """
-        return self.wait(self.submit(jobs, out), jobs, advance) if jobs else []
+        if not jobs:
+            return []
+        handles = self.submit(jobs, out)
+        outcomes = self.wait(handles, jobs, advance)
+        forget_slurm_jobs(out, submitted(handles, jobs))  # ended: Slurm may list them a moment longer
+        return outcomes
+
+
+def submitted(handles: Sequence[submitit.Job], jobs: Sequence[Job]) -> dict[str, str]:
+    """Run id -> the Slurm job (array task, as ``scancel`` takes it) submitted for it."""
+    return {config.run_id: handle.job_id for handle, job in zip(handles, jobs) for config in job.configs}
 
 
 def make_executor(name: str, *, workers: int | None = None, threads: int | None = None,

@@ -6,9 +6,12 @@
         interrupted.json       why the last attempt stopped early (cancelled, worker killed, ...)
     OUT/.locks/sweep.lock      held by the sweep process writing OUT
     OUT/.locks/<run_id>.lock   held by the process training that run
+    OUT/slurm/jobs.json        run id -> the Slurm job (array task) last submitted for it
 
 A run is *done* once it has ``summary.json`` (written last, atomically) and is never rerun;
-*running* while a process holds its lock; *failed* with ``error.json`` (rerun by ``--retry-failed``);
+*running* while a process holds its lock, or while the Slurm job submitted for it is queued or running (a sweep
+stopped by Ctrl-C leaves its jobs to Slurm: a rerun leaves their runs to them); *failed* with ``error.json``
+(rerun by ``--retry-failed``);
 else *pending*, resuming from its ``checkpoint.pt`` when it has one. Locks are ``flock``s on files:
 the kernel drops them when their process dies, however it dies, so a killed sweep leaves no stale lock.
 """
@@ -17,9 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import getpass
 import json
 import os
+import shutil
 import socket
+import subprocess
 import time
 import traceback
 from collections.abc import Iterator
@@ -34,6 +40,10 @@ ERROR, INTERRUPTED = "error.json", "interrupted.json"
 CORRUPT_SUMMARY, CORRUPT_CHECKPOINT = "summary.corrupt.json", "checkpoint.corrupt.pt"  # set aside, never deleted
 SWEEP_HINT = "rerun the sweep's spec with this --out: it writes sweep.json again and keeps the finished runs"
 STATUSES = ("done", "running", "failed", "pending")
+SLURM_JOBS = "slurm/jobs.json"
+# squeue's states of a job that has not ended (COMPLETING has: its runs' process is gone or going)
+LIVE_SLURM_STATES = ("PENDING", "CONFIGURING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING",
+                     "SUSPENDED")
 
 
 @dataclass(frozen=True)
@@ -163,11 +173,51 @@ def read_sweep(out: str | Path) -> dict:
     return results.read_json(path, SWEEP_HINT)
 
 
-def run_state(out: Path, run_id: str) -> RunState:
+def record_slurm_jobs(out: Path, jobs: dict[str, str]) -> None:
+    """Add ``jobs`` (run id -> Slurm job id as ``scancel`` takes it) to ``OUT/slurm/jobs.json``."""
+    path = out / SLURM_JOBS
+    recorded = {}
+    if path.is_file():
+        with contextlib.suppress(CorruptFileError):
+            recorded = results.read_json(path)
+    results.write_json(path, {**recorded, **jobs})
+
+
+def forget_slurm_jobs(out: Path, jobs: dict[str, str]) -> None:
+    """Remove ``jobs`` (run id -> Slurm job id), ended, from ``OUT/slurm/jobs.json``; a run submitted again
+    meanwhile keeps its newer job."""
+    path = out / SLURM_JOBS
+    with contextlib.suppress(CorruptFileError, FileNotFoundError):
+        recorded = results.read_json(path)
+        results.write_json(path, {r: j for r, j in recorded.items() if jobs.get(r) != j})
+
+
+def live_slurm_jobs(out: Path) -> dict[str, str]:
+    """Run id -> "<job id> <state>" for the runs whose recorded Slurm job (``record_slurm_jobs``) has not ended
+    (one ``squeue``); empty when none is recorded or ``squeue`` does not answer."""
+    path, squeue = out / SLURM_JOBS, shutil.which("squeue")
+    if squeue is None or not path.is_file():
+        return {}
+    try:
+        recorded = results.read_json(path)
+        answer = subprocess.run([squeue, "-h", "-r", "-u", getpass.getuser(), "-o", "%i|%T"], capture_output=True,
+                                text=True, timeout=30)
+    except (CorruptFileError, OSError, KeyError, subprocess.TimeoutExpired):
+        return {}
+    states = dict(line.split("|", 1) for line in answer.stdout.split() if "|" in line)
+    return {run_id: f"{job} {states[job]}" for run_id, job in recorded.items()
+            if states.get(job) in LIVE_SLURM_STATES}
+
+
+def run_state(out: Path, run_id: str, slurm_jobs: dict[str, str] | None = None) -> RunState:
+    """The state of run ``run_id``; ``slurm_jobs`` (``live_slurm_jobs``) says which runs' Slurm jobs have not
+    ended: such a run is running (queued on Slurm, or starting there) unless done. Default None: none."""
     run_dir = out / RUNS / run_id
     if not run_dir.is_dir():  # never started (most runs of a new sweep): one look at its lock says all
         info = lock_holder(run_lock_path(out / LOCKS, run_id))
-        return RunState(run_id, "pending") if info is None else RunState(run_id, "running", describe_holder(info))
+        if info is None:
+            return slurm_state(run_id, slurm_jobs) or RunState(run_id, "pending")
+        return RunState(run_id, "running", describe_holder(info))
     if results.is_finished(run_dir):
         summary = results.read_json(run_dir / results.SUMMARY)
         if summary.get("status") == "diverged":  # finished, but without numbers: say so wherever runs are listed
@@ -180,6 +230,8 @@ def run_state(out: Path, run_id: str) -> RunState:
     resumable = (run_dir / results.CHECKPOINT).is_file()
     if info is not None:
         return RunState(run_id, "running", describe_holder(info), resumable)
+    if (queued := slurm_state(run_id, slurm_jobs, resumable)) is not None:
+        return queued
     if (run_dir / results.SUMMARY).is_file():  # written, but unreadable: not done
         return RunState(run_id, "failed", f"{run_dir / results.SUMMARY} is truncated or corrupt; "
                         f"--retry-failed trains the run again (keeping the file as {CORRUPT_SUMMARY})")
@@ -190,6 +242,14 @@ def run_state(out: Path, run_id: str) -> RunState:
     if (run_dir / INTERRUPTED).is_file():
         details.insert(0, f"interrupted: {results.read_json(run_dir / INTERRUPTED)['reason']}")
     return RunState(run_id, "pending", "; ".join(details), resumable)
+
+
+def slurm_state(run_id: str, slurm_jobs: dict[str, str] | None, resumable: bool = False) -> RunState | None:
+    """Running, when the run's Slurm job has not ended (``live_slurm_jobs``); else None."""
+    if not slurm_jobs or run_id not in slurm_jobs:
+        return None
+    job, state = slurm_jobs[run_id].split(" ", 1)
+    return RunState(run_id, "running", f"slurm job {job} {state} (scancel {job} to stop it)", resumable)
 
 
 def sweep_status(out: str | Path) -> list[RunState]:
@@ -213,7 +273,9 @@ def sweep_status(out: str | Path) -> list[RunState]:
         When ``sweep.json`` cannot be read.
     """
     out = Path(out)
-    return [run_state(out, run_id) for run_id in read_sweep(out)["run_ids"]]
+    run_ids = read_sweep(out)["run_ids"]
+    slurm_jobs = live_slurm_jobs(out)
+    return [run_state(out, run_id, slurm_jobs) for run_id in run_ids]
 
 
 def count(states: list[RunState]) -> dict[str, int]:
