@@ -137,6 +137,17 @@ def _unfinished_demo(tmp: Path) -> None:
     (tmp / "o" / "config.json").write_text(EARLIER)
 
 
+def _finished_matrix_demo(tmp: Path) -> None:
+    (tmp / "o").mkdir()
+    (tmp / "o" / "demo.json").write_text(EARLIER)
+
+
+def _unfinished_matrix_demo(tmp: Path) -> None:
+    """What a demo stopped during its first batch leaves: depth1 with its config.json."""
+    (tmp / "o" / "depth1").mkdir(parents=True)
+    (tmp / "o" / "depth1" / "config.json").write_text(EARLIER)
+
+
 def _finished_reproduce(tmp: Path) -> None:
     (tmp / "o" / "arora2019-dynamics").mkdir(parents=True)
     (tmp / "o" / "arora2019-dynamics" / "claims.json").write_text(EARLIER)
@@ -533,6 +544,14 @@ CASES = [
          ("finished layers demo", "another --out"), _finished_demo, _kept("results.json")),
     Case("layers demo into a non-empty directory", ("layers", "demo", "--out", "{tmp}/o", *LAYERS_TINY), 2,
          ("not empty",), _unfinished_demo, _kept("config.json"), absent=("--resume",)),
+    Case("demo into a finished demo", ("demo", "--out", "{tmp}/o", "--size", "10", "--rank", "1", "--num-observations",
+                                       "40", "--max-steps", "5", "--no-progress"), 2,
+         ("finished demo (demo.json)", "another --out"), _finished_matrix_demo, _kept("demo.json"),
+         absent=("training depth",)),  # it printed "training depth 1 ..." before refusing
+    Case("demo into a non-empty directory", ("demo", "--out", "{tmp}/o", "--size", "10", "--rank", "1",
+                                             "--num-observations", "40", "--max-steps", "5", "--no-progress"), 2,
+         ("not empty",), _unfinished_matrix_demo, _kept("depth1/config.json"),
+         absent=("training depth", "--resume")),  # it trained, then named a --resume demo does not have
     Case("reproduce into a finished experiment", ("reproduce", "arora2019-dynamics", "--scale", "test", "--out",
                                                   "{tmp}/o"), 2, ("arora2019-dynamics", "--resume"),
          _finished_reproduce, _kept("arora2019-dynamics/claims.json")),

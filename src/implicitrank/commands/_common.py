@@ -27,7 +27,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import MissingInputError, UsageError
+from ..errors import MissingInputError, OutputExistsError, UsageError
 from ._defaults import DTYPES
 
 
@@ -292,6 +292,17 @@ def _directory_refused(parent: Path) -> str | None:
     with contextlib.suppress(OSError):
         os.rmdir(probe)
     return None
+
+
+def refuse_used_out(out: Path, finished: str, what: str) -> None:
+    """Refuse an ``out`` that exists and is not an empty directory, before any work: a command that cannot resume
+    (``demo``, ``layers demo``) never writes into earlier output. ``finished`` is the file such a command writes
+    last, which tells a finished ``what`` (e.g. "demo") from an unfinished one or another command's files."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if (out / finished).is_file():
+            raise OutputExistsError(f"out: {out} holds a finished {what} ({finished}); choose another --out")
+        raise OutputExistsError(f"out: {out} is not empty (an unfinished {what}, or another command's files); "
+                                "delete it or choose another --out")
 
 
 def default_out(command: str) -> Path:

@@ -56,6 +56,7 @@ def run_demo(args: argparse.Namespace) -> int:
     for configs in depths.values():  # each batch, before the first one trains
         check_memory(configs, DEMO_SIZES)
     check_memory([baseline], DEMO_SIZES, parameters=False)
+    _common.refuse_used_out(out, "demo.json", "demo")  # before the first run: it said "training depth 1 ..." first
     rows, spectra = [], {}
     for depth, configs in depths.items():
         print(f"training depth {depth} ...", flush=True)

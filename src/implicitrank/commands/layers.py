@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import OutputExistsError
 from ..progress import progress_enabled
 from . import _common
 from ._common import default_out, format_table, int_list
@@ -83,11 +82,7 @@ def run_demo(args: argparse.Namespace) -> int:
     _common.refuse_repeats("--seeds", args.seeds)  # demo and layers demo dropped one silently
     seeds = list(args.seeds)
     out = args.out or default_out("layers-demo")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        if (out / "results.json").is_file():
-            raise OutputExistsError(f"out: {out} holds a finished layers demo (results.json); choose another --out")
-        raise OutputExistsError(f"out: {out} is not empty (an unfinished demo, or another command's files); delete "
-                                "it or choose another --out")
+    _common.refuse_used_out(out, "results.json", "layers demo")
     out.mkdir(parents=True, exist_ok=True)
     args.after_interrupt = (f"the demo cannot be resumed and {out} holds only its config.json; delete it or choose "
                             "another --out to run it again")
