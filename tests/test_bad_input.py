@@ -775,6 +775,17 @@ CASES = [
     Case("htf tree with a mode out of range", ("htf", "--shape", "3", "3", "3", "3", "--num-observations", "10",
                                                "--tree", "((0,1),(2,9))", "--out", "{tmp}/o"), 2,
          ("tree must partition the modes",), check=_nothing_written),
+    Case("htf unknown tree", ("htf", "--shape", "3", "3", "3", "3", "--num-observations", "10", "--tree", "blah",
+                              "--out", "{tmp}/o"), 2,
+         ("tree must be one of balanced, opposite, windows, windows:HxW[:K] or a nested tuple",),
+         check=_nothing_written),  # left windows:HxW[:K] out, and printed the words as a Python tuple
+    Case("htf windows tree of an order that is not a square", ("htf", "--shape", "8", "8", "8", "--num-observations",
+                                                                "10", "--tree", "windows", "--out", "{tmp}/o"), 2,
+         ("3 is not a square number", "e.g. windows:1x3"), check=_nothing_written,
+         absent=("must have the tensor order",)),  # "the grid 2x2 must have the tensor order 3 pixels"
+    Case("htf windows grid of other than one pixel per mode", ("htf", "--shape", "8", "8", "8", "--num-observations",
+                                                               "10", "--tree", "windows:3x3", "--out", "{tmp}/o"), 2,
+         ("the 3x3 grid has 9 pixels, the tensor 3 modes", "e.g. windows:1x3"), check=_nothing_written),
     Case("plot of a directory without metrics", ("plot", "{tmp}"), 2, ("no metrics.jsonl",)),
     Case("sweep status of a non-sweep directory", ("sweep", "status", "{tmp}"), 2, ("not a sweep directory",)),
     Case("reproduce an unknown experiment", ("reproduce", "nope", "--out", "{tmp}/o"), 2, ("experiment must be one",),

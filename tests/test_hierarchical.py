@@ -289,6 +289,13 @@ def test_tree_helpers_build_the_named_trees():
     assert tree_from_spec("((0,2),(1,3))", (2,) * 4).modes[-2] == (1, 3)
     with pytest.raises(ValueError, match="tree must be one of"):
         tree_from_spec("spiral", (2,) * 4)
+    with pytest.raises(ValueError, match=r"one of balanced, opposite, windows, windows:HxW\[:K\] or a nested tuple"):
+        tree_from_spec("spiral", (2,) * 4)
+    for spec, shape, fit in (("windows", (2,) * 6, "2x3"), ("windows:3x3", (2,) * 3, "1x3"),
+                             ("windows:2x2:2", (2,) * 12, "3x4")):
+        with pytest.raises(ValueError, match=rf"name a grid of {len(shape)} pixels, e\.g\. windows:{fit}$"):
+            tree_from_spec(spec, shape)
+        assert tree_from_spec(f"windows:{fit}", shape).num_modes == len(shape)  # the grid it names fits
     assert tree_from_spec("windows:2x3:3", (2,) * 6) == ModeTree(tuple(range(6)))  # the longer side: one pool
     for window in (1, 4, 100):  # 4 and 100 built the tree of window 3 without a word
         with pytest.raises(ValueError, match=r"window must be in \[2, 3\] for a 2x3 grid"):

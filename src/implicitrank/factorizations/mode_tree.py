@@ -13,6 +13,7 @@ mode ``n``; then the internal nodes in post-order (every child before its parent
 from __future__ import annotations
 
 import ast
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -171,7 +172,7 @@ def _window(grid: list[list[Nested]], i: int, j: int, window: int) -> Nested:
     return cells[0] if len(cells) == 1 else cells
 
 
-TREE_KINDS = ("balanced", "opposite", "windows", "nested tuples")
+TREE_KINDS = "balanced, opposite, windows, windows:HxW[:K] or a nested tuple of the modes such as ((0,1),(2,3))"
 
 
 def tree_from_spec(spec: str, shape: Sequence[int]) -> ModeTree:
@@ -192,7 +193,10 @@ def tree_from_spec(spec: str, shape: Sequence[int]) -> ModeTree:
         except ValueError as err:
             raise UsageError(f"tree spec {spec!r}: expected windows, windows:HxW or windows:HxW:K") from err
         if rows * cols != order:
-            raise UsageError(f"tree spec {spec!r}: the grid {rows}x{cols} must have the tensor order {order} pixels")
+            wrong = (f"needs one pixel per mode: the {rows}x{cols} grid has {rows * cols} pixels, the tensor {order} "
+                     "modes" if len(parts) > 1 else
+                     f"takes the {order} modes as the pixels of a square image, but {order} is not a square number")
+            raise UsageError(f"tree {spec!r} {wrong}; name a grid of {order} pixels, e.g. windows:{_grid(order)}")
         try:
             return square_windows_tree(rows, cols, window)
         except UsageError as err:
@@ -205,3 +209,9 @@ def tree_from_spec(spec: str, shape: Sequence[int]) -> ModeTree:
     if tree.num_modes != order:
         raise UsageError(f"tree {spec!r} has {tree.num_modes} modes, the tensor has order {order}")
     return tree
+
+
+def _grid(pixels: int) -> str:
+    """The grid ``HxW`` of ``pixels`` pixels closest to a square (``1x3`` for 3, ``2x3`` for 6)."""
+    rows = max(r for r in range(1, math.isqrt(pixels) + 1) if pixels % r == 0)
+    return f"{rows}x{pixels // rows}"
