@@ -695,6 +695,10 @@ CASES = [
     Case("locality cifar10 without a path", ("locality", "is-same-class", "--source", "cifar10", "--scale", "test",
                                              "--out", "{tmp}/o"), 2, ("--data is required with --source cifar10",),
          check=_nothing_written),
+    Case("locality distance beyond the canvas", ("locality", "is-same-class", "--distances", "0,1000", "--scale",
+                                                 "test", "--out", "{tmp}/o"), 2,
+         ("(--distances): distance 1000 does not fit", "allowed distances are 0..40"), check=_nothing_written,
+         absent=("canvas_hw",)),  # it named canvas_hw, a field of the library's, for the --distances given
     Case("locality cifar10 on a small canvas", ("locality", "is-same-class", "--source", "cifar10", "--data", "{tmp}",
                                                 "--canvas", "32,40", "--scale", "test", "--out", "{tmp}/o"),
          2, ("canvas_hw", "width >= 64", "allowed distances are none"), _cifar_batches, _nothing_written),

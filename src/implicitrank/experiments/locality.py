@@ -193,12 +193,13 @@ class LocalitySetup:
             raise UsageError(f"source must be one of {SOURCES}, got {self.source!r}")
         if self.task == "is-same-class" and self.source == "cifar10" and not self.cifar_path:
             raise UsageError("cifar_path is required with source 'cifar10' (the directory of the python batches)")
-        if self.task == "is-same-class":
-            for distance in self.difficulties:
+        if self.task == "is-same-class":  # the canvas when it holds no distance at all, else the distance
+            for distance in (0, *self.difficulties):
                 try:
                     pair_slots(SOURCE_IMAGE_HW[self.source], self.canvas_hw, distance)
                 except ValueError as err:
-                    raise UsageError(f"canvas_hw: {err} (source {self.source})") from err
+                    name = "distances (--distances)" if distance else "canvas_hw (--canvas)"
+                    raise UsageError(f"{name}: {err} (source {self.source})") from err
         if self.n_train < 2 or self.n_test < 2:
             raise UsageError(f"n_train and n_test must be >= 2, got {self.n_train}, {self.n_test}")
         if self.task == "pathfinder":  # checked here, not when the regularizer first runs (after training began)
