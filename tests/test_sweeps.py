@@ -325,6 +325,17 @@ def test_batch_killed_between_two_runs_checkpoints_resumes_each_run_from_its_own
         assert resumed == uninterrupted
 
 
+def test_a_sweep_with_nothing_to_run_draws_no_progress_bar(tmp_path, capsys, monkeypatch):
+    """A rerun of a finished sweep drew an empty bar, ``sweep tiny: 0run [00:00, ?run/s]``, on stderr."""
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    spec = tiny(base={"max_steps": 20}, axes={"seed": [0, 1]})
+    out = tmp_path / "sweep"
+    assert run_sweep(spec, out, SERIAL).complete
+    assert "sweep tiny" in capsys.readouterr().err  # the bar is drawn while there are runs
+    assert run_sweep(spec, out, SERIAL).jobs == []
+    assert capsys.readouterr().err == ""
+
+
 def test_failed_run_records_its_error_and_only_retry_failed_reruns_it(tmp_path):
     data = tmp_path / "observed.npz"
     spec = tiny(axes={"data": [None, str(data)]})

@@ -120,7 +120,7 @@ def run_sweep(spec: SweepSpec | str | Path, out: str | Path | None = None, execu
     plots : bool, optional
         Draw each run's plots. Default False.
     progress : bool, optional
-        Show a progress bar over the runs. Default True.
+        Show a progress bar over the runs to attempt (none when there are none). Default True.
     dry_run : bool, optional
         Plan and report what would run, write nothing. Default False.
     tensorboard : bool, optional
@@ -182,7 +182,8 @@ def _jobs(plan: Plan, states: list[RunState], executor: Executor, retry_failed: 
 
 
 def _progress_bar(total: int, name: str, enabled: bool):
+    """A bar over the sweep's ``total`` runs to attempt; none when there are none (it drew an empty one)."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=f"sweep {name}", unit="run", file=sys.stderr, disable=not progress_enabled(enabled),
-                dynamic_ncols=True)
+    return tqdm(total=total, desc=f"sweep {name}", unit="run", file=sys.stderr,
+                disable=total == 0 or not progress_enabled(enabled), dynamic_ncols=True)
