@@ -148,6 +148,15 @@ def _unfinished_matrix_demo(tmp: Path) -> None:
     (tmp / "o" / "depth1" / "config.json").write_text(EARLIER)
 
 
+def _demo_runs(tmp: Path) -> None:
+    """A demo's output as plot sees it: runs of metrics one level down, and the nuclear norm solution's, of none."""
+    for name in ("depth1", "depth2"):
+        (tmp / "o" / name).mkdir(parents=True)
+        (tmp / "o" / name / "metrics.jsonl").write_text('{"step": 0, "train_loss": 1.0}\n')
+    (tmp / "o" / "nuclear_norm").mkdir()
+    (tmp / "o" / "nuclear_norm" / "config.json").write_text('{"baseline": "nuclear_norm_min"}\n')
+
+
 def _finished_reproduce(tmp: Path) -> None:
     (tmp / "o" / "arora2019-dynamics").mkdir(parents=True)
     (tmp / "o" / "arora2019-dynamics" / "claims.json").write_text(EARLIER)
@@ -791,6 +800,10 @@ CASES = [
                                                                "10", "--tree", "windows:3x3", "--out", "{tmp}/o"), 2,
          ("the 3x3 grid has 9 pixels, the tensor 3 modes", "e.g. windows:1x3"), check=_nothing_written),
     Case("plot of a directory without metrics", ("plot", "{tmp}"), 2, ("no metrics.jsonl",)),
+    Case("plot of a demo's output", ("plot", "{tmp}/o"), 2,
+         ("holds 2 runs below it", "plot one of them, e.g. ", "/o/depth1"), _demo_runs),  # "no metrics.jsonl in …"
+    Case("plot of an nnm solution", ("plot", "{tmp}/o/nuclear_norm"), 2,
+         ("minimum nuclear norm solution (nnm), which records no metrics.jsonl",), _demo_runs),
     Case("sweep status of a non-sweep directory", ("sweep", "status", "{tmp}"), 2, ("not a sweep directory",)),
     Case("reproduce an unknown experiment", ("reproduce", "nope", "--out", "{tmp}/o"), 2, ("experiment must be one",),
          check=_nothing_written),

@@ -7,6 +7,7 @@ and ``errors_figure`` return the figures (the HTML report embeds them); ``plot_r
 
 from __future__ import annotations
 
+import json
 import math
 import textwrap
 from collections.abc import Iterable, Sequence
@@ -21,7 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator
 
 from . import results
-from .errors import UsageError
+from .errors import MissingInputError, UsageError
 
 __all__ = ["ERROR_KEYS", "ERROR_LABELS", "QUANTITY_LABELS", "describe_setup", "draw_errors", "draw_quantities",
            "decade_ticks", "errors_figure", "indexed", "plot_run", "power_of_ten", "quantities_figure", "quantity_name",
@@ -315,13 +316,16 @@ def plot_run(run_dir: str | Path, rows: list[dict] | None = None) -> list[Path]:
     UsageError
         When there are no metrics rows, or they are not a factorization's (no ``step`` or ``time``: a locality run).
     MissingInputError
-        When ``rows`` is None and ``run_dir`` holds no ``metrics.jsonl``.
+        When ``rows`` is None and ``run_dir`` holds no ``metrics.jsonl``; the message names the runs below it that
+        can be plotted (a demo's or a sweep's), or says what ``run_dir`` is when it records none (an nnm solution).
     """
     run_dir = Path(run_dir)
+    if rows is None and run_dir.is_dir() and not (run_dir / results.METRICS).is_file():
+        raise MissingInputError(_no_metrics(run_dir))
     rows = results.read_metrics(run_dir) if rows is None else rows
     if not rows:
         raise UsageError(f"run_dir: {run_dir} has no recorded metrics to plot")
-    if not {"step", "time"} & set(rows[0]):  # e.g. a locality run's epochs: its figure is the sweep's accuracy.png
+    if not _is_factorization(rows[0]):  # e.g. a locality run's epochs: its figure is the sweep's accuracy.png
         raise UsageError(f"run_dir: {run_dir} is not a run directory of mf, tf or htf (its {results.METRICS} records "
                          "no optimizer steps or gradient-flow time), the only runs plot draws")
     config_path = run_dir / results.CONFIG
@@ -332,6 +336,37 @@ def plot_run(run_dir: str | Path, rows: list[dict] | None = None) -> list[Path]:
         written.append(save(fig, run_dir / QUANTITIES_FILE))
     written.append(save(errors_figure(rows, setup), run_dir / ERRORS_FILE))
     return written
+
+
+def _is_factorization(row: dict) -> bool:
+    """Whether a metrics row is a factorization's, recorded against optimizer steps or gradient-flow time."""
+    return bool({"step", "time"} & set(row))
+
+
+def _no_metrics(directory: Path) -> str:
+    """Why ``directory``, which holds no metrics.jsonl, has nothing to plot: the runs below it, down to four levels
+    (a demo's ``depth1``, a sweep's ``runs/ID``), that plot can draw, or what it is when it holds none."""
+    found = [path.parent for level in range(1, 5)
+             for path in sorted(directory.glob("*/" * level + results.METRICS)) if _first_row_plots(path)]
+    if found:
+        return (f"run_dir: {directory} holds {len(found)} run{'s' if len(found) > 1 else ''} below it, not one run "
+                f"(no {results.METRICS} of its own); plot one of them, e.g. {found[0]}")
+    config = directory / results.CONFIG
+    if config.is_file() and "baseline" in results.read_json(config):
+        return (f"run_dir: {directory} is a minimum nuclear norm solution (nnm), which records no {results.METRICS}; "
+                "plot draws the runs of mf, tf and htf")
+    return f"run_dir: no {results.METRICS} in {str(directory)!r} (plot draws a run directory of mf, tf or htf)"
+
+
+def _first_row_plots(path: Path) -> bool:
+    """Whether the metrics file ``path`` opens with a factorization's row (a locality run's epochs do not plot)."""
+    with open(path, errors="replace") as file:
+        line = next((line for line in file if line.strip()), "")
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        return False
+    return isinstance(row, dict) and _is_factorization(row)
 
 
 def save(fig: Figure, path: str | PathLike | BinaryIO, dpi: int = 110) -> str | PathLike | BinaryIO:
