@@ -440,6 +440,20 @@ def test_mf_gradient_flow_takes_the_integrator_by_name(tmp_path):
     assert errors["rkc"] == pytest.approx(errors["dopri5"], rel=0.02)
 
 
+@pytest.mark.parametrize("name", ["mf", "nnm"])
+def test_matrix_commands_help_gives_the_shape_of_a_movielens_file(name, tmp_path):
+    """--shape's help said "with --data: the file's", but a MovieLens u.data is read as ML-100K's full 943 × 1682 (so
+    that a split, u1.base, keeps it) however few of its ids the file holds: the help says so."""
+    from implicitrank.cli import build_parser
+    from implicitrank.tasks.files import MOVIELENS_100K_SHAPE, data_shape
+
+    parser = dict(subcommands(build_parser()))[name]
+    text = " ".join(parser.format_help().split())
+    assert "with a MovieLens u.data: 943 1682, all of ML-100K's users and items, for a split such as u1.base" in text
+    (tmp_path / "u1.base").write_text("1\t1\t5\t874965758\n2\t3\t4\t876893171\n")
+    assert data_shape(tmp_path / "u1.base") == MOVIELENS_100K_SHAPE == (943, 1682)
+
+
 @pytest.mark.parametrize("name", ["tf", "htf"])
 def test_tensor_commands_help_does_not_offer_data_files_they_refuse(name, tmp_path, capsys):
     """tf and htf refuse every data file (they hold matrix completion problems), so their --help does not describe

@@ -50,7 +50,9 @@ def add_data_arguments(p: argparse.ArgumentParser, model: str, seeds_help: str =
     data = p.add_argument_group("data")
     data.add_argument("--shape", type=int, nargs="+", default=None,
                       help=f"mode sizes of the target (default: {' '.join(map(str, d['shape']))}"
-                           + ("; with --data: the file's)" if files else ")"))
+                           + ("; with a .npz --data: its matrix's; with a MovieLens u.data: 943 1682, all of "
+                              "ML-100K's users and items, for a split such as u1.base too, more only where its ids go "
+                              "beyond)" if files else ")"))
     data.add_argument("--rank", type=int, default=d["rank"], help="rank of the generated ground truth")
     data.add_argument("--task", choices=_defaults.TASKS, default=d["task"], help="what is observed")
     data.add_argument("--num-observations", type=int, default=None,
