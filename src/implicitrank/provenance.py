@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["collect", "git_state", "now"]
+__all__ = ["checkout_state", "collect", "git_state", "now"]
 
 
 def now() -> str:
@@ -34,11 +34,31 @@ def now() -> str:
 def git_state() -> dict:
     """``{"commit": sha or None, "dirty": bool or None}`` of the git checkout holding this package (None when the
     package is not in a git work tree or git is unavailable). Cached: a process asks once."""
-    here = Path(__file__).resolve().parent
+    return checkout_state(Path(__file__).resolve().parent)
+
+
+def checkout_state(directory: Path) -> dict:
+    """``{"commit": sha or None, "dirty": bool or None}`` of the git work tree holding ``directory``.
+
+    Read without git's optional locks: a plain ``git status`` refreshes the index's file stats, writing the index
+    under ``index.lock``, and a process killed meanwhile (a Slurm job cancelled, a worker terminated) left that
+    lock behind in the user's checkout, where their next ``git commit`` failed on it.
+
+    Parameters
+    ----------
+    directory : Path
+        A directory inside the work tree.
+
+    Returns
+    -------
+    dict
+        The HEAD commit and whether tracked files differ from it; both None outside a work tree or without git.
+    """
+    git = ["git", "--no-optional-locks"]
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+        commit = subprocess.run([*git, "rev-parse", "HEAD"], cwd=directory, capture_output=True, text=True,
                                 timeout=10, check=True).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+        status = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], cwd=directory,
                                 capture_output=True, text=True, timeout=20, check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
