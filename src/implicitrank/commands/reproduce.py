@@ -153,10 +153,11 @@ def run_reproduce(args: argparse.Namespace) -> int:
             done = _run_serial(to_run, args, out)
         else:
             done = _run_parallel(to_run, args, out, workers)
-    failed = sum(c.status == "fail" for claims in done.values() for c in claims)
-    failed += earlier_failures(out, [n for n in names if n not in to_run])  # kept by --resume: they count too
     if args.name == "all":  # every experiment, those finished earlier (--resume) too
         failed = write_summary(out, args.scale, list(MODULES), started)
+    else:  # this one, or its claims kept by --resume
+        failed = sum(c.status == "fail" for claims in done.values() for c in claims)
+        failed += earlier_failures(out, [n for n in names if n not in to_run])
     from ..experiments.claims import SCALE_NOTES
     from ..reports import write_report
 

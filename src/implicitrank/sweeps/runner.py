@@ -17,7 +17,7 @@ from .executors import Executor, SlurmOptions, make_executor
 from .jobs import Job, RunOutcome
 from .plan import Plan, plan_sweep
 from .spec import SweepSpec, load_spec
-from .state import RunState, count, live_slurm_jobs, run_state, sweep_lock, write_sweep
+from .state import RunState, count, run_states, sweep_lock, write_sweep
 
 
 @dataclass
@@ -152,22 +152,19 @@ def run_sweep(spec: SweepSpec | str | Path, out: str | Path | None = None, execu
     configs = {c.run_id: c.to_dict() for c in plan.configs}
     write_sweep(plan.out, spec.to_dict(), configs, dry_run=True)
     if dry_run:
-        slurm_jobs = live_slurm_jobs(plan.out)  # a stopped sweep's jobs still queued on Slurm
-        before = [run_state(plan.out, run_id, slurm_jobs) for run_id in configs]
+        before = run_states(plan.out, configs)
         jobs = _jobs(plan, before, executor, retry_failed, batch, max_batch, plots, tensorboard)
         return SweepReport(plan, executor.name, jobs, before)
     started = time.perf_counter()
     plan.out.mkdir(parents=True, exist_ok=True)
     with sweep_lock(plan.out):
         write_sweep(plan.out, spec.to_dict(), configs)
-        slurm_jobs = live_slurm_jobs(plan.out)  # a stopped sweep's jobs still queued on Slurm
-        before = [run_state(plan.out, run_id, slurm_jobs) for run_id in configs]
+        before = run_states(plan.out, configs)
         jobs = _jobs(plan, before, executor, retry_failed, batch, max_batch, plots, tensorboard)
         report = SweepReport(plan, executor.name, jobs, before)
         with _progress_bar(sum(len(j.configs) for j in jobs), spec.name, progress) as bar:
             report.outcomes = executor.run(jobs, plan.out, bar.update)
-        slurm_jobs = live_slurm_jobs(plan.out)
-        report.after = [run_state(plan.out, run_id, slurm_jobs) for run_id in configs]
+        report.after = run_states(plan.out, configs)
     report.seconds = time.perf_counter() - started
     return report
 

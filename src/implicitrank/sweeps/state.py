@@ -28,7 +28,7 @@ import socket
 import subprocess
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -192,9 +192,9 @@ def forget_slurm_jobs(out: Path, jobs: dict[str, str]) -> None:
         results.write_json(path, {r: j for r, j in recorded.items() if jobs.get(r) != j})
 
 
-def live_slurm_jobs(out: Path) -> dict[str, str]:
-    """Run id -> "<job id> <state>" for the runs whose recorded Slurm job (``record_slurm_jobs``) has not ended
-    (one ``squeue``); empty when none is recorded or ``squeue`` does not answer."""
+def live_slurm_jobs(out: Path) -> dict[str, tuple[str, str]]:
+    """Run id -> (Slurm job id, its squeue state) for the runs whose recorded job (``record_slurm_jobs``) has not
+    ended (one ``squeue``); empty when none is recorded or ``squeue`` does not answer."""
     path, squeue = out / SLURM_JOBS, shutil.which("squeue")
     if squeue is None or not path.is_file():
         return {}
@@ -205,11 +205,10 @@ def live_slurm_jobs(out: Path) -> dict[str, str]:
     except (CorruptFileError, OSError, KeyError, subprocess.TimeoutExpired):
         return {}
     states = dict(line.split("|", 1) for line in answer.stdout.split() if "|" in line)
-    return {run_id: f"{job} {states[job]}" for run_id, job in recorded.items()
-            if states.get(job) in LIVE_SLURM_STATES}
+    return {run_id: (job, states[job]) for run_id, job in recorded.items() if states.get(job) in LIVE_SLURM_STATES}
 
 
-def run_state(out: Path, run_id: str, slurm_jobs: dict[str, str] | None = None) -> RunState:
+def run_state(out: Path, run_id: str, slurm_jobs: dict[str, tuple[str, str]] | None = None) -> RunState:
     """The state of run ``run_id``; ``slurm_jobs`` (``live_slurm_jobs``) says which runs' Slurm jobs have not
     ended: such a run is running (queued on Slurm, or starting there) unless done. Default None: none."""
     run_dir = out / RUNS / run_id
@@ -244,11 +243,12 @@ def run_state(out: Path, run_id: str, slurm_jobs: dict[str, str] | None = None) 
     return RunState(run_id, "pending", "; ".join(details), resumable)
 
 
-def slurm_state(run_id: str, slurm_jobs: dict[str, str] | None, resumable: bool = False) -> RunState | None:
+def slurm_state(run_id: str, slurm_jobs: dict[str, tuple[str, str]] | None,
+                resumable: bool = False) -> RunState | None:
     """Running, when the run's Slurm job has not ended (``live_slurm_jobs``); else None."""
     if not slurm_jobs or run_id not in slurm_jobs:
         return None
-    job, state = slurm_jobs[run_id].split(" ", 1)
+    job, state = slurm_jobs[run_id]
     return RunState(run_id, "running", f"slurm job {job} {state} (scancel {job} to stop it)", resumable)
 
 
@@ -273,7 +273,11 @@ def sweep_status(out: str | Path) -> list[RunState]:
         When ``sweep.json`` cannot be read.
     """
     out = Path(out)
-    run_ids = read_sweep(out)["run_ids"]
+    return run_states(out, read_sweep(out)["run_ids"])
+
+
+def run_states(out: Path, run_ids: Iterable[str]) -> list[RunState]:
+    """The states of ``run_ids`` in ``out``, with one ``squeue`` for the Slurm jobs a stopped sweep left queued."""
     slurm_jobs = live_slurm_jobs(out)
     return [run_state(out, run_id, slurm_jobs) for run_id in run_ids]
 
