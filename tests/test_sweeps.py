@@ -10,6 +10,7 @@ import dataclasses
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -279,6 +280,37 @@ def test_killed_local_sweep_reruns_to_the_same_table_with_no_run_lost_or_duplica
     assert len(rows) == 4 and len({r["run_id"] for r in rows}) == 4
     assert sorted(p.name for p in runs.iterdir()) == sorted(c.run_id for c in reference.plan.configs)
     assert rows == table(tmp_path / "uninterrupted")
+
+
+def _killed_while_writing(path: Path) -> None:
+    """What SIGKILL leaves of ``results.atomic_write(path, ...)`` when it lands mid-write: a process that is killed
+    as it writes."""
+    code = ("import os, signal, sys\nfrom pathlib import Path\nfrom implicitrank import results\n"
+            "results.atomic_write(Path(sys.argv[1]), lambda h: (h.write(b'{'), h.flush(), "
+            "os.kill(os.getpid(), signal.SIGKILL)))\n")
+    assert subprocess.run([sys.executable, "-c", code, str(path)]).returncode == -signal.SIGKILL
+    assert not path.exists() and [p.name.startswith(f".{path.name}.") for p in path.parent.iterdir()] == [True]
+
+
+def test_a_sweep_killed_as_it_wrote_a_run_config_or_its_record_reruns_to_the_same_table(tmp_path):
+    """A kill as a worker starts a run can land inside the write of the run's config.json, which leaves only
+    ``.config.json.XXXXXXXX.tmp``: the rerun failed that run, 'not empty and not a run directory' (CI hit it in the
+    kill test above). Likewise a sweep killed as it wrote sweep.json was refused as another command's output."""
+    spec = tiny(base={"max_steps": 20}, axes={"seed": [0, 1]})
+    reference = run_sweep(spec, tmp_path / "uninterrupted", SERIAL, progress=False)
+    assert reference.complete
+
+    out = tmp_path / "killed"
+    _killed_while_writing(out / "sweep.json")
+    assert run_sweep(spec, out, SERIAL, progress=False).complete
+    run_dir = out / "runs" / reference.plan.configs[0].run_id
+    shutil.rmtree(run_dir)
+    _killed_while_writing(run_dir / "config.json")
+    rerun = run_sweep(spec, out, SERIAL, progress=False)
+    assert rerun.complete, rerun.summary()
+    assert [o.run_id for o in rerun.outcomes] == [run_dir.name]
+    assert not list(out.glob("**/.*.tmp"))
+    assert table(out) == table(tmp_path / "uninterrupted")
 
 
 def test_ctrl_c_on_a_local_sweep_saves_its_running_runs_and_says_how_to_continue(tmp_path):

@@ -262,7 +262,8 @@ def prepare_run_dir(run_dir: str | Path, config: dict, *, resume: bool, resumabl
                     device: str | None = None, check_only: bool = False) -> Path:
     """Create ``run_dir`` for a new run, or check it for resuming.
 
-    A new (missing or empty) directory gets ``config.json``; an existing unfinished run of the same
+    A new (missing or empty) directory gets ``config.json``; one holding only the temporary files of writes killed
+    midway (``atomic_write``'s, which are removed) counts as empty. An existing unfinished run of the same
     configuration is accepted when ``resume``.
 
     Parameters
@@ -297,7 +298,8 @@ def prepare_run_dir(run_dir: str | Path, config: dict, *, resume: bool, resumabl
     """
     run_dir = Path(run_dir)
     record = {**config, DEVICE_USED: device} if device is not None else config
-    if run_dir.exists() and any(run_dir.iterdir()):
+    killed = killed_writes(run_dir)
+    if run_dir.exists() and any(p not in killed for p in run_dir.iterdir()):
         if (run_dir / SUMMARY).exists():
             raise OutputExistsError(f"out: {run_dir} holds a finished run (summary.json); choose another --out")
         if not (run_dir / CONFIG).exists():
@@ -316,8 +318,17 @@ def prepare_run_dir(run_dir: str | Path, config: dict, *, resume: bool, resumabl
             write_json(run_dir / CONFIG, record)
         return run_dir
     if not check_only:
+        for path in killed:
+            path.unlink(missing_ok=True)
         write_json(run_dir / CONFIG, record)
     return run_dir
+
+
+def killed_writes(directory: Path) -> list[Path]:
+    """The temporary files of ``atomic_write`` (``.NAME.XXXXXXXX.tmp``) that a process killed mid-write left in
+    ``directory``: a sweep worker killed while it started a run leaves only ``.config.json.XXXXXXXX.tmp``, and such
+    a directory is a new run's, not someone else's files."""
+    return [p for p in directory.glob(".*.tmp") if p.is_file()] if directory.is_dir() else []
 
 
 def is_finished(run_dir: str | Path) -> bool:

@@ -147,10 +147,11 @@ def run_lock_path(lock_dir: Path, run_id: str) -> Path:
 
 def write_sweep(out: Path, spec: dict, configs: dict[str, dict], *, dry_run: bool = False) -> None:
     """Record the sweep (spec and run configs by id) in ``out``; refuse (``FileExistsError``) a
-    directory holding other runs or something else. ``dry_run``: only check. An intact record of the same runs is
-    kept as it is: rewritten from a rerun (``sweep DIR`` reads the spec back with its axes in another order) it
-    listed the runs, and so results.csv's rows, in another order."""
-    path = out / SWEEP
+    directory holding other runs or something else (the temporary file of a killed write of sweep.json is not).
+    ``dry_run``: only check. An intact record of the same runs is kept as it is: rewritten from a rerun (``sweep
+    DIR`` reads the spec back with its axes in another order) it listed the runs, and so results.csv's rows, in
+    another order."""
+    path, killed = out / SWEEP, results.killed_writes(out)  # a sweep killed as it wrote sweep.json left only these
     if path.exists():
         try:
             recorded = set(results.read_json(path)["run_ids"])
@@ -160,9 +161,11 @@ def write_sweep(out: Path, spec: dict, configs: dict[str, dict], *, dry_run: boo
             raise OutputExistsError(f"out: {out} holds a sweep of other runs; choose another --out")
         if recorded is not None:
             return
-    elif out.exists() and any(p.name != LOCKS for p in out.iterdir()):
+    elif out.exists() and any(p.name != LOCKS and p not in killed for p in out.iterdir()):
         raise OutputExistsError(f"out: {out} is not empty and holds no {SWEEP}; choose another --out")
     if not dry_run:
+        for leftover in killed:
+            leftover.unlink(missing_ok=True)
         results.write_json(path, {"spec": spec, "run_ids": list(configs), "configs": configs})
 
 
