@@ -283,19 +283,21 @@ def test_killed_local_sweep_reruns_to_the_same_table_with_no_run_lost_or_duplica
 
 
 def _killed_while_writing(path: Path) -> None:
-    """What SIGKILL leaves of ``results.atomic_write(path, ...)`` when it lands mid-write: a process that is killed
-    as it writes."""
+    """Leave beside ``path`` what a process killed (SIGKILL) in the middle of ``results.atomic_write(path, ...)``
+    leaves: its temporary file, and no ``path``."""
     code = ("import os, signal, sys\nfrom pathlib import Path\nfrom implicitrank import results\n"
             "results.atomic_write(Path(sys.argv[1]), lambda h: (h.write(b'{'), h.flush(), "
             "os.kill(os.getpid(), signal.SIGKILL)))\n")
     assert subprocess.run([sys.executable, "-c", code, str(path)]).returncode == -signal.SIGKILL
-    assert not path.exists() and [p.name.startswith(f".{path.name}.") for p in path.parent.iterdir()] == [True]
+    assert not path.exists()
+    assert [p.name for p in path.parent.iterdir() if p.name.startswith(f".{path.name}.")] != []
 
 
 def test_a_sweep_killed_as_it_wrote_a_run_config_or_its_record_reruns_to_the_same_table(tmp_path):
     """A kill as a worker starts a run can land inside the write of the run's config.json, which leaves only
     ``.config.json.XXXXXXXX.tmp``: the rerun failed that run, 'not empty and not a run directory' (CI hit it in the
-    kill test above). Likewise a sweep killed as it wrote sweep.json was refused as another command's output."""
+    kill test above). Likewise a sweep killed as it wrote sweep.json was refused as another command's output, and a
+    checkpoint's half-written file stayed beside its run for good."""
     spec = tiny(base={"max_steps": 20}, axes={"seed": [0, 1]})
     reference = run_sweep(spec, tmp_path / "uninterrupted", SERIAL, progress=False)
     assert reference.complete
@@ -306,9 +308,18 @@ def test_a_sweep_killed_as_it_wrote_a_run_config_or_its_record_reruns_to_the_sam
     run_dir = out / "runs" / reference.plan.configs[0].run_id
     shutil.rmtree(run_dir)
     _killed_while_writing(run_dir / "config.json")
+    assert [p.name[:13] for p in run_dir.iterdir()] == [".config.json."]  # all the directory holds
     rerun = run_sweep(spec, out, SERIAL, progress=False)
     assert rerun.complete, rerun.summary()
     assert [o.run_id for o in rerun.outcomes] == [run_dir.name]
+    assert table(out) == table(tmp_path / "uninterrupted")
+
+    # killed as it wrote the run's checkpoint: the half-written file, as large as a checkpoint, was kept for good
+    shutil.rmtree(run_dir)
+    results.write_json(run_dir / "config.json", results.read_json(tmp_path / "uninterrupted" / "runs" / run_dir.name
+                                                                  / "config.json"))
+    _killed_while_writing(run_dir / "checkpoint.pt")
+    assert run_sweep(spec, out, SERIAL, progress=False).complete
     assert not list(out.glob("**/.*.tmp"))
     assert table(out) == table(tmp_path / "uninterrupted")
 

@@ -304,6 +304,10 @@ def record_interrupted(run_dir: Path, reason: str) -> None:
 
 
 def clear_marks(run_dir: Path) -> None:
-    """Forget the last attempt's error and interruption (a new attempt starts)."""
+    """Forget the last attempt's error and interruption, and remove what its killed writes left (a new attempt
+    starts, holding the run's lock: no other process writes there). A checkpoint's half-written temporary file is as
+    large as the checkpoint, and was kept beside the run for good."""
     for name in (ERROR, INTERRUPTED):
         (run_dir / name).unlink(missing_ok=True)
+    for leftover in results.killed_writes(run_dir):
+        leftover.unlink(missing_ok=True)
