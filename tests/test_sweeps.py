@@ -25,6 +25,7 @@ from processes import ctrl_c_group, group_alive, wait_for
 import implicitrank.run
 from implicitrank import results
 from implicitrank.cli import main
+from implicitrank.errors import OutputExistsError
 from implicitrank.run import RunConfig
 from implicitrank.sweeps import (
     LocalExecutor,
@@ -322,6 +323,15 @@ def test_a_sweep_killed_as_it_wrote_a_run_config_or_its_record_reruns_to_the_sam
     assert run_sweep(spec, out, SERIAL, progress=False).complete
     assert not list(out.glob("**/.*.tmp"))
     assert table(out) == table(tmp_path / "uninterrupted")
+
+
+def test_only_the_temporary_names_of_killed_writes_count_as_leftovers_a_users_own_dot_tmp_file_is_kept(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / ".notes.tmp").write_text("mine")
+    with pytest.raises(OutputExistsError, match="is not empty and not a run directory"):
+        results.prepare_run_dir(run_dir, {"seed": 0}, resume=False)
+    assert [p.name for p in run_dir.iterdir()] == [".notes.tmp"]
 
 
 def test_ctrl_c_on_a_local_sweep_saves_its_running_runs_and_says_how_to_continue(tmp_path):

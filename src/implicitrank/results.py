@@ -10,6 +10,7 @@ import json
 import math
 import os
 import pickle
+import re
 import tempfile
 import zipfile
 from collections.abc import Iterable
@@ -324,11 +325,16 @@ def prepare_run_dir(run_dir: str | Path, config: dict, *, resume: bool, resumabl
     return run_dir
 
 
+_KILLED_WRITE = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")  # atomic_write's temporary name, .NAME.XXXXXXXX.tmp
+
+
 def killed_writes(directory: Path) -> list[Path]:
-    """The temporary files of ``atomic_write`` (``.NAME.XXXXXXXX.tmp``) that a process killed mid-write left in
-    ``directory``: a sweep worker killed while it started a run leaves only ``.config.json.XXXXXXXX.tmp``, and such
-    a directory is a new run's, not someone else's files."""
-    return [p for p in directory.glob(".*.tmp") if p.is_file()] if directory.is_dir() else []
+    """The temporary files of ``atomic_write`` (``.NAME.XXXXXXXX.tmp``, ``tempfile.mkstemp``'s eight characters)
+    that a process killed mid-write left in ``directory``: a sweep worker killed while it started a run leaves only
+    ``.config.json.XXXXXXXX.tmp``, and such a directory is a new run's, not someone else's files."""
+    if not directory.is_dir():
+        return []
+    return [p for p in directory.iterdir() if _KILLED_WRITE.fullmatch(p.name) and p.is_file()]
 
 
 def is_finished(run_dir: str | Path) -> bool:
